@@ -1,0 +1,1 @@
+//! dbt project engine (placeholder, being written).
