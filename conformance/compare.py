@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Compare Backflow's `backflow-dbt parse` JSON with dbt's target/manifest.json.
+
+Stdlib only. Usage:
+    compare.py --index target/conformance/index.json      (written by harness.py)
+    compare.py --pair NAME DBT_MANIFEST BACKFLOW_JSON      (repeatable)
+
+What is compared, node by node (keyed by unique_id):
+  models   name, package_name, original_file_path, fqn, database, schema, alias,
+           relation_name, config.materialized, enabled, tags (ordered), meta,
+           description, columns (ordered names; description, data_type, meta, tags),
+           depends_on.nodes, depends_on.macros, checksum, version, latest_version,
+           access, group, contract.enforced, raw_code, compiled_code
+  sources  source_name, name, identifier, database, schema, relation_name, loader,
+           loaded_at_field, tags, meta, description, columns, enabled, original_file_path
+  tests    name, attached_node, column_name, test_metadata (name, namespace, kwargs),
+           depends_on.nodes, depends_on.macros, config.severity, original_file_path
+  disabled the set of unique_ids dbt lists under `disabled` (each id is one check)
+
+Choices:
+  * depends_on.nodes / depends_on.macros are compared as sets (dbt's order is the
+    order of discovery while rendering, not meaningful). ALL macro ids are compared,
+    including dbt's built-ins (`macro.dbt.is_incremental`, `macro.dbt.test_unique`, ...),
+    because dbt records them and acceptance point 1 compares them too. Pass
+    --ignore-builtin-macros to drop `macro.dbt.*` / `macro.dbt_postgres.*` from both sides
+    when diagnosing.
+  * tags keep their order (dbt's order is deterministic: project path levels, then YAML,
+    then config() in SQL).
+  * compiled_code is compared after stripping trailing whitespace of the whole text
+    (the rule of shared/fixtures/dbt/EXPECTED-FORMAT.md); raw_code exactly.
+  * A node missing on either side counts as one mismatching node.
+
+Exit status 0 only when every compared node matches (100%).
+"""
+
+import argparse
+import difflib
+import json
+import sys
+
+BUILTIN_MACRO_PREFIXES = ("macro.dbt.", "macro.dbt_postgres.")
+
+MODEL_FIELDS = [
+    "name", "package_name", "original_file_path", "fqn", "database", "schema", "alias",
+    "relation_name", "config.materialized", "enabled", "tags", "meta", "description",
+    "columns", "depends_on.nodes", "depends_on.macros", "checksum", "version",
+    "latest_version", "access", "group", "contract.enforced", "raw_code", "compiled_code",
+]
+SOURCE_FIELDS = [
+    "source_name", "name", "identifier", "database", "schema", "relation_name", "loader",
+    "loaded_at_field", "tags", "meta", "description", "columns", "enabled",
+    "original_file_path",
+]
+TEST_FIELDS = [
+    "name", "attached_node", "column_name", "test_metadata", "depends_on.nodes",
+    "depends_on.macros", "config.severity", "original_file_path",
+]
+_MISSING = object()
+
+
+def get(node, path):
+    """Read a dotted field with the fallbacks a manifest-shaped output may use."""
+    if path == "enabled":
+        v = get(node, "config.enabled")
+        return v if v is not _MISSING else node.get("enabled", _MISSING)
+    if path == "contract.enforced":
+        v = node.get("contract", {})
+        if isinstance(v, dict) and "enforced" in v:
+            return v["enforced"]
+        return get(node, "config.contract.enforced")
+    cur = node
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            if path == "config.materialized" and "materialized" in node:
+                return node["materialized"]
+            return _MISSING
+        cur = cur[part]
+    return cur
+
+
+def norm_columns(cols):
+    """dbt: {name: {...}} in YAML order; accept a list of column objects too."""
+    if cols is _MISSING or cols is None:
+        return []
+    items = list(cols.values()) if isinstance(cols, dict) else list(cols)
+    out = []
+    for c in items:
+        if isinstance(c, str):
+            c = {"name": c}
+        out.append({
+            "name": c.get("name"),
+            "description": c.get("description", ""),
+            "data_type": c.get("data_type"),
+            "meta": c.get("meta", {}),
+            "tags": c.get("tags", []),
+        })
+    return out
+
+
+def norm(field, value, kind, opts):
+    if value is _MISSING:
+        return value
+    if field == "columns":
+        cols = norm_columns(value)
+        if kind == "source":  # dbt's source entries carry only names in expected.json
+            return [{"name": c["name"], "description": c["description"], "data_type": c["data_type"]} for c in cols]
+        return cols
+    if field == "checksum":
+        return value.get("checksum") if isinstance(value, dict) else value
+    if field in ("depends_on.nodes", "depends_on.macros"):
+        vals = value or []
+        if field == "depends_on.macros" and opts.ignore_builtin_macros:
+            vals = [m for m in vals if not m.startswith(BUILTIN_MACRO_PREFIXES)]
+        return sorted(set(vals))
+    if field == "compiled_code":
+        return value.rstrip() if isinstance(value, str) else value
+    if field == "test_metadata" and isinstance(value, dict):
+        return {"name": value.get("name"), "namespace": value.get("namespace"),
+                "kwargs": value.get("kwargs", {})}
+    if field == "version" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value  # dbt keeps the YAML type (int 1 vs str "1")
+    return value
+
+
+def show(v, limit=300):
+    if v is _MISSING:
+        return "<missing>"
+    s = json.dumps(v, sort_keys=True, ensure_ascii=False)
+    return s if len(s) <= limit else s[:limit] + "...(%d chars)" % len(s)
+
+
+def field_diff(field, exp, got):
+    if field in ("compiled_code", "raw_code") and isinstance(exp, str) and isinstance(got, str):
+        lines = difflib.unified_diff(exp.splitlines(), got.splitlines(), "dbt", "backflow", lineterm="", n=1)
+        body = "\n".join("        " + ln for ln in lines)
+        if not body.strip() and exp.splitlines() != got.splitlines():
+            body = "        (differs only in whitespace/line endings)"
+        elif exp.splitlines() == got.splitlines():
+            body = "        (same lines; differs in trailing newline/whitespace)"
+        return f"    {field}:\n{body}"
+    if field == "columns" and isinstance(exp, list) and isinstance(got, list):
+        out = [f"    columns:"]
+        en, gn = [c["name"] for c in exp], [c["name"] for c in got]
+        if en != gn:
+            out.append(f"        names: expected {en}, got {gn}")
+        g = {c["name"]: c for c in got}
+        for c in exp:
+            if c["name"] in g and c != g[c["name"]]:
+                for k in c:
+                    if c[k] != g[c["name"]].get(k):
+                        out.append(f"        {c['name']}.{k}: expected {show(c[k])}, got {show(g[c['name']].get(k))}")
+        return "\n".join(out)
+    return f"    {field}: expected {show(exp)}, got {show(got)}"
+
+
+def compare_node(uid, kind, exp, got, fields, opts):
+    diffs = []
+    for f in fields:
+        e = norm(f, get(exp, f), kind, opts)
+        if e is _MISSING:
+            continue  # dbt itself has no such field for this node
+        g = norm(f, get(got, f), kind, opts)
+        if e != g:
+            diffs.append(field_diff(f, e, g))
+    return diffs
+
+
+def as_id_set(disabled):
+    if disabled is None:
+        return None
+    if isinstance(disabled, dict):
+        return set(disabled)
+    return {d if isinstance(d, str) else d.get("unique_id") for d in disabled}
+
+
+def compare_project(name, expected_path, got_path, error, opts):
+    """Returns (n_checked, n_matching, report lines, per-kind counts)."""
+    exp = json.load(open(expected_path))
+    lines = []
+    kinds = {}
+
+    def tally(kind, ok):
+        t = kinds.setdefault(kind, [0, 0])
+        t[0] += 1
+        t[1] += int(ok)
+
+    exp_items = {}
+    for uid, n in exp.get("nodes", {}).items():
+        rt = n.get("resource_type")
+        if rt == "model":
+            exp_items[uid] = ("model", n, MODEL_FIELDS)
+        elif rt == "test":
+            exp_items[uid] = ("test", n, TEST_FIELDS)
+    for uid, n in exp.get("sources", {}).items():
+        exp_items[uid] = ("source", n, SOURCE_FIELDS)
+    exp_disabled = set(exp.get("disabled", {}))
+
+    if error or got_path is None:
+        for uid, (kind, _, _) in exp_items.items():
+            tally(kind, False)
+        for _ in exp_disabled:
+            tally("disabled", False)
+        lines.append(f"  backflow produced no output: {error or 'not run'}")
+        return kinds, lines
+
+    try:
+        got = json.load(open(got_path))
+    except (OSError, ValueError) as e:
+        for uid, (kind, _, _) in exp_items.items():
+            tally(kind, False)
+        for _ in exp_disabled:
+            tally("disabled", False)
+        lines.append(f"  backflow output is not JSON: {e}")
+        return kinds, lines
+
+    got_all = dict(got.get("nodes", {}))
+    got_all.update(got.get("sources", {}))
+    for uid in sorted(exp_items):
+        kind, e, fields = exp_items[uid]
+        g = got_all.get(uid)
+        if g is None:
+            tally(kind, False)
+            lines.append(f"  {uid}: missing in backflow output")
+            continue
+        diffs = compare_node(uid, kind, e, g, fields, opts)
+        tally(kind, not diffs)
+        if diffs:
+            lines.append(f"  {uid}:")
+            lines.extend(diffs)
+    # extra models/sources/tests that dbt does not have
+    for uid, g in sorted(got_all.items()):
+        rt = g.get("resource_type") or uid.split(".", 1)[0]
+        if rt in ("model", "source", "test") and uid not in exp_items:
+            tally(rt, False)
+            lines.append(f"  {uid}: in backflow output but not in dbt's manifest"
+                         + (" (dbt has it as disabled)" if uid in exp_disabled else ""))
+    got_disabled = as_id_set(got.get("disabled"))
+    for uid in sorted(exp_disabled):
+        ok = got_disabled is not None and uid in got_disabled
+        tally("disabled", ok)
+        if not ok:
+            lines.append(f"  disabled {uid}: dbt lists it as disabled, backflow does not"
+                         + (" (no `disabled` key in output)" if got_disabled is None else ""))
+    for uid in sorted((got_disabled or set()) - exp_disabled):
+        tally("disabled", False)
+        lines.append(f"  disabled {uid}: backflow lists it as disabled, dbt does not")
+    return kinds, lines
+
+
+def pct(a, b):
+    return 100.0 * a / b if b else 100.0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", help="index.json written by harness.py")
+    ap.add_argument("--pair", nargs=3, action="append", default=[], metavar=("NAME", "DBT_MANIFEST", "BACKFLOW_JSON"))
+    ap.add_argument("--ignore-builtin-macros", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="only the summary lines")
+    opts = ap.parse_args()
+
+    runs = []
+    if opts.index:
+        for e in json.load(open(opts.index)):
+            runs.append((e["project"], e["expected"], e.get("got"), e.get("error")))
+    for name, e, g in opts.pair:
+        runs.append((name, e, g, None))
+    if not runs:
+        ap.error("nothing to compare")
+
+    total_n = total_ok = 0
+    total_kinds = {}
+    summaries = []
+    for name, e, g, err in runs:
+        kinds, lines = compare_project(name, e, g, err, opts)
+        n = sum(v[0] for v in kinds.values())
+        ok = sum(v[1] for v in kinds.values())
+        total_n += n
+        total_ok += ok
+        for k, (a, b) in kinds.items():
+            t = total_kinds.setdefault(k, [0, 0])
+            t[0] += a
+            t[1] += b
+        by_kind = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(kinds.items()))
+        summary = f"conformance: {name}: {ok}/{n} nodes match ({pct(ok, n):.1f}%)  [{by_kind}]"
+        summaries.append(summary)
+        if lines and not opts.quiet:
+            print(f"--- {name}: differences (expected = dbt 1.7.20, got = backflow) ---")
+            print("\n".join(lines))
+            print()
+    for s in summaries:
+        print(s)
+    by_kind = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(total_kinds.items()))
+    note = " (macro.dbt.* ignored)" if opts.ignore_builtin_macros else ""
+    print(f"conformance: {total_ok}/{total_n} nodes match ({pct(total_ok, total_n):.1f}%)  [{by_kind}]{note}")
+    return 0 if total_ok == total_n else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

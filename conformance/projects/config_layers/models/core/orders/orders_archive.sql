@@ -1,0 +1,2 @@
+-- disabled in YAML
+select * from {{ ref('orders') }}

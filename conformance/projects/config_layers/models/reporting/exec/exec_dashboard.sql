@@ -1,0 +1,2 @@
+{{ config(tags='dashboard', schema='exec') }}
+select * from {{ ref('revenue_by_country') }}

@@ -1,0 +1,1 @@
+select distinct day from {{ source('finance', 'fx_rates') }}

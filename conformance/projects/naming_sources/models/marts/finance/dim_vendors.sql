@@ -1,0 +1,2 @@
+{{ config(schema='vendor_mart', database='procurement') }}
+select * from {{ ref('stg_erp__vendors') }}
