@@ -1,1 +1,40 @@
-//! placeholder
+//! The one place Backflow's wire contracts live: gRPC services and the protobuf
+//! payloads carried on NATS. Services depend on this crate, never on each other.
+
+/// Encoded `FileDescriptorSet` of every Backflow proto, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/backflow_descriptor.bin"));
+
+pub mod credentials {
+    pub mod v1 {
+        tonic::include_proto!("backflow.credentials.v1");
+    }
+}
+
+pub mod gitsync {
+    pub mod v1 {
+        tonic::include_proto!("backflow.gitsync.v1");
+    }
+}
+
+pub mod catalog {
+    pub mod v1 {
+        tonic::include_proto!("backflow.catalog.v1");
+    }
+}
+
+pub mod dbtcloud {
+    pub mod v1 {
+        tonic::include_proto!("backflow.dbtcloud.v1");
+    }
+}
+
+pub mod retl {
+    pub mod v1 {
+        tonic::include_proto!("backflow.retl.v1");
+    }
+}
+
+pub use prost;
+pub use prost_types;
+pub use tonic;

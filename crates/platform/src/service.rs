@@ -1,0 +1,120 @@
+//! The common skeleton of a Backflow service: its database (migrated), its bus
+//! connection, its outbox relay and its gRPC listener. Each service's `App::build`
+//! starts one of these and adds its own gRPC service and consumers; `run` serves until
+//! shutdown and then waits for every task, so no event is dropped half-way.
+
+use crate::bus::Bus;
+use crate::config::NatsConfig;
+use crate::db::{Database, DbError, Migrations};
+use crate::grpc::GrpcError;
+use crate::outbox::Outbox;
+use crate::shutdown::Shutdown;
+use futures::future::BoxFuture;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{service}.database_url: {source}")]
+    Database {
+        service: &'static str,
+        source: DbError,
+    },
+    #[error("{source}")]
+    Bus { source: crate::bus::BusError },
+    #[error("{service}.grpc_listen: {source}")]
+    Listen {
+        service: &'static str,
+        source: GrpcError,
+    },
+}
+
+/// Settings every service has.
+#[derive(Debug, Clone)]
+pub struct BaseSettings<'a> {
+    pub service: &'static str,
+    pub database_url: &'a str,
+    pub grpc_listen: &'a str,
+    pub nats: &'a NatsConfig,
+}
+
+/// A background task that runs until the shutdown token is cancelled.
+pub type Task = Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, ()> + Send>;
+
+#[derive(Debug)]
+pub struct ServiceBase {
+    pub service: &'static str,
+    pub db: Database,
+    pub bus: Bus,
+    pub outbox: Outbox,
+    listener: TcpListener,
+}
+
+impl ServiceBase {
+    /// Connects and migrates the database, connects to NATS, ensures `streams`, binds.
+    pub async fn start(
+        settings: BaseSettings<'_>,
+        migrations: &Migrations,
+        streams: &[crate::bus::StreamSpec],
+    ) -> Result<Self, StartError> {
+        let service = settings.service;
+        let db = Database::connect(settings.database_url, migrations)
+            .await
+            .map_err(|source| StartError::Database { service, source })?;
+        let bus = Bus::connect(settings.nats)
+            .await
+            .map_err(|source| StartError::Bus { source })?;
+        for stream in streams {
+            bus.ensure_stream(stream)
+                .await
+                .map_err(|source| StartError::Bus { source })?;
+        }
+        let listener = crate::grpc::bind(settings.grpc_listen)
+            .await
+            .map_err(|source| StartError::Listen { service, source })?;
+        Ok(Self {
+            service,
+            db,
+            bus,
+            outbox: Outbox::new(),
+            listener,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves gRPC, the outbox relay and `tasks` until `shutdown`, then waits for all.
+    pub async fn run(
+        self,
+        routes: Routes,
+        service_names: &[&str],
+        tasks: Vec<Task>,
+        shutdown: Shutdown,
+    ) -> Result<(), GrpcError> {
+        let mut handles = Vec::new();
+        let relay = self.outbox.clone();
+        let (db, bus) = (self.db.clone(), self.bus.clone());
+        let relay_shutdown = shutdown.clone();
+        handles.push(tokio::spawn(async move {
+            relay.run_relay(db, bus, relay_shutdown).await;
+        }));
+        for task in tasks {
+            handles.push(tokio::spawn(task(shutdown.clone())));
+        }
+        tracing::info!(service = self.service, addr = ?self.grpc_addr(), "serving grpc");
+        let served = crate::grpc::serve(self.listener, routes, service_names, shutdown.clone()).await;
+        // A failed server must still stop the other tasks.
+        shutdown.cancel();
+        for handle in handles {
+            if let Err(error) = handle.await {
+                tracing::error!(service = self.service, %error, "task ended abnormally");
+            }
+        }
+        self.db.close().await;
+        tracing::info!(service = self.service, "stopped");
+        served
+    }
+}

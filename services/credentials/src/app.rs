@@ -1,0 +1,104 @@
+//! `App::build` wires the credentials service from its configuration; `App::run`
+//! serves it until shutdown. Tests build it on port 0 against a fresh database.
+
+use crate::config::Config;
+use crate::envelope::MasterKey;
+use crate::error::CredentialsError;
+use crate::grpc::{CredentialsGrpc, SERVICE_NAME};
+use crate::secrets::Secrets;
+use crate::store::SecretStore;
+use backflow_platform::bus::streams;
+use backflow_platform::config::NatsConfig;
+use backflow_platform::db::Migrations;
+use backflow_platform::service::{BaseSettings, ServiceBase};
+use backflow_platform::shutdown::Shutdown;
+use std::net::SocketAddr;
+use std::path::Path;
+
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+};
+
+pub struct App {
+    base: ServiceBase,
+    secrets: Secrets,
+}
+
+impl App {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CredentialsError> {
+        let master = load_master_key(&config)?;
+        let base = ServiceBase::start(
+            BaseSettings {
+                service: "credentials",
+                database_url: &config.database_url,
+                grpc_listen: &config.grpc_listen,
+                nats,
+            },
+            &MIGRATIONS,
+            &[streams::EVT_CREDENTIALS],
+        )
+        .await?;
+        let store = SecretStore::new(base.db.clone(), base.outbox.clone());
+        let secrets = Secrets::new(store, master, config.service_tokens);
+        Ok(Self { base, secrets })
+    }
+
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.base.grpc_addr()
+    }
+
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), CredentialsError> {
+        let routes = tonic::service::Routes::new(CredentialsGrpc::new(self.secrets).into_server());
+        self.base
+            .run(routes, &[SERVICE_NAME], Vec::new(), shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+fn load_master_key(config: &Config) -> Result<MasterKey, CredentialsError> {
+    if !config.master_key.is_empty() {
+        return MasterKey::from_encoded(config.master_key.as_bytes()).map_err(|err| {
+            CredentialsError::MasterKey {
+                path: "credentials.master_key".into(),
+                message: err.to_string(),
+            }
+        });
+    }
+    let path = Path::new(&config.master_key_file);
+    let failed = |message: String| CredentialsError::MasterKey {
+        path: path.display().to_string(),
+        message,
+    };
+    if !path.exists() && config.create_master_key_if_missing {
+        write_new_key(path).map_err(|err| failed(err.to_string()))?;
+        tracing::warn!(path = %path.display(), "generated a development master key");
+    }
+    let bytes = std::fs::read(path).map_err(|err| failed(err.to_string()))?;
+    MasterKey::from_encoded(&bytes).map_err(|err| failed(err.to_string()))
+}
+
+fn write_new_key(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    options
+        .open(path)?
+        .write_all(MasterKey::generate_encoded().as_bytes())
+}
