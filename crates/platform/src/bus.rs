@@ -201,7 +201,13 @@ impl Bus {
             let prefix: String = self
                 .namespace
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             format!("{prefix}_{}", spec.name)
         }

@@ -143,9 +143,7 @@ pub fn backend_of(url: &str) -> Result<Backend, DbError> {
     } else if url.starts_with("sqlite:") {
         Ok(Backend::Sqlite)
     } else {
-        Err(DbError::UnsupportedUrl {
-            url: redact(url),
-        })
+        Err(DbError::UnsupportedUrl { url: redact(url) })
     }
 }
 
@@ -158,7 +156,9 @@ fn sqlite_with_create(url: &str, backend: Backend) -> String {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     if path.is_empty() || path.contains(":memory:") {
         None
@@ -172,11 +172,12 @@ fn prepare_sqlite_directory(url: &str) -> Result<(), DbError> {
         return Ok(());
     };
     match std::path::Path::new(path).parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(|source| DbError::SqliteDirectory {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|source| DbError::SqliteDirectory {
                 path: parent.display().to_string(),
                 source,
-            }),
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -231,6 +232,9 @@ mod tests {
             sqlite_with_create("sqlite://data/x.db", Backend::Sqlite),
             "sqlite://data/x.db?mode=rwc"
         );
-        assert_eq!(sqlite_path("sqlite://data/x.db?mode=rwc"), Some("data/x.db"));
+        assert_eq!(
+            sqlite_path("sqlite://data/x.db?mode=rwc"),
+            Some("data/x.db")
+        );
     }
 }

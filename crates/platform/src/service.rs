@@ -105,7 +105,8 @@ impl ServiceBase {
             handles.push(tokio::spawn(task(shutdown.clone())));
         }
         tracing::info!(service = self.service, addr = ?self.grpc_addr(), "serving grpc");
-        let served = crate::grpc::serve(self.listener, routes, service_names, shutdown.clone()).await;
+        let served =
+            crate::grpc::serve(self.listener, routes, service_names, shutdown.clone()).await;
         // A failed server must still stop the other tasks.
         shutdown.cancel();
         for handle in handles {

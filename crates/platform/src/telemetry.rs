@@ -55,7 +55,10 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber. Calling it twice keeps the first one (tests do).
-pub fn init(config: &TelemetryConfig, service_name: &str) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    config: &TelemetryConfig,
+    service_name: &str,
+) -> Result<TelemetryGuard, TelemetryError> {
     let filter =
         EnvFilter::try_new(&config.level).map_err(|err| TelemetryError::Level(err.to_string()))?;
     let fmt_layer = match config.format {

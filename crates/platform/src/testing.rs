@@ -30,7 +30,10 @@ pub async fn fresh_postgres_url(label: &str) -> Result<String, sqlx::Error> {
         .execute(&mut conn)
         .await?;
     conn.close().await?;
-    let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
+    let base = admin
+        .rsplit_once('/')
+        .map(|(base, _)| base)
+        .unwrap_or(&admin);
     Ok(format!("{base}/{name}"))
 }
 

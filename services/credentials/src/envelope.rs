@@ -32,7 +32,9 @@ pub struct MasterKey {
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +110,11 @@ pub fn open(master: &MasterKey, binding: &[u8], sealed: &Sealed) -> Result<Vec<u
             found: sealed.key_id.clone(),
         });
     }
-    let data_key = decrypt(&master.cipher, &wrap_binding(binding), &sealed.wrapped_data_key)?;
+    let data_key = decrypt(
+        &master.cipher,
+        &wrap_binding(binding),
+        &sealed.wrapped_data_key,
+    )?;
     if data_key.len() != 32 {
         return Err(EnvelopeError::Corrupt);
     }
@@ -125,7 +131,13 @@ fn wrap_binding(binding: &[u8]) -> Vec<u8> {
 fn encrypt(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let sealed = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| EnvelopeError::Encrypt)?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);

@@ -23,4 +23,3 @@ pub enum CredentialsError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
-

@@ -127,7 +127,10 @@ impl CredentialsService for CredentialsGrpc {
         &self,
         request: Request<pb::ListSecretsRequest>,
     ) -> Result<Response<pb::ListSecretsResponse>, Status> {
-        let records = self.secrets.list(&request.into_inner().workspace_id).await?;
+        let records = self
+            .secrets
+            .list(&request.into_inner().workspace_id)
+            .await?;
         Ok(Response::new(pb::ListSecretsResponse {
             secrets: records.into_iter().map(secret_of).collect(),
         }))
@@ -137,7 +140,8 @@ impl CredentialsService for CredentialsGrpc {
         &self,
         request: Request<pb::ResolveSecretRequest>,
     ) -> Result<Response<pb::ResolveSecretResponse>, Status> {
-        self.secrets.authorize_service(bearer(&request).as_deref())?;
+        self.secrets
+            .authorize_service(bearer(&request).as_deref())?;
         let request = request.into_inner();
         let resolved = self
             .secrets

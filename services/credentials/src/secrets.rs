@@ -100,7 +100,11 @@ impl Secrets {
         Ok(record)
     }
 
-    pub async fn get(&self, workspace_id: &str, secret_id: &str) -> Result<SecretRecord, CredentialsError> {
+    pub async fn get(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+    ) -> Result<SecretRecord, CredentialsError> {
         self.store
             .get(workspace_id, secret_id)
             .await?
@@ -112,7 +116,11 @@ impl Secrets {
         self.store.list(workspace_id).await
     }
 
-    pub async fn delete(&self, workspace_id: &str, secret_id: &str) -> Result<(), CredentialsError> {
+    pub async fn delete(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+    ) -> Result<(), CredentialsError> {
         if self.store.delete(workspace_id, secret_id).await? {
             tracing::info!(%workspace_id, %secret_id, "secret deleted");
             Ok(())
@@ -168,7 +176,9 @@ impl Secrets {
 
 fn require(field: &str, value: &str) -> Result<(), CredentialsError> {
     if value.trim().is_empty() {
-        Err(CredentialsError::InvalidArgument(format!("{field} is required")))
+        Err(CredentialsError::InvalidArgument(format!(
+            "{field} is required"
+        )))
     } else {
         Ok(())
     }
@@ -176,7 +186,9 @@ fn require(field: &str, value: &str) -> Result<(), CredentialsError> {
 
 fn validate_material(material: &[u8]) -> Result<(), CredentialsError> {
     if material.is_empty() {
-        return Err(CredentialsError::InvalidArgument("material is required".into()));
+        return Err(CredentialsError::InvalidArgument(
+            "material is required".into(),
+        ));
     }
     if material.len() > MAX_MATERIAL_BYTES {
         return Err(CredentialsError::InvalidArgument(format!(

@@ -158,7 +158,11 @@ impl SecretStore {
     }
 
     /// Deletes a secret and all its versions. Returns false if it did not exist.
-    pub async fn delete(&self, workspace_id: &str, secret_id: &str) -> Result<bool, CredentialsError> {
+    pub async fn delete(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+    ) -> Result<bool, CredentialsError> {
         let mut tx = self.db.begin().await?;
         sqlx::query("DELETE FROM secret_versions WHERE secret_id IN (SELECT id FROM secrets WHERE workspace_id = $1 AND id = $2)")
             .bind(workspace_id)

@@ -1,0 +1,191 @@
+//! The gRPC edge of git-sync: decodes requests, validates settings, calls the store,
+//! and maps [`GitSyncError`] to status codes in one place.
+
+use crate::error::GitSyncError;
+use crate::settings::Settings;
+use crate::store::GitSyncStore;
+use backflow_proto::gitsync::v1 as pb;
+use pb::git_sync_service_server::GitSyncService;
+use tonic::{Request, Response, Status};
+
+pub const SERVICE_NAME: &str = "backflow.gitsync.v1.GitSyncService";
+const DEFAULT_RUN_LIMIT: i64 = 50;
+const MAX_RUN_LIMIT: i64 = 500;
+
+#[derive(Debug, Clone)]
+pub struct GitSyncGrpc {
+    store: GitSyncStore,
+}
+
+impl GitSyncGrpc {
+    pub fn new(store: GitSyncStore) -> Self {
+        Self { store }
+    }
+
+    pub fn into_server(self) -> pb::git_sync_service_server::GitSyncServiceServer<Self> {
+        pb::git_sync_service_server::GitSyncServiceServer::new(self)
+    }
+}
+
+impl From<GitSyncError> for Status {
+    fn from(error: GitSyncError) -> Self {
+        match &error {
+            GitSyncError::InvalidSettings(_) | GitSyncError::InvalidArgument(_) => {
+                Status::invalid_argument(error.to_string())
+            }
+            GitSyncError::NotFound { .. } => Status::not_found(error.to_string()),
+            GitSyncError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+            GitSyncError::Conflict { .. } => Status::aborted(error.to_string()),
+            _ => {
+                tracing::error!(error = %error, "git-sync request failed");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+fn require(field: &str, value: &str) -> Result<(), GitSyncError> {
+    if value.trim().is_empty() {
+        Err(GitSyncError::InvalidArgument(format!(
+            "{field} is required"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl GitSyncService for GitSyncGrpc {
+    async fn create_connection(
+        &self,
+        request: Request<pb::CreateConnectionRequest>,
+    ) -> Result<Response<pb::CreateConnectionResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        require("name", &request.name)?;
+        let settings = Settings::from_proto(request.settings).map_err(GitSyncError::from)?;
+        let (connection, run) = self
+            .store
+            .create_connection(&request.workspace_id, request.name.trim(), &settings)
+            .await?;
+        tracing::info!(workspace_id = %connection.workspace_id, connection_id = %connection.id, run_id = %run.id, "connection created, initial sync queued");
+        Ok(Response::new(pb::CreateConnectionResponse {
+            connection: Some(connection.to_proto()),
+            initial_run: Some(run.to_proto()),
+        }))
+    }
+
+    async fn update_settings(
+        &self,
+        request: Request<pb::UpdateSettingsRequest>,
+    ) -> Result<Response<pb::UpdateSettingsResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        let settings = Settings::from_proto(request.settings).map_err(GitSyncError::from)?;
+        let (connection, run) = self
+            .store
+            .update_settings(
+                &request.workspace_id,
+                &request.connection_id,
+                &settings,
+                request.expected_settings_version,
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateSettingsResponse {
+            connection: Some(connection.to_proto()),
+            run: Some(run.to_proto()),
+        }))
+    }
+
+    async fn get_connection(
+        &self,
+        request: Request<pb::GetConnectionRequest>,
+    ) -> Result<Response<pb::GetConnectionResponse>, Status> {
+        let request = request.into_inner();
+        let connection = self
+            .store
+            .get_connection(&request.workspace_id, &request.connection_id)
+            .await?;
+        Ok(Response::new(pb::GetConnectionResponse {
+            connection: Some(connection.to_proto()),
+        }))
+    }
+
+    async fn list_connections(
+        &self,
+        request: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        let connections = self.store.list_connections(&request.workspace_id).await?;
+        Ok(Response::new(pb::ListConnectionsResponse {
+            connections: connections.iter().map(|c| c.to_proto()).collect(),
+        }))
+    }
+
+    async fn delete_connection(
+        &self,
+        request: Request<pb::DeleteConnectionRequest>,
+    ) -> Result<Response<pb::DeleteConnectionResponse>, Status> {
+        let request = request.into_inner();
+        self.store
+            .delete_connection(&request.workspace_id, &request.connection_id)
+            .await?;
+        Ok(Response::new(pb::DeleteConnectionResponse {}))
+    }
+
+    async fn trigger_sync(
+        &self,
+        request: Request<pb::TriggerSyncRequest>,
+    ) -> Result<Response<pb::TriggerSyncResponse>, Status> {
+        let request = request.into_inner();
+        let run = self
+            .store
+            .trigger_sync(
+                &request.workspace_id,
+                &request.connection_id,
+                pb::SyncTrigger::Manual,
+            )
+            .await?;
+        Ok(Response::new(pb::TriggerSyncResponse {
+            run: Some(run.to_proto()),
+        }))
+    }
+
+    async fn get_run(
+        &self,
+        request: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::GetRunResponse>, Status> {
+        let request = request.into_inner();
+        let run = self
+            .store
+            .get_run(&request.workspace_id, &request.run_id)
+            .await?;
+        Ok(Response::new(pb::GetRunResponse {
+            run: Some(run.to_proto()),
+        }))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match i64::from(request.limit) {
+            0 => DEFAULT_RUN_LIMIT,
+            n if n < 0 => {
+                return Err(
+                    GitSyncError::InvalidArgument("limit must not be negative".into()).into(),
+                )
+            }
+            n => n.min(MAX_RUN_LIMIT),
+        };
+        let runs = self
+            .store
+            .list_runs(&request.workspace_id, &request.connection_id, limit)
+            .await?;
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: runs.iter().map(|r| r.to_proto()).collect(),
+        }))
+    }
+}
