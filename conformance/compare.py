@@ -15,6 +15,9 @@ What is compared, node by node (keyed by unique_id):
            loaded_at_field, tags, meta, description, columns, enabled, original_file_path
   tests    name, attached_node, column_name, test_metadata (name, namespace, kwargs),
            depends_on.nodes, depends_on.macros, config.severity, original_file_path
+  seeds    name, database, schema, alias, relation_name, tags, meta, description, columns, checksum
+  snapshots  relation fields, tags, meta, depends_on, checksum, raw_code, compiled_code
+  (analyses are not compared)
   disabled the set of unique_ids dbt lists under `disabled` (each id is one check)
 
 Choices:
@@ -55,6 +58,16 @@ TEST_FIELDS = [
     "name", "attached_node", "column_name", "test_metadata", "depends_on.nodes",
     "depends_on.macros", "config.severity", "original_file_path",
 ]
+SEED_FIELDS = [
+    "name", "package_name", "original_file_path", "database", "schema", "alias",
+    "relation_name", "tags", "meta", "description", "columns", "checksum",
+]
+SNAPSHOT_FIELDS = [
+    "name", "package_name", "original_file_path", "database", "schema", "alias",
+    "relation_name", "tags", "meta", "depends_on.nodes", "depends_on.macros", "checksum",
+    "raw_code", "compiled_code",
+]
+KINDS = {"model": MODEL_FIELDS, "test": TEST_FIELDS, "seed": SEED_FIELDS, "snapshot": SNAPSHOT_FIELDS}
 _MISSING = object()
 
 
@@ -187,10 +200,8 @@ def compare_project(name, expected_path, got_path, error, opts):
     exp_items = {}
     for uid, n in exp.get("nodes", {}).items():
         rt = n.get("resource_type")
-        if rt == "model":
-            exp_items[uid] = ("model", n, MODEL_FIELDS)
-        elif rt == "test":
-            exp_items[uid] = ("test", n, TEST_FIELDS)
+        if rt in KINDS:
+            exp_items[uid] = (rt, n, KINDS[rt])
     for uid, n in exp.get("sources", {}).items():
         exp_items[uid] = ("source", n, SOURCE_FIELDS)
     exp_disabled = set(exp.get("disabled", {}))
@@ -230,7 +241,7 @@ def compare_project(name, expected_path, got_path, error, opts):
     # extra models/sources/tests that dbt does not have
     for uid, g in sorted(got_all.items()):
         rt = g.get("resource_type") or uid.split(".", 1)[0]
-        if rt in ("model", "source", "test") and uid not in exp_items:
+        if rt in ("source", *KINDS) and uid not in exp_items:
             tally(rt, False)
             lines.append(f"  {uid}: in backflow output but not in dbt's manifest"
                          + (" (dbt has it as disabled)" if uid in exp_disabled else ""))
