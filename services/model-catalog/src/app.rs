@@ -1,0 +1,70 @@
+//! `App::build` wires the model catalog from its configuration; `App::run` serves it
+//! and runs its consumers until shutdown.
+
+use crate::config::Config;
+use crate::consumers;
+use crate::error::CatalogError;
+use crate::grpc::{CatalogGrpc, SERVICE_NAME};
+use crate::store::CatalogStore;
+use backflow_platform::bus::streams;
+use backflow_platform::config::NatsConfig;
+use backflow_platform::db::Migrations;
+use backflow_platform::service::{BaseSettings, ServiceBase, Task};
+use backflow_platform::shutdown::Shutdown;
+use std::net::SocketAddr;
+
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+};
+
+pub struct App {
+    base: ServiceBase,
+    store: CatalogStore,
+}
+
+impl App {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CatalogError> {
+        let base = ServiceBase::start(
+            BaseSettings {
+                service: "model_catalog",
+                database_url: &config.database_url,
+                grpc_listen: &config.grpc_listen,
+                nats,
+            },
+            &MIGRATIONS,
+            &[streams::EVT_CATALOG, streams::EVT_GITSYNC],
+        )
+        .await?;
+        let store = CatalogStore::new(base.db.clone(), base.outbox.clone());
+        Ok(Self { base, store })
+    }
+
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.base.grpc_addr()
+    }
+
+    pub fn store(&self) -> &CatalogStore {
+        &self.store
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), CatalogError> {
+        let bus = self.base.bus.clone();
+        let store = self.store.clone();
+        let connection_events: Task = Box::new(move |shutdown| {
+            Box::pin(async move {
+                let handler = |delivery| consumers::handle_connection_event(&store, delivery);
+                bus.run_consumer(consumers::connection_events_spec(), handler, shutdown)
+                    .await;
+            })
+        });
+        let routes = tonic::service::Routes::new(CatalogGrpc::new(self.store).into_server());
+        self.base
+            .run(routes, &[SERVICE_NAME], vec![connection_events], shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! The gRPC edge of the catalog: decodes requests, calls the store, and maps
+//! [`CatalogError`] to status codes in one place.
+
+use crate::error::CatalogError;
+use crate::store::{CatalogStore, ProjectRecord, RetlModelRecord, SourceRecord};
+use backflow_proto::catalog::v1 as pb;
+use pb::model_catalog_service_server::ModelCatalogService;
+use tonic::{Request, Response, Status};
+
+pub const SERVICE_NAME: &str = "backflow.catalog.v1.ModelCatalogService";
+
+#[derive(Debug, Clone)]
+pub struct CatalogGrpc {
+    store: CatalogStore,
+}
+
+impl CatalogGrpc {
+    pub fn new(store: CatalogStore) -> Self {
+        Self { store }
+    }
+
+    pub fn into_server(self) -> pb::model_catalog_service_server::ModelCatalogServiceServer<Self> {
+        pb::model_catalog_service_server::ModelCatalogServiceServer::new(self)
+    }
+}
+
+impl From<CatalogError> for Status {
+    fn from(error: CatalogError) -> Self {
+        match &error {
+            CatalogError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
+            CatalogError::NotFound { .. } => Status::not_found(error.to_string()),
+            CatalogError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
+            _ => {
+                tracing::error!(error = %error, "catalog request failed");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+fn require(field: &str, value: &str) -> Result<(), CatalogError> {
+    if value.trim().is_empty() {
+        Err(CatalogError::InvalidArgument(format!(
+            "{field} is required"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn source_of(record: SourceRecord) -> pb::WarehouseSource {
+    pb::WarehouseSource {
+        id: record.id,
+        workspace_id: record.workspace_id,
+        name: record.name,
+        kind: record.kind,
+        settings: record.settings.into_iter().collect(),
+        credential_id: record.credential_id,
+        created_at_unix_ms: record.created_at_ms,
+    }
+}
+
+fn project_of(record: ProjectRecord) -> pb::Project {
+    pb::Project {
+        connection_id: record.connection_id,
+        workspace_id: record.workspace_id,
+        name: record.name,
+        repository_url: record.repository_url,
+        branch: record.branch,
+        default_schema: record.default_schema,
+        latest_commit_sha: record.latest_commit_sha,
+        model_count: record.model_count,
+        deleted: record.deleted,
+        updated_at_unix_ms: record.updated_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl ModelCatalogService for CatalogGrpc {
+    async fn create_warehouse_source(
+        &self,
+        request: Request<pb::CreateWarehouseSourceRequest>,
+    ) -> Result<Response<pb::CreateWarehouseSourceResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        require("name", &request.name)?;
+        if pb::WarehouseKind::try_from(request.kind).unwrap_or_default()
+            == pb::WarehouseKind::Unspecified
+        {
+            return Err(CatalogError::InvalidArgument("kind is required".into()).into());
+        }
+        let record = SourceRecord {
+            id: backflow_platform::new_id(),
+            workspace_id: request.workspace_id,
+            name: request.name.trim().to_string(),
+            kind: request.kind,
+            settings: request.settings.into_iter().collect(),
+            credential_id: request.credential_id,
+            created_at_ms: backflow_platform::now_unix_ms(),
+        };
+        self.store.create_source(&record).await?;
+        Ok(Response::new(pb::CreateWarehouseSourceResponse {
+            source: Some(source_of(record)),
+        }))
+    }
+
+    async fn list_warehouse_sources(
+        &self,
+        request: Request<pb::ListWarehouseSourcesRequest>,
+    ) -> Result<Response<pb::ListWarehouseSourcesResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        let sources = self.store.list_sources(&request.workspace_id).await?;
+        Ok(Response::new(pb::ListWarehouseSourcesResponse {
+            sources: sources.into_iter().map(source_of).collect(),
+        }))
+    }
+
+    async fn list_projects(
+        &self,
+        request: Request<pb::ListProjectsRequest>,
+    ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        let projects = self.store.list_projects(&request.workspace_id).await?;
+        Ok(Response::new(pb::ListProjectsResponse {
+            projects: projects.into_iter().map(project_of).collect(),
+        }))
+    }
+
+    async fn get_project(
+        &self,
+        request: Request<pb::GetProjectRequest>,
+    ) -> Result<Response<pb::GetProjectResponse>, Status> {
+        let request = request.into_inner();
+        let project = self
+            .store
+            .get_project(&request.workspace_id, &request.connection_id)
+            .await?;
+        Ok(Response::new(pb::GetProjectResponse {
+            project: Some(project_of(project)),
+        }))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let request = request.into_inner();
+        let (commit_sha, models) = self
+            .store
+            .list_models(
+                &request.workspace_id,
+                &request.connection_id,
+                &request.commit_sha,
+            )
+            .await?;
+        Ok(Response::new(pb::ListModelsResponse { models, commit_sha }))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::GetModelResponse>, Status> {
+        let request = request.into_inner();
+        let model = self
+            .store
+            .get_model(
+                &request.workspace_id,
+                &request.connection_id,
+                &request.unique_id,
+                &request.commit_sha,
+            )
+            .await?;
+        Ok(Response::new(pb::GetModelResponse { model: Some(model) }))
+    }
+
+    async fn create_retl_model(
+        &self,
+        request: Request<pb::CreateRetlModelRequest>,
+    ) -> Result<Response<pb::CreateRetlModelResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        require("name", &request.name)?;
+        let primary_key: Vec<String> = request
+            .primary_key
+            .iter()
+            .map(|column| column.trim().to_string())
+            .filter(|column| !column.is_empty())
+            .collect();
+        if primary_key.is_empty() {
+            return Err(CatalogError::InvalidArgument(
+                "primary_key needs at least one column".into(),
+            )
+            .into());
+        }
+        // The dbt model must exist at the connection's latest synced commit.
+        self.store
+            .get_model(
+                &request.workspace_id,
+                &request.connection_id,
+                &request.model_unique_id,
+                "",
+            )
+            .await?;
+        let record = RetlModelRecord {
+            id: backflow_platform::new_id(),
+            workspace_id: request.workspace_id,
+            name: request.name.trim().to_string(),
+            connection_id: request.connection_id,
+            model_unique_id: request.model_unique_id,
+            primary_key,
+            created_at_ms: backflow_platform::now_unix_ms(),
+        };
+        self.store.create_retl_model(&record).await?;
+        Ok(Response::new(pb::CreateRetlModelResponse {
+            model: Some(record.to_proto()),
+        }))
+    }
+
+    async fn get_retl_model(
+        &self,
+        request: Request<pb::GetRetlModelRequest>,
+    ) -> Result<Response<pb::GetRetlModelResponse>, Status> {
+        let request = request.into_inner();
+        let record = self
+            .store
+            .get_retl_model(&request.workspace_id, &request.retl_model_id)
+            .await?;
+        Ok(Response::new(pb::GetRetlModelResponse {
+            model: Some(record.to_proto()),
+        }))
+    }
+
+    async fn list_retl_models(
+        &self,
+        request: Request<pb::ListRetlModelsRequest>,
+    ) -> Result<Response<pb::ListRetlModelsResponse>, Status> {
+        let request = request.into_inner();
+        require("workspace_id", &request.workspace_id)?;
+        let records = self.store.list_retl_models(&request.workspace_id).await?;
+        Ok(Response::new(pb::ListRetlModelsResponse {
+            models: records.iter().map(RetlModelRecord::to_proto).collect(),
+        }))
+    }
+
+    async fn delete_retl_model(
+        &self,
+        request: Request<pb::DeleteRetlModelRequest>,
+    ) -> Result<Response<pb::DeleteRetlModelResponse>, Status> {
+        let request = request.into_inner();
+        self.store
+            .delete_retl_model(&request.workspace_id, &request.retl_model_id)
+            .await?;
+        Ok(Response::new(pb::DeleteRetlModelResponse {}))
+    }
+}

@@ -1,0 +1,129 @@
+//! dbt model versions: every model of a connection at every synced commit, so a model
+//! can be read as it is now or as it was at any commit.
+
+use super::CatalogStore;
+use crate::error::{not_found, CatalogError};
+use backflow_proto::catalog::v1 as pb;
+use prost::Message;
+
+impl CatalogStore {
+    /// Records the models of `connection_id` at `commit_sha` and makes it the latest
+    /// commit of the project. Re-recording the same commit replaces its models.
+    pub async fn record_snapshot(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        commit_sha: &str,
+        models: &[pb::Model],
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.db.begin().await?;
+        let project: Option<(i64,)> = sqlx::query_as(
+            "SELECT deleted FROM projects WHERE workspace_id = $1 AND connection_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if project.is_none() {
+            return Err(not_found("project", connection_id));
+        }
+        sqlx::query("DELETE FROM model_versions WHERE connection_id = $1 AND commit_sha = $2")
+            .bind(connection_id)
+            .bind(commit_sha)
+            .execute(&mut *tx)
+            .await?;
+        for model in models {
+            sqlx::query(
+                "INSERT INTO model_versions (connection_id, commit_sha, unique_id, workspace_id, name, checksum, document) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(connection_id)
+            .bind(commit_sha)
+            .bind(&model.unique_id)
+            .bind(workspace_id)
+            .bind(&model.name)
+            .bind(&model.checksum)
+            .bind(model.encode_to_vec())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE projects SET latest_commit_sha = $1, model_count = $2, updated_at_ms = $3 WHERE connection_id = $4",
+        )
+        .bind(commit_sha)
+        .bind(i64::try_from(models.len()).unwrap_or(i64::MAX))
+        .bind(backflow_platform::now_unix_ms())
+        .bind(connection_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Models at `commit_sha`, or at the latest synced commit when it is empty.
+    pub async fn list_models(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        commit_sha: &str,
+    ) -> Result<(String, Vec<pb::Model>), CatalogError> {
+        let commit = self
+            .resolve_commit(workspace_id, connection_id, commit_sha)
+            .await?;
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT document FROM model_versions WHERE workspace_id = $1 AND connection_id = $2 AND commit_sha = $3 ORDER BY unique_id",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(&commit)
+        .fetch_all(self.db.pool())
+        .await?;
+        let models = rows
+            .into_iter()
+            .map(|(document,)| decode(&document))
+            .collect::<Result<_, _>>()?;
+        Ok((commit, models))
+    }
+
+    pub async fn get_model(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        unique_id: &str,
+        commit_sha: &str,
+    ) -> Result<pb::Model, CatalogError> {
+        let commit = self
+            .resolve_commit(workspace_id, connection_id, commit_sha)
+            .await?;
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT document FROM model_versions WHERE workspace_id = $1 AND connection_id = $2 AND commit_sha = $3 AND unique_id = $4",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(&commit)
+        .bind(unique_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        match row {
+            Some((document,)) => decode(&document),
+            None => Err(not_found("model", unique_id)),
+        }
+    }
+
+    async fn resolve_commit(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        commit_sha: &str,
+    ) -> Result<String, CatalogError> {
+        if !commit_sha.is_empty() {
+            return Ok(commit_sha.to_string());
+        }
+        let project = self.get_project(workspace_id, connection_id).await?;
+        Ok(project.latest_commit_sha)
+    }
+}
+
+fn decode(document: &[u8]) -> Result<pb::Model, CatalogError> {
+    pb::Model::decode(document)
+        .map_err(|err| CatalogError::Corrupt(format!("model document: {err}")))
+}

@@ -1,0 +1,195 @@
+//! The catalog store behaves the same on SQLite and PostgreSQL: the project projection
+//! applies each event once and never goes backwards, models are versioned by commit,
+//! and everything is workspace-scoped.
+
+use backflow_model_catalog::app::MIGRATIONS;
+use backflow_model_catalog::store::{CatalogStore, RetlModelRecord, SourceRecord};
+use backflow_model_catalog::CatalogError;
+use backflow_platform::db::Database;
+use backflow_platform::outbox::{pending_count, Outbox};
+use backflow_platform::testing;
+use backflow_proto::catalog::v1 as pb;
+use backflow_proto::gitsync::v1 as gitsync;
+
+const CONSUMER: &str = "test";
+
+fn event(
+    change: gitsync::ConnectionChange,
+    version: i64,
+    branch: &str,
+) -> gitsync::ConnectionChangedEvent {
+    gitsync::ConnectionChangedEvent {
+        workspace_id: "ws-a".into(),
+        change: change as i32,
+        connection: Some(gitsync::Connection {
+            id: "conn-1".into(),
+            workspace_id: "ws-a".into(),
+            name: "analytics".into(),
+            settings: Some(gitsync::ConnectionSettings {
+                repository_url: "git@github.com:acme/dbt.git".into(),
+                branch: branch.into(),
+                default_schema: "analytics".into(),
+                ..Default::default()
+            }),
+            settings_version: version,
+            created_at_unix_ms: 1,
+            updated_at_unix_ms: 1,
+        }),
+    }
+}
+
+fn model(unique_id: &str, sql: &str) -> pb::Model {
+    pb::Model {
+        unique_id: unique_id.into(),
+        name: unique_id.rsplit('.').next().unwrap_or(unique_id).into(),
+        compiled_sql: sql.into(),
+        checksum: format!("sum-{sql}"),
+        ..Default::default()
+    }
+}
+
+async fn projection(store: &CatalogStore) -> anyhow::Result<()> {
+    use backflow_model_catalog::store::Applied;
+    let created = event(gitsync::ConnectionChange::Created, 1, "main");
+    assert_eq!(
+        store
+            .apply_connection_event(CONSUMER, "e1", &created)
+            .await?,
+        Applied::Applied
+    );
+    assert_eq!(
+        store
+            .apply_connection_event(CONSUMER, "e1", &created)
+            .await?,
+        Applied::Duplicate
+    );
+    let updated = event(gitsync::ConnectionChange::Updated, 3, "develop");
+    assert_eq!(
+        store
+            .apply_connection_event(CONSUMER, "e3", &updated)
+            .await?,
+        Applied::Applied
+    );
+    let stale = event(gitsync::ConnectionChange::Updated, 2, "stale");
+    assert_eq!(
+        store.apply_connection_event(CONSUMER, "e2", &stale).await?,
+        Applied::Stale
+    );
+    let project = store.get_project("ws-a", "conn-1").await?;
+    assert_eq!(project.branch, "develop");
+    assert_eq!(project.settings_version, 3);
+    assert_eq!(store.project_change_count("conn-1").await?, 3);
+    assert!(store.get_project("ws-b", "conn-1").await.is_err());
+    assert_eq!(store.list_projects("ws-a").await?.len(), 1);
+    Ok(())
+}
+
+async fn models(store: &CatalogStore) -> anyhow::Result<()> {
+    store
+        .record_snapshot(
+            "ws-a",
+            "conn-1",
+            "c1",
+            &[
+                model("model.p.a", "select 1"),
+                model("model.p.b", "select 2"),
+            ],
+        )
+        .await?;
+    store
+        .record_snapshot("ws-a", "conn-1", "c2", &[model("model.p.a", "select 10")])
+        .await?;
+    let (commit, latest) = store.list_models("ws-a", "conn-1", "").await?;
+    assert_eq!(commit, "c2");
+    assert_eq!(latest.len(), 1);
+    assert_eq!(
+        store
+            .get_model("ws-a", "conn-1", "model.p.a", "")
+            .await?
+            .compiled_sql,
+        "select 10"
+    );
+    assert_eq!(
+        store
+            .get_model("ws-a", "conn-1", "model.p.a", "c1")
+            .await?
+            .compiled_sql,
+        "select 1"
+    );
+    assert!(matches!(
+        store.get_model("ws-a", "conn-1", "model.p.b", "").await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(store
+        .record_snapshot("ws-b", "conn-1", "c3", &[])
+        .await
+        .is_err());
+    assert_eq!(store.get_project("ws-a", "conn-1").await?.model_count, 1);
+    Ok(())
+}
+
+async fn retl_and_sources(store: &CatalogStore) -> anyhow::Result<()> {
+    let record = RetlModelRecord {
+        id: "r1".into(),
+        workspace_id: "ws-a".into(),
+        name: "customers".into(),
+        connection_id: "conn-1".into(),
+        model_unique_id: "model.p.a".into(),
+        primary_key: vec!["id".into()],
+        created_at_ms: 1,
+    };
+    store.create_retl_model(&record).await?;
+    assert!(matches!(
+        store
+            .create_retl_model(&RetlModelRecord {
+                id: "r2".into(),
+                ..record.clone()
+            })
+            .await,
+        Err(CatalogError::AlreadyExists { .. })
+    ));
+    assert_eq!(store.get_retl_model("ws-a", "r1").await?, record);
+    assert!(store.get_retl_model("ws-b", "r1").await.is_err());
+    store.delete_retl_model("ws-a", "r1").await?;
+    assert!(store.list_retl_models("ws-a").await?.is_empty());
+    assert_eq!(pending_count(store.database()).await?, 2);
+
+    let source = SourceRecord {
+        id: "s1".into(),
+        workspace_id: "ws-a".into(),
+        name: "warehouse".into(),
+        kind: pb::WarehouseKind::Postgres as i32,
+        settings: [("host".to_string(), "db".to_string())].into(),
+        credential_id: "cred".into(),
+        created_at_ms: 1,
+    };
+    store.create_source(&source).await?;
+    assert_eq!(store.list_sources("ws-a").await?, vec![source]);
+    assert!(store.list_sources("ws-b").await?.is_empty());
+    Ok(())
+}
+
+async fn contract(url: &str) -> anyhow::Result<()> {
+    let db = Database::connect(url, &MIGRATIONS).await?;
+    let store = CatalogStore::new(db.clone(), Outbox::new());
+    projection(&store).await?;
+    models(&store).await?;
+    retl_and_sources(&store).await?;
+    let deleted = event(gitsync::ConnectionChange::Deleted, 3, "develop");
+    store
+        .apply_connection_event(CONSUMER, "e4", &deleted)
+        .await?;
+    assert!(store.list_projects("ws-a").await?.is_empty());
+    db.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn store_contract_on_sqlite_and_postgres() -> anyhow::Result<()> {
+    for url in testing::both_backends("catalog").await? {
+        contract(&url)
+            .await
+            .map_err(|err| anyhow::anyhow!("{url}: {err:#}"))?;
+    }
+    Ok(())
+}
