@@ -230,8 +230,10 @@ fn main() {
 
     // ---- 5. dbt on the same project ---------------------------------------------------------
     let dbt = std::env::var_os("BENCH_DBT").map(PathBuf::from).unwrap_or(root.join(".venv-dbt/bin/dbt"));
-    if std::env::var("BENCH_SKIP_DBT").is_ok_and(|v| v == "1") || !dbt.exists() {
-        rows.push(Row("dbt parse".into(), "skipped".into(), format!("no dbt at {}", dbt.display())));
+    let skip = std::env::var("BENCH_SKIP_DBT").is_ok_and(|v| v == "1");
+    if skip || !dbt.exists() {
+        let why = if skip { "BENCH_SKIP_DBT=1".to_string() } else { format!("no dbt at {}", dbt.display()) };
+        rows.push(Row("dbt parse".into(), "skipped".into(), why));
     } else {
         let out = bench_dir.join("dbt-out");
         let dbt_cmd = |sub: &str, dir: &Path, n: usize| {
