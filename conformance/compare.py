@@ -224,6 +224,11 @@ def compare_project(name, expected_path, got_path, error, opts):
         lines.append(f"  backflow output is not JSON: {e}")
         return kinds, lines
 
+    errs = got.get("errors") or []
+    if errs:
+        lines.append(f"  backflow reported {len(errs)} error(s):")
+        for e in errs[:10]:
+            lines.append("    " + (json.dumps(e, ensure_ascii=False) if not isinstance(e, str) else e)[:400])
     got_all = dict(got.get("nodes", {}))
     got_all.update(got.get("sources", {}))
     for uid in sorted(exp_items):

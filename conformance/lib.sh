@@ -8,7 +8,9 @@ CONF_DIR="$REPO_ROOT/conformance"
 VENV="$REPO_ROOT/.venv-dbt"                 # gitignored (/.venv*)
 DBT="$VENV/bin/dbt"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target-dbt}"   # gitignored (/target-*)
-BACKFLOW_DBT_BIN="$CARGO_TARGET_DIR/release/backflow-dbt"
+# BACKFLOW_DBT_BIN may point at a prebuilt binary (then nothing is built).
+PREBUILT_BACKFLOW_DBT="${BACKFLOW_DBT_BIN:-}"
+BACKFLOW_DBT_BIN="${BACKFLOW_DBT_BIN:-$CARGO_TARGET_DIR/release/backflow-dbt}"
 PYTHON="${PYTHON:-python3}"
 
 # dbt should not phone home or nag about versions.
@@ -50,6 +52,10 @@ ensure_postgres() {
 
 # Build the engine's CLI (release). Fails loudly if the crate does not build yet.
 build_backflow_dbt() {
+    if [ -n "$PREBUILT_BACKFLOW_DBT" ]; then
+        log "using prebuilt $BACKFLOW_DBT_BIN"
+        return 0
+    fi
     log "building backflow-dbt (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
     (cd "$REPO_ROOT" && cargo build --quiet --release -p backflow-dbt --bin backflow-dbt)
 }
