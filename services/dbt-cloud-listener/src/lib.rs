@@ -1,1 +1,16 @@
-//! placeholder
+//! The dbt Cloud listener knows which dbt Cloud accounts a workspace uses (access URL,
+//! account id and the credential holding the API token) and records the webhook
+//! deliveries it receives, so that a delivery retried by dbt Cloud, or found again by
+//! polling, announces a completed run only once.
+
+pub mod access_url;
+pub mod app;
+pub mod config;
+pub mod connections;
+pub mod error;
+pub mod grpc;
+pub mod store;
+
+pub use app::App;
+pub use config::Config;
+pub use error::DbtCloudError;

@@ -1,0 +1,232 @@
+//! Storage of dbt Cloud connections and received events. Everything here is portable
+//! SQL that runs on PostgreSQL and SQLite; the contract tests run it on both.
+
+use crate::error::DbtCloudError;
+use backflow_platform::db::Database;
+use backflow_platform::outbox::Outbox;
+use backflow_proto::dbtcloud::v1::RunCompletedEvent;
+
+/// Most received events returned by one listing (newest first).
+pub const RECEIVED_EVENTS_PAGE: i64 = 500;
+
+/// A dbt Cloud account a workspace listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    /// Normalized `https://<host>`.
+    pub access_url: String,
+    pub account_id: i64,
+    pub api_token_credential_id: String,
+    pub created_at_ms: i64,
+}
+
+type ConnectionRow = (String, String, String, String, i64, String, i64);
+
+const CONNECTION_COLUMNS: &str =
+    "id, workspace_id, name, access_url, account_id, api_token_credential_id, created_at_ms";
+
+fn connection_of(row: ConnectionRow) -> ConnectionRecord {
+    let (id, workspace_id, name, access_url, account_id, api_token_credential_id, created_at_ms) =
+        row;
+    ConnectionRecord {
+        id,
+        workspace_id,
+        name,
+        access_url,
+        account_id,
+        api_token_credential_id,
+        created_at_ms,
+    }
+}
+
+/// One webhook delivery (or polled run) as recorded for de-duplication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEventRecord {
+    pub event_id: String,
+    pub connection_id: String,
+    pub event_type: String,
+    pub job_id: i64,
+    pub run_id: i64,
+    pub run_status_code: i64,
+    pub received_at_ms: i64,
+}
+
+type ReceivedEventRow = (String, String, String, i64, i64, i64, i64);
+
+#[derive(Clone, Debug)]
+pub struct ConnectionStore {
+    db: Database,
+    outbox: Outbox,
+}
+
+impl ConnectionStore {
+    pub fn new(db: Database, outbox: Outbox) -> Self {
+        Self { db, outbox }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn create(&self, record: &ConnectionRecord) -> Result<(), DbtCloudError> {
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO dbt_connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&record.id)
+        .bind(&record.workspace_id)
+        .bind(&record.name)
+        .bind(&record.access_url)
+        .bind(record.account_id)
+        .bind(&record.api_token_credential_id)
+        .bind(record.created_at_ms)
+        .execute(self.db.pool())
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if backflow_platform::db::is_unique_violation(&error) => {
+                Err(DbtCloudError::AlreadyExists(record.name.clone()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, DbtCloudError> {
+        let row: Option<ConnectionRow> = sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM dbt_connections WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(connection_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(connection_of))
+    }
+
+    pub async fn list(&self, workspace_id: &str) -> Result<Vec<ConnectionRecord>, DbtCloudError> {
+        let rows: Vec<ConnectionRow> = sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM dbt_connections WHERE workspace_id = $1 ORDER BY name"
+        ))
+        .bind(workspace_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.into_iter().map(connection_of).collect())
+    }
+
+    /// Deletes a connection with its subscriptions and received events. Returns false
+    /// if it did not exist in this workspace.
+    pub async fn delete(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+    ) -> Result<bool, DbtCloudError> {
+        let mut tx = self.db.begin().await?;
+        let deleted =
+            sqlx::query("DELETE FROM dbt_connections WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id)
+                .bind(connection_id)
+                .execute(&mut *tx)
+                .await?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for table in ["dbt_subscriptions", "dbt_received_events"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE workspace_id = $1 AND connection_id = $2"
+            ))
+            .bind(workspace_id)
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records a received event unless its id was seen before for this connection.
+    /// When it is new and `announce` is given, `evt.dbt.run.completed.<account>` is
+    /// published through the outbox in the same transaction. Returns whether it was new.
+    pub async fn record_received(
+        &self,
+        workspace_id: &str,
+        event: &ReceivedEventRecord,
+        announce: Option<&RunCompletedEvent>,
+    ) -> Result<bool, DbtCloudError> {
+        let mut tx = self.db.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO dbt_received_events (connection_id, event_id, workspace_id, event_type, job_id, run_id, run_status_code, received_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (connection_id, event_id) DO NOTHING",
+        )
+        .bind(&event.connection_id)
+        .bind(&event.event_id)
+        .bind(workspace_id)
+        .bind(&event.event_type)
+        .bind(event.job_id)
+        .bind(event.run_id)
+        .bind(event.run_status_code)
+        .bind(event.received_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        let new = inserted.rows_affected() == 1;
+        if let (true, Some(completed)) = (new, announce) {
+            self.outbox
+                .enqueue(
+                    &mut tx,
+                    &format!("evt.dbt.run.completed.{}", completed.account_id),
+                    completed,
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        if new && announce.is_some() {
+            self.outbox.committed();
+        }
+        Ok(new)
+    }
+
+    /// Received events of one connection, newest first, at most [`RECEIVED_EVENTS_PAGE`].
+    pub async fn list_received(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+    ) -> Result<Vec<ReceivedEventRecord>, DbtCloudError> {
+        let rows: Vec<ReceivedEventRow> = sqlx::query_as(
+            "SELECT event_id, connection_id, event_type, job_id, run_id, run_status_code, received_at_ms \
+             FROM dbt_received_events WHERE workspace_id = $1 AND connection_id = $2 \
+             ORDER BY received_at_ms DESC, event_id DESC LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(RECEIVED_EVENTS_PAGE)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    event_id,
+                    connection_id,
+                    event_type,
+                    job_id,
+                    run_id,
+                    run_status_code,
+                    received_at_ms,
+                )| {
+                    ReceivedEventRecord {
+                        event_id,
+                        connection_id,
+                        event_type,
+                        job_id,
+                        run_id,
+                        run_status_code,
+                        received_at_ms,
+                    }
+                },
+            )
+            .collect())
+    }
+}
