@@ -59,6 +59,9 @@ impl Database {
             prepare_sqlite_directory(url)?;
         }
         let redacted = redact(url);
+        // One direct attempt first: a pool would only report "timed out", while the
+        // operator needs the real reason (refused, unknown database, bad password).
+        probe(url, backend, &redacted).await?;
         let pool = pool_options(backend)
             .connect(&sqlite_with_create(url, backend))
             .await
@@ -107,6 +110,23 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn probe(url: &str, backend: Backend, redacted: &str) -> Result<(), DbError> {
+    use sqlx::Connection;
+    let attempt = sqlx::AnyConnection::connect(&sqlite_with_create(url, backend));
+    let connection = tokio::time::timeout(Duration::from_secs(10), attempt)
+        .await
+        .map_err(|_| DbError::Connect {
+            url: redacted.to_string(),
+            source: sqlx::Error::PoolTimedOut,
+        })?
+        .map_err(|source| DbError::Connect {
+            url: redacted.to_string(),
+            source,
+        })?;
+    let _ = connection.close().await;
+    Ok(())
 }
 
 fn clone_migrator(source: &Migrator) -> Migrator {

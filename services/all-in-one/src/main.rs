@@ -1,1 +1,113 @@
-fn main() {}
+//! `backflow`: every Backflow service in one binary.
+//!
+//! - `backflow dev` runs all services in one process with embedded defaults (SQLite
+//!   files under `./data`, fixed local ports) for development;
+//! - `backflow serve <service>` runs one service, as deployed on Kubernetes;
+//! - `backflow migrate <service>` applies a service's migrations and exits.
+//!
+//! Start-up errors end the process with one line naming the setting, exit code 2.
+
+mod config;
+mod services;
+
+use clap::{Parser, Subcommand};
+use config::BackflowConfig;
+use services::{BuiltService, ServiceName};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "backflow", version, about = "dbt models in Git, flowing back out to business tools")]
+struct Cli {
+    /// Configuration file (TOML or YAML); `BACKFLOW_<SECTION>__<KEY>` variables override it.
+    #[arg(long, global = true, env = "BACKFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process (SQLite under ./data, ports 50051-50055).
+    Dev,
+    /// Run one service.
+    Serve { service: ServiceName },
+    /// Apply one service's database migrations and exit.
+    Migrate { service: ServiceName },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("backflow: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("backflow: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let dev = matches!(cli.command, Command::Dev);
+    let config = BackflowConfig::load(cli.config.as_deref(), dev)?;
+    let _telemetry = backflow_platform::telemetry::init(&config.telemetry, "backflow")?;
+    match cli.command {
+        Command::Dev => run_services(&ServiceName::ALL, &config).await,
+        Command::Serve { service } => run_services(&[service], &config).await,
+        Command::Migrate { service } => {
+            services::migrate(service, &config).await.map_err(anyhow::Error::msg)?;
+            println!("backflow: {} migrated", service.as_str());
+            Ok(())
+        }
+    }
+}
+
+/// Builds every service first (any error stops start-up), then runs them until
+/// SIGTERM/SIGINT or until one fails.
+async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow::Result<()> {
+    let mut built: Vec<BuiltService> = Vec::new();
+    for name in names {
+        built.push(services::build(*name, config).await.map_err(anyhow::Error::msg)?);
+    }
+    for service in &built {
+        match service.grpc_addr {
+            Some(addr) => println!("backflow: {} grpc on {addr}", service.name.as_str()),
+            None => println!("backflow: {} started", service.name.as_str()),
+        }
+    }
+    println!("backflow: ready ({} services); ctrl-c to stop", built.len());
+    let shutdown = backflow_platform::shutdown::on_signal();
+    let mut running = tokio::task::JoinSet::new();
+    for service in built {
+        let shutdown = shutdown.clone();
+        running.spawn(async move {
+            let name = service.name;
+            (name, service.run(shutdown).await)
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = running.join_next().await {
+        let failure = match joined {
+            Ok((_, Ok(()))) => None,
+            Ok((name, Err(error))) => Some(format!("{}: {error}", name.as_str())),
+            Err(error) => Some(format!("service task failed: {error}")),
+        };
+        if let Some(failure) = failure {
+            tracing::error!(error = %failure, "service stopped with an error");
+            shutdown.cancel();
+            first_error.get_or_insert(failure);
+        }
+    }
+    println!("backflow: stopped");
+    match first_error {
+        Some(error) => Err(anyhow::Error::msg(error)),
+        None => Ok(()),
+    }
+}
