@@ -1,0 +1,77 @@
+# Backflow — the two commands a newcomer needs:
+#   make dev    run every service in one process with embedded defaults
+#   make test   everything CI checks (fmt, clippy, unit, contract and cross-service tests)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+NATS_URL ?= 127.0.0.1:4222
+PG_HOST ?= 127.0.0.1
+
+.PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance bench k8s release clean
+
+## Install what is missing (Debian packages; Rust comes from rustup).
+deps:
+	@missing=""; \
+	command -v nats-server >/dev/null || missing="$$missing nats-server"; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v pg_isready >/dev/null || missing="$$missing postgresql-client"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+## Start NATS with JetStream on loopback unless something already listens there.
+nats-up: deps
+	@if ! (exec 3<>/dev/tcp/$${NATS_URL%:*}/$${NATS_URL#*:}) 2>/dev/null; then \
+	  echo "starting nats-server with jetstream on $(NATS_URL)"; \
+	  mkdir -p /var/lib/nats-server 2>/dev/null || true; \
+	  start-stop-daemon --start --oknodo --background --exec "$$(command -v nats-server)" -- \
+	    -a $${NATS_URL%:*} -p $${NATS_URL#*:} -js -sd /var/lib/nats-server; \
+	  for i in $$(seq 50); do (exec 3<>/dev/tcp/$${NATS_URL%:*}/$${NATS_URL#*:}) 2>/dev/null && break; sleep 0.1; done; \
+	fi
+
+## Start the local PostgreSQL cluster unless it is already up (tests use it).
+postgres-up:
+	@if ! pg_isready -q -h $(PG_HOST); then \
+	  echo "starting postgresql"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  for i in $$(seq 50); do pg_isready -q -h $(PG_HOST) && break; sleep 0.2; done; \
+	fi
+
+services-up: nats-up postgres-up
+
+dev: nats-up
+	$(CARGO) run -p backflow -- dev
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: services-up
+	$(CARGO) test --workspace
+
+test: services-up fmt clippy unit
+
+## dbt conformance against dbt-core 1.7.20 (installs it in .venv-dbt from PyPI).
+conformance: postgres-up
+	conformance/run.sh
+
+## Benchmarks: dbt engine vs dbt-core, push-to-catalog latency.
+bench: postgres-up
+	conformance/bench.sh
+
+## Render the Kubernetes manifests.
+k8s:
+	@command -v kubectl >/dev/null || (apt-get update -qq && apt-get install -y -qq kubectl)
+	kubectl kustomize deploy/k8s/overlays/dev
+
+release:
+	$(CARGO) build --release -p backflow
+
+clean:
+	$(CARGO) clean
+	rm -rf data
