@@ -32,7 +32,10 @@ const TARGET_RATIO: f64 = 50.0;
 const TARGET_INCREMENTAL_MS: f64 = 50.0;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 fn options() -> ParseOptions {
@@ -73,7 +76,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn model_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -105,7 +111,9 @@ struct Row(String, String, String);
 fn main() {
     // `cargo bench` passes --bench; nothing else is accepted.
     let root = repo_root();
-    let bench_dir = std::env::var_os("BENCH_DIR").map(PathBuf::from).unwrap_or(root.join("target/bench"));
+    let bench_dir = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target/bench"));
     fs::create_dir_all(&bench_dir).unwrap();
     let mut sizes: Vec<usize> = std::env::var("BENCH_SIZES")
         .unwrap_or_else(|_| "300,3000".into())
@@ -115,7 +123,10 @@ fn main() {
     sizes.sort();
     let big = *sizes.last().unwrap();
     let small = sizes[0];
-    let projects: BTreeMap<usize, PathBuf> = sizes.iter().map(|&n| (n, ensure_project(&bench_dir, n))).collect();
+    let projects: BTreeMap<usize, PathBuf> = sizes
+        .iter()
+        .map(|&n| (n, ensure_project(&bench_dir, n)))
+        .collect();
     let opts = options();
     let mut rows: Vec<Row> = Vec::new();
     let mut verdicts: Vec<(String, bool)> = Vec::new();
@@ -154,7 +165,14 @@ fn main() {
             Command::new(bin)
                 .arg("parse")
                 .arg(&projects[&big])
-                .args(["--target-schema", "analytics", "--target-name", "dev", "--target-type", "postgres"])
+                .args([
+                    "--target-schema",
+                    "analytics",
+                    "--target-name",
+                    "dev",
+                    "--target-type",
+                    "postgres",
+                ])
                 .args(["--target-database", "warehouse"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -169,7 +187,11 @@ fn main() {
         format!("{:.1} ms", ms(cli)),
         "median of 3; JSON manifest to /dev/null".into(),
     ));
-    rows.push(Row(format!("Backflow peak memory (max RSS), {big} models"), format!("{:.1} MiB", cli_rss as f64 / 1024.0), "CLI process".into()));
+    rows.push(Row(
+        format!("Backflow peak memory (max RSS), {big} models"),
+        format!("{:.1} MiB", cli_rss as f64 / 1024.0),
+        "CLI process".into(),
+    ));
     json.insert("backflow_cli_ms".into(), ms(cli).into());
     json.insert("backflow_max_rss_kib".into(), cli_rss.into());
 
@@ -199,14 +221,31 @@ fn main() {
         engine.parse(dir).expect("engine parse after restore");
         let worst = *times.iter().max().unwrap();
         let med = median(times);
-        rows.push(Row(format!("Engine first parse, {big} models"), format!("{:.1} ms", ms(cold)), "cold cache".into()));
-        rows.push(Row("Engine re-parse, nothing changed".into(), format!("{:.1} ms", ms(noop)), String::new()));
+        rows.push(Row(
+            format!("Engine first parse, {big} models"),
+            format!("{:.1} ms", ms(cold)),
+            "cold cache".into(),
+        ));
+        rows.push(Row(
+            "Engine re-parse, nothing changed".into(),
+            format!("{:.1} ms", ms(noop)),
+            String::new(),
+        ));
         rows.push(Row(
             "Engine re-parse after 1 model file changes".into(),
             format!("{:.1} ms", ms(med)),
-            format!("median of 7 (max {:.1} ms); target <= {TARGET_INCREMENTAL_MS} ms", ms(worst)),
+            format!(
+                "median of 7 (max {:.1} ms); target <= {TARGET_INCREMENTAL_MS} ms",
+                ms(worst)
+            ),
         ));
-        verdicts.push((format!("incremental re-parse {:.1} ms <= {TARGET_INCREMENTAL_MS} ms", ms(med)), ms(med) <= TARGET_INCREMENTAL_MS));
+        verdicts.push((
+            format!(
+                "incremental re-parse {:.1} ms <= {TARGET_INCREMENTAL_MS} ms",
+                ms(med)
+            ),
+            ms(med) <= TARGET_INCREMENTAL_MS,
+        ));
         json.insert("engine_cold_ms".into(), ms(cold).into());
         json.insert("engine_noop_ms".into(), ms(noop).into());
         json.insert("engine_incremental_ms_median".into(), ms(med).into());
@@ -220,19 +259,31 @@ fn main() {
         rows.push(Row(
             format!("Linearity: time({big}) / time({small})"),
             format!("{ratio:.1}x"),
-            format!("size ratio {size_ratio:.0}x; quadratic would be {:.0}x", size_ratio * size_ratio),
+            format!(
+                "size ratio {size_ratio:.0}x; quadratic would be {:.0}x",
+                size_ratio * size_ratio
+            ),
         ));
         // allow constant overheads to push it a little over; quadratic is 10x further off
         let ok = ratio <= size_ratio * 1.5;
-        verdicts.push((format!("linear growth ({ratio:.1}x for {size_ratio:.0}x models)"), ok));
+        verdicts.push((
+            format!("linear growth ({ratio:.1}x for {size_ratio:.0}x models)"),
+            ok,
+        ));
         json.insert("linearity_ratio".into(), ratio.into());
     }
 
     // ---- 5. dbt on the same project ---------------------------------------------------------
-    let dbt = std::env::var_os("BENCH_DBT").map(PathBuf::from).unwrap_or(root.join(".venv-dbt/bin/dbt"));
+    let dbt = std::env::var_os("BENCH_DBT")
+        .map(PathBuf::from)
+        .unwrap_or(root.join(".venv-dbt/bin/dbt"));
     let skip = std::env::var("BENCH_SKIP_DBT").is_ok_and(|v| v == "1");
     if skip || !dbt.exists() {
-        let why = if skip { "BENCH_SKIP_DBT=1".to_string() } else { format!("no dbt at {}", dbt.display()) };
+        let why = if skip {
+            "BENCH_SKIP_DBT=1".to_string()
+        } else {
+            format!("no dbt at {}", dbt.display())
+        };
         rows.push(Row("dbt parse".into(), "skipped".into(), why));
     } else {
         let out = bench_dir.join("dbt-out");
@@ -265,13 +316,20 @@ fn main() {
             format!("{:.1} s", wall.as_secs_f64()),
             "parses + renders every node; no compiled SQL".into(),
         ));
-        rows.push(Row(format!("dbt peak memory (max RSS), {big} models"), format!("{:.1} MiB", rss as f64 / 1024.0), "dbt parse".into()));
+        rows.push(Row(
+            format!("dbt peak memory (max RSS), {big} models"),
+            format!("{:.1} MiB", rss as f64 / 1024.0),
+            "dbt parse".into(),
+        ));
         rows.push(Row(
             "Speed-up: dbt parse / Backflow parse+compile (CLI)".into(),
             format!("{ratio:.0}x"),
             format!("target >= {TARGET_RATIO}x"),
         ));
-        verdicts.push((format!("Backflow {ratio:.0}x faster than dbt parse (>= {TARGET_RATIO}x)"), ratio >= TARGET_RATIO));
+        verdicts.push((
+            format!("Backflow {ratio:.0}x faster than dbt parse (>= {TARGET_RATIO}x)"),
+            ratio >= TARGET_RATIO,
+        ));
         json.insert("dbt_parse_ms".into(), ms(wall).into());
         json.insert("dbt_parse_max_rss_kib".into(), rss.into());
         json.insert("ratio_dbt_parse_over_backflow_cli".into(), ratio.into());
@@ -279,8 +337,16 @@ fn main() {
             let (wall, rss, ok) = run_measured(&mut dbt_cmd("compile", &projects[&big], big));
             rows.push(Row(
                 format!("dbt compile, {big} models"),
-                if ok { format!("{:.1} s", wall.as_secs_f64()) } else { "failed".into() },
-                format!("needs PostgreSQL; {:.1} MiB max RSS; {:.0}x Backflow", rss as f64 / 1024.0, wall.as_secs_f64() / cli.as_secs_f64()),
+                if ok {
+                    format!("{:.1} s", wall.as_secs_f64())
+                } else {
+                    "failed".into()
+                },
+                format!(
+                    "needs PostgreSQL; {:.1} MiB max RSS; {:.0}x Backflow",
+                    rss as f64 / 1024.0,
+                    wall.as_secs_f64() / cli.as_secs_f64()
+                ),
             ));
             json.insert("dbt_compile_ms".into(), ms(wall).into());
         }
@@ -290,7 +356,12 @@ fn main() {
     let w0 = rows.iter().map(|r| r.0.len()).max().unwrap_or(10);
     let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(10);
     println!();
-    println!("dbt engine benchmark: generated project (conformance/gen_project.py), {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "dbt engine benchmark: generated project (conformance/gen_project.py), {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!("{:-<w$}", "", w = w0 + w1 + 40);
     for Row(a, b, c) in &rows {
         println!("{a:<w0$}  {b:>w1$}  {c}");
@@ -301,8 +372,15 @@ fn main() {
         all_ok &= ok;
         println!("{} {what}", if *ok { "PASS" } else { "MISS" });
     }
-    fs::write(bench_dir.join("results.json"), serde_json::to_string_pretty(&json).unwrap()).unwrap();
-    println!("(results also in {})", bench_dir.join("results.json").display());
+    fs::write(
+        bench_dir.join("results.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    )
+    .unwrap();
+    println!(
+        "(results also in {})",
+        bench_dir.join("results.json").display()
+    );
     if !all_ok && std::env::var("BENCH_ENFORCE").is_ok_and(|v| v == "1") {
         std::process::exit(1);
     }

@@ -21,7 +21,11 @@ pub enum ProjectError {
     #[error("symlink {0} points outside the project checkout; refusing to follow it")]
     SymlinkEscape(PathBuf),
     #[error("file {path} is {size} bytes, over the limit of {limit} bytes")]
-    FileTooLarge { path: PathBuf, size: u64, limit: u64 },
+    FileTooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("invalid dbt_project.yml in {file}: {message}")]
     InvalidProject { file: String, message: String },
     #[error("invalid yaml in {file} at line {line}: {message}")]
@@ -47,7 +51,12 @@ pub struct NodeError {
 }
 
 impl NodeError {
-    pub fn new(unique_id: Option<String>, file: &str, line: Option<usize>, message: String) -> Self {
+    pub fn new(
+        unique_id: Option<String>,
+        file: &str,
+        line: Option<usize>,
+        message: String,
+    ) -> Self {
         Self {
             unique_id,
             file: file.to_string(),

@@ -2,8 +2,35 @@
 //! macros, packages) the way dbt-core 1.7 does and produces a catalog and a dbt-shaped manifest,
 //! without a warehouse or network.
 
+pub mod catalog;
+pub mod cli;
+pub mod compile;
+pub mod config;
 pub mod error;
+pub mod jinja;
+pub mod loader;
+pub mod manifest;
+pub mod naming;
+pub mod options;
+pub mod parser;
+pub mod pipeline;
+pub mod project;
+pub mod project_render;
+pub mod properties;
 pub mod safe_fs;
+pub mod tests_gen;
 pub mod yaml;
 
+pub use catalog::Catalog;
 pub use error::{NodeError, ProjectError};
+pub use manifest::manifest_json;
+pub use options::ParseOptions;
+
+use std::path::Path;
+
+/// Parses and compiles the dbt project in `dir`. Only whole-project problems are errors;
+/// per-file and per-node problems are in `Catalog::errors` and on the nodes.
+pub fn parse_project(dir: &Path, opts: &ParseOptions) -> Result<Catalog, ProjectError> {
+    let (_, loaded) = loader::load(dir)?;
+    Ok(pipeline::build_catalog(&loaded, opts))
+}

@@ -56,9 +56,7 @@ impl MarkedEventReceiver for Builder {
                 self.push(v, anchor, mark);
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(Vec::new(), anchor)),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Map::new(), None, anchor))
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(Map::new(), None, anchor)),
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(items, anchor)) = self.stack.pop() {
                     self.push(Value::Array(items), anchor, mark);
@@ -270,7 +268,9 @@ fn sexagesimal_int(body: &str) -> Option<i64> {
         if !is_base60_digit(part) {
             return None;
         }
-        value = value.checked_mul(60)?.checked_add(part.parse::<i64>().ok()?)?;
+        value = value
+            .checked_mul(60)?
+            .checked_add(part.parse::<i64>().ok()?)?;
     }
     Some(value)
 }
@@ -316,7 +316,8 @@ pub fn parse_float(t: &str) -> Option<f64> {
     }
     if let Some(exp) = exponent {
         let (_, digits) = split_sign(exp);
-        if !(exp.starts_with('+') || exp.starts_with('-')) || !all_in(digits, |c| c.is_ascii_digit())
+        if !(exp.starts_with('+') || exp.starts_with('-'))
+            || !all_in(digits, |c| c.is_ascii_digit())
         {
             return None;
         }

@@ -1,0 +1,75 @@
+//! The `dbt parse` command: clap arguments and the function the `backflow` binary (and the
+//! standalone `backflow-dbt` binary) call. Prints the dbt-manifest-shaped JSON.
+
+use crate::error::ProjectError;
+use crate::manifest::manifest_json;
+use crate::options::ParseOptions;
+use crate::yaml;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `parse DIR --target-schema S [--var k=v] [--vars '{yaml}']`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ParseCommand {
+    /// dbt project directory (must contain dbt_project.yml)
+    pub dir: PathBuf,
+    /// dbt's target schema (the connection's default schema)
+    #[arg(long)]
+    pub target_schema: String,
+    #[arg(long, default_value = "dev")]
+    pub target_name: String,
+    #[arg(long, default_value = "postgres")]
+    pub target_type: String,
+    #[arg(long, default_value = "warehouse")]
+    pub target_database: String,
+    /// one variable, `key=value`; the value is read as YAML (repeatable)
+    #[arg(long = "var")]
+    pub var: Vec<String>,
+    /// all variables as a YAML mapping, like dbt's `--vars`
+    #[arg(long)]
+    pub vars: Option<String>,
+    /// pretty-print the JSON
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+/// Builds parse options from the command and the process environment.
+pub fn options_from(cmd: &ParseCommand) -> Result<ParseOptions, ProjectError> {
+    let mut vars = BTreeMap::new();
+    if let Some(text) = &cmd.vars {
+        match yaml::load(text).map_err(|e| ProjectError::InvalidVars(e.to_string()))? {
+            Value::Object(m) => vars.extend(m),
+            Value::Null => {}
+            _ => return Err(ProjectError::InvalidVars("--vars must be a mapping".into())),
+        }
+    }
+    for kv in &cmd.var {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| ProjectError::InvalidVars(format!("expected key=value, got '{kv}'")))?;
+        let value = yaml::load(v).map_err(|e| ProjectError::InvalidVars(format!("{k}: {e}")))?;
+        vars.insert(k.trim().to_string(), value);
+    }
+    Ok(ParseOptions {
+        target_schema: cmd.target_schema.clone(),
+        target_name: cmd.target_name.clone(),
+        target_type: cmd.target_type.clone(),
+        target_database: cmd.target_database.clone(),
+        vars,
+        env: std::env::vars().collect(),
+    })
+}
+
+/// Runs the parse and returns the manifest JSON text.
+pub fn run_parse(cmd: &ParseCommand) -> Result<String, ProjectError> {
+    let opts = options_from(cmd)?;
+    let catalog = crate::parse_project(&cmd.dir, &opts)?;
+    let manifest = manifest_json(&catalog);
+    let text = if cmd.pretty {
+        serde_json::to_string_pretty(&manifest)
+    } else {
+        serde_json::to_string(&manifest)
+    };
+    text.map_err(|e| ProjectError::InvalidVars(format!("cannot serialize manifest: {e}")))
+}

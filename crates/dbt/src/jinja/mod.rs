@@ -1,0 +1,237 @@
+//! dbt's Jinja dialect on top of minijinja: macro extraction, the shared environment (Python
+//! compatible methods and output), and rendering a node with its context.
+
+pub mod blocks;
+pub mod context;
+pub mod pyfuncs;
+pub mod relation;
+pub mod scope;
+pub mod values;
+
+use blocks::{find_blocks, wrap_mutable_sets, BlockError, MUT_FN};
+use minijinja::value::{Rest, Value};
+use minijinja::{Environment, Error, ErrorKind, State};
+use scope::{MacroDef, MacroIndex, DBT_PACKAGE};
+use std::sync::Arc;
+
+/// dbt's own macros we ship (schema/alias/database naming, is_incremental, generic tests).
+pub const BUILTIN_MACROS: &str = include_str!("builtin_macros.sql");
+
+/// A docs block found in a file.
+#[derive(Debug, Clone)]
+pub struct DocBlock {
+    pub name: String,
+    pub text: String,
+}
+
+/// Macros and docs blocks of one file.
+#[derive(Debug, Clone, Default)]
+pub struct FileBlocks {
+    pub macros: Vec<MacroDef>,
+    pub docs: Vec<DocBlock>,
+}
+
+/// Extracts macros (`{% macro %}`, `{% test %}`) and docs blocks from a file.
+pub fn extract_blocks(package: &str, path: &str, text: &str) -> Result<FileBlocks, BlockError> {
+    let mut out = FileBlocks::default();
+    for b in find_blocks(text)? {
+        match b.kind.as_str() {
+            "macro" | "test" => {
+                let dbt_name = if b.kind == "test" {
+                    format!("test_{}", b.name)
+                } else {
+                    b.name.clone()
+                };
+                let open_tag = rename_tag(&text[b.start..b.body.0], &b.kind, &b.name, &dbt_name);
+                let end_tag =
+                    text[b.body.1..b.end].replacen(&format!("end{}", b.kind), "endmacro", 1);
+                let source = format!(
+                    "{}{open_tag}{}{end_tag}",
+                    "\n".repeat(b.line.saturating_sub(1)),
+                    &text[b.body.0..b.body.1],
+                );
+                out.macros.push(MacroDef {
+                    unique_id: format!("macro.{package}.{dbt_name}"),
+                    package: package.to_string(),
+                    name: dbt_name.clone(),
+                    jinja_name: dbt_name,
+                    original_file_path: path.to_string(),
+                    line: b.line,
+                    source: wrap_mutable_sets(&source),
+                });
+            }
+            "docs" => out.docs.push(DocBlock {
+                name: b.name.clone(),
+                text: text[b.body.0..b.body.1].trim().to_string(),
+            }),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Turns `{%- test name(` into `{%- macro test_name(`, keeping whitespace control markers.
+fn rename_tag(tag: &str, kind: &str, name: &str, new_name: &str) -> String {
+    match tag.find(kind) {
+        Some(i) => {
+            let rest = &tag[i + kind.len()..];
+            let rest = rest.replacen(name, new_name, 1);
+            format!("{}macro{rest}", &tag[..i])
+        }
+        None => tag.to_string(),
+    }
+}
+
+/// dbt's built-in macros as definitions of the `dbt` package.
+pub fn builtin_macros() -> Vec<MacroDef> {
+    extract_blocks(DBT_PACKAGE, "macros/builtin.sql", BUILTIN_MACROS)
+        .map(|b| b.macros)
+        .unwrap_or_default()
+}
+
+/// A macro template that failed to compile.
+#[derive(Debug, Clone)]
+pub struct MacroCompileError {
+    pub unique_id: String,
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Builds the environment holding every macro as its own template (named by unique id).
+pub fn build_env(macros: &MacroIndex) -> (Environment<'static>, Vec<MacroCompileError>) {
+    let mut env = Environment::new();
+    configure(&mut env);
+    let mut errors = Vec::new();
+    let mut defs: Vec<&Arc<MacroDef>> = macros.all().collect();
+    defs.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    for m in defs {
+        if let Err(e) = env.add_template_owned(m.unique_id.clone(), m.source.clone()) {
+            errors.push(MacroCompileError {
+                unique_id: m.unique_id.clone(),
+                file: m.original_file_path.clone(),
+                line: e.line(),
+                message: describe(&e),
+            });
+        }
+    }
+    (env, errors)
+}
+
+fn configure(env: &mut Environment<'static>) {
+    env.set_formatter(values::formatter);
+    env.set_unknown_method_callback(unknown_method);
+    env.set_keep_trailing_newline(false);
+    env.add_function(MUT_FN, values::make_mutable);
+    env.add_function("tojson", pyfuncs::tojson);
+    env.add_function("fromjson", pyfuncs::fromjson);
+    env.add_function("fromyaml", pyfuncs::fromyaml);
+    env.add_function("local_md5", pyfuncs::local_md5);
+    env.add_function("zip", |args: Rest<Value>| pyfuncs::zip(&args));
+    env.add_function("set", pyfuncs::py_set);
+    env.add_function("print", |_args: Rest<Value>| "");
+    env.add_function("log", |_args: Rest<Value>| "");
+    env.add_filter("as_bool", pyfuncs::as_native);
+    env.add_filter("as_native", pyfuncs::as_native);
+    env.add_filter("as_number", pyfuncs::as_native);
+    env.add_filter("as_text", pyfuncs::as_text);
+    env.add_global("exceptions", Value::from_object(pyfuncs::Exceptions));
+    env.add_global(
+        "run_started_at",
+        Value::from_object(pyfuncs::PyDate::RUN_STARTED_AT),
+    );
+    env.add_global("invocation_id", "00000000-0000-0000-0000-000000000000");
+    env.add_global("dbt_version", "1.7.20");
+    env.add_global(
+        "modules",
+        Value::from_iter([("datetime", Value::from_object(pyfuncs::DatetimeModule))]),
+    );
+    env.add_global(
+        "flags",
+        Value::from_serialize(serde_json::json!({
+            "FULL_REFRESH": false, "STORE_FAILURES": false, "WHICH": "compile"
+        })),
+    );
+}
+
+/// pycompat's Python methods, plus a clear error for mutating an immutable container.
+fn unknown_method(
+    state: &State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, Error> {
+    match minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args) {
+        Err(e) if e.kind() == ErrorKind::UnknownMethod => match method {
+            "append" | "extend" | "update" | "pop" | "insert" | "remove" => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("cannot call {method}() on this value: only lists and dicts bound with {{% set %}} are mutable"),
+            )),
+            _ => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// A render failure with the line in the rendered file (or in the macro that failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// A human message for a minijinja error, naming the macro when the error came from one.
+pub fn describe(e: &Error) -> String {
+    let mut msg = match e.detail() {
+        Some(d) => format!("{}: {d}", e.kind()),
+        None => e.kind().to_string(),
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(&format!(" (caused by: {s})"));
+        source = s.source();
+    }
+    msg
+}
+
+/// Renders `source` (a node's raw SQL) with the given render context.
+pub fn render(
+    env: &Environment<'static>,
+    rc: &Arc<context::RenderCtx>,
+    name: &str,
+    source: &str,
+) -> Result<String, RenderError> {
+    let prepared = wrap_mutable_sets(source);
+    let tmpl = env
+        .template_from_named_str(name, &prepared)
+        .map_err(|e| to_render_error(&e, name))?;
+    tmpl.render(rc.root_value())
+        .map_err(|e| to_render_error(&e, name))
+}
+
+fn to_render_error(e: &Error, node_template: &str) -> RenderError {
+    let mut message = describe(e);
+    if let Some(tmpl) = e.name() {
+        if tmpl != node_template {
+            message = format!("in {tmpl} line {}: {message}", e.line().unwrap_or(0));
+        }
+    }
+    RenderError {
+        line: e.line().filter(|_| e.name() == Some(node_template)),
+        message: message.to_lowercase_first(),
+    }
+}
+
+trait LowerFirst {
+    fn to_lowercase_first(&self) -> String;
+}
+
+impl LowerFirst for String {
+    fn to_lowercase_first(&self) -> String {
+        let mut c = self.chars();
+        match c.next() {
+            Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+            None => String::new(),
+        }
+    }
+}

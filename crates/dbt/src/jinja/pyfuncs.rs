@@ -1,0 +1,348 @@
+//! Node-independent functions of dbt's Jinja context: `tojson`/`fromjson` with Python's JSON
+//! formatting, `local_md5`, `zip`, `exceptions`, `modules.datetime` and `run_started_at`.
+
+use super::values::py_str;
+use md5::{Digest, Md5};
+use minijinja::value::{from_args, Kwargs, Object, Value, ValueKind};
+use minijinja::{Error, ErrorKind, State};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+fn err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidOperation, msg.into())
+}
+
+/// Python's `json.dumps` (default separators, ensure_ascii).
+pub fn py_json_dumps(j: &Json, sort_keys: bool) -> String {
+    match j {
+        Json::Null => "null".into(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::String(s) => py_json_string(s),
+        Json::Array(items) => {
+            let parts: Vec<String> = items.iter().map(|i| py_json_dumps(i, sort_keys)).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Json::Object(m) => {
+            let mut entries: Vec<(&String, &Json)> = m.iter().collect();
+            if sort_keys {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            let parts: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}: {}", py_json_string(k), py_json_dumps(v, sort_keys)))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+    }
+}
+
+fn py_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
+    let j = serde_json::to_value(&value).map_err(|e| err(format!("tojson: {e}")))?;
+    Ok(Value::from(py_json_dumps(&j, sort_keys)))
+}
+
+pub fn fromjson(s: String, default: Option<Value>) -> Result<Value, Error> {
+    match serde_json::from_str::<Json>(&s) {
+        Ok(j) => Ok(Value::from_serialize(&j)),
+        Err(e) => default.ok_or_else(|| err(format!("fromjson: {e}"))),
+    }
+}
+
+pub fn fromyaml(s: String, default: Option<Value>) -> Result<Value, Error> {
+    match crate::yaml::load(&s) {
+        Ok(j) => Ok(Value::from_serialize(&j)),
+        Err(e) => default.ok_or_else(|| err(format!("fromyaml: {e}"))),
+    }
+}
+
+pub fn local_md5(s: String) -> String {
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+pub fn zip(args: &[Value]) -> Result<Value, Error> {
+    let lists: Vec<Vec<Value>> = args
+        .iter()
+        .map(|a| a.try_iter().map(|it| it.collect()))
+        .collect::<Result<_, _>>()?;
+    let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(Value::from(
+        (0..n)
+            .map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+pub fn py_set(v: Value) -> Result<Value, Error> {
+    let mut out: Vec<Value> = Vec::new();
+    for item in v.try_iter()? {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Ok(Value::from(out))
+}
+
+/// `as_bool` / `as_native` / `as_number`: dbt's native-type coercion filters.
+pub fn as_native(v: Value) -> Value {
+    match v.as_str() {
+        Some(s) => native_from_str(s),
+        None => v,
+    }
+}
+
+/// Python `ast.literal_eval`-lite: booleans, None, ints, floats; else the string.
+pub fn native_from_str(s: &str) -> Value {
+    match s.trim() {
+        "True" => Value::from(true),
+        "False" => Value::from(false),
+        "None" => Value::from(()),
+        t => t
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| t.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::from(s)),
+    }
+}
+
+pub fn as_text(v: Value) -> String {
+    py_str(&v)
+}
+
+/// `exceptions.*`
+#[derive(Debug)]
+pub struct Exceptions;
+
+impl Object for Exceptions {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let msg = args.first().map(py_str).unwrap_or_default();
+        match method {
+            "warn" => Ok(Value::from("")),
+            "raise_compiler_error" | "raise_not_implemented" | "raise_fail_fast_error" => {
+                Err(err(format!("compilation error: {msg}")))
+            }
+            _ => Err(err(format!("compilation error: {method}: {msg}"))),
+        }
+    }
+}
+
+/// A date/datetime with the handful of methods dbt projects use.
+#[derive(Debug, Clone, Copy)]
+pub struct PyDate {
+    pub y: i64,
+    pub m: u32,
+    pub d: u32,
+    pub hh: u32,
+    pub mm: u32,
+    pub ss: u32,
+    /// true for `datetime` (with time and UTC offset), false for `date`
+    pub is_datetime: bool,
+}
+
+impl PyDate {
+    /// dbt's `run_started_at`, frozen like the reference outputs.
+    pub const RUN_STARTED_AT: PyDate = PyDate {
+        y: 2024,
+        m: 7,
+        d: 1,
+        hh: 0,
+        mm: 0,
+        ss: 0,
+        is_datetime: true,
+    };
+
+    pub fn isoformat(&self) -> String {
+        if self.is_datetime {
+            format!(
+                "{}T{}+00:00",
+                self.strftime("%Y-%m-%d"),
+                self.strftime("%H:%M:%S")
+            )
+        } else {
+            self.strftime("%Y-%m-%d")
+        }
+    }
+
+    pub fn strftime(&self, fmt: &str) -> String {
+        let mut out = String::new();
+        let mut chars = fmt.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('Y') => out.push_str(&format!("{:04}", self.y)),
+                Some('y') => out.push_str(&format!("{:02}", self.y % 100)),
+                Some('m') => out.push_str(&format!("{:02}", self.m)),
+                Some('d') => out.push_str(&format!("{:02}", self.d)),
+                Some('H') => out.push_str(&format!("{:02}", self.hh)),
+                Some('M') => out.push_str(&format!("{:02}", self.mm)),
+                Some('S') => out.push_str(&format!("{:02}", self.ss)),
+                Some('f') => out.push_str("000000"),
+                Some('z') => out.push_str("+0000"),
+                Some('Z') => out.push_str("UTC"),
+                Some('%') => out.push('%'),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
+    }
+}
+
+impl Object for PyDate {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "year" => Value::from(self.y),
+            "month" => Value::from(self.m),
+            "day" => Value::from(self.d),
+            "hour" => Value::from(self.hh),
+            "minute" => Value::from(self.mm),
+            "second" => Value::from(self.ss),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let (fmt,): (String,) = from_args(args)?;
+                Ok(Value::from(self.strftime(&fmt)))
+            }
+            "isoformat" => Ok(Value::from(self.isoformat())),
+            "date" => Ok(Value::from_object(PyDate {
+                is_datetime: false,
+                ..**self
+            })),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_datetime {
+            write!(f, "{}+00:00", self.strftime("%Y-%m-%d %H:%M:%S"))
+        } else {
+            f.write_str(&self.strftime("%Y-%m-%d"))
+        }
+    }
+}
+
+/// `modules.datetime`: `date(y, m, d)` and `datetime(y, m, d, ...)`.
+#[derive(Debug)]
+pub struct DatetimeModule;
+
+#[derive(Debug)]
+struct DateCtor {
+    is_datetime: bool,
+}
+
+impl Object for DateCtor {
+    fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let nums: Vec<i64> = args
+            .iter()
+            .filter(|a| a.kind() == ValueKind::Number)
+            .map(|a| i64::try_from(a.clone()))
+            .collect::<Result<_, _>>()?;
+        let get = |i: usize| nums.get(i).copied().unwrap_or(0);
+        if nums.len() < 3 {
+            return Err(err("date() needs year, month and day"));
+        }
+        let small = |v: i64| u32::try_from(v).map_err(|_| err("date field out of range"));
+        Ok(Value::from_object(PyDate {
+            y: get(0),
+            m: small(get(1))?,
+            d: small(get(2))?,
+            hh: small(get(3))?,
+            mm: small(get(4))?,
+            ss: small(get(5))?,
+            is_datetime: self.is_datetime,
+        }))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "now" | "utcnow" | "today" => Ok(Value::from_object(PyDate {
+                is_datetime: self.is_datetime,
+                ..PyDate::RUN_STARTED_AT
+            })),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+impl Object for DatetimeModule {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "date" => Some(Value::from_object(DateCtor { is_datetime: false })),
+            "datetime" => Some(Value::from_object(DateCtor { is_datetime: true })),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_like_python() {
+        let j: Json = serde_json::from_str(r#"{"a": [1, 2], "b": "é"}"#).unwrap_or_default();
+        assert_eq!(py_json_dumps(&j, false), r#"{"a": [1, 2], "b": "\u00e9"}"#);
+    }
+
+    #[test]
+    fn md5_hex() {
+        assert_eq!(
+            local_md5("semantics".into()),
+            "b19245958140d2f7ebc3abe806e8f46a"
+        );
+    }
+
+    #[test]
+    fn strftime_subset() {
+        assert_eq!(PyDate::RUN_STARTED_AT.strftime("%Y-%m-%d"), "2024-07-01");
+    }
+}

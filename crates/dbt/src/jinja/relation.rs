@@ -1,0 +1,143 @@
+//! Relation objects (`this`, `ref()` and `source()` results) rendered with postgres quoting.
+
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
+use minijinja::{Error, State};
+use std::fmt;
+use std::sync::Arc;
+
+/// A warehouse relation `"database"."schema"."identifier"`, or an ephemeral CTE name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Relation {
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub identifier: Option<String>,
+    /// quoting policy for database, schema, identifier
+    pub quote: [bool; 3],
+    /// `Some("cte")` for ephemeral models
+    pub kind: Option<String>,
+}
+
+impl Relation {
+    pub fn table(database: &str, schema: &str, identifier: &str, quote: [bool; 3]) -> Self {
+        Self {
+            database: Some(database.to_string()),
+            schema: Some(schema.to_string()),
+            identifier: Some(identifier.to_string()),
+            quote,
+            kind: None,
+        }
+    }
+
+    pub fn cte(name: &str) -> Self {
+        Self {
+            identifier: Some(format!("__dbt__cte__{name}")),
+            kind: Some("cte".into()),
+            ..Self::default()
+        }
+    }
+
+    /// The rendered relation name, as dbt writes `relation_name`.
+    pub fn render(&self) -> String {
+        if self.kind.as_deref() == Some("cte") {
+            return self.identifier.clone().unwrap_or_default();
+        }
+        let parts = [&self.database, &self.schema, &self.identifier];
+        parts
+            .iter()
+            .zip(self.quote)
+            .filter_map(|(p, q)| {
+                p.as_ref().filter(|s| !s.is_empty()).map(|s| {
+                    if q {
+                        format!("\"{s}\"")
+                    } else {
+                        s.clone()
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+impl fmt::Display for Relation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+fn opt(v: &Option<String>) -> Value {
+    v.as_ref()
+        .map_or(Value::from(()), |s| Value::from(s.as_str()))
+}
+
+impl Object for Relation {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "database" => opt(&self.database),
+            "schema" => opt(&self.schema),
+            "identifier" | "name" | "table" => opt(&self.identifier),
+            "type" => opt(&self.kind),
+            "is_cte" => Value::from(self.kind.as_deref() == Some("cte")),
+            "is_table" => Value::from(self.kind.as_deref() == Some("table")),
+            "is_view" => Value::from(self.kind.as_deref() == Some("view")),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(Relation::render(self))),
+            "include" | "quote" => {
+                let kwargs = args.last().and_then(|a| Kwargs::try_from(a.clone()).ok());
+                let mut rel = (**self).clone();
+                if let Some(kw) = kwargs {
+                    let flags: [(&str, usize); 3] =
+                        [("database", 0), ("schema", 1), ("identifier", 2)];
+                    for (name, idx) in flags {
+                        if let Ok(Some(b)) = kw.get::<Option<bool>>(name) {
+                            if method == "quote" {
+                                rel.quote[idx] = b;
+                            } else if !b {
+                                match idx {
+                                    0 => rel.database = None,
+                                    1 => rel.schema = None,
+                                    _ => rel.identifier = None,
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(Value::from_object(rel))
+            }
+            "incorporate" => Ok(Value::from_object((**self).clone())),
+            _ => Err(Error::from(minijinja::ErrorKind::UnknownMethod)),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&Relation::render(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_quoted_and_cte() {
+        let r = Relation::table("db", "sch", "t", [true, true, true]);
+        assert_eq!(r.render(), "\"db\".\"sch\".\"t\"");
+        let r = Relation::table("db", "sch", "t", [false, true, false]);
+        assert_eq!(r.render(), "db.\"sch\".t");
+        assert_eq!(Relation::cte("x").render(), "__dbt__cte__x");
+    }
+}

@@ -1,0 +1,193 @@
+//! Reads every file a parse needs (macros, docs, YAML, models, seeds, snapshots) of the root
+//! project and its packages, confined to the checkout and size-bounded. Per-file failures
+//! become `NodeError`s; only a missing or broken dbt_project.yml stops the load.
+
+use crate::error::{NodeError, ProjectError};
+use crate::project::{load_packages, load_project, Project};
+use crate::safe_fs::Checkout;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Kinds of files the parser cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Macro,
+    Docs,
+    Properties,
+    Model,
+    Seed,
+    Snapshot,
+}
+
+/// One file read from a project.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub kind: FileKind,
+    /// index into `Loaded::projects`
+    pub project: usize,
+    /// path relative to the project dir (dbt's original_file_path)
+    pub original_file_path: String,
+    /// path relative to the resource path it was found under (dbt's `path`)
+    pub path: String,
+    pub text: String,
+    /// sha256 of the stripped text (dbt's checksum)
+    pub checksum: String,
+}
+
+/// Everything read from disk for one parse.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// root first, then packages
+    pub projects: Vec<Project>,
+    pub files: Vec<SourceFile>,
+    pub errors: Vec<NodeError>,
+}
+
+/// dbt's checksum: sha256 of the contents after Python's `str.strip()`.
+pub fn checksum(text: &str) -> String {
+    hex::encode(Sha256::digest(text.trim().as_bytes()))
+}
+
+/// Loads the root project at `dir` and its installed packages.
+pub fn load(dir: &Path) -> Result<(Checkout, Loaded), ProjectError> {
+    if !dir.join("dbt_project.yml").is_file() {
+        return Err(ProjectError::NotADbtProject(dir.to_path_buf()));
+    }
+    let checkout = Checkout::new(dir)?;
+    let root = load_project(&checkout, checkout.root())?;
+    let (packages, pkg_errors) = load_packages(&checkout, &root);
+    let mut errors: Vec<NodeError> = pkg_errors.iter().map(project_error).collect();
+    let mut projects = vec![root];
+    projects.extend(packages);
+    let mut found = Vec::new();
+    for (idx, project) in projects.iter().enumerate() {
+        list_project_files(&checkout, idx, project, &mut found, &mut errors);
+    }
+    let results: Vec<Result<SourceFile, NodeError>> = found
+        .into_par_iter()
+        .map(|f| read_one(&checkout, f))
+        .collect();
+    let mut files = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(f) => files.push(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((
+        checkout,
+        Loaded {
+            projects,
+            files,
+            errors,
+        },
+    ))
+}
+
+fn project_error(e: &ProjectError) -> NodeError {
+    NodeError::new(None, "", None, e.to_string())
+}
+
+struct Found {
+    kind: FileKind,
+    project: usize,
+    abs: std::path::PathBuf,
+    original_file_path: String,
+    path: String,
+}
+
+fn list_project_files(
+    checkout: &Checkout,
+    idx: usize,
+    project: &Project,
+    out: &mut Vec<Found>,
+    errors: &mut Vec<NodeError>,
+) {
+    let groups: [(&[String], FileKind, &[&str]); 6] = [
+        (&project.macro_paths, FileKind::Macro, &["sql"]),
+        (&project.docs_paths, FileKind::Docs, &["md"]),
+        (&project.model_paths, FileKind::Model, &["sql"]),
+        (&project.seed_paths, FileKind::Seed, &["csv"]),
+        (&project.snapshot_paths, FileKind::Snapshot, &["sql"]),
+        (&yaml_dirs(project), FileKind::Properties, &["yml", "yaml"]),
+    ];
+    let mut seen_props = std::collections::HashSet::new();
+    for (dirs, kind, exts) in groups {
+        for dir in dirs {
+            let base = match checkout.join(&project.dir, dir) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(project_error(&e));
+                    continue;
+                }
+            };
+            let (files, walk_errors) = checkout.walk(&base, exts);
+            errors.extend(walk_errors.iter().map(project_error));
+            for f in files {
+                let original = format!("{}/{}", dir.trim_end_matches('/'), f.rel);
+                if kind == FileKind::Properties && !seen_props.insert(original.clone()) {
+                    continue;
+                }
+                out.push(Found {
+                    kind,
+                    project: idx,
+                    abs: f.abs,
+                    original_file_path: original,
+                    path: f.rel,
+                });
+            }
+        }
+    }
+}
+
+/// dbt reads property files from model, seed, snapshot, analysis and macro paths.
+fn yaml_dirs(p: &Project) -> Vec<String> {
+    let mut dirs = Vec::new();
+    for d in p
+        .model_paths
+        .iter()
+        .chain(&p.seed_paths)
+        .chain(&p.snapshot_paths)
+        .chain(&p.analysis_paths)
+        .chain(&p.macro_paths)
+    {
+        if !dirs.contains(d) {
+            dirs.push(d.clone());
+        }
+    }
+    dirs
+}
+
+fn read_one(checkout: &Checkout, f: Found) -> Result<SourceFile, NodeError> {
+    let text = checkout
+        .read(&f.abs)
+        .map_err(|e| NodeError::new(None, &f.original_file_path, None, e.to_string()))?;
+    Ok(SourceFile {
+        kind: f.kind,
+        project: f.project,
+        checksum: checksum(&text),
+        original_file_path: f.original_file_path,
+        path: f.path,
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_strips_like_python() {
+        assert_eq!(checksum("  select 1\n\n"), checksum("select 1"));
+    }
+
+    #[test]
+    fn missing_project_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            load(dir.path()),
+            Err(ProjectError::NotADbtProject(_))
+        ));
+    }
+}

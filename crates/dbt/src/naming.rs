@@ -1,0 +1,51 @@
+//! Relation naming: database, schema and alias of a node through `generate_database_name`,
+//! `generate_schema_name` and `generate_alias_name`. dbt picks the root project's override,
+//! then the node's own package's override, then its built-in default.
+
+use crate::jinja::context::{NodeFacts, RenderCtx};
+use crate::jinja::scope::{MacroDef, Scope, DBT_PACKAGE};
+use crate::jinja::{render, RenderError};
+use minijinja::Environment;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The generate macro dbt would call for a node of `package`.
+pub fn generate_macro<'a>(
+    scope: &'a Scope,
+    component: &str,
+    package: &str,
+) -> Option<&'a Arc<MacroDef>> {
+    let name = format!("generate_{component}_name");
+    scope
+        .macros
+        .get(&scope.root_package, &name)
+        .or_else(|| scope.macros.get(package, &name))
+        .or_else(|| scope.macros.get(DBT_PACKAGE, &name))
+}
+
+/// Calls `generate_<component>_name(custom, node)` and returns the stripped result.
+pub fn generate(
+    env: &Environment<'static>,
+    scope: &Arc<Scope>,
+    facts: &NodeFacts,
+    component: &str,
+    custom: &Value,
+) -> Result<String, RenderError> {
+    let Some(m) = generate_macro(scope, component, &facts.package) else {
+        return Err(RenderError {
+            line: None,
+            message: format!("no generate_{component}_name macro found"),
+        });
+    };
+    let custom_literal = match custom {
+        Value::Null => "none".to_string(),
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        other => serde_json::to_string(&other.to_string()).unwrap_or_default(),
+    };
+    let call = format!(
+        "{{{{ {}.{}({custom_literal}, model) }}}}",
+        m.package, m.name
+    );
+    let rc = RenderCtx::new(scope.clone(), facts.clone(), false);
+    render(env, &rc, &format!("generate_{component}_name"), &call).map(|s| s.trim().to_string())
+}

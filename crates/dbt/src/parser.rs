@@ -1,0 +1,824 @@
+//! The parse pipeline: macros and docs, property files, model/seed/snapshot discovery, the
+//! parse-time render (execute = false) that records refs, sources and `config()` calls, config
+//! precedence and relation naming. Produces `ParsedNode`s ready for compilation.
+
+use crate::config::{self, ConfigSources};
+use crate::error::NodeError;
+use crate::jinja::context::{NodeFacts, Recording, RenderCtx};
+use crate::jinja::relation::Relation;
+use crate::jinja::scope::{MacroIndex, Scope, SourceTarget};
+use crate::jinja::{self, build_env, extract_blocks, render};
+use crate::loader::{FileKind, Loaded, SourceFile};
+use crate::naming;
+use crate::options::ParseOptions;
+use crate::project::Project;
+use crate::project_render::render_tree;
+use crate::properties::{
+    parse_properties, version_include_exclude, ColumnDef, NodePatch, SourceTableDef,
+};
+use crate::yaml;
+use minijinja::Environment;
+use rayon::prelude::*;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Config trees of one project with Jinja already rendered.
+#[derive(Debug, Clone)]
+pub struct ProjectTrees {
+    pub name: String,
+    pub trees: Map<String, Value>,
+    pub quoting: Map<String, Value>,
+}
+
+/// Project-wide state shared by the parse and compile passes.
+pub struct Workspace {
+    pub projects: Vec<ProjectTrees>,
+    pub root: String,
+    pub scope: Arc<Scope>,
+    pub env: Environment<'static>,
+    pub macro_infos: Vec<crate::catalog::MacroInfo>,
+    pub patches: HashMap<(String, String, &'static str), NodePatch>,
+    pub source_defs: Vec<SourceTableDef>,
+    pub version_columns: HashMap<(String, String, String), (Value, Vec<String>)>,
+    pub errors: Vec<NodeError>,
+}
+
+/// A node after the parse-time render, before compilation.
+#[derive(Debug, Clone)]
+pub struct ParsedNode {
+    pub unique_id: String,
+    pub resource_type: &'static str,
+    pub name: String,
+    pub package: String,
+    pub project_idx: usize,
+    pub file: SourceFile,
+    pub raw_code: String,
+    pub fqn: Vec<String>,
+    pub version: Option<Value>,
+    pub latest_version: Option<Value>,
+    pub patch: Option<NodePatch>,
+    pub version_config: Map<String, Value>,
+    pub columns: Vec<ColumnDef>,
+    pub config: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub rec: Recording,
+    pub parse_error: Option<(Option<usize>, String)>,
+    pub relation: Option<Relation>,
+    pub database: Option<String>,
+    pub schema: String,
+    pub alias: String,
+}
+
+/// Collects macros, docs and property files, and builds the parse-time scope.
+pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions) -> Workspace {
+    let root = loaded
+        .projects
+        .first()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let projects: Vec<ProjectTrees> = loaded
+        .projects
+        .iter()
+        .map(|p| ProjectTrees {
+            name: p.name.clone(),
+            trees: match render_tree(&Value::Object(p.configs.clone()), opts, &root) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            quoting: p.quoting.clone(),
+        })
+        .collect();
+    let mut errors = loaded.errors.clone();
+    let (macros, docs, macro_infos) = collect_macros(loaded, &mut errors);
+    let mut ws_patches = HashMap::new();
+    let mut source_defs = Vec::new();
+    let mut version_columns = HashMap::new();
+    collect_properties(
+        loaded,
+        &mut ws_patches,
+        &mut source_defs,
+        &mut version_columns,
+        &mut errors,
+    );
+    let scope = Scope {
+        root_package: root.clone(),
+        macros,
+        dispatch: loaded
+            .projects
+            .first()
+            .map(|p| p.dispatch.iter().cloned().collect())
+            .unwrap_or_default(),
+        packages: loaded.projects.iter().map(|p| p.name.clone()).collect(),
+        target: opts.target_map(),
+        target_type: opts.target_type.clone(),
+        cli_vars: opts.vars.clone().into_iter().collect(),
+        project_vars: loaded
+            .projects
+            .iter()
+            .map(|p| (p.name.clone(), p.vars.clone()))
+            .collect(),
+        env: opts.env.clone(),
+        docs,
+        refs: HashMap::new(),
+        sources: HashMap::new(),
+    };
+    let (env, macro_errors) = build_env(&scope.macros);
+    errors.extend(
+        macro_errors
+            .into_iter()
+            .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message)),
+    );
+    Workspace {
+        projects,
+        root,
+        scope: Arc::new(scope),
+        env,
+        macro_infos,
+        patches: ws_patches,
+        source_defs,
+        version_columns,
+        errors,
+    }
+}
+
+type Docs = HashMap<String, Vec<(String, String)>>;
+
+fn collect_macros(
+    loaded: &Loaded,
+    errors: &mut Vec<NodeError>,
+) -> (MacroIndex, Docs, Vec<crate::catalog::MacroInfo>) {
+    let mut index = MacroIndex::default();
+    for m in jinja::builtin_macros() {
+        index.insert(m);
+    }
+    let mut docs: Docs = HashMap::new();
+    let mut infos = Vec::new();
+    for f in &loaded.files {
+        if !matches!(f.kind, FileKind::Macro | FileKind::Docs) {
+            continue;
+        }
+        let package = &loaded.projects[f.project].name;
+        match extract_blocks(package, &f.original_file_path, &f.text) {
+            Ok(blocks) => {
+                for d in blocks.docs {
+                    docs.entry(d.name)
+                        .or_default()
+                        .push((package.clone(), d.text));
+                }
+                if f.kind != FileKind::Macro {
+                    continue;
+                }
+                for m in blocks.macros {
+                    infos.push(crate::catalog::MacroInfo {
+                        unique_id: m.unique_id.clone(),
+                        name: m.name.clone(),
+                        package_name: m.package.clone(),
+                        original_file_path: m.original_file_path.clone(),
+                        line: m.line,
+                    });
+                    index.insert(m);
+                }
+            }
+            Err(e) => errors.push(NodeError::new(
+                None,
+                &f.original_file_path,
+                Some(e.line),
+                e.message,
+            )),
+        }
+    }
+    (index, docs, infos)
+}
+
+fn collect_properties(
+    loaded: &Loaded,
+    patches: &mut HashMap<(String, String, &'static str), NodePatch>,
+    sources: &mut Vec<SourceTableDef>,
+    version_columns: &mut HashMap<(String, String, String), (Value, Vec<String>)>,
+    errors: &mut Vec<NodeError>,
+) {
+    for f in loaded
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Properties)
+    {
+        let package = &loaded.projects[f.project].name;
+        let doc = match yaml::load(&f.text) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(NodeError::new(
+                    None,
+                    &f.original_file_path,
+                    Some(e.line),
+                    format!("invalid yaml: {}", e.message),
+                ));
+                continue;
+            }
+        };
+        if doc.is_null() {
+            continue;
+        }
+        if !doc.is_object() {
+            errors.push(NodeError::new(
+                None,
+                &f.original_file_path,
+                Some(1),
+                "property file must be a mapping".into(),
+            ));
+            continue;
+        }
+        let props = parse_properties(&doc, &f.original_file_path, package);
+        for (kind, list) in [
+            ("model", props.models),
+            ("seed", props.seeds),
+            ("snapshot", props.snapshots),
+        ] {
+            for p in list {
+                for v in &p.versions {
+                    if let Some(spec) = version_include_exclude(&doc, &p.name, &v.v) {
+                        version_columns
+                            .insert((package.clone(), p.name.clone(), version_key(&v.v)), spec);
+                    }
+                }
+                let key = (package.clone(), p.name.clone(), kind);
+                if patches.contains_key(&key) {
+                    errors.push(NodeError::new(
+                        None,
+                        &f.original_file_path,
+                        None,
+                        format!("{kind} '{}' is patched more than once", p.name),
+                    ));
+                    continue;
+                }
+                patches.insert(key, p);
+            }
+        }
+        sources.extend(props.sources);
+    }
+}
+
+/// `1` → "1", `1.5` → "1.5", `"a"` → "a": how dbt prints a version in ids and names.
+pub fn version_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Python's `str.strip()`-ed file stem.
+fn stem(path: &str) -> &str {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    file.rsplit_once('.').map_or(file, |(s, _)| s)
+}
+
+fn dirs_of(path: &str) -> Vec<String> {
+    let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
+    parts.pop();
+    parts
+}
+
+/// Discovers model, seed and snapshot nodes (before rendering).
+pub fn discover_nodes(ws: &Workspace, loaded: &Loaded) -> Vec<ParsedNode> {
+    let versioned = versioned_files(ws);
+    let mut nodes = Vec::new();
+    for f in &loaded.files {
+        let package = loaded.projects[f.project].name.clone();
+        match f.kind {
+            FileKind::Model | FileKind::Seed => {
+                let resource_type = if f.kind == FileKind::Model {
+                    "model"
+                } else {
+                    "seed"
+                };
+                let file_stem = stem(&f.path).to_string();
+                let mut fqn = vec![package.clone()];
+                fqn.extend(dirs_of(&f.path));
+                let vkey = (package.clone(), file_stem.clone());
+                let mut node = blank_node(ws, f, &package, resource_type, &file_stem, fqn);
+                if resource_type == "model" {
+                    if let Some((model, v)) = versioned.get(&vkey) {
+                        apply_version(ws, &mut node, model, v);
+                    }
+                }
+                nodes.push(node);
+            }
+            FileKind::Snapshot => nodes.extend(snapshot_nodes(ws, f, &package)),
+            _ => {}
+        }
+    }
+    nodes
+}
+
+fn blank_node(
+    ws: &Workspace,
+    f: &SourceFile,
+    package: &str,
+    resource_type: &'static str,
+    name: &str,
+    mut fqn: Vec<String>,
+) -> ParsedNode {
+    fqn.push(name.to_string());
+    let patch = ws
+        .patches
+        .get(&(package.to_string(), name.to_string(), resource_type))
+        .cloned();
+    ParsedNode {
+        unique_id: format!("{resource_type}.{package}.{name}"),
+        resource_type,
+        name: name.to_string(),
+        package: package.to_string(),
+        project_idx: ws
+            .projects
+            .iter()
+            .position(|p| p.name == package)
+            .unwrap_or(0),
+        raw_code: if resource_type == "seed" {
+            String::new()
+        } else {
+            f.text.clone()
+        },
+        file: f.clone(),
+        fqn,
+        version: None,
+        latest_version: None,
+        columns: patch
+            .as_ref()
+            .map(|p| p.columns.clone())
+            .unwrap_or_default(),
+        patch,
+        version_config: Map::new(),
+        config: Map::new(),
+        tags: Vec::new(),
+        rec: Recording::default(),
+        parse_error: None,
+        relation: None,
+        database: None,
+        schema: String::new(),
+        alias: String::new(),
+    }
+}
+
+/// Maps `(package, file stem)` of versioned model files to `(model name, version)`.
+fn versioned_files(ws: &Workspace) -> HashMap<(String, String), (String, Value)> {
+    let mut out = HashMap::new();
+    for ((package, name, kind), p) in &ws.patches {
+        if *kind != "model" {
+            continue;
+        }
+        for v in &p.versions {
+            let file = v
+                .defined_in
+                .clone()
+                .unwrap_or_else(|| format!("{name}_v{}", version_key(&v.v)));
+            out.insert((package.clone(), file), (name.clone(), v.v.clone()));
+        }
+    }
+    out
+}
+
+fn apply_version(ws: &Workspace, node: &mut ParsedNode, model: &str, v: &Value) {
+    let Some(patch) = ws
+        .patches
+        .get(&(node.package.clone(), model.to_string(), "model"))
+        .cloned()
+    else {
+        return;
+    };
+    let key = version_key(v);
+    node.name = model.to_string();
+    node.unique_id = format!("model.{}.{model}.v{key}", node.package);
+    node.fqn.pop();
+    node.fqn.push(model.to_string());
+    node.fqn.push(format!("v{key}"));
+    node.version = Some(v.clone());
+    node.latest_version = patch.latest_version.clone().or_else(|| {
+        patch.versions.iter().map(|x| x.v.clone()).max_by(|a, b| {
+            a.as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&b.as_f64().unwrap_or(0.0))
+        })
+    });
+    let vdef = patch.versions.iter().find(|x| &x.v == v);
+    node.version_config = vdef.map(|d| d.config.clone()).unwrap_or_default();
+    node.columns = version_columns(ws, &patch, vdef, &node.package, &key);
+    node.patch = Some(patch);
+}
+
+fn version_columns(
+    ws: &Workspace,
+    patch: &NodePatch,
+    vdef: Option<&crate::properties::VersionDef>,
+    package: &str,
+    key: &str,
+) -> Vec<ColumnDef> {
+    let spec = ws
+        .version_columns
+        .get(&(package.to_string(), patch.name.clone(), key.to_string()));
+    let (include_all, include_list, exclude) = match spec {
+        Some((Value::String(s), ex)) if s == "all" || s == "*" => (true, Vec::new(), ex.clone()),
+        Some((Value::Array(items), ex)) => (
+            false,
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            ex.clone(),
+        ),
+        _ => (true, Vec::new(), Vec::new()),
+    };
+    let own = vdef.map(|d| d.columns.clone()).unwrap_or_default();
+    let mut cols: Vec<ColumnDef> = patch
+        .columns
+        .iter()
+        .filter(|c| (include_all || include_list.contains(&c.name)) && !exclude.contains(&c.name))
+        .map(|c| {
+            own.iter()
+                .find(|o| o.name == c.name)
+                .cloned()
+                .unwrap_or_else(|| c.clone())
+        })
+        .collect();
+    for c in own {
+        if !cols.iter().any(|x| x.name == c.name) {
+            cols.push(c);
+        }
+    }
+    cols
+}
+
+fn snapshot_nodes(ws: &Workspace, f: &SourceFile, package: &str) -> Vec<ParsedNode> {
+    let Ok(blocks) = jinja::blocks::find_blocks(&f.text) else {
+        return Vec::new();
+    };
+    blocks
+        .into_iter()
+        .filter(|b| b.kind == "snapshot")
+        .map(|b| {
+            let mut fqn = vec![package.to_string()];
+            fqn.extend(dirs_of(&f.path));
+            fqn.push(stem(&f.path).to_string());
+            let mut node = blank_node(ws, f, package, "snapshot", &b.name, fqn);
+            node.fqn.pop();
+            node.fqn.push(b.name.clone());
+            node.raw_code = f.text[b.body.0..b.body.1].to_string();
+            node
+        })
+        .collect()
+}
+
+/// Config tree key for a resource type.
+fn tree_key(resource_type: &str) -> &'static str {
+    match resource_type {
+        "seed" => "seeds",
+        "snapshot" => "snapshots",
+        _ => "models",
+    }
+}
+
+fn default_materialized(resource_type: &str) -> &'static str {
+    match resource_type {
+        "seed" => "seed",
+        "snapshot" => "snapshot",
+        _ => "view",
+    }
+}
+
+/// The node's config from project trees, YAML patch and (optionally) SQL `config()` calls.
+pub fn node_config(
+    ws: &Workspace,
+    node: &ParsedNode,
+    sql_calls: &[Map<String, Value>],
+) -> Map<String, Value> {
+    let key = tree_key(node.resource_type);
+    let own = ws.projects.get(node.project_idx);
+    let root = ws.projects.first();
+    let own_tree = own.and_then(|p| p.trees.get(key)).unwrap_or(&Value::Null);
+    let root_tree = if node.project_idx != 0 {
+        root.and_then(|p| p.trees.get(key))
+    } else {
+        None
+    };
+    let mut patch = node
+        .patch
+        .as_ref()
+        .map(|p| p.config.clone())
+        .unwrap_or_default();
+    config::merge_into(&mut patch, &node.version_config);
+    config::calculate(
+        config::model_defaults(default_materialized(node.resource_type)),
+        &ConfigSources {
+            own_tree,
+            root_tree,
+            fqn: &node.fqn,
+            patch: Some(&patch),
+            sql_calls,
+        },
+    )
+}
+
+/// The `model` dict the Jinja context exposes for a node.
+pub fn model_dict(node: &ParsedNode, config: &Map<String, Value>) -> Value {
+    json!({
+        "name": node.name,
+        "unique_id": node.unique_id,
+        "package_name": node.package,
+        "resource_type": node.resource_type,
+        "original_file_path": node.file.original_file_path,
+        "path": node.file.path,
+        "fqn": node.fqn,
+        "version": node.version.as_ref().map(version_key),
+        "latest_version": node.latest_version.as_ref().map(version_key),
+        "config": config,
+        "tags": config.get("tags").cloned().unwrap_or(json!([])),
+        "raw_code": node.raw_code,
+        "language": "sql",
+        "database": node.database,
+        "schema": node.schema,
+        "alias": node.alias,
+    })
+}
+
+/// Renders every node with execute = false to record refs, sources, config calls and macros.
+pub fn parse_render(ws: &Workspace, nodes: &mut [ParsedNode], opts: &ParseOptions) {
+    nodes.par_iter_mut().for_each(|node| {
+        if node.resource_type == "seed" {
+            node.config = node_config(ws, node, &[]);
+            return;
+        }
+        let pre = node_config(ws, node, &[]);
+        let facts = NodeFacts {
+            unique_id: node.unique_id.clone(),
+            name: node.name.clone(),
+            package: node.package.clone(),
+            resource_type: node.resource_type.to_string(),
+            this: Some(Relation::table(
+                &opts.target_database,
+                &opts.target_schema,
+                &node.name,
+                [true; 3],
+            )),
+            model: model_dict(node, &pre),
+            config: pre.clone(),
+        };
+        let rc = RenderCtx::new(ws.scope.clone(), facts, false);
+        let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
+        node.rec = rc.take_recording();
+        if let Err(e) = result {
+            node.parse_error = Some((e.line, e.message));
+        }
+        let pre_tags = tags_of(&node_config_without_patch(ws, node));
+        node.config = node_config(ws, node, &node.rec.config_calls);
+        node.tags = merge_tags(pre_tags, &node.config, node.patch.as_ref());
+    });
+}
+
+fn node_config_without_patch(ws: &Workspace, node: &ParsedNode) -> Map<String, Value> {
+    let mut bare = node.clone();
+    bare.patch = None;
+    bare.version_config = Map::new();
+    node_config(ws, &bare, &node.rec.config_calls)
+}
+
+fn tags_of(config: &Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(Value::Array(items)) = config.get("tags") {
+        for t in items.iter().filter_map(Value::as_str) {
+            if !out.iter().any(|x| x == t) {
+                out.push(t.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Node tags grow like dbt's: tags known at SQL parse time first, then tags added by the patch.
+fn merge_tags(
+    mut tags: Vec<String>,
+    config: &Map<String, Value>,
+    patch: Option<&NodePatch>,
+) -> Vec<String> {
+    let extra = patch.map(|p| p.tags.clone()).unwrap_or_default();
+    for t in tags_of(config).into_iter().chain(extra) {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    tags
+}
+
+fn quote_policy(ws: &Workspace, node_cfg: &Map<String, Value>, project_idx: usize) -> [bool; 3] {
+    let project = ws.projects.get(project_idx).map(|p| &p.quoting);
+    let get = |k: &str| {
+        node_cfg
+            .get("quoting")
+            .and_then(|q| q.get(k))
+            .and_then(Value::as_bool)
+            .or_else(|| project.and_then(|q| q.get(k)).and_then(Value::as_bool))
+            .unwrap_or(true)
+    };
+    [get("database"), get("schema"), get("identifier")]
+}
+
+/// Resolves database, schema and alias for every node via the generate_*_name macros.
+pub fn name_relations(ws: &Workspace, nodes: &mut [ParsedNode], opts: &ParseOptions) {
+    nodes.par_iter_mut().for_each(|node| {
+        let cfg = node.config.clone();
+        let mut facts = NodeFacts {
+            unique_id: node.unique_id.clone(),
+            name: node.name.clone(),
+            package: node.package.clone(),
+            resource_type: node.resource_type.to_string(),
+            this: None,
+            model: model_dict(node, &cfg),
+            config: cfg.clone(),
+        };
+        let get = |k: &str| cfg.get(k).cloned().unwrap_or(Value::Null);
+        let named = if node.resource_type == "snapshot" {
+            let db = get("target_database")
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| opts.target_database.clone());
+            let schema = get("target_schema")
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| opts.target_schema.clone());
+            let alias = get("alias")
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| node.name.clone());
+            Ok((db, schema, alias))
+        } else {
+            name_via_macros(ws, &mut facts, &get)
+        };
+        match named {
+            Ok((db, schema, alias)) => {
+                node.relation = Some(Relation::table(
+                    &db,
+                    &schema,
+                    &alias,
+                    quote_policy(ws, &cfg, node.project_idx),
+                ));
+                node.database = Some(db);
+                node.schema = schema;
+                node.alias = alias;
+            }
+            Err(e) => {
+                node.parse_error.get_or_insert((e.line, e.message));
+                node.schema = opts.target_schema.clone();
+                node.alias = node.name.clone();
+                node.database = Some(opts.target_database.clone());
+            }
+        }
+    });
+}
+
+fn name_via_macros(
+    ws: &Workspace,
+    facts: &mut NodeFacts,
+    get: &dyn Fn(&str) -> Value,
+) -> Result<(String, String, String), jinja::RenderError> {
+    let db = naming::generate(&ws.env, &ws.scope, facts, "database", &get("database"))?;
+    set_model_field(facts, "database", &db);
+    let schema = naming::generate(&ws.env, &ws.scope, facts, "schema", &get("schema"))?;
+    set_model_field(facts, "schema", &schema);
+    let alias = naming::generate(&ws.env, &ws.scope, facts, "alias", &get("alias"))?;
+    Ok((db, schema, alias))
+}
+
+fn set_model_field(facts: &mut NodeFacts, key: &str, value: &str) {
+    if let Value::Object(m) = &mut facts.model {
+        m.insert(key.to_string(), Value::from(value));
+    }
+}
+
+/// Builds source catalog entries and the scope's source lookup.
+pub fn build_sources(
+    ws: &Workspace,
+    opts: &ParseOptions,
+) -> (
+    Vec<crate::catalog::Source>,
+    HashMap<(String, String), Vec<SourceTarget>>,
+) {
+    let mut out = Vec::new();
+    let mut index: HashMap<(String, String), Vec<SourceTarget>> = HashMap::new();
+    for d in &ws.source_defs {
+        let project_idx = ws
+            .projects
+            .iter()
+            .position(|p| p.name == d.package)
+            .unwrap_or(0);
+        let mut fqn = vec![d.package.clone()];
+        fqn.extend(source_dirs(&d.file));
+        fqn.push(d.source_name.clone());
+        fqn.push(d.name.clone());
+        let config = source_config(ws, d, project_idx, &fqn);
+        let enabled = config
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let database = d
+            .database
+            .clone()
+            .unwrap_or_else(|| opts.target_database.clone());
+        let q = |k: &str| d.quoting.get(k).and_then(Value::as_bool).unwrap_or(true);
+        let relation = Relation::table(
+            &database,
+            &d.schema,
+            &d.identifier,
+            [q("database"), q("schema"), q("identifier")],
+        );
+        let unique_id = format!("source.{}.{}.{}", d.package, d.source_name, d.name);
+        if enabled {
+            index
+                .entry((d.source_name.clone(), d.name.clone()))
+                .or_default()
+                .push(SourceTarget {
+                    unique_id: unique_id.clone(),
+                    package: d.package.clone(),
+                    relation: relation.clone(),
+                });
+        }
+        out.push(crate::catalog::Source {
+            unique_id,
+            package_name: d.package.clone(),
+            source_name: d.source_name.clone(),
+            name: d.name.clone(),
+            identifier: d.identifier.clone(),
+            database: Some(database),
+            schema: d.schema.clone(),
+            relation_name: relation.render(),
+            loader: d.loader.clone(),
+            loaded_at_field: d.loaded_at_field.clone(),
+            tags: d.tags.clone(),
+            meta: d.meta.clone(),
+            source_meta: d.source_meta.clone(),
+            source_description: d.source_description.clone(),
+            description: d.description.clone(),
+            enabled,
+            original_file_path: d.file.clone(),
+            fqn,
+            columns: d.columns.clone(),
+            quoting: d.quoting.clone(),
+            config,
+        });
+    }
+    (out, index)
+}
+
+fn source_dirs(file: &str) -> Vec<String> {
+    let mut parts: Vec<String> = file.split('/').map(str::to_string).collect();
+    parts.pop();
+    if !parts.is_empty() {
+        parts.remove(0);
+    }
+    parts
+}
+
+fn source_config(
+    ws: &Workspace,
+    d: &SourceTableDef,
+    project_idx: usize,
+    fqn: &[String],
+) -> Map<String, Value> {
+    let own_tree = ws
+        .projects
+        .get(project_idx)
+        .and_then(|p| p.trees.get("sources"))
+        .unwrap_or(&Value::Null);
+    let root_tree = if project_idx != 0 {
+        ws.projects.first().and_then(|p| p.trees.get("sources"))
+    } else {
+        None
+    };
+    let mut base = Map::new();
+    base.insert("enabled".into(), Value::Bool(true));
+    config::calculate(
+        base,
+        &ConfigSources {
+            own_tree,
+            root_tree,
+            fqn,
+            patch: Some(&d.config),
+            sql_calls: &[],
+        },
+    )
+}
+
+/// Renders `{{ doc(...) }}` (and other Jinja) inside a description.
+pub fn render_description(ws: &Workspace, package: &str, text: &str) -> String {
+    if !text.contains("{{") && !text.contains("{%") {
+        return text.to_string();
+    }
+    let facts = NodeFacts {
+        package: package.to_string(),
+        ..NodeFacts::default()
+    };
+    let rc = RenderCtx::new(ws.scope.clone(), facts, false);
+    render(&ws.env, &rc, "description", text).unwrap_or_else(|_| text.to_string())
+}
+
+/// Project names by index, for callers that need the root project's settings.
+pub fn project_names(projects: &[Project]) -> Vec<String> {
+    projects.iter().map(|p| p.name.clone()).collect()
+}

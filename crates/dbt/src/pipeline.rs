@@ -1,0 +1,400 @@
+//! Orchestrates one full parse + compile: workspace, parse-time render, naming, dependency
+//! resolution, compile-time render, ephemeral CTE injection, generic tests, and the catalog.
+
+use crate::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
+use crate::compile::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
+use crate::error::NodeError;
+use crate::jinja::context::{NodeFacts, RenderCtx};
+use crate::jinja::render;
+use crate::jinja::scope::{RefTarget, Scope};
+use crate::loader::Loaded;
+use crate::options::ParseOptions;
+use crate::parser::{self, ParsedNode, Workspace};
+use crate::tests_gen;
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Output of compiling one node (before CTE injection).
+#[derive(Debug, Clone)]
+struct Compiled {
+    sql: Result<String, String>,
+    ctes: Vec<String>,
+    warehouse: Vec<String>,
+}
+
+/// Parses and compiles everything in `loaded`.
+pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
+    let ws = parser::build_workspace(loaded, opts);
+    let mut nodes = parser::discover_nodes(&ws, loaded);
+    parser::parse_render(&ws, &mut nodes, opts);
+    let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
+        nodes.into_iter().partition(|n| {
+            n.config
+                .get("enabled")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        });
+    parser::name_relations(&ws, &mut enabled, opts);
+    let (sources, source_index) = parser::build_sources(&ws, opts);
+    let mut scope: Scope = (*ws.scope).clone();
+    scope.refs = ref_index(&enabled);
+    scope.sources = source_index;
+    let scope = Arc::new(scope);
+    let mut errors = ws.errors.clone();
+    let deps: Vec<Result<Vec<String>, String>> =
+        enabled.iter().map(|n| resolve_deps(&scope, n)).collect();
+    let compiled: Vec<Compiled> = enabled
+        .par_iter()
+        .zip(deps.par_iter())
+        .map(|(n, d)| compile_node(&ws, &scope, n, d))
+        .collect();
+    let injected = inject_all(&enabled, &compiled);
+    let mut out_nodes = BTreeMap::new();
+    for (i, n) in enabled.iter().enumerate() {
+        let node = assemble(&ws, n, &deps[i], &compiled[i], &injected[i], &mut errors);
+        out_nodes.insert(node.unique_id.clone(), node);
+    }
+    tests_gen::add_tests(&ws, &scope, &mut out_nodes, &sources, opts, &mut errors);
+    let mut disabled: Vec<Disabled> = disabled_nodes
+        .iter()
+        .map(|n| Disabled {
+            unique_id: n.unique_id.clone(),
+            resource_type: n.resource_type.to_string(),
+            original_file_path: n.file.original_file_path.clone(),
+        })
+        .collect();
+    disabled.extend(sources.iter().filter(|s| !s.enabled).map(|s| Disabled {
+        unique_id: s.unique_id.clone(),
+        resource_type: "source".into(),
+        original_file_path: s.original_file_path.clone(),
+    }));
+    Catalog {
+        project_name: ws.root.clone(),
+        target: TargetInfo {
+            name: opts.target_name.clone(),
+            target_type: opts.target_type.clone(),
+            database: opts.target_database.clone(),
+            schema: opts.target_schema.clone(),
+        },
+        nodes: out_nodes,
+        sources: sources
+            .into_iter()
+            .filter(|s| s.enabled)
+            .map(|s| (s.unique_id.clone(), s))
+            .collect(),
+        macros: ws
+            .macro_infos
+            .iter()
+            .map(|m| (m.unique_id.clone(), m.clone()))
+            .collect(),
+        disabled,
+        errors,
+    }
+}
+
+fn ref_index(nodes: &[ParsedNode]) -> HashMap<String, Vec<RefTarget>> {
+    let mut index: HashMap<String, Vec<RefTarget>> = HashMap::new();
+    for n in nodes.iter().filter(|n| n.resource_type != "test") {
+        let version = n.version.as_ref().map(parser::version_key);
+        let latest = n.latest_version.as_ref().map(parser::version_key);
+        index.entry(n.name.clone()).or_default().push(RefTarget {
+            unique_id: n.unique_id.clone(),
+            package: n.package.clone(),
+            name: n.name.clone(),
+            is_latest: version.is_some() && version == latest,
+            version,
+            ephemeral: is_ephemeral(n),
+            relation: n.relation.clone(),
+        });
+    }
+    index
+}
+
+fn is_ephemeral(n: &ParsedNode) -> bool {
+    n.config.get("materialized").and_then(Value::as_str) == Some("ephemeral")
+}
+
+/// depends_on.nodes from the recorded refs and sources, in call order.
+fn resolve_deps(scope: &Scope, n: &ParsedNode) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |id: &str| {
+        if !out.iter().any(|x| x == id) {
+            out.push(id.to_string());
+        }
+    };
+    for r in &n.rec.refs {
+        match scope.resolve_ref(
+            &r.name,
+            r.package.as_deref(),
+            r.version.as_deref(),
+            &n.package,
+        ) {
+            Some(t) => push(&t.unique_id),
+            None => {
+                return Err(format!(
+                    "{} '{}' depends on a node named '{}'{} which was not found",
+                    n.resource_type,
+                    n.name,
+                    r.name,
+                    r.version
+                        .as_ref()
+                        .map(|v| format!(" with version '{v}'"))
+                        .unwrap_or_default()
+                ))
+            }
+        }
+    }
+    for (s, t) in &n.rec.sources {
+        match scope.resolve_source(s, t, &n.package) {
+            Some(target) => push(&target.unique_id),
+            None => {
+                return Err(format!(
+                    "{} '{}' depends on a source named '{s}.{t}' which was not found",
+                    n.resource_type, n.name
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn compile_node(
+    ws: &Workspace,
+    scope: &Arc<Scope>,
+    n: &ParsedNode,
+    deps: &Result<Vec<String>, String>,
+) -> Compiled {
+    let skipped = |msg: String| Compiled {
+        sql: Err(msg),
+        ctes: Vec::new(),
+        warehouse: Vec::new(),
+    };
+    if n.resource_type == "seed" {
+        return Compiled {
+            sql: Ok(String::new()),
+            ctes: Vec::new(),
+            warehouse: Vec::new(),
+        };
+    }
+    if let Some((_, msg)) = &n.parse_error {
+        return skipped(msg.clone());
+    }
+    if let Err(e) = deps {
+        return skipped(e.clone());
+    }
+    let facts = NodeFacts {
+        unique_id: n.unique_id.clone(),
+        name: n.name.clone(),
+        package: n.package.clone(),
+        resource_type: n.resource_type.to_string(),
+        this: n.relation.clone(),
+        model: parser::model_dict(n, &n.config),
+        config: n.config.clone(),
+    };
+    let rc = RenderCtx::new(scope.clone(), facts, true);
+    let result = render(&ws.env, &rc, &n.file.original_file_path, &n.raw_code);
+    let rec = rc.take_recording();
+    Compiled {
+        sql: result.map_err(|e| match e.line {
+            Some(l) => format!("line {l}: {}", e.message),
+            None => e.message,
+        }),
+        ctes: rec.ctes,
+        warehouse: rec.warehouse_calls,
+    }
+}
+
+/// Injects ephemeral CTEs into every compiled node; returns the final SQL per node.
+fn inject_all(nodes: &[ParsedNode], compiled: &[Compiled]) -> Vec<Option<String>> {
+    let by_id: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.unique_id.as_str(), i))
+        .collect();
+    let mut memo: HashMap<usize, Vec<InjectedCte>> = HashMap::new();
+    (0..nodes.len())
+        .map(|i| {
+            let sql = compiled[i].sql.as_ref().ok()?;
+            let mut visiting = HashSet::new();
+            let ctes = prepend_ctes(i, nodes, compiled, &by_id, &mut memo, &mut visiting);
+            Some(inject_ctes(sql, &ctes))
+        })
+        .collect()
+}
+
+fn prepend_ctes(
+    i: usize,
+    nodes: &[ParsedNode],
+    compiled: &[Compiled],
+    by_id: &HashMap<&str, usize>,
+    memo: &mut HashMap<usize, Vec<InjectedCte>>,
+    visiting: &mut HashSet<usize>,
+) -> Vec<InjectedCte> {
+    if let Some(done) = memo.get(&i) {
+        return done.clone();
+    }
+    if !visiting.insert(i) {
+        return Vec::new();
+    }
+    let mut out: Vec<InjectedCte> = Vec::new();
+    for id in &compiled[i].ctes {
+        let Some(&j) = by_id.get(id.as_str()) else {
+            continue;
+        };
+        let nested = prepend_ctes(j, nodes, compiled, by_id, memo, visiting);
+        extend_ctes(&mut out, &nested);
+        let pre = compiled[j].sql.as_deref().unwrap_or_default();
+        extend_ctes(
+            &mut out,
+            &[InjectedCte {
+                id: id.clone(),
+                sql: cte_sql(&nodes[j].name, pre),
+            }],
+        );
+    }
+    visiting.remove(&i);
+    memo.insert(i, out.clone());
+    out
+}
+
+fn assemble(
+    ws: &Workspace,
+    n: &ParsedNode,
+    deps: &Result<Vec<String>, String>,
+    compiled: &Compiled,
+    injected: &Option<String>,
+    errors: &mut Vec<NodeError>,
+) -> Node {
+    let cfg = &n.config;
+    let materialized = cfg
+        .get("materialized")
+        .and_then(Value::as_str)
+        .unwrap_or("view")
+        .to_string();
+    let (status, compile_error) = match (&n.parse_error, deps, &compiled.sql) {
+        (Some((line, msg)), _, _) => {
+            errors.push(NodeError::new(
+                Some(n.unique_id.clone()),
+                &n.file.original_file_path,
+                *line,
+                msg.clone(),
+            ));
+            (CompileStatus::Error, Some(msg.clone()))
+        }
+        (None, Err(e), _) => {
+            errors.push(NodeError::new(
+                Some(n.unique_id.clone()),
+                &n.file.original_file_path,
+                None,
+                e.clone(),
+            ));
+            (CompileStatus::Error, Some(e.clone()))
+        }
+        (None, Ok(_), Err(e)) => {
+            errors.push(NodeError::new(
+                Some(n.unique_id.clone()),
+                &n.file.original_file_path,
+                None,
+                e.clone(),
+            ));
+            (CompileStatus::Error, Some(e.clone()))
+        }
+        _ => (CompileStatus::Success, None),
+    };
+    let needs_warehouse =
+        (status == CompileStatus::Error && !compiled.warehouse.is_empty()).then(|| {
+            format!(
+                "compiles only against a live warehouse: uses {}",
+                compiled.warehouse.join(", ")
+            )
+        });
+    let mut meta = cfg
+        .get("meta")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(p) = &n.patch {
+        meta.extend(p.meta.clone());
+    }
+    let description = n
+        .patch
+        .as_ref()
+        .map(|p| parser::render_description(ws, &n.package, &p.description))
+        .unwrap_or_default();
+    let columns = n
+        .columns
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.description = parser::render_description(ws, &n.package, &c.description);
+            c
+        })
+        .collect();
+    let is_ephemeral = materialized == "ephemeral";
+    Node {
+        unique_id: n.unique_id.clone(),
+        resource_type: n.resource_type.to_string(),
+        name: n.name.clone(),
+        package_name: n.package.clone(),
+        path: n.file.path.clone(),
+        original_file_path: n.file.original_file_path.clone(),
+        patch_path: n
+            .patch
+            .as_ref()
+            .map(|p| format!("{}://{}", p.package, p.file)),
+        fqn: n.fqn.clone(),
+        language: "sql".into(),
+        database: n.database.clone(),
+        schema: n.schema.clone(),
+        alias: n.alias.clone(),
+        relation_name: if is_ephemeral {
+            None
+        } else {
+            n.relation.as_ref().map(|r| r.render())
+        },
+        materialized,
+        enabled: true,
+        tags: n.tags.clone(),
+        meta,
+        description,
+        columns,
+        refs: n.rec.refs.clone(),
+        sources: n.rec.sources.clone(),
+        depends_on: DependsOn {
+            nodes: deps.clone().unwrap_or_default(),
+            macros: n.rec.macros.clone(),
+        },
+        raw_code: n.raw_code.clone(),
+        compiled_code: injected.clone(),
+        checksum: n.file.checksum.clone(),
+        version: n.version.clone(),
+        latest_version: n.latest_version.clone(),
+        access: cfg
+            .get("access")
+            .and_then(Value::as_str)
+            .unwrap_or("protected")
+            .to_string(),
+        group: cfg.get("group").and_then(Value::as_str).map(str::to_string),
+        contract_enforced: cfg
+            .get("contract")
+            .and_then(|c| c.get("enforced"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        compile_status: status,
+        compile_error,
+        needs_warehouse,
+        tests: Vec::new(),
+        test_metadata: None,
+        column_name: None,
+        attached_node: None,
+        config: config_with_access(cfg),
+    }
+}
+
+fn config_with_access(cfg: &Map<String, Value>) -> Map<String, Value> {
+    let mut c = cfg.clone();
+    c.entry("access").or_insert(Value::from("protected"));
+    c
+}

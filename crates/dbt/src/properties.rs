@@ -1,0 +1,275 @@
+//! YAML property files (`schema.yml`): model/seed/snapshot patches with columns, tests and
+//! versions, and source definitions. Pure data extraction; no rendering happens here.
+
+use serde_json::{Map, Value};
+
+/// A column as declared in YAML.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub description: String,
+    pub data_type: Option<String>,
+    pub meta: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub quote: Option<bool>,
+    /// raw test entries (`unique`, `{accepted_values: {...}}`, ...)
+    #[serde(skip)]
+    pub tests: Vec<Value>,
+}
+
+/// One entry of a model's `versions:` list.
+#[derive(Debug, Clone)]
+pub struct VersionDef {
+    /// the `v:` value as written (int, float or string)
+    pub v: Value,
+    pub defined_in: Option<String>,
+    pub config: Map<String, Value>,
+    pub columns: Vec<ColumnDef>,
+    pub description: Option<String>,
+}
+
+/// A `models:` (or seeds/snapshots) entry patching a node.
+#[derive(Debug, Clone)]
+pub struct NodePatch {
+    pub name: String,
+    /// original_file_path of the YAML file
+    pub file: String,
+    pub package: String,
+    pub description: String,
+    pub config: Map<String, Value>,
+    pub meta: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub columns: Vec<ColumnDef>,
+    pub tests: Vec<Value>,
+    pub access: Option<String>,
+    pub group: Option<String>,
+    pub latest_version: Option<Value>,
+    pub versions: Vec<VersionDef>,
+}
+
+/// One source table.
+#[derive(Debug, Clone)]
+pub struct SourceTableDef {
+    pub source_name: String,
+    pub name: String,
+    pub file: String,
+    pub package: String,
+    pub source_description: String,
+    pub description: String,
+    pub database: Option<String>,
+    pub schema: String,
+    pub identifier: String,
+    pub loader: String,
+    pub loaded_at_field: Option<String>,
+    pub tags: Vec<String>,
+    pub meta: Map<String, Value>,
+    pub source_meta: Map<String, Value>,
+    pub quoting: Map<String, Value>,
+    pub config: Map<String, Value>,
+    pub columns: Vec<ColumnDef>,
+    pub tests: Vec<Value>,
+}
+
+/// Everything one YAML file declares.
+#[derive(Debug, Clone, Default)]
+pub struct Properties {
+    pub models: Vec<NodePatch>,
+    pub seeds: Vec<NodePatch>,
+    pub snapshots: Vec<NodePatch>,
+    pub sources: Vec<SourceTableDef>,
+}
+
+fn s(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn obj(v: Option<&Value>) -> Map<String, Value> {
+    v.and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+fn list(v: Option<&Value>) -> Vec<Value> {
+    v.and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().filter_map(|i| s(Some(i))).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn tests_of(entry: &Map<String, Value>) -> Vec<Value> {
+    let mut t = list(entry.get("tests"));
+    t.extend(list(entry.get("data_tests")));
+    t
+}
+
+pub fn parse_columns(v: Option<&Value>) -> Vec<ColumnDef> {
+    list(v)
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|c| {
+            Some(ColumnDef {
+                name: s(c.get("name"))?,
+                description: s(c.get("description")).unwrap_or_default(),
+                data_type: s(c.get("data_type")),
+                meta: obj(c.get("meta")),
+                tags: string_list(c.get("tags")),
+                quote: c.get("quote").and_then(Value::as_bool),
+                tests: tests_of(c),
+            })
+        })
+        .collect()
+}
+
+fn parse_patch(entry: &Map<String, Value>, file: &str, package: &str) -> Option<NodePatch> {
+    let versions = list(entry.get("versions"))
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|v| {
+            Some(VersionDef {
+                v: v.get("v")?.clone(),
+                defined_in: s(v.get("defined_in")),
+                config: obj(v.get("config")),
+                columns: Vec::new(),
+                description: s(v.get("description")),
+            })
+            .map(|mut def| {
+                def.columns = parse_columns(v.get("columns"));
+                def
+            })
+        })
+        .collect();
+    Some(NodePatch {
+        name: s(entry.get("name"))?,
+        file: file.to_string(),
+        package: package.to_string(),
+        description: s(entry.get("description")).unwrap_or_default(),
+        config: obj(entry.get("config")),
+        meta: obj(entry.get("meta")),
+        tags: string_list(entry.get("tags")),
+        columns: parse_columns(entry.get("columns")),
+        tests: tests_of(entry),
+        access: s(entry.get("access")),
+        group: s(entry.get("group")),
+        latest_version: entry.get("latest_version").cloned(),
+        versions,
+    })
+}
+
+/// Raw version columns (with `include`/`exclude`) for a version entry, read separately because
+/// `parse_columns` drops entries without a name.
+pub fn version_include_exclude(
+    doc: &Value,
+    model: &str,
+    v: &Value,
+) -> Option<(Value, Vec<String>)> {
+    let models = doc.get("models")?.as_array()?;
+    let entry = models
+        .iter()
+        .find(|m| m.get("name").and_then(Value::as_str) == Some(model))?;
+    let version = entry
+        .get("versions")?
+        .as_array()?
+        .iter()
+        .find(|x| x.get("v") == Some(v))?;
+    let cols = version.get("columns")?.as_array()?;
+    let spec = cols.iter().find(|c| c.get("include").is_some())?;
+    Some((
+        spec.get("include").cloned().unwrap_or(Value::Null),
+        string_list(spec.get("exclude")),
+    ))
+}
+
+fn parse_sources(entry: &Map<String, Value>, file: &str, package: &str) -> Vec<SourceTableDef> {
+    let Some(source_name) = s(entry.get("name")) else {
+        return Vec::new();
+    };
+    let source_quoting = obj(entry.get("quoting"));
+    let source_config = obj(entry.get("config"));
+    list(entry.get("tables"))
+        .iter()
+        .filter_map(Value::as_object)
+        .filter_map(|t| {
+            let name = s(t.get("name"))?;
+            let mut quoting = source_quoting.clone();
+            quoting.extend(obj(t.get("quoting")));
+            let mut config = source_config.clone();
+            config.extend(obj(t.get("config")));
+            let mut tags = string_list(entry.get("tags"));
+            for tag in string_list(t.get("tags")) {
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            Some(SourceTableDef {
+                source_name: source_name.clone(),
+                identifier: s(t.get("identifier")).unwrap_or_else(|| name.clone()),
+                name,
+                file: file.to_string(),
+                package: package.to_string(),
+                source_description: s(entry.get("description")).unwrap_or_default(),
+                description: s(t.get("description")).unwrap_or_default(),
+                database: s(entry.get("database")).or_else(|| s(entry.get("catalog"))),
+                schema: s(entry.get("schema")).unwrap_or_else(|| source_name.clone()),
+                loader: s(entry.get("loader")).unwrap_or_default(),
+                loaded_at_field: s(t.get("loaded_at_field"))
+                    .or_else(|| s(entry.get("loaded_at_field"))),
+                tags,
+                meta: obj(t.get("meta")),
+                source_meta: obj(entry.get("meta")),
+                quoting,
+                config,
+                columns: parse_columns(t.get("columns")),
+                tests: tests_of(t),
+            })
+        })
+        .collect()
+}
+
+/// Extracts everything a property file declares.
+pub fn parse_properties(doc: &Value, file: &str, package: &str) -> Properties {
+    let patches = |key: &str| -> Vec<NodePatch> {
+        list(doc.get(key))
+            .iter()
+            .filter_map(Value::as_object)
+            .filter_map(|e| parse_patch(e, file, package))
+            .collect()
+    };
+    Properties {
+        models: patches("models"),
+        seeds: patches("seeds"),
+        snapshots: patches("snapshots"),
+        sources: list(doc.get("sources"))
+            .iter()
+            .filter_map(Value::as_object)
+            .flat_map(|e| parse_sources(e, file, package))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_models_sources_and_versions() {
+        let doc = crate::yaml::load(
+            "models:\n  - name: m\n    latest_version: 2\n    columns:\n      - name: a\n        tests: [unique]\n    versions:\n      - v: 1\n        columns:\n          - include: all\n            exclude: [a]\n      - v: 2\nsources:\n  - name: s\n    tables:\n      - name: t\n        identifier: real_t\n",
+        )
+        .unwrap();
+        let p = parse_properties(&doc, "models/x.yml", "pkg");
+        assert_eq!(p.models[0].versions.len(), 2);
+        assert_eq!(p.models[0].columns[0].tests.len(), 1);
+        assert_eq!(p.sources[0].identifier, "real_t");
+        assert_eq!(p.sources[0].schema, "s");
+        let (inc, exc) = version_include_exclude(&doc, "m", &Value::from(1)).unwrap();
+        assert_eq!(inc, Value::from("all"));
+        assert_eq!(exc, vec!["a".to_string()]);
+    }
+}

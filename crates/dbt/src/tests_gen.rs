@@ -1,0 +1,412 @@
+//! Generic data tests declared in YAML (`unique`, `not_null`, `accepted_values`,
+//! `relationships`, and custom/namespaced ones) become test nodes named and hashed exactly
+//! like dbt 1.7 names them, attached to the model, seed, snapshot or source they test.
+
+use crate::catalog::{CompileStatus, DependsOn, Node, Source};
+use crate::error::NodeError;
+use crate::jinja::pyfuncs::local_md5;
+use crate::jinja::scope::Scope;
+use crate::options::ParseOptions;
+use crate::parser::Workspace;
+use crate::properties::ColumnDef;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// One parsed test entry.
+#[derive(Debug, Clone)]
+struct TestSpec {
+    name: String,
+    namespace: Option<String>,
+    args: Map<String, Value>,
+    config: Map<String, Value>,
+}
+
+fn parse_entry(entry: &Value) -> Option<TestSpec> {
+    let (full, raw_args) = match entry {
+        Value::String(s) => (s.clone(), Map::new()),
+        Value::Object(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next()?;
+            (k.clone(), v.as_object().cloned().unwrap_or_default())
+        }
+        _ => return None,
+    };
+    let (namespace, name) = match full.split_once('.') {
+        Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+        None => (None, full),
+    };
+    let mut args = raw_args;
+    let mut config = args
+        .remove("config")
+        .and_then(|c| c.as_object().cloned())
+        .unwrap_or_default();
+    for key in [
+        "severity",
+        "tags",
+        "where",
+        "limit",
+        "warn_if",
+        "error_if",
+        "store_failures",
+        "enabled",
+        "meta",
+    ] {
+        if let Some(v) = args.remove(key) {
+            config.insert(key.to_string(), v);
+        }
+    }
+    Some(TestSpec {
+        name,
+        namespace,
+        args,
+        config,
+    })
+}
+
+/// dbt's `synthesize_generic_test_names`.
+fn test_name(test_type: &str, target: &str, args: &Map<String, Value>) -> String {
+    let mut keys: Vec<&String> = args.keys().filter(|k| k.as_str() != "model").collect();
+    keys.sort();
+    let mut flat: Vec<String> = Vec::new();
+    for k in keys {
+        match &args[k] {
+            Value::Object(m) => flat.extend(m.values().map(py_str)),
+            Value::Array(items) => flat.extend(items.iter().map(py_str)),
+            other => flat.push(py_str(other)),
+        }
+    }
+    let clean: Vec<String> = flat.iter().map(|a| clean_arg(a)).collect();
+    let identifier = format!("{test_type}_{target}");
+    let full = format!("{identifier}_{}", clean.join("__"));
+    if full.len() >= 64 {
+        let trunc: String = identifier.chars().take(30).collect();
+        format!("{trunc}_{}", local_md5(full))
+    } else {
+        full
+    }
+}
+
+fn clean_arg(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_run = false;
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('_');
+            in_run = true;
+        }
+    }
+    out
+}
+
+fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Python `repr` of dbt's hashable metadata (dicts sorted, leaves as `str()`).
+fn hashable_repr(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .iter()
+                .map(|k| format!("'{}': {}", k, hashable_repr(&m[*k])))
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(hashable_repr)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => py_quote(&py_str(other)),
+    }
+}
+
+fn py_quote(s: &str) -> String {
+    if s.contains('\'') && !s.contains('"') {
+        format!("\"{s}\"")
+    } else {
+        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
+/// What a test is attached to.
+struct Target<'a> {
+    unique_id: &'a str,
+    package: &'a str,
+    /// `stg_orders` or `source_shop_orders`
+    label: String,
+    model_expr: String,
+    yml_file: &'a str,
+    fqn_dirs: Vec<String>,
+}
+
+/// Adds test nodes for every YAML-declared test of enabled nodes and sources.
+pub fn add_tests(
+    ws: &Workspace,
+    scope: &Scope,
+    nodes: &mut BTreeMap<String, Node>,
+    sources: &[Source],
+    opts: &ParseOptions,
+    errors: &mut Vec<NodeError>,
+) {
+    let mut new_tests = Vec::new();
+    for node in nodes.values() {
+        let Some(patch) = ws.patches.get(&(
+            node.package_name.clone(),
+            node.name.clone(),
+            leak_kind(&node.resource_type),
+        )) else {
+            continue;
+        };
+        let model_expr = match &node.version {
+            Some(v) => format!(
+                "{{{{ get_where_subquery(ref('{}', v='{}')) }}}}",
+                node.name,
+                crate::parser::version_key(v)
+            ),
+            None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", node.name),
+        };
+        let target = Target {
+            unique_id: &node.unique_id,
+            package: &node.package_name,
+            label: node.name.clone(),
+            model_expr,
+            yml_file: &patch.file,
+            fqn_dirs: yml_dirs(&patch.file),
+        };
+        collect(
+            &target,
+            &patch.tests,
+            &node.columns_with_tests(&patch.columns),
+            opts,
+            scope,
+            &mut new_tests,
+        );
+    }
+    for s in sources.iter().filter(|s| s.enabled) {
+        let Some(def) = ws.source_defs.iter().find(|d| {
+            d.package == s.package_name && d.source_name == s.source_name && d.name == s.name
+        }) else {
+            continue;
+        };
+        let target = Target {
+            unique_id: &s.unique_id,
+            package: &s.package_name,
+            label: format!("source_{}_{}", s.source_name, s.name),
+            model_expr: format!(
+                "{{{{ get_where_subquery(source('{}', '{}')) }}}}",
+                s.source_name, s.name
+            ),
+            yml_file: &s.original_file_path,
+            fqn_dirs: yml_dirs(&s.original_file_path),
+        };
+        collect(
+            &target,
+            &def.tests,
+            &def.columns,
+            opts,
+            scope,
+            &mut new_tests,
+        );
+    }
+    for t in new_tests {
+        if let Some(parent) = t.attached_node.clone().and_then(|p| nodes.get_mut(&p)) {
+            parent.tests.push(t.unique_id.clone());
+        }
+        if nodes.contains_key(&t.unique_id) {
+            errors.push(NodeError::new(
+                Some(t.unique_id.clone()),
+                &t.original_file_path,
+                None,
+                "duplicate test".into(),
+            ));
+            continue;
+        }
+        nodes.insert(t.unique_id.clone(), t);
+    }
+}
+
+fn leak_kind(resource_type: &str) -> &'static str {
+    match resource_type {
+        "seed" => "seed",
+        "snapshot" => "snapshot",
+        _ => "model",
+    }
+}
+
+trait ColumnsWithTests {
+    fn columns_with_tests(&self, patch_columns: &[ColumnDef]) -> Vec<ColumnDef>;
+}
+
+impl ColumnsWithTests for Node {
+    fn columns_with_tests(&self, patch_columns: &[ColumnDef]) -> Vec<ColumnDef> {
+        patch_columns.to_vec()
+    }
+}
+
+fn yml_dirs(file: &str) -> Vec<String> {
+    let mut parts: Vec<String> = file.split('/').map(str::to_string).collect();
+    parts.pop();
+    if !parts.is_empty() {
+        parts.remove(0);
+    }
+    parts
+}
+
+fn collect(
+    target: &Target<'_>,
+    model_tests: &[Value],
+    columns: &[ColumnDef],
+    opts: &ParseOptions,
+    scope: &Scope,
+    out: &mut Vec<Node>,
+) {
+    for entry in model_tests {
+        if let Some(spec) = parse_entry(entry) {
+            out.push(make_test(target, spec, None, opts, scope));
+        }
+    }
+    for c in columns {
+        for entry in &c.tests {
+            if let Some(spec) = parse_entry(entry) {
+                out.push(make_test(target, spec, Some(&c.name), opts, scope));
+            }
+        }
+    }
+}
+
+fn make_test(
+    target: &Target<'_>,
+    spec: TestSpec,
+    column: Option<&str>,
+    opts: &ParseOptions,
+    scope: &Scope,
+) -> Node {
+    let mut args = spec.args.clone();
+    if let Some(c) = column {
+        args.insert("column_name".into(), Value::from(c));
+    }
+    let test_type = match &spec.namespace {
+        Some(ns) => format!("{ns}_{}", spec.name),
+        None => spec.name.clone(),
+    };
+    let name = test_name(&test_type, &target.label, &args);
+    let mut kwargs = args.clone();
+    kwargs.insert("model".into(), Value::from(target.model_expr.clone()));
+    let metadata = json!({"name": spec.name, "kwargs": kwargs, "namespace": spec.namespace});
+    let hash = local_md5(format!("{name}{}", hashable_repr(&metadata)));
+    let unique_id = format!(
+        "test.{}.{name}.{}",
+        target.package,
+        &hash[hash.len().saturating_sub(10)..]
+    );
+    let macro_pkg = spec.namespace.clone().unwrap_or_else(|| {
+        if scope
+            .macros
+            .get(target.package, &format!("test_{}", spec.name))
+            .is_some()
+        {
+            target.package.to_string()
+        } else {
+            "dbt".into()
+        }
+    });
+    let mut fqn = vec![target.package.to_string()];
+    fqn.extend(target.fqn_dirs.clone());
+    fqn.push(name.clone());
+    let mut config = json!({
+        "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null,
+        "tags": [], "meta": {}, "materialized": "test", "severity": "ERROR",
+        "store_failures": null, "where": null, "limit": null, "fail_calc": "count(*)",
+        "warn_if": "!= 0", "error_if": "!= 0"
+    });
+    if let Value::Object(c) = &mut config {
+        for (k, v) in &spec.config {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let config = config.as_object().cloned().unwrap_or_default();
+    Node {
+        unique_id,
+        resource_type: "test".into(),
+        name: name.clone(),
+        package_name: target.package.to_string(),
+        path: format!("{name}.sql"),
+        original_file_path: target.yml_file.to_string(),
+        patch_path: None,
+        fqn,
+        language: "sql".into(),
+        database: Some(opts.target_database.clone()),
+        schema: format!("{}_dbt_test__audit", opts.target_schema),
+        alias: name.clone(),
+        relation_name: None,
+        materialized: "test".into(),
+        enabled: true,
+        tags: config
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        meta: Map::new(),
+        description: String::new(),
+        columns: Vec::new(),
+        refs: Vec::new(),
+        sources: Vec::new(),
+        depends_on: DependsOn {
+            nodes: vec![target.unique_id.to_string()],
+            macros: vec![format!("macro.{macro_pkg}.test_{}", spec.name)],
+        },
+        raw_code: format!("{{{{ test_{}(**_dbt_generic_test_kwargs) }}}}", spec.name),
+        compiled_code: None,
+        checksum: String::new(),
+        version: None,
+        latest_version: None,
+        access: "protected".into(),
+        group: None,
+        contract_enforced: false,
+        compile_status: CompileStatus::Skipped,
+        compile_error: None,
+        needs_warehouse: None,
+        tests: Vec::new(),
+        test_metadata: Some(metadata),
+        column_name: column.map(str::to_string),
+        attached_node: Some(target.unique_id.to_string()),
+        config,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_hashes_like_dbt() {
+        let mut args = Map::new();
+        args.insert("column_name".into(), Value::from("status"));
+        args.insert("values".into(), json!(["placed", "shipped", "returned"]));
+        assert_eq!(
+            test_name("accepted_values", "stg_orders", &args),
+            "accepted_values_stg_orders_status__placed__shipped__returned"
+        );
+        let md = json!({"name": "unique", "kwargs": {"column_name": "order_id", "model": "{{ get_where_subquery(ref('stg_orders')) }}"}, "namespace": null});
+        let hash = local_md5(format!("unique_stg_orders_order_id{}", hashable_repr(&md)));
+        assert!(hash.ends_with("e3b841c71a"));
+    }
+}
