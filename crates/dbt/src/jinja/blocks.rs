@@ -212,7 +212,7 @@ fn rewrite_set(tag: &str) -> Option<String> {
     if target.is_empty() || !target.chars().all(|c| c.is_alphanumeric() || c == '_') {
         return None;
     }
-    let expr = after_set[eq + 1..].trim_end();
+    let expr = after_set[eq + 1..].trim();
     if expr.trim().is_empty() {
         return None;
     }

@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn mutable_list_roundtrip() {
-        let v = make_mutable(Value::from(vec![1, 2])).unwrap();
+        let v = make_mutable(Value::from(vec![Value::from(1), Value::from(2)])).unwrap();
         assert!(v.downcast_object_ref::<MutList>().is_some());
         assert_eq!(v.len(), Some(2));
     }
