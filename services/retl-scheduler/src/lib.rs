@@ -1,1 +1,19 @@
-//! placeholder
+//! The Reverse ETL scheduler owns syncs (model → destination, mode, field mapping,
+//! schedule) and records every run. It turns a manual trigger, a schedule tick or a
+//! successful dbt Cloud job into exactly one run and queues `cmd.retl.run_sync.<id>`
+//! for the workers, through the outbox in the same transaction.
+
+pub mod app;
+pub mod config;
+pub mod consumers;
+pub mod error;
+pub mod grpc;
+pub mod run;
+pub mod schedule;
+pub mod scheduler;
+pub mod store;
+pub mod sync;
+
+pub use app::App;
+pub use config::Config;
+pub use error::RetlError;

@@ -1,0 +1,71 @@
+//! `App::build` wires the Reverse ETL scheduler from its configuration; `App::run`
+//! serves it and its consumers until shutdown. Tests build it on port 0 against a
+//! fresh database.
+
+use crate::config::Config;
+use crate::consumers;
+use crate::error::RetlError;
+use crate::grpc::{RetlSchedulerGrpc, SERVICE_NAME};
+use crate::scheduler::Scheduler;
+use crate::store::SyncStore;
+use backflow_platform::bus::streams;
+use backflow_platform::config::NatsConfig;
+use backflow_platform::db::Migrations;
+use backflow_platform::service::{BaseSettings, ServiceBase, Task};
+use backflow_platform::shutdown::Shutdown;
+use std::net::SocketAddr;
+
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+};
+
+pub struct App {
+    base: ServiceBase,
+    scheduler: Scheduler,
+}
+
+impl App {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, RetlError> {
+        let base = ServiceBase::start(
+            BaseSettings {
+                service: "retl_scheduler",
+                database_url: &config.database_url,
+                grpc_listen: &config.grpc_listen,
+                nats,
+            },
+            &MIGRATIONS,
+            &[streams::EVT_RETL, streams::CMD_RETL, streams::EVT_DBT],
+        )
+        .await?;
+        let store = SyncStore::new(base.db.clone(), base.outbox.clone());
+        Ok(Self {
+            base,
+            scheduler: Scheduler::new(store),
+        })
+    }
+
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.base.grpc_addr()
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), RetlError> {
+        let bus = self.base.bus.clone();
+        let store = self.scheduler.store().clone();
+        let dbt_runs: Task =
+            Box::new(move |shutdown| Box::pin(consumers::run_dbt_runs(bus, store, shutdown)));
+        let routes =
+            tonic::service::Routes::new(RetlSchedulerGrpc::new(self.scheduler).into_server());
+        self.base
+            .run(routes, &[SERVICE_NAME], vec![dbt_runs], shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! The gRPC edge of the Reverse ETL scheduler: decodes requests into domain types,
+//! calls [`Scheduler`], and maps [`RetlError`] to status codes in one place.
+
+use crate::error::RetlError;
+use crate::run::RunRecord;
+use crate::schedule::Schedule;
+use crate::scheduler::Scheduler;
+use crate::sync::{Mapping, NewSync, SyncRecord};
+use backflow_proto::retl::v1 as pb;
+use pb::retl_scheduler_service_server::{RetlSchedulerService, RetlSchedulerServiceServer};
+use pb::schedule::Kind;
+use tonic::{Request, Response, Status};
+
+pub const SERVICE_NAME: &str = "backflow.retl.v1.RetlSchedulerService";
+
+#[derive(Debug, Clone)]
+pub struct RetlSchedulerGrpc {
+    scheduler: Scheduler,
+}
+
+impl RetlSchedulerGrpc {
+    pub fn new(scheduler: Scheduler) -> Self {
+        Self { scheduler }
+    }
+
+    pub fn into_server(self) -> RetlSchedulerServiceServer<Self> {
+        RetlSchedulerServiceServer::new(self)
+    }
+}
+
+impl From<RetlError> for Status {
+    fn from(error: RetlError) -> Self {
+        match &error {
+            RetlError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
+            RetlError::NotFound(_) => Status::not_found(error.to_string()),
+            RetlError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+            RetlError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            _ => {
+                tracing::error!(error = %error, "retl scheduler request failed");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// The schedule a request carries; `None` if it has no kind set.
+pub fn schedule_from_wire(schedule: Option<pb::Schedule>) -> Option<Schedule> {
+    Some(match schedule?.kind? {
+        Kind::Manual(_) => Schedule::Manual,
+        Kind::IntervalSeconds(seconds) => Schedule::Interval { seconds },
+        Kind::Cron(cron) => Schedule::Cron {
+            expression: cron.expression,
+            time_zone: cron.time_zone,
+        },
+        Kind::AfterDbtCloudJob(job) => Schedule::AfterDbtCloudJob {
+            account_id: job.account_id,
+            job_id: job.job_id,
+        },
+    })
+}
+
+fn schedule_to_wire(schedule: Schedule) -> pb::Schedule {
+    let kind = match schedule {
+        Schedule::Manual => Kind::Manual(true),
+        Schedule::Interval { seconds } => Kind::IntervalSeconds(seconds),
+        Schedule::Cron {
+            expression,
+            time_zone,
+        } => Kind::Cron(pb::CronSchedule {
+            expression,
+            time_zone,
+        }),
+        Schedule::AfterDbtCloudJob { account_id, job_id } => {
+            Kind::AfterDbtCloudJob(pb::DbtCloudJobSchedule { account_id, job_id })
+        }
+    };
+    pb::Schedule { kind: Some(kind) }
+}
+
+fn sync_of(record: SyncRecord) -> pb::Sync {
+    pb::Sync {
+        id: record.id,
+        workspace_id: record.workspace_id,
+        name: record.name,
+        retl_model_id: record.retl_model_id,
+        destination_id: record.destination_id,
+        mode: record.mode as i32,
+        mappings: record
+            .mappings
+            .into_iter()
+            .map(|mapping| pb::FieldMapping {
+                source_column: mapping.source_column,
+                destination_field: mapping.destination_field,
+            })
+            .collect(),
+        schedule: Some(schedule_to_wire(record.schedule)),
+        paused: record.paused,
+        created_at_unix_ms: record.created_at_ms,
+    }
+}
+
+fn run_of(record: RunRecord) -> pb::Run {
+    pb::Run {
+        id: record.id,
+        sync_id: record.sync_id,
+        trigger: record.trigger as i32,
+        status: record.status as i32,
+        cause_id: record.cause_id,
+        queued_at_unix_ms: record.queued_at_ms,
+        finished_at_unix_ms: record.finished_at_ms,
+        error: record.error,
+    }
+}
+
+#[tonic::async_trait]
+impl RetlSchedulerService for RetlSchedulerGrpc {
+    async fn create_sync(
+        &self,
+        request: Request<pb::CreateSyncRequest>,
+    ) -> Result<Response<pb::CreateSyncResponse>, Status> {
+        let request = request.into_inner();
+        let record = self
+            .scheduler
+            .create_sync(NewSync {
+                workspace_id: request.workspace_id,
+                name: request.name,
+                retl_model_id: request.retl_model_id,
+                destination_id: request.destination_id,
+                mode: request.mode,
+                mappings: request
+                    .mappings
+                    .into_iter()
+                    .map(|mapping| Mapping {
+                        source_column: mapping.source_column,
+                        destination_field: mapping.destination_field,
+                    })
+                    .collect(),
+                schedule: schedule_from_wire(request.schedule),
+            })
+            .await?;
+        Ok(Response::new(pb::CreateSyncResponse {
+            sync: Some(sync_of(record)),
+        }))
+    }
+
+    async fn get_sync(
+        &self,
+        request: Request<pb::GetSyncRequest>,
+    ) -> Result<Response<pb::GetSyncResponse>, Status> {
+        let request = request.into_inner();
+        let record = self
+            .scheduler
+            .get_sync(&request.workspace_id, &request.sync_id)
+            .await?;
+        Ok(Response::new(pb::GetSyncResponse {
+            sync: Some(sync_of(record)),
+        }))
+    }
+
+    async fn list_syncs(
+        &self,
+        request: Request<pb::ListSyncsRequest>,
+    ) -> Result<Response<pb::ListSyncsResponse>, Status> {
+        let records = self
+            .scheduler
+            .list_syncs(&request.into_inner().workspace_id)
+            .await?;
+        Ok(Response::new(pb::ListSyncsResponse {
+            syncs: records.into_iter().map(sync_of).collect(),
+        }))
+    }
+
+    async fn pause_sync(
+        &self,
+        request: Request<pb::PauseSyncRequest>,
+    ) -> Result<Response<pb::PauseSyncResponse>, Status> {
+        let request = request.into_inner();
+        let record = self
+            .scheduler
+            .set_paused(&request.workspace_id, &request.sync_id, true)
+            .await?;
+        Ok(Response::new(pb::PauseSyncResponse {
+            sync: Some(sync_of(record)),
+        }))
+    }
+
+    async fn resume_sync(
+        &self,
+        request: Request<pb::ResumeSyncRequest>,
+    ) -> Result<Response<pb::ResumeSyncResponse>, Status> {
+        let request = request.into_inner();
+        let record = self
+            .scheduler
+            .set_paused(&request.workspace_id, &request.sync_id, false)
+            .await?;
+        Ok(Response::new(pb::ResumeSyncResponse {
+            sync: Some(sync_of(record)),
+        }))
+    }
+
+    async fn trigger_sync(
+        &self,
+        request: Request<pb::TriggerSyncRequest>,
+    ) -> Result<Response<pb::TriggerSyncResponse>, Status> {
+        let request = request.into_inner();
+        let run = self
+            .scheduler
+            .trigger(&request.workspace_id, &request.sync_id)
+            .await?;
+        Ok(Response::new(pb::TriggerSyncResponse {
+            run: Some(run_of(run)),
+        }))
+    }
+
+    async fn list_runs(
+        &self,
+        request: Request<pb::ListRunsRequest>,
+    ) -> Result<Response<pb::ListRunsResponse>, Status> {
+        let request = request.into_inner();
+        let runs = self
+            .scheduler
+            .list_runs(&request.workspace_id, &request.sync_id, request.limit)
+            .await?;
+        Ok(Response::new(pb::ListRunsResponse {
+            runs: runs.into_iter().map(run_of).collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_round_trip_through_the_wire() {
+        for schedule in [
+            Schedule::Manual,
+            Schedule::Interval { seconds: 600 },
+            Schedule::Cron {
+                expression: "0 9 * * 1-5".into(),
+                time_zone: "Europe/Berlin".into(),
+            },
+            Schedule::AfterDbtCloudJob {
+                account_id: 1,
+                job_id: 2,
+            },
+        ] {
+            let wire = schedule_to_wire(schedule.clone());
+            assert_eq!(schedule_from_wire(Some(wire)), Some(schedule));
+        }
+    }
+
+    #[test]
+    fn missing_schedule_kind_is_no_schedule() {
+        assert_eq!(schedule_from_wire(None), None);
+        assert_eq!(schedule_from_wire(Some(pb::Schedule { kind: None })), None);
+    }
+}

@@ -1,0 +1,236 @@
+//! When a sync runs: by hand, every N seconds, on a cron expression in a time zone,
+//! or after a dbt Cloud job succeeds. Validation and tick computation are pure so the
+//! rules are tested without a clock or a database.
+//!
+//! Cron expressions have five fields (minute, hour, day of month, month, day of week)
+//! with POSIX/Vixie semantics, so `1-5` in the last field is Monday to Friday; names
+//! (`MON`, `JAN`), steps, `L`, `#` and the `@daily`-style nicknames are accepted.
+//! Seconds are not: no sync runs more often than once a minute. An empty time zone
+//! means UTC; others are IANA names such as `Europe/Berlin`.
+
+use chrono::TimeZone;
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
+use std::str::FromStr;
+
+/// Shortest interval between scheduled runs.
+pub const MIN_INTERVAL_SECONDS: i64 = 60;
+/// Longest interval: a year.
+pub const MAX_INTERVAL_SECONDS: i64 = 366 * 24 * 3600;
+/// Time zone of a cron schedule given without one.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    Manual,
+    Interval {
+        seconds: i64,
+    },
+    Cron {
+        expression: String,
+        time_zone: String,
+    },
+    AfterDbtCloudJob {
+        account_id: i64,
+        job_id: i64,
+    },
+}
+
+impl Schedule {
+    /// Stable name of the kind, as stored.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Interval { .. } => "interval",
+            Self::Cron { .. } => "cron",
+            Self::AfterDbtCloudJob { .. } => "after_dbt_cloud_job",
+        }
+    }
+}
+
+/// Checks a schedule and returns it normalized (trimmed cron, default time zone).
+pub fn validate(schedule: Schedule) -> Result<Schedule, String> {
+    match schedule {
+        Schedule::Manual => Ok(Schedule::Manual),
+        Schedule::Interval { seconds } => {
+            if !(MIN_INTERVAL_SECONDS..=MAX_INTERVAL_SECONDS).contains(&seconds) {
+                return Err(format!(
+                    "schedule.interval_seconds must be between {MIN_INTERVAL_SECONDS} and {MAX_INTERVAL_SECONDS}, got {seconds}"
+                ));
+            }
+            Ok(Schedule::Interval { seconds })
+        }
+        Schedule::Cron {
+            expression,
+            time_zone,
+        } => {
+            let expression = expression.trim().to_string();
+            parse_cron(&expression)?;
+            let time_zone = match time_zone.trim() {
+                "" => DEFAULT_TIME_ZONE.to_string(),
+                name => parse_time_zone(name)?.name().to_string(),
+            };
+            Ok(Schedule::Cron {
+                expression,
+                time_zone,
+            })
+        }
+        Schedule::AfterDbtCloudJob { account_id, job_id } => {
+            if account_id <= 0 {
+                return Err(format!(
+                    "schedule.after_dbt_cloud_job.account_id must be positive, got {account_id}"
+                ));
+            }
+            if job_id <= 0 {
+                return Err(format!(
+                    "schedule.after_dbt_cloud_job.job_id must be positive, got {job_id}"
+                ));
+            }
+            Ok(Schedule::AfterDbtCloudJob { account_id, job_id })
+        }
+    }
+}
+
+fn parse_cron(expression: &str) -> Result<Cron, String> {
+    if expression.is_empty() {
+        return Err("schedule.cron.expression is required".into());
+    }
+    let parser = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build();
+    parser
+        .parse(expression)
+        .map_err(|err| format!("schedule.cron.expression {expression:?} is not a valid five-field cron expression: {err}"))
+}
+
+fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, String> {
+    chrono_tz::Tz::from_str(name).map_err(|_| {
+        format!(
+            "schedule.cron.time_zone {name:?} is not an IANA time zone (like \"Europe/Berlin\")"
+        )
+    })
+}
+
+/// The first cron tick strictly after `after_ms`, in unix ms, or `None` if the
+/// expression never fires again (e.g. `0 0 30 2 *`) or is invalid.
+pub fn next_cron_tick(expression: &str, time_zone: &str, after_ms: i64) -> Option<i64> {
+    let cron = parse_cron(expression).ok()?;
+    let zone = match time_zone {
+        "" => chrono_tz::UTC,
+        name => parse_time_zone(name).ok()?,
+    };
+    let after = zone.timestamp_millis_opt(after_ms).single()?;
+    cron.find_next_occurrence(&after, false)
+        .ok()
+        .map(|tick| tick.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cron(expression: &str, time_zone: &str) -> Result<Schedule, String> {
+        validate(Schedule::Cron {
+            expression: expression.into(),
+            time_zone: time_zone.into(),
+        })
+    }
+
+    #[test]
+    fn manual_is_always_valid() {
+        assert_eq!(validate(Schedule::Manual), Ok(Schedule::Manual));
+    }
+
+    #[test]
+    fn interval_must_be_at_least_a_minute() {
+        assert!(validate(Schedule::Interval { seconds: 60 }).is_ok());
+        assert!(validate(Schedule::Interval { seconds: 3600 }).is_ok());
+        for seconds in [-1, 0, 59, MAX_INTERVAL_SECONDS + 1] {
+            let error = validate(Schedule::Interval { seconds }).err();
+            assert!(
+                error.is_some_and(|e| e.contains("interval_seconds")),
+                "{seconds}"
+            );
+        }
+    }
+
+    #[test]
+    fn cron_expressions_are_checked() {
+        for expression in [
+            "0 9 * * 1-5",
+            "*/15 * * * *",
+            "0 0 1 JAN *",
+            "@daily",
+            " 5 4 * * SUN ",
+        ] {
+            assert!(cron(expression, "").is_ok(), "{expression}");
+        }
+        for expression in [
+            "",
+            "* * * *",
+            "0 0 * * * *",
+            "61 * * * *",
+            "0 25 * * *",
+            "nonsense",
+            "0 9 * * MOO",
+        ] {
+            let error = cron(expression, "UTC").err();
+            assert!(
+                error.is_some_and(|e| e.contains("schedule.cron.expression")),
+                "{expression}"
+            );
+        }
+    }
+
+    #[test]
+    fn cron_time_zone_defaults_to_utc_and_must_exist() {
+        assert_eq!(
+            cron(" 0 9 * * * ", ""),
+            Ok(Schedule::Cron {
+                expression: "0 9 * * *".into(),
+                time_zone: "UTC".into()
+            })
+        );
+        assert!(cron("0 9 * * *", "Europe/Berlin").is_ok());
+        assert!(cron("0 9 * * *", "America/New_York").is_ok());
+        for zone in ["Mars/Olympus", "CEST+2", "europe berlin"] {
+            let error = cron("0 9 * * *", zone).err();
+            assert!(error.is_some_and(|e| e.contains("time_zone")), "{zone}");
+        }
+    }
+
+    #[test]
+    fn dbt_job_needs_account_and_job() {
+        assert!(validate(Schedule::AfterDbtCloudJob {
+            account_id: 1,
+            job_id: 2
+        })
+        .is_ok());
+        assert!(validate(Schedule::AfterDbtCloudJob {
+            account_id: 0,
+            job_id: 2
+        })
+        .is_err_and(|e| e.contains("account_id")));
+        assert!(validate(Schedule::AfterDbtCloudJob {
+            account_id: 1,
+            job_id: -2
+        })
+        .is_err_and(|e| e.contains("job_id")));
+    }
+
+    #[test]
+    fn next_tick_follows_the_time_zone_and_posix_weekdays() {
+        // 2024-01-05 is a Friday; 12:00 UTC.
+        let friday_noon_utc = 1_704_456_000_000;
+        // weekdays at 09:00 Berlin (UTC+1 in winter): next is Monday 08:00 UTC.
+        let next = next_cron_tick("0 9 * * 1-5", "Europe/Berlin", friday_noon_utc);
+        assert_eq!(next, Some(1_704_700_800_000));
+        // hourly in UTC: 13:00 the same day.
+        assert_eq!(
+            next_cron_tick("0 * * * *", "", friday_noon_utc),
+            Some(friday_noon_utc + 3_600_000)
+        );
+        assert_eq!(next_cron_tick("not cron", "UTC", friday_noon_utc), None);
+    }
+}

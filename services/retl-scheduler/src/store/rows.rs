@@ -1,0 +1,104 @@
+//! How sync and run records map to table rows and back; a row that does not decode
+//! (unknown enum value, bad JSON, unknown schedule kind) is reported as corrupt.
+
+use crate::error::RetlError;
+use crate::run::RunRecord;
+use crate::schedule::Schedule;
+use crate::sync::SyncRecord;
+use backflow_proto::retl::v1::{RunStatus, RunTrigger, SyncMode};
+
+pub(super) const SYNC_COLUMNS: &str = "id, workspace_id, name, retl_model_id, destination_id, mode, mappings, \
+     schedule_kind, interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id, paused, \
+     created_at_ms, updated_at_ms";
+
+pub(super) const RUN_COLUMNS: &str =
+    "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error";
+
+/// Columns of [`SYNC_COLUMNS`], in order.
+#[derive(sqlx::FromRow)]
+pub(super) struct SyncRow {
+    id: String,
+    workspace_id: String,
+    name: String,
+    retl_model_id: String,
+    destination_id: String,
+    mode: i32,
+    mappings: String,
+    schedule_kind: String,
+    interval_seconds: i64,
+    cron_expression: String,
+    time_zone: String,
+    dbt_account_id: i64,
+    dbt_job_id: i64,
+    paused: i32,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+}
+
+pub(super) fn sync_of(row: SyncRow) -> Result<SyncRecord, RetlError> {
+    let corrupt = |what: String| RetlError::Corrupt(format!("sync {}: {what}", row.id));
+    let mode = SyncMode::try_from(row.mode).map_err(|_| corrupt(format!("mode {}", row.mode)))?;
+    let mappings =
+        serde_json::from_str(&row.mappings).map_err(|err| corrupt(format!("mappings: {err}")))?;
+    let schedule = match row.schedule_kind.as_str() {
+        "manual" => Schedule::Manual,
+        "interval" => Schedule::Interval {
+            seconds: row.interval_seconds,
+        },
+        "cron" => Schedule::Cron {
+            expression: row.cron_expression,
+            time_zone: row.time_zone,
+        },
+        "after_dbt_cloud_job" => Schedule::AfterDbtCloudJob {
+            account_id: row.dbt_account_id,
+            job_id: row.dbt_job_id,
+        },
+        other => return Err(corrupt(format!("schedule kind {other:?}"))),
+    };
+    Ok(SyncRecord {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        name: row.name,
+        retl_model_id: row.retl_model_id,
+        destination_id: row.destination_id,
+        mode,
+        mappings,
+        schedule,
+        paused: row.paused != 0,
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+    })
+}
+
+/// Columns of [`RUN_COLUMNS`], in order.
+#[derive(sqlx::FromRow)]
+pub(super) struct RunRow {
+    id: String,
+    workspace_id: String,
+    sync_id: String,
+    run_trigger: i32,
+    status: i32,
+    cause_id: String,
+    queued_at_ms: i64,
+    finished_at_ms: i64,
+    error: String,
+}
+
+pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
+    let corrupt = |what: String| RetlError::Corrupt(format!("run {}: {what}", row.id));
+    let trigger = RunTrigger::try_from(row.run_trigger)
+        .map_err(|_| corrupt(format!("trigger {}", row.run_trigger)))?;
+    let status =
+        RunStatus::try_from(row.status).map_err(|_| corrupt(format!("status {}", row.status)))?;
+    Ok(RunRecord {
+        id: row.id,
+        workspace_id: row.workspace_id,
+        sync_id: row.sync_id,
+        trigger,
+        status,
+        cause_id: row.cause_id,
+        queued_at_ms: row.queued_at_ms,
+        finished_at_ms: row.finished_at_ms,
+        error: row.error,
+    })
+}

@@ -1,0 +1,252 @@
+//! The sync store behaves the same on SQLite and PostgreSQL: workspace isolation,
+//! pause rules, runs queued with their command in one transaction, one run per
+//! (sync, cause), and a dbt Cloud run handled once per message id.
+
+use backflow_platform::db::Database;
+use backflow_platform::outbox::{pending_count, Outbox};
+use backflow_platform::testing;
+use backflow_proto::retl::v1::{RunStatus, RunSyncCommand, RunTrigger, SyncMode};
+use backflow_retl_scheduler::app::MIGRATIONS;
+use backflow_retl_scheduler::schedule::Schedule;
+use backflow_retl_scheduler::scheduler::Scheduler;
+use backflow_retl_scheduler::store::{DbtRunHandled, SyncStore};
+use backflow_retl_scheduler::sync::{Mapping, NewSync};
+use backflow_retl_scheduler::RetlError;
+use prost::Message;
+
+const CONSUMER: &str = "contract";
+
+async fn scheduler_on(url: &str) -> anyhow::Result<Scheduler> {
+    let db = Database::connect(url, &MIGRATIONS).await?;
+    Ok(Scheduler::new(SyncStore::new(db, Outbox::new())))
+}
+
+fn new_sync(workspace: &str, name: &str, schedule: Schedule) -> NewSync {
+    NewSync {
+        workspace_id: workspace.into(),
+        name: name.into(),
+        retl_model_id: "model-1".into(),
+        destination_id: "dest-1".into(),
+        mode: SyncMode::Upsert as i32,
+        mappings: vec![Mapping {
+            source_column: "email".into(),
+            destination_field: "Email".into(),
+        }],
+        schedule: Some(schedule),
+    }
+}
+
+fn after_job(job_id: i64) -> Schedule {
+    Schedule::AfterDbtCloudJob {
+        account_id: 1,
+        job_id,
+    }
+}
+
+/// Commands waiting in the outbox, decoded, in order.
+async fn queued_commands(scheduler: &Scheduler) -> anyhow::Result<Vec<(String, RunSyncCommand)>> {
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "SELECT subject, payload FROM platform_outbox WHERE published_at_ms IS NULL ORDER BY seq",
+    )
+    .fetch_all(scheduler.store().database().pool())
+    .await?;
+    rows.into_iter()
+        .map(|(subject, payload)| Ok((subject, RunSyncCommand::decode(payload.as_slice())?)))
+        .collect()
+}
+
+async fn contract(url: &str) -> anyhow::Result<()> {
+    let scheduler = scheduler_on(url).await?;
+    let cron = Schedule::Cron {
+        expression: "0 9 * * 1-5".into(),
+        time_zone: "Europe/Berlin".into(),
+    };
+    let created = scheduler
+        .create_sync(new_sync("ws-a", "contacts", cron.clone()))
+        .await?;
+    assert_eq!(scheduler.get_sync("ws-a", &created.id).await?, created);
+    assert_eq!(created.schedule, cron);
+
+    // names are unique per workspace, not globally; every call is workspace-scoped
+    assert!(matches!(
+        scheduler
+            .create_sync(new_sync("ws-a", "contacts", Schedule::Manual))
+            .await,
+        Err(RetlError::AlreadyExists(_))
+    ));
+    let other = scheduler
+        .create_sync(new_sync("ws-b", "contacts", Schedule::Manual))
+        .await?;
+    assert_eq!(scheduler.list_syncs("ws-a").await?, vec![created.clone()]);
+    assert!(matches!(
+        scheduler.get_sync("ws-b", &created.id).await,
+        Err(RetlError::NotFound(_))
+    ));
+    assert!(matches!(
+        scheduler.trigger("ws-a", &other.id).await,
+        Err(RetlError::NotFound(_))
+    ));
+    assert!(matches!(
+        scheduler.list_runs("ws-a", &other.id, 0).await,
+        Err(RetlError::NotFound(_))
+    ));
+    assert!(matches!(
+        scheduler.list_syncs("").await,
+        Err(RetlError::InvalidArgument(_))
+    ));
+
+    // every schedule kind survives storage
+    for (name, schedule) in [
+        ("manual", Schedule::Manual),
+        ("interval", Schedule::Interval { seconds: 900 }),
+        ("dbt", after_job(123)),
+    ] {
+        let sync = scheduler
+            .create_sync(new_sync("ws-a", name, schedule.clone()))
+            .await?;
+        assert_eq!(
+            scheduler.get_sync("ws-a", &sync.id).await?.schedule,
+            schedule
+        );
+    }
+
+    // a manual trigger makes a queued run and its command, in one transaction
+    let run = scheduler.trigger("ws-a", &created.id).await?;
+    assert_eq!(run.trigger, RunTrigger::Manual);
+    assert_eq!(run.status, RunStatus::Queued);
+    assert!(run.cause_id.starts_with("manual:"));
+    let commands = queued_commands(&scheduler).await?;
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0].0, format!("cmd.retl.run_sync.{}", created.id));
+    assert_eq!(commands[0].1.run_id, run.id);
+    assert_eq!(commands[0].1.workspace_id, "ws-a");
+
+    // paused syncs refuse triggers until resumed; pausing twice is harmless
+    assert!(
+        scheduler
+            .set_paused("ws-a", &created.id, true)
+            .await?
+            .paused
+    );
+    assert!(
+        scheduler
+            .set_paused("ws-a", &created.id, true)
+            .await?
+            .paused
+    );
+    assert!(matches!(
+        scheduler.trigger("ws-a", &created.id).await,
+        Err(RetlError::FailedPrecondition(_))
+    ));
+    assert!(matches!(
+        scheduler.set_paused("ws-b", &created.id, true).await,
+        Err(RetlError::NotFound(_))
+    ));
+    assert!(
+        !scheduler
+            .set_paused("ws-a", &created.id, false)
+            .await?
+            .paused
+    );
+    let second = scheduler.trigger("ws-a", &created.id).await?;
+    assert_eq!(pending_count(scheduler.store().database()).await?, 2);
+
+    // runs are listed newest first, with a limit
+    let runs = scheduler.list_runs("ws-a", &created.id, 0).await?;
+    let ids: Vec<_> = runs.iter().map(|run| run.id.as_str()).collect();
+    assert_eq!(ids, [second.id.as_str(), run.id.as_str()]);
+    assert_eq!(
+        scheduler.list_runs("ws-a", &created.id, 1).await?,
+        vec![second.clone()]
+    );
+    assert_eq!(scheduler.list_runs("ws-a", "", 0).await?.len(), 2);
+    assert!(scheduler.list_runs("ws-b", "", 0).await?.is_empty());
+
+    dbt_runs(&scheduler).await
+}
+
+/// Runs triggered by dbt Cloud: only unpaused syncs bound to the job, in the event's
+/// workspace; once per message id and once per dbt run.
+async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
+    let store = scheduler.store();
+    let bound = scheduler
+        .create_sync(new_sync("ws-d", "bound", after_job(7)))
+        .await?;
+    let also_bound = scheduler
+        .create_sync(new_sync("ws-d", "also bound", after_job(7)))
+        .await?;
+    let paused = scheduler
+        .create_sync(new_sync("ws-d", "paused", after_job(7)))
+        .await?;
+    scheduler.set_paused("ws-d", &paused.id, true).await?;
+    let other_job = scheduler
+        .create_sync(new_sync("ws-d", "other job", after_job(8)))
+        .await?;
+    let other_workspace = scheduler
+        .create_sync(new_sync("ws-e", "bound", after_job(7)))
+        .await?;
+    let before = pending_count(store.database()).await?;
+
+    let DbtRunHandled::Queued(runs) = store
+        .queue_dbt_runs(CONSUMER, "evt-1", "ws-d", 1, 7, "dbt:1:100")
+        .await?
+    else {
+        anyhow::bail!("first delivery was taken for a duplicate");
+    };
+    let mut triggered: Vec<_> = runs.iter().map(|run| run.sync_id.clone()).collect();
+    triggered.sort();
+    let mut expected = vec![bound.id.clone(), also_bound.id.clone()];
+    expected.sort();
+    assert_eq!(triggered, expected);
+    assert!(runs
+        .iter()
+        .all(|run| run.trigger == RunTrigger::DbtCloudJob && run.cause_id == "dbt:1:100"));
+    assert_eq!(pending_count(store.database()).await?, before + 2);
+
+    // the same message again: nothing
+    assert_eq!(
+        store
+            .queue_dbt_runs(CONSUMER, "evt-1", "ws-d", 1, 7, "dbt:1:100")
+            .await?,
+        DbtRunHandled::Duplicate
+    );
+    // the same dbt run under another message id (webhook and poll): no second run
+    assert_eq!(
+        store
+            .queue_dbt_runs(CONSUMER, "evt-2", "ws-d", 1, 7, "dbt:1:100")
+            .await?,
+        DbtRunHandled::Queued(Vec::new())
+    );
+    // the next dbt run: one more each
+    let DbtRunHandled::Queued(next) = store
+        .queue_dbt_runs(CONSUMER, "evt-3", "ws-d", 1, 7, "dbt:1:101")
+        .await?
+    else {
+        anyhow::bail!("next delivery was taken for a duplicate");
+    };
+    assert_eq!(next.len(), 2);
+    assert_eq!(pending_count(store.database()).await?, before + 4);
+    for (sync, expected_runs) in [(&bound, 2), (&also_bound, 2), (&paused, 0), (&other_job, 0)] {
+        assert_eq!(
+            scheduler.list_runs("ws-d", &sync.id, 0).await?.len(),
+            expected_runs,
+            "{}",
+            sync.name
+        );
+    }
+    assert!(scheduler
+        .list_runs("ws-e", &other_workspace.id, 0)
+        .await?
+        .is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn store_contract_on_sqlite_and_postgres() -> anyhow::Result<()> {
+    for url in testing::both_backends("retl").await? {
+        contract(&url)
+            .await
+            .map_err(|err| anyhow::anyhow!("{url}: {err:#}"))?;
+    }
+    Ok(())
+}
