@@ -232,5 +232,6 @@ mod tests {
             Some(friday_noon_utc + 3_600_000)
         );
         assert_eq!(next_cron_tick("not cron", "UTC", friday_noon_utc), None);
+        assert_eq!(next_cron_tick("0 0 30 2 *", "UTC", friday_noon_utc), None);
     }
 }

@@ -1,0 +1,151 @@
+//! The scheduler as deployed: `App::build` on port 0, real NATS and SQLite. A sync
+//! created and triggered over gRPC puts `cmd.retl.run_sync.<id>` on CMD_RETL through
+//! the outbox relay; bad input and paused syncs get the documented status codes.
+
+use backflow_platform::bus::streams;
+use backflow_platform::bus::Bus;
+use backflow_platform::shutdown::Shutdown;
+use backflow_platform::testing;
+use backflow_proto::retl::v1 as pb;
+use backflow_retl_scheduler::{App, Config};
+use pb::retl_scheduler_service_client::RetlSchedulerServiceClient;
+use prost::Message;
+use std::time::Duration;
+use tonic::Code;
+
+fn create_request(name: &str, schedule: pb::schedule::Kind) -> pb::CreateSyncRequest {
+    pb::CreateSyncRequest {
+        workspace_id: "ws".into(),
+        name: name.into(),
+        retl_model_id: "model".into(),
+        destination_id: "dest".into(),
+        mode: pb::SyncMode::Mirror as i32,
+        mappings: vec![pb::FieldMapping {
+            source_column: "id".into(),
+            destination_field: "external_id".into(),
+        }],
+        schedule: Some(pb::Schedule {
+            kind: Some(schedule),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
+    let nats = testing::fresh_nats("retlapp");
+    let config = Config {
+        database_url: testing::fresh_sqlite_url("retl"),
+        grpc_listen: "127.0.0.1:0".into(),
+    };
+    let app = App::build(config, &nats).await?;
+    let addr = app
+        .grpc_addr()
+        .ok_or_else(|| anyhow::anyhow!("no grpc address"))?;
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let mut client = RetlSchedulerServiceClient::connect(format!("http://{addr}")).await?;
+
+    let cron = pb::schedule::Kind::Cron(pb::CronSchedule {
+        expression: "30 6 * * MON-FRI".into(),
+        time_zone: "America/New_York".into(),
+    });
+    let sync = client
+        .create_sync(create_request("nightly", cron))
+        .await?
+        .into_inner()
+        .sync
+        .ok_or_else(|| anyhow::anyhow!("no sync"))?;
+    let run = client
+        .trigger_sync(pb::TriggerSyncRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await?
+        .into_inner()
+        .run
+        .ok_or_else(|| anyhow::anyhow!("no run"))?;
+    assert_eq!(run.status, pb::RunStatus::Queued as i32);
+
+    // the relay publishes the command to the work queue
+    let bus = Bus::connect(&nats).await?;
+    let stream = bus
+        .jetstream()
+        .get_stream(bus.stream_name(&streams::CMD_RETL))
+        .await?;
+    let subject = bus.subject(&format!("cmd.retl.run_sync.{}", sync.id));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let message = loop {
+        if let Ok(message) = stream.get_last_raw_message_by_subject(&subject).await {
+            break message;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no command on {subject}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let command = pb::RunSyncCommand::decode(message.payload.as_ref())?;
+    assert_eq!(command.run_id, run.id);
+    assert_eq!(command.workspace_id, "ws");
+
+    // status codes
+    let interval = pb::schedule::Kind::IntervalSeconds(30);
+    let refused = client
+        .create_sync(create_request("too often", interval))
+        .await;
+    assert_eq!(
+        refused.err().map(|status| status.code()),
+        Some(Code::InvalidArgument)
+    );
+    let bad_zone = pb::schedule::Kind::Cron(pb::CronSchedule {
+        expression: "0 * * * *".into(),
+        time_zone: "Nowhere/Special".into(),
+    });
+    let refused = client
+        .create_sync(create_request("bad zone", bad_zone))
+        .await;
+    assert_eq!(
+        refused.err().map(|status| status.code()),
+        Some(Code::InvalidArgument)
+    );
+    client
+        .pause_sync(pb::PauseSyncRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await?;
+    let refused = client
+        .trigger_sync(pb::TriggerSyncRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await;
+    assert_eq!(
+        refused.err().map(|status| status.code()),
+        Some(Code::FailedPrecondition)
+    );
+    let missing = client
+        .get_sync(pb::GetSyncRequest {
+            workspace_id: "other".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await;
+    assert_eq!(
+        missing.err().map(|status| status.code()),
+        Some(Code::NotFound)
+    );
+    let runs = client
+        .list_runs(pb::ListRunsRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+            limit: 0,
+        })
+        .await?
+        .into_inner()
+        .runs;
+    assert_eq!(runs.len(), 1);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server).await???;
+    Ok(())
+}
