@@ -13,7 +13,7 @@ What is compared, node by node (keyed by unique_id):
            access, group, contract.enforced, raw_code, compiled_code
   sources  source_name, name, identifier, database, schema, relation_name, loader,
            loaded_at_field, tags, meta, description, columns, enabled, original_file_path
-  tests    name, attached_node, column_name, test_metadata (name, namespace, kwargs),
+  tests    name, alias, attached_node, column_name, test_metadata (name, namespace, kwargs),
            depends_on.nodes, depends_on.macros, config.severity, original_file_path
   seeds    name, database, schema, alias, relation_name, tags, meta, description, columns, checksum
   snapshots  relation fields, tags, meta, depends_on, checksum, raw_code, compiled_code
@@ -55,7 +55,7 @@ SOURCE_FIELDS = [
     "original_file_path",
 ]
 TEST_FIELDS = [
-    "name", "attached_node", "column_name", "test_metadata", "depends_on.nodes",
+    "name", "alias", "attached_node", "column_name", "test_metadata", "depends_on.nodes",
     "depends_on.macros", "config.severity", "original_file_path",
 ]
 SEED_FIELDS = [
@@ -149,7 +149,8 @@ def field_diff(field, exp, got):
         if not body.strip() and exp.splitlines() != got.splitlines():
             body = "        (differs only in whitespace/line endings)"
         elif exp.splitlines() == got.splitlines():
-            body = "        (same lines; differs in trailing newline/whitespace)"
+            body = (f"        same lines, different ends: expected ...{json.dumps(exp[-12:])}, "
+                    f"got ...{json.dumps(got[-12:])}")
         return f"    {field}:\n{body}"
     if field == "columns" and isinstance(exp, list) and isinstance(got, list):
         out = [f"    columns:"]
