@@ -142,7 +142,6 @@ impl Bus {
         let addresses = parse_server_addrs(&config.url)?;
         let options = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
-            .retry_on_initial_connect()
             .max_reconnects(None);
         let connecting = options.connect(addresses);
         let client = tokio::time::timeout(

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
+/// How long open connections may finish their calls after shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
     #[error("cannot listen on {addr}: {source}")]
@@ -63,13 +66,24 @@ pub async fn serve(
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, on_stop)
-        .await
-        .map_err(|err| GrpcError::Serve(err.to_string()))
+        .serve_with_incoming_shutdown(incoming, on_stop);
+    // Graceful shutdown waits for clients to hang up; a client that never does must
+    // not keep the process alive past its termination grace period.
+    let grace_over = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|err| GrpcError::Serve(err.to_string())),
+        () = grace_over => {
+            tracing::warn!(grace_ms = SHUTDOWN_GRACE.as_millis() as u64, "grpc clients still connected after the grace period; closing");
+            Ok(())
+        }
+    }
 }
 
 /// Local address of a bound listener, for logs and tests.

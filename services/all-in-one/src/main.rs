@@ -17,7 +17,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "backflow", version, about = "dbt models in Git, flowing back out to business tools")]
+#[command(
+    name = "backflow",
+    version,
+    about = "dbt models in Git, flowing back out to business tools"
+)]
 struct Cli {
     /// Configuration file (TOML or YAML); `BACKFLOW_<SECTION>__<KEY>` variables override it.
     #[arg(long, global = true, env = "BACKFLOW_CONFIG")]
@@ -38,7 +42,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("backflow: cannot start the async runtime: {error}");
@@ -62,7 +69,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev => run_services(&ServiceName::ALL, &config).await,
         Command::Serve { service } => run_services(&[service], &config).await,
         Command::Migrate { service } => {
-            services::migrate(service, &config).await.map_err(anyhow::Error::msg)?;
+            services::migrate(service, &config)
+                .await
+                .map_err(anyhow::Error::msg)?;
             println!("backflow: {} migrated", service.as_str());
             Ok(())
         }
@@ -72,9 +81,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Builds every service first (any error stops start-up), then runs them until
 /// SIGTERM/SIGINT or until one fails.
 async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow::Result<()> {
+    // Listen for SIGTERM before anything else, so a stop during start-up is honoured.
+    let shutdown = backflow_platform::shutdown::on_signal();
     let mut built: Vec<BuiltService> = Vec::new();
     for name in names {
-        built.push(services::build(*name, config).await.map_err(anyhow::Error::msg)?);
+        built.push(
+            services::build(*name, config)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
     }
     for service in &built {
         match service.grpc_addr {
@@ -83,7 +98,6 @@ async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow:
         }
     }
     println!("backflow: ready ({} services); ctrl-c to stop", built.len());
-    let shutdown = backflow_platform::shutdown::on_signal();
     let mut running = tokio::task::JoinSet::new();
     for service in built {
         let shutdown = shutdown.clone();

@@ -103,14 +103,26 @@ pub async fn build(name: ServiceName, config: &BackflowConfig) -> Result<BuiltSe
 pub async fn migrate(name: ServiceName, config: &BackflowConfig) -> Result<(), String> {
     use backflow_platform::db::Database;
     let (url, migrations) = match name {
-        ServiceName::Credentials => (&config.credentials.database_url, &backflow_credentials::app::MIGRATIONS),
-        ServiceName::GitSync => (&config.git_sync.database_url, &backflow_git_sync::app::MIGRATIONS),
-        ServiceName::ModelCatalog => (&config.model_catalog.database_url, &backflow_model_catalog::app::MIGRATIONS),
+        ServiceName::Credentials => (
+            &config.credentials.database_url,
+            &backflow_credentials::app::MIGRATIONS,
+        ),
+        ServiceName::GitSync => (
+            &config.git_sync.database_url,
+            &backflow_git_sync::app::MIGRATIONS,
+        ),
+        ServiceName::ModelCatalog => (
+            &config.model_catalog.database_url,
+            &backflow_model_catalog::app::MIGRATIONS,
+        ),
         ServiceName::DbtCloudListener => (
             &config.dbt_cloud_listener.database_url,
             &backflow_dbt_cloud_listener::app::MIGRATIONS,
         ),
-        ServiceName::RetlScheduler => (&config.retl_scheduler.database_url, &backflow_retl_scheduler::app::MIGRATIONS),
+        ServiceName::RetlScheduler => (
+            &config.retl_scheduler.database_url,
+            &backflow_retl_scheduler::app::MIGRATIONS,
+        ),
     };
     let setting = name.as_str().replace('-', "_");
     let db = Database::connect(url, migrations)

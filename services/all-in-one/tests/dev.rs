@@ -13,7 +13,10 @@ const SERVICES: [(&str, &str); 5] = [
     ("CREDENTIALS", "backflow.credentials.v1.CredentialsService"),
     ("GIT_SYNC", "backflow.gitsync.v1.GitSyncService"),
     ("MODEL_CATALOG", "backflow.catalog.v1.ModelCatalogService"),
-    ("DBT_CLOUD_LISTENER", "backflow.dbtcloud.v1.DbtCloudListenerService"),
+    (
+        "DBT_CLOUD_LISTENER",
+        "backflow.dbtcloud.v1.DbtCloudListenerService",
+    ),
     ("RETL_SCHEDULER", "backflow.retl.v1.RetlSchedulerService"),
 ];
 
@@ -22,7 +25,10 @@ fn backflow(workdir: &std::path::Path) -> Command {
     command
         .current_dir(workdir)
         .env_remove("BACKFLOW_CONFIG")
-        .env("BACKFLOW_NATS__NAMESPACE", backflow_platform::testing::fresh_nats("dev").namespace)
+        .env(
+            "BACKFLOW_NATS__NAMESPACE",
+            backflow_platform::testing::fresh_nats("dev").namespace,
+        )
         .env("BACKFLOW_NATS__URL", backflow_platform::testing::nats_url())
         .env("BACKFLOW_TELEMETRY__FORMAT", "json");
     // Port 0 so a developer's running `make dev` does not collide with the test.
@@ -39,10 +45,16 @@ fn empty_workdir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn uuid_like() -> String {
-    format!("{}-{}", std::process::id(), backflow_platform::now_unix_ms())
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!(
+        "{}-{}-{n}",
+        std::process::id(),
+        backflow_platform::now_unix_ms()
+    )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
     let workdir = empty_workdir()?;
     let mut child = backflow(&workdir)
@@ -50,7 +62,10 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -74,19 +89,27 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
     assert!(workdir.join("data").is_dir(), "./data is created");
 
     for (addr, (_, service)) in addrs.iter().zip(SERVICES) {
-        let mut health = HealthClient::connect(format!("http://{addr}")).await?;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await?;
+        let mut health = HealthClient::new(channel);
         for name in ["", service] {
             let status = health
-                .check(HealthCheckRequest { service: name.into() })
+                .check(HealthCheckRequest {
+                    service: name.into(),
+                })
                 .await?
                 .into_inner()
                 .status;
             assert_eq!(status, ServingStatus::Serving as i32, "{addr} {name:?}");
         }
+        drop(health);
     }
 
     let stopping = Instant::now();
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
     assert!(killed.success());
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -96,7 +119,7 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
             let _ = child.kill();
             anyhow::bail!("backflow dev did not stop within 10 s of SIGTERM");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "clean exit, got {status}");
     let _ = std::fs::remove_dir_all(&workdir);
@@ -114,7 +137,11 @@ fn failing_start(env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<String> 
     let output = command.stdin(Stdio::null()).output()?;
     let _ = std::fs::remove_dir_all(&workdir);
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-    assert_eq!(output.status.code(), Some(2), "exit code 2 for {env:?}: {stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "exit code 2 for {env:?}: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "no panic: {stderr}");
     assert!(!stderr.contains("backtrace"), "no backtrace: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
@@ -125,20 +152,35 @@ fn failing_start(env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<String> 
 fn bad_configuration_names_the_setting() -> anyhow::Result<()> {
     let cases: [(&[(&str, &str)], &str); 6] = [
         (
-            &[("BACKFLOW_GIT_SYNC__DATABASE_URL", "postgres://postgres@127.0.0.1:1/nope")],
+            &[(
+                "BACKFLOW_GIT_SYNC__DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/nope",
+            )],
             "git_sync.database_url",
         ),
         (
-            &[("BACKFLOW_MODEL_CATALOG__DATABASE_URL", "mysql://somewhere/db")],
+            &[(
+                "BACKFLOW_MODEL_CATALOG__DATABASE_URL",
+                "mysql://somewhere/db",
+            )],
             "model_catalog.database_url",
         ),
         (
-            &[("BACKFLOW_NATS__URL", "nats://127.0.0.1:1"), ("BACKFLOW_NATS__CONNECT_TIMEOUT_MS", "1000")],
+            &[
+                ("BACKFLOW_NATS__URL", "nats://127.0.0.1:1"),
+                ("BACKFLOW_NATS__CONNECT_TIMEOUT_MS", "1000"),
+            ],
             "nats.url",
         ),
         (&[("BACKFLOW_NATS__URL", "nats://[::1")], "nats.url"),
-        (&[("BACKFLOW_NATS__CONNECT_TIMEOUT_MS", "soon")], "nats.connect_timeout_ms"),
-        (&[("BACKFLOW_CREDENTIALS__GRPC_LISTEN", "not-an-address")], "credentials.grpc_listen"),
+        (
+            &[("BACKFLOW_NATS__CONNECT_TIMEOUT_MS", "soon")],
+            "nats.connect_timeout_ms",
+        ),
+        (
+            &[("BACKFLOW_CREDENTIALS__GRPC_LISTEN", "not-an-address")],
+            "credentials.grpc_listen",
+        ),
     ];
     for (env, setting) in cases {
         let stderr = failing_start(env, &[])?;
