@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use backflow_dbt::{parse_project, Engine, ParseOptions};
+use backflow_dbt::{parse_project, ParseOptions};
 
 const TARGET_RATIO: f64 = 50.0;
 const TARGET_INCREMENTAL_MS: f64 = 50.0;
@@ -46,6 +46,24 @@ fn options() -> ParseOptions {
         target_database: "warehouse".into(),
         vars: Default::default(),
         env: std::env::vars().collect(),
+    }
+}
+
+/// The re-parser measured in section 3. The crate has no incremental `Engine` yet, so this is
+/// a full `parse_project`; it becomes `Engine::parse` (cached per-file work) once that exists.
+struct Reparser {
+    opts: ParseOptions,
+}
+
+impl Reparser {
+    const KIND: &'static str = "full parse_project (no incremental Engine in the crate yet)";
+    fn new(opts: ParseOptions) -> Self {
+        Reparser { opts }
+    }
+    fn parse(&mut self, dir: &Path) -> Result<usize, String> {
+        parse_project(dir, &self.opts)
+            .map(|c| c.nodes.len())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -198,7 +216,7 @@ fn main() {
     // ---- 3. incremental re-parse after one model file changes ----------------------------
     {
         let dir = &projects[&big];
-        let mut engine = Engine::new(opts.clone());
+        let mut engine = Reparser::new(opts.clone());
         let t = Instant::now();
         engine.parse(dir).expect("engine first parse");
         let cold = t.elapsed();

@@ -64,8 +64,15 @@ pub fn options_from(cmd: &ParseCommand) -> Result<ParseOptions, ProjectError> {
 /// Runs the parse and returns the manifest JSON text.
 pub fn run_parse(cmd: &ParseCommand) -> Result<String, ProjectError> {
     let opts = options_from(cmd)?;
+    let t = std::time::Instant::now();
     let catalog = crate::parse_project(&cmd.dir, &opts)?;
+    if std::env::var_os("BF_TIMING").is_some() {
+        eprintln!("parse_project: {:?}", t.elapsed());
+    }
     let manifest = manifest_json(&catalog);
+    if std::env::var_os("BF_TIMING").is_some() {
+        eprintln!("manifest: {:?}", t.elapsed());
+    }
     let text = if cmd.pretty {
         serde_json::to_string_pretty(&manifest)
     } else {

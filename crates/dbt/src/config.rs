@@ -8,15 +8,15 @@ use serde_json::{Map, Value};
 /// Keys starting with `+` are configs; non-dict values are configs; dicts are sub-paths.
 pub fn fqn_levels(tree: &Value, fqn: &[String]) -> Vec<Map<String, Value>> {
     let mut out = Vec::new();
-    let Value::Object(mut current) = tree.clone() else {
+    let Value::Object(root) = tree else {
         return out;
     };
-    out.push(level_config(&current));
+    let mut current: &Map<String, Value> = root;
+    out.push(level_config(current));
     for part in fqn {
         match current.get(part) {
             Some(Value::Object(next)) => {
-                let next = next.clone();
-                out.push(level_config(&next));
+                out.push(level_config(next));
                 current = next;
             }
             _ => break,

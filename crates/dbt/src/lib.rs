@@ -2,10 +2,12 @@
 //! macros, packages) the way dbt-core 1.7 does and produces a catalog and a dbt-shaped manifest,
 //! without a warehouse or network.
 
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod compile;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod jinja;
 pub mod loader;
@@ -22,6 +24,7 @@ pub mod tests_gen;
 pub mod yaml;
 
 pub use catalog::Catalog;
+pub use engine::Engine;
 pub use error::{NodeError, ProjectError};
 pub use manifest::manifest_json;
 pub use options::ParseOptions;

@@ -7,7 +7,9 @@ use crate::project::{load_packages, load_project, Project};
 use crate::safe_fs::Checkout;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// Kinds of files the parser cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +51,19 @@ pub fn checksum(text: &str) -> String {
     hex::encode(Sha256::digest(text.trim().as_bytes()))
 }
 
+/// Files read by earlier loads, keyed by absolute path, with the size and mtime they had.
+#[derive(Debug, Default)]
+pub struct FileCache {
+    entries: HashMap<PathBuf, (u64, Option<SystemTime>, SourceFile)>,
+}
+
 /// Loads the root project at `dir` and its installed packages.
 pub fn load(dir: &Path) -> Result<(Checkout, Loaded), ProjectError> {
+    load_cached(dir, &mut FileCache::default())
+}
+
+/// Like [`load`], but files whose size and mtime are unchanged are taken from `cache`.
+pub fn load_cached(dir: &Path, cache: &mut FileCache) -> Result<(Checkout, Loaded), ProjectError> {
     if !dir.join("dbt_project.yml").is_file() {
         return Err(ProjectError::NotADbtProject(dir.to_path_buf()));
     }
@@ -64,14 +77,31 @@ pub fn load(dir: &Path) -> Result<(Checkout, Loaded), ProjectError> {
     for (idx, project) in projects.iter().enumerate() {
         list_project_files(&checkout, idx, project, &mut found, &mut errors);
     }
-    let results: Vec<Result<SourceFile, NodeError>> = found
+    let previous = std::mem::take(&mut cache.entries);
+    let results: Vec<Result<(PathBuf, u64, Option<SystemTime>, SourceFile), NodeError>> = found
         .into_par_iter()
-        .map(|f| read_one(&checkout, f))
+        .map(|f| {
+            let meta = std::fs::metadata(&f.abs).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            let mtime = meta.and_then(|m| m.modified().ok());
+            let abs = f.abs.clone();
+            match previous.get(&abs) {
+                Some((l, t, hit))
+                    if *l == len && *t == mtime && mtime.is_some() && hit.kind == f.kind =>
+                {
+                    Ok((abs, len, mtime, hit.clone()))
+                }
+                _ => read_one(&checkout, f).map(|sf| (abs, len, mtime, sf)),
+            }
+        })
         .collect();
     let mut files = Vec::with_capacity(results.len());
     for r in results {
         match r {
-            Ok(f) => files.push(f),
+            Ok((abs, len, mtime, f)) => {
+                cache.entries.insert(abs, (len, mtime, f.clone()));
+                files.push(f);
+            }
             Err(e) => errors.push(e),
         }
     }

@@ -2,6 +2,7 @@
 //! parse-time render (execute = false) that records refs, sources and `config()` calls, config
 //! precedence and relation naming. Produces `ParsedNode`s ready for compilation.
 
+use crate::cache::{self, Cache, ParseRender};
 use crate::config::{self, ConfigSources};
 use crate::error::NodeError;
 use crate::jinja::context::{NodeFacts, Recording, RenderCtx};
@@ -42,6 +43,8 @@ pub struct Workspace {
     pub source_defs: Vec<SourceTableDef>,
     pub version_columns: HashMap<(String, String, String), (Value, Vec<String>)>,
     pub errors: Vec<NodeError>,
+    /// fingerprint of every project-wide input (macros, docs, YAML, project files, options)
+    pub fingerprint: u64,
 }
 
 /// A node after the parse-time render, before compilation.
@@ -129,7 +132,9 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions) -> Workspace {
             .into_iter()
             .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message)),
     );
+    let fingerprint = workspace_fingerprint(loaded, opts);
     Workspace {
+        fingerprint,
         projects,
         root,
         scope: Arc::new(scope),
@@ -143,6 +148,32 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions) -> Workspace {
 }
 
 type Docs = HashMap<String, Vec<(String, String)>>;
+
+fn workspace_fingerprint(loaded: &Loaded, opts: &ParseOptions) -> u64 {
+    let mut parts: Vec<(&str, &str)> = loaded
+        .files
+        .iter()
+        .filter(|f| {
+            !matches!(
+                f.kind,
+                FileKind::Model | FileKind::Seed | FileKind::Snapshot
+            )
+        })
+        .map(|f| (f.original_file_path.as_str(), f.checksum.as_str()))
+        .collect();
+    parts.sort_unstable();
+    let projects: Vec<String> = loaded
+        .projects
+        .iter()
+        .map(|p| {
+            format!(
+                "{}|{:?}|{:?}|{:?}|{:?}",
+                p.name, p.configs, p.vars, p.dispatch, p.quoting
+            )
+        })
+        .collect();
+    cache::fingerprint(&(parts, projects, format!("{opts:?}")))
+}
 
 fn collect_macros(
     loaded: &Loaded,
@@ -489,6 +520,7 @@ pub fn node_config(
     ws: &Workspace,
     node: &ParsedNode,
     sql_calls: &[Map<String, Value>],
+    include_patch: bool,
 ) -> Map<String, Value> {
     let key = tree_key(node.resource_type);
     let own = ws.projects.get(node.project_idx);
@@ -499,12 +531,13 @@ pub fn node_config(
     } else {
         None
     };
-    let mut patch = node
-        .patch
-        .as_ref()
-        .map(|p| p.config.clone())
-        .unwrap_or_default();
-    config::merge_into(&mut patch, &node.version_config);
+    let mut patch = Map::new();
+    if include_patch {
+        if let Some(p) = &node.patch {
+            patch = p.config.clone();
+        }
+        config::merge_into(&mut patch, &node.version_config);
+    }
     config::calculate(
         config::model_defaults(default_materialized(node.resource_type)),
         &ConfigSources {
@@ -540,44 +573,64 @@ pub fn model_dict(node: &ParsedNode, config: &Map<String, Value>) -> Value {
 }
 
 /// Renders every node with execute = false to record refs, sources, config calls and macros.
-pub fn parse_render(ws: &Workspace, nodes: &mut [ParsedNode], opts: &ParseOptions) {
-    nodes.par_iter_mut().for_each(|node| {
-        if node.resource_type == "seed" {
-            node.config = node_config(ws, node, &[]);
-            return;
-        }
-        let pre = node_config(ws, node, &[]);
-        let facts = NodeFacts {
-            unique_id: node.unique_id.clone(),
-            name: node.name.clone(),
-            package: node.package.clone(),
-            resource_type: node.resource_type.to_string(),
-            this: Some(Relation::table(
-                &opts.target_database,
-                &opts.target_schema,
-                &node.name,
-                [true; 3],
-            )),
-            model: model_dict(node, &pre),
-            config: pre.clone(),
-        };
-        let rc = RenderCtx::new(ws.scope.clone(), facts, false);
-        let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
-        node.rec = rc.take_recording();
-        if let Err(e) = result {
-            node.parse_error = Some((e.line, e.message));
-        }
-        let pre_tags = tags_of(&node_config_without_patch(ws, node));
-        node.config = node_config(ws, node, &node.rec.config_calls);
-        node.tags = merge_tags(pre_tags, &node.config, node.patch.as_ref());
-    });
+/// Results are reused from `cache` when the node text and the workspace are unchanged.
+pub fn parse_render(
+    ws: &Workspace,
+    nodes: &mut [ParsedNode],
+    opts: &ParseOptions,
+    cache: &mut Cache,
+) {
+    let previous = std::mem::take(&mut cache.parse);
+    let fresh: Vec<Option<(u64, ParseRender)>> = nodes
+        .par_iter_mut()
+        .map(|node| {
+            if node.resource_type == "seed" {
+                node.config = node_config(ws, node, &[], true);
+                return None;
+            }
+            let key = cache::fingerprint(&(
+                ws.fingerprint,
+                &node.unique_id,
+                &node.file.checksum,
+                &node.raw_code,
+            ));
+            let result = match previous.get(&key) {
+                Some(hit) => hit.clone(),
+                None => render_for_parse(ws, node, opts),
+            };
+            node.rec = result.rec.clone();
+            node.parse_error = result.error.clone();
+            let pre_tags = tags_of(&node_config(ws, node, &node.rec.config_calls, false));
+            node.config = node_config(ws, node, &node.rec.config_calls, true);
+            node.tags = merge_tags(pre_tags, &node.config, node.patch.as_ref());
+            Some((key, result))
+        })
+        .collect();
+    cache.parse = fresh.into_iter().flatten().collect();
 }
 
-fn node_config_without_patch(ws: &Workspace, node: &ParsedNode) -> Map<String, Value> {
-    let mut bare = node.clone();
-    bare.patch = None;
-    bare.version_config = Map::new();
-    node_config(ws, &bare, &node.rec.config_calls)
+fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> ParseRender {
+    let pre = node_config(ws, node, &[], true);
+    let facts = NodeFacts {
+        unique_id: node.unique_id.clone(),
+        name: node.name.clone(),
+        package: node.package.clone(),
+        resource_type: node.resource_type.to_string(),
+        this: Some(Relation::table(
+            &opts.target_database,
+            &opts.target_schema,
+            &node.name,
+            [true; 3],
+        )),
+        model: model_dict(node, &pre),
+        config: pre,
+    };
+    let rc = RenderCtx::new(ws.scope.clone(), facts, false);
+    let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
+    ParseRender {
+        rec: rc.take_recording(),
+        error: result.err().map(|e| (e.line, e.message)),
+    }
 }
 
 fn tags_of(config: &Map<String, Value>) -> Vec<String> {
@@ -620,57 +673,76 @@ fn quote_policy(ws: &Workspace, node_cfg: &Map<String, Value>, project_idx: usiz
     [get("database"), get("schema"), get("identifier")]
 }
 
-/// Resolves database, schema and alias for every node via the generate_*_name macros.
-pub fn name_relations(ws: &Workspace, nodes: &mut [ParsedNode], opts: &ParseOptions) {
-    nodes.par_iter_mut().for_each(|node| {
-        let cfg = node.config.clone();
-        let mut facts = NodeFacts {
-            unique_id: node.unique_id.clone(),
-            name: node.name.clone(),
-            package: node.package.clone(),
-            resource_type: node.resource_type.to_string(),
-            this: None,
-            model: model_dict(node, &cfg),
-            config: cfg.clone(),
-        };
-        let get = |k: &str| cfg.get(k).cloned().unwrap_or(Value::Null);
-        let named = if node.resource_type == "snapshot" {
-            let db = get("target_database")
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| opts.target_database.clone());
-            let schema = get("target_schema")
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| opts.target_schema.clone());
-            let alias = get("alias")
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| node.name.clone());
-            Ok((db, schema, alias))
-        } else {
-            name_via_macros(ws, &mut facts, &get)
-        };
-        match named {
-            Ok((db, schema, alias)) => {
-                node.relation = Some(Relation::table(
-                    &db,
-                    &schema,
-                    &alias,
-                    quote_policy(ws, &cfg, node.project_idx),
-                ));
-                node.database = Some(db);
-                node.schema = schema;
-                node.alias = alias;
-            }
-            Err(e) => {
-                node.parse_error.get_or_insert((e.line, e.message));
-                node.schema = opts.target_schema.clone();
-                node.alias = node.name.clone();
-                node.database = Some(opts.target_database.clone());
-            }
+/// Resolves database, schema and alias for every node via the generate_*_name macros,
+/// reusing cached answers when the node's config and the workspace are unchanged.
+pub fn name_relations(
+    ws: &Workspace,
+    nodes: &mut [ParsedNode],
+    opts: &ParseOptions,
+    cache: &mut Cache,
+) {
+    let previous = std::mem::take(&mut cache.naming);
+    let fresh: Vec<(u64, cache::Naming)> = nodes
+        .par_iter_mut()
+        .map(|node| {
+            let cfg_text = serde_json::to_string(&node.config).unwrap_or_default();
+            let key = cache::fingerprint(&(
+                ws.fingerprint,
+                &node.unique_id,
+                cfg_text,
+                &node.version.as_ref().map(version_key),
+            ));
+            let named = match previous.get(&key) {
+                Some(hit) => hit.clone(),
+                None => name_one(ws, node, opts),
+            };
+            apply_naming(ws, node, opts, &named);
+            (key, named)
+        })
+        .collect();
+    cache.naming = fresh.into_iter().collect();
+}
+
+fn name_one(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> cache::Naming {
+    let cfg = &node.config;
+    let get = |k: &str| cfg.get(k).cloned().unwrap_or(Value::Null);
+    if node.resource_type == "snapshot" {
+        let text =
+            |k: &str, default: &str| get(k).as_str().map_or(default.to_string(), str::to_string);
+        return Ok((
+            text("target_database", &opts.target_database),
+            text("target_schema", &opts.target_schema),
+            text("alias", &node.name),
+        ));
+    }
+    let mut facts = NodeFacts {
+        unique_id: node.unique_id.clone(),
+        name: node.name.clone(),
+        package: node.package.clone(),
+        resource_type: node.resource_type.to_string(),
+        this: None,
+        model: model_dict(node, cfg),
+        config: cfg.clone(),
+    };
+    name_via_macros(ws, &mut facts, &get)
+}
+
+fn apply_naming(ws: &Workspace, node: &mut ParsedNode, opts: &ParseOptions, named: &cache::Naming) {
+    match named {
+        Ok((db, schema, alias)) => {
+            let quote = quote_policy(ws, &node.config, node.project_idx);
+            node.relation = Some(Relation::table(db, schema, alias, quote));
+            node.database = Some(db.clone());
+            node.schema = schema.clone();
+            node.alias = alias.clone();
         }
-    });
+        Err(e) => {
+            node.parse_error.get_or_insert((e.line, e.message.clone()));
+            node.schema = opts.target_schema.clone();
+            node.alias = node.name.clone();
+            node.database = Some(opts.target_database.clone());
+        }
+    }
 }
 
 fn name_via_macros(
@@ -692,16 +764,16 @@ fn set_model_field(facts: &mut NodeFacts, key: &str, value: &str) {
     }
 }
 
+/// Source lookup by (source name, table name).
+pub type SourceIndex = HashMap<(String, String), Vec<SourceTarget>>;
+
 /// Builds source catalog entries and the scope's source lookup.
 pub fn build_sources(
     ws: &Workspace,
     opts: &ParseOptions,
-) -> (
-    Vec<crate::catalog::Source>,
-    HashMap<(String, String), Vec<SourceTarget>>,
-) {
+) -> (Vec<crate::catalog::Source>, SourceIndex) {
     let mut out = Vec::new();
-    let mut index: HashMap<(String, String), Vec<SourceTarget>> = HashMap::new();
+    let mut index: SourceIndex = HashMap::new();
     for d in &ws.source_defs {
         let project_idx = ws
             .projects

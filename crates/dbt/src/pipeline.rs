@@ -1,6 +1,7 @@
 //! Orchestrates one full parse + compile: workspace, parse-time render, naming, dependency
 //! resolution, compile-time render, ephemeral CTE injection, generic tests, and the catalog.
 
+use crate::cache::{fingerprint, Cache, CompileRender};
 use crate::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
 use crate::compile::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
 use crate::error::NodeError;
@@ -16,19 +17,26 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Output of compiling one node (before CTE injection).
-#[derive(Debug, Clone)]
-struct Compiled {
-    sql: Result<String, String>,
-    ctes: Vec<String>,
-    warehouse: Vec<String>,
-}
+type Compiled = CompileRender;
 
 /// Parses and compiles everything in `loaded`.
 pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
+    build_catalog_cached(loaded, opts, &mut Cache::default())
+}
+
+/// Like [`build_catalog`], reusing and refreshing per-node results in `cache`.
+pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> Catalog {
+    let t = std::time::Instant::now();
+    let lap = |what: &str| {
+        if std::env::var_os("BF_TIMING").is_some() {
+            eprintln!("{what}: {:?}", t.elapsed())
+        }
+    };
     let ws = parser::build_workspace(loaded, opts);
+    lap("workspace");
     let mut nodes = parser::discover_nodes(&ws, loaded);
-    parser::parse_render(&ws, &mut nodes, opts);
+    parser::parse_render(&ws, &mut nodes, opts, cache);
+    lap("parse_render");
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(|n| {
             n.config
@@ -36,7 +44,8 @@ pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
                 .and_then(Value::as_bool)
                 .unwrap_or(true)
         });
-    parser::name_relations(&ws, &mut enabled, opts);
+    parser::name_relations(&ws, &mut enabled, opts, cache);
+    lap("naming");
     let (sources, source_index) = parser::build_sources(&ws, opts);
     let mut scope: Scope = (*ws.scope).clone();
     scope.refs = ref_index(&enabled);
@@ -45,18 +54,29 @@ pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
     let mut errors = ws.errors.clone();
     let deps: Vec<Result<Vec<String>, String>> =
         enabled.iter().map(|n| resolve_deps(&scope, n)).collect();
-    let compiled: Vec<Compiled> = enabled
+    let previous = std::mem::take(&mut cache.compile);
+    let keyed: Vec<(u64, Compiled)> = enabled
         .par_iter()
         .zip(deps.par_iter())
-        .map(|(n, d)| compile_node(&ws, &scope, n, d))
+        .map(|(n, d)| {
+            let key = compile_key(&ws, &scope, n, d);
+            let hit = previous.get(&key).cloned();
+            (key, hit.unwrap_or_else(|| compile_node(&ws, &scope, n, d)))
+        })
         .collect();
+    let compiled: Vec<Compiled> = keyed.iter().map(|(_, c)| c.clone()).collect();
+    cache.compile = keyed.into_iter().collect();
+    lap("compile");
     let injected = inject_all(&enabled, &compiled);
+    lap("inject");
     let mut out_nodes = BTreeMap::new();
     for (i, n) in enabled.iter().enumerate() {
         let node = assemble(&ws, n, &deps[i], &compiled[i], &injected[i], &mut errors);
         out_nodes.insert(node.unique_id.clone(), node);
     }
+    lap("assemble");
     tests_gen::add_tests(&ws, &scope, &mut out_nodes, &sources, opts, &mut errors);
+    lap("tests");
     let mut disabled: Vec<Disabled> = disabled_nodes
         .iter()
         .map(|n| Disabled {
@@ -158,6 +178,48 @@ fn resolve_deps(scope: &Scope, n: &ParsedNode) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
+}
+
+/// Everything a compile-time render depends on: the workspace, the node's text and config,
+/// and what each of its refs and sources resolves to.
+fn compile_key(
+    ws: &Workspace,
+    scope: &Scope,
+    n: &ParsedNode,
+    deps: &Result<Vec<String>, String>,
+) -> u64 {
+    let refs: Vec<(String, Option<String>, bool)> = n
+        .rec
+        .refs
+        .iter()
+        .filter_map(|r| {
+            scope.resolve_ref(
+                &r.name,
+                r.package.as_deref(),
+                r.version.as_deref(),
+                &n.package,
+            )
+        })
+        .map(|t| {
+            (
+                t.unique_id.clone(),
+                t.relation.as_ref().map(|r| r.render()),
+                t.ephemeral,
+            )
+        })
+        .collect();
+    let cfg = serde_json::to_string(&n.config).unwrap_or_default();
+    let this = n.relation.as_ref().map(|r| r.render());
+    fingerprint(&(
+        ws.fingerprint,
+        &n.unique_id,
+        &n.raw_code,
+        cfg,
+        this,
+        refs,
+        deps.is_ok(),
+        &n.parse_error,
+    ))
 }
 
 fn compile_node(
