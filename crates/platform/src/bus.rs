@@ -422,6 +422,12 @@ async fn with_progress<F: Future<Output = Outcome>>(
 }
 
 fn parse_server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    if url.split(',').any(|part| part.trim().is_empty()) {
+        return Err(BusError::InvalidUrl {
+            url: url.to_string(),
+            message: "empty server address".into(),
+        });
+    }
     let addrs: Result<Vec<_>, _> = url
         .split(',')
         .map(|part| part.trim().parse::<async_nats::ServerAddr>())

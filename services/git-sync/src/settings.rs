@@ -216,9 +216,11 @@ mod tests {
         assert_eq!(settings.dbt_version, "1.7");
     }
 
+    type Breakage = (fn(&mut pb::ConnectionSettings), &'static str);
+
     #[test]
     fn refuses_what_users_get_wrong() {
-        let cases: Vec<(fn(&mut pb::ConnectionSettings), &str)> = vec![
+        let cases: Vec<Breakage> = vec![
             (
                 |s| s.repository_url = "https://github.com/a/b".into(),
                 "ssh",
