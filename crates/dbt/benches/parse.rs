@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use backflow_dbt::{parse_project, ParseOptions};
+use backflow_dbt::{parse_project, Engine, ParseOptions};
 
 const TARGET_RATIO: f64 = 50.0;
 const TARGET_INCREMENTAL_MS: f64 = 50.0;
@@ -49,19 +49,22 @@ fn options() -> ParseOptions {
     }
 }
 
-/// The re-parser measured in section 3. The crate has no incremental `Engine` yet, so this is
-/// a full `parse_project`; it becomes `Engine::parse` (cached per-file work) once that exists.
+/// The re-parser measured in section 3: the crate's incremental `Engine` (file cache plus
+/// memoised per-node parse/naming/compile work).
 struct Reparser {
-    opts: ParseOptions,
+    engine: Engine,
 }
 
 impl Reparser {
-    const KIND: &'static str = "full parse_project (no incremental Engine in the crate yet)";
+    const KIND: &'static str = "incremental Engine, cold cache";
     fn new(opts: ParseOptions) -> Self {
-        Reparser { opts }
+        Reparser {
+            engine: Engine::new(opts),
+        }
     }
     fn parse(&mut self, dir: &Path) -> Result<usize, String> {
-        parse_project(dir, &self.opts)
+        self.engine
+            .parse(dir)
             .map(|c| c.nodes.len())
             .map_err(|e| e.to_string())
     }
@@ -242,7 +245,7 @@ fn main() {
         rows.push(Row(
             format!("Engine first parse, {big} models"),
             format!("{:.1} ms", ms(cold)),
-            "cold cache".into(),
+            Reparser::KIND.into(),
         ));
         rows.push(Row(
             "Engine re-parse, nothing changed".into(),
@@ -339,15 +342,28 @@ fn main() {
             format!("{:.1} MiB", rss as f64 / 1024.0),
             "dbt parse".into(),
         ));
+        // Two ratios: end to end (both are whole processes that load the project and write a
+        // manifest) and against the library call (what git-sync and CI checks run).
+        let lib_ratio = wall.as_secs_f64() / inproc[&big].as_secs_f64();
         rows.push(Row(
-            "Speed-up: dbt parse / Backflow parse+compile (CLI)".into(),
+            "Speed-up: dbt parse / Backflow CLI process".into(),
             format!("{ratio:.0}x"),
-            format!("target >= {TARGET_RATIO}x"),
+            format!("target >= {TARGET_RATIO}x; both end to end, incl. writing JSON"),
+        ));
+        rows.push(Row(
+            "Speed-up: dbt parse / Backflow parse_project (library)".into(),
+            format!("{lib_ratio:.0}x"),
+            format!("target >= {TARGET_RATIO}x; in-process parse+compile"),
         ));
         verdicts.push((
-            format!("Backflow {ratio:.0}x faster than dbt parse (>= {TARGET_RATIO}x)"),
+            format!("Backflow CLI {ratio:.0}x faster than dbt parse (>= {TARGET_RATIO}x)"),
             ratio >= TARGET_RATIO,
         ));
+        verdicts.push((
+            format!("Backflow library {lib_ratio:.0}x faster than dbt parse (>= {TARGET_RATIO}x)"),
+            lib_ratio >= TARGET_RATIO,
+        ));
+        json.insert("ratio_dbt_parse_over_backflow_library".into(), lib_ratio.into());
         json.insert("dbt_parse_ms".into(), ms(wall).into());
         json.insert("dbt_parse_max_rss_kib".into(), rss.into());
         json.insert("ratio_dbt_parse_over_backflow_cli".into(), ratio.into());
