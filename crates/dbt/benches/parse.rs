@@ -363,7 +363,10 @@ fn main() {
             format!("Backflow library {lib_ratio:.0}x faster than dbt parse (>= {TARGET_RATIO}x)"),
             lib_ratio >= TARGET_RATIO,
         ));
-        json.insert("ratio_dbt_parse_over_backflow_library".into(), lib_ratio.into());
+        json.insert(
+            "ratio_dbt_parse_over_backflow_library".into(),
+            lib_ratio.into(),
+        );
         json.insert("dbt_parse_ms".into(), ms(wall).into());
         json.insert("dbt_parse_max_rss_kib".into(), rss.into());
         json.insert("ratio_dbt_parse_over_backflow_cli".into(), ratio.into());
