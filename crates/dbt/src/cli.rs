@@ -2,7 +2,7 @@
 //! standalone `backflow-dbt` binary) call. Prints the dbt-manifest-shaped JSON.
 
 use crate::error::ProjectError;
-use crate::manifest::manifest_json;
+use crate::manifest::{manifest_json, write_manifest};
 use crate::options::ParseOptions;
 use crate::yaml;
 use serde_json::Value;
@@ -64,19 +64,15 @@ pub fn options_from(cmd: &ParseCommand) -> Result<ParseOptions, ProjectError> {
 /// Runs the parse and returns the manifest JSON text.
 pub fn run_parse(cmd: &ParseCommand) -> Result<String, ProjectError> {
     let opts = options_from(cmd)?;
-    let t = std::time::Instant::now();
     let catalog = crate::parse_project(&cmd.dir, &opts)?;
-    if std::env::var_os("BF_TIMING").is_some() {
-        eprintln!("parse_project: {:?}", t.elapsed());
+    if cmd.pretty {
+        return serde_json::to_string_pretty(&manifest_json(&catalog))
+            .map_err(|e| ProjectError::Serialize(e.to_string()));
     }
-    let manifest = manifest_json(&catalog);
-    if std::env::var_os("BF_TIMING").is_some() {
-        eprintln!("manifest: {:?}", t.elapsed());
-    }
-    let text = if cmd.pretty {
-        serde_json::to_string_pretty(&manifest)
-    } else {
-        serde_json::to_string(&manifest)
-    };
-    text.map_err(|e| ProjectError::InvalidVars(format!("cannot serialize manifest: {e}")))
+    let mut out = Vec::new();
+    write_manifest(&catalog, &mut out).map_err(|source| ProjectError::Io {
+        path: cmd.dir.clone(),
+        source,
+    })?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }

@@ -36,6 +36,8 @@ pub enum ProjectError {
     },
     #[error("invalid --vars: {0}")]
     InvalidVars(String),
+    #[error("cannot serialize manifest: {0}")]
+    Serialize(String),
 }
 
 /// A failure attached to one file or node; the project keeps loading.

@@ -159,14 +159,45 @@ fn source_json(s: &Source) -> Value {
     })
 }
 
+/// Streams the same document as [`manifest_json`] node by node, without building the whole
+/// JSON tree in memory (a 3,000-model manifest is tens of megabytes).
+pub fn write_manifest<W: std::io::Write>(catalog: &Catalog, out: &mut W) -> std::io::Result<()> {
+    let head = manifest_parts(catalog, false);
+    out.write_all(b"{\"metadata\":")?;
+    serde_json::to_writer(&mut *out, &head["metadata"])?;
+    out.write_all(b",\"nodes\":{")?;
+    for (i, (id, n)) in catalog.nodes.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, id)?;
+        out.write_all(b":")?;
+        serde_json::to_writer(&mut *out, &node_json(n))?;
+    }
+    out.write_all(b"}")?;
+    for key in ["sources", "macros", "disabled", "errors"] {
+        write!(out, ",\"{key}\":")?;
+        serde_json::to_writer(&mut *out, &head[key])?;
+    }
+    out.write_all(b"}")
+}
+
 /// The catalog as a dbt manifest: `metadata`, `nodes`, `sources`, `macros`, `disabled`, plus
 /// `errors` with every per-file problem.
 pub fn manifest_json(catalog: &Catalog) -> Value {
-    let nodes: Map<String, Value> = catalog
-        .nodes
-        .iter()
-        .map(|(k, n)| (k.clone(), node_json(n)))
-        .collect();
+    manifest_parts(catalog, true)
+}
+
+fn manifest_parts(catalog: &Catalog, with_nodes: bool) -> Value {
+    let nodes: Map<String, Value> = if with_nodes {
+        catalog
+            .nodes
+            .iter()
+            .map(|(k, n)| (k.clone(), node_json(n)))
+            .collect()
+    } else {
+        Map::new()
+    };
     let sources: Map<String, Value> = catalog
         .sources
         .iter()

@@ -23,6 +23,58 @@ pub fn generate_macro<'a>(
         .or_else(|| scope.macros.get(DBT_PACKAGE, &name))
 }
 
+/// dbt's built-in `default__generate_<component>_name`, computed without rendering. Used when
+/// neither the project nor its packages override the macro (directly or through dispatch).
+fn builtin_name(
+    scope: &Scope,
+    facts: &NodeFacts,
+    component: &str,
+    custom: &Value,
+) -> Option<String> {
+    let top = generate_macro(scope, component, &facts.package)?;
+    if top.package != DBT_PACKAGE {
+        return None;
+    }
+    let name = format!("generate_{component}_name");
+    let dispatched = scope.dispatch_macro(&name, Some(DBT_PACKAGE), &facts.package, None)?;
+    if dispatched.package != DBT_PACKAGE {
+        return None;
+    }
+    let target = |k: &str| {
+        scope
+            .target
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let custom_text = match custom {
+        Value::Null => None,
+        Value::String(s) => Some(s.trim().to_string()),
+        other => Some(other.to_string().trim().to_string()),
+    };
+    Some(match component {
+        "schema" => match custom_text {
+            None => target("schema"),
+            Some(c) => format!("{}_{c}", target("schema")),
+        },
+        "database" => custom_text.unwrap_or_else(|| target("database")),
+        _ => match custom_text.filter(|c| !c.is_empty() && custom != &Value::Bool(false)) {
+            Some(c) => c,
+            None => match facts.model.get("version").filter(|v| !v.is_null()) {
+                Some(v) => format!(
+                    "{}_v{}",
+                    facts.name,
+                    v.as_str()
+                        .map_or(v.to_string(), str::to_string)
+                        .replace('.', "_")
+                ),
+                None => facts.name.clone(),
+            },
+        },
+    })
+}
+
 /// Calls `generate_<component>_name(custom, node)` and returns the stripped result.
 pub fn generate(
     env: &Environment<'static>,
@@ -31,6 +83,9 @@ pub fn generate(
     component: &str,
     custom: &Value,
 ) -> Result<String, RenderError> {
+    if let Some(name) = builtin_name(scope, facts, component, custom) {
+        return Ok(name);
+    }
     let Some(m) = generate_macro(scope, component, &facts.package) else {
         return Err(RenderError {
             line: None,

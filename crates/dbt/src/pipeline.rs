@@ -26,17 +26,9 @@ pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
 
 /// Like [`build_catalog`], reusing and refreshing per-node results in `cache`.
 pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> Catalog {
-    let t = std::time::Instant::now();
-    let lap = |what: &str| {
-        if std::env::var_os("BF_TIMING").is_some() {
-            eprintln!("{what}: {:?}", t.elapsed())
-        }
-    };
     let ws = parser::build_workspace(loaded, opts);
-    lap("workspace");
     let mut nodes = parser::discover_nodes(&ws, loaded);
     parser::parse_render(&ws, &mut nodes, opts, cache);
-    lap("parse_render");
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(|n| {
             n.config
@@ -45,7 +37,6 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
                 .unwrap_or(true)
         });
     parser::name_relations(&ws, &mut enabled, opts, cache);
-    lap("naming");
     let (sources, source_index) = parser::build_sources(&ws, opts);
     let mut scope: Scope = (*ws.scope).clone();
     scope.refs = ref_index(&enabled);
@@ -66,17 +57,13 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
         .collect();
     let compiled: Vec<Compiled> = keyed.iter().map(|(_, c)| c.clone()).collect();
     cache.compile = keyed.into_iter().collect();
-    lap("compile");
     let injected = inject_all(&enabled, &compiled);
-    lap("inject");
     let mut out_nodes = BTreeMap::new();
     for (i, n) in enabled.iter().enumerate() {
         let node = assemble(&ws, n, &deps[i], &compiled[i], &injected[i], &mut errors);
         out_nodes.insert(node.unique_id.clone(), node);
     }
-    lap("assemble");
     tests_gen::add_tests(&ws, &scope, &mut out_nodes, &sources, opts, &mut errors);
-    lap("tests");
     let mut disabled: Vec<Disabled> = disabled_nodes
         .iter()
         .map(|n| Disabled {
