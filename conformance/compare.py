@@ -42,6 +42,7 @@ import json
 import sys
 
 BUILTIN_MACRO_PREFIXES = ("macro.dbt.", "macro.dbt_postgres.")
+FIELD_MISMATCHES = {}  # field -> number of nodes where it differs (all projects)
 
 MODEL_FIELDS = [
     "name", "package_name", "original_file_path", "fqn", "database", "schema", "alias",
@@ -176,6 +177,7 @@ def compare_node(uid, kind, exp, got, fields, opts):
         g = norm(f, get(got, f), kind, opts)
         if e != g:
             diffs.append(field_diff(f, e, g))
+            FIELD_MISMATCHES[f"{kind}.{f}"] = FIELD_MISMATCHES.get(f"{kind}.{f}", 0) + 1
     return diffs
 
 
@@ -236,6 +238,7 @@ def compare_project(name, expected_path, got_path, error, opts):
         kind, e, fields = exp_items[uid]
         g = got_all.get(uid)
         if g is None:
+            FIELD_MISMATCHES[f"{kind}: missing"] = FIELD_MISMATCHES.get(f"{kind}: missing", 0) + 1
             tally(kind, False)
             lines.append(f"  {uid}: missing in backflow output")
             continue
@@ -249,6 +252,7 @@ def compare_project(name, expected_path, got_path, error, opts):
         rt = g.get("resource_type") or uid.split(".", 1)[0]
         if rt in ("source", *KINDS) and uid not in exp_items:
             tally(rt, False)
+            FIELD_MISMATCHES[f"{rt}: extra"] = FIELD_MISMATCHES.get(f"{rt}: extra", 0) + 1
             lines.append(f"  {uid}: in backflow output but not in dbt's manifest"
                          + (" (dbt has it as disabled)" if uid in exp_disabled else ""))
     got_disabled = as_id_set(got.get("disabled"))
@@ -305,6 +309,9 @@ def main():
             print(f"--- {name}: differences (expected = dbt 1.7.20, got = backflow) ---")
             print("\n".join(lines))
             print()
+    if FIELD_MISMATCHES:
+        top = sorted(FIELD_MISMATCHES.items(), key=lambda kv: (-kv[1], kv[0]))
+        print("mismatches by field (nodes): " + ", ".join(f"{k} {v}" for k, v in top))
     for s in summaries:
         print(s)
     by_kind = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(total_kinds.items()))
