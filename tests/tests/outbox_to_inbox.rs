@@ -105,6 +105,7 @@ impl Services {
                     project_path: String::new(),
                     credential_id: "cred-1".into(),
                     warehouse_source_id: "wh-1".into(),
+                    webhook_secret_credential_id: String::new(),
                 }),
             })
             .await?

@@ -159,4 +159,15 @@ impl CredentialsService for CredentialsGrpc {
             attributes: resolved.record.attributes.into_iter().collect(),
         }))
     }
+
+    async fn issue_git_hub_installation_token(
+        &self,
+        request: Request<pb::IssueGitHubInstallationTokenRequest>,
+    ) -> Result<Response<pb::IssueGitHubInstallationTokenResponse>, Status> {
+        self.secrets
+            .authorize_service(bearer(&request).as_deref())?;
+        Err(Status::unimplemented(
+            "github app tokens are not issued yet",
+        ))
+    }
 }

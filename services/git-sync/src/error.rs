@@ -18,6 +18,8 @@ pub enum GitSyncError {
     NotFound { kind: &'static str, id: String },
     #[error("a connection named {0:?} already exists in this workspace")]
     AlreadyExists(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
     #[error("settings changed meanwhile: expected version {expected}, found {found}")]
     Conflict { expected: i64, found: i64 },
 }

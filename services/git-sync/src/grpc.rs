@@ -54,8 +54,31 @@ fn require(field: &str, value: &str) -> Result<(), GitSyncError> {
     }
 }
 
+/// Models per streamed chunk: well under gRPC's 4 MiB default message limit.
+const MODELS_PER_CHUNK: usize = 200;
+
+type SnapshotStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl GitSyncService for GitSyncGrpc {
+    type FetchSnapshotStream = SnapshotStream;
+
+    async fn fetch_snapshot(
+        &self,
+        request: Request<pb::FetchSnapshotRequest>,
+    ) -> Result<Response<Self::FetchSnapshotStream>, Status> {
+        let request = request.into_inner();
+        let snapshot = self
+            .store
+            .load_snapshot(&request.workspace_id, &request.snapshot_ref)
+            .await?;
+        let parts = crate::store::snapshots::chunks(snapshot, MODELS_PER_CHUNK);
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            parts.into_iter().map(Ok),
+        ))))
+    }
+
     async fn create_connection(
         &self,
         request: Request<pb::CreateConnectionRequest>,

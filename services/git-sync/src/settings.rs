@@ -17,6 +17,8 @@ pub struct Settings {
     pub project_path: String,
     pub credential_id: String,
     pub warehouse_source_id: String,
+    /// WEBHOOK_SECRET credential verifying push webhooks; empty refuses webhooks.
+    pub webhook_secret_credential_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +52,7 @@ impl Settings {
             project_path: normalize_project_path(&settings.project_path),
             credential_id: settings.credential_id.trim().to_string(),
             warehouse_source_id: settings.warehouse_source_id.trim().to_string(),
+            webhook_secret_credential_id: settings.webhook_secret_credential_id.trim().to_string(),
         };
         normalized.validate()?;
         Ok(normalized)
@@ -66,6 +69,7 @@ impl Settings {
             project_path: self.project_path.clone(),
             credential_id: self.credential_id.clone(),
             warehouse_source_id: self.warehouse_source_id.clone(),
+            webhook_secret_credential_id: self.webhook_secret_credential_id.clone(),
         }
     }
 
@@ -206,6 +210,7 @@ mod tests {
             project_path: "./dbt/".into(),
             credential_id: "cred".into(),
             warehouse_source_id: "wh".into(),
+            webhook_secret_credential_id: String::new(),
         }
     }
 

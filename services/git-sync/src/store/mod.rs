@@ -2,6 +2,7 @@
 //! written with its event in one transaction (outbox), so a crash can lose neither.
 
 mod rows;
+pub mod snapshots;
 
 use crate::error::GitSyncError;
 use crate::settings::Settings;
@@ -10,7 +11,7 @@ use backflow_platform::outbox::Outbox;
 use backflow_proto::gitsync::v1 as pb;
 pub use rows::{ConnectionRecord, RunRecord};
 
-const CONNECTION_COLUMNS: &str = "id, workspace_id, name, provider, protocol, repository_url, branch, dbt_version, default_schema, project_path, credential_id, warehouse_source_id, settings_version, created_at_ms, updated_at_ms";
+const CONNECTION_COLUMNS: &str = "id, workspace_id, name, provider, protocol, repository_url, branch, dbt_version, default_schema, project_path, credential_id, warehouse_source_id, webhook_secret_credential_id, settings_version, created_at_ms, updated_at_ms";
 const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, status, commit_sha, model_count, error, queued_at_ms, started_at_ms, finished_at_ms";
 
 #[derive(Clone, Debug)]
@@ -304,7 +305,7 @@ async fn insert_connection(
 ) -> Result<(), sqlx::Error> {
     let s = &record.settings;
     sqlx::query(&format!(
-        "INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        "INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     ))
     .bind(&record.id)
     .bind(&record.workspace_id)
@@ -318,6 +319,7 @@ async fn insert_connection(
     .bind(&s.project_path)
     .bind(&s.credential_id)
     .bind(&s.warehouse_source_id)
+    .bind(&s.webhook_secret_credential_id)
     .bind(record.settings_version)
     .bind(record.created_at_ms)
     .bind(record.updated_at_ms)
@@ -332,7 +334,7 @@ async fn update_connection(
 ) -> Result<(), sqlx::Error> {
     let s = &record.settings;
     sqlx::query(
-        "UPDATE connections SET provider = $1, protocol = $2, repository_url = $3, branch = $4, dbt_version = $5, default_schema = $6, project_path = $7, credential_id = $8, warehouse_source_id = $9, settings_version = $10, updated_at_ms = $11 WHERE id = $12",
+        "UPDATE connections SET provider = $1, protocol = $2, repository_url = $3, branch = $4, dbt_version = $5, default_schema = $6, project_path = $7, credential_id = $8, warehouse_source_id = $9, settings_version = $10, updated_at_ms = $11, webhook_secret_credential_id = $13 WHERE id = $12",
     )
     .bind(s.provider)
     .bind(s.protocol)
@@ -346,6 +348,7 @@ async fn update_connection(
     .bind(record.settings_version)
     .bind(record.updated_at_ms)
     .bind(&record.id)
+    .bind(&s.webhook_secret_credential_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
