@@ -4,10 +4,13 @@
 //! options), and for compilation the relations of the node's dependencies. A re-parse after
 //! one model changes therefore re-renders only that model (and dependents whose inputs moved).
 
+use crate::catalog::Node;
 use crate::jinja::context::Recording;
 use crate::jinja::RenderError;
+use crate::parser::Workspace;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 /// A 64-bit fingerprint of anything hashable.
 pub fn fingerprint<T: Hash + ?Sized>(value: &T) -> u64 {
@@ -16,11 +19,13 @@ pub fn fingerprint<T: Hash + ?Sized>(value: &T) -> u64 {
     h.finish()
 }
 
-/// Outcome of a parse-time render.
+/// Outcome of a parse-time render, with the config and tags it produced.
 #[derive(Debug, Clone)]
 pub struct ParseRender {
     pub rec: Recording,
     pub error: Option<(Option<usize>, String)>,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub tags: Vec<String>,
 }
 
 /// Outcome of relation naming: (database, schema, alias).
@@ -35,9 +40,25 @@ pub struct CompileRender {
 }
 
 /// Memoised per-node results; each pass replaces the maps so stale entries do not pile up.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Cache {
+    /// the workspace (macros, YAML, environment) of the last pass, by fingerprint
+    pub workspace: Option<Arc<Workspace>>,
     pub parse: HashMap<u64, ParseRender>,
     pub naming: HashMap<u64, Naming>,
     pub compile: HashMap<u64, CompileRender>,
+    /// rendered descriptions by (workspace, package, text)
+    pub descriptions: HashMap<u64, String>,
+    /// generic test nodes by (workspace, tested nodes)
+    pub tests: Option<(u64, Vec<Node>)>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("parse", &self.parse.len())
+            .field("naming", &self.naming.len())
+            .field("compile", &self.compile.len())
+            .finish()
+    }
 }

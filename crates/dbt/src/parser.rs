@@ -50,6 +50,8 @@ pub struct Workspace {
 /// A node after the parse-time render, before compilation.
 #[derive(Debug, Clone)]
 pub struct ParsedNode {
+    /// fingerprint of everything the parse-time result depends on
+    pub parse_key: u64,
     pub unique_id: String,
     pub resource_type: &'static str,
     pub name: String,
@@ -74,7 +76,7 @@ pub struct ParsedNode {
 }
 
 /// Collects macros, docs and property files, and builds the parse-time scope.
-pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions) -> Workspace {
+pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -> Workspace {
     let root = loaded
         .projects
         .first()
@@ -132,7 +134,6 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions) -> Workspace {
             .into_iter()
             .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message)),
     );
-    let fingerprint = workspace_fingerprint(loaded, opts);
     Workspace {
         fingerprint,
         projects,
@@ -149,7 +150,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions) -> Workspace {
 
 type Docs = HashMap<String, Vec<(String, String)>>;
 
-fn workspace_fingerprint(loaded: &Loaded, opts: &ParseOptions) -> u64 {
+pub fn workspace_fingerprint(loaded: &Loaded, opts: &ParseOptions) -> u64 {
     let mut parts: Vec<(&str, &str)> = loaded
         .files
         .iter()
@@ -355,6 +356,7 @@ fn blank_node(
         .get(&(package.to_string(), name.to_string(), resource_type))
         .cloned();
     ParsedNode {
+        parse_key: 0,
         unique_id: format!("{resource_type}.{package}.{name}"),
         resource_type,
         name: name.to_string(),
@@ -594,15 +596,15 @@ pub fn parse_render(
                 &node.file.checksum,
                 &node.raw_code,
             ));
+            node.parse_key = key;
             let result = match previous.get(&key) {
                 Some(hit) => hit.clone(),
                 None => render_for_parse(ws, node, opts),
             };
             node.rec = result.rec.clone();
             node.parse_error = result.error.clone();
-            let pre_tags = tags_of(&node_config(ws, node, &node.rec.config_calls, false));
-            node.config = node_config(ws, node, &node.rec.config_calls, true);
-            node.tags = merge_tags(pre_tags, &node.config, node.patch.as_ref());
+            node.config = result.config.clone();
+            node.tags = result.tags.clone();
             Some((key, result))
         })
         .collect();
@@ -627,9 +629,15 @@ fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> P
     };
     let rc = RenderCtx::new(ws.scope.clone(), facts, false);
     let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
+    let rec = rc.take_recording();
+    let pre_tags = tags_of(&node_config(ws, node, &rec.config_calls, false));
+    let config = node_config(ws, node, &rec.config_calls, true);
+    let tags = merge_tags(pre_tags, &config, node.patch.as_ref());
     ParseRender {
-        rec: rc.take_recording(),
+        rec,
         error: result.err().map(|e| (e.line, e.message)),
+        config,
+        tags,
     }
 }
 
@@ -685,13 +693,7 @@ pub fn name_relations(
     let fresh: Vec<(u64, cache::Naming)> = nodes
         .par_iter_mut()
         .map(|node| {
-            let cfg_text = serde_json::to_string(&node.config).unwrap_or_default();
-            let key = cache::fingerprint(&(
-                ws.fingerprint,
-                &node.unique_id,
-                cfg_text,
-                &node.version.as_ref().map(version_key),
-            ));
+            let key = cache::fingerprint(&(ws.fingerprint, &node.unique_id, node.parse_key));
             let named = match previous.get(&key) {
                 Some(hit) => hit.clone(),
                 None => name_one(ws, node, opts),
@@ -877,11 +879,26 @@ fn source_config(
     )
 }
 
-/// Renders `{{ doc(...) }}` (and other Jinja) inside a description.
-pub fn render_description(ws: &Workspace, package: &str, text: &str) -> String {
+/// Renders `{{ doc(...) }}` (and other Jinja) inside a description, memoised in `memo`.
+pub fn render_description(
+    ws: &Workspace,
+    package: &str,
+    text: &str,
+    memo: &mut HashMap<u64, String>,
+) -> String {
     if !text.contains("{{") && !text.contains("{%") {
         return text.to_string();
     }
+    let key = cache::fingerprint(&(ws.fingerprint, package, text));
+    if let Some(hit) = memo.get(&key) {
+        return hit.clone();
+    }
+    let rendered = render_description_uncached(ws, package, text);
+    memo.insert(key, rendered.clone());
+    rendered
+}
+
+fn render_description_uncached(ws: &Workspace, package: &str, text: &str) -> String {
     let facts = NodeFacts {
         package: package.to_string(),
         ..NodeFacts::default()

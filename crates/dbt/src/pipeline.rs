@@ -26,7 +26,15 @@ pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
 
 /// Like [`build_catalog`], reusing and refreshing per-node results in `cache`.
 pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> Catalog {
-    let ws = parser::build_workspace(loaded, opts);
+    let fp = parser::workspace_fingerprint(loaded, opts);
+    let ws = match cache.workspace.take() {
+        Some(ws) if ws.fingerprint == fp => ws,
+        _ => {
+            cache.descriptions.clear();
+            Arc::new(parser::build_workspace(loaded, opts, fp))
+        }
+    };
+    cache.workspace = Some(ws.clone());
     let mut nodes = parser::discover_nodes(&ws, loaded);
     parser::parse_render(&ws, &mut nodes, opts, cache);
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
@@ -60,10 +68,23 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
     let injected = inject_all(&enabled, &compiled);
     let mut out_nodes = BTreeMap::new();
     for (i, n) in enabled.iter().enumerate() {
-        let node = assemble(&ws, n, &deps[i], &compiled[i], &injected[i], &mut errors);
+        let inputs = AssembleInputs {
+            deps: &deps[i],
+            compiled: &compiled[i],
+            injected: &injected[i],
+        };
+        let node = assemble(&ws, n, &inputs, &mut cache.descriptions, &mut errors);
         out_nodes.insert(node.unique_id.clone(), node);
     }
-    tests_gen::add_tests(&ws, &scope, &mut out_nodes, &sources, opts, &mut errors);
+    attach_tests(
+        &ws,
+        &scope,
+        &mut out_nodes,
+        &sources,
+        opts,
+        cache,
+        &mut errors,
+    );
     let mut disabled: Vec<Disabled> = disabled_nodes
         .iter()
         .map(|n| Disabled {
@@ -195,13 +216,13 @@ fn compile_key(
             )
         })
         .collect();
-    let cfg = serde_json::to_string(&n.config).unwrap_or_default();
     let this = n.relation.as_ref().map(|r| r.render());
+    // the parse key covers the node's text and (with the workspace) its whole config
     fingerprint(&(
         ws.fingerprint,
         &n.unique_id,
+        n.parse_key,
         &n.raw_code,
-        cfg,
         this,
         refs,
         deps.is_ok(),
@@ -308,14 +329,21 @@ fn prepend_ctes(
     out
 }
 
+/// Per-node results that go into the final node.
+struct AssembleInputs<'a> {
+    deps: &'a Result<Vec<String>, String>,
+    compiled: &'a Compiled,
+    injected: &'a Option<String>,
+}
+
 fn assemble(
     ws: &Workspace,
     n: &ParsedNode,
-    deps: &Result<Vec<String>, String>,
-    compiled: &Compiled,
-    injected: &Option<String>,
+    inputs: &AssembleInputs<'_>,
+    memo: &mut HashMap<u64, String>,
     errors: &mut Vec<NodeError>,
 ) -> Node {
+    let (deps, compiled, injected) = (inputs.deps, inputs.compiled, inputs.injected);
     let cfg = &n.config;
     let materialized = cfg
         .get("materialized")
@@ -370,14 +398,14 @@ fn assemble(
     let description = n
         .patch
         .as_ref()
-        .map(|p| parser::render_description(ws, &n.package, &p.description))
+        .map(|p| parser::render_description(ws, &n.package, &p.description, memo))
         .unwrap_or_default();
     let columns = n
         .columns
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            c.description = parser::render_description(ws, &n.package, &c.description);
+            c.description = parser::render_description(ws, &n.package, &c.description, memo);
             c
         })
         .collect();
@@ -440,6 +468,34 @@ fn assemble(
         attached_node: None,
         config: config_with_access(cfg),
     }
+}
+
+/// Adds generic test nodes, reusing the previous pass's tests when neither the workspace
+/// nor the set of tested nodes changed.
+fn attach_tests(
+    ws: &Workspace,
+    scope: &Scope,
+    nodes: &mut BTreeMap<String, Node>,
+    sources: &[crate::catalog::Source],
+    opts: &ParseOptions,
+    cache: &mut Cache,
+    errors: &mut Vec<NodeError>,
+) {
+    let tested: Vec<(&String, &Option<Value>)> =
+        nodes.values().map(|n| (&n.unique_id, &n.version)).collect();
+    let tested_text = serde_json::to_string(&tested).unwrap_or_default();
+    let source_ids: Vec<&String> = sources
+        .iter()
+        .filter(|s| s.enabled)
+        .map(|s| &s.unique_id)
+        .collect();
+    let key = fingerprint(&(ws.fingerprint, tested_text, source_ids));
+    let tests = match cache.tests.take() {
+        Some((k, tests)) if k == key => tests,
+        _ => tests_gen::build_tests(ws, scope, nodes, sources, opts),
+    };
+    tests_gen::attach(nodes, &tests, errors);
+    cache.tests = Some((key, tests));
 }
 
 fn config_with_access(cfg: &Map<String, Value>) -> Map<String, Value> {

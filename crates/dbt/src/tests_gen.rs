@@ -153,15 +153,14 @@ struct Target<'a> {
     fqn_dirs: Vec<String>,
 }
 
-/// Adds test nodes for every YAML-declared test of enabled nodes and sources.
-pub fn add_tests(
+/// Builds test nodes for every YAML-declared test of enabled nodes and sources.
+pub fn build_tests(
     ws: &Workspace,
     scope: &Scope,
-    nodes: &mut BTreeMap<String, Node>,
+    nodes: &BTreeMap<String, Node>,
     sources: &[Source],
     opts: &ParseOptions,
-    errors: &mut Vec<NodeError>,
-) {
+) -> Vec<Node> {
     let mut new_tests = Vec::new();
     for node in nodes.values() {
         let Some(patch) = ws.patches.get(&(
@@ -222,8 +221,13 @@ pub fn add_tests(
             &mut new_tests,
         );
     }
-    for t in new_tests {
-        if let Some(parent) = t.attached_node.clone().and_then(|p| nodes.get_mut(&p)) {
+    new_tests
+}
+
+/// Inserts test nodes and records them on the nodes they test.
+pub fn attach(nodes: &mut BTreeMap<String, Node>, tests: &[Node], errors: &mut Vec<NodeError>) {
+    for t in tests {
+        if let Some(parent) = t.attached_node.as_ref().and_then(|p| nodes.get_mut(p)) {
             parent.tests.push(t.unique_id.clone());
         }
         if nodes.contains_key(&t.unique_id) {
@@ -235,7 +239,7 @@ pub fn add_tests(
             ));
             continue;
         }
-        nodes.insert(t.unique_id.clone(), t);
+        nodes.insert(t.unique_id.clone(), t.clone());
     }
 }
 
