@@ -62,12 +62,12 @@ fn first_token_start(sql: &str) -> Option<usize> {
 fn with_keyword_end(sql: &str, mut i: usize) -> Option<usize> {
     let bytes = sql.as_bytes();
     loop {
-        while i < bytes.len() && (bytes[i] as char).is_whitespace() {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
             i += 1;
         }
-        if sql[i..].starts_with("--") {
+        if bytes[i..].starts_with(b"--") {
             i = sql[i..].find('\n').map_or(sql.len(), |p| i + p + 1);
-        } else if sql[i..].starts_with("/*") {
+        } else if bytes[i..].starts_with(b"/*") {
             i = sql[i..].find("*/").map_or(sql.len(), |p| i + p + 2);
         } else {
             break;
@@ -115,6 +115,19 @@ mod tests {
             out,
             "with  __dbt__cte__e as (\nx\n), a as (select 1) select * from a"
         );
+    }
+
+    #[test]
+    fn odd_input_never_panics() {
+        for sql in [
+            "",
+            " ",
+            "\u{a0}é select",
+            "-- é\n/* ü */ with x as (select 1) select 1",
+            "/*",
+        ] {
+            let _ = inject_ctes(sql, &[cte("e", "x")]);
+        }
     }
 
     #[test]

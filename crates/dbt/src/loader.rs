@@ -54,8 +54,11 @@ pub fn checksum(text: &str) -> String {
 /// Files read by earlier loads, keyed by absolute path, with the size and mtime they had.
 #[derive(Debug, Default)]
 pub struct FileCache {
-    entries: HashMap<PathBuf, (u64, Option<SystemTime>, SourceFile)>,
+    entries: HashMap<PathBuf, Stamped>,
 }
+
+/// A file with the size and mtime it had when read.
+type Stamped = (u64, Option<SystemTime>, SourceFile);
 
 /// Loads the root project at `dir` and its installed packages.
 pub fn load(dir: &Path) -> Result<(Checkout, Loaded), ProjectError> {
@@ -78,7 +81,7 @@ pub fn load_cached(dir: &Path, cache: &mut FileCache) -> Result<(Checkout, Loade
         list_project_files(&checkout, idx, project, &mut found, &mut errors);
     }
     let previous = std::mem::take(&mut cache.entries);
-    let results: Vec<Result<(PathBuf, u64, Option<SystemTime>, SourceFile), NodeError>> = found
+    let results: Vec<Result<(PathBuf, Stamped), NodeError>> = found
         .into_par_iter()
         .map(|f| {
             let meta = std::fs::metadata(&f.abs).ok();
@@ -89,18 +92,18 @@ pub fn load_cached(dir: &Path, cache: &mut FileCache) -> Result<(Checkout, Loade
                 Some((l, t, hit))
                     if *l == len && *t == mtime && mtime.is_some() && hit.kind == f.kind =>
                 {
-                    Ok((abs, len, mtime, hit.clone()))
+                    Ok((abs, (len, mtime, hit.clone())))
                 }
-                _ => read_one(&checkout, f).map(|sf| (abs, len, mtime, sf)),
+                _ => read_one(&checkout, f).map(|sf| (abs, (len, mtime, sf))),
             }
         })
         .collect();
     let mut files = Vec::with_capacity(results.len());
     for r in results {
         match r {
-            Ok((abs, len, mtime, f)) => {
-                cache.entries.insert(abs, (len, mtime, f.clone()));
-                files.push(f);
+            Ok((abs, stamped)) => {
+                files.push(stamped.2.clone());
+                cache.entries.insert(abs, stamped);
             }
             Err(e) => errors.push(e),
         }

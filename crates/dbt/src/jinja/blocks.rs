@@ -100,7 +100,7 @@ fn skip_delimited(src: &str, from: usize, close: &str) -> usize {
             None => {
                 if c == b'\'' || c == b'"' {
                     quote = Some(c);
-                } else if src[i..].starts_with(close) {
+                } else if bytes[i..].starts_with(close.as_bytes()) {
                     return i + close.len();
                 }
             }
@@ -280,6 +280,20 @@ mod tests {
         let blocks = find_blocks(src).unwrap();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].name, "yes");
+    }
+
+    #[test]
+    fn multibyte_text_never_panics() {
+        for src in [
+            "é{%",
+            "{% set é = 'ü' %}",
+            "{{ 'é' }}{% macro m() %}ü{% endmacro %}",
+            "{#é",
+            "{%-é-%}",
+        ] {
+            let _ = find_blocks(src);
+            let _ = wrap_mutable_sets(src);
+        }
     }
 
     #[test]
