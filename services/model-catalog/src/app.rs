@@ -24,6 +24,7 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub struct App {
     base: ServiceBase,
     store: CatalogStore,
+    git_sync: crate::snapshot_fetcher::SnapshotFetcher,
 }
 
 impl App {
@@ -40,7 +41,13 @@ impl App {
         )
         .await?;
         let store = CatalogStore::new(base.db.clone(), base.outbox.clone());
-        Ok(Self { base, store })
+        let git_sync = crate::snapshot_fetcher::SnapshotFetcher::new(&config.git_sync_url)
+            .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?;
+        Ok(Self {
+            base,
+            store,
+            git_sync,
+        })
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
@@ -61,9 +68,27 @@ impl App {
                     .await;
             })
         });
+        let (bus, store, git_sync) = (
+            self.base.bus.clone(),
+            self.store.clone(),
+            self.git_sync.clone(),
+        );
+        let snapshot_events: Task = Box::new(move |shutdown| {
+            Box::pin(async move {
+                let handler =
+                    |delivery| consumers::handle_snapshot_event(&store, &git_sync, delivery);
+                bus.run_consumer(consumers::snapshot_events_spec(), handler, shutdown)
+                    .await;
+            })
+        });
         let routes = tonic::service::Routes::new(CatalogGrpc::new(self.store).into_server());
         self.base
-            .run(routes, &[SERVICE_NAME], vec![connection_events], shutdown)
+            .run(
+                routes,
+                &[SERVICE_NAME],
+                vec![connection_events, snapshot_events],
+                shutdown,
+            )
             .await?;
         Ok(())
     }

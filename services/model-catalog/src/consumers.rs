@@ -41,3 +41,66 @@ pub async fn handle_connection_event(store: &CatalogStore, delivery: Delivery) -
         }
     }
 }
+
+/// Durable consumer of snapshot announcements.
+pub const SNAPSHOT_EVENTS: &str = "model-catalog-snapshots";
+
+pub fn snapshot_events_spec() -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new(
+        streams::EVT_GITSYNC,
+        SNAPSHOT_EVENTS,
+        "evt.gitsync.snapshot.ready.>",
+    );
+    spec.ack_wait = Duration::from_secs(60);
+    spec
+}
+
+/// Fetches an announced snapshot from git-sync (by reference, streamed) and records
+/// its models, once per event.
+pub async fn handle_snapshot_event(
+    store: &CatalogStore,
+    git_sync: &crate::snapshot_fetcher::SnapshotFetcher,
+    delivery: Delivery,
+) -> Outcome {
+    let event = match gitsync::SnapshotReadyEvent::decode(delivery.payload.as_ref()) {
+        Ok(event) => event,
+        Err(error) => return Outcome::Reject(format!("undecodable snapshot event: {error}")),
+    };
+    let retry = |error: &dyn std::fmt::Display| {
+        tracing::warn!(event_id = %delivery.message_id, connection_id = %event.connection_id, %error, "snapshot will be retried");
+        Outcome::Retry(Duration::from_millis(
+            500 * delivery.delivered.clamp(1, 20) as u64,
+        ))
+    };
+    match store
+        .already_handled(SNAPSHOT_EVENTS, &delivery.message_id)
+        .await
+    {
+        Ok(true) => return Outcome::Done,
+        Ok(false) => {}
+        Err(error) => return retry(&error),
+    }
+    let models = match git_sync
+        .fetch(&event.workspace_id, &event.snapshot_ref)
+        .await
+    {
+        Ok(models) => models,
+        Err(error) => return retry(&error),
+    };
+    let recorded = store
+        .record_snapshot_once(
+            Some((SNAPSHOT_EVENTS, &delivery.message_id)),
+            &event.workspace_id,
+            &event.connection_id,
+            &event.commit_sha,
+            &models,
+        )
+        .await;
+    match recorded {
+        Ok(_) => {
+            tracing::info!(connection_id = %event.connection_id, commit = %event.commit_sha, model_count = models.len(), "catalog snapshot recorded");
+            Outcome::Done
+        }
+        Err(error) => retry(&error),
+    }
+}

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod grpc;
+pub mod snapshot_fetcher;
 pub mod store;
 
 pub use app::App;

@@ -16,7 +16,28 @@ impl CatalogStore {
         commit_sha: &str,
         models: &[pb::Model],
     ) -> Result<(), CatalogError> {
+        self.record_snapshot_once(None, workspace_id, connection_id, commit_sha, models)
+            .await
+            .map(|_| ())
+    }
+
+    /// Like [`Self::record_snapshot`], claiming `(consumer, event_id)` in the inbox in
+    /// the same transaction; returns `false` (and changes nothing) if already handled.
+    pub async fn record_snapshot_once(
+        &self,
+        claim: Option<(&str, &str)>,
+        workspace_id: &str,
+        connection_id: &str,
+        commit_sha: &str,
+        models: &[pb::Model],
+    ) -> Result<bool, CatalogError> {
         let mut tx = self.db.begin().await?;
+        if let Some((consumer, event_id)) = claim {
+            if !backflow_platform::inbox::claim(&mut tx, consumer, event_id).await? {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
         let project: Option<(i64,)> = sqlx::query_as(
             "SELECT deleted FROM projects WHERE workspace_id = $1 AND connection_id = $2",
         )
@@ -56,7 +77,23 @@ impl CatalogStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether a consumer already handled a message (to skip expensive work early).
+    pub async fn already_handled(
+        &self,
+        consumer: &str,
+        message_id: &str,
+    ) -> Result<bool, CatalogError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT handled_at_ms FROM platform_inbox WHERE consumer = $1 AND message_id = $2",
+        )
+        .bind(consumer)
+        .bind(message_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Models at `commit_sha`, or at the latest synced commit when it is empty.
