@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::envelope::MasterKey;
 use crate::error::CredentialsError;
+use crate::github_app::GitHubApps;
 use crate::grpc::{CredentialsGrpc, SERVICE_NAME};
 use crate::secrets::Secrets;
 use crate::store::SecretStore;
@@ -14,6 +15,7 @@ use backflow_platform::service::{BaseSettings, ServiceBase};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -43,7 +45,11 @@ impl App {
         )
         .await?;
         let store = SecretStore::new(base.db.clone(), base.outbox.clone());
-        let secrets = Secrets::new(store, master, config.service_tokens);
+        let github = GitHubApps::new(
+            Duration::from_millis(config.github_http_timeout_ms),
+            Duration::from_secs(config.github_token_refresh_margin_s),
+        );
+        let secrets = Secrets::new(store, master, config.service_tokens).with_github(github);
         Ok(Self { base, secrets })
     }
 

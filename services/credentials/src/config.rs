@@ -10,6 +10,8 @@ grpc_listen = "127.0.0.1:50051"
 master_key_file = "data/master.key"
 create_master_key_if_missing = false
 service_tokens = []
+github_http_timeout_ms = 10000
+github_token_refresh_margin_s = 300
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,4 +29,18 @@ pub struct Config {
     /// Bearer tokens of services allowed to call ResolveSecret.
     #[serde(default)]
     pub service_tokens: Vec<String>,
+    /// Bound on each GitHub installation-token exchange (connect and response).
+    #[serde(default = "default_github_http_timeout_ms")]
+    pub github_http_timeout_ms: u64,
+    /// Installation tokens are reissued this long before they expire.
+    #[serde(default = "default_github_token_refresh_margin_s")]
+    pub github_token_refresh_margin_s: u64,
+}
+
+fn default_github_http_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_github_token_refresh_margin_s() -> u64 {
+    300
 }

@@ -22,4 +22,12 @@ pub enum CredentialsError {
     Unauthenticated,
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    GitHubApp(#[from] crate::github_app::GitHubAppError),
+}
+
+impl From<crate::kinds::InvalidSecret> for CredentialsError {
+    fn from(error: crate::kinds::InvalidSecret) -> Self {
+        Self::InvalidArgument(error.0)
+    }
 }

@@ -2,6 +2,7 @@
 //! maps [`CredentialsError`] to status codes in one place.
 
 use crate::error::CredentialsError;
+use crate::github_app::GitHubAppError;
 use crate::secrets::{NewSecret, Secrets};
 use crate::store::SecretRecord;
 use backflow_proto::credentials::v1 as pb;
@@ -32,6 +33,19 @@ impl From<CredentialsError> for Status {
             CredentialsError::NotFound(_) => Status::not_found(error.to_string()),
             CredentialsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             CredentialsError::Unauthenticated => Status::unauthenticated(error.to_string()),
+            CredentialsError::GitHubApp(github) => match github {
+                GitHubAppError::Unavailable(_) => {
+                    tracing::warn!(error = %error, "github installation token exchange failed");
+                    Status::unavailable(error.to_string())
+                }
+                GitHubAppError::NotAGitHubApp(_)
+                | GitHubAppError::Settings(_)
+                | GitHubAppError::Key(_)
+                | GitHubAppError::Rejected { .. }
+                | GitHubAppError::InstallationNotFound { .. } => {
+                    Status::failed_precondition(error.to_string())
+                }
+            },
             _ => {
                 tracing::error!(error = %error, "credentials request failed");
                 Status::internal("internal error")
@@ -166,8 +180,18 @@ impl CredentialsService for CredentialsGrpc {
     ) -> Result<Response<pb::IssueGitHubInstallationTokenResponse>, Status> {
         self.secrets
             .authorize_service(bearer(&request).as_deref())?;
-        Err(Status::unimplemented(
-            "github app tokens are not issued yet",
-        ))
+        let request = request.into_inner();
+        let token = self
+            .secrets
+            .issue_github_installation_token(
+                &request.workspace_id,
+                &request.secret_id,
+                &request.purpose,
+            )
+            .await?;
+        Ok(Response::new(pb::IssueGitHubInstallationTokenResponse {
+            token: token.token,
+            expires_at_unix_ms: token.expires_at_ms,
+        }))
     }
 }

@@ -7,7 +7,9 @@ pub mod app;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod github_app;
 pub mod grpc;
+pub mod kinds;
 pub mod secrets;
 pub mod store;
 

@@ -1,9 +1,14 @@
-//! The secret operations behind the gRPC API: validation, sealing with the master key,
-//! and the access rule (material leaves only through `resolve`, with a service token).
+//! The secret operations behind the gRPC API: validation (by kind, see [`kinds`]),
+//! sealing with the master key, and the access rule (material leaves only through
+//! `resolve`, with a service token; GitHub App keys are used in place to issue
+//! installation tokens and never leave at all).
 
 use crate::envelope::{self, MasterKey};
 use crate::error::CredentialsError;
+use crate::github_app::{AppSettings, GitHubAppError, GitHubApps, InstallationToken};
+use crate::kinds;
 use crate::store::{SecretRecord, SecretStore};
+use backflow_proto::credentials::v1::SecretKind;
 use std::collections::BTreeMap;
 use subtle::ConstantTimeEq;
 
@@ -15,7 +20,12 @@ pub struct Secrets {
     store: SecretStore,
     master: MasterKey,
     service_tokens: Vec<String>,
+    github: GitHubApps,
 }
+
+/// Defaults of [`GitHubApps`] when the caller sets none (see `config.rs`).
+const GITHUB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const GITHUB_REFRESH_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,7 +59,14 @@ impl Secrets {
             store,
             master,
             service_tokens,
+            github: GitHubApps::new(GITHUB_TIMEOUT, GITHUB_REFRESH_MARGIN),
         }
+    }
+
+    /// Uses `github` (configured timeouts and cache) for installation tokens.
+    pub fn with_github(mut self, github: GitHubApps) -> Self {
+        self.github = github;
+        self
     }
 
     pub fn store(&self) -> &SecretStore {
@@ -60,16 +77,14 @@ impl Secrets {
         require("workspace_id", &new.workspace_id)?;
         require("name", &new.name)?;
         validate_material(&new.material)?;
-        if new.kind <= 0 {
-            return Err(CredentialsError::InvalidArgument("kind is required".into()));
-        }
+        let attributes = kinds::validate_new(new.kind, &new.material, &new.attributes)?;
         let now = backflow_platform::now_unix_ms();
         let record = SecretRecord {
             id: backflow_platform::new_id(),
             workspace_id: new.workspace_id,
             name: new.name,
             kind: new.kind,
-            attributes: new.attributes,
+            attributes,
             current_version: 1,
             created_at_ms: now,
             updated_at_ms: now,
@@ -89,6 +104,8 @@ impl Secrets {
     ) -> Result<SecretRecord, CredentialsError> {
         require("workspace_id", workspace_id)?;
         validate_material(material)?;
+        let current = self.get(workspace_id, secret_id).await?;
+        kinds::validate_rotation(current.kind, material, &current.attributes)?;
         let record = self
             .store
             .rotate(workspace_id, secret_id, |version| {
@@ -171,6 +188,45 @@ impl Secrets {
             version,
             material,
         })
+    }
+}
+
+impl Secrets {
+    /// An installation access token for a GitHub App secret's current version,
+    /// from the cache or freshly exchanged; every call is audited.
+    pub async fn issue_github_installation_token(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+        purpose: &str,
+    ) -> Result<InstallationToken, CredentialsError> {
+        require("workspace_id", workspace_id)?;
+        let (record, version, sealed) = self
+            .store
+            .sealed_version(workspace_id, secret_id, 0)
+            .await?
+            .ok_or_else(|| CredentialsError::NotFound(secret_id.to_string()))?;
+        if record.kind != SecretKind::GithubApp as i32 {
+            return Err(GitHubAppError::NotAGitHubApp(secret_id.to_string()).into());
+        }
+        let settings = AppSettings::from_attributes(&record.attributes)?;
+        let token = self
+            .github
+            .installation_token(secret_id, version, &settings, || {
+                let binding = envelope::row_binding(workspace_id, secret_id, version);
+                Ok::<_, CredentialsError>(envelope::open(&self.master, &binding, &sealed)?)
+            })
+            .await?;
+        self.store
+            .record_access(
+                workspace_id,
+                secret_id,
+                version,
+                "github_installation_token",
+                purpose,
+            )
+            .await?;
+        Ok(token)
     }
 }
 
