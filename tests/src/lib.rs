@@ -2,6 +2,9 @@
 //! nats-server that a test may stop and start again, and polling until a condition
 //! holds.
 
+pub mod git_http;
+pub mod repo;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -30,6 +30,15 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
         backflow_git_sync::Config {
             database_url: testing::fresh_postgres_url("gitsync").await?,
             grpc_listen: "127.0.0.1:0".into(),
+            http_listen: "127.0.0.1:0".into(),
+            credentials_url: "http://127.0.0.1:1".into(),
+            service_token: String::new(),
+            work_dir: std::env::temp_dir()
+                .join("backflow-unused-work")
+                .display()
+                .to_string(),
+            fetch_timeout_seconds: 5,
+            poll_interval_seconds: 0,
         },
         nats,
     )
@@ -38,6 +47,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
         backflow_model_catalog::Config {
             database_url: testing::fresh_postgres_url("catalog").await?,
             grpc_listen: "127.0.0.1:0".into(),
+            git_sync_url: "http://127.0.0.1:1".into(),
         },
         nats,
     )

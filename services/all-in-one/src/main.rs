@@ -3,7 +3,8 @@
 //! - `backflow dev` runs all services in one process with embedded defaults (SQLite
 //!   files under `./data`, fixed local ports) for development;
 //! - `backflow serve <service>` runs one service, as deployed on Kubernetes;
-//! - `backflow migrate <service>` applies a service's migrations and exits.
+//! - `backflow migrate <service>` applies a service's migrations and exits;
+//! - `backflow dbt parse DIR --target-schema S` prints a dbt project as dbt's manifest.
 //!
 //! Start-up errors end the process with one line naming the setting, exit code 2.
 
@@ -38,10 +39,22 @@ enum Command {
     Serve { service: ServiceName },
     /// Apply one service's database migrations and exit.
     Migrate { service: ServiceName },
+    /// dbt project tools (no services, no network).
+    #[command(subcommand)]
+    Dbt(DbtCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbtCommand {
+    /// Parse and compile a dbt project like dbt-core 1.7; print manifest-shaped JSON.
+    Parse(backflow_dbt::cli::ParseCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Dbt(DbtCommand::Parse(command)) = &cli.command {
+        return dbt_parse(command);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +74,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// `backflow dbt parse`: synchronous, prints the manifest JSON on stdout.
+fn dbt_parse(command: &backflow_dbt::cli::ParseCommand) -> ExitCode {
+    match backflow_dbt::cli::run_parse(command) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("backflow: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let dev = matches!(cli.command, Command::Dev);
     let config = BackflowConfig::load(cli.config.as_deref(), dev)?;
@@ -68,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev => run_services(&ServiceName::ALL, &config).await,
         Command::Serve { service } => run_services(&[service], &config).await,
+        Command::Dbt(_) => Ok(()),
         Command::Migrate { service } => {
             services::migrate(service, &config)
                 .await

@@ -190,3 +190,43 @@ fn bad_configuration_names_the_setting() -> anyhow::Result<()> {
     assert!(stderr.contains("/nonexistent/backflow.toml"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn dbt_parse_prints_a_manifest() -> anyhow::Result<()> {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/dbt/semantics_lab");
+    let output = Command::new(env!("CARGO_BIN_EXE_backflow"))
+        .args(["dbt", "parse"])
+        .arg(&fixture)
+        .args([
+            "--target-schema",
+            "analytics",
+            "--var",
+            "cli_var=from_cli",
+            "--var",
+            "threshold=99",
+        ])
+        .env("SEMLAB_SET", "set_value")
+        .env_remove("SEMLAB_UNSET")
+        .output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let node = &manifest["nodes"]["model.semantics_lab.stg_customers"];
+    assert_eq!(node["schema"], "analytics");
+    assert!(node["compiled_code"].is_string());
+    let missing = Command::new(env!("CARGO_BIN_EXE_backflow"))
+        .args([
+            "dbt",
+            "parse",
+            "/nonexistent",
+            "--target-schema",
+            "analytics",
+        ])
+        .output()?;
+    assert_eq!(missing.status.code(), Some(2));
+    Ok(())
+}

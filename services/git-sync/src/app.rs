@@ -1,16 +1,23 @@
-//! `App::build` wires the git-sync service from its configuration; `App::run` serves
-//! it until shutdown. Tests build it on port 0 against a fresh database.
+//! `App::build` wires the git-sync service from its configuration: database, bus,
+//! gRPC and webhook listeners, the credentials client and the sync runner; `App::run`
+//! serves it, consumes sync commands and polls remotes until shutdown.
 
 use crate::config::Config;
+use crate::credentials_client::CredentialsClient;
 use crate::error::GitSyncError;
 use crate::grpc::{GitSyncGrpc, SERVICE_NAME};
+use crate::http::WebhookState;
 use crate::store::GitSyncStore;
+use crate::sync::SyncRunner;
+use crate::{consumers, poller};
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::db::Migrations;
-use backflow_platform::service::{BaseSettings, ServiceBase};
+use backflow_platform::service::{BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -23,10 +30,24 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub struct App {
     base: ServiceBase,
     store: GitSyncStore,
+    runner: SyncRunner,
+    credentials: CredentialsClient,
+    http: tokio::net::TcpListener,
+    poll_interval: Duration,
 }
 
 impl App {
     pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, GitSyncError> {
+        let credentials = CredentialsClient::new(&config.credentials_url, &config.service_token)
+            .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+        let http = tokio::net::TcpListener::bind(&config.http_listen)
+            .await
+            .map_err(|err| {
+                GitSyncError::InvalidArgument(format!(
+                    "git_sync.http_listen: cannot listen on {}: {err}",
+                    config.http_listen
+                ))
+            })?;
         let base = ServiceBase::start(
             BaseSettings {
                 service: "git_sync",
@@ -39,21 +60,74 @@ impl App {
         )
         .await?;
         let store = GitSyncStore::new(base.db.clone(), base.outbox.clone());
-        Ok(Self { base, store })
+        let runner = SyncRunner::new(
+            store.clone(),
+            credentials.clone(),
+            PathBuf::from(&config.work_dir),
+            Duration::from_secs(config.fetch_timeout_seconds.max(1)),
+        );
+        Ok(Self {
+            base,
+            store,
+            runner,
+            credentials,
+            http,
+            poll_interval: Duration::from_secs(config.poll_interval_seconds),
+        })
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.base.grpc_addr()
     }
 
+    /// Where push webhooks are received.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr().ok()
+    }
+
     pub fn store(&self) -> &GitSyncStore {
         &self.store
     }
 
+    pub fn runner(&self) -> &SyncRunner {
+        &self.runner
+    }
+
     pub async fn run(self, shutdown: Shutdown) -> Result<(), GitSyncError> {
+        let mut tasks: Vec<Task> = Vec::new();
+        let (bus, runner) = (self.base.bus.clone(), self.runner.clone());
+        tasks.push(Box::new(move |shutdown| {
+            Box::pin(async move {
+                let handler = |delivery| consumers::handle_sync_command(&runner, delivery);
+                bus.run_consumer(consumers::sync_commands_spec(), handler, shutdown)
+                    .await;
+            })
+        }));
+        let router = crate::http::router(WebhookState {
+            store: self.store.clone(),
+            credentials: self.credentials.clone(),
+        });
+        let http = self.http;
+        tasks.push(Box::new(move |shutdown| {
+            Box::pin(async move {
+                let served = axum::serve(http, router)
+                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::error!(%error, "webhook server failed");
+                }
+            })
+        }));
+        if !self.poll_interval.is_zero() {
+            let (store, runner, interval) =
+                (self.store.clone(), self.runner.clone(), self.poll_interval);
+            tasks.push(Box::new(move |shutdown| {
+                Box::pin(poller::run(store, runner, interval, shutdown))
+            }));
+        }
         let routes = tonic::service::Routes::new(GitSyncGrpc::new(self.store).into_server());
         self.base
-            .run(routes, &[SERVICE_NAME], Vec::new(), shutdown)
+            .run(routes, &[SERVICE_NAME], tasks, shutdown)
             .await?;
         Ok(())
     }

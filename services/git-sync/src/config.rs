@@ -6,10 +6,50 @@ pub const DEFAULTS: &str = r#"
 [git_sync]
 database_url = "sqlite://data/git-sync.db"
 grpc_listen = "127.0.0.1:50052"
+http_listen = "127.0.0.1:8082"
+credentials_url = "http://127.0.0.1:50051"
+service_token = ""
+work_dir = "data/git-sync/work"
+fetch_timeout_seconds = 120
+poll_interval_seconds = 300
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
     pub database_url: String,
     pub grpc_listen: String,
+    /// Push webhooks: `POST /webhooks/git/{connection_id}`.
+    #[serde(default = "default_http_listen")]
+    pub http_listen: String,
+    /// Where the credentials service answers gRPC.
+    #[serde(default = "default_credentials_url")]
+    pub credentials_url: String,
+    /// Bearer token accepted by credentials for ResolveSecret.
+    #[serde(default)]
+    pub service_token: String,
+    /// One working copy per connection lives below this directory.
+    #[serde(default = "default_work_dir")]
+    pub work_dir: String,
+    /// Upper bound on each network step of a fetch.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
+    /// Remote head check when webhooks are missed; 0 disables polling.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_seconds: u64,
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:8082".into()
+}
+fn default_credentials_url() -> String {
+    "http://127.0.0.1:50051".into()
+}
+fn default_work_dir() -> String {
+    "data/git-sync/work".into()
+}
+fn default_fetch_timeout() -> u64 {
+    120
+}
+fn default_poll_interval() -> u64 {
+    300
 }

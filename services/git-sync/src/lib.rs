@@ -4,10 +4,19 @@
 
 pub mod app;
 pub mod config;
+pub mod consumers;
+pub mod credentials_client;
 pub mod error;
+pub mod git;
+pub mod git_auth;
 pub mod grpc;
+pub mod http;
+pub mod poller;
 pub mod settings;
+pub mod snapshot_builder;
 pub mod store;
+pub mod sync;
+pub mod webhooks;
 
 pub use app::App;
 pub use config::Config;

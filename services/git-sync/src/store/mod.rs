@@ -2,6 +2,7 @@
 //! written with its event in one transaction (outbox), so a crash can lose neither.
 
 mod rows;
+pub mod runs;
 pub mod snapshots;
 
 use crate::error::GitSyncError;
@@ -11,8 +12,8 @@ use backflow_platform::outbox::Outbox;
 use backflow_proto::gitsync::v1 as pb;
 pub use rows::{ConnectionRecord, RunRecord};
 
-const CONNECTION_COLUMNS: &str = "id, workspace_id, name, provider, protocol, repository_url, branch, dbt_version, default_schema, project_path, credential_id, warehouse_source_id, webhook_secret_credential_id, settings_version, created_at_ms, updated_at_ms";
-const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, status, commit_sha, model_count, error, queued_at_ms, started_at_ms, finished_at_ms";
+pub(crate) const CONNECTION_COLUMNS: &str = "id, workspace_id, name, provider, protocol, repository_url, branch, dbt_version, default_schema, project_path, credential_id, warehouse_source_id, webhook_secret_credential_id, settings_version, created_at_ms, updated_at_ms";
+pub(crate) const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, status, commit_sha, model_count, error, queued_at_ms, started_at_ms, finished_at_ms";
 
 #[derive(Clone, Debug)]
 pub struct GitSyncStore {
@@ -134,6 +135,20 @@ impl GitSyncStore {
         .await?;
         row.map(ConnectionRecord::from_row)
             .ok_or_else(|| not_found("connection", connection_id))
+    }
+
+    /// A connection by id alone, for entry points authenticated otherwise (webhooks).
+    pub async fn find_connection(
+        &self,
+        connection_id: &str,
+    ) -> Result<Option<ConnectionRecord>, GitSyncError> {
+        let row = sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"
+        ))
+        .bind(connection_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(ConnectionRecord::from_row))
     }
 
     pub async fn list_connections(
@@ -283,7 +298,7 @@ fn not_found(kind: &'static str, id: &str) -> GitSyncError {
     }
 }
 
-async fn fetch_connection(
+pub(crate) async fn fetch_connection(
     tx: &mut Transaction<'_>,
     workspace_id: &str,
     connection_id: &str,

@@ -22,7 +22,7 @@ pub(super) type ConnectionRow = (
     i64,
 );
 
-pub(super) type RunRow = (
+pub(crate) type RunRow = (
     String,
     String,
     String,
@@ -134,7 +134,7 @@ impl RunRecord {
         }
     }
 
-    pub(super) fn from_row(row: RunRow) -> Self {
+    pub(crate) fn from_row(row: RunRow) -> Self {
         let (
             id,
             workspace_id,
