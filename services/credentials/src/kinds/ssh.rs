@@ -261,6 +261,16 @@ mod tests {
     }
 
     #[test]
+    fn pkcs8_ed25519_keys_are_read() {
+        // The example key of RFC 8410, section 10.3 (public test vector).
+        let key = SshKeyMaterial {
+            private_key: "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n-----END PRIVATE KEY-----\n".into(),
+            passphrase: None,
+        };
+        assert_eq!(check_private_key(&key), Ok("ed25519"));
+    }
+
+    #[test]
     fn known_hosts_lines_parse() {
         assert_eq!(check_known_hosts(HOST), Ok(1));
         let two = format!(
