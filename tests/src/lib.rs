@@ -4,6 +4,7 @@
 
 pub mod git_http;
 pub mod repo;
+pub mod stack;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -32,6 +32,13 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
 impl TestRepo {
     /// A bare repository `<root>/<name>.git` with one commit of `files` on `main`.
     pub fn create(name: &str, files: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let repo = Self::empty(name)?;
+        repo.commit(files, "initial dbt project")?;
+        Ok(repo)
+    }
+
+    /// A bare repository and a working clone with no commit yet.
+    pub fn empty(name: &str) -> anyhow::Result<Self> {
         let root = std::env::temp_dir().join(format!(
             "backflow-repo-{}-{}",
             std::process::id(),
@@ -46,9 +53,7 @@ impl TestRepo {
         git(&work, &["checkout", "-q", "-b", "main"])?;
         let bare_path = bare.display().to_string();
         git(&work, &["remote", "add", "origin", &bare_path])?;
-        let repo = Self { root, bare, work };
-        repo.commit(files, "initial dbt project")?;
-        Ok(repo)
+        Ok(Self { root, bare, work })
     }
 
     /// Writes `files`, commits and pushes; returns the new commit sha.
@@ -60,6 +65,11 @@ impl TestRepo {
             }
             std::fs::write(full, text)?;
         }
+        self.commit_work_tree(message)
+    }
+
+    /// Commits whatever is in the working tree and pushes; returns the new sha.
+    pub fn commit_work_tree(&self, message: &str) -> anyhow::Result<String> {
         git(&self.work, &["add", "-A"])?;
         git(&self.work, &["commit", "-q", "-m", message])?;
         git(&self.work, &["push", "-q", "origin", "main"])?;

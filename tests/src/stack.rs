@@ -1,0 +1,248 @@
+//! The Git → catalog stack on real parts, shared by the end-to-end test and the
+//! push-to-catalog benchmark: credentials, git-sync and model-catalog on fresh
+//! databases and a fresh NATS namespace, plus signed push webhooks.
+
+use crate::eventually;
+use backflow_platform::shutdown::Shutdown;
+use backflow_platform::testing;
+use backflow_proto::catalog::v1 as catalog;
+use backflow_proto::credentials::v1 as credentials;
+use backflow_proto::gitsync::v1 as gitsync;
+use hmac::Mac;
+use std::time::Duration;
+
+pub const SERVICE_TOKEN: &str = "svc-E2eServiceToken";
+
+pub struct Stack {
+    pub workspace: String,
+    pub git_sync: gitsync::git_sync_service_client::GitSyncServiceClient<tonic::transport::Channel>,
+    pub catalog:
+        catalog::model_catalog_service_client::ModelCatalogServiceClient<tonic::transport::Channel>,
+    pub credentials: credentials::credentials_service_client::CredentialsServiceClient<
+        tonic::transport::Channel,
+    >,
+    pub webhook_base: String,
+    pub credentials_db_dir: std::path::PathBuf,
+    shutdown: Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the three services; `label` names their databases.
+pub async fn start_stack(workspace: &str) -> anyhow::Result<Stack> {
+    let nats = testing::fresh_nats("e2e");
+    let credentials_db_dir =
+        std::env::temp_dir().join(format!("backflow-e2e-{}", backflow_platform::new_id()));
+    std::fs::create_dir_all(&credentials_db_dir)?;
+    // Built from JSON so settings with defaults keep their defaults.
+    let credentials_config: backflow_credentials::Config =
+        serde_json::from_value(serde_json::json!({
+            "database_url": format!("sqlite://{}/credentials.db", credentials_db_dir.display()),
+            "grpc_listen": "127.0.0.1:0",
+            "master_key_file": credentials_db_dir.join("master.key").display().to_string(),
+            "create_master_key_if_missing": true,
+            "service_tokens": [SERVICE_TOKEN],
+        }))?;
+    let credentials_app = backflow_credentials::App::build(credentials_config, &nats).await?;
+    let credentials_addr = credentials_app
+        .grpc_addr()
+        .ok_or_else(|| anyhow::anyhow!("no addr"))?;
+    let git_sync_app = backflow_git_sync::App::build(
+        backflow_git_sync::Config {
+            database_url: testing::fresh_postgres_url("e2e_gitsync").await?,
+            grpc_listen: "127.0.0.1:0".into(),
+            http_listen: "127.0.0.1:0".into(),
+            credentials_url: format!("http://{credentials_addr}"),
+            service_token: SERVICE_TOKEN.into(),
+            work_dir: credentials_db_dir.join("work").display().to_string(),
+            fetch_timeout_seconds: 30,
+            poll_interval_seconds: 0,
+        },
+        &nats,
+    )
+    .await?;
+    let git_sync_addr = git_sync_app
+        .grpc_addr()
+        .ok_or_else(|| anyhow::anyhow!("no addr"))?;
+    let webhook_addr = git_sync_app
+        .http_addr()
+        .ok_or_else(|| anyhow::anyhow!("no addr"))?;
+    let catalog_app = backflow_model_catalog::App::build(
+        backflow_model_catalog::Config {
+            database_url: testing::fresh_postgres_url("e2e_catalog").await?,
+            grpc_listen: "127.0.0.1:0".into(),
+            git_sync_url: format!("http://{git_sync_addr}"),
+        },
+        &nats,
+    )
+    .await?;
+    let catalog_addr = catalog_app
+        .grpc_addr()
+        .ok_or_else(|| anyhow::anyhow!("no addr"))?;
+    let shutdown = Shutdown::new();
+    let tasks = vec![
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let _ = credentials_app.run(shutdown).await;
+            }
+        }),
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let _ = git_sync_app.run(shutdown).await;
+            }
+        }),
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                let _ = catalog_app.run(shutdown).await;
+            }
+        }),
+    ];
+    Ok(Stack {
+        workspace: workspace.to_string(),
+        git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::connect(format!(
+            "http://{git_sync_addr}"
+        ))
+        .await?,
+        catalog: catalog::model_catalog_service_client::ModelCatalogServiceClient::connect(
+            format!("http://{catalog_addr}"),
+        )
+        .await?,
+        credentials: credentials::credentials_service_client::CredentialsServiceClient::connect(
+            format!("http://{credentials_addr}"),
+        )
+        .await?,
+        webhook_base: format!("http://{webhook_addr}"),
+        credentials_db_dir,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Stack {
+    pub async fn create_secret(
+        &mut self,
+        name: &str,
+        kind: credentials::SecretKind,
+        material: &str,
+    ) -> anyhow::Result<String> {
+        let secret = self
+            .credentials
+            .create_secret(credentials::CreateSecretRequest {
+                workspace_id: self.workspace.clone(),
+                name: name.into(),
+                kind: kind as i32,
+                material: material.as_bytes().to_vec(),
+                attributes: [("username".to_string(), "x-access-token".to_string())].into(),
+            })
+            .await?
+            .into_inner()
+            .secret
+            .ok_or_else(|| anyhow::anyhow!("no secret"))?;
+        Ok(secret.id)
+    }
+
+    pub async fn models_at_commit(
+        &self,
+        connection_id: &str,
+        commit: &str,
+    ) -> anyhow::Result<Vec<catalog::Model>> {
+        let client = self.catalog.clone();
+        eventually(
+            Duration::from_secs(60),
+            &format!("models at {commit}"),
+            || {
+                let mut client = client.clone();
+                let request = catalog::ListModelsRequest {
+                    workspace_id: self.workspace.clone(),
+                    connection_id: connection_id.into(),
+                    commit_sha: String::new(),
+                };
+                let commit = commit.to_string();
+                async move {
+                    let response = client.list_models(request).await.ok()?.into_inner();
+                    (response.commit_sha == commit && !response.models.is_empty())
+                        .then_some(response.models)
+                }
+            },
+        )
+        .await
+    }
+
+    pub async fn run_count(&mut self, connection_id: &str) -> anyhow::Result<usize> {
+        Ok(self
+            .git_sync
+            .list_runs(gitsync::ListRunsRequest {
+                workspace_id: self.workspace.clone(),
+                connection_id: connection_id.into(),
+                limit: 100,
+            })
+            .await?
+            .into_inner()
+            .runs
+            .len())
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// `X-Hub-Signature-256` of `body` under `secret`.
+pub fn sign(secret: &str, body: &[u8]) -> anyhow::Result<String> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())?;
+    mac.update(body);
+    Ok(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// Posts a GitHub push delivery; returns the HTTP status.
+pub async fn post_webhook(url: &str, body: &[u8], signature: &str) -> anyhow::Result<u16> {
+    let response = hyper_post(
+        url,
+        body,
+        &[
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", signature),
+        ],
+    )
+    .await?;
+    Ok(response)
+}
+
+/// A plain HTTP/1.1 POST over a TCP socket (no client library needed for one call).
+async fn hyper_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("http only"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("no status line"))?
+        .parse()?;
+    Ok(status)
+}
