@@ -90,7 +90,7 @@ impl KnownHosts {
             if marker != Marker::None {
                 first = fields.next().ok_or_else(|| fail("missing host pattern"))?;
             }
-            let hosts = parse_hosts(first).map_err(|reason| fail(reason))?;
+            let hosts = parse_hosts(first).map_err(&fail)?;
             let key_type = fields.next().ok_or_else(|| fail("missing key type"))?;
             let encoded = fields.next().ok_or_else(|| fail("missing key"))?;
             let key = STANDARD
