@@ -1,22 +1,35 @@
-//! The long-lived, incremental entry point: keeps file contents and per-node results between
-//! parses so re-parsing a checkout after a small change only redoes the affected work.
+//! The long-lived, incremental entry point: keeps file contents, per-node results and the
+//! previous catalog between parses. A re-parse stats every file, reads only the ones whose
+//! size or mtime moved, returns the previous catalog when nothing changed, updates it in
+//! place when only model files were edited, and otherwise rebuilds with memoised results.
 
 use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::error::ProjectError;
+use crate::incremental::{self, State};
 use crate::loader::{load_cached, FileCache};
 use crate::options::ParseOptions;
-use crate::pipeline::build_catalog_cached;
+use crate::pipeline::build_state;
 use std::path::{Path, PathBuf};
 
 /// An incremental dbt parser for one set of options.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Engine {
     opts: ParseOptions,
     dir: Option<PathBuf>,
     files: FileCache,
     cache: Cache,
-    catalog: Option<Catalog>,
+    state: Option<State>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dir", &self.dir)
+            .field("cache", &self.cache)
+            .field("parsed", &self.state.is_some())
+            .finish()
+    }
 }
 
 impl Engine {
@@ -33,15 +46,31 @@ impl Engine {
         if self.dir.as_deref() != Some(dir) {
             self.files = FileCache::default();
             self.cache = Cache::default();
+            self.state = None;
             self.dir = Some(dir.to_path_buf());
         }
-        let (_, loaded) = load_cached(dir, &mut self.files)?;
-        let catalog = build_catalog_cached(&loaded, &self.opts, &mut self.cache);
-        Ok(self.catalog.insert(catalog))
+        let loaded = load_cached(dir, &mut self.files);
+        let (_, loaded, changes) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // the file cache may be half-updated: start over next time
+                self.files = FileCache::default();
+                self.state = None;
+                return Err(e);
+            }
+        };
+        let previous = self.state.take().and_then(|mut s| {
+            incremental::apply(&mut s, &loaded, &changes, &self.opts, &mut self.cache).then_some(s)
+        });
+        let state = match previous {
+            Some(s) => s,
+            None => build_state(&loaded, &self.opts, &mut self.cache),
+        };
+        Ok(&self.state.insert(state).catalog)
     }
 
     /// The catalog of the last successful parse.
     pub fn catalog(&self) -> Option<&Catalog> {
-        self.catalog.as_ref()
+        self.state.as_ref().map(|s| &s.catalog)
     }
 }

@@ -9,7 +9,8 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Kinds of files the parser cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub struct SourceFile {
 pub struct Loaded {
     /// root first, then packages
     pub projects: Vec<Project>,
-    pub files: Vec<SourceFile>,
+    pub files: Vec<Arc<SourceFile>>,
     pub errors: Vec<NodeError>,
 }
 
@@ -55,18 +56,44 @@ pub fn checksum(text: &str) -> String {
 #[derive(Debug, Default)]
 pub struct FileCache {
     entries: HashMap<PathBuf, Stamped>,
+    /// when the previous scan started; entries modified shortly before it are re-checked
+    scanned_at: Option<SystemTime>,
 }
 
 /// A file with the size and mtime it had when read.
-type Stamped = (u64, Option<SystemTime>, SourceFile);
+type Stamped = (u64, Option<SystemTime>, Arc<SourceFile>);
+
+/// Files modified this close to a scan may change again without a visible mtime change
+/// (coarse file-system clocks), so they are compared by content on the next scan.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+/// How the files of a load differ from the previous load through the same cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// indices into `Loaded::files` whose content changed
+    pub modified: Vec<usize>,
+    /// files were added or removed, or this is the first load
+    pub structural: bool,
+}
+
+impl Changes {
+    /// Nothing differs from the previous load.
+    pub fn is_empty(&self) -> bool {
+        self.modified.is_empty() && !self.structural
+    }
+}
 
 /// Loads the root project at `dir` and its installed packages.
 pub fn load(dir: &Path) -> Result<(Checkout, Loaded), ProjectError> {
-    load_cached(dir, &mut FileCache::default())
+    load_cached(dir, &mut FileCache::default()).map(|(c, l, _)| (c, l))
 }
 
-/// Like [`load`], but files whose size and mtime are unchanged are taken from `cache`.
-pub fn load_cached(dir: &Path, cache: &mut FileCache) -> Result<(Checkout, Loaded), ProjectError> {
+/// Like [`load`], but files whose size and mtime are unchanged are taken from `cache`; also
+/// reports which files changed since the previous load through `cache`.
+pub fn load_cached(
+    dir: &Path,
+    cache: &mut FileCache,
+) -> Result<(Checkout, Loaded, Changes), ProjectError> {
     if !dir.join("dbt_project.yml").is_file() {
         return Err(ProjectError::NotADbtProject(dir.to_path_buf()));
     }
@@ -81,32 +108,38 @@ pub fn load_cached(dir: &Path, cache: &mut FileCache) -> Result<(Checkout, Loade
         list_project_files(&checkout, idx, project, &mut found, &mut errors);
     }
     let previous = std::mem::take(&mut cache.entries);
-    let results: Vec<Result<(PathBuf, Stamped), NodeError>> = found
+    let trusted_before = cache
+        .scanned_at
+        .replace(SystemTime::now())
+        .and_then(|t| t.checked_sub(RACY_WINDOW));
+    let results: Vec<Result<Scanned, NodeError>> = found
         .into_par_iter()
         .map(|f| {
-            let meta = std::fs::metadata(&f.abs).ok();
-            let len = meta.as_ref().map_or(0, |m| m.len());
-            let mtime = meta.and_then(|m| m.modified().ok());
-            let abs = f.abs.clone();
-            match previous.get(&abs) {
-                Some((l, t, hit))
-                    if *l == len && *t == mtime && mtime.is_some() && hit.kind == f.kind =>
-                {
-                    Ok((abs, (len, mtime, hit.clone())))
-                }
-                _ => read_one(&checkout, f).map(|sf| (abs, (len, mtime, sf))),
-            }
+            let prev = previous.get(&f.abs);
+            scan_one(&checkout, f, prev, trusted_before)
         })
         .collect();
     let mut files = Vec::with_capacity(results.len());
+    let mut changes = Changes {
+        modified: Vec::new(),
+        structural: previous.is_empty(),
+    };
     for r in results {
         match r {
-            Ok((abs, stamped)) => {
-                files.push(stamped.2.clone());
-                cache.entries.insert(abs, stamped);
+            Ok(s) => {
+                match s.state {
+                    FileState::Same => {}
+                    FileState::Modified => changes.modified.push(files.len()),
+                    FileState::New => changes.structural = true,
+                }
+                files.push(s.stamped.2.clone());
+                cache.entries.insert(s.abs, s.stamped);
             }
             Err(e) => errors.push(e),
         }
+    }
+    if cache.entries.len() != previous.len() {
+        changes.structural = true;
     }
     Ok((
         checkout,
@@ -115,7 +148,62 @@ pub fn load_cached(dir: &Path, cache: &mut FileCache) -> Result<(Checkout, Loade
             files,
             errors,
         },
+        changes,
     ))
+}
+
+/// How one file compares with its cached version.
+enum FileState {
+    Same,
+    Modified,
+    New,
+}
+
+struct Scanned {
+    abs: PathBuf,
+    stamped: Stamped,
+    state: FileState,
+}
+
+/// Stats one file; reads it only when it is new, its size or mtime moved, or its mtime is
+/// too close to the previous scan to be trusted.
+fn scan_one(
+    checkout: &Checkout,
+    f: Found,
+    previous: Option<&Stamped>,
+    trusted_before: Option<SystemTime>,
+) -> Result<Scanned, NodeError> {
+    let meta = std::fs::metadata(&f.abs).ok();
+    let len = meta.as_ref().map_or(0, |m| m.len());
+    let mtime = meta.and_then(|m| m.modified().ok());
+    let abs = f.abs.clone();
+    let Some((l, t, hit)) = previous.filter(|p| p.2.kind == f.kind) else {
+        let sf = Arc::new(read_one(checkout, f)?);
+        return Ok(Scanned {
+            abs,
+            stamped: (len, mtime, sf),
+            state: FileState::New,
+        });
+    };
+    let trusted = matches!((mtime, trusted_before), (Some(m), Some(b)) if m < b);
+    if *l == len && *t == mtime && trusted {
+        return Ok(Scanned {
+            abs,
+            stamped: (len, mtime, hit.clone()),
+            state: FileState::Same,
+        });
+    }
+    let sf = read_one(checkout, f)?;
+    let (sf, state) = if sf.text == hit.text {
+        (hit.clone(), FileState::Same)
+    } else {
+        (Arc::new(sf), FileState::Modified)
+    };
+    Ok(Scanned {
+        abs,
+        stamped: (len, mtime, sf),
+        state,
+    })
 }
 
 fn project_error(e: &ProjectError) -> NodeError {

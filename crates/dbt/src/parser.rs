@@ -57,7 +57,7 @@ pub struct ParsedNode {
     pub name: String,
     pub package: String,
     pub project_idx: usize,
-    pub file: SourceFile,
+    pub file: Arc<SourceFile>,
     pub raw_code: String,
     pub fqn: Vec<String>,
     pub version: Option<Value>,
@@ -315,36 +315,46 @@ pub fn discover_nodes(ws: &Workspace, loaded: &Loaded) -> Vec<ParsedNode> {
     let versioned = versioned_files(ws);
     let mut nodes = Vec::new();
     for f in &loaded.files {
-        let package = loaded.projects[f.project].name.clone();
-        match f.kind {
-            FileKind::Model | FileKind::Seed => {
-                let resource_type = if f.kind == FileKind::Model {
-                    "model"
-                } else {
-                    "seed"
-                };
-                let file_stem = stem(&f.path).to_string();
-                let mut fqn = vec![package.clone()];
-                fqn.extend(dirs_of(&f.path));
-                let vkey = (package.clone(), file_stem.clone());
-                let mut node = blank_node(ws, f, &package, resource_type, &file_stem, fqn);
-                if resource_type == "model" {
-                    if let Some((model, v)) = versioned.get(&vkey) {
-                        apply_version(ws, &mut node, model, v);
-                    }
-                }
-                nodes.push(node);
-            }
-            FileKind::Snapshot => nodes.extend(snapshot_nodes(ws, f, &package)),
-            _ => {}
-        }
+        let package = &loaded.projects[f.project].name;
+        nodes.extend(discover_file(ws, &versioned, f, package));
     }
     nodes
 }
 
+/// The nodes one file defines (none for macro, docs and property files).
+pub fn discover_file(
+    ws: &Workspace,
+    versioned: &Versioned,
+    f: &Arc<SourceFile>,
+    package: &str,
+) -> Vec<ParsedNode> {
+    match f.kind {
+        FileKind::Model | FileKind::Seed => {
+            let resource_type = if f.kind == FileKind::Model {
+                "model"
+            } else {
+                "seed"
+            };
+            let file_stem = stem(&f.path).to_string();
+            let mut fqn = vec![package.to_string()];
+            fqn.extend(dirs_of(&f.path));
+            let vkey = (package.to_string(), file_stem.clone());
+            let mut node = blank_node(ws, f, package, resource_type, &file_stem, fqn);
+            if resource_type == "model" {
+                if let Some((model, v)) = versioned.get(&vkey) {
+                    apply_version(ws, &mut node, model, v);
+                }
+            }
+            vec![node]
+        }
+        FileKind::Snapshot => snapshot_nodes(ws, f, package),
+        _ => Vec::new(),
+    }
+}
+
 fn blank_node(
     ws: &Workspace,
-    f: &SourceFile,
+    f: &Arc<SourceFile>,
     package: &str,
     resource_type: &'static str,
     name: &str,
@@ -392,8 +402,11 @@ fn blank_node(
     }
 }
 
+/// `(package, file stem)` of versioned model files → `(model name, version)`.
+pub type Versioned = HashMap<(String, String), (String, Value)>;
+
 /// Maps `(package, file stem)` of versioned model files to `(model name, version)`.
-fn versioned_files(ws: &Workspace) -> HashMap<(String, String), (String, Value)> {
+pub fn versioned_files(ws: &Workspace) -> Versioned {
     let mut out = HashMap::new();
     for ((package, name, kind), p) in &ws.patches {
         if *kind != "model" {
@@ -480,7 +493,7 @@ fn version_columns(
     cols
 }
 
-fn snapshot_nodes(ws: &Workspace, f: &SourceFile, package: &str) -> Vec<ParsedNode> {
+fn snapshot_nodes(ws: &Workspace, f: &Arc<SourceFile>, package: &str) -> Vec<ParsedNode> {
     let Ok(blocks) = jinja::blocks::find_blocks(&f.text) else {
         return Vec::new();
     };
@@ -585,30 +598,38 @@ pub fn parse_render(
     let previous = std::mem::take(&mut cache.parse);
     let fresh: Vec<Option<(u64, ParseRender)>> = nodes
         .par_iter_mut()
-        .map(|node| {
-            if node.resource_type == "seed" {
-                node.config = node_config(ws, node, &[], true);
-                return None;
-            }
-            let key = cache::fingerprint(&(
-                ws.fingerprint,
-                &node.unique_id,
-                &node.file.checksum,
-                &node.raw_code,
-            ));
-            node.parse_key = key;
-            let result = match previous.get(&key) {
-                Some(hit) => hit.clone(),
-                None => render_for_parse(ws, node, opts),
-            };
-            node.rec = result.rec.clone();
-            node.parse_error = result.error.clone();
-            node.config = result.config.clone();
-            node.tags = result.tags.clone();
-            Some((key, result))
-        })
+        .map(|node| parse_node(ws, node, opts, &previous))
         .collect();
     cache.parse = fresh.into_iter().flatten().collect();
+}
+
+/// The parse-time render of one node (taken from `previous` when its key is there).
+pub fn parse_node(
+    ws: &Workspace,
+    node: &mut ParsedNode,
+    opts: &ParseOptions,
+    previous: &HashMap<u64, ParseRender>,
+) -> Option<(u64, ParseRender)> {
+    if node.resource_type == "seed" {
+        node.config = node_config(ws, node, &[], true);
+        return None;
+    }
+    let key = cache::fingerprint(&(
+        ws.fingerprint,
+        &node.unique_id,
+        &node.file.checksum,
+        &node.raw_code,
+    ));
+    node.parse_key = key;
+    let result = match previous.get(&key) {
+        Some(hit) => hit.clone(),
+        None => render_for_parse(ws, node, opts),
+    };
+    node.rec = result.rec.clone();
+    node.parse_error = result.error.clone();
+    node.config = result.config.clone();
+    node.tags = result.tags.clone();
+    Some((key, result))
 }
 
 fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> ParseRender {
@@ -692,17 +713,25 @@ pub fn name_relations(
     let previous = std::mem::take(&mut cache.naming);
     let fresh: Vec<(u64, cache::Naming)> = nodes
         .par_iter_mut()
-        .map(|node| {
-            let key = cache::fingerprint(&(ws.fingerprint, &node.unique_id, node.parse_key));
-            let named = match previous.get(&key) {
-                Some(hit) => hit.clone(),
-                None => name_one(ws, node, opts),
-            };
-            apply_naming(ws, node, opts, &named);
-            (key, named)
-        })
+        .map(|node| name_node(ws, node, opts, &previous))
         .collect();
     cache.naming = fresh.into_iter().collect();
+}
+
+/// Names one node (taken from `previous` when its key is there).
+pub fn name_node(
+    ws: &Workspace,
+    node: &mut ParsedNode,
+    opts: &ParseOptions,
+    previous: &HashMap<u64, cache::Naming>,
+) -> (u64, cache::Naming) {
+    let key = cache::fingerprint(&(ws.fingerprint, &node.unique_id, node.parse_key));
+    let named = match previous.get(&key) {
+        Some(hit) => hit.clone(),
+        None => name_one(ws, node, opts),
+    };
+    apply_naming(ws, node, opts, &named);
+    (key, named)
 }
 
 fn name_one(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> cache::Naming {

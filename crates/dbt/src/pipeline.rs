@@ -5,6 +5,7 @@ use crate::cache::{fingerprint, Cache, CompileRender};
 use crate::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
 use crate::compile::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
 use crate::error::NodeError;
+use crate::incremental::State;
 use crate::jinja::context::{NodeFacts, RenderCtx};
 use crate::jinja::render;
 use crate::jinja::scope::{RefTarget, Scope};
@@ -17,15 +18,19 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-type Compiled = CompileRender;
+pub(crate) type Compiled = CompileRender;
+
+/// depends_on.nodes of a node, or why its refs/sources do not resolve.
+pub(crate) type Deps = Result<Vec<String>, String>;
 
 /// Parses and compiles everything in `loaded`.
 pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
-    build_catalog_cached(loaded, opts, &mut Cache::default())
+    build_state(loaded, opts, &mut Cache::default()).catalog
 }
 
-/// Like [`build_catalog`], reusing and refreshing per-node results in `cache`.
-pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> Catalog {
+/// Like [`build_catalog`], reusing and refreshing per-node results in `cache`, and keeping
+/// the intermediate results an incremental update needs.
+pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> State {
     let fp = parser::workspace_fingerprint(loaded, opts);
     let ws = match cache.workspace.take() {
         Some(ws) if ws.fingerprint == fp => ws,
@@ -38,21 +43,14 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
     let mut nodes = parser::discover_nodes(&ws, loaded);
     parser::parse_render(&ws, &mut nodes, opts, cache);
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
-        nodes.into_iter().partition(|n| {
-            n.config
-                .get("enabled")
-                .and_then(Value::as_bool)
-                .unwrap_or(true)
-        });
+        nodes.into_iter().partition(is_enabled);
     parser::name_relations(&ws, &mut enabled, opts, cache);
     let (sources, source_index) = parser::build_sources(&ws, opts);
     let mut scope: Scope = (*ws.scope).clone();
     scope.refs = ref_index(&enabled);
     scope.sources = source_index;
     let scope = Arc::new(scope);
-    let mut errors = ws.errors.clone();
-    let deps: Vec<Result<Vec<String>, String>> =
-        enabled.iter().map(|n| resolve_deps(&scope, n)).collect();
+    let deps: Vec<Deps> = enabled.iter().map(|n| resolve_deps(&scope, n)).collect();
     let previous = std::mem::take(&mut cache.compile);
     let keyed: Vec<(u64, Compiled)> = enabled
         .par_iter()
@@ -67,15 +65,19 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
     cache.compile = keyed.into_iter().collect();
     let injected = inject_all(&enabled, &compiled);
     let mut out_nodes = BTreeMap::new();
+    let mut node_errors = Vec::with_capacity(enabled.len());
     for (i, n) in enabled.iter().enumerate() {
         let inputs = AssembleInputs {
             deps: &deps[i],
             compiled: &compiled[i],
             injected: &injected[i],
         };
-        let node = assemble(&ws, n, &inputs, &mut cache.descriptions, &mut errors);
+        let mut errs = Vec::new();
+        let node = assemble(&ws, n, &inputs, &mut cache.descriptions, &mut errs);
+        node_errors.push(errs);
         out_nodes.insert(node.unique_id.clone(), node);
     }
+    let mut test_errors = Vec::new();
     attach_tests(
         &ws,
         &scope,
@@ -83,7 +85,7 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
         &sources,
         opts,
         cache,
-        &mut errors,
+        &mut test_errors,
     );
     let mut disabled: Vec<Disabled> = disabled_nodes
         .iter()
@@ -98,7 +100,7 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
         resource_type: "source".into(),
         original_file_path: s.original_file_path.clone(),
     }));
-    Catalog {
+    let catalog = Catalog {
         project_name: ws.root.clone(),
         target: TargetInfo {
             name: opts.target_name.clone(),
@@ -118,11 +120,31 @@ pub fn build_catalog_cached(loaded: &Loaded, opts: &ParseOptions, cache: &mut Ca
             .map(|m| (m.unique_id.clone(), m.clone()))
             .collect(),
         disabled,
-        errors,
-    }
+        errors: Vec::new(),
+    };
+    let mut state = State {
+        inputs: State::inputs_key(loaded),
+        ws,
+        scope,
+        enabled,
+        deps,
+        compiled,
+        node_errors,
+        test_errors,
+        catalog,
+    };
+    state.refresh_errors();
+    state
 }
 
-fn ref_index(nodes: &[ParsedNode]) -> HashMap<String, Vec<RefTarget>> {
+fn is_enabled(n: &ParsedNode) -> bool {
+    n.config
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+}
+
+pub(crate) fn ref_index(nodes: &[ParsedNode]) -> HashMap<String, Vec<RefTarget>> {
     let mut index: HashMap<String, Vec<RefTarget>> = HashMap::new();
     for n in nodes.iter().filter(|n| n.resource_type != "test") {
         let version = n.version.as_ref().map(parser::version_key);
@@ -140,12 +162,12 @@ fn ref_index(nodes: &[ParsedNode]) -> HashMap<String, Vec<RefTarget>> {
     index
 }
 
-fn is_ephemeral(n: &ParsedNode) -> bool {
+pub(crate) fn is_ephemeral(n: &ParsedNode) -> bool {
     n.config.get("materialized").and_then(Value::as_str) == Some("ephemeral")
 }
 
 /// depends_on.nodes from the recorded refs and sources, in call order.
-fn resolve_deps(scope: &Scope, n: &ParsedNode) -> Result<Vec<String>, String> {
+pub(crate) fn resolve_deps(scope: &Scope, n: &ParsedNode) -> Deps {
     let mut out: Vec<String> = Vec::new();
     let mut push = |id: &str| {
         if !out.iter().any(|x| x == id) {
@@ -230,7 +252,7 @@ fn compile_key(
     ))
 }
 
-fn compile_node(
+pub(crate) fn compile_node(
     ws: &Workspace,
     scope: &Arc<Scope>,
     n: &ParsedNode,
@@ -278,20 +300,34 @@ fn compile_node(
 
 /// Injects ephemeral CTEs into every compiled node; returns the final SQL per node.
 fn inject_all(nodes: &[ParsedNode], compiled: &[Compiled]) -> Vec<Option<String>> {
-    let by_id: HashMap<&str, usize> = nodes
+    let by_id = id_index(nodes);
+    let mut memo: HashMap<usize, Vec<InjectedCte>> = HashMap::new();
+    (0..nodes.len())
+        .map(|i| inject_one(i, nodes, compiled, &by_id, &mut memo))
+        .collect()
+}
+
+/// Node index by unique id.
+pub(crate) fn id_index(nodes: &[ParsedNode]) -> HashMap<&str, usize> {
+    nodes
         .iter()
         .enumerate()
         .map(|(i, n)| (n.unique_id.as_str(), i))
-        .collect();
-    let mut memo: HashMap<usize, Vec<InjectedCte>> = HashMap::new();
-    (0..nodes.len())
-        .map(|i| {
-            let sql = compiled[i].sql.as_ref().ok()?;
-            let mut visiting = HashSet::new();
-            let ctes = prepend_ctes(i, nodes, compiled, &by_id, &mut memo, &mut visiting);
-            Some(inject_ctes(sql, &ctes))
-        })
         .collect()
+}
+
+/// The final SQL of node `i` with its ephemeral CTEs injected.
+pub(crate) fn inject_one(
+    i: usize,
+    nodes: &[ParsedNode],
+    compiled: &[Compiled],
+    by_id: &HashMap<&str, usize>,
+    memo: &mut HashMap<usize, Vec<InjectedCte>>,
+) -> Option<String> {
+    let sql = compiled[i].sql.as_ref().ok()?;
+    let mut visiting = HashSet::new();
+    let ctes = prepend_ctes(i, nodes, compiled, by_id, memo, &mut visiting);
+    Some(inject_ctes(sql, &ctes))
 }
 
 fn prepend_ctes(
@@ -330,13 +366,13 @@ fn prepend_ctes(
 }
 
 /// Per-node results that go into the final node.
-struct AssembleInputs<'a> {
-    deps: &'a Result<Vec<String>, String>,
-    compiled: &'a Compiled,
-    injected: &'a Option<String>,
+pub(crate) struct AssembleInputs<'a> {
+    pub deps: &'a Deps,
+    pub compiled: &'a Compiled,
+    pub injected: &'a Option<String>,
 }
 
-fn assemble(
+pub(crate) fn assemble(
     ws: &Workspace,
     n: &ParsedNode,
     inputs: &AssembleInputs<'_>,
