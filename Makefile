@@ -16,6 +16,9 @@ deps:
 	command -v git >/dev/null || missing="$$missing git"; \
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v pg_isready >/dev/null || missing="$$missing postgresql-client"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	[ -f /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
+	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -51,7 +54,7 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: services-up
+unit: services-up deps
 	$(CARGO) test --workspace
 
 test: services-up fmt clippy unit
@@ -60,9 +63,10 @@ test: services-up fmt clippy unit
 conformance: postgres-up
 	conformance/run.sh
 
-## Benchmarks: dbt engine vs dbt-core, push-to-catalog latency.
-bench: postgres-up
+## Benchmarks: dbt engine vs dbt-core (same run), push webhook → catalog latency.
+bench: services-up deps
 	conformance/bench.sh
+	$(CARGO) bench -p backflow-tests --bench push_to_catalog
 
 ## Render the Kubernetes manifests.
 k8s:

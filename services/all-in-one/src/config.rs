@@ -41,12 +41,17 @@ fn defaults(dev: bool) -> String {
         text.push_str(section);
     }
     if dev {
-        // `backflow dev` generates its master key under ./data. TOML forbids repeating
-        // a table, so the default is switched in place.
-        text = text.replace(
-            "create_master_key_if_missing = false",
-            "create_master_key_if_missing = true",
-        );
+        // `backflow dev` generates its master key under ./data, and a service token
+        // for this process only so git-sync may resolve credentials. TOML forbids
+        // repeating a table, so the defaults are switched in place.
+        let token = format!("dev-{}", backflow_platform::new_id());
+        text = text
+            .replace(
+                "create_master_key_if_missing = false",
+                "create_master_key_if_missing = true",
+            )
+            .replace("service_tokens = []", &format!("service_tokens = [\"{token}\"]"))
+            .replace("service_token = \"\"", &format!("service_token = \"{token}\""));
     }
     text
 }
@@ -66,6 +71,8 @@ mod tests {
         let config: BackflowConfig =
             backflow_platform::config::load_with_env(&defaults(true), None, []).expect("defaults");
         assert!(config.credentials.create_master_key_if_missing);
+        assert_eq!(config.credentials.service_tokens, vec![config.git_sync.service_token.clone()]);
+        assert!(!config.git_sync.service_token.is_empty());
         assert_eq!(config.git_sync.grpc_listen, "127.0.0.1:50052");
         let production: BackflowConfig =
             backflow_platform::config::load_with_env(&defaults(false), None, []).expect("defaults");
