@@ -50,8 +50,14 @@ fn defaults(dev: bool) -> String {
                 "create_master_key_if_missing = false",
                 "create_master_key_if_missing = true",
             )
-            .replace("service_tokens = []", &format!("service_tokens = [\"{token}\"]"))
-            .replace("service_token = \"\"", &format!("service_token = \"{token}\""));
+            .replace(
+                "service_tokens = []",
+                &format!("service_tokens = [\"{token}\"]"),
+            )
+            .replace(
+                "service_token = \"\"",
+                &format!("service_token = \"{token}\""),
+            );
     }
     text
 }
@@ -71,7 +77,10 @@ mod tests {
         let config: BackflowConfig =
             backflow_platform::config::load_with_env(&defaults(true), None, []).expect("defaults");
         assert!(config.credentials.create_master_key_if_missing);
-        assert_eq!(config.credentials.service_tokens, vec![config.git_sync.service_token.clone()]);
+        assert_eq!(
+            config.credentials.service_tokens,
+            vec![config.git_sync.service_token.clone()]
+        );
         assert!(!config.git_sync.service_token.is_empty());
         assert_eq!(config.git_sync.grpc_listen, "127.0.0.1:50052");
         let production: BackflowConfig =
