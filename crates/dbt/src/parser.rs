@@ -13,7 +13,7 @@ use crate::loader::{FileKind, Loaded, SourceFile};
 use crate::naming;
 use crate::options::ParseOptions;
 use crate::project::Project;
-use crate::project_render::render_tree;
+use crate::project_render::{render_properties, render_tree};
 use crate::properties::{
     parse_properties, version_include_exclude, ColumnDef, NodePatch, SourceTableDef,
 };
@@ -99,8 +99,23 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
     let mut ws_patches = HashMap::new();
     let mut source_defs = Vec::new();
     let mut version_columns = HashMap::new();
+    let yaml_scope = Arc::new(Scope {
+        root_package: root.clone(),
+        packages: loaded.projects.iter().map(|p| p.name.clone()).collect(),
+        target: opts.target_map(),
+        target_type: opts.target_type.clone(),
+        cli_vars: opts.vars.clone().into_iter().collect(),
+        project_vars: loaded
+            .projects
+            .iter()
+            .map(|p| (p.name.clone(), p.vars.clone()))
+            .collect(),
+        env: opts.env.clone(),
+        ..Scope::default()
+    });
     collect_properties(
         loaded,
+        &yaml_scope,
         &mut ws_patches,
         &mut source_defs,
         &mut version_columns,
@@ -225,6 +240,7 @@ fn collect_macros(
 
 fn collect_properties(
     loaded: &Loaded,
+    yaml_scope: &Arc<Scope>,
     patches: &mut HashMap<(String, String, &'static str), NodePatch>,
     sources: &mut Vec<SourceTableDef>,
     version_columns: &mut HashMap<(String, String, String), (Value, Vec<String>)>,
@@ -251,6 +267,7 @@ fn collect_properties(
         if doc.is_null() {
             continue;
         }
+        let doc = render_properties(&doc, yaml_scope, package, &f.original_file_path);
         if !doc.is_object() {
             errors.push(NodeError::new(
                 None,
@@ -379,7 +396,7 @@ fn blank_node(
         raw_code: if resource_type == "seed" {
             String::new()
         } else {
-            f.text.clone()
+            f.text.trim().to_string()
         },
         file: f.clone(),
         fqn,

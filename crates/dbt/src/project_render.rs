@@ -34,6 +34,29 @@ pub fn render_tree(tree: &Value, opts: &ParseOptions, root_package: &str) -> Val
     )
 }
 
+/// Renders a property file the way dbt's schema YAML renderer does: `var` (scoped to
+/// `package`), `env_var` and `target` are available; descriptions, tests and hooks are left
+/// for later. Failures keep the raw string.
+pub fn render_properties(doc: &Value, scope: &Arc<Scope>, package: &str, file: &str) -> Value {
+    if !contains_jinja(doc) {
+        return doc.clone();
+    }
+    let (env, _) = build_env(&MacroIndex::default());
+    let facts = NodeFacts {
+        package: package.to_string(),
+        ..NodeFacts::default()
+    };
+    let rc = RenderCtx::new(scope.clone(), facts, false);
+    walk_filtered(
+        doc,
+        &|s: &str| match render(&env, &rc, file, s) {
+            Ok(out) => json_native(&out),
+            Err(_) => Value::String(s.to_string()),
+        },
+        &|k: &str| is_hook(k) || matches!(k, "description" | "tests" | "data_tests"),
+    )
+}
+
 fn contains_jinja(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains("{{") || s.contains("{%"),
@@ -51,16 +74,23 @@ fn is_hook(key: &str) -> bool {
 }
 
 fn walk(v: &Value, f: &dyn Fn(&str) -> Value) -> Value {
+    walk_filtered(v, f, &is_hook)
+}
+
+/// Renders templated strings of `v` with `f`, except under keys `skip` accepts.
+fn walk_filtered(v: &Value, f: &dyn Fn(&str) -> Value, skip: &dyn Fn(&str) -> bool) -> Value {
     match v {
         Value::String(s) if s.contains("{{") || s.contains("{%") => f(s),
-        Value::Array(items) => Value::Array(items.iter().map(|i| walk(i, f)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| walk_filtered(i, f, skip)).collect())
+        }
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, val) in m {
-                let rendered = if is_hook(k) {
+                let rendered = if skip(k) {
                     val.clone()
                 } else {
-                    walk(val, f)
+                    walk_filtered(val, f, skip)
                 };
                 out.insert(k.clone(), rendered);
             }

@@ -150,7 +150,7 @@ fn parse_patch(entry: &Map<String, Value>, file: &str, package: &str) -> Option<
         file: file.to_string(),
         package: package.to_string(),
         description: s(entry.get("description")).unwrap_or_default(),
-        config: obj(entry.get("config")),
+        config: patch_config(entry),
         meta: obj(entry.get("meta")),
         tags: string_list(entry.get("tags")),
         columns: parse_columns(entry.get("columns")),
@@ -160,6 +160,18 @@ fn parse_patch(entry: &Map<String, Value>, file: &str, package: &str) -> Option<
         latest_version: entry.get("latest_version").cloned(),
         versions,
     })
+}
+
+/// A patch's `config:` plus the top-level `access:` and `group:` properties, which dbt
+/// moves into the config (a value inside `config:` wins).
+fn patch_config(entry: &Map<String, Value>) -> Map<String, Value> {
+    let mut config = obj(entry.get("config"));
+    for key in ["access", "group"] {
+        if let Some(v) = entry.get(key).filter(|v| !v.is_null()) {
+            config.entry(key).or_insert_with(|| v.clone());
+        }
+    }
+    config
 }
 
 /// Raw version columns (with `include`/`exclude`) for a version entry, read separately because
@@ -207,6 +219,7 @@ fn parse_sources(entry: &Map<String, Value>, file: &str, package: &str) -> Vec<S
                     tags.push(tag);
                 }
             }
+            tags.sort();
             Some(SourceTableDef {
                 source_name: source_name.clone(),
                 identifier: s(t.get("identifier")).unwrap_or_else(|| name.clone()),

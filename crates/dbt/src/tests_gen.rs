@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 struct TestSpec {
     name: String,
+    /// an explicit `name:` argument, used instead of the synthesized name
+    custom_name: Option<String>,
     namespace: Option<String>,
     args: Map<String, Value>,
     config: Map<String, Value>,
@@ -35,6 +37,9 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
         None => (None, full),
     };
     let mut args = raw_args;
+    let custom_name = args
+        .remove("name")
+        .and_then(|v| v.as_str().map(str::to_string));
     let mut config = args
         .remove("config")
         .and_then(|c| c.as_object().cloned())
@@ -54,16 +59,25 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
             config.insert(key.to_string(), v);
         }
     }
+    normalize_severity(&mut config);
     Some(TestSpec {
         name,
+        custom_name,
         namespace,
         args,
         config,
     })
 }
 
-/// dbt's `synthesize_generic_test_names`.
-fn test_name(test_type: &str, target: &str, args: &Map<String, Value>) -> String {
+/// dbt stores a test's severity upper-cased.
+fn normalize_severity(config: &mut Map<String, Value>) {
+    if let Some(Value::String(s)) = config.get_mut("severity") {
+        *s = s.to_uppercase();
+    }
+}
+
+/// dbt's `synthesize_generic_test_names`: (short name for alias and path, full name).
+fn test_names(test_type: &str, target: &str, args: &Map<String, Value>) -> (String, String) {
     let mut keys: Vec<&String> = args.keys().filter(|k| k.as_str() != "model").collect();
     keys.sort();
     let mut flat: Vec<String> = Vec::new();
@@ -79,10 +93,41 @@ fn test_name(test_type: &str, target: &str, args: &Map<String, Value>) -> String
     let full = format!("{identifier}_{}", clean.join("__"));
     if full.len() >= 64 {
         let trunc: String = identifier.chars().take(30).collect();
-        format!("{trunc}_{}", local_md5(full))
+        (format!("{trunc}_{}", local_md5(full.clone())), full)
     } else {
-        full
+        (full.clone(), full)
     }
+}
+
+/// Nodes that `ref(...)` / `source(...)` calls inside test arguments resolve to (e.g. the
+/// `to:` of a relationships test), in argument order.
+fn kwarg_refs(scope: &Scope, args: &Map<String, Value>, package: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in args.values() {
+        let Some(text) = v.as_str() else { continue };
+        for call in crate::jinja::calls::find_calls(text) {
+            let id = match call.func.as_str() {
+                "ref" => {
+                    let (pkg, name) = match call.args.as_slice() {
+                        [name] => (None, name.as_str()),
+                        [pkg, name, ..] => (Some(pkg.as_str()), name.as_str()),
+                        [] => continue,
+                    };
+                    scope
+                        .resolve_ref(name, pkg, call.version.as_deref(), package)
+                        .map(|t| t.unique_id.clone())
+                }
+                _ => match call.args.as_slice() {
+                    [s, t, ..] => scope
+                        .resolve_source(s, t, package)
+                        .map(|t| t.unique_id.clone()),
+                    _ => None,
+                },
+            };
+            out.extend(id);
+        }
+    }
+    out
 }
 
 fn clean_arg(s: &str) -> String {
@@ -146,8 +191,9 @@ fn py_quote(s: &str) -> String {
 struct Target<'a> {
     unique_id: &'a str,
     package: &'a str,
-    /// `stg_orders` or `source_shop_orders`
+    /// `stg_orders`, `dim_accounts_v1` or `shop_orders` (a source table)
     label: String,
+    is_source: bool,
     model_expr: String,
     yml_file: &'a str,
     fqn_dirs: Vec<String>,
@@ -178,10 +224,15 @@ pub fn build_tests(
             ),
             None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", node.name),
         };
+        let label = match &node.version {
+            Some(v) => format!("{}_v{}", node.name, crate::parser::version_key(v)),
+            None => node.name.clone(),
+        };
         let target = Target {
             unique_id: &node.unique_id,
             package: &node.package_name,
-            label: node.name.clone(),
+            label,
+            is_source: false,
             model_expr,
             yml_file: &patch.file,
             fqn_dirs: yml_dirs(&patch.file),
@@ -204,7 +255,8 @@ pub fn build_tests(
         let target = Target {
             unique_id: &s.unique_id,
             package: &s.package_name,
-            label: format!("source_{}_{}", s.source_name, s.name),
+            label: format!("{}_{}", s.source_name, s.name),
+            is_source: true,
             model_expr: format!(
                 "{{{{ get_where_subquery(source('{}', '{}')) }}}}",
                 s.source_name, s.name
@@ -303,11 +355,20 @@ fn make_test(
     if let Some(c) = column {
         args.insert("column_name".into(), Value::from(c));
     }
-    let test_type = match &spec.namespace {
-        Some(ns) => format!("{ns}_{}", spec.name),
-        None => spec.name.clone(),
+    let base = if target.is_source {
+        format!("source_{}", spec.name)
+    } else {
+        spec.name.clone()
     };
-    let name = test_name(&test_type, &target.label, &args);
+    let test_type = match &spec.namespace {
+        Some(ns) => format!("{ns}_{base}"),
+        None => base,
+    };
+    let (short, full) = test_names(&test_type, &target.label, &args);
+    let (name, short) = match &spec.custom_name {
+        Some(n) => (n.clone(), n.clone()),
+        None => (full, short),
+    };
     let mut kwargs = args.clone();
     kwargs.insert("model".into(), Value::from(target.model_expr.clone()));
     let metadata = json!({"name": spec.name, "kwargs": kwargs, "namespace": spec.namespace});
@@ -331,6 +392,12 @@ fn make_test(
     let mut fqn = vec![target.package.to_string()];
     fqn.extend(target.fqn_dirs.clone());
     fqn.push(name.clone());
+    let mut nodes = vec![target.unique_id.to_string()];
+    for id in kwarg_refs(scope, &args, target.package) {
+        if !nodes.contains(&id) {
+            nodes.push(id);
+        }
+    }
     let mut config = json!({
         "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null,
         "tags": [], "meta": {}, "materialized": "test", "severity": "ERROR",
@@ -341,6 +408,9 @@ fn make_test(
         for (k, v) in &spec.config {
             c.insert(k.clone(), v.clone());
         }
+        if short != name {
+            c.insert("alias".into(), Value::from(short.clone()));
+        }
     }
     let config = config.as_object().cloned().unwrap_or_default();
     Node {
@@ -348,14 +418,14 @@ fn make_test(
         resource_type: "test".into(),
         name: name.clone(),
         package_name: target.package.to_string(),
-        path: format!("{name}.sql"),
+        path: format!("{short}.sql"),
         original_file_path: target.yml_file.to_string(),
         patch_path: None,
         fqn,
         language: "sql".into(),
         database: Some(opts.target_database.clone()),
         schema: format!("{}_dbt_test__audit", opts.target_schema),
-        alias: name.clone(),
+        alias: short,
         relation_name: None,
         materialized: "test".into(),
         enabled: true,
@@ -374,8 +444,11 @@ fn make_test(
         refs: Vec::new(),
         sources: Vec::new(),
         depends_on: DependsOn {
-            nodes: vec![target.unique_id.to_string()],
-            macros: vec![format!("macro.{macro_pkg}.test_{}", spec.name)],
+            nodes,
+            macros: vec![
+                format!("macro.{macro_pkg}.test_{}", spec.name),
+                "macro.dbt.get_where_subquery".into(),
+            ],
         },
         raw_code: format!("{{{{ test_{}(**_dbt_generic_test_kwargs) }}}}", spec.name),
         compiled_code: None,
@@ -406,7 +479,7 @@ mod tests {
         args.insert("column_name".into(), Value::from("status"));
         args.insert("values".into(), json!(["placed", "shipped", "returned"]));
         assert_eq!(
-            test_name("accepted_values", "stg_orders", &args),
+            test_names("accepted_values", "stg_orders", &args).1,
             "accepted_values_stg_orders_status__placed__shipped__returned"
         );
         let md = json!({"name": "unique", "kwargs": {"column_name": "order_id", "model": "{{ get_where_subquery(ref('stg_orders')) }}"}, "namespace": null});

@@ -2,6 +2,7 @@
 //! compatible methods and output), and rendering a node with its context.
 
 pub mod blocks;
+pub mod calls;
 pub mod context;
 pub mod pyfuncs;
 pub mod relation;
