@@ -215,9 +215,16 @@ fn dbt_parse_prints_a_manifest() -> anyhow::Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     let manifest: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let node = &manifest["nodes"]["model.semantics_lab.stg_customers"];
-    assert_eq!(node["schema"], "analytics");
-    assert!(node["compiled_code"].is_string());
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json"))?)?;
+    let models = expected["models"].as_array().cloned().unwrap_or_default();
+    assert!(!models.is_empty());
+    for model in models {
+        let id = model["unique_id"].as_str().unwrap_or_default();
+        let node = &manifest["nodes"][id];
+        assert_eq!(node["relation_name"], model["relation_name"], "{id}");
+        assert!(node["compiled_code"].is_string(), "{id}");
+    }
     let missing = Command::new(env!("CARGO_BIN_EXE_backflow"))
         .args([
             "dbt",
