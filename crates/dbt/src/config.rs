@@ -178,6 +178,20 @@ pub fn model_defaults(materialized: &str) -> Map<String, Value> {
     }
 }
 
+/// dbt's default config of a data test.
+pub fn test_defaults() -> Map<String, Value> {
+    let v = serde_json::json!({
+        "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null,
+        "tags": [], "meta": {}, "group": null, "materialized": "test", "severity": "ERROR",
+        "store_failures": null, "store_failures_as": null, "where": null, "limit": null,
+        "fail_calc": "count(*)", "warn_if": "!= 0", "error_if": "!= 0"
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

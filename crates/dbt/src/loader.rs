@@ -21,6 +21,8 @@ pub enum FileKind {
     Model,
     Seed,
     Snapshot,
+    /// a singular data test (`tests/**/*.sql` outside `generic/`)
+    Test,
 }
 
 /// One file read from a project.
@@ -225,8 +227,15 @@ fn list_project_files(
     out: &mut Vec<Found>,
     errors: &mut Vec<NodeError>,
 ) {
-    let groups: [(&[String], FileKind, &[&str]); 6] = [
+    let generic: Vec<String> = project
+        .test_paths
+        .iter()
+        .map(|p| format!("{}/generic", p.trim_end_matches('/')))
+        .collect();
+    let groups: [(&[String], FileKind, &[&str]); 8] = [
         (&project.macro_paths, FileKind::Macro, &["sql"]),
+        (&generic, FileKind::Macro, &["sql"]),
+        (&project.test_paths, FileKind::Test, &["sql"]),
         (&project.docs_paths, FileKind::Docs, &["md"]),
         (&project.model_paths, FileKind::Model, &["sql"]),
         (&project.seed_paths, FileKind::Seed, &["csv"]),
@@ -248,6 +257,9 @@ fn list_project_files(
             for f in files {
                 let original = format!("{}/{}", dir.trim_end_matches('/'), f.rel);
                 if kind == FileKind::Properties && !seen_props.insert(original.clone()) {
+                    continue;
+                }
+                if kind == FileKind::Test && f.rel.starts_with("generic/") {
                     continue;
                 }
                 out.push(Found {

@@ -172,7 +172,7 @@ pub fn workspace_fingerprint(loaded: &Loaded, opts: &ParseOptions) -> u64 {
         .filter(|f| {
             !matches!(
                 f.kind,
-                FileKind::Model | FileKind::Seed | FileKind::Snapshot
+                FileKind::Model | FileKind::Seed | FileKind::Snapshot | FileKind::Test
             )
         })
         .map(|f| (f.original_file_path.as_str(), f.checksum.as_str()))
@@ -346,11 +346,11 @@ pub fn discover_file(
     package: &str,
 ) -> Vec<ParsedNode> {
     match f.kind {
-        FileKind::Model | FileKind::Seed => {
-            let resource_type = if f.kind == FileKind::Model {
-                "model"
-            } else {
-                "seed"
+        FileKind::Model | FileKind::Seed | FileKind::Test => {
+            let resource_type = match f.kind {
+                FileKind::Model => "model",
+                FileKind::Seed => "seed",
+                _ => "test",
             };
             let file_stem = stem(&f.path).to_string();
             let mut fqn = vec![package.to_string()];
@@ -535,6 +535,7 @@ fn tree_key(resource_type: &str) -> &'static str {
     match resource_type {
         "seed" => "seeds",
         "snapshot" => "snapshots",
+        "test" => "tests",
         _ => "models",
     }
 }
@@ -570,8 +571,13 @@ pub fn node_config(
         }
         config::merge_into(&mut patch, &node.version_config);
     }
-    config::calculate(
-        config::model_defaults(default_materialized(node.resource_type)),
+    let defaults = if node.resource_type == "test" {
+        config::test_defaults()
+    } else {
+        config::model_defaults(default_materialized(node.resource_type))
+    };
+    let mut config = config::calculate(
+        defaults,
         &ConfigSources {
             own_tree,
             root_tree,
@@ -579,7 +585,11 @@ pub fn node_config(
             patch: Some(&patch),
             sql_calls,
         },
-    )
+    );
+    if let Some(Value::String(s)) = config.get_mut("severity") {
+        *s = s.to_uppercase();
+    }
+    config
 }
 
 /// The `model` dict the Jinja context exposes for a node.

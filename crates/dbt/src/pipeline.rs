@@ -445,7 +445,7 @@ pub(crate) fn assemble(
             c
         })
         .collect();
-    let is_ephemeral = materialized == "ephemeral";
+    let no_relation = materialized == "ephemeral" || n.resource_type == "test";
     Node {
         unique_id: n.unique_id.clone(),
         resource_type: n.resource_type.to_string(),
@@ -462,7 +462,7 @@ pub(crate) fn assemble(
         database: n.database.clone(),
         schema: n.schema.clone(),
         alias: n.alias.clone(),
-        relation_name: if is_ephemeral {
+        relation_name: if no_relation {
             None
         } else {
             n.relation.as_ref().map(|r| r.render())

@@ -218,7 +218,7 @@ pub fn build_tests(
         };
         let model_expr = match &node.version {
             Some(v) => format!(
-                "{{{{ get_where_subquery(ref('{}', v='{}')) }}}}",
+                "{{{{ get_where_subquery(ref('{}', version='{}')) }}}}",
                 node.name,
                 crate::parser::version_key(v)
             ),
@@ -464,7 +464,7 @@ fn make_test(
         tests: Vec::new(),
         test_metadata: Some(metadata),
         column_name: column.map(str::to_string),
-        attached_node: Some(target.unique_id.to_string()),
+        attached_node: (!target.is_source).then(|| target.unique_id.to_string()),
         config,
     }
 }
