@@ -1,0 +1,30 @@
+-- dbt's own cross-database macros with their postgres implementations (no overrides here)
+select
+    cast(null as {{ dbt.type_string() }}) as t_string,
+    cast(null as {{ dbt.type_timestamp() }}) as t_timestamp,
+    cast(null as {{ dbt.type_int() }}) as t_int,
+    cast(null as {{ dbt.type_bigint() }}) as t_bigint,
+    cast(null as {{ dbt.type_float() }}) as t_float,
+    cast(null as {{ dbt.type_numeric() }}) as t_numeric,
+    cast(null as {{ dbt.type_boolean() }}) as t_boolean,
+    {{ dbt.date_trunc('month', 'created_at') }} as month_start,
+    {{ dbt.last_day('created_at', 'month') }} as month_end,
+    {{ dbt.dateadd('hour', -3, 'created_at') }} as three_hours_earlier,
+    {{ dbt.datediff('created_at', 'updated_at', 'week') }} as weeks_between,
+    {{ dbt.split_part('email', "'@'", 2) }} as email_domain,
+    {{ dbt.replace('email', "'.'", "'_'") }} as email_underscored,
+    {{ dbt.length('email') }} as email_length,
+    {{ dbt.position("'@'", 'email') }} as at_position,
+    {{ dbt.right('email', 3) }} as email_tail,
+    '{{ dbt.escape_single_quotes("it's") }}' as escaped,
+    {{ dbt.string_literal("o'clock") }} as literal,
+    {{ dbt.hash('email') }} as email_hash,
+    {{ dbt.concat(['first_name', "' '", 'last_name']) }} as full_name,
+    {{ dbt.safe_cast('age', dbt.type_int()) }} as age,
+    {{ dbt.cast_bool_to_text('is_active') }} as active_text,
+    {{ dbt.any_value('country') }} as any_country,
+    {{ dbt.bool_or('is_active') }} as any_active,
+    {{ dbt.listagg('country', "', '", "order by country", 3) }} as countries,
+    {{ dbt.current_timestamp() }} as now_ts
+from {{ source('tracking', 'events') }}
+group by 1
