@@ -124,6 +124,12 @@ async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow:
             Some(addr) => println!("backflow: {} grpc on {addr}", service.name.as_str()),
             None => println!("backflow: {} started", service.name.as_str()),
         }
+        if let Some(addr) = service.http_addr {
+            println!(
+                "backflow: {} webhooks on http://{addr}",
+                service.name.as_str()
+            );
+        }
     }
     println!("backflow: ready ({} services); ctrl-c to stop", built.len());
     let mut running = tokio::task::JoinSet::new();

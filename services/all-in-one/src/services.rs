@@ -40,6 +40,8 @@ impl ServiceName {
 pub struct BuiltService {
     pub name: ServiceName,
     pub grpc_addr: Option<SocketAddr>,
+    /// Plain HTTP endpoints (webhooks), where a service has them.
+    pub http_addr: Option<SocketAddr>,
     run: Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, Result<(), String>> + Send>,
 }
 
@@ -50,11 +52,15 @@ impl BuiltService {
 }
 
 macro_rules! built {
-    ($name:expr, $app:expr) => {{
+    ($name:expr, $app:expr) => {
+        built!($name, $app, |_app| None)
+    };
+    ($name:expr, $app:expr, $http:expr) => {{
         let app = $app;
         BuiltService {
             name: $name,
             grpc_addr: app.grpc_addr(),
+            http_addr: $http(&app),
             run: Box::new(move |shutdown| {
                 Box::pin(async move { app.run(shutdown).await.map_err(|err| err.to_string()) })
             }),
@@ -76,7 +82,8 @@ pub async fn build(name: ServiceName, config: &BackflowConfig) -> Result<BuiltSe
             name,
             backflow_git_sync::App::build(config.git_sync.clone(), nats)
                 .await
-                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())?,
+            |app: &backflow_git_sync::App| app.http_addr()
         ),
         ServiceName::ModelCatalog => built!(
             name,

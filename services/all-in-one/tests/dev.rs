@@ -35,6 +35,7 @@ fn backflow(workdir: &std::path::Path) -> Command {
     for (section, _) in SERVICES {
         command.env(format!("BACKFLOW_{section}__GRPC_LISTEN"), "127.0.0.1:0");
     }
+    command.env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0");
     command
 }
 
