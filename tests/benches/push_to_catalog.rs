@@ -5,8 +5,8 @@
 
 use backflow_proto::credentials::v1 as credentials;
 use backflow_proto::gitsync::v1 as gitsync;
-use backflow_tests::git_http::GitHttpServer;
-use backflow_tests::repo::TestRepo;
+use backflow_test_git::http::GitHttpServer;
+use backflow_test_git::repo::BareRepo;
 use backflow_tests::stack::{post_webhook, sign, start_stack};
 use std::time::Instant;
 
@@ -31,10 +31,11 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let repo = TestRepo::empty("bench")?;
-    generate(models, &repo.work)?;
-    let first = repo.commit_work_tree("generated project")?;
-    let server = GitHttpServer::start(repo.root.clone(), "x-access-token", TOKEN).await?;
+    let root = std::env::temp_dir().join(format!("backflow-bench-{}", backflow_platform::new_id()));
+    let repo = BareRepo::empty(&root, "bench");
+    generate(models, repo.scratch())?;
+    let first = repo.commit(&[], "generated project");
+    let server = GitHttpServer::start(&root, TOKEN);
     let mut stack = start_stack("ws-bench").await?;
     let token_id = stack
         .create_secret("token", credentials::SecretKind::GitToken, TOKEN)
@@ -56,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
             settings: Some(gitsync::ConnectionSettings {
                 provider: gitsync::GitProvider::Github as i32,
                 protocol: gitsync::GitProtocol::Https as i32,
-                repository_url: server.url("bench.git"),
+                repository_url: server.url("bench"),
                 branch: "main".into(),
                 dbt_version: "1.7".into(),
                 default_schema: "analytics".into(),
@@ -74,11 +75,11 @@ async fn main() -> anyhow::Result<()> {
     let initial = started.elapsed();
 
     // change one model, push, deliver the webhook, wait for the catalog
-    let model = walk_first_sql(&repo.work.join("models"))?;
+    let model = walk_first_sql(&repo.scratch().join("models"))?;
     let mut text = std::fs::read_to_string(&model)?;
     text.push_str("\n-- changed by the benchmark\n");
     std::fs::write(&model, text)?;
-    let second = repo.commit_work_tree("change one model")?;
+    let second = repo.commit(&[], "change one model");
     let body = serde_json::to_vec(
         &serde_json::json!({"ref": "refs/heads/main", "before": first, "after": second}),
     )?;
@@ -102,6 +103,8 @@ async fn main() -> anyhow::Result<()> {
         push_to_catalog.as_secs_f64() * 1000.0
     );
     stack.stop().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(root);
     Ok(())
 }
 

@@ -2,8 +2,6 @@
 //! nats-server that a test may stop and start again, and polling until a condition
 //! holds.
 
-pub mod git_http;
-pub mod repo;
 pub mod stack;
 
 use std::future::Future;

@@ -7,8 +7,8 @@
 use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::credentials::v1 as credentials;
 use backflow_proto::gitsync::v1 as gitsync;
-use backflow_tests::git_http::GitHttpServer;
-use backflow_tests::repo::TestRepo;
+use backflow_test_git::http::GitHttpServer;
+use backflow_test_git::repo::BareRepo;
 use backflow_tests::stack::{post_webhook, sign, start_stack, SERVICE_TOKEN};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -61,8 +61,10 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
     // Global: the services log from every runtime thread. One test per binary.
     tracing::subscriber::set_global_default(subscriber)?;
 
-    let repo = TestRepo::create("shop", PROJECT)?;
-    let server = GitHttpServer::start(repo.root.clone(), "x-access-token", GIT_TOKEN).await?;
+    let root =
+        std::env::temp_dir().join(format!("backflow-e2e-repo-{}", backflow_platform::new_id()));
+    let repo = BareRepo::create_with(&root, "shop", PROJECT);
+    let server = GitHttpServer::start(&root, GIT_TOKEN);
     let mut stack = start_stack(WORKSPACE).await?;
     let token_id = stack
         .create_secret("git token", credentials::SecretKind::GitToken, GIT_TOKEN)
@@ -84,7 +86,7 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
             settings: Some(gitsync::ConnectionSettings {
                 provider: gitsync::GitProvider::Github as i32,
                 protocol: gitsync::GitProtocol::Https as i32,
-                repository_url: server.url("shop.git"),
+                repository_url: server.url("shop"),
                 branch: "main".into(),
                 dbt_version: "1.7".into(),
                 default_schema: "analytics".into(),
@@ -100,11 +102,7 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
         .connection
         .ok_or_else(|| anyhow::anyhow!("no connection"))?
         .id;
-    let first_commit = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(&repo.work)
-        .output()?;
-    let first_commit = String::from_utf8(first_commit.stdout)?.trim().to_string();
+    let first_commit = repo.head("main");
     let models = stack
         .models_at_commit(&connection_id, &first_commit)
         .await?;
@@ -126,7 +124,7 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
             "select 2 as id, 'b@example.com' as email",
         )],
         "change customers",
-    )?;
+    );
     let body = serde_json::to_vec(&serde_json::json!({
         "ref": "refs/heads/main", "before": first_commit, "after": second_commit,
         "repository": {"full_name": "acme/shop"}
@@ -198,7 +196,8 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
     for secret in [GIT_TOKEN, WEBHOOK_SECRET, SERVICE_TOKEN] {
         assert!(!logs.contains(secret), "{secret} leaked into logs");
     }
-    drop(repo);
+    drop(server);
     let _ = std::fs::remove_dir_all(credentials_dir);
+    let _ = std::fs::remove_dir_all(root);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! Debian's sshd (issue 4, point 1) and `git http-backend` behind Basic auth
 //! (point 2), plus a server that accepts and never answers for the timeouts.
 
-mod support;
+use backflow_test_git as support;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -41,14 +41,9 @@ impl BareRepo {
     /// `git init --bare <root>/<name>.git` and a first commit on `main` holding
     /// `dbt_project.yml` and `models/a.sql`.
     pub fn create(root: &Path, name: &str) -> Self {
-        let path = root.join(format!("{name}.git"));
-        fs::create_dir_all(&path).expect("repo dir");
-        git(&path, &["init", "--bare", "-q", "-b", "main"]);
-        let scratch = root.join(format!("{name}-scratch"));
-        fs::create_dir_all(&scratch).expect("scratch dir");
-        git(&scratch, &["init", "-q", "-b", "main"]);
-        let repo = Self { path, scratch };
-        repo.commit(
+        Self::create_with(
+            root,
+            name,
             &[
                 (
                     "dbt_project.yml",
@@ -56,9 +51,31 @@ impl BareRepo {
                 ),
                 ("models/a.sql", "select 1 as id\n"),
             ],
-            "initial dbt project",
-        );
+        )
+    }
+
+    /// A bare repository whose first commit on `main` holds `files`.
+    pub fn create_with(root: &Path, name: &str, files: &[(&str, &str)]) -> Self {
+        let repo = Self::empty(root, name);
+        repo.commit(files, "initial dbt project");
         repo
+    }
+
+    /// A bare repository and its scratch clone, without commits.
+    pub fn empty(root: &Path, name: &str) -> Self {
+        let path = root.join(format!("{name}.git"));
+        fs::create_dir_all(&path).expect("repo dir");
+        git(&path, &["init", "--bare", "-q", "-b", "main"]);
+        let scratch = root.join(format!("{name}-scratch"));
+        fs::create_dir_all(&scratch).expect("scratch dir");
+        git(&scratch, &["init", "-q", "-b", "main"]);
+        Self { path, scratch }
+    }
+
+    /// The working tree commits are made from (write files here, then
+    /// [`commit`](Self::commit) with no files).
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
     }
 
     /// Writes files, commits and pushes to `main`; returns the new commit sha.
