@@ -71,38 +71,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro current_timestamp() -%}
-    {{ adapter.dispatch('current_timestamp', 'dbt')() }}
-{%- endmacro %}
-
-{% macro postgres__current_timestamp() -%}
-    now()
-{%- endmacro %}
-
-{% macro type_string() -%}
-    {{ return(adapter.dispatch('type_string', 'dbt')()) }}
-{%- endmacro %}
-
-{% macro default__type_string() -%}
-    {{ return("varchar") }}
-{%- endmacro %}
-
-{% macro type_int() -%}
-    {{ return(adapter.dispatch('type_int', 'dbt')()) }}
-{%- endmacro %}
-
-{% macro default__type_int() -%}
-    {{ return("integer") }}
-{%- endmacro %}
-
-{% macro concat(fields) -%}
-    {{ return(adapter.dispatch('concat', 'dbt')(fields)) }}
-{%- endmacro %}
-
-{% macro default__concat(fields) -%}
-    {{ fields|join(' || ') }}
-{%- endmacro %}
-
 {% test unique(model, column_name) %}
     {{ return(adapter.dispatch('test_unique', 'dbt')(model, column_name)) }}
 {% endtest %}

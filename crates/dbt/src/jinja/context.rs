@@ -5,7 +5,7 @@
 use super::relation::Relation;
 use super::scope::{MacroDef, Scope, DBT_PACKAGE};
 use super::values::make_mutable;
-use minijinja::value::{from_args, Kwargs, Object, Value};
+use minijinja::value::{from_args, Enumerator, Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Error, ErrorKind, State};
 use serde_json::{Map, Value as Json};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -160,6 +160,7 @@ impl Object for NodeContext {
             "model" => return Some(json_to_value(&rc.node.model)),
             "target" => return Some(Value::from_serialize(&rc.scope.target)),
             "project_name" => return Some(Value::from(rc.scope.root_package.as_str())),
+            "api" => return Some(super::api::api_value()),
             "adapter" => {
                 return Some(Value::from_object(Adapter {
                     rc: rc.clone(),
@@ -235,7 +236,7 @@ impl Object for MacroFn {
             rec.depth += 1;
             rec.returns.push(None);
         }
-        let result = self.invoke(state, args);
+        let result = with_caller_body(state, args).and_then(|args| self.invoke(state, &args));
         let returned = {
             let mut rec = self.rc.rec();
             rec.depth = rec.depth.saturating_sub(1);
@@ -267,7 +268,48 @@ impl MacroFn {
                 self.def.unique_id
             ))
         })?;
-        m.call(macro_state, args)
+        match &self.def.catch_all {
+            Some(params) => m.call(macro_state, &super::catchall::pack_args(params, args)),
+            None => m.call(macro_state, args),
+        }
+    }
+}
+
+/// A `caller` passed to a macro is a macro of the calling template and can only run in that
+/// template's state, while the callee runs in its own. The caller's body is therefore
+/// rendered up front, in the calling state, and handed over as a [`CallerBody`].
+fn with_caller_body(state: &State<'_, '_>, args: &[Value]) -> Result<Vec<Value>, Error> {
+    let (positional, Some(kwargs)) = split_kwargs(args) else {
+        return Ok(args.to_vec());
+    };
+    let Ok(Some(caller)) = kwargs.get::<Option<Value>>("caller") else {
+        return Ok(args.to_vec());
+    };
+    if caller.downcast_object_ref::<CallerBody>().is_some() {
+        return Ok(args.to_vec());
+    }
+    let body = caller.call(state, &[])?;
+    let mut pairs: Vec<(String, Value)> = Vec::new();
+    for key in kwargs.args() {
+        let value = if key == "caller" {
+            Value::from_object(CallerBody(body.clone()))
+        } else {
+            kwargs.get::<Value>(key)?
+        };
+        pairs.push((key.to_string(), value));
+    }
+    let mut out = positional;
+    out.push(Value::from(pairs.into_iter().collect::<Kwargs>()));
+    Ok(out)
+}
+
+/// The rendered body of a `{% call %}` block, callable as `caller()`.
+#[derive(Debug)]
+struct CallerBody(Value);
+
+impl Object for CallerBody {
+    fn call(self: &Arc<Self>, _state: &State<'_, '_>, _args: &[Value]) -> Result<Value, Error> {
+        Ok(self.0.clone())
     }
 }
 
@@ -534,7 +576,8 @@ pub struct EmptyTable;
 impl Object for EmptyTable {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
-            "rows" | "columns" | "column_names" | "column_types" | "data" => {
+            "columns" => Some(Value::from_object(EmptyColumns)),
+            "rows" | "column_names" | "column_types" | "data" => {
                 Some(Value::from(Vec::<Value>::new()))
             }
             _ => None,
@@ -550,6 +593,60 @@ impl Object for EmptyTable {
         match method {
             "print_table" | "print_csv" => Ok(Value::from("")),
             "select" | "where" | "order_by" | "limit" => Ok(Value::from_object(EmptyTable)),
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
+
+/// The columns of an offline query result: empty, but `columns[0]` (or `columns['name']`)
+/// still yields an empty column, as a real result with zero rows would.
+#[derive(Debug)]
+pub struct EmptyColumns;
+
+impl Object for EmptyColumns {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(EmptyColumn))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+}
+
+/// One column of an offline query result: no values.
+#[derive(Debug)]
+pub struct EmptyColumn;
+
+impl Object for EmptyColumn {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "name" => Some(Value::from("")),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "values" | "values_distinct" | "values_without_nulls" => {
+                Ok(Value::from(Vec::<Value>::new()))
+            }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }
     }

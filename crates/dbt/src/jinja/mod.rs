@@ -1,9 +1,12 @@
 //! dbt's Jinja dialect on top of minijinja: macro extraction, the shared environment (Python
 //! compatible methods and output), and rendering a node with its context.
 
+pub mod api;
 pub mod blocks;
 pub mod calls;
+pub mod catchall;
 pub mod context;
+pub mod percent;
 pub mod pyfuncs;
 pub mod relation;
 pub mod scope;
@@ -17,6 +20,8 @@ use std::sync::Arc;
 
 /// dbt's own macros we ship (schema/alias/database naming, is_incremental, generic tests).
 pub const BUILTIN_MACROS: &str = include_str!("builtin_macros.sql");
+/// dbt's cross-database macros (`dbt.dateadd`, `dbt.concat`, ...) with postgres variants.
+pub const BUILTIN_CROSS_DB_MACROS: &str = include_str!("builtin_cross_db.sql");
 
 /// A docs block found in a file.
 #[derive(Debug, Clone)]
@@ -43,7 +48,12 @@ pub fn extract_blocks(package: &str, path: &str, text: &str) -> Result<FileBlock
                 } else {
                     b.name.clone()
                 };
-                let open_tag = rename_tag(&text[b.start..b.body.0], &b.kind, &b.name, &dbt_name);
+                let mut open_tag =
+                    rename_tag(&text[b.start..b.body.0], &b.kind, &b.name, &dbt_name);
+                let catch_all = catchall::catch_all_params(&b.signature, &text[b.body.0..b.body.1]);
+                if let Some(params) = &catch_all {
+                    open_tag = catchall::extend_open_tag(&open_tag, params);
+                }
                 let end_tag =
                     text[b.body.1..b.end].replacen(&format!("end{}", b.kind), "endmacro", 1);
                 let source = format!(
@@ -58,7 +68,8 @@ pub fn extract_blocks(package: &str, path: &str, text: &str) -> Result<FileBlock
                     jinja_name: dbt_name,
                     original_file_path: path.to_string(),
                     line: b.line,
-                    source: wrap_mutable_sets(&source),
+                    source: prepare(&source),
+                    catch_all,
                 });
             }
             "docs" => out.docs.push(DocBlock {
@@ -83,11 +94,25 @@ fn rename_tag(tag: &str, kind: &str, name: &str, new_name: &str) -> String {
     }
 }
 
+/// Source rewrites applied before compiling any template: mutable `set` values and
+/// Python's `%` string formatting.
+fn prepare(source: &str) -> String {
+    percent::rewrite_percent(&wrap_mutable_sets(source))
+}
+
 /// dbt's built-in macros as definitions of the `dbt` package.
 pub fn builtin_macros() -> Vec<MacroDef> {
-    extract_blocks(DBT_PACKAGE, "macros/builtin.sql", BUILTIN_MACROS)
-        .map(|b| b.macros)
-        .unwrap_or_default()
+    [
+        ("macros/builtin.sql", BUILTIN_MACROS),
+        ("macros/utils/cross_db.sql", BUILTIN_CROSS_DB_MACROS),
+    ]
+    .into_iter()
+    .flat_map(|(path, text)| {
+        extract_blocks(DBT_PACKAGE, path, text)
+            .map(|b| b.macros)
+            .unwrap_or_default()
+    })
+    .collect()
 }
 
 /// A macro template that failed to compile.
@@ -136,6 +161,7 @@ fn configure(env: &mut Environment<'static>) {
     env.add_filter("as_native", pyfuncs::as_native);
     env.add_filter("as_number", pyfuncs::as_native);
     env.add_filter("as_text", pyfuncs::as_text);
+    env.add_filter(percent::PYFMT_FILTER, percent::pyfmt);
     env.add_global("exceptions", Value::from_object(pyfuncs::Exceptions));
     env.add_global(
         "run_started_at",
@@ -202,7 +228,7 @@ pub fn render(
     name: &str,
     source: &str,
 ) -> Result<String, RenderError> {
-    let prepared = wrap_mutable_sets(source);
+    let prepared = prepare(source);
     let tmpl = env
         .template_from_named_str(name, &prepared)
         .map_err(|e| to_render_error(&e, name))?;

@@ -22,6 +22,8 @@ pub struct MacroDef {
     pub line: usize,
     /// the full macro source (`{% macro ... %}...{% endmacro %}`)
     pub source: String,
+    /// declared parameters, when the body uses Jinja2's implicit `varargs`/`kwargs`
+    pub catch_all: Option<Vec<String>>,
 }
 
 /// Macros by package, then by name.
@@ -232,6 +234,7 @@ mod tests {
             original_file_path: "macros/x.sql".into(),
             line: 1,
             source: String::new(),
+            catch_all: None,
         }
     }
 

@@ -1,0 +1,98 @@
+//! The `api` context object: `api.Relation.create(...)` and the postgres `api.Column` class
+//! methods (`translate_type`, `numeric_type`, `string_type`) that dbt's cross-database
+//! macros use.
+
+use super::relation::Relation;
+use minijinja::value::{from_args, Kwargs, Object, Value};
+use minijinja::{Error, ErrorKind, State};
+use std::sync::Arc;
+
+/// The `api` namespace value.
+pub fn api_value() -> Value {
+    Value::from_iter([
+        ("Relation", Value::from_object(ApiRelation)),
+        ("Column", Value::from_object(ApiColumn)),
+    ])
+}
+
+/// `api.Relation`.
+#[derive(Debug)]
+struct ApiRelation;
+
+impl Object for ApiRelation {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        if method != "create" {
+            return Err(Error::from(ErrorKind::UnknownMethod));
+        }
+        let (kwargs,): (Kwargs,) = from_args(args)?;
+        let part = |k: &str| -> Result<Option<String>, Error> {
+            Ok(kwargs
+                .get::<Option<Value>>(k)?
+                .and_then(|v| (!v.is_none() && !v.is_undefined()).then(|| v.to_string())))
+        };
+        let mut rel = Relation {
+            database: part("database")?,
+            schema: part("schema")?,
+            identifier: part("identifier")?,
+            quote: [true; 3],
+            kind: part("type")?,
+        };
+        if let Some(policy) = kwargs.get::<Option<Value>>("quote_policy")? {
+            for (i, k) in ["database", "schema", "identifier"].iter().enumerate() {
+                if let Ok(v) = policy.get_attr(k) {
+                    if !v.is_undefined() {
+                        rel.quote[i] = v.is_true();
+                    }
+                }
+            }
+        }
+        Ok(Value::from_object(rel))
+    }
+}
+
+/// `api.Column` with dbt's base (and postgres) type labels.
+#[derive(Debug)]
+struct ApiColumn;
+
+/// dbt 1.7's `Column.TYPE_LABELS` (only `STRING` is translated; other names pass through).
+pub fn translate_type(dtype: &str) -> String {
+    match dtype.to_uppercase().as_str() {
+        "STRING" => "TEXT".into(),
+        _ => dtype.to_string(),
+    }
+}
+
+impl Object for ApiColumn {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "translate_type" => {
+                let (dtype,): (String,) = from_args(args)?;
+                Ok(Value::from(translate_type(&dtype)))
+            }
+            "numeric_type" => {
+                let (dtype, precision, scale): (String, Option<Value>, Option<Value>) =
+                    from_args(args)?;
+                let given = |v: &Option<Value>| v.as_ref().filter(|v| !v.is_none()).cloned();
+                Ok(Value::from(match (given(&precision), given(&scale)) {
+                    (Some(p), Some(s)) => format!("{dtype}({p},{s})"),
+                    _ => dtype,
+                }))
+            }
+            "string_type" => {
+                let (size,): (i64,) = from_args(args)?;
+                Ok(Value::from(format!("character varying({size})")))
+            }
+            _ => Err(Error::from(ErrorKind::UnknownMethod)),
+        }
+    }
+}
