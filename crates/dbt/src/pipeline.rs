@@ -416,13 +416,14 @@ pub(crate) fn assemble(
         }
         _ => (CompileStatus::Success, None),
     };
-    let needs_warehouse =
-        (status == CompileStatus::Error && !compiled.warehouse.is_empty()).then(|| {
-            format!(
-                "compiles only against a live warehouse: uses {}",
-                compiled.warehouse.join(", ")
-            )
-        });
+    let needs_warehouse = (!compiled.warehouse.is_empty()).then(|| {
+        let uses = compiled.warehouse.join(", ");
+        if status == CompileStatus::Error {
+            format!("compiles only against a live warehouse: uses {uses}")
+        } else {
+            format!("compiled against empty warehouse results; the SQL depends on {uses}")
+        }
+    });
     let mut meta = cfg
         .get("meta")
         .and_then(Value::as_object)

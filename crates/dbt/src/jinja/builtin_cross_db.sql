@@ -403,3 +403,34 @@
 {% macro default__array_concat(array_1, array_2) -%}
     array_cat({{ array_1 }}, {{ array_2 }})
 {%- endmacro %}
+
+{% macro last_day(date, datepart) %}
+  {{ return(adapter.dispatch('last_day', 'dbt') (date, datepart)) }}
+{% endmacro %}
+
+{%- macro default_last_day(date, datepart) -%}
+    cast(
+        {{dbt.dateadd('day', '-1',
+        dbt.dateadd(datepart, '1', dbt.date_trunc(datepart, date))
+        )}}
+        as date)
+{%- endmacro -%}
+
+{% macro default__last_day(date, datepart) -%}
+    {{dbt.default_last_day(date, datepart)}}
+{%- endmacro %}
+
+{% macro postgres__last_day(date, datepart) -%}
+
+    {%- if datepart == 'quarter' -%}
+    -- postgres dateadd does not support quarter interval.
+    cast(
+        {{dbt.dateadd('day', '-1',
+        dbt.dateadd('month', '3', dbt.date_trunc(datepart, date))
+        )}}
+        as date)
+    {%- else -%}
+    {{dbt.default_last_day(date, datepart)}}
+    {%- endif -%}
+
+{%- endmacro %}

@@ -485,7 +485,9 @@ impl BuiltinFn {
     }
 
     fn call_var(&self, args: &[Value]) -> Result<Value, Error> {
-        let (name, default): (String, Option<Value>) = from_args(args)?;
+        let (name, _): (String, Option<Value>) = from_args(args)?;
+        // an explicit `none` default counts as a default
+        let default = args.get(1).cloned();
         match self.rc.scope.var(&name, &self.rc.node.package) {
             Some(v) => Ok(make_mutable(json_to_value(&v))?),
             None => default.ok_or_else(|| {
