@@ -29,6 +29,14 @@ pub struct Stack {
 
 /// Starts the three services; `label` names their databases.
 pub async fn start_stack(workspace: &str) -> anyhow::Result<Stack> {
+    start_stack_polling(workspace, 0).await
+}
+
+/// Same, with git-sync polling remote heads every `poll_interval_seconds` (0 = never).
+pub async fn start_stack_polling(
+    workspace: &str,
+    poll_interval_seconds: u64,
+) -> anyhow::Result<Stack> {
     let nats = testing::fresh_nats("e2e");
     let credentials_db_dir =
         std::env::temp_dir().join(format!("backflow-e2e-{}", backflow_platform::new_id()));
@@ -55,7 +63,8 @@ pub async fn start_stack(workspace: &str) -> anyhow::Result<Stack> {
             service_token: SERVICE_TOKEN.into(),
             work_dir: credentials_db_dir.join("work").display().to_string(),
             fetch_timeout_seconds: 30,
-            poll_interval_seconds: 0,
+            poll_interval_seconds: poll_interval_seconds,
+            validate_access_on_save: true,
         },
         &nats,
     )

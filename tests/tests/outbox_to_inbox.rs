@@ -39,6 +39,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
                 .to_string(),
             fetch_timeout_seconds: 5,
             poll_interval_seconds: 0,
+            validate_access_on_save: false,
         },
         nats,
     )

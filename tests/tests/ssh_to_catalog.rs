@@ -1,15 +1,16 @@
 //! Issue 4, acceptance 1, through the whole stack: a repository served by a real
 //! `sshd` on loopback, the client key held only in the credentials service (git-sync
-//! resolves it per sync), models listed in the catalog; a credential pinning the
-//! wrong host key is refused and nothing is fetched.
+//! resolves it per sync), models listed in the catalog, a new commit found by the
+//! remote-head poll. Saving settings checks access: a wrong pinned host key or a
+//! missing branch is refused with a clear error; a project path without
+//! dbt_project.yml fails the sync with a clear error.
 
-use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::credentials::v1 as credentials;
 use backflow_proto::gitsync::v1 as gitsync;
 use backflow_test_git::repo::BareRepo;
 use backflow_test_git::ssh::{keygen, Sshd};
 use backflow_tests::eventually;
-use backflow_tests::stack::{start_stack, Stack};
+use backflow_tests::stack::{start_stack_polling, Stack};
 use std::time::Duration;
 
 const WORKSPACE: &str = "ws-ssh";
@@ -36,38 +37,43 @@ async fn ssh_secret(
     Ok(secret.id)
 }
 
+fn settings(
+    url: &str,
+    branch: &str,
+    project_path: &str,
+    credential_id: &str,
+) -> gitsync::ConnectionSettings {
+    gitsync::ConnectionSettings {
+        provider: gitsync::GitProvider::Gitlab as i32,
+        protocol: gitsync::GitProtocol::Ssh as i32,
+        repository_url: url.into(),
+        branch: branch.into(),
+        dbt_version: "1.7".into(),
+        default_schema: "analytics".into(),
+        project_path: project_path.into(),
+        credential_id: credential_id.into(),
+        warehouse_source_id: "wh".into(),
+        webhook_secret_credential_id: String::new(),
+    }
+}
+
+/// Creates a connection; returns (connection id, initial run id).
 async fn connect(
     stack: &mut Stack,
     name: &str,
-    url: &str,
-    credential_id: &str,
-) -> anyhow::Result<(String, String)> {
+    settings: gitsync::ConnectionSettings,
+) -> Result<(String, String), tonic::Status> {
     let response = stack
         .git_sync
         .create_connection(gitsync::CreateConnectionRequest {
             workspace_id: WORKSPACE.into(),
             name: name.into(),
-            settings: Some(gitsync::ConnectionSettings {
-                provider: gitsync::GitProvider::Gitlab as i32,
-                protocol: gitsync::GitProtocol::Ssh as i32,
-                repository_url: url.into(),
-                branch: "main".into(),
-                dbt_version: "1.7".into(),
-                default_schema: "analytics".into(),
-                project_path: String::new(),
-                credential_id: credential_id.into(),
-                warehouse_source_id: "wh".into(),
-                webhook_secret_credential_id: String::new(),
-            }),
+            settings: Some(settings),
         })
         .await?
         .into_inner();
-    let connection = response
-        .connection
-        .ok_or_else(|| anyhow::anyhow!("no connection"))?;
-    let run = response
-        .initial_run
-        .ok_or_else(|| anyhow::anyhow!("no run"))?;
+    let connection = response.connection.unwrap_or_default();
+    let run = response.initial_run.unwrap_or_default();
     Ok((connection.id, run.id))
 }
 
@@ -101,8 +107,9 @@ async fn ssh_key_held_by_credentials_and_host_key_pinned() -> anyhow::Result<()>
     let sshd = Sshd::start(&root, &[client.public_line.as_str()]);
     let other_host = keygen(&root, "other-host", "ed25519", "", false);
     let wrong_known_hosts = format!("[127.0.0.1]:{} {}\n", sshd.port, other_host.public_line);
+    let url = sshd.url(&repo.path);
 
-    let mut stack = start_stack(WORKSPACE).await?;
+    let mut stack = start_stack_polling(WORKSPACE, 1).await?;
     let key_id = ssh_secret(
         &mut stack,
         "deploy key",
@@ -111,7 +118,7 @@ async fn ssh_key_held_by_credentials_and_host_key_pinned() -> anyhow::Result<()>
     )
     .await?;
     let (connection_id, run_id) =
-        connect(&mut stack, "over-ssh", &sshd.url(&repo.path), &key_id).await?;
+        connect(&mut stack, "over-ssh", settings(&url, "main", "", &key_id)).await?;
     let run = finished_run(&stack, &run_id).await?;
     assert_eq!(
         run.status,
@@ -121,18 +128,19 @@ async fn ssh_key_held_by_credentials_and_host_key_pinned() -> anyhow::Result<()>
         sshd.log()
     );
     assert_eq!(run.commit_sha, repo.head("main"));
+    assert!(run.node_errors.is_empty(), "{:?}", run.node_errors);
     let models = stack
         .models_at_commit(&connection_id, &run.commit_sha)
         .await?;
-    assert_eq!(
-        models
-            .iter()
-            .map(|m| m.unique_id.as_str())
-            .collect::<Vec<_>>(),
-        vec!["model.shop.a"]
-    );
+    let ids: Vec<&str> = models.iter().map(|m| m.unique_id.as_str()).collect();
+    assert_eq!(ids, vec!["model.shop.a"]);
 
-    // same key, wrong pinned host key: refused before authenticating, nothing fetched
+    // no webhook: the remote-head poll finds the new commit
+    let second = repo.commit(&[("models/b.sql", "select * from {{ ref('a') }}")], "add b");
+    let models = stack.models_at_commit(&connection_id, &second).await?;
+    assert_eq!(models.len(), 2);
+
+    // same key, wrong pinned host key: refused when saving, nothing stored
     let pinned_wrong = ssh_secret(
         &mut stack,
         "wrong host",
@@ -140,29 +148,49 @@ async fn ssh_key_held_by_credentials_and_host_key_pinned() -> anyhow::Result<()>
         &wrong_known_hosts,
     )
     .await?;
-    let (refused_id, refused_run) = connect(
+    let refused = connect(
         &mut stack,
         "wrong-host",
-        &sshd.url(&repo.path),
-        &pinned_wrong,
+        settings(&url, "main", "", &pinned_wrong),
+    )
+    .await
+    .err()
+    .ok_or_else(|| anyhow::anyhow!("a wrong host key must be refused"))?;
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("host key mismatch"),
+        "{}",
+        refused.message()
+    );
+    let missing_branch = connect(&mut stack, "no-branch", settings(&url, "nope", "", &key_id))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a missing branch must be refused"))?;
+    assert!(
+        missing_branch.message().contains("branch nope not found"),
+        "{}",
+        missing_branch.message()
+    );
+    let listed = stack
+        .git_sync
+        .list_connections(gitsync::ListConnectionsRequest {
+            workspace_id: WORKSPACE.into(),
+        })
+        .await?
+        .into_inner()
+        .connections;
+    assert_eq!(listed.len(), 1, "refused connections are not stored");
+
+    // a project path without dbt_project.yml fails the sync and says why
+    let (_, run_id) = connect(
+        &mut stack,
+        "wrong-path",
+        settings(&url, "main", "models", &key_id),
     )
     .await?;
-    let run = finished_run(&stack, &refused_run).await?;
+    let run = finished_run(&stack, &run_id).await?;
     assert_eq!(run.status, gitsync::SyncStatus::Failed as i32);
-    assert!(run.error.contains("host key mismatch"), "{}", run.error);
-    let project = stack
-        .catalog
-        .get_project(catalog::GetProjectRequest {
-            workspace_id: WORKSPACE.into(),
-            connection_id: refused_id,
-        })
-        .await;
-    assert!(
-        project
-            .map(|p| p.into_inner().project.map(|p| p.model_count).unwrap_or(0))
-            .unwrap_or(0)
-            == 0
-    );
+    assert!(run.error.contains("dbt_project.yml"), "{}", run.error);
 
     stack.stop().await;
     drop(sshd);

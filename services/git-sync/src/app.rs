@@ -34,6 +34,7 @@ pub struct App {
     credentials: CredentialsClient,
     http: tokio::net::TcpListener,
     poll_interval: Duration,
+    validate_access_on_save: bool,
 }
 
 impl App {
@@ -73,6 +74,7 @@ impl App {
             credentials,
             http,
             poll_interval: Duration::from_secs(config.poll_interval_seconds),
+            validate_access_on_save: config.validate_access_on_save,
         })
     }
 
@@ -125,7 +127,9 @@ impl App {
                 Box::pin(poller::run(store, runner, interval, shutdown))
             }));
         }
-        let routes = tonic::service::Routes::new(GitSyncGrpc::new(self.store).into_server());
+        let access = self.validate_access_on_save.then(|| self.runner.clone());
+        let routes =
+            tonic::service::Routes::new(GitSyncGrpc::new(self.store, access).into_server());
         self.base
             .run(routes, &[SERVICE_NAME], tasks, shutdown)
             .await?;

@@ -12,6 +12,7 @@ service_token = ""
 work_dir = "data/git-sync/work"
 fetch_timeout_seconds = 120
 poll_interval_seconds = 300
+validate_access_on_save = true
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +37,13 @@ pub struct Config {
     /// Remote head check when webhooks are missed; 0 disables polling.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_seconds: u64,
+    /// Check credential, host key, repository and branch before saving settings.
+    #[serde(default = "default_true")]
+    pub validate_access_on_save: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_http_listen() -> String {

@@ -12,6 +12,8 @@ pub enum GitSyncError {
     Storage(#[from] sqlx::Error),
     #[error("invalid settings: {0}")]
     InvalidSettings(#[from] SettingsError),
+    #[error("cannot reach the repository: {0}")]
+    Access(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("{kind} {id} not found")]

@@ -4,6 +4,7 @@
 use crate::error::GitSyncError;
 use crate::settings::Settings;
 use crate::store::GitSyncStore;
+use crate::sync::SyncRunner;
 use backflow_proto::gitsync::v1 as pb;
 use pb::git_sync_service_server::GitSyncService;
 use tonic::{Request, Response, Status};
@@ -15,11 +16,28 @@ const MAX_RUN_LIMIT: i64 = 500;
 #[derive(Debug, Clone)]
 pub struct GitSyncGrpc {
     store: GitSyncStore,
+    /// Checks access when settings are saved; `None` skips the check.
+    access: Option<SyncRunner>,
 }
 
 impl GitSyncGrpc {
-    pub fn new(store: GitSyncStore) -> Self {
-        Self { store }
+    pub fn new(store: GitSyncStore, access: Option<SyncRunner>) -> Self {
+        Self { store, access }
+    }
+
+    async fn check_access(
+        &self,
+        workspace_id: &str,
+        settings: &Settings,
+    ) -> Result<(), GitSyncError> {
+        match &self.access {
+            Some(runner) => runner
+                .check_access(workspace_id, settings)
+                .await
+                .map(|_| ())
+                .map_err(GitSyncError::Access),
+            None => Ok(()),
+        }
     }
 
     pub fn into_server(self) -> pb::git_sync_service_server::GitSyncServiceServer<Self> {
@@ -36,6 +54,7 @@ impl From<GitSyncError> for Status {
             GitSyncError::NotFound { .. } => Status::not_found(error.to_string()),
             GitSyncError::AlreadyExists(_) => Status::already_exists(error.to_string()),
             GitSyncError::Conflict { .. } => Status::aborted(error.to_string()),
+            GitSyncError::Access(_) => Status::failed_precondition(error.to_string()),
             _ => {
                 tracing::error!(error = %error, "git-sync request failed");
                 Status::internal("internal error")
@@ -87,6 +106,7 @@ impl GitSyncService for GitSyncGrpc {
         require("workspace_id", &request.workspace_id)?;
         require("name", &request.name)?;
         let settings = Settings::from_proto(request.settings).map_err(GitSyncError::from)?;
+        self.check_access(&request.workspace_id, &settings).await?;
         let (connection, run) = self
             .store
             .create_connection(&request.workspace_id, request.name.trim(), &settings)
@@ -105,6 +125,7 @@ impl GitSyncService for GitSyncGrpc {
         let request = request.into_inner();
         require("workspace_id", &request.workspace_id)?;
         let settings = Settings::from_proto(request.settings).map_err(GitSyncError::from)?;
+        self.check_access(&request.workspace_id, &settings).await?;
         let (connection, run) = self
             .store
             .update_settings(

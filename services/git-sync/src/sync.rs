@@ -7,6 +7,7 @@ use crate::credentials_client::CredentialsClient;
 use crate::error::GitSyncError;
 use crate::git::{self, FetchRequest, GitAuth};
 use crate::git_auth;
+use crate::settings::Settings;
 use crate::store::runs::SyncResult;
 use crate::store::{ConnectionRecord, GitSyncStore};
 use backflow_dbt::{Engine, ParseOptions};
@@ -184,28 +185,33 @@ impl SyncRunner {
 
     /// Builds the git authentication for a connection from its credential.
     pub async fn auth_for(&self, connection: &ConnectionRecord) -> Result<GitAuth, String> {
-        let settings = &connection.settings;
         let purpose = format!("git-sync fetch for connection {}", connection.id);
+        self.auth_for_settings(&connection.workspace_id, &connection.settings, &purpose)
+            .await
+    }
+
+    async fn auth_for_settings(
+        &self,
+        workspace_id: &str,
+        settings: &Settings,
+        purpose: &str,
+    ) -> Result<GitAuth, String> {
         let kind = self
             .credentials
-            .kind_of(&connection.workspace_id, &settings.credential_id)
+            .kind_of(workspace_id, &settings.credential_id)
             .await
             .map_err(|err| err.to_string())?;
         if kind == SecretKind::GithubApp {
             let token = self
                 .credentials
-                .github_installation_token(
-                    &connection.workspace_id,
-                    &settings.credential_id,
-                    &purpose,
-                )
+                .github_installation_token(workspace_id, &settings.credential_id, purpose)
                 .await
                 .map_err(|err| err.to_string())?;
             return Ok(git_auth::auth_from_app_token(token));
         }
         let secret = self
             .credentials
-            .resolve(&connection.workspace_id, &settings.credential_id, &purpose)
+            .resolve(workspace_id, &settings.credential_id, purpose)
             .await
             .map_err(|err| err.to_string())?;
         git_auth::auth_from_secret(
@@ -215,6 +221,27 @@ impl SyncRunner {
             &settings.repository_url,
         )
         .map_err(|err| err.to_string())
+    }
+
+    /// Checks that the settings reach the branch (credential, host key, repository,
+    /// branch) without fetching; returns the branch head. Used when settings are saved.
+    pub async fn check_access(
+        &self,
+        workspace_id: &str,
+        settings: &Settings,
+    ) -> Result<String, String> {
+        let auth = self
+            .auth_for_settings(workspace_id, settings, "git-sync access check")
+            .await?;
+        let (url, branch, timeout) = (
+            settings.repository_url.clone(),
+            settings.branch.clone(),
+            self.fetch_timeout,
+        );
+        tokio::task::spawn_blocking(move || git::remote_head(&url, &branch, &auth, timeout))
+            .await
+            .map_err(|err| format!("access check task failed: {err}"))?
+            .map_err(|err| err.to_string())
     }
 }
 

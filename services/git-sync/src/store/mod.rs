@@ -13,7 +13,7 @@ use backflow_proto::gitsync::v1 as pb;
 pub use rows::{ConnectionRecord, RunRecord};
 
 pub(crate) const CONNECTION_COLUMNS: &str = "id, workspace_id, name, provider, protocol, repository_url, branch, dbt_version, default_schema, project_path, credential_id, warehouse_source_id, webhook_secret_credential_id, settings_version, created_at_ms, updated_at_ms";
-pub(crate) const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, status, commit_sha, model_count, error, queued_at_ms, started_at_ms, finished_at_ms";
+pub(crate) const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, status, commit_sha, model_count, error, queued_at_ms, started_at_ms, finished_at_ms, duration_ms, node_errors";
 
 #[derive(Clone, Debug)]
 pub struct GitSyncStore {
@@ -233,7 +233,7 @@ impl GitSyncStore {
     ) -> Result<RunRecord, GitSyncError> {
         let run = RunRecord::queued(connection, trigger);
         sqlx::query(&format!(
-            "INSERT INTO sync_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO sync_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&run.id)
         .bind(&run.workspace_id)
@@ -246,6 +246,8 @@ impl GitSyncStore {
         .bind(run.queued_at_ms)
         .bind(run.started_at_ms)
         .bind(run.finished_at_ms)
+        .bind(run.duration_ms)
+        .bind(serde_json::to_string(&run.node_errors).unwrap_or_else(|_| "[]".into()))
         .execute(&mut **tx)
         .await?;
         let command = pb::SyncCommand {

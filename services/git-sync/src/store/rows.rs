@@ -34,6 +34,8 @@ pub(crate) type RunRow = (
     i64,
     i64,
     i64,
+    i64,
+    String,
 );
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +117,8 @@ pub struct RunRecord {
     pub queued_at_ms: i64,
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
+    pub duration_ms: i64,
+    pub node_errors: Vec<String>,
 }
 
 impl RunRecord {
@@ -131,6 +135,8 @@ impl RunRecord {
             queued_at_ms: backflow_platform::now_unix_ms(),
             started_at_ms: 0,
             finished_at_ms: 0,
+            duration_ms: 0,
+            node_errors: Vec::new(),
         }
     }
 
@@ -147,6 +153,8 @@ impl RunRecord {
             queued_at_ms,
             started_at_ms,
             finished_at_ms,
+            duration_ms,
+            node_errors,
         ) = row;
         Self {
             id,
@@ -160,6 +168,9 @@ impl RunRecord {
             queued_at_ms,
             started_at_ms,
             finished_at_ms,
+            duration_ms,
+            // Written by this service as a JSON list; unreadable means none recorded.
+            node_errors: serde_json::from_str(&node_errors).unwrap_or_default(),
         }
     }
 
@@ -175,6 +186,8 @@ impl RunRecord {
             queued_at_unix_ms: self.queued_at_ms,
             started_at_unix_ms: self.started_at_ms,
             finished_at_unix_ms: self.finished_at_ms,
+            duration_ms: self.duration_ms,
+            node_errors: self.node_errors.clone(),
         }
     }
 }

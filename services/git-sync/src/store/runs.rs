@@ -158,16 +158,6 @@ impl GitSyncStore {
         Ok(())
     }
 
-    /// Per-node errors recorded for a run.
-    pub async fn run_node_errors(&self, run_id: &str) -> Result<Vec<String>, GitSyncError> {
-        let (text,): (String,) = sqlx::query_as("SELECT node_errors FROM sync_runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_one(self.db.pool())
-            .await?;
-        serde_json::from_str(&text)
-            .map_err(|err| GitSyncError::Corrupt(format!("node errors of run {run_id}: {err}")))
-    }
-
     /// Every connection with the commit it last synced (for the poller).
     pub async fn poll_targets(&self) -> Result<Vec<(ConnectionRecord, String)>, GitSyncError> {
         let rows: Vec<(String, String)> =
