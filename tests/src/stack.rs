@@ -63,7 +63,7 @@ pub async fn start_stack_polling(
             service_token: SERVICE_TOKEN.into(),
             work_dir: credentials_db_dir.join("work").display().to_string(),
             fetch_timeout_seconds: 30,
-            poll_interval_seconds: poll_interval_seconds,
+            poll_interval_seconds,
             validate_access_on_save: true,
         },
         &nats,
