@@ -69,10 +69,13 @@ pub fn run_parse(cmd: &ParseCommand) -> Result<String, ProjectError> {
         return serde_json::to_string_pretty(&manifest_json(&catalog))
             .map_err(|e| ProjectError::Serialize(e.to_string()));
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(catalog.nodes.len() * 2048);
     write_manifest(&catalog, &mut out).map_err(|source| ProjectError::Io {
         path: cmd.dir.clone(),
         source,
     })?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    // a one-shot command: the process exits right after printing, so tearing down the
+    // catalog (hundreds of thousands of small allocations) would only cost time
+    std::mem::forget(catalog);
+    String::from_utf8(out).map_err(|e| ProjectError::Serialize(e.to_string()))
 }

@@ -4,6 +4,7 @@
 
 use crate::catalog::{Catalog, Node, Source};
 use crate::properties::ColumnDef;
+use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
 fn columns_json(cols: &[ColumnDef]) -> Value {
@@ -166,13 +167,33 @@ pub fn write_manifest<W: std::io::Write>(catalog: &Catalog, out: &mut W) -> std:
     out.write_all(b"{\"metadata\":")?;
     serde_json::to_writer(&mut *out, &head["metadata"])?;
     out.write_all(b",\"nodes\":{")?;
-    for (i, (id, n)) in catalog.nodes.iter().enumerate() {
-        if i > 0 {
+    let nodes: Vec<(&String, &Node)> = catalog.nodes.iter().collect();
+    // nodes are serialised in parallel, in chunks, and written in order
+    let chunks: Vec<std::io::Result<Vec<u8>>> = nodes
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut buf = Vec::with_capacity(chunk.len() * 2048);
+            for (id, n) in chunk {
+                serde_json::to_writer(&mut buf, id)?;
+                buf.push(b':');
+                serde_json::to_writer(&mut buf, &node_json(n))?;
+                buf.push(b',');
+            }
+            Ok(buf)
+        })
+        .collect();
+    let mut first = true;
+    for chunk in chunks {
+        let chunk = chunk?;
+        let body = chunk.strip_suffix(b",").unwrap_or(&chunk);
+        if body.is_empty() {
+            continue;
+        }
+        if !first {
             out.write_all(b",")?;
         }
-        serde_json::to_writer(&mut *out, id)?;
-        out.write_all(b":")?;
-        serde_json::to_writer(&mut *out, &node_json(n))?;
+        out.write_all(body)?;
+        first = false;
     }
     out.write_all(b"}")?;
     for key in ["sources", "macros", "disabled", "errors"] {

@@ -15,7 +15,7 @@ use crate::options::ParseOptions;
 use crate::project::Project;
 use crate::project_render::{render_properties, render_tree};
 use crate::properties::{
-    parse_properties, version_include_exclude, ColumnDef, NodePatch, SourceTableDef,
+    parse_properties, version_include_exclude, ColumnDef, NodePatch, Properties, SourceTableDef,
 };
 use crate::yaml;
 use minijinja::Environment;
@@ -246,38 +246,25 @@ fn collect_properties(
     version_columns: &mut HashMap<(String, String, String), (Value, Vec<String>)>,
     errors: &mut Vec<NodeError>,
 ) {
-    for f in loaded
+    let files: Vec<&Arc<SourceFile>> = loaded
         .files
         .iter()
         .filter(|f| f.kind == FileKind::Properties)
-    {
+        .collect();
+    let read: Vec<Result<Option<(Value, Properties)>, NodeError>> = files
+        .par_iter()
+        .map(|f| read_properties(f, &loaded.projects[f.project].name, yaml_scope))
+        .collect();
+    for (f, r) in files.iter().zip(read) {
         let package = &loaded.projects[f.project].name;
-        let doc = match yaml::load(&f.text) {
-            Ok(d) => d,
+        let (doc, props) = match r {
+            Ok(Some(found)) => found,
+            Ok(None) => continue,
             Err(e) => {
-                errors.push(NodeError::new(
-                    None,
-                    &f.original_file_path,
-                    Some(e.line),
-                    format!("invalid yaml: {}", e.message),
-                ));
+                errors.push(e);
                 continue;
             }
         };
-        if doc.is_null() {
-            continue;
-        }
-        let doc = render_properties(&doc, yaml_scope, package, &f.original_file_path);
-        if !doc.is_object() {
-            errors.push(NodeError::new(
-                None,
-                &f.original_file_path,
-                Some(1),
-                "property file must be a mapping".into(),
-            ));
-            continue;
-        }
-        let props = parse_properties(&doc, &f.original_file_path, package);
         for (kind, list) in [
             ("model", props.models),
             ("seed", props.seeds),
@@ -305,6 +292,36 @@ fn collect_properties(
         }
         sources.extend(props.sources);
     }
+}
+
+/// Loads, renders and parses one property file; `None` for an empty file.
+fn read_properties(
+    f: &SourceFile,
+    package: &str,
+    yaml_scope: &Arc<Scope>,
+) -> Result<Option<(Value, Properties)>, NodeError> {
+    let doc = yaml::load(&f.text).map_err(|e| {
+        NodeError::new(
+            None,
+            &f.original_file_path,
+            Some(e.line),
+            format!("invalid yaml: {}", e.message),
+        )
+    })?;
+    if doc.is_null() {
+        return Ok(None);
+    }
+    let doc = render_properties(&doc, yaml_scope, package, &f.original_file_path);
+    if !doc.is_object() {
+        return Err(NodeError::new(
+            None,
+            &f.original_file_path,
+            Some(1),
+            "property file must be a mapping".into(),
+        ));
+    }
+    let props = parse_properties(&doc, &f.original_file_path, package);
+    Ok(Some((doc, props)))
 }
 
 /// `1` → "1", `1.5` → "1.5", `"a"` → "a": how dbt prints a version in ids and names.

@@ -8,9 +8,10 @@ use crate::jinja::pyfuncs::local_md5;
 use crate::jinja::scope::Scope;
 use crate::options::ParseOptions;
 use crate::parser::Workspace;
-use crate::properties::ColumnDef;
+use crate::properties::{ColumnDef, SourceTableDef};
+use rayon::prelude::*;
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One parsed test entry.
 #[derive(Debug, Clone)]
@@ -207,73 +208,92 @@ pub fn build_tests(
     sources: &[Source],
     opts: &ParseOptions,
 ) -> Vec<Node> {
-    let mut new_tests = Vec::new();
-    for node in nodes.values() {
-        let Some(patch) = ws.patches.get(&(
-            node.package_name.clone(),
-            node.name.clone(),
-            leak_kind(&node.resource_type),
-        )) else {
-            continue;
-        };
-        let model_expr = match &node.version {
-            Some(v) => format!(
-                "{{{{ get_where_subquery(ref('{}', version='{}')) }}}}",
-                node.name,
-                crate::parser::version_key(v)
-            ),
-            None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", node.name),
-        };
-        let label = match &node.version {
-            Some(v) => format!("{}_v{}", node.name, crate::parser::version_key(v)),
-            None => node.name.clone(),
-        };
-        let target = Target {
-            unique_id: &node.unique_id,
-            package: &node.package_name,
-            label,
-            is_source: false,
-            model_expr,
-            yml_file: &patch.file,
-            fqn_dirs: yml_dirs(&patch.file),
-        };
-        collect(
-            &target,
-            &patch.tests,
-            &node.columns_with_tests(&patch.columns),
-            opts,
-            scope,
-            &mut new_tests,
+    let all: Vec<&Node> = nodes.values().collect();
+    let mut out: Vec<Node> = all
+        .par_iter()
+        .flat_map_iter(|node| node_tests(ws, scope, node, opts))
+        .collect();
+    let defs: HashMap<(&str, &str, &str), &SourceTableDef> = ws
+        .source_defs
+        .iter()
+        .map(|d| {
+            (
+                (d.package.as_str(), d.source_name.as_str(), d.name.as_str()),
+                d,
+            )
+        })
+        .collect();
+    let enabled: Vec<&Source> = sources.iter().filter(|s| s.enabled).collect();
+    out.par_extend(enabled.par_iter().flat_map_iter(|s| {
+        let key = (
+            s.package_name.as_str(),
+            s.source_name.as_str(),
+            s.name.as_str(),
         );
-    }
-    for s in sources.iter().filter(|s| s.enabled) {
-        let Some(def) = ws.source_defs.iter().find(|d| {
-            d.package == s.package_name && d.source_name == s.source_name && d.name == s.name
-        }) else {
-            continue;
-        };
-        let target = Target {
-            unique_id: &s.unique_id,
-            package: &s.package_name,
-            label: format!("{}_{}", s.source_name, s.name),
-            is_source: true,
-            model_expr: format!(
-                "{{{{ get_where_subquery(source('{}', '{}')) }}}}",
-                s.source_name, s.name
-            ),
-            yml_file: &s.original_file_path,
-            fqn_dirs: yml_dirs(&s.original_file_path),
-        };
-        collect(
-            &target,
-            &def.tests,
-            &def.columns,
-            opts,
-            scope,
-            &mut new_tests,
-        );
-    }
-    new_tests
+        defs.get(&key)
+            .map(|def| source_tests(scope, s, def, opts))
+            .unwrap_or_default()
+    }));
+    out
+}
+
+fn node_tests(ws: &Workspace, scope: &Scope, node: &Node, opts: &ParseOptions) -> Vec<Node> {
+    let Some(patch) = ws.patches.get(&(
+        node.package_name.clone(),
+        node.name.clone(),
+        leak_kind(&node.resource_type),
+    )) else {
+        return Vec::new();
+    };
+    let model_expr = match &node.version {
+        Some(v) => format!(
+            "{{{{ get_where_subquery(ref('{}', version='{}')) }}}}",
+            node.name,
+            crate::parser::version_key(v)
+        ),
+        None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", node.name),
+    };
+    let label = match &node.version {
+        Some(v) => format!("{}_v{}", node.name, crate::parser::version_key(v)),
+        None => node.name.clone(),
+    };
+    let target = Target {
+        unique_id: &node.unique_id,
+        package: &node.package_name,
+        label,
+        is_source: false,
+        model_expr,
+        yml_file: &patch.file,
+        fqn_dirs: yml_dirs(&patch.file),
+    };
+    let mut out = Vec::new();
+    collect(
+        &target,
+        &patch.tests,
+        &node.columns_with_tests(&patch.columns),
+        opts,
+        scope,
+        &mut out,
+    );
+    out
+}
+
+fn source_tests(scope: &Scope, s: &Source, def: &SourceTableDef, opts: &ParseOptions) -> Vec<Node> {
+    let target = Target {
+        unique_id: &s.unique_id,
+        package: &s.package_name,
+        label: format!("{}_{}", s.source_name, s.name),
+        is_source: true,
+        model_expr: format!(
+            "{{{{ get_where_subquery(source('{}', '{}')) }}}}",
+            s.source_name, s.name
+        ),
+        yml_file: &s.original_file_path,
+        fqn_dirs: yml_dirs(&s.original_file_path),
+    };
+    let mut out = Vec::new();
+    collect(&target, &def.tests, &def.columns, opts, scope, &mut out);
+    out
 }
 
 /// Inserts test nodes and records them on the nodes they test.
