@@ -10,11 +10,13 @@ What is compared, node by node (keyed by unique_id):
            relation_name, config.materialized, enabled, tags (ordered), meta,
            description, columns (ordered names; description, data_type, meta, tags),
            depends_on.nodes, depends_on.macros, checksum, version, latest_version,
-           access, group, contract.enforced, raw_code, compiled_code
+           access, group, contract.enforced, docs, config (every key dbt writes, incl.
+           hooks, persist_docs, grants, custom keys), raw_code, compiled_code
   sources  source_name, name, identifier, database, schema, relation_name, loader,
            loaded_at_field, tags, meta, description, columns, enabled, original_file_path
   tests    name, alias, attached_node, column_name, test_metadata (name, namespace, kwargs),
-           depends_on.nodes, depends_on.macros, config.severity, original_file_path
+           depends_on.nodes, depends_on.macros, config (severity, where, ...), tags,
+           original_file_path
   seeds    name, database, schema, alias, relation_name, tags, meta, description, columns, checksum
   snapshots  relation fields, tags, meta, depends_on, checksum, raw_code, compiled_code
   (analyses are not compared)
@@ -31,6 +33,8 @@ Choices:
     then config() in SQL).
   * compiled_code is compared after stripping trailing whitespace of the whole text
     (the rule of shared/fixtures/dbt/EXPECTED-FORMAT.md); raw_code exactly.
+  * `config` is compared key by key, every key dbt writes (so hooks, persist_docs, grants,
+    docs, custom keys ...), except that a key whose value is null counts as absent.
   * A node missing on either side counts as one mismatching node.
 
 Exit status 0 only when every compared node matches (100%).
@@ -48,7 +52,8 @@ MODEL_FIELDS = [
     "name", "package_name", "original_file_path", "fqn", "database", "schema", "alias",
     "relation_name", "config.materialized", "enabled", "tags", "meta", "description",
     "columns", "depends_on.nodes", "depends_on.macros", "checksum", "version",
-    "latest_version", "access", "group", "contract.enforced", "raw_code", "compiled_code",
+    "latest_version", "access", "group", "contract.enforced", "docs", "config", "raw_code",
+    "compiled_code",
 ]
 SOURCE_FIELDS = [
     "source_name", "name", "identifier", "database", "schema", "relation_name", "loader",
@@ -57,16 +62,16 @@ SOURCE_FIELDS = [
 ]
 TEST_FIELDS = [
     "name", "alias", "attached_node", "column_name", "test_metadata", "depends_on.nodes",
-    "depends_on.macros", "config.severity", "original_file_path",
+    "depends_on.macros", "config.severity", "tags", "config", "original_file_path",
 ]
 SEED_FIELDS = [
     "name", "package_name", "original_file_path", "database", "schema", "alias",
-    "relation_name", "tags", "meta", "description", "columns", "checksum",
+    "relation_name", "tags", "meta", "description", "columns", "checksum", "config",
 ]
 SNAPSHOT_FIELDS = [
     "name", "package_name", "original_file_path", "database", "schema", "alias",
     "relation_name", "tags", "meta", "depends_on.nodes", "depends_on.macros", "checksum",
-    "raw_code", "compiled_code",
+    "config", "raw_code", "compiled_code",
 ]
 KINDS = {"model": MODEL_FIELDS, "test": TEST_FIELDS, "seed": SEED_FIELDS, "snapshot": SNAPSHOT_FIELDS}
 _MISSING = object()
@@ -128,6 +133,9 @@ def norm(field, value, kind, opts):
         return sorted(set(vals))
     if field == "compiled_code":
         return value.rstrip() if isinstance(value, str) else value
+    if field in ("config", "docs") and isinstance(value, dict):
+        # a key dbt writes as null may be absent in Backflow's output (and vice versa)
+        return {k: v for k, v in value.items() if v is not None}
     if field == "test_metadata" and isinstance(value, dict):
         return {"name": value.get("name"), "namespace": value.get("namespace"),
                 "kwargs": value.get("kwargs", {})}
@@ -153,6 +161,13 @@ def field_diff(field, exp, got):
             body = (f"        same lines, different ends: expected ...{json.dumps(exp[-12:])}, "
                     f"got ...{json.dumps(got[-12:])}")
         return f"    {field}:\n{body}"
+    if field in ("config", "docs") and isinstance(exp, dict) and isinstance(got, dict):
+        out = [f"    {field}:"]
+        for k in list(exp) + [k for k in got if k not in exp]:
+            e, g = exp.get(k, _MISSING), got.get(k, _MISSING)
+            if e != g:
+                out.append(f"        {k}: expected {show(e)}, got {show(g)}")
+        return "\n".join(out)
     if field == "columns" and isinstance(exp, list) and isinstance(got, list):
         out = [f"    columns:"]
         en, gn = [c["name"] for c in exp], [c["name"] for c in got]

@@ -109,6 +109,7 @@ def main():
     ap.add_argument("--only", action="append", default=[], help="project name (repeatable)")
     ap.add_argument("--refresh", action="store_true", help="ignore the dbt cache")
     args = ap.parse_args()
+    args.out = os.path.abspath(args.out)  # index.json must work from any directory
 
     names = sorted(
         d for d in os.listdir(args.projects)
