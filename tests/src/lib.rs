@@ -96,6 +96,38 @@ fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     anyhow::bail!("nats-server did not listen on {port} within {timeout:?}")
 }
 
+/// Services running in the background of a test, stopped together.
+#[derive(Default)]
+pub struct Background {
+    shutdown: backflow_platform::shutdown::Shutdown,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Runs `app.run(shutdown)`-like futures until [`Background::stop`].
+    pub fn spawn<F, Fut, E>(&mut self, run: F)
+    where
+        F: FnOnce(backflow_platform::shutdown::Shutdown) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let running = run(self.shutdown.clone());
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(error) = running.await {
+                eprintln!("background service failed: {error}");
+            }
+        }));
+    }
+
+    /// Cancels every service and waits for each to finish.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 /// Polls `check` until it returns `Some`, or fails after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<T>
 where

@@ -2,8 +2,7 @@
 //! push-to-catalog benchmark: credentials, git-sync and model-catalog on fresh
 //! databases and a fresh NATS namespace, plus signed push webhooks.
 
-use crate::eventually;
-use backflow_platform::shutdown::Shutdown;
+use crate::{eventually, Background};
 use backflow_platform::testing;
 use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::credentials::v1 as credentials;
@@ -23,8 +22,7 @@ pub struct Stack {
     >,
     pub webhook_base: String,
     pub credentials_db_dir: std::path::PathBuf,
-    shutdown: Shutdown,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 }
 
 /// Starts the three services; `label` names their databases.
@@ -87,27 +85,10 @@ pub async fn start_stack_polling(
     let catalog_addr = catalog_app
         .grpc_addr()
         .ok_or_else(|| anyhow::anyhow!("no addr"))?;
-    let shutdown = Shutdown::new();
-    let tasks = vec![
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                let _ = credentials_app.run(shutdown).await;
-            }
-        }),
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                let _ = git_sync_app.run(shutdown).await;
-            }
-        }),
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                let _ = catalog_app.run(shutdown).await;
-            }
-        }),
-    ];
+    let mut background = Background::default();
+    background.spawn(|shutdown| credentials_app.run(shutdown));
+    background.spawn(|shutdown| git_sync_app.run(shutdown));
+    background.spawn(|shutdown| catalog_app.run(shutdown));
     Ok(Stack {
         workspace: workspace.to_string(),
         git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::connect(format!(
@@ -124,8 +105,7 @@ pub async fn start_stack_polling(
         .await?,
         webhook_base: format!("http://{webhook_addr}"),
         credentials_db_dir,
-        shutdown,
-        tasks,
+        background,
     })
 }
 
@@ -194,10 +174,7 @@ impl Stack {
     }
 
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.background.stop().await;
     }
 }
 

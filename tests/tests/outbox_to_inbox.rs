@@ -5,11 +5,10 @@
 
 use backflow_platform::bus::{Bus, EVENT_ID_HEADER};
 use backflow_platform::config::NatsConfig;
-use backflow_platform::shutdown::Shutdown;
 use backflow_platform::{outbox, testing};
 use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::gitsync::v1 as gitsync;
-use backflow_tests::{eventually, PrivateNats};
+use backflow_tests::{eventually, Background, PrivateNats};
 use prost::Message;
 use std::time::Duration;
 
@@ -21,8 +20,7 @@ struct Services {
         catalog::model_catalog_service_client::ModelCatalogServiceClient<tonic::transport::Channel>,
     catalog_store: backflow_model_catalog::store::CatalogStore,
     git_sync_db: backflow_platform::db::Database,
-    shutdown: Shutdown,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    background: Background,
 }
 
 async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
@@ -61,21 +59,9 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
         .ok_or_else(|| anyhow::anyhow!("no addr"))?;
     let catalog_store = catalog_app.store().clone();
     let git_sync_db = git_sync_app.store().database().clone();
-    let shutdown = Shutdown::new();
-    let tasks = vec![
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                let _ = git_sync_app.run(shutdown).await;
-            }
-        }),
-        tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                let _ = catalog_app.run(shutdown).await;
-            }
-        }),
-    ];
+    let mut background = Background::default();
+    background.spawn(|shutdown| git_sync_app.run(shutdown));
+    background.spawn(|shutdown| catalog_app.run(shutdown));
     Ok(Services {
         git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::connect(format!(
             "http://{git_sync_addr}"
@@ -87,17 +73,13 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
         .await?,
         catalog_store,
         git_sync_db,
-        shutdown,
-        tasks,
+        background,
     })
 }
 
 impl Services {
     async fn stop(self) {
-        self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.background.stop().await;
     }
 
     async fn create_connection(&mut self, name: &str) -> anyhow::Result<String> {

@@ -37,6 +37,24 @@ pub enum DbError {
     },
 }
 
+/// Declares a service's `MIGRATIONS` from its `migrations/postgres` and
+/// `migrations/sqlite` directories (embedded at compile time by `sqlx::migrate!`,
+/// relative to the service crate).
+#[macro_export]
+macro_rules! service_migrations {
+    () => {
+        /// This service's migrations for PostgreSQL and SQLite.
+        pub const MIGRATIONS: $crate::db::Migrations = {
+            static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+            static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+            $crate::db::Migrations {
+                postgres: &POSTGRES,
+                sqlite: &SQLITE,
+            }
+        };
+    };
+}
+
 /// Per-service migrations for both backends, from `sqlx::migrate!`.
 pub struct Migrations {
     pub postgres: &'static Migrator,

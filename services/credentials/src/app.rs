@@ -10,20 +10,13 @@ use crate::secrets::Secrets;
 use crate::store::SecretStore;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use backflow_platform::db::Migrations;
 use backflow_platform::service::{BaseSettings, ServiceBase};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-pub const MIGRATIONS: Migrations = Migrations {
-    postgres: &POSTGRES,
-    sqlite: &SQLITE,
-};
+backflow_platform::service_migrations!();
 
 pub struct App {
     base: ServiceBase,
