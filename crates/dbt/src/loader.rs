@@ -4,7 +4,7 @@
 
 use crate::error::{NodeError, ProjectError};
 use crate::project::{load_packages, load_project, Project};
-use crate::safe_fs::Checkout;
+use crate::safe_fs::{Checkout, FoundFile};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -175,9 +175,7 @@ fn scan_one(
     previous: Option<&Stamped>,
     trusted_before: Option<SystemTime>,
 ) -> Result<Scanned, NodeError> {
-    let meta = std::fs::metadata(&f.abs).ok();
-    let len = meta.as_ref().map_or(0, |m| m.len());
-    let mtime = meta.and_then(|m| m.modified().ok());
+    let (len, mtime) = (f.len, f.mtime);
     let abs = f.abs.clone();
     let Some((l, t, hit)) = previous.filter(|p| p.2.kind == f.kind) else {
         let sf = Arc::new(read_one(checkout, f)?);
@@ -218,6 +216,8 @@ struct Found {
     abs: std::path::PathBuf,
     original_file_path: String,
     path: String,
+    len: u64,
+    mtime: Option<SystemTime>,
 }
 
 fn list_project_files(
@@ -243,6 +243,7 @@ fn list_project_files(
         (&yaml_dirs(project), FileKind::Properties, &["yml", "yaml"]),
     ];
     let mut seen_props = std::collections::HashSet::new();
+    let mut walked: HashMap<PathBuf, Vec<FoundFile>> = HashMap::new();
     for (dirs, kind, exts) in groups {
         for dir in dirs {
             let base = match checkout.join(&project.dir, dir) {
@@ -252,8 +253,12 @@ fn list_project_files(
                     continue;
                 }
             };
-            let (files, walk_errors) = checkout.walk(&base, exts);
-            errors.extend(walk_errors.iter().map(project_error));
+            let listed = walked.entry(base.clone()).or_insert_with(|| {
+                let (files, walk_errors) = checkout.walk(&base, ALL_EXTS);
+                errors.extend(walk_errors.iter().map(project_error));
+                files
+            });
+            let files = listed.iter().filter(|f| has_any_ext(&f.rel, exts)).cloned();
             for f in files {
                 let original = format!("{}/{}", dir.trim_end_matches('/'), f.rel);
                 if kind == FileKind::Properties && !seen_props.insert(original.clone()) {
@@ -268,10 +273,23 @@ fn list_project_files(
                     abs: f.abs,
                     original_file_path: original,
                     path: f.rel,
+                    len: f.len,
+                    mtime: f.mtime,
                 });
             }
         }
     }
+}
+
+/// Every extension any file group uses: a directory is walked once for all groups.
+const ALL_EXTS: &[&str] = &["sql", "md", "csv", "yml", "yaml"];
+
+fn has_any_ext(name: &str, exts: &[&str]) -> bool {
+    exts.iter().any(|e| {
+        name.len() > e.len() + 1
+            && name.ends_with(e)
+            && name.as_bytes()[name.len() - e.len() - 1] == b'.'
+    })
 }
 
 /// dbt reads property files from model, seed, snapshot, analysis and macro paths.

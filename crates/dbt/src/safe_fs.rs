@@ -3,7 +3,9 @@
 //! or load an unbounded file into memory.
 
 use crate::error::ProjectError;
+use rayon::prelude::*;
 use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
 
 /// Largest file the engine will read.
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -14,6 +16,10 @@ pub struct FoundFile {
     pub abs: PathBuf,
     /// relative to the directory that was walked, with `/` separators
     pub rel: String,
+    /// size in bytes when listed
+    pub len: u64,
+    /// modification time when listed
+    pub mtime: Option<SystemTime>,
 }
 
 /// The confinement root: canonical path of the checkout.
@@ -74,40 +80,62 @@ impl Checkout {
         read_bounded(self, path, MAX_FILE_BYTES)
     }
 
-    /// Recursively lists files under `dir` whose extension is in `exts`, sorted by path.
-    /// Symlinks are never followed: a symlink inside the checkout is reported as an error only
-    /// when it escapes, otherwise it is skipped like dbt skips unreadable entries.
+    /// Recursively lists files under `dir` whose extension is in `exts`, sorted by path, with
+    /// their size and mtime. Directories are read in parallel. Symlinks are never followed: a
+    /// symlink inside the checkout is reported as an error only when it escapes, otherwise it
+    /// is skipped like dbt skips unreadable entries.
     pub fn walk(&self, dir: &Path, exts: &[&str]) -> (Vec<FoundFile>, Vec<ProjectError>) {
+        let (mut files, errors) = self.walk_dir(dir.to_path_buf(), String::new(), exts);
+        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        (files, errors)
+    }
+
+    fn walk_dir(
+        &self,
+        current: PathBuf,
+        prefix: String,
+        exts: &[&str],
+    ) -> (Vec<FoundFile>, Vec<ProjectError>) {
         let mut files = Vec::new();
         let mut errors = Vec::new();
-        let mut stack = vec![(dir.to_path_buf(), String::new())];
-        while let Some((current, prefix)) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&current) else {
-                continue;
+        let mut subdirs = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            return (files, errors);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
             };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let path = entry.path();
-                let rel = if prefix.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{prefix}/{name}")
-                };
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_symlink() {
-                    if let Err(e) = self.confine(&path) {
-                        errors.push(e);
-                    }
-                    continue;
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_symlink() {
+                if let Err(e) = self.confine(&entry.path()) {
+                    errors.push(e);
                 }
-                if ft.is_dir() {
-                    stack.push((path, rel));
-                } else if ft.is_file() && has_ext(&name, exts) {
-                    files.push(FoundFile { abs: path, rel });
-                }
+                continue;
+            }
+            if ft.is_dir() {
+                subdirs.push((entry.path(), rel));
+            } else if ft.is_file() && has_ext(&name, exts) {
+                let meta = entry.metadata().ok();
+                files.push(FoundFile {
+                    abs: entry.path(),
+                    rel,
+                    len: meta.as_ref().map_or(0, |m| m.len()),
+                    mtime: meta.and_then(|m| m.modified().ok()),
+                });
             }
         }
-        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        let nested: Vec<(Vec<FoundFile>, Vec<ProjectError>)> = subdirs
+            .into_par_iter()
+            .map(|(path, rel)| self.walk_dir(path, rel, exts))
+            .collect();
+        for (f, e) in nested {
+            files.extend(f);
+            errors.extend(e);
+        }
         (files, errors)
     }
 }
