@@ -21,16 +21,16 @@ fn columns_json(cols: &[ColumnDef]) -> Value {
     Value::Object(m)
 }
 
-/// dbt's config dict: hooks as `pre-hook`/`post-hook` lists of `{sql, transaction, index}`.
+/// dbt's config dict: hooks as `pre-hook`/`post-hook` lists of `{sql, transaction, index}`
+/// (dbt leaves `index` null for hooks from configs).
 fn config_json(cfg: &Map<String, Value>) -> Value {
     let mut out = cfg.clone();
     for key in ["pre-hook", "post-hook"] {
         if let Some(Value::Array(items)) = cfg.get(key) {
             let hooks: Vec<Value> = items
                 .iter()
-                .enumerate()
-                .map(|(i, h)| match h {
-                    Value::String(sql) => json!({"sql": sql, "transaction": true, "index": i}),
+                .map(|h| match h {
+                    Value::String(sql) => json!({"sql": sql, "transaction": true, "index": null}),
                     other => other.clone(),
                 })
                 .collect();

@@ -78,7 +78,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
         out_nodes.insert(node.unique_id.clone(), node);
     }
     let mut test_errors = Vec::new();
-    attach_tests(
+    let disabled_tests = attach_tests(
         &ws,
         &scope,
         &mut out_nodes,
@@ -100,6 +100,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
         resource_type: "source".into(),
         original_file_path: s.original_file_path.clone(),
     }));
+    disabled.extend(disabled_tests);
     let catalog = Catalog {
         project_name: ws.root.clone(),
         target: TargetInfo {
@@ -503,7 +504,7 @@ pub(crate) fn assemble(
         test_metadata: None,
         column_name: None,
         attached_node: None,
-        config: config_with_access(cfg),
+        config: node_config_json(n.resource_type, cfg),
     }
 }
 
@@ -517,7 +518,7 @@ fn attach_tests(
     opts: &ParseOptions,
     cache: &mut Cache,
     errors: &mut Vec<NodeError>,
-) {
+) -> Vec<Disabled> {
     let tested: Vec<(&String, &Option<Value>)> =
         nodes.values().map(|n| (&n.unique_id, &n.version)).collect();
     let tested_text = serde_json::to_string(&tested).unwrap_or_default();
@@ -531,12 +532,22 @@ fn attach_tests(
         Some((k, tests)) if k == key => tests,
         _ => tests_gen::build_tests(ws, scope, nodes, sources, opts),
     };
-    tests_gen::attach(nodes, &tests, errors);
+    let disabled = tests_gen::attach(nodes, &tests, errors);
     cache.tests = Some((key, tests));
+    disabled
 }
 
-fn config_with_access(cfg: &Map<String, Value>) -> Map<String, Value> {
+/// The stored config: models always carry `access`; seeds dbt's default `delimiter`.
+fn node_config_json(resource_type: &str, cfg: &Map<String, Value>) -> Map<String, Value> {
     let mut c = cfg.clone();
-    c.entry("access").or_insert(Value::from("protected"));
+    match resource_type {
+        "model" => {
+            c.entry("access").or_insert(Value::from("protected"));
+        }
+        "seed" => {
+            c.entry("delimiter").or_insert(Value::from(","));
+        }
+        _ => {}
+    }
     c
 }

@@ -2,7 +2,7 @@
 //! `relationships`, and custom/namespaced ones) become test nodes named and hashed exactly
 //! like dbt 1.7 names them, attached to the model, seed, snapshot or source they test.
 
-use crate::catalog::{CompileStatus, DependsOn, Node, Source};
+use crate::catalog::{CompileStatus, DependsOn, Disabled, Node, Source};
 use crate::error::NodeError;
 use crate::jinja::pyfuncs::local_md5;
 use crate::jinja::scope::Scope;
@@ -19,6 +19,8 @@ struct TestSpec {
     name: String,
     /// an explicit `name:` argument, used instead of the synthesized name
     custom_name: Option<String>,
+    /// `tags:` given as a test argument
+    arg_tags: Vec<String>,
     namespace: Option<String>,
     args: Map<String, Value>,
     config: Map<String, Value>,
@@ -45,9 +47,10 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
         .remove("config")
         .and_then(|c| c.as_object().cloned())
         .unwrap_or_default();
+    // `tags:` given as a test argument tags the node but is not part of its config
+    let arg_tags = string_list(args.remove("tags"));
     for key in [
         "severity",
-        "tags",
         "where",
         "limit",
         "warn_if",
@@ -61,13 +64,30 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
         }
     }
     normalize_severity(&mut config);
+    if config.get("store_failures") == Some(&Value::Bool(true)) {
+        config
+            .entry("store_failures_as")
+            .or_insert(Value::from("table"));
+    }
     Some(TestSpec {
         name,
+        arg_tags,
         custom_name,
         namespace,
         args,
         config,
     })
+}
+
+fn string_list(v: Option<Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// dbt stores a test's severity upper-cased.
@@ -195,6 +215,8 @@ struct Target<'a> {
     /// `stg_orders`, `dim_accounts_v1` or `shop_orders` (a source table)
     label: String,
     is_source: bool,
+    /// tags a test inherits from its target (a source's and its table's tags)
+    tags: Vec<String>,
     model_expr: String,
     yml_file: &'a str,
     fqn_dirs: Vec<String>,
@@ -262,6 +284,7 @@ fn node_tests(ws: &Workspace, scope: &Scope, node: &Node, opts: &ParseOptions) -
         package: &node.package_name,
         label,
         is_source: false,
+        tags: Vec::new(),
         model_expr,
         yml_file: &patch.file,
         fqn_dirs: yml_dirs(&patch.file),
@@ -284,6 +307,7 @@ fn source_tests(scope: &Scope, s: &Source, def: &SourceTableDef, opts: &ParseOpt
         package: &s.package_name,
         label: format!("{}_{}", s.source_name, s.name),
         is_source: true,
+        tags: s.tags.clone(),
         model_expr: format!(
             "{{{{ get_where_subquery(source('{}', '{}')) }}}}",
             s.source_name, s.name
@@ -297,8 +321,22 @@ fn source_tests(scope: &Scope, s: &Source, def: &SourceTableDef, opts: &ParseOpt
 }
 
 /// Inserts test nodes and records them on the nodes they test.
-pub fn attach(nodes: &mut BTreeMap<String, Node>, tests: &[Node], errors: &mut Vec<NodeError>) {
+/// Tests disabled by their config are not attached; they are returned for the disabled list.
+pub fn attach(
+    nodes: &mut BTreeMap<String, Node>,
+    tests: &[Node],
+    errors: &mut Vec<NodeError>,
+) -> Vec<Disabled> {
+    let mut disabled = Vec::new();
     for t in tests {
+        if t.config.get("enabled") == Some(&Value::Bool(false)) {
+            disabled.push(Disabled {
+                unique_id: t.unique_id.clone(),
+                resource_type: "test".into(),
+                original_file_path: t.original_file_path.clone(),
+            });
+            continue;
+        }
         if let Some(parent) = t.attached_node.as_ref().and_then(|p| nodes.get_mut(p)) {
             parent.tests.push(t.unique_id.clone());
         }
@@ -313,6 +351,7 @@ pub fn attach(nodes: &mut BTreeMap<String, Node>, tests: &[Node], errors: &mut V
         }
         nodes.insert(t.unique_id.clone(), t.clone());
     }
+    disabled
 }
 
 fn leak_kind(resource_type: &str) -> &'static str {
@@ -358,19 +397,45 @@ fn collect(
     for c in columns {
         for entry in &c.tests {
             if let Some(spec) = parse_entry(entry) {
-                out.push(make_test(target, spec, Some(&c.name), opts, scope));
+                out.push(make_test(target, spec, Some(c), opts, scope));
             }
         }
     }
 }
 
+/// dbt's test tags: sorted(set(target tags + column tags + argument tags)), then the
+/// config's tags.
+fn test_tags(
+    target: &Target<'_>,
+    spec: &TestSpec,
+    column: Option<&ColumnDef>,
+    config: &Map<String, Value>,
+) -> Vec<String> {
+    let mut tags: Vec<String> = target
+        .tags
+        .iter()
+        .chain(column.map(|c| c.tags.as_slice()).unwrap_or_default())
+        .chain(&spec.arg_tags)
+        .cloned()
+        .collect();
+    tags.sort();
+    tags.dedup();
+    for t in string_list(config.get("tags").cloned()) {
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    tags
+}
+
 fn make_test(
     target: &Target<'_>,
     spec: TestSpec,
-    column: Option<&str>,
+    column_def: Option<&ColumnDef>,
     opts: &ParseOptions,
     scope: &Scope,
 ) -> Node {
+    let column = column_def.map(|c| c.name.as_str());
     let mut args = spec.args.clone();
     if let Some(c) = column {
         args.insert("column_name".into(), Value::from(c));
@@ -449,15 +514,7 @@ fn make_test(
         relation_name: None,
         materialized: "test".into(),
         enabled: true,
-        tags: config
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|t| {
-                t.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        tags: test_tags(target, &spec, column_def, &config),
         meta: Map::new(),
         description: String::new(),
         columns: Vec::new(),
