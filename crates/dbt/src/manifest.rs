@@ -40,6 +40,17 @@ fn config_json(cfg: &Map<String, Value>) -> Value {
     Value::Object(out)
 }
 
+/// A node's `docs`: its config's `docs` over dbt's defaults.
+fn node_docs(cfg: &Map<String, Value>) -> Value {
+    let mut docs = json!({"show": true, "node_color": null});
+    if let (Value::Object(d), Some(Value::Object(c))) = (&mut docs, cfg.get("docs")) {
+        for (k, v) in c {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    docs
+}
+
 fn node_json(n: &Node) -> Value {
     let refs: Vec<Value> = n
         .refs
@@ -71,7 +82,7 @@ fn node_json(n: &Node) -> Value {
         "depends_on": {"nodes": n.depends_on.nodes, "macros": n.depends_on.macros},
         "raw_code": n.raw_code,
         "checksum": {"name": "sha256", "checksum": n.checksum},
-        "docs": {"show": true, "node_color": null},
+        "docs": node_docs(&n.config),
         "backflow": {
             "compile_status": n.compile_status,
             "compile_error": n.compile_error,

@@ -162,11 +162,11 @@ fn parse_patch(entry: &Map<String, Value>, file: &str, package: &str) -> Option<
     })
 }
 
-/// A patch's `config:` plus the top-level `access:` and `group:` properties, which dbt
-/// moves into the config (a value inside `config:` wins).
+/// A patch's `config:` plus the top-level `access:`, `group:` and `docs:` properties, which
+/// dbt moves into the config (a value inside `config:` wins).
 fn patch_config(entry: &Map<String, Value>) -> Map<String, Value> {
     let mut config = obj(entry.get("config"));
-    for key in ["access", "group"] {
+    for key in ["access", "group", "docs"] {
         if let Some(v) = entry.get(key).filter(|v| !v.is_null()) {
             config.entry(key).or_insert_with(|| v.clone());
         }

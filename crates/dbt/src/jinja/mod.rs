@@ -8,6 +8,7 @@ pub mod catchall;
 pub mod context;
 pub mod percent;
 pub mod pyfuncs;
+pub mod pymodules;
 pub mod relation;
 pub mod scope;
 pub mod values;
@@ -152,6 +153,8 @@ fn configure(env: &mut Environment<'static>) {
     env.add_function("tojson", pyfuncs::tojson);
     env.add_function("fromjson", pyfuncs::fromjson);
     env.add_function("fromyaml", pyfuncs::fromyaml);
+    env.add_function("toyaml", pymodules::toyaml);
+    env.add_filter("truncate", pymodules::truncate);
     env.add_function("local_md5", pyfuncs::local_md5);
     env.add_function("zip", |args: Rest<Value>| pyfuncs::zip(&args));
     env.add_function("set", pyfuncs::py_set);
@@ -171,7 +174,10 @@ fn configure(env: &mut Environment<'static>) {
     env.add_global("dbt_version", "1.7.20");
     env.add_global(
         "modules",
-        Value::from_iter([("datetime", Value::from_object(pyfuncs::DatetimeModule))]),
+        Value::from_iter([
+            ("datetime", Value::from_object(pyfuncs::DatetimeModule)),
+            ("re", Value::from_object(pymodules::ReModule)),
+        ]),
     );
     env.add_global(
         "flags",
