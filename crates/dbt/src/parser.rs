@@ -15,7 +15,8 @@ use crate::options::ParseOptions;
 use crate::project::Project;
 use crate::project_render::{render_properties, render_tree};
 use crate::properties::{
-    parse_properties, version_include_exclude, ColumnDef, NodePatch, Properties, SourceTableDef,
+    apply_source_override, parse_properties, version_include_exclude, ColumnDef, NodePatch,
+    Properties, SourceTableDef,
 };
 use crate::yaml;
 use minijinja::Environment;
@@ -255,6 +256,7 @@ fn collect_properties(
         .par_iter()
         .map(|f| read_properties(f, &loaded.projects[f.project].name, yaml_scope))
         .collect();
+    let mut overrides = Vec::new();
     for (f, r) in files.iter().zip(read) {
         let package = &loaded.projects[f.project].name;
         let (doc, props) = match r {
@@ -291,6 +293,10 @@ fn collect_properties(
             }
         }
         sources.extend(props.sources);
+        overrides.extend(props.source_overrides);
+    }
+    for o in &overrides {
+        apply_source_override(sources, o);
     }
 }
 

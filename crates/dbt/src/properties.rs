@@ -77,6 +77,8 @@ pub struct Properties {
     pub seeds: Vec<NodePatch>,
     pub snapshots: Vec<NodePatch>,
     pub sources: Vec<SourceTableDef>,
+    /// `sources:` entries with `overrides: <package>`, which patch a package's source
+    pub source_overrides: Vec<Map<String, Value>>,
 }
 
 fn s(v: Option<&Value>) -> Option<String> {
@@ -261,9 +263,85 @@ pub fn parse_properties(doc: &Value, file: &str, package: &str) -> Properties {
         sources: list(doc.get("sources"))
             .iter()
             .filter_map(Value::as_object)
+            .filter(|e| !e.contains_key("overrides"))
             .flat_map(|e| parse_sources(e, file, package))
             .collect(),
+        source_overrides: list(doc.get("sources"))
+            .iter()
+            .filter_map(Value::as_object)
+            .filter(|e| e.contains_key("overrides"))
+            .cloned()
+            .collect(),
     }
+}
+
+/// Applies a root `sources:` entry with `overrides: <package>` to that package's source:
+/// source-level properties given in the override replace the package's, and listed tables
+/// replace the matching tables' properties.
+pub fn apply_source_override(defs: &mut [SourceTableDef], entry: &Map<String, Value>) {
+    let (Some(package), Some(name)) = (s(entry.get("overrides")), s(entry.get("name"))) else {
+        return;
+    };
+    let listed = list(entry.get("tables"));
+    let tables: Vec<&Map<String, Value>> = listed.iter().filter_map(Value::as_object).collect();
+    for d in defs
+        .iter_mut()
+        .filter(|d| d.package == package && d.source_name == name)
+    {
+        override_source_level(d, entry);
+        if let Some(t) = tables
+            .iter()
+            .find(|t| s(t.get("name")).as_deref() == Some(&d.name))
+        {
+            override_table_level(d, t);
+        }
+    }
+}
+
+fn override_source_level(d: &mut SourceTableDef, e: &Map<String, Value>) {
+    if let Some(v) = s(e.get("schema")) {
+        d.schema = v;
+    }
+    if let Some(v) = s(e.get("database")).or_else(|| s(e.get("catalog"))) {
+        d.database = Some(v);
+    }
+    if let Some(v) = s(e.get("loader")) {
+        d.loader = v;
+    }
+    if let Some(v) = s(e.get("description")) {
+        d.source_description = v;
+    }
+    if e.contains_key("meta") {
+        d.source_meta = obj(e.get("meta"));
+    }
+    if let Some(v) = s(e.get("loaded_at_field")) {
+        d.loaded_at_field = Some(v);
+    }
+    d.quoting.extend(obj(e.get("quoting")));
+    d.config.extend(obj(e.get("config")));
+}
+
+fn override_table_level(d: &mut SourceTableDef, t: &Map<String, Value>) {
+    if let Some(v) = s(t.get("identifier")) {
+        d.identifier = v;
+    }
+    if let Some(v) = s(t.get("description")) {
+        d.description = v;
+    }
+    if t.contains_key("meta") {
+        d.meta = obj(t.get("meta"));
+    }
+    if let Some(v) = s(t.get("loaded_at_field")) {
+        d.loaded_at_field = Some(v);
+    }
+    if t.contains_key("columns") {
+        d.columns = parse_columns(t.get("columns"));
+    }
+    if t.contains_key("tests") || t.contains_key("data_tests") {
+        d.tests = tests_of(t);
+    }
+    d.quoting.extend(obj(t.get("quoting")));
+    d.config.extend(obj(t.get("config")));
 }
 
 #[cfg(test)]
