@@ -37,6 +37,8 @@ pub struct CompileRender {
     pub sql: Result<String, String>,
     pub ctes: Vec<String>,
     pub warehouse: Vec<String>,
+    /// the render read `graph`, so it depends on every node (never reused)
+    pub uses_graph: bool,
 }
 
 /// Memoised per-node results; each pass replaces the maps so stale entries do not pile up.

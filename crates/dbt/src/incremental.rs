@@ -42,6 +42,11 @@ impl State {
         format!("{:?}|{:?}", loaded.projects, loaded.errors)
     }
 
+    /// Whether some node's compiled SQL read `graph` (and so depends on every node).
+    pub fn uses_graph(&self) -> bool {
+        self.compiled.iter().any(|c| c.uses_graph)
+    }
+
     /// Rebuilds `catalog.errors`: workspace errors, then per node, then tests.
     pub fn refresh_errors(&mut self) {
         let mut errors = self.ws.errors.clone();
@@ -51,8 +56,8 @@ impl State {
     }
 }
 
-/// Applies `changes` to `state` in place. Returns `false` (leaving `state` untouched) when
-/// the change is not a plain edit of enabled model files.
+/// Applies `changes` to `state` in place. Returns `false` when the change is not a plain
+/// edit of enabled model files (or touches `graph`); `state` must then be rebuilt.
 pub fn apply(
     state: &mut State,
     loaded: &Loaded,
@@ -60,7 +65,7 @@ pub fn apply(
     opts: &ParseOptions,
     cache: &mut Cache,
 ) -> bool {
-    if changes.structural || State::inputs_key(loaded) != state.inputs {
+    if changes.structural || State::inputs_key(loaded) != state.inputs || state.uses_graph() {
         return false;
     }
     let Some(edits) = reparse_edits(state, loaded, changes, opts) else {
@@ -71,6 +76,10 @@ pub fn apply(
         state.enabled[e.index] = e.node;
     }
     recompile_nodes(state, &recompile);
+    if state.uses_graph() {
+        // an edited node now reads `graph`, which this update does not refresh
+        return false;
+    }
     let reinject = reinject_set(state, &recompile);
     reassemble(state, &reinject, cache);
     state.refresh_errors();

@@ -9,6 +9,7 @@ pub mod compile;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod graph;
 pub mod incremental;
 pub mod jinja;
 pub mod loader;

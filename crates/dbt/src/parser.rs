@@ -143,6 +143,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         docs,
         refs: HashMap::new(),
         sources: HashMap::new(),
+        graph: None,
     };
     let (env, macro_errors) = build_env(&scope.macros);
     errors.extend(

@@ -5,6 +5,7 @@ use crate::cache::{fingerprint, Cache, CompileRender};
 use crate::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
 use crate::compile::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
 use crate::error::NodeError;
+use crate::graph;
 use crate::incremental::State;
 use crate::jinja::context::{NodeFacts, RenderCtx};
 use crate::jinja::render;
@@ -49,15 +50,18 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     let mut scope: Scope = (*ws.scope).clone();
     scope.refs = ref_index(&enabled);
     scope.sources = source_index;
-    let scope = Arc::new(scope);
     let deps: Vec<Deps> = enabled.iter().map(|n| resolve_deps(&scope, n)).collect();
+    if graph::wanted(loaded) {
+        scope.graph = Some(graph::build(&enabled, &deps, &sources));
+    }
+    let scope = Arc::new(scope);
     let previous = std::mem::take(&mut cache.compile);
     let keyed: Vec<(u64, Compiled)> = enabled
         .par_iter()
         .zip(deps.par_iter())
         .map(|(n, d)| {
             let key = compile_key(&ws, &scope, n, d);
-            let hit = previous.get(&key).cloned();
+            let hit = previous.get(&key).filter(|c| !c.uses_graph).cloned();
             (key, hit.unwrap_or_else(|| compile_node(&ws, &scope, n, d)))
         })
         .collect();
@@ -263,12 +267,14 @@ pub(crate) fn compile_node(
         sql: Err(msg),
         ctes: Vec::new(),
         warehouse: Vec::new(),
+        uses_graph: false,
     };
     if n.resource_type == "seed" {
         return Compiled {
             sql: Ok(String::new()),
             ctes: Vec::new(),
             warehouse: Vec::new(),
+            uses_graph: false,
         };
     }
     if let Some((_, msg)) = &n.parse_error {
@@ -296,6 +302,7 @@ pub(crate) fn compile_node(
         }),
         ctes: rec.ctes,
         warehouse: rec.warehouse_calls,
+        uses_graph: rec.uses_graph,
     }
 }
 

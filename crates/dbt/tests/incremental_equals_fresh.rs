@@ -183,3 +183,31 @@ fn engine_output_equals_a_fresh_parse_after_each_edit() {
     );
     assert_same(&mut engine, d, "dbt_project.yml");
 }
+
+#[test]
+fn graph_readers_follow_edits_of_other_models() {
+    let dir = project();
+    let d = dir.path();
+    write(
+        d,
+        "models/inventory.sql",
+        "select {% for n in graph.nodes.values() | sort(attribute='unique_id') %}'{{ n.name }}:{{ n.config.materialized }}' as c{{ loop.index }}{{ ',' if not loop.last }} {% endfor %}",
+    );
+    let mut engine = Engine::new(opts());
+    assert_same(&mut engine, d, "first parse");
+    write(
+        d,
+        "models/raw.sql",
+        "{{ config(materialized='view') }}select 1 as id",
+    );
+    assert_same(&mut engine, d, "materialization of a graph member");
+    let inventory = &engine.parse(d).unwrap().nodes["model.p.inventory"];
+    assert!(
+        inventory
+            .compiled_code
+            .as_deref()
+            .unwrap_or_default()
+            .contains("'raw:view'"),
+        "{inventory:?}"
+    );
+}

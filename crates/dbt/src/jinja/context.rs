@@ -35,6 +35,8 @@ pub struct Recording {
     pub ctes: Vec<String>,
     /// warehouse-dependent calls made while `execute` was true
     pub warehouse_calls: Vec<String>,
+    /// whether `graph` was read while `execute` was true
+    pub uses_graph: bool,
     depth: usize,
     returns: Vec<Option<Value>>,
 }
@@ -168,10 +170,16 @@ impl Object for NodeContext {
                 }))
             }
             "graph" => {
+                if rc.execute {
+                    rc.rec().uses_graph = true;
+                    if let Some(graph) = &rc.scope.graph {
+                        return Some(graph.clone());
+                    }
+                }
                 return Some(Value::from_serialize(serde_json::json!({
                     "nodes": {}, "sources": {}, "macros": {}, "exposures": {}, "metrics": {},
                     "groups": {}, "semantic_models": {}, "saved_queries": {}
-                })))
+                })));
             }
             _ => {}
         }

@@ -86,6 +86,8 @@ pub struct Scope {
     pub docs: HashMap<String, Vec<(String, String)>>,
     pub refs: HashMap<String, Vec<RefTarget>>,
     pub sources: HashMap<(String, String), Vec<SourceTarget>>,
+    /// the compile-time `graph` (nodes and sources), when some template uses it
+    pub graph: Option<minijinja::Value>,
 }
 
 impl Scope {
