@@ -107,14 +107,19 @@ def main():
     ap.add_argument("--dbt", required=True)
     ap.add_argument("--backflow", help="backflow-dbt binary (omit to only run dbt)")
     ap.add_argument("--only", action="append", default=[], help="project name (repeatable)")
+    ap.add_argument("--extra", action="append", default=[],
+                    help="another project directory, e.g. a generated one (repeatable)")
     ap.add_argument("--refresh", action="store_true", help="ignore the dbt cache")
     args = ap.parse_args()
     args.out = os.path.abspath(args.out)  # index.json must work from any directory
 
-    names = sorted(
-        d for d in os.listdir(args.projects)
+    sources = {
+        d: os.path.join(args.projects, d) for d in os.listdir(args.projects)
         if os.path.exists(os.path.join(args.projects, d, "dbt_project.yml"))
-    )
+    }
+    for extra in args.extra:
+        sources[os.path.basename(os.path.normpath(extra))] = os.path.abspath(extra)
+    names = sorted(sources)
     if args.only:
         names = [n for n in names if n in args.only]
     cache_dir = os.path.join(args.out, "dbt-cache")
@@ -122,8 +127,9 @@ def main():
     index = []
     failed = False
     for name in names:
-        src = os.path.join(args.projects, name)
-        conf = json.load(open(os.path.join(src, "conformance.json")))
+        src = sources[name]
+        conf_path = os.path.join(src, "conformance.json")
+        conf = json.load(open(conf_path)) if os.path.exists(conf_path) else {}
         target_name = conf.get("target_name", "dev")
         vars_json = json.dumps(conf.get("vars", {}), sort_keys=True)
         env = dict(os.environ)
