@@ -155,6 +155,9 @@ def field_diff(field, exp, got):
     if field in ("compiled_code", "raw_code") and isinstance(exp, str) and isinstance(got, str):
         lines = difflib.unified_diff(exp.splitlines(), got.splitlines(), "dbt", "backflow", lineterm="", n=1)
         body = "\n".join("        " + ln for ln in lines)
+        if "\r" in exp + got and exp.replace("\r\n", "\n") == got.replace("\r\n", "\n"):
+            crlf = lambda t: "CRLF" if "\r\n" in t else "LF"
+            return f"    {field}: differs only in line endings: expected {crlf(exp)}, got {crlf(got)}"
         if not body.strip() and exp.splitlines() != got.splitlines():
             body = "        (differs only in whitespace/line endings)"
         elif exp.splitlines() == got.splitlines():
