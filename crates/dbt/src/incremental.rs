@@ -16,6 +16,7 @@ use crate::pipeline::{
     assemble, compile_node, id_index, inject_one, is_ephemeral, resolve_deps, AssembleInputs,
     Compiled, Deps,
 };
+use crate::tests_compile;
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -72,6 +73,11 @@ pub fn apply(
         return false;
     };
     let recompile = recompile_set(state, &edits);
+    let moved_ids: Vec<String> = edits
+        .iter()
+        .filter(|e| e.ref_changed)
+        .map(|e| e.node.unique_id.clone())
+        .collect();
     for e in edits {
         state.enabled[e.index] = e.node;
     }
@@ -82,6 +88,7 @@ pub fn apply(
     }
     let reinject = reinject_set(state, &recompile);
     reassemble(state, &reinject, cache);
+    recompile_generic_tests(state, &moved_ids);
     state.refresh_errors();
     true
 }
@@ -230,6 +237,21 @@ fn reinject_set(state: &State, recompiled: &BTreeSet<usize>) -> BTreeSet<usize> 
         }
     }
     out
+}
+
+/// Generic tests name the relations they test: recompile those on a moved relation.
+fn recompile_generic_tests(state: &mut State, moved: &[String]) {
+    if moved.is_empty() {
+        return;
+    }
+    let (ws, scope) = (&state.ws, &state.scope);
+    state
+        .catalog
+        .nodes
+        .values_mut()
+        .filter(|n| n.test_metadata.is_some())
+        .filter(|n| n.depends_on.nodes.iter().any(|d| moved.contains(d)))
+        .for_each(|t| tests_compile::compile_test(ws, scope, t));
 }
 
 /// Re-injects CTEs and rebuilds the catalog nodes of `set`, keeping their attached tests.

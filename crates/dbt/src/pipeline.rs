@@ -13,6 +13,7 @@ use crate::jinja::scope::{RefTarget, Scope};
 use crate::loader::Loaded;
 use crate::options::ParseOptions;
 use crate::parser::{self, ParsedNode, Workspace};
+use crate::tests_compile;
 use crate::tests_gen;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
@@ -519,15 +520,18 @@ pub(crate) fn assemble(
 /// nor the set of tested nodes changed.
 fn attach_tests(
     ws: &Workspace,
-    scope: &Scope,
+    scope: &Arc<Scope>,
     nodes: &mut BTreeMap<String, Node>,
     sources: &[crate::catalog::Source],
     opts: &ParseOptions,
     cache: &mut Cache,
     errors: &mut Vec<NodeError>,
 ) -> Vec<Disabled> {
-    let tested: Vec<(&String, &Option<Value>)> =
-        nodes.values().map(|n| (&n.unique_id, &n.version)).collect();
+    // relations are part of the key: compiled test SQL names them
+    let tested: Vec<(&String, &Option<Value>, &Option<String>)> = nodes
+        .values()
+        .map(|n| (&n.unique_id, &n.version, &n.relation_name))
+        .collect();
     let tested_text = serde_json::to_string(&tested).unwrap_or_default();
     let source_ids: Vec<&String> = sources
         .iter()
@@ -537,7 +541,11 @@ fn attach_tests(
     let key = fingerprint(&(ws.fingerprint, tested_text, source_ids));
     let tests = match cache.tests.take() {
         Some((k, tests)) if k == key => tests,
-        _ => tests_gen::build_tests(ws, scope, nodes, sources, opts),
+        _ => {
+            let mut tests = tests_gen::build_tests(ws, scope, nodes, sources, opts);
+            tests_compile::compile_tests(ws, scope, &mut tests);
+            tests
+        }
     };
     let disabled = tests_gen::attach(nodes, &tests, errors);
     cache.tests = Some((key, tests));

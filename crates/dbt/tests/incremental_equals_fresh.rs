@@ -16,6 +16,10 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 const SCHEMA_YML: &str = "version: 2
 models:
+  - name: raw
+    columns:
+      - name: id
+        tests: [not_null]
   - name: orders
     description: '{{ doc(\"orders_doc\") }}'
     columns:

@@ -1,0 +1,138 @@
+//! Compiled SQL for generic tests: the test macro called with the test's kwargs the way
+//! dbt's `add_rendered_test_kwargs` prepares them (`model` is
+//! `get_where_subquery(ref(...))`, strings that look like `ref(...)`, `source(...)`,
+//! `var(...)`, `env_var(...)` or `doc(...)` are evaluated, other values stay literals).
+
+use crate::catalog::{CompileStatus, Node};
+use crate::jinja::context::{NodeFacts, RenderCtx};
+use crate::jinja::render;
+use crate::jinja::scope::Scope;
+use crate::parser::Workspace;
+use rayon::prelude::*;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Compiles every generic test in `tests` in place.
+pub fn compile_tests(ws: &Workspace, scope: &Arc<Scope>, tests: &mut [Node]) {
+    tests
+        .par_iter_mut()
+        .for_each(|t| compile_test(ws, scope, t));
+}
+
+/// Compiles one generic test node (singular tests are compiled like models).
+pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) {
+    let Some(source) = call_source(t) else {
+        return;
+    };
+    let facts = NodeFacts {
+        unique_id: t.unique_id.clone(),
+        name: t.name.clone(),
+        package: t.package_name.clone(),
+        resource_type: "test".into(),
+        this: None,
+        model: Value::Null,
+        config: t.config.clone(),
+    };
+    let rc = RenderCtx::new(scope.clone(), facts, true);
+    match render(&ws.env, &rc, &t.original_file_path, &source) {
+        Ok(sql) => {
+            t.compiled_code = Some(sql);
+            t.compile_status = CompileStatus::Success;
+            t.compile_error = None;
+        }
+        Err(e) => {
+            t.compiled_code = None;
+            t.compile_status = CompileStatus::Error;
+            t.compile_error = Some(e.message);
+        }
+    }
+}
+
+/// `{{ pkg.test_name(model=..., column_name='c', ...) }}` for a generic test.
+fn call_source(t: &Node) -> Option<String> {
+    let meta = t.test_metadata.as_ref()?;
+    let name = meta.get("name")?.as_str()?;
+    let macro_id = t
+        .depends_on
+        .macros
+        .iter()
+        .find(|m| m.ends_with(&format!(".test_{name}")))?;
+    let callee = macro_id.strip_prefix("macro.")?;
+    let kwargs = meta.get("kwargs")?.as_object()?;
+    let args: Vec<String> = kwargs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", argument(k, v)))
+        .collect();
+    Some(format!("{{{{ {callee}({}) }}}}", args.join(", ")))
+}
+
+fn argument(key: &str, v: &Value) -> String {
+    match v {
+        Value::String(s) if key == "column_name" => literal(&Value::String(s.clone())),
+        Value::String(s) => {
+            let inner = s
+                .trim()
+                .strip_prefix("{{")
+                .and_then(|x| x.strip_suffix("}}"))
+                .map(str::trim);
+            match inner {
+                Some(expr) => expr.to_string(),
+                None if looks_like_call(s) => s.trim().to_string(),
+                None => literal(v),
+            }
+        }
+        other => literal(other),
+    }
+}
+
+fn looks_like_call(s: &str) -> bool {
+    let s = s.trim();
+    ["env_var(", "ref(", "var(", "source(", "doc("]
+        .iter()
+        .any(|p| s.starts_with(p))
+        && s.ends_with(')')
+}
+
+/// A Jinja literal for a JSON value.
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "none".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(literal).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", literal(&Value::String(k.clone())), literal(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn arguments_like_dbt() {
+        assert_eq!(
+            argument("to", &json!("ref('customers')")),
+            "ref('customers')"
+        );
+        assert_eq!(
+            argument("model", &json!("{{ get_where_subquery(ref('x')) }}")),
+            "get_where_subquery(ref('x'))"
+        );
+        assert_eq!(argument("column_name", &json!("id")), "\"id\"");
+        assert_eq!(
+            argument("values", &json!(["a", 1, true, null])),
+            "[\"a\", 1, true, none]"
+        );
+    }
+}
