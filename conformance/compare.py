@@ -8,7 +8,8 @@ Stdlib only. Usage:
 What is compared, node by node (keyed by unique_id):
   models   name, package_name, original_file_path, fqn, database, schema, alias,
            relation_name, config.materialized, enabled, tags (ordered), meta,
-           description, columns (ordered names; description, data_type, meta, tags),
+           description, columns (ordered names; description, data_type, meta, tags,
+           constraints, quote),
            depends_on.nodes, depends_on.macros, checksum, version, latest_version,
            access, group, contract.enforced, docs, config (every key dbt writes, incl.
            hooks, persist_docs, grants, custom keys), raw_code, compiled_code
@@ -112,6 +113,8 @@ def norm_columns(cols):
             "data_type": c.get("data_type"),
             "meta": c.get("meta", {}),
             "tags": c.get("tags", []),
+            "constraints": c.get("constraints", []),
+            "quote": c.get("quote"),
         })
     return out
 
