@@ -17,7 +17,7 @@ What is compared, node by node (keyed by unique_id):
            loaded_at_field, tags, meta, description, columns, enabled, original_file_path
   tests    name, alias, attached_node, column_name, test_metadata (name, namespace, kwargs),
            depends_on.nodes, depends_on.macros, config (severity, where, ...), tags,
-           original_file_path
+           original_file_path, compiled_code (the test query dbt compiles)
   seeds    name, database, schema, alias, relation_name, tags, meta, description, columns, checksum
   snapshots  relation fields, tags, meta, depends_on, checksum, raw_code, compiled_code
   (analyses are not compared)
@@ -64,6 +64,7 @@ SOURCE_FIELDS = [
 TEST_FIELDS = [
     "name", "alias", "attached_node", "column_name", "test_metadata", "depends_on.nodes",
     "depends_on.macros", "config.severity", "tags", "config", "original_file_path",
+    "compiled_code",
 ]
 SEED_FIELDS = [
     "name", "package_name", "original_file_path", "database", "schema", "alias",
