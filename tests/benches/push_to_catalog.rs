@@ -25,15 +25,45 @@ fn generate(models: usize, out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn finished_run(
+    stack: &backflow_tests::stack::Stack,
+    run_id: &str,
+) -> anyhow::Result<gitsync::SyncRun> {
+    let client = stack.git_sync.clone();
+    backflow_tests::eventually(std::time::Duration::from_secs(600), "the sync run", || {
+        let mut client = client.clone();
+        let request = gitsync::GetRunRequest {
+            workspace_id: "ws-bench".into(),
+            run_id: run_id.into(),
+        };
+        async move {
+            let run = client.get_run(request).await.ok()?.into_inner().run?;
+            (run.finished_at_unix_ms > 0).then_some(run)
+        }
+    })
+    .await
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .init();
     let models: usize = std::env::var("BENCH_PUSH_MODELS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
     let root = std::env::temp_dir().join(format!("backflow-bench-{}", backflow_platform::new_id()));
     let repo = BareRepo::empty(&root, "bench");
-    generate(models, repo.scratch())?;
+    // The generator owns its output directory, so generate beside the clone and copy.
+    let generated = root.join("generated");
+    generate(models, &generated)?;
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", generated.display()))
+        .arg(repo.scratch())
+        .status()?;
+    anyhow::ensure!(copied.success(), "copying the generated project failed");
     let first = repo.commit(&[], "generated project");
     let server = GitHttpServer::start(&root, TOKEN);
     let mut stack = start_stack("ws-bench").await?;
@@ -49,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let started = Instant::now();
-    let connection = stack
+    let created = stack
         .git_sync
         .create_connection(gitsync::CreateConnectionRequest {
             workspace_id: "ws-bench".into(),
@@ -68,9 +98,14 @@ async fn main() -> anyhow::Result<()> {
             }),
         })
         .await?
-        .into_inner()
+        .into_inner();
+    let connection = created
         .connection
         .ok_or_else(|| anyhow::anyhow!("no connection"))?;
+    let run_id = created.initial_run.map(|run| run.id).unwrap_or_default();
+    let run = finished_run(&stack, &run_id).await?;
+    anyhow::ensure!(run.error.is_empty(), "initial sync failed: {}", run.error);
+    let synced = started.elapsed();
     let listed = stack.models_at_commit(&connection.id, &first).await?;
     let initial = started.elapsed();
 
@@ -87,12 +122,20 @@ async fn main() -> anyhow::Result<()> {
     let pushed = Instant::now();
     let status = post_webhook(&hook, &body, &sign(WEBHOOK_SECRET, &body)?).await?;
     anyhow::ensure!(status == 202, "webhook answered {status}");
-    stack.models_at_commit(&connection.id, &second).await?;
+    stack
+        .wait_for_catalog_commit(&connection.id, &second)
+        .await?;
     let push_to_catalog = pushed.elapsed();
+    let updated = stack.models_at_commit(&connection.id, &second).await?;
+    anyhow::ensure!(updated.len() == listed.len(), "model count changed");
 
     println!(
         "push-to-catalog benchmark ({models} models generated, {} in the catalog)",
         listed.len()
+    );
+    println!(
+        "  initial sync (connect → run finished):    {:>8.0} ms",
+        synced.as_secs_f64() * 1000.0
     );
     println!(
         "  initial sync (connect → models listed):   {:>8.0} ms",

@@ -132,27 +132,55 @@ impl Stack {
         Ok(secret.id)
     }
 
+    /// Waits until the catalog's latest commit for the connection is `commit`, then
+    /// returns all its models (every page, with compiled SQL).
     pub async fn models_at_commit(
         &self,
         connection_id: &str,
         commit: &str,
     ) -> anyhow::Result<Vec<catalog::Model>> {
         let client = self.catalog.clone();
+        let workspace = self.workspace.clone();
         eventually(
-            Duration::from_secs(60),
+            Duration::from_secs(120),
             &format!("models at {commit}"),
             || {
-                let mut client = client.clone();
-                let request = catalog::ListModelsRequest {
-                    workspace_id: self.workspace.clone(),
-                    connection_id: connection_id.into(),
-                    commit_sha: String::new(),
-                };
-                let commit = commit.to_string();
+                let (client, workspace) = (client.clone(), workspace.clone());
+                let (connection_id, commit) = (connection_id.to_string(), commit.to_string());
                 async move {
-                    let response = client.list_models(request).await.ok()?.into_inner();
-                    (response.commit_sha == commit && !response.models.is_empty())
-                        .then_some(response.models)
+                    let models = all_models(client, &workspace, &connection_id).await.ok()?;
+                    (models.0 == commit && !models.1.is_empty()).then_some(models.1)
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until the catalog records `commit` as the connection's latest (cheap:
+    /// reads the project, not its models).
+    pub async fn wait_for_catalog_commit(
+        &self,
+        connection_id: &str,
+        commit: &str,
+    ) -> anyhow::Result<()> {
+        let client = self.catalog.clone();
+        let request = catalog::GetProjectRequest {
+            workspace_id: self.workspace.clone(),
+            connection_id: connection_id.to_string(),
+        };
+        eventually(
+            Duration::from_secs(120),
+            &format!("the catalog at {commit}"),
+            || {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move {
+                    let project = client
+                        .get_project(request)
+                        .await
+                        .ok()?
+                        .into_inner()
+                        .project?;
+                    (project.latest_commit_sha == commit).then_some(())
                 }
             },
         )
@@ -231,4 +259,35 @@ async fn hyper_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> anyhow:
         .ok_or_else(|| anyhow::anyhow!("no status line"))?
         .parse()?;
     Ok(status)
+}
+
+type CatalogClient =
+    catalog::model_catalog_service_client::ModelCatalogServiceClient<tonic::transport::Channel>;
+
+/// Every model at the latest commit, page by page: (commit, models).
+async fn all_models(
+    mut client: CatalogClient,
+    workspace: &str,
+    connection_id: &str,
+) -> Result<(String, Vec<catalog::Model>), tonic::Status> {
+    let (mut models, mut page_token, mut commit) = (Vec::new(), String::new(), String::new());
+    loop {
+        let page = client
+            .list_models(catalog::ListModelsRequest {
+                workspace_id: workspace.to_string(),
+                connection_id: connection_id.to_string(),
+                commit_sha: commit.clone(),
+                page_size: 500,
+                page_token,
+                include_compiled_sql: true,
+            })
+            .await?
+            .into_inner();
+        commit = page.commit_sha;
+        models.extend(page.models);
+        if page.next_page_token.is_empty() {
+            return Ok((commit, models));
+        }
+        page_token = page.next_page_token;
+    }
 }

@@ -8,6 +8,8 @@ use pb::model_catalog_service_server::ModelCatalogService;
 use tonic::{Request, Response, Status};
 
 pub const SERVICE_NAME: &str = "backflow.catalog.v1.ModelCatalogService";
+const DEFAULT_PAGE_SIZE: i64 = 200;
+const MAX_PAGE_SIZE: i64 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct CatalogGrpc {
@@ -147,15 +149,43 @@ impl ModelCatalogService for CatalogGrpc {
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let request = request.into_inner();
-        let (commit_sha, models) = self
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 => {
+                return Err(
+                    CatalogError::InvalidArgument("page_size must not be negative".into()).into(),
+                )
+            }
+            n => i64::from(n).min(MAX_PAGE_SIZE),
+        };
+        let (commit_sha, mut models) = self
             .store
             .list_models(
                 &request.workspace_id,
                 &request.connection_id,
                 &request.commit_sha,
+                &request.page_token,
+                page_size,
             )
             .await?;
-        Ok(Response::new(pb::ListModelsResponse { models, commit_sha }))
+        let next_page_token = if i64::try_from(models.len()).unwrap_or(i64::MAX) == page_size {
+            models
+                .last()
+                .map(|model| model.unique_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        if !request.include_compiled_sql {
+            for model in &mut models {
+                model.compiled_sql.clear();
+            }
+        }
+        Ok(Response::new(pb::ListModelsResponse {
+            models,
+            commit_sha,
+            next_page_token,
+        }))
     }
 
     async fn get_model(

@@ -99,9 +99,19 @@ async fn models(store: &CatalogStore) -> anyhow::Result<()> {
     store
         .record_snapshot("ws-a", "conn-1", "c2", &[model("model.p.a", "select 10")])
         .await?;
-    let (commit, latest) = store.list_models("ws-a", "conn-1", "").await?;
+    let (commit, latest) = store.list_models("ws-a", "conn-1", "", "", 100).await?;
     assert_eq!(commit, "c2");
     assert_eq!(latest.len(), 1);
+    let (_, first_page) = store.list_models("ws-a", "conn-1", "c1", "", 1).await?;
+    assert_eq!(first_page[0].unique_id, "model.p.a");
+    let (_, second_page) = store
+        .list_models("ws-a", "conn-1", "c1", "model.p.a", 1)
+        .await?;
+    assert_eq!(second_page[0].unique_id, "model.p.b");
+    let (_, done) = store
+        .list_models("ws-a", "conn-1", "c1", "model.p.b", 1)
+        .await?;
+    assert!(done.is_empty());
     assert_eq!(
         store
             .get_model("ws-a", "conn-1", "model.p.a", "")

@@ -96,22 +96,27 @@ impl CatalogStore {
         Ok(row.is_some())
     }
 
-    /// Models at `commit_sha`, or at the latest synced commit when it is empty.
+    /// One page of models at `commit_sha` (latest synced commit when empty), ordered
+    /// by unique id, starting after `after_unique_id`.
     pub async fn list_models(
         &self,
         workspace_id: &str,
         connection_id: &str,
         commit_sha: &str,
+        after_unique_id: &str,
+        limit: i64,
     ) -> Result<(String, Vec<pb::Model>), CatalogError> {
         let commit = self
             .resolve_commit(workspace_id, connection_id, commit_sha)
             .await?;
         let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-            "SELECT document FROM model_versions WHERE workspace_id = $1 AND connection_id = $2 AND commit_sha = $3 ORDER BY unique_id",
+            "SELECT document FROM model_versions WHERE workspace_id = $1 AND connection_id = $2 AND commit_sha = $3 AND unique_id > $4 ORDER BY unique_id LIMIT $5",
         )
         .bind(workspace_id)
         .bind(connection_id)
         .bind(&commit)
+        .bind(after_unique_id)
+        .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
         let models = rows
