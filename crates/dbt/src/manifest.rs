@@ -14,7 +14,7 @@ fn columns_json(cols: &[ColumnDef]) -> Value {
             c.name.clone(),
             json!({
                 "name": c.name, "description": c.description, "meta": c.meta,
-                "data_type": c.data_type, "constraints": [], "quote": c.quote, "tags": c.tags
+                "data_type": c.data_type, "constraints": c.constraints, "quote": c.quote, "tags": c.tags
             }),
         );
     }

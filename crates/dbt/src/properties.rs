@@ -12,6 +12,8 @@ pub struct ColumnDef {
     pub meta: Map<String, Value>,
     pub tags: Vec<String>,
     pub quote: Option<bool>,
+    /// column constraints with dbt's defaults filled in
+    pub constraints: Vec<Value>,
     /// raw test entries (`unique`, `{accepted_values: {...}}`, ...)
     #[serde(skip)]
     pub tests: Vec<Value>,
@@ -123,8 +125,31 @@ pub fn parse_columns(v: Option<&Value>) -> Vec<ColumnDef> {
                 meta: obj(c.get("meta")),
                 tags: string_list(c.get("tags")),
                 quote: c.get("quote").and_then(Value::as_bool),
+                constraints: constraints(c.get("constraints")),
                 tests: tests_of(c),
             })
+        })
+        .collect()
+}
+
+/// dbt's `ColumnLevelConstraint`s: `type` plus `name`, `expression`, `warn_unenforced` and
+/// `warn_unsupported` defaults.
+fn constraints(v: Option<&Value>) -> Vec<Value> {
+    list(v)
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|c| {
+            let mut out = Map::new();
+            out.insert("type".into(), c.get("type").cloned().unwrap_or(Value::Null));
+            for (key, default) in [
+                ("name", Value::Null),
+                ("expression", Value::Null),
+                ("warn_unenforced", Value::Bool(true)),
+                ("warn_unsupported", Value::Bool(true)),
+            ] {
+                out.insert(key.into(), c.get(key).cloned().unwrap_or(default));
+            }
+            Value::Object(out)
         })
         .collect()
 }

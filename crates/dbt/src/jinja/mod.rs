@@ -95,10 +95,15 @@ fn rename_tag(tag: &str, kind: &str, name: &str, new_name: &str) -> String {
     }
 }
 
-/// Source rewrites applied before compiling any template: mutable `set` values and
-/// Python's `%` string formatting.
+/// Source rewrites applied before compiling any template: Jinja's newline normalisation
+/// (`\r\n` and `\r` render as `\n`), mutable `set` values and Python's `%` formatting.
 fn prepare(source: &str) -> String {
-    percent::rewrite_percent(&wrap_mutable_sets(source))
+    let source = if source.contains('\r') {
+        std::borrow::Cow::Owned(source.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(source)
+    };
+    percent::rewrite_percent(&wrap_mutable_sets(&source))
 }
 
 /// dbt's built-in macros as definitions of the `dbt` package.
