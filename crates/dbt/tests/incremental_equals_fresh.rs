@@ -215,3 +215,9 @@ fn graph_readers_follow_edits_of_other_models() {
         "{inventory:?}"
     );
 }
+
+#[test]
+fn engine_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+}
