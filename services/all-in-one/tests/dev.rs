@@ -105,6 +105,13 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
             assert_eq!(status, ServingStatus::Serving as i32, "{addr} {name:?}");
         }
         drop(health);
+        assert!(
+            reflected_services(addr)
+                .await?
+                .iter()
+                .any(|name| name == service),
+            "{service} listed by reflection on {addr}"
+        );
     }
 
     let stopping = Instant::now();
@@ -125,6 +132,33 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
     assert!(status.success(), "clean exit, got {status}");
     let _ = std::fs::remove_dir_all(&workdir);
     Ok(())
+}
+
+/// The service names gRPC reflection lists (what `grpcurl list` shows).
+async fn reflected_services(addr: &str) -> anyhow::Result<Vec<String>> {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await?
+        .into_inner();
+    let mut names = Vec::new();
+    while let Some(response) = responses.message().await? {
+        if let Some(MessageResponse::ListServicesResponse(list)) = response.message_response {
+            names.extend(list.service.into_iter().map(|service| service.name));
+        }
+    }
+    Ok(names)
 }
 
 /// Runs `backflow dev` with one bad setting and returns its stderr.
