@@ -3,7 +3,7 @@
 use crate::settings::Settings;
 use backflow_proto::gitsync::v1 as pb;
 
-pub(super) type ConnectionRow = (
+pub(crate) type ConnectionRow = (
     String,
     String,
     String,
@@ -50,7 +50,7 @@ pub struct ConnectionRecord {
 }
 
 impl ConnectionRecord {
-    pub(super) fn from_row(row: ConnectionRow) -> Self {
+    pub(crate) fn from_row(row: ConnectionRow) -> Self {
         let (
             id,
             workspace_id,

@@ -2,11 +2,16 @@
 //! with its snapshot and `evt.gitsync.snapshot.ready`, or failed with
 //! `evt.gitsync.sync.failed` — each in one transaction with its event.
 
-use super::{fetch_connection, ConnectionRecord, GitSyncStore, RunRecord, RUN_COLUMNS};
+use super::{
+    fetch_connection, ConnectionRecord, GitSyncStore, RunRecord, CONNECTION_COLUMNS, RUN_COLUMNS,
+};
 use crate::error::GitSyncError;
 use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::gitsync::v1 as pb;
 use prost::Message;
+
+/// How long superseded snapshots are kept for model-catalog to fetch.
+const SNAPSHOT_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 /// What a successful sync produced.
 #[derive(Debug)]
@@ -97,6 +102,16 @@ impl GitSyncStore {
         .bind(&run.id)
         .execute(&mut *tx)
         .await?;
+        // Snapshots are fetched right after their event; a day is ample for a lagging
+        // catalog, and the newest one of each connection is always kept.
+        sqlx::query(
+            "DELETE FROM snapshots WHERE connection_id = $1 AND id <> $2 AND created_at_ms < $3",
+        )
+        .bind(&run.connection_id)
+        .bind(&snapshot_id)
+        .bind(now - SNAPSHOT_RETENTION_MS)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE connections SET last_synced_commit = $1 WHERE id = $2")
             .bind(&result.commit_sha)
             .bind(&run.connection_id)
@@ -160,20 +175,24 @@ impl GitSyncStore {
 
     /// Every connection with the commit it last synced (for the poller).
     pub async fn poll_targets(&self) -> Result<Vec<(ConnectionRecord, String)>, GitSyncError> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT workspace_id, id FROM connections ORDER BY id")
+        let rows: Vec<super::rows::ConnectionRow> = sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY id"
+        ))
+        .fetch_all(self.db.pool())
+        .await?;
+        let synced: std::collections::HashMap<String, String> =
+            sqlx::query_as("SELECT id, last_synced_commit FROM connections")
                 .fetch_all(self.db.pool())
-                .await?;
-        let mut targets = Vec::with_capacity(rows.len());
-        for (workspace_id, id) in rows {
-            let connection = self.get_connection(&workspace_id, &id).await?;
-            let (last,): (String,) =
-                sqlx::query_as("SELECT last_synced_commit FROM connections WHERE id = $1")
-                    .bind(&id)
-                    .fetch_one(self.db.pool())
-                    .await?;
-            targets.push((connection, last));
-        }
-        Ok(targets)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(rows
+            .into_iter()
+            .map(ConnectionRecord::from_row)
+            .map(|connection| {
+                let last = synced.get(&connection.id).cloned().unwrap_or_default();
+                (connection, last)
+            })
+            .collect())
     }
 }
