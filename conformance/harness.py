@@ -150,12 +150,12 @@ def main():
                       "--vars", vars_json, "--log-path", os.path.join(out, "dbt-logs")]
             rc, dt = run([args.dbt, "parse", "--no-partial-parse", *common,
                           "--target-path", os.path.join(out, "dbt-parse")],
-                         env, os.path.join(out, "dbt-parse.log"))
+                         env, os.path.join(out, "dbt-parse.log"), cwd=work)
             log(f"{name}: dbt parse rc={rc} ({dt:.1f}s)")
             if rc == 0:
                 rc, dt = run([args.dbt, "compile", "--no-partial-parse", "--no-populate-cache",
                               *common, "--target-path", os.path.join(out, "dbt-compile")],
-                             env, os.path.join(out, "dbt-compile.log"))
+                             env, os.path.join(out, "dbt-compile.log"), cwd=work)
                 log(f"{name}: dbt compile rc={rc} ({dt:.1f}s)")
             if rc != 0:
                 log(f"{name}: dbt failed; the project itself is broken:\n" +

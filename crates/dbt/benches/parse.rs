@@ -335,7 +335,9 @@ fn main() {
         let out = bench_dir.join("dbt-out");
         let dbt_cmd = |sub: &str, dir: &Path, n: usize| {
             let mut c = Command::new(&dbt);
-            c.arg(sub)
+            // cwd = the project: dbt creates dbt_packages/ and logs/ relative to it
+            c.current_dir(dir)
+                .arg(sub)
                 .arg("--no-partial-parse")
                 .arg("--project-dir")
                 .arg(dir)
