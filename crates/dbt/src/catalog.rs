@@ -69,6 +69,10 @@ pub struct Node {
     pub test_metadata: Option<Value>,
     pub column_name: Option<String>,
     pub attached_node: Option<String>,
+    /// for generic tests: the ephemeral models (unique ids, in `ref()` order) whose CTEs are
+    /// injected into `compiled_code`, as dbt's `extra_ctes`
+    #[serde(skip)]
+    pub extra_ctes: Vec<String>,
 }
 
 /// A source table.

@@ -13,12 +13,12 @@ use crate::loader::{Changes, FileKind, Loaded};
 use crate::options::ParseOptions;
 use crate::parser::{self, ParsedNode, Workspace};
 use crate::pipeline::{
-    assemble, compile_node, id_index, inject_one, is_ephemeral, resolve_deps, AssembleInputs,
-    Compiled, Deps,
+    assemble, compile_node, id_index, inject_one, inject_test_ctes, is_ephemeral, resolve_deps,
+    AssembleInputs, Compiled, Deps,
 };
 use crate::tests_compile;
 use rayon::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Everything a parse produced that an in-place update needs, plus the catalog itself.
@@ -88,7 +88,11 @@ pub fn apply(
     }
     let reinject = reinject_set(state, &recompile);
     reassemble(state, &reinject, cache);
-    recompile_generic_tests(state, &moved_ids);
+    let reinjected: HashSet<String> = reinject
+        .iter()
+        .map(|&i| state.enabled[i].unique_id.clone())
+        .collect();
+    recompile_generic_tests(state, &moved_ids, &reinjected);
     state.refresh_errors();
     true
 }
@@ -239,19 +243,28 @@ fn reinject_set(state: &State, recompiled: &BTreeSet<usize>) -> BTreeSet<usize> 
     out
 }
 
-/// Generic tests name the relations they test: recompile those on a moved relation.
-fn recompile_generic_tests(state: &mut State, moved: &[String]) {
-    if moved.is_empty() {
+/// Generic tests name the relations they test and inline the ephemeral models they ref:
+/// recompile (and re-inject) those on a moved relation or on a re-injected ephemeral model.
+fn recompile_generic_tests(state: &mut State, moved: &[String], reinjected: &HashSet<String>) {
+    if moved.is_empty() && reinjected.is_empty() {
         return;
     }
     let (ws, scope) = (&state.ws, &state.scope);
+    let by_id = id_index(&state.enabled);
+    let mut memo = HashMap::new();
     state
         .catalog
         .nodes
         .values_mut()
         .filter(|n| n.test_metadata.is_some())
-        .filter(|n| n.depends_on.nodes.iter().any(|d| moved.contains(d)))
-        .for_each(|t| tests_compile::compile_test(ws, scope, t));
+        .filter(|n| {
+            n.depends_on.nodes.iter().any(|d| moved.contains(d))
+                || n.extra_ctes.iter().any(|c| reinjected.contains(c))
+        })
+        .for_each(|t| {
+            tests_compile::compile_test(ws, scope, t);
+            inject_test_ctes(t, &state.enabled, &state.compiled, &by_id, &mut memo);
+        });
 }
 
 /// Re-injects CTEs and rebuilds the catalog nodes of `set`, keeping their attached tests.

@@ -92,6 +92,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
         cache,
         &mut test_errors,
     );
+    inject_all_test_ctes(&mut out_nodes, &enabled, &compiled);
     let mut disabled: Vec<Disabled> = disabled_nodes
         .iter()
         .map(|n| Disabled {
@@ -353,8 +354,23 @@ fn prepend_ctes(
     if !visiting.insert(i) {
         return Vec::new();
     }
+    let out = ctes_for(&compiled[i].ctes, nodes, compiled, by_id, memo, visiting);
+    visiting.remove(&i);
+    memo.insert(i, out.clone());
+    out
+}
+
+/// The CTEs for SQL that refs the ephemeral models `ids`: each one's own CTEs first, then it.
+fn ctes_for(
+    ids: &[String],
+    nodes: &[ParsedNode],
+    compiled: &[Compiled],
+    by_id: &HashMap<&str, usize>,
+    memo: &mut HashMap<usize, Vec<InjectedCte>>,
+    visiting: &mut HashSet<usize>,
+) -> Vec<InjectedCte> {
     let mut out: Vec<InjectedCte> = Vec::new();
-    for id in &compiled[i].ctes {
+    for id in ids {
         let Some(&j) = by_id.get(id.as_str()) else {
             continue;
         };
@@ -369,9 +385,46 @@ fn prepend_ctes(
             }],
         );
     }
-    visiting.remove(&i);
-    memo.insert(i, out.clone());
     out
+}
+
+/// Injects ephemeral CTEs into every generic test just attached to `nodes`.
+fn inject_all_test_ctes(
+    nodes: &mut BTreeMap<String, Node>,
+    enabled: &[ParsedNode],
+    compiled: &[Compiled],
+) {
+    let by_id = id_index(enabled);
+    let mut memo = HashMap::new();
+    for t in nodes.values_mut().filter(|n| n.test_metadata.is_some()) {
+        inject_test_ctes(t, enabled, compiled, &by_id, &mut memo);
+    }
+}
+
+/// Injects the CTEs of a compiled generic test's `extra_ctes` into its `compiled_code`
+/// (which must be the test macro's output, not yet injected).
+pub(crate) fn inject_test_ctes(
+    t: &mut Node,
+    nodes: &[ParsedNode],
+    compiled: &[Compiled],
+    by_id: &HashMap<&str, usize>,
+    memo: &mut HashMap<usize, Vec<InjectedCte>>,
+) {
+    if t.extra_ctes.is_empty() {
+        return;
+    }
+    let Some(sql) = t.compiled_code.as_deref() else {
+        return;
+    };
+    let ctes = ctes_for(
+        &t.extra_ctes,
+        nodes,
+        compiled,
+        by_id,
+        memo,
+        &mut HashSet::new(),
+    );
+    t.compiled_code = Some(inject_ctes(sql, &ctes));
 }
 
 /// Per-node results that go into the final node.
@@ -512,12 +565,14 @@ pub(crate) fn assemble(
         test_metadata: None,
         column_name: None,
         attached_node: None,
+        extra_ctes: Vec::new(),
         config: node_config_json(n.resource_type, cfg),
     }
 }
 
 /// Adds generic test nodes, reusing the previous pass's tests when neither the workspace
-/// nor the set of tested nodes changed.
+/// nor the set of tested nodes changed. The cached tests are kept without their ephemeral
+/// CTEs (an ephemeral model's SQL is not in the key): `inject_all_test_ctes` adds them.
 fn attach_tests(
     ws: &Workspace,
     scope: &Arc<Scope>,

@@ -2,6 +2,8 @@
 //! dbt's `add_rendered_test_kwargs` prepares them (`model` is
 //! `get_where_subquery(ref(...))`, strings that look like `ref(...)`, `source(...)`,
 //! `var(...)`, `env_var(...)` or `doc(...)` are evaluated, other values stay literals).
+//! The ephemeral models the SQL refs are recorded in `extra_ctes`; their CTEs are injected
+//! afterwards (`pipeline::inject_test_ctes`), like a model's.
 
 use crate::catalog::{CompileStatus, Node};
 use crate::jinja::context::{NodeFacts, RenderCtx};
@@ -34,7 +36,9 @@ pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) {
         config: t.config.clone(),
     };
     let rc = RenderCtx::new(scope.clone(), facts, true);
-    match render(&ws.env, &rc, &t.original_file_path, &source) {
+    let result = render(&ws.env, &rc, &t.original_file_path, &source);
+    t.extra_ctes = rc.take_recording().ctes;
+    match result {
         Ok(sql) => {
             t.compiled_code = Some(sql);
             t.compile_status = CompileStatus::Success;

@@ -542,6 +542,7 @@ fn make_test(
         test_metadata: Some(metadata),
         column_name: column.map(str::to_string),
         attached_node: (!target.is_source).then(|| target.unique_id.to_string()),
+        extra_ctes: Vec::new(),
         config,
     }
 }
