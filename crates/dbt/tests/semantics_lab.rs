@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/dbt/semantics_lab")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dbt/semantics_lab")
 }
 
 fn options() -> ParseOptions {

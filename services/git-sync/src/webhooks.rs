@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn parses_the_fixture_push() {
-        let body = include_bytes!("../../../../shared/fixtures/payloads/github-push.json");
+        let body = include_bytes!("../../../fixtures/payloads/github-push.json");
         let push = parse_push(GITHUB, body)
             .expect("json")
             .expect("a branch push");
