@@ -228,8 +228,8 @@ fn bad_configuration_names_the_setting() -> anyhow::Result<()> {
 
 #[test]
 fn dbt_parse_prints_a_manifest() -> anyhow::Result<()> {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/dbt/semantics_lab");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dbt/semantics_lab");
     let output = Command::new(env!("CARGO_BIN_EXE_backflow"))
         .args(["dbt", "parse"])
         .arg(&fixture)
