@@ -54,14 +54,13 @@ impl GitSyncStore {
             }
             return Err(error.into());
         }
-        let run = self
-            .queue_run(&mut tx, &record, pb::SyncTrigger::Initial)
-            .await?;
-        self.announce(&mut tx, &record, pb::ConnectionChange::Created)
-            .await?;
-        tx.commit().await?;
-        self.outbox.committed();
-        Ok((record, run))
+        self.resync_and_announce(
+            tx,
+            record,
+            pb::SyncTrigger::Initial,
+            pb::ConnectionChange::Created,
+        )
+        .await
     }
 
     /// Replaces the settings (optionally only if unchanged since `expected_version`)
@@ -88,11 +87,26 @@ impl GitSyncStore {
             ..current
         };
         update_connection(&mut tx, &record).await?;
-        let run = self
-            .queue_run(&mut tx, &record, pb::SyncTrigger::SettingsChanged)
-            .await?;
-        self.announce(&mut tx, &record, pb::ConnectionChange::Updated)
-            .await?;
+        self.resync_and_announce(
+            tx,
+            record,
+            pb::SyncTrigger::SettingsChanged,
+            pb::ConnectionChange::Updated,
+        )
+        .await
+    }
+
+    /// Ends a create or settings change: queues the sync, announces the change, and
+    /// commits both with the change itself.
+    async fn resync_and_announce(
+        &self,
+        mut tx: Transaction<'static>,
+        record: ConnectionRecord,
+        trigger: pb::SyncTrigger,
+        change: pb::ConnectionChange,
+    ) -> Result<(ConnectionRecord, RunRecord), GitSyncError> {
+        let run = self.queue_run(&mut tx, &record, trigger).await?;
+        self.announce(&mut tx, &record, change).await?;
         tx.commit().await?;
         self.outbox.committed();
         Ok((record, run))
