@@ -48,7 +48,7 @@ impl GitSyncStore {
             updated_at_ms: now,
         };
         let mut tx = self.db.begin().await?;
-        if let Err(error) = insert_connection(&mut tx, &record).await {
+        if let Err(error) = write_connection(&mut tx, &record).await {
             if backflow_platform::db::is_unique_violation(&error) {
                 return Err(GitSyncError::AlreadyExists(name.to_string()));
             }
@@ -86,7 +86,7 @@ impl GitSyncStore {
             updated_at_ms: backflow_platform::now_unix_ms(),
             ..current
         };
-        update_connection(&mut tx, &record).await?;
+        write_connection(&mut tx, &record).await?;
         self.resync_and_announce(
             tx,
             record,
@@ -330,13 +330,22 @@ pub(crate) async fn fetch_connection(
         .ok_or_else(|| not_found("connection", connection_id))
 }
 
-async fn insert_connection(
+/// Writes the whole connection row: inserts a new one, or replaces the settings of an
+/// existing one (same id). A second connection with the same name in the workspace
+/// fails with a unique violation.
+async fn write_connection(
     tx: &mut Transaction<'_>,
     record: &ConnectionRecord,
 ) -> Result<(), sqlx::Error> {
     let s = &record.settings;
     sqlx::query(&format!(
-        "INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "INSERT INTO connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+         ON CONFLICT (id) DO UPDATE SET provider = excluded.provider, protocol = excluded.protocol, \
+         repository_url = excluded.repository_url, branch = excluded.branch, dbt_version = excluded.dbt_version, \
+         default_schema = excluded.default_schema, project_path = excluded.project_path, \
+         credential_id = excluded.credential_id, warehouse_source_id = excluded.warehouse_source_id, \
+         webhook_secret_credential_id = excluded.webhook_secret_credential_id, \
+         settings_version = excluded.settings_version, updated_at_ms = excluded.updated_at_ms"
     ))
     .bind(&record.id)
     .bind(&record.workspace_id)
@@ -354,32 +363,6 @@ async fn insert_connection(
     .bind(record.settings_version)
     .bind(record.created_at_ms)
     .bind(record.updated_at_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn update_connection(
-    tx: &mut Transaction<'_>,
-    record: &ConnectionRecord,
-) -> Result<(), sqlx::Error> {
-    let s = &record.settings;
-    sqlx::query(
-        "UPDATE connections SET provider = $1, protocol = $2, repository_url = $3, branch = $4, dbt_version = $5, default_schema = $6, project_path = $7, credential_id = $8, warehouse_source_id = $9, settings_version = $10, updated_at_ms = $11, webhook_secret_credential_id = $13 WHERE id = $12",
-    )
-    .bind(s.provider)
-    .bind(s.protocol)
-    .bind(&s.repository_url)
-    .bind(&s.branch)
-    .bind(&s.dbt_version)
-    .bind(&s.default_schema)
-    .bind(&s.project_path)
-    .bind(&s.credential_id)
-    .bind(&s.warehouse_source_id)
-    .bind(record.settings_version)
-    .bind(record.updated_at_ms)
-    .bind(&record.id)
-    .bind(&s.webhook_secret_credential_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
