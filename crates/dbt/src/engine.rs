@@ -41,7 +41,9 @@ impl Engine {
     }
 
     /// Parses `dir`, reusing unchanged files and per-node results from earlier parses.
-    /// Parsing a different directory starts from an empty cache.
+    /// Parsing a different directory starts from an empty cache. Whichever path it takes,
+    /// the catalog's `errors` are the complete current list of file and node errors, with
+    /// paths relative to `dir` (an error too names paths relative to `dir`).
     pub fn parse(&mut self, dir: &Path) -> Result<&Catalog, ProjectError> {
         if self.dir.as_deref() != Some(dir) {
             self.files = FileCache::default();
@@ -56,7 +58,8 @@ impl Engine {
                 // the file cache may be half-updated: start over next time
                 self.files = FileCache::default();
                 self.state = None;
-                return Err(e);
+                let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+                return Err(e.relative_to(&canonical).relative_to(dir));
             }
         };
         let previous = self.state.take().and_then(|mut s| {

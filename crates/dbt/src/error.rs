@@ -3,7 +3,7 @@
 //! catalog so the rest of the project still loads.
 
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A failure that stops the whole project from loading.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,80 @@ pub enum ProjectError {
     InvalidVars(String),
     #[error("cannot serialize manifest: {0}")]
     Serialize(String),
+}
+
+impl ProjectError {
+    /// The file or directory this error is about, when it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::NotADbtProject(p)
+            | Self::Io { path: p, .. }
+            | Self::OutsideCheckout(p)
+            | Self::SymlinkEscape(p)
+            | Self::FileTooLarge { path: p, .. } => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The same error with every path made relative to `root` (`.` for `root` itself), so
+    /// messages never show the checkout's location on disk. Paths outside `root` are kept.
+    pub fn relative_to(self, root: &Path) -> Self {
+        let rel = |p: PathBuf| relative_path(root, &p).map_or(p, PathBuf::from);
+        let rel_text = |s: String| scrub_root(&s, root);
+        match self {
+            Self::NotADbtProject(p) => Self::NotADbtProject(rel(p)),
+            Self::Io { path, source } => Self::Io {
+                path: rel(path),
+                source,
+            },
+            Self::OutsideCheckout(p) => Self::OutsideCheckout(rel(p)),
+            Self::SymlinkEscape(p) => Self::SymlinkEscape(rel(p)),
+            Self::FileTooLarge { path, size, limit } => Self::FileTooLarge {
+                path: rel(path),
+                size,
+                limit,
+            },
+            Self::InvalidProject { file, message } => Self::InvalidProject {
+                file: rel_text(file),
+                message: rel_text(message),
+            },
+            Self::Yaml {
+                file,
+                line,
+                message,
+            } => Self::Yaml {
+                file: rel_text(file),
+                line,
+                message: rel_text(message),
+            },
+            other => other,
+        }
+    }
+}
+
+/// `path` relative to `root` with `/` separators (`.` for `root` itself), or `None` when
+/// `path` is not under `root`.
+pub fn relative_path(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Some(if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    })
+}
+
+/// `text` with every mention of `root` (as a prefix of a path or alone) removed.
+pub fn scrub_root(text: &str, root: &Path) -> String {
+    let root = root.to_string_lossy();
+    let root = root.trim_end_matches('/');
+    if root.is_empty() || !text.contains(root) {
+        return text.to_string();
+    }
+    text.replace(&format!("{root}/"), "").replace(root, ".")
 }
 
 /// A failure attached to one file or node; the project keeps loading.

@@ -7,7 +7,7 @@
 
 use crate::cache::Cache;
 use crate::catalog::Catalog;
-use crate::error::NodeError;
+use crate::error::{scrub_root, NodeError};
 use crate::jinja::scope::Scope;
 use crate::loader::{Changes, FileKind, Loaded};
 use crate::options::ParseOptions;
@@ -25,6 +25,10 @@ use std::sync::Arc;
 pub struct State {
     /// fingerprint of the inputs not covered by file contents (projects, loader errors)
     pub inputs: String,
+    /// the loader's file-level errors of the parse this state reflects
+    pub file_errors: Vec<NodeError>,
+    /// the checkout root, scrubbed from every error message
+    pub root: std::path::PathBuf,
     pub ws: Arc<Workspace>,
     pub scope: Arc<Scope>,
     /// enabled models, seeds and snapshots, in discovery order
@@ -48,11 +52,17 @@ impl State {
         self.compiled.iter().any(|c| c.uses_graph)
     }
 
-    /// Rebuilds `catalog.errors`: workspace errors, then per node, then tests.
+    /// Rebuilds `catalog.errors`, the complete current list: file errors of the loader, then
+    /// workspace errors, then per node, then tests; no message or path names the checkout.
     pub fn refresh_errors(&mut self) {
-        let mut errors = self.ws.errors.clone();
+        let mut errors = self.file_errors.clone();
+        errors.extend(self.ws.errors.iter().cloned());
         errors.extend(self.node_errors.iter().flatten().cloned());
         errors.extend(self.test_errors.iter().cloned());
+        for e in &mut errors {
+            e.file = scrub_root(&e.file, &self.root);
+            e.message = scrub_root(&e.message, &self.root);
+        }
         self.catalog.errors = errors;
     }
 }

@@ -2,7 +2,7 @@
 //! project and its packages, confined to the checkout and size-bounded. Per-file failures
 //! become `NodeError`s; only a missing or broken dbt_project.yml stops the load.
 
-use crate::error::{NodeError, ProjectError};
+use crate::error::{relative_path, NodeError, ProjectError};
 use crate::project::{load_packages, load_project, Project};
 use crate::safe_fs::{Checkout, FoundFile};
 use rayon::prelude::*;
@@ -102,7 +102,10 @@ pub fn load_cached(
     let checkout = Checkout::new(dir)?;
     let root = load_project(&checkout, checkout.root())?;
     let (packages, pkg_errors) = load_packages(&checkout, &root);
-    let mut errors: Vec<NodeError> = pkg_errors.iter().map(project_error).collect();
+    let mut errors: Vec<NodeError> = pkg_errors
+        .into_iter()
+        .map(|e| file_error(&checkout, e))
+        .collect();
     let mut projects = vec![root];
     projects.extend(packages);
     let mut found = Vec::new();
@@ -206,8 +209,20 @@ fn scan_one(
     })
 }
 
-fn project_error(e: &ProjectError) -> NodeError {
-    NodeError::new(None, "", None, e.to_string())
+/// A per-file problem as a `NodeError` naming the file relative to the checkout, with no
+/// absolute path in the message.
+fn file_error(checkout: &Checkout, e: ProjectError) -> NodeError {
+    let root = checkout.root();
+    let file = match &e {
+        ProjectError::InvalidProject { file, .. } | ProjectError::Yaml { file, .. } => {
+            crate::error::scrub_root(file, root)
+        }
+        other => other
+            .path()
+            .and_then(|p| relative_path(root, p))
+            .unwrap_or_default(),
+    };
+    NodeError::new(None, &file, None, e.relative_to(root).to_string())
 }
 
 struct Found {
@@ -249,13 +264,13 @@ fn list_project_files(
             let base = match checkout.join(&project.dir, dir) {
                 Ok(b) => b,
                 Err(e) => {
-                    errors.push(project_error(&e));
+                    errors.push(file_error(checkout, e));
                     continue;
                 }
             };
             let listed = walked.entry(base.clone()).or_insert_with(|| {
                 let (files, walk_errors) = checkout.walk(&base, ALL_EXTS);
-                errors.extend(walk_errors.iter().map(project_error));
+                errors.extend(walk_errors.into_iter().map(|e| file_error(checkout, e)));
                 files
             });
             let files = listed.iter().filter(|f| has_any_ext(&f.rel, exts)).cloned();
@@ -311,9 +326,10 @@ fn yaml_dirs(p: &Project) -> Vec<String> {
 }
 
 fn read_one(checkout: &Checkout, f: Found) -> Result<SourceFile, NodeError> {
-    let text = checkout
-        .read(&f.abs)
-        .map_err(|e| NodeError::new(None, &f.original_file_path, None, e.to_string()))?;
+    let text = checkout.read(&f.abs).map_err(|e| {
+        let message = e.relative_to(checkout.root()).to_string();
+        NodeError::new(None, &f.original_file_path, None, message)
+    })?;
     Ok(SourceFile {
         kind: f.kind,
         project: f.project,

@@ -43,6 +43,8 @@ pub struct Workspace {
     pub patches: HashMap<(String, String, &'static str), NodePatch>,
     pub source_defs: Vec<SourceTableDef>,
     pub version_columns: HashMap<(String, String, String), (Value, Vec<String>)>,
+    /// errors found building the workspace (macros, YAML); never the loader's file errors,
+    /// which the fingerprint does not cover
     pub errors: Vec<NodeError>,
     /// fingerprint of every project-wide input (macros, docs, YAML, project files, options)
     pub fingerprint: u64,
@@ -95,7 +97,8 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
             quoting: p.quoting.clone(),
         })
         .collect();
-    let mut errors = loaded.errors.clone();
+    // loader errors are not covered by the fingerprint: the caller reports them per parse
+    let mut errors = Vec::new();
     let (macros, docs, macro_infos) = collect_macros(loaded, &mut errors);
     let mut ws_patches = HashMap::new();
     let mut source_defs = Vec::new();

@@ -131,6 +131,12 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     };
     let mut state = State {
         inputs: State::inputs_key(loaded),
+        file_errors: loaded.errors.clone(),
+        root: loaded
+            .projects
+            .first()
+            .map(|p| p.dir.clone())
+            .unwrap_or_default(),
         ws,
         scope,
         enabled,
