@@ -704,7 +704,10 @@ fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> P
     };
     let rc = RenderCtx::new(ws.scope.clone(), facts, false);
     let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
-    let rec = rc.take_recording();
+    let mut rec = rc.take_recording();
+    if result.is_err() {
+        crate::static_refs::complete(&node.raw_code, &mut rec.refs, &mut rec.sources);
+    }
     let pre_tags = tags_of(&node_config(ws, node, &rec.config_calls, false));
     let config = node_config(ws, node, &rec.config_calls, true);
     let tags = merge_tags(pre_tags, &config, node.patch.as_ref());
@@ -743,8 +746,10 @@ fn merge_tags(
     tags
 }
 
-fn quote_policy(ws: &Workspace, node_cfg: &Map<String, Value>, project_idx: usize) -> [bool; 3] {
-    let project = ws.projects.get(project_idx).map(|p| &p.quoting);
+/// dbt's `create_from_node`: default policy, then the ROOT project's `quoting:` (the runtime
+/// config's, for package models too), then the node's `quoting` config.
+fn quote_policy(ws: &Workspace, node_cfg: &Map<String, Value>) -> [bool; 3] {
+    let project = ws.projects.first().map(|p| &p.quoting);
     let get = |k: &str| {
         node_cfg
             .get("quoting")
@@ -815,7 +820,7 @@ fn name_one(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> cache::Na
 fn apply_naming(ws: &Workspace, node: &mut ParsedNode, opts: &ParseOptions, named: &cache::Naming) {
     match named {
         Ok((db, schema, alias)) => {
-            let quote = quote_policy(ws, &node.config, node.project_idx);
+            let quote = quote_policy(ws, &node.config);
             node.relation = Some(Relation::table(db, schema, alias, quote));
             node.database = Some(db.clone());
             node.schema = schema.clone();

@@ -327,7 +327,7 @@ impl Object for BuiltinFn {
             Builtin::Ref => self.call_ref(args),
             Builtin::Source => self.call_source(args),
             Builtin::Config => self.call_config(args),
-            Builtin::Var => self.call_var(args),
+            Builtin::Var => self.call_var(state, args),
             Builtin::EnvVar => self.call_env_var(args),
             Builtin::Return => self.call_return(args),
             Builtin::Doc => self.call_doc(args),
@@ -492,11 +492,14 @@ impl BuiltinFn {
         Ok(Value::from(""))
     }
 
-    fn call_var(&self, args: &[Value]) -> Result<Value, Error> {
+    fn call_var(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         let (name, _): (String, Option<Value>) = from_args(args)?;
         // an explicit `none` default counts as a default
         let default = args.get(1).cloned();
         match self.rc.scope.var(&name, &self.rc.node.package) {
+            // dbt renders a string value (never a list or dict, never the default) when
+            // `var()` returns it, in the calling node's context
+            Some(Json::String(s)) if has_render_chars(&s) => self.render_var(state, &name, &s),
             Some(v) => Ok(make_mutable(json_to_value(&v))?),
             None => default.ok_or_else(|| {
                 err(format!(
@@ -505,6 +508,29 @@ impl BuiltinFn {
                 ))
             }),
         }
+    }
+
+    fn render_var(&self, state: &State<'_, '_>, name: &str, text: &str) -> Result<Value, Error> {
+        {
+            let mut rec = self.rc.rec();
+            if rec.depth >= MAX_MACRO_DEPTH {
+                return Err(err(format!(
+                    "var '{name}' refers to itself (rendering nested deeper than {MAX_MACRO_DEPTH})"
+                )));
+            }
+            rec.depth += 1;
+        }
+        let prepared = super::prepare(text);
+        let result = state
+            .env()
+            .template_from_str(&prepared)
+            .and_then(|t| t.render(self.rc.root_value()));
+        let mut rec = self.rc.rec();
+        rec.depth = rec.depth.saturating_sub(1);
+        drop(rec);
+        result
+            .map(Value::from)
+            .map_err(|e| err(format!("rendering var '{name}': {}", super::describe(&e))))
     }
 
     fn call_env_var(&self, args: &[Value]) -> Result<Value, Error> {
@@ -572,6 +598,13 @@ fn split_kwargs(args: &[Value]) -> (Vec<Value>, Option<Kwargs>) {
         },
         None => (Vec::new(), None),
     }
+}
+
+/// dbt's `_HAS_RENDER_CHARS_PAT`: only strings with Jinja markers are rendered.
+fn has_render_chars(s: &str) -> bool {
+    ["{{", "{%", "{#", "}}", "%}", "#}"]
+        .iter()
+        .any(|m| s.contains(m))
 }
 
 /// Whether an error is the internal `return()` carrier rather than a real failure.

@@ -1,9 +1,12 @@
 //! Relation objects (`this`, `ref()` and `source()` results) rendered with postgres quoting.
 
-use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Error, State};
 use std::fmt;
 use std::sync::Arc;
+
+/// The class name dbt reports as a relation's `metadata.type` (dbt-postgres).
+pub const RELATION_CLASS: &str = "PostgresRelation";
 
 /// A warehouse relation `"database"."schema"."identifier"`, or an ephemeral CTE name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -70,9 +73,18 @@ fn opt(v: &Option<String>) -> Value {
         .map_or(Value::from(()), |s| Value::from(s.as_str()))
 }
 
+/// Keys a relation exposes as a mapping (dbt's relations are `Mapping`s over their fields).
+const RELATION_KEYS: &[&str] = &["database", "schema", "identifier", "type"];
+
 impl Object for Relation {
+    /// A mapping, as dbt's `BaseRelation` is: dbt_utils' `_is_relation` checks
+    /// `obj is mapping and obj.get('metadata', {}).get('type', '').endswith('Relation')`.
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
+        ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(RELATION_KEYS)
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -96,6 +108,17 @@ impl Object for Relation {
     ) -> Result<Value, Error> {
         match method {
             "render" => Ok(Value::from(Relation::render(self))),
+            // dbt's BaseRelation.get: `metadata` names the relation class, other keys are fields
+            "get" => {
+                let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
+                if key == "metadata" {
+                    return Ok(Value::from_iter([("type", Value::from(RELATION_CLASS))]));
+                }
+                Ok(self
+                    .get_value(&Value::from(key))
+                    .or(default)
+                    .unwrap_or(Value::from(())))
+            }
             "include" | "quote" => {
                 let kwargs = args.last().and_then(|a| Kwargs::try_from(a.clone()).ok());
                 let mut rel = (**self).clone();

@@ -118,7 +118,11 @@ impl Scope {
             None => vec![None],
             Some(ns) => match self.dispatch.get(ns) {
                 Some(order) if !order.is_empty() => order.iter().cloned().map(Some).collect(),
-                _ => vec![Some(self.root_package.clone()), Some(ns.to_string())],
+                _ if self.is_loaded_package(ns) => {
+                    vec![Some(self.root_package.clone()), Some(ns.to_string())]
+                }
+                // dbt 1.7: a namespace that is not an installed package means a global search
+                _ => vec![None],
             },
         };
         let prefixes = [self.target_type.as_str(), "default"];
@@ -135,6 +139,11 @@ impl Scope {
             }
         }
         None
+    }
+
+    /// Whether `name` is a loaded project (root or package) or dbt's internal package.
+    fn is_loaded_package(&self, name: &str) -> bool {
+        name == DBT_PACKAGE || name == "dbt_postgres" || self.packages.iter().any(|p| p == name)
     }
 
     /// dbt's var lookup: CLI > root vars scoped to the node's package > root global vars >
@@ -244,6 +253,7 @@ mod tests {
         let mut s = Scope {
             root_package: "root".into(),
             target_type: "postgres".into(),
+            packages: vec!["root".into(), "pkg".into()],
             ..Scope::default()
         };
         s.macros.insert(mdef("pkg", "default__thing"));
@@ -267,6 +277,21 @@ mod tests {
             m.map(|m| m.unique_id.as_str()),
             Some("macro.root.default__other")
         );
+    }
+
+    #[test]
+    fn dispatch_to_a_namespace_not_installed_searches_globally() {
+        let s = scope();
+        // found in the root project by the global (bare-name) search
+        let m = s.dispatch_macro("other", Some("not_installed"), "root", None);
+        assert_eq!(
+            m.map(|m| m.unique_id.as_str()),
+            Some("macro.root.default__other")
+        );
+        // an installed namespace is searched as [root, namespace] only
+        assert!(s
+            .dispatch_macro("builtin", Some("pkg"), "root", None)
+            .is_none());
     }
 
     #[test]

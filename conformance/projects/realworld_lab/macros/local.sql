@@ -1,0 +1,3 @@
+{% macro default__rw_local_today() -%}
+    current_date
+{%- endmacro %}
