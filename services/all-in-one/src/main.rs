@@ -4,10 +4,13 @@
 //!   files under `./data`, fixed local ports) for development;
 //! - `backflow serve <service>` runs one service, as deployed on Kubernetes;
 //! - `backflow migrate <service>` applies a service's migrations and exits;
-//! - `backflow dbt parse DIR --target-schema S` prints a dbt project as dbt's manifest.
+//! - `backflow dbt parse DIR --target-schema S` prints a dbt project as dbt's manifest;
+//! - `backflow secrets|connections|runs|projects|models …` call a running Backflow
+//!   over gRPC (see `cli`).
 //!
 //! Start-up errors end the process with one line naming the setting, exit code 2.
 
+mod cli;
 mod config;
 mod services;
 
@@ -42,6 +45,8 @@ enum Command {
     /// dbt project tools (no services, no network).
     #[command(subcommand)]
     Dbt(DbtCommand),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +57,9 @@ enum DbtCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Client(command) = cli.command {
+        return cli::main(command);
+    }
     if let Command::Dbt(DbtCommand::Parse(command)) = &cli.command {
         return dbt_parse(command);
     }
@@ -95,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev => run_services(&ServiceName::ALL, &config).await,
         Command::Serve { service } => run_services(&[service], &config).await,
-        Command::Dbt(_) => Ok(()),
+        Command::Dbt(_) | Command::Client(_) => Ok(()),
         Command::Migrate { service } => {
             services::migrate(service, &config)
                 .await

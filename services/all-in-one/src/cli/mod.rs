@@ -1,0 +1,109 @@
+//! The client half of the `backflow` binary: commands that call a running Backflow
+//! over gRPC (`backflow secrets …`, `connections`, `runs`, `projects`, `models`).
+//!
+//! One file per command group; each group is a `Subcommand` enum with a
+//! `run(&Ctx, Command)` function, wrapped in [`Group`] so it takes the connection
+//! flags (`--addr`, `--token`, `--workspace`, `--cli-config`, `--output`) anywhere
+//! on its command line. To add a group (`sources`, `retl-models`, `syncs`,
+//! `dbt-cloud`, `dead-letters`, `tokens`): write `cli/<group>.rs` like
+//! `connections.rs`, add a variant to [`ClientCommand`] and one arm to [`run`].
+//!
+//! Exit codes: 0 ok; 1 the call failed (the server's message is printed); 2 usage
+//! (clap's own errors, unreadable files, a bad address).
+
+pub mod client;
+mod connections;
+mod models;
+mod names;
+pub mod output;
+mod projects;
+mod runs;
+mod secrets;
+
+use client::{CliError, Client, ConnectArgs, Target};
+use output::{OutputFormat, View};
+use std::io::Write as _;
+use std::process::ExitCode;
+
+/// The client command groups, flattened into `backflow`'s top-level commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Store credentials (Git tokens, SSH keys, ...): create, rotate, list, delete.
+    Secrets(Group<secrets::Command>),
+    /// Git connections: create, inspect, change settings, delete, sync now.
+    Connections(Group<connections::Command>),
+    /// Sync runs of Git connections: list, inspect, watch until done.
+    Runs(Group<runs::Command>),
+    /// dbt projects as the catalog sees them (one per connection).
+    Projects(Group<projects::Command>),
+    /// dbt models of a connection: list, or one with compiled SQL, columns and key suggestions.
+    Models(Group<models::Command>),
+}
+
+/// A command group with the connection flags.
+#[derive(Debug, clap::Args)]
+pub struct Group<C: clap::Subcommand> {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(subcommand)]
+    pub command: C,
+}
+
+/// What every command gets: the client and how to print.
+pub struct Ctx {
+    pub client: Client,
+    pub format: OutputFormat,
+}
+
+impl Ctx {
+    /// Prints a result on stdout in the chosen format.
+    pub fn print(&self, view: &View) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(view.render(self.format).as_bytes());
+        let _ = stdout.flush();
+    }
+
+    pub fn workspace(&self) -> String {
+        self.client.workspace()
+    }
+}
+
+/// Runs one client command and maps its outcome to the exit code.
+pub fn main(command: ClientCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn ctx(connect: &ConnectArgs) -> Result<Ctx, CliError> {
+    Ok(Ctx {
+        client: Client::new(Target::resolve(connect)?)?,
+        format: connect.output,
+    })
+}
+
+async fn run(command: ClientCommand) -> Result<(), CliError> {
+    match command {
+        ClientCommand::Secrets(group) => secrets::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::Connections(group) => {
+            connections::run(&ctx(&group.connect)?, group.command).await
+        }
+        ClientCommand::Runs(group) => runs::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::Projects(group) => projects::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::Models(group) => models::run(&ctx(&group.connect)?, group.command).await,
+    }
+}

@@ -1,0 +1,83 @@
+//! Short names for proto enum values, used in tables and in `--output json` alike:
+//! `SYNC_STATUS_SUCCEEDED` is `succeeded`, `SECRET_KIND_GIT_TOKEN` is `git-token`.
+//! A value this binary does not know yet prints as `unknown(<n>)`, never a panic.
+
+/// `SECRET_KIND_GIT_TOKEN` with prefix `SECRET_KIND_` → `git-token`.
+pub fn short(full: &str, prefix: &str) -> String {
+    full.strip_prefix(prefix)
+        .unwrap_or(full)
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+/// The short name of a proto enum value given as its `i32`.
+pub fn of<E>(value: i32, prefix: &str) -> String
+where
+    E: TryFrom<i32> + ProtoName,
+{
+    match E::try_from(value) {
+        Ok(known) => short(known.proto_name(), prefix),
+        Err(_) => format!("unknown({value})"),
+    }
+}
+
+/// The generated `as_str_name` of prost enums, as a trait.
+pub trait ProtoName {
+    fn proto_name(&self) -> &'static str;
+}
+
+macro_rules! proto_name {
+    ($($ty:ty),* $(,)?) => {
+        $(impl ProtoName for $ty {
+            fn proto_name(&self) -> &'static str {
+                self.as_str_name()
+            }
+        })*
+    };
+}
+
+proto_name!(
+    backflow_proto::credentials::v1::SecretKind,
+    backflow_proto::gitsync::v1::GitProvider,
+    backflow_proto::gitsync::v1::GitProtocol,
+    backflow_proto::gitsync::v1::SyncStatus,
+    backflow_proto::gitsync::v1::SyncTrigger,
+);
+
+pub fn secret_kind(value: i32) -> String {
+    of::<backflow_proto::credentials::v1::SecretKind>(value, "SECRET_KIND_")
+}
+
+pub fn provider(value: i32) -> String {
+    of::<backflow_proto::gitsync::v1::GitProvider>(value, "GIT_PROVIDER_")
+}
+
+pub fn protocol(value: i32) -> String {
+    of::<backflow_proto::gitsync::v1::GitProtocol>(value, "GIT_PROTOCOL_")
+}
+
+pub fn sync_status(value: i32) -> String {
+    of::<backflow_proto::gitsync::v1::SyncStatus>(value, "SYNC_STATUS_")
+}
+
+pub fn sync_trigger(value: i32) -> String {
+    of::<backflow_proto::gitsync::v1::SyncTrigger>(value, "SYNC_TRIGGER_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backflow_proto::credentials::v1::SecretKind;
+    use backflow_proto::gitsync::v1::SyncStatus;
+
+    #[test]
+    fn enum_values_get_short_names() {
+        assert_eq!(secret_kind(SecretKind::GitToken as i32), "git-token");
+        assert_eq!(
+            secret_kind(SecretKind::SshPrivateKey as i32),
+            "ssh-private-key"
+        );
+        assert_eq!(sync_status(SyncStatus::Succeeded as i32), "succeeded");
+        assert_eq!(sync_status(42), "unknown(42)");
+    }
+}

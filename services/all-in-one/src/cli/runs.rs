@@ -1,0 +1,287 @@
+//! `backflow runs`: sync runs of Git connections. `watch` polls one run until it
+//! ends, with a spinner when stderr is a terminal and one plain line per status
+//! change otherwise (CI logs), then prints the run; its exit code is the run's
+//! outcome (0 succeeded, 1 failed).
+
+use super::client::CliError;
+use super::output::{cell, duration, short_sha, timestamp, Details, Table, View};
+use super::{names, Ctx};
+use backflow_proto::gitsync::v1 as pb;
+use serde::Serialize;
+use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Recent runs, newest first.
+    List {
+        /// Only this connection's runs.
+        #[arg(long = "connection", value_name = "ID")]
+        connection_id: Option<String>,
+        /// At most this many runs [default: 50 (the server's default), at most 500]
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Show one run, with its per-node errors.
+    Get { id: String },
+    /// Follow a run until it ends; exit 0 if it succeeded, 1 if it failed.
+    Watch {
+        id: String,
+        #[command(flatten)]
+        args: WatchArgs,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// How often to ask for the run's status.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub interval_ms: u64,
+    /// Give up (exit 1) when the run has not ended after this long; 0 waits forever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub timeout_seconds: u64,
+}
+
+impl Default for WatchArgs {
+    fn default() -> Self {
+        Self {
+            interval_ms: 500,
+            timeout_seconds: 0,
+        }
+    }
+}
+
+/// `--output json` shape of a sync run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunJson {
+    pub id: String,
+    pub connection_id: String,
+    /// `initial`, `manual`, `push`, `poll`, `settings-changed`
+    pub trigger: String,
+    /// `queued`, `running`, `succeeded`, `failed`
+    pub status: String,
+    pub commit_sha: String,
+    pub model_count: i64,
+    pub error: String,
+    pub node_errors: Vec<String>,
+    pub queued_at_unix_ms: i64,
+    pub started_at_unix_ms: i64,
+    pub finished_at_unix_ms: i64,
+    pub duration_ms: i64,
+}
+
+impl From<pb::SyncRun> for RunJson {
+    fn from(run: pb::SyncRun) -> Self {
+        Self {
+            id: run.id,
+            connection_id: run.connection_id,
+            trigger: names::sync_trigger(run.trigger),
+            status: names::sync_status(run.status),
+            commit_sha: run.commit_sha,
+            model_count: run.model_count,
+            error: run.error,
+            node_errors: run.node_errors,
+            queued_at_unix_ms: run.queued_at_unix_ms,
+            started_at_unix_ms: run.started_at_unix_ms,
+            finished_at_unix_ms: run.finished_at_unix_ms,
+            duration_ms: run.duration_ms,
+        }
+    }
+}
+
+impl RunJson {
+    fn ended(&self) -> bool {
+        matches!(self.status.as_str(), "succeeded" | "failed")
+    }
+
+    /// `running`, `succeeded at 1a2b3c4d5e6f (12 models, 1.3s)`, `failed: <error>`.
+    fn summary(&self) -> String {
+        match self.status.as_str() {
+            "succeeded" => format!(
+                "succeeded at {} ({} models, {})",
+                short_sha(&self.commit_sha),
+                self.model_count,
+                duration(self.duration_ms)
+            ),
+            "failed" => format!("failed: {}", self.error),
+            other => other.to_string(),
+        }
+    }
+}
+
+pub fn details(run: &RunJson) -> Details {
+    let errors: String = run
+        .node_errors
+        .iter()
+        .map(|error| format!("{error}\n"))
+        .collect();
+    Details::new()
+        .field("id", &run.id)
+        .field("connection", &run.connection_id)
+        .field("trigger", &run.trigger)
+        .field("status", &run.status)
+        .field("commit", &run.commit_sha)
+        .field("models", run.model_count.to_string())
+        .field("error", &run.error)
+        .field("queued", timestamp(run.queued_at_unix_ms))
+        .field("started", timestamp(run.started_at_unix_ms))
+        .field("finished", timestamp(run.finished_at_unix_ms))
+        .field("duration", duration(run.duration_ms))
+        .section("node errors", errors)
+}
+
+async fn get_run(ctx: &Ctx, id: &str) -> Result<RunJson, CliError> {
+    let mut api = ctx.client.git_sync()?;
+    let call = api
+        .inner
+        .get_run(pb::GetRunRequest {
+            workspace_id: ctx.workspace(),
+            run_id: id.to_string(),
+        })
+        .await;
+    api.done(call)?
+        .run
+        .map(RunJson::from)
+        .ok_or_else(|| CliError::Failed("the server answered without the run".into()))
+}
+
+/// Progress on stderr: a spinner on a terminal, plain lines otherwise.
+enum Progress {
+    Spinner(indicatif::ProgressBar),
+    Lines { last: String },
+}
+
+impl Progress {
+    fn new(id: &str) -> Self {
+        if std::io::stderr().is_terminal() {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.enable_steady_tick(Duration::from_millis(100));
+            spinner.set_message(format!("run {id}: waiting"));
+            Progress::Spinner(spinner)
+        } else {
+            Progress::Lines {
+                last: String::new(),
+            }
+        }
+    }
+
+    fn update(&mut self, run: &RunJson, elapsed: Duration) {
+        match self {
+            Progress::Spinner(spinner) => spinner.set_message(format!(
+                "run {}: {} ({:.1}s)",
+                run.id,
+                run.status,
+                elapsed.as_secs_f64()
+            )),
+            Progress::Lines { last } => {
+                if *last != run.status {
+                    eprintln!("run {}: {}", run.id, run.status);
+                    last.clone_from(&run.status);
+                }
+            }
+        }
+    }
+
+    fn finish(self, run: &RunJson) {
+        match self {
+            Progress::Spinner(spinner) => {
+                spinner.finish_with_message(format!("run {}: {}", run.id, run.summary()))
+            }
+            Progress::Lines { .. } => eprintln!("run {}: {}", run.id, run.summary()),
+        }
+    }
+}
+
+/// Follows a run until it succeeds (Ok) or fails ([`CliError::Failed`]); prints it.
+pub async fn watch(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let interval = Duration::from_millis(args.interval_ms.max(50));
+    let mut progress = Progress::new(id);
+    let run = loop {
+        let run = get_run(ctx, id).await?;
+        if run.ended() {
+            break run;
+        }
+        progress.update(&run, started.elapsed());
+        if args.timeout_seconds > 0
+            && started.elapsed() >= Duration::from_secs(args.timeout_seconds)
+        {
+            if let Progress::Spinner(spinner) = &progress {
+                spinner.abandon();
+            }
+            return Err(CliError::Failed(format!(
+                "run {id} is still {} after {}s",
+                run.status, args.timeout_seconds
+            )));
+        }
+        tokio::time::sleep(interval).await;
+    };
+    progress.finish(&run);
+    let text = details(&run).render();
+    ctx.print(&View::new(&run, text));
+    if run.status == "failed" {
+        return Err(CliError::Failed(format!(
+            "run {} failed: {}",
+            run.id, run.error
+        )));
+    }
+    Ok(())
+}
+
+pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::List {
+            connection_id,
+            limit,
+        } => {
+            let mut api = ctx.client.git_sync()?;
+            let call = api
+                .inner
+                .list_runs(pb::ListRunsRequest {
+                    workspace_id: ctx.workspace(),
+                    connection_id: connection_id.unwrap_or_default(),
+                    limit: limit.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
+                })
+                .await;
+            let runs: Vec<RunJson> = api
+                .done(call)?
+                .runs
+                .into_iter()
+                .map(RunJson::from)
+                .collect();
+            let mut table = Table::new(&[
+                "id",
+                "connection",
+                "trigger",
+                "status",
+                "commit",
+                "models",
+                "duration",
+                "queued",
+                "error",
+            ]);
+            for run in &runs {
+                table.row(vec![
+                    run.id.clone(),
+                    run.connection_id.clone(),
+                    run.trigger.clone(),
+                    run.status.clone(),
+                    short_sha(&run.commit_sha),
+                    run.model_count.to_string(),
+                    duration(run.duration_ms),
+                    timestamp(run.queued_at_unix_ms),
+                    cell(&run.error),
+                ]);
+            }
+            ctx.print(&View::new(&runs, table.render()));
+            Ok(())
+        }
+        Command::Get { id } => {
+            let run = get_run(ctx, &id).await?;
+            let text = details(&run).render();
+            ctx.print(&View::new(&run, text));
+            Ok(())
+        }
+        Command::Watch { id, args } => watch(ctx, &id, args).await,
+    }
+}
