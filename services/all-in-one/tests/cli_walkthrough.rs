@@ -1,0 +1,571 @@
+//! Issue 7, acceptance 1: the README's walkthrough, run with the built `backflow`
+//! binary as a subprocess against a running `backflow dev` (empty data dir, free
+//! ports, its own NATS namespace) and a real smart-HTTP git server: token → secret
+//! from a file → connection → initial sync watched → models → push → `connections
+//! sync` → `runs watch` to completion → `--output json` parsed and compared whole.
+//! Usage errors exit 2; a refused call exits 1 with the server's message.
+
+use backflow_test_git::http::GitHttpServer;
+use backflow_test_git::repo::BareRepo;
+use backflow_test_git::ssh::free_port;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const GIT_TOKEN: &str = "ghp_CliWalkthroughToken0123456789";
+
+const PROJECT: &[(&str, &str)] = &[
+    (
+        "dbt_project.yml",
+        "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n",
+    ),
+    (
+        "models/customers.sql",
+        "select 1 as id, 'a@example.com' as email",
+    ),
+    (
+        "models/orders.sql",
+        "select 1 as order_id, c.id as customer_id from {{ ref('customers') }} c",
+    ),
+    (
+        "models/schema.yml",
+        "version: 2\nmodels:\n  - name: customers\n    description: one row per customer\n    columns:\n      - name: id\n        tests: [unique, not_null]\n      - name: email\n",
+    ),
+];
+
+/// Variables a developer's shell may carry that would point the CLI elsewhere.
+const CLIENT_VARS: [&str; 7] = [
+    "BACKFLOW_ADDR",
+    "BACKFLOW_TOKEN",
+    "BACKFLOW_WORKSPACE",
+    "BACKFLOW_CLI_CONFIG",
+    "BACKFLOW_ADDR_CREDENTIALS",
+    "BACKFLOW_ADDR_GIT_SYNC",
+    "BACKFLOW_ADDR_MODEL_CATALOG",
+];
+
+/// A running `backflow dev` in its own empty work dir; SIGTERM on drop.
+struct Dev {
+    child: Child,
+    workdir: PathBuf,
+    /// Per-service addresses, for the CLI until every service sits behind one address.
+    service_addrs: Vec<(&'static str, String)>,
+}
+
+impl Dev {
+    fn start(workdir: &Path) -> anyhow::Result<Self> {
+        let grpc = |port: u16| format!("127.0.0.1:{port}");
+        let (credentials, git_sync, catalog) = (free_port(), free_port(), free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
+        command
+            .arg("dev")
+            .current_dir(workdir)
+            .env_remove("BACKFLOW_CONFIG")
+            .env(
+                "BACKFLOW_NATS__NAMESPACE",
+                backflow_platform::testing::fresh_nats("cli").namespace,
+            )
+            .env("BACKFLOW_NATS__URL", backflow_platform::testing::nats_url())
+            .env("BACKFLOW_TELEMETRY__FORMAT", "json")
+            .env("BACKFLOW_CREDENTIALS__GRPC_LISTEN", grpc(credentials))
+            .env("BACKFLOW_GIT_SYNC__GRPC_LISTEN", grpc(git_sync))
+            .env("BACKFLOW_MODEL_CATALOG__GRPC_LISTEN", grpc(catalog))
+            .env("BACKFLOW_DBT_CLOUD_LISTENER__GRPC_LISTEN", "127.0.0.1:0")
+            .env("BACKFLOW_RETL_SCHEDULER__GRPC_LISTEN", "127.0.0.1:0")
+            .env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0")
+            .env(
+                "BACKFLOW_GIT_SYNC__CREDENTIALS_URL",
+                format!("http://{}", grpc(credentials)),
+            )
+            .env(
+                "BACKFLOW_MODEL_CATALOG__GIT_SYNC_URL",
+                format!("http://{}", grpc(git_sync)),
+            )
+            // Only the syncs this test asks for.
+            .env("BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECONDS", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for var in CLIENT_VARS {
+            command.env_remove(var);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let dev = Self {
+            child,
+            workdir: workdir.to_path_buf(),
+            service_addrs: vec![
+                (
+                    "BACKFLOW_ADDR_CREDENTIALS",
+                    format!("http://{}", grpc(credentials)),
+                ),
+                (
+                    "BACKFLOW_ADDR_GIT_SYNC",
+                    format!("http://{}", grpc(git_sync)),
+                ),
+                (
+                    "BACKFLOW_ADDR_MODEL_CATALOG",
+                    format!("http://{}", grpc(catalog)),
+                ),
+            ],
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
+            if line.starts_with("backflow: ready") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || while lines_rx.recv().is_ok() {});
+        Ok(dev)
+    }
+
+    /// `backflow <args>` as a user types it in the work dir `backflow dev` runs in.
+    fn cli(&self, args: &[&str], token: Option<&str>) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
+        command
+            .args(args)
+            .current_dir(&self.workdir)
+            .stdin(Stdio::null());
+        for var in CLIENT_VARS {
+            command.env_remove(var);
+        }
+        for (var, addr) in &self.service_addrs {
+            command.env(var, addr);
+        }
+        if let Some(token) = token {
+            command.env("BACKFLOW_TOKEN", token);
+        }
+        match command.output() {
+            Ok(output) => output,
+            Err(error) => panic!("backflow {args:?} did not run: {error}"),
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// Runs a command that must succeed and returns its stdout.
+fn ok(dev: &Dev, token: Option<&str>, args: &[&str]) -> String {
+    let output = dev.cli(args, token);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "backflow {args:?}: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Runs a command with `--output json` that must succeed; returns the parsed JSON.
+fn ok_json(dev: &Dev, token: Option<&str>, args: &[&str]) -> anyhow::Result<Value> {
+    let mut args = args.to_vec();
+    args.extend(["--output", "json"]);
+    Ok(serde_json::from_str(&ok(dev, token, &args))?)
+}
+
+fn field(value: &Value, name: &str) -> anyhow::Result<String> {
+    value[name]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no string {name} in {value}"))
+}
+
+fn number(value: &Value, name: &str) -> anyhow::Result<i64> {
+    value[name]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no number {name} in {value}"))
+}
+
+/// The token the CLI uses. TODO(issue 7.3): once `backflow tokens create` is on main,
+/// create an admin token for the workspace here instead of relying on the dev
+/// defaults; every later command already sends what this returns as BACKFLOW_TOKEN.
+fn admin_token(_dev: &Dev) -> Option<String> {
+    None
+}
+
+/// The run as `runs watch` / `runs get` print it, with the fields only the server knows.
+fn expected_run(
+    run: &Value,
+    connection_id: &str,
+    trigger: &str,
+    commit: &str,
+) -> anyhow::Result<Value> {
+    Ok(json!({
+        "id": field(run, "id")?,
+        "connection_id": connection_id,
+        "trigger": trigger,
+        "status": "succeeded",
+        "commit_sha": commit,
+        "model_count": 2,
+        "error": "",
+        "node_errors": [],
+        "queued_at_unix_ms": number(run, "queued_at_unix_ms")?,
+        "started_at_unix_ms": number(run, "started_at_unix_ms")?,
+        "finished_at_unix_ms": number(run, "finished_at_unix_ms")?,
+        "duration_ms": number(run, "duration_ms")?,
+    }))
+}
+
+#[test]
+fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
+    let root = std::env::temp_dir().join(format!("backflow-cli-{}", backflow_platform::new_id()));
+    let workdir = root.join("work");
+    std::fs::create_dir_all(&workdir)?;
+    let repo = BareRepo::create_with(&root.join("git"), "shop", PROJECT);
+    let server = GitHttpServer::start(&root.join("git"), GIT_TOKEN);
+    let dev = Dev::start(&workdir)?;
+
+    // 1. token
+    let token = admin_token(&dev);
+    let token = token.as_deref();
+
+    // 2. a secret from a file (with the newline `echo` adds); material never on argv
+    let token_file = root.join("git-token.txt");
+    std::fs::write(&token_file, format!("{GIT_TOKEN}\n"))?;
+    let secret = ok_json(
+        &dev,
+        token,
+        &[
+            "secrets",
+            "create",
+            "shop-token",
+            "--kind",
+            "git-token",
+            "--material-file",
+            &token_file.display().to_string(),
+        ],
+    )?;
+    let secret_id = field(&secret, "id")?;
+    assert_eq!(
+        secret,
+        json!({
+            "id": secret_id,
+            "workspace_id": "default",
+            "name": "shop-token",
+            "kind": "git-token",
+            // credentials fills in the provider's default token username.
+            "attributes": {"username": "x-access-token"},
+            "current_version": 1,
+            "created_at_unix_ms": number(&secret, "created_at_unix_ms")?,
+            "updated_at_unix_ms": number(&secret, "updated_at_unix_ms")?,
+        })
+    );
+    let listed = ok(&dev, token, &["secrets", "list"]);
+    let mut lines = listed.lines();
+    assert_eq!(
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![
+            "ID",
+            "NAME",
+            "KIND",
+            "VERSION",
+            "ATTRIBUTES",
+            "UPDATED"
+        ])
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.starts_with(&format!("{secret_id}  shop-token  git-token  1")),
+        "{listed}"
+    );
+    assert!(!listed.contains(GIT_TOKEN), "material is never printed");
+
+    // 3. a connection; its initial sync watched to the end
+    let created = ok_json(
+        &dev,
+        token,
+        &[
+            "connections",
+            "create",
+            "shop",
+            "--url",
+            &server.url("shop"),
+            "--provider",
+            "github",
+            "--schema",
+            "analytics",
+            "--credential",
+            &secret_id,
+            "--warehouse-source",
+            "wh-1",
+        ],
+    )?;
+    let connection = &created["connection"];
+    let connection_id = field(connection, "id")?;
+    assert_eq!(
+        connection,
+        &json!({
+            "id": connection_id,
+            "workspace_id": "default",
+            "name": "shop",
+            "settings": {
+                "provider": "github",
+                "protocol": "https",
+                "repository_url": server.url("shop"),
+                "branch": "main",
+                "dbt_version": "1.7",
+                "default_schema": "analytics",
+                "project_path": "",
+                "credential_id": secret_id,
+                "warehouse_source_id": "wh-1",
+                "webhook_secret_credential_id": "",
+            },
+            "settings_version": 1,
+            "created_at_unix_ms": number(connection, "created_at_unix_ms")?,
+            "updated_at_unix_ms": number(connection, "updated_at_unix_ms")?,
+        })
+    );
+    let initial_run = field(&created["run"], "id")?;
+    assert_eq!(field(&created["run"], "trigger")?, "initial");
+    let first_commit = repo.head("main");
+    let watched = ok_json(
+        &dev,
+        token,
+        &["runs", "watch", &initial_run, "--timeout-seconds", "60"],
+    )?;
+    assert_eq!(
+        watched,
+        expected_run(&watched, &connection_id, "initial", &first_commit)?
+    );
+
+    // 4. models, with compiled SQL, columns and key suggestions
+    let models = ok_json(&dev, token, &["models", "list", &connection_id])?;
+    assert_eq!(models["commit_sha"], json!(first_commit));
+    let names: Vec<&str> = models["models"]
+        .as_array()
+        .map(|models| models.iter().filter_map(|m| m["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["customers", "orders"]);
+    let table = ok(&dev, token, &["models", "list", &connection_id]);
+    assert_eq!(
+        table
+            .lines()
+            .nth(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![
+            "NAME",
+            "MATERIALIZED",
+            "RELATION",
+            "COLUMNS",
+            "KEY",
+            "ERROR"
+        ]),
+        "{table}"
+    );
+    let customers = ok_json(&dev, token, &["models", "get", &connection_id, "customers"])?;
+    assert_eq!(
+        customers,
+        json!({
+            "unique_id": "model.shop.customers",
+            "connection_id": connection_id,
+            "commit_sha": first_commit,
+            "name": "customers",
+            "package_name": "shop",
+            "original_file_path": "models/customers.sql",
+            "database": "warehouse",
+            "schema": "analytics",
+            "alias": "customers",
+            "relation_name": "\"warehouse\".\"analytics\".\"customers\"",
+            "materialized": "view",
+            "description": "one row per customer",
+            "tags": [],
+            "columns": [
+                {"name": "id", "description": "", "data_type": "", "tests": ["not_null", "unique"]},
+                {"name": "email", "description": "", "data_type": "", "tests": []},
+            ],
+            "depends_on": [],
+            "compiled_sql": "select 1 as id, 'a@example.com' as email",
+            // sha256 of models/customers.sql, as dbt computes it
+            "checksum": "2ca408e4ef8d75983fb35ee0eadfb8ef719f9ac67dba059b9fa98c5e9c4143cf",
+            "primary_key_suggestions": ["id"],
+            "compile_error": "",
+        })
+    );
+    let shown = ok(
+        &dev,
+        token,
+        &["models", "get", &connection_id, "model.shop.customers"],
+    );
+    assert!(shown.contains("key suggestions: id"), "{shown}");
+    assert!(
+        shown.contains("compiled sql:\n  select 1 as id, 'a@example.com' as email\n"),
+        "{shown}"
+    );
+
+    // 5. push a commit, sync, watch the run to completion
+    let second_commit = repo.commit(
+        &[(
+            "models/customers.sql",
+            "select 2 as id, 'b@example.com' as email",
+        )],
+        "change customers",
+    );
+    let queued = ok_json(&dev, token, &["connections", "sync", &connection_id])?;
+    assert_eq!(field(&queued, "trigger")?, "manual");
+    let run_id = field(&queued, "id")?;
+    // Human output, stderr not a terminal: plain progress lines, then the run.
+    let watch = dev.cli(
+        &["runs", "watch", &run_id, "--timeout-seconds", "60"],
+        token,
+    );
+    assert_eq!(watch.status.code(), Some(0), "{}", text(&watch.stderr));
+    let progress = text(&watch.stderr);
+    assert!(
+        progress
+            .lines()
+            .last()
+            .is_some_and(|line| line.starts_with(&format!(
+                "run {run_id}: succeeded at {}",
+                &second_commit[..12]
+            ))),
+        "{progress}"
+    );
+    assert!(
+        !progress.contains('\u{1b}'),
+        "no terminal escapes when stderr is a pipe: {progress:?}"
+    );
+    let shown = text(&watch.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>() == ["status:", "succeeded"]),
+        "{shown}"
+    );
+    let run = ok_json(&dev, token, &["runs", "get", &run_id])?;
+    assert_eq!(
+        run,
+        expected_run(&run, &connection_id, "manual", &second_commit)?
+    );
+    let runs = ok_json(
+        &dev,
+        token,
+        &["runs", "list", "--connection", &connection_id],
+    )?;
+    let ids: Vec<&str> = runs
+        .as_array()
+        .map(|runs| runs.iter().filter_map(|r| r["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec![run_id.as_str(), initial_run.as_str()]);
+    let customers = ok_json(&dev, token, &["models", "get", &connection_id, "customers"])?;
+    assert_eq!(customers["commit_sha"], json!(second_commit));
+    assert_eq!(
+        customers["compiled_sql"],
+        json!("select 2 as id, 'b@example.com' as email")
+    );
+
+    // 6. the project as the catalog sees it
+    let projects = ok_json(&dev, token, &["projects", "list"])?;
+    let project = &projects[0];
+    assert_eq!(projects.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        project,
+        &json!({
+            "connection_id": connection_id,
+            "workspace_id": "default",
+            "name": "shop",
+            "repository_url": server.url("shop"),
+            "branch": "main",
+            "default_schema": "analytics",
+            "latest_commit_sha": second_commit,
+            "model_count": 2,
+            "deleted": false,
+            "updated_at_unix_ms": number(project, "updated_at_unix_ms")?,
+        })
+    );
+
+    // 7. usage errors exit 2, refused calls exit 1 with the server's message
+    let usage = dev.cli(&["connections", "create", "x", "--frobnicate"], token);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
+    let missing_file = dev.cli(
+        &[
+            "secrets",
+            "create",
+            "x",
+            "--kind",
+            "git-token",
+            "--material-file",
+            "/nonexistent/token",
+        ],
+        token,
+    );
+    assert_eq!(missing_file.status.code(), Some(2));
+    assert!(
+        text(&missing_file.stderr)
+            .starts_with("error: cannot read the material file /nonexistent/token"),
+        "{}",
+        text(&missing_file.stderr)
+    );
+    let not_found = dev.cli(&["connections", "get", "nope"], token);
+    assert_eq!(not_found.status.code(), Some(1));
+    assert_eq!(
+        text(&not_found.stderr),
+        "error: connection nope not found\n"
+    );
+    assert!(not_found.stdout.is_empty());
+    let refused = dev.cli(
+        &[
+            "connections",
+            "create",
+            "other",
+            "--url",
+            &server.url("missing"),
+            "--provider",
+            "github",
+            "--schema",
+            "analytics",
+            "--credential",
+            &secret_id,
+            "--warehouse-source",
+            "wh-1",
+        ],
+        token,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let message = text(&refused.stderr);
+    assert!(
+        message.starts_with("error: cannot reach the repository: ") && message.lines().count() == 1,
+        "{message}"
+    );
+
+    drop(dev);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}
