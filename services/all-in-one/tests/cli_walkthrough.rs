@@ -307,7 +307,37 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
     );
     assert!(!listed.contains(GIT_TOKEN), "material is never printed");
 
-    // 3. a connection; its initial sync watched to the end
+    // 3. the warehouse source the models run in
+    let source = ok_json(
+        &dev,
+        token,
+        &[
+            "sources",
+            "create",
+            "shop-db",
+            "--kind",
+            "postgres",
+            "--setting",
+            "host=db.internal",
+            "--setting",
+            "database=shop",
+        ],
+    )?;
+    let source_id = field(&source, "id")?;
+    assert_eq!(
+        source,
+        json!({
+            "id": source_id,
+            "workspace_id": "default",
+            "name": "shop-db",
+            "kind": "postgres",
+            "settings": {"database": "shop", "host": "db.internal"},
+            "credential_id": "",
+            "created_at_unix_ms": number(&source, "created_at_unix_ms")?,
+        })
+    );
+
+    // 4. a connection; its initial sync watched to the end
     let created = ok_json(
         &dev,
         token,
@@ -324,7 +354,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
             "--credential",
             &secret_id,
             "--warehouse-source",
-            "wh-1",
+            &source_id,
         ],
     )?;
     let connection = &created["connection"];
@@ -344,7 +374,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
                 "default_schema": "analytics",
                 "project_path": "",
                 "credential_id": secret_id,
-                "warehouse_source_id": "wh-1",
+                "warehouse_source_id": source_id,
                 "webhook_secret_credential_id": "",
             },
             "settings_version": 1,
@@ -365,7 +395,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         expected_run(&watched, &connection_id, "initial", &first_commit)?
     );
 
-    // 4. models, with compiled SQL, columns and key suggestions
+    // 5. models, with compiled SQL, columns and key suggestions
     let models = ok_json(&dev, token, &["models", "list", &connection_id])?;
     assert_eq!(models["commit_sha"], json!(first_commit));
     let names: Vec<&str> = models["models"]
@@ -429,7 +459,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         "{shown}"
     );
 
-    // 5. push a commit, sync, watch the run to completion
+    // 6. push a commit, sync, watch the run to completion
     let second_commit = repo.commit(
         &[(
             "models/customers.sql",
@@ -490,7 +520,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         json!("select 2 as id, 'b@example.com' as email")
     );
 
-    // 6. the project as the catalog sees it
+    // 7. the project as the catalog sees it
     let projects = ok_json(&dev, token, &["projects", "list"])?;
     let project = &projects[0];
     assert_eq!(projects.as_array().map(Vec::len), Some(1));
@@ -510,7 +540,32 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         })
     );
 
-    // 7. usage errors exit 2, refused calls exit 1 with the server's message
+    // 8. a commit that breaks the project: the watched run fails, exit 1
+    repo.commit(&[("dbt_project.yml", "name: [shop\n")], "break the project");
+    let failed = dev.cli(
+        &[
+            "connections",
+            "sync",
+            &connection_id,
+            "--watch",
+            "--output",
+            "json",
+        ],
+        token,
+    );
+    let stderr = text(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    let run: Value = serde_json::from_slice(&failed.stdout)?;
+    assert_eq!(field(&run, "status")?, "failed");
+    let error = field(&run, "error")?;
+    assert!(!error.is_empty());
+    assert_eq!(
+        stderr.lines().last(),
+        Some(format!("error: run {} failed: {error}", field(&run, "id")?).as_str()),
+        "{stderr}"
+    );
+
+    // 9. usage errors exit 2, refused calls exit 1 with the server's message
     let usage = dev.cli(&["connections", "create", "x", "--frobnicate"], token);
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
     let missing_file = dev.cli(
@@ -553,7 +608,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
             "--credential",
             &secret_id,
             "--warehouse-source",
-            "wh-1",
+            &source_id,
         ],
         token,
     );

@@ -190,10 +190,15 @@ pub type Authed = InterceptedService<Channel, BearerAuth>;
 
 /// Service addresses a deployment without a front door can set one by one
 /// (`backflow serve <service>` per process); otherwise everything goes to `addr`.
-const SERVICE_ADDR_VARS: [(Service, &str); 3] = [
+const SERVICE_ADDR_VARS: [(Service, &str); 5] = [
     (Service::Credentials, "BACKFLOW_ADDR_CREDENTIALS"),
     (Service::GitSync, "BACKFLOW_ADDR_GIT_SYNC"),
     (Service::ModelCatalog, "BACKFLOW_ADDR_MODEL_CATALOG"),
+    (
+        Service::DbtCloudListener,
+        "BACKFLOW_ADDR_DBT_CLOUD_LISTENER",
+    ),
+    (Service::RetlScheduler, "BACKFLOW_ADDR_RETL_SCHEDULER"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +206,8 @@ pub enum Service {
     Credentials,
     GitSync,
     ModelCatalog,
+    DbtCloudListener,
+    RetlScheduler,
 }
 
 /// A connected client: lazy channels (nothing dials until the first call).

@@ -1,10 +1,11 @@
 //! The client half of the `backflow` binary: commands that call a running Backflow
-//! over gRPC (`backflow secrets …`, `connections`, `runs`, `projects`, `models`).
+//! over gRPC (`backflow secrets …`, `connections`, `runs`, `projects`, `models`,
+//! `sources`).
 //!
 //! One file per command group; each group is a `Subcommand` enum with a
 //! `run(&Ctx, Command)` function, wrapped in [`Group`] so it takes the connection
 //! flags (`--addr`, `--token`, `--workspace`, `--cli-config`, `--output`) anywhere
-//! on its command line. To add a group (`sources`, `retl-models`, `syncs`,
+//! on its command line. To add a group (`retl-models`, `syncs`,
 //! `dbt-cloud`, `dead-letters`, `tokens`): write `cli/<group>.rs` like
 //! `connections.rs`, add a variant to [`ClientCommand`] and one arm to [`run`].
 //!
@@ -19,6 +20,7 @@ pub mod output;
 mod projects;
 mod runs;
 mod secrets;
+mod sources;
 
 use client::{CliError, Client, ConnectArgs, Target};
 use output::{OutputFormat, View};
@@ -38,6 +40,8 @@ pub enum ClientCommand {
     Projects(Group<projects::Command>),
     /// dbt models of a connection: list, or one with compiled SQL, columns and key suggestions.
     Models(Group<models::Command>),
+    /// Warehouse sources (the databases models run in): create, list.
+    Sources(Group<sources::Command>),
 }
 
 /// A command group with the connection flags.
@@ -65,6 +69,16 @@ impl Ctx {
 
     pub fn workspace(&self) -> String {
         self.client.workspace()
+    }
+}
+
+/// `KEY=VALUE` flag values (`--attribute`, `--setting`); the value may hold `=`.
+pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
 }
 
@@ -105,5 +119,21 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Runs(group) => runs::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Projects(group) => projects::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Models(group) => models::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::Sources(group) => sources::run(&ctx(&group.connect)?, group.command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_split_on_the_first_equals_sign() {
+        assert_eq!(
+            parse_key_value("known=a=b"),
+            Ok(("known".to_string(), "a=b".to_string()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
     }
 }

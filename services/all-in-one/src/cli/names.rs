@@ -42,6 +42,7 @@ proto_name!(
     backflow_proto::gitsync::v1::GitProtocol,
     backflow_proto::gitsync::v1::SyncStatus,
     backflow_proto::gitsync::v1::SyncTrigger,
+    backflow_proto::catalog::v1::WarehouseKind,
 );
 
 pub fn secret_kind(value: i32) -> String {
@@ -62,6 +63,10 @@ pub fn sync_status(value: i32) -> String {
 
 pub fn sync_trigger(value: i32) -> String {
     of::<backflow_proto::gitsync::v1::SyncTrigger>(value, "SYNC_TRIGGER_")
+}
+
+pub fn warehouse_kind(value: i32) -> String {
+    of::<backflow_proto::catalog::v1::WarehouseKind>(value, "WAREHOUSE_KIND_")
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         known_hosts_file: Option<PathBuf>,
         /// Non-secret attribute, repeatable: `username=git`, `app_id=123`, `installation_id=9`.
-        #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = parse_attribute)]
+        #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
         attributes: Vec<(String, String)>,
     },
     /// Store a new version of a secret's material.
@@ -76,15 +76,6 @@ impl Kind {
             self,
             Kind::GitToken | Kind::WebhookSecret | Kind::DbtCloudToken | Kind::WarehousePassword
         )
-    }
-}
-
-fn parse_attribute(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.to_string()))
-        }
-        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
     }
 }
 
@@ -313,16 +304,6 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn attributes_are_key_value() {
-        assert_eq!(
-            parse_attribute("known=a=b"),
-            Ok(("known".to_string(), "a=b".to_string()))
-        );
-        assert!(parse_attribute("novalue").is_err());
-        assert!(parse_attribute("=x").is_err());
-    }
 
     #[test]
     fn one_final_newline_is_dropped() {
