@@ -6,13 +6,20 @@
 //! Subjects follow DESIGN §4: `evt.<service>.<entity>.<past_tense>.<id>` in a
 //! Limits stream per producer, `cmd.<service>.<verb>.<id>` in a WorkQueue stream.
 //! A namespace (tests) prefixes every subject and stream name.
+//!
+//! Every handler runs inside a `consumer` span parented on the message's
+//! `traceparent` header. A message that exhausts `max_deliver`, or that its handler
+//! rejects, goes to the service's dead-letter store (see [`crate::dead_letter`]).
 
 use crate::config::NatsConfig;
+use crate::dead_letter::{DeadLetterReason, DeadLetters};
 use crate::shutdown::Shutdown;
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use futures::StreamExt;
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Header that carries the id consumers de-duplicate on (the outbox id).
 pub const EVENT_ID_HEADER: &str = "Backflow-Event-Id";
@@ -92,6 +99,9 @@ pub struct ConsumerSpec {
     /// Un-namespaced filter, e.g. `evt.gitsync.connection.>`.
     pub filter_subject: String,
     pub ack_wait: Duration,
+    /// Deliveries before a still-failing message goes to the dead-letter store. The
+    /// consumer loop counts them (JetStream itself redelivers without limit), so a
+    /// message is never dropped by the server.
     pub max_deliver: i64,
 }
 
@@ -127,6 +137,8 @@ pub struct Delivery {
     pub subject: String,
     pub payload: bytes::Bytes,
     pub delivered: i64,
+    /// The message's headers (last value of each), kept with a dead letter.
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -134,6 +146,7 @@ pub struct Bus {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     namespace: String,
+    dead_letters: Option<DeadLetters>,
 }
 
 impl Bus {
@@ -162,7 +175,19 @@ impl Bus {
             client,
             jetstream,
             namespace: config.namespace.clone(),
+            dead_letters: None,
         })
+    }
+
+    /// Keeps messages this bus's consumers cannot handle in `store`. Without a store
+    /// they are logged in full at error level and terminated.
+    pub fn with_dead_letters(mut self, store: DeadLetters) -> Self {
+        self.dead_letters = Some(store);
+        self
+    }
+
+    pub fn dead_letters(&self) -> Option<&DeadLetters> {
+        self.dead_letters.as_ref()
     }
 
     pub fn client(&self) -> &async_nats::Client {
@@ -252,7 +277,9 @@ impl Bus {
             filter_subject: self.subject(&spec.filter_subject),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: spec.ack_wait,
-            max_deliver: spec.max_deliver,
+            // Unlimited: the loop dead-letters at `spec.max_deliver`, and a message whose
+            // dead letter could not be stored comes back instead of vanishing.
+            max_deliver: -1,
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         };
@@ -267,17 +294,64 @@ impl Bus {
     }
 
     /// Publishes and waits for the stream's acknowledgement. `event_id` becomes both
-    /// `Nats-Msg-Id` (JetStream de-duplication) and `Backflow-Event-Id` (inbox key).
+    /// `Nats-Msg-Id` (JetStream de-duplication) and `Backflow-Event-Id` (inbox key);
+    /// the current span's trace context goes along as `traceparent`.
     pub async fn publish(
         &self,
         subject: &str,
         event_id: &str,
         payload: bytes::Bytes,
     ) -> Result<(), BusError> {
-        let wire_subject = self.subject(subject);
+        let traceparent = crate::telemetry::current_traceparent();
+        self.publish_traced(subject, event_id, payload, traceparent.as_deref())
+            .await
+    }
+
+    /// Same as [`Bus::publish`] with the trace context given (the outbox relay sends
+    /// the one captured when the event was written).
+    pub async fn publish_traced(
+        &self,
+        subject: &str,
+        event_id: &str,
+        payload: bytes::Bytes,
+        traceparent: Option<&str>,
+    ) -> Result<(), BusError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, event_id);
         headers.insert(EVENT_ID_HEADER, event_id);
+        if let Some(traceparent) = traceparent {
+            headers.insert(crate::telemetry::TRACEPARENT, traceparent);
+        }
+        self.publish_headers(subject, headers, payload).await
+    }
+
+    /// Publishes a dead letter again: its stored headers, the original event id (so
+    /// the inbox still de-duplicates) and a fresh `Nats-Msg-Id` (so JetStream's
+    /// duplicate window does not swallow it).
+    pub async fn republish(
+        &self,
+        subject: &str,
+        event_id: &str,
+        nats_msg_id: &str,
+        payload: bytes::Bytes,
+        stored_headers: &BTreeMap<String, String>,
+    ) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, value) in stored_headers {
+            headers.insert(name.as_str(), value.as_str());
+        }
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, nats_msg_id);
+        headers.insert(EVENT_ID_HEADER, event_id);
+        self.publish_headers(subject, headers, payload).await
+    }
+
+    async fn publish_headers(
+        &self,
+        subject: &str,
+        headers: async_nats::HeaderMap,
+        payload: bytes::Bytes,
+    ) -> Result<(), BusError> {
+        let wire_subject = self.subject(subject);
         let failed = |err: String| BusError::Publish {
             subject: wire_subject.clone(),
             message: err,
@@ -358,20 +432,88 @@ impl Bus {
         F: Future<Output = Outcome> + Send,
     {
         let delivery = self.delivery_of(&message);
-        let subject = delivery.subject.clone();
-        let message_id = delivery.message_id.clone();
-        let outcome = with_progress(&message, spec.ack_wait, handler(delivery)).await;
-        let ack = match &outcome {
-            Outcome::Done => AckKind::Ack,
-            Outcome::Retry(delay) => AckKind::Nak(Some(*delay)),
-            Outcome::Reject(reason) => {
-                tracing::error!(consumer = %spec.durable, %subject, %message_id, %reason, "message rejected");
-                AckKind::Term
+        let consumer = spec.durable.as_str();
+        let span = tracing::info_span!(
+            "consumer",
+            otel.name = %format!("consume {consumer}"),
+            otel.kind = "consumer",
+            messaging.system = "nats",
+            messaging.consumer.group.name = %consumer,
+            messaging.destination.name = %delivery.subject,
+            messaging.message.id = %delivery.message_id,
+            delivered = delivery.delivered,
+            outcome = tracing::field::Empty,
+        );
+        crate::telemetry::set_parent_traceparent(
+            &span,
+            delivery
+                .headers
+                .get(crate::telemetry::TRACEPARENT)
+                .map(String::as_str),
+        );
+        if delivery.delivered > 1 {
+            crate::metrics::redelivered(consumer);
+        }
+        let started = Instant::now();
+        let outcome = with_progress(&message, spec.ack_wait, handler(delivery.clone()))
+            .instrument(span.clone())
+            .await;
+        let (ack, label) = async {
+            match outcome {
+                Outcome::Done => (AckKind::Ack, "done"),
+                Outcome::Retry(delay) if delivery.delivered < spec.max_deliver => {
+                    (AckKind::Nak(Some(delay)), "retry")
+                }
+                Outcome::Retry(_) => {
+                    let error = format!(
+                        "still failing after {} deliveries (see the handler's last warning)",
+                        delivery.delivered
+                    );
+                    self.dead_letter(spec, &delivery, DeadLetterReason::Exhausted, &error)
+                        .await
+                }
+                Outcome::Reject(reason) => {
+                    self.dead_letter(spec, &delivery, DeadLetterReason::Rejected, &reason)
+                        .await
+                }
             }
-        };
+        }
+        .instrument(span.clone())
+        .await;
+        span.record("outcome", label);
+        crate::metrics::message_handled(consumer, label, started.elapsed());
         if let Err(error) = message.ack_with(ack).await {
             // The message will be redelivered; the inbox makes that harmless.
-            tracing::warn!(consumer = %spec.durable, %subject, %message_id, %error, "acknowledgement failed");
+            tracing::warn!(consumer = %spec.durable, subject = %delivery.subject, message_id = %delivery.message_id, %error, "acknowledgement failed");
+        }
+    }
+
+    /// Keeps a delivery that will not be handled. Returns how to acknowledge it: term
+    /// once it is stored (or when there is no store, after logging it in full), nak
+    /// when storing failed, so the message comes back rather than being lost.
+    async fn dead_letter(
+        &self,
+        spec: &ConsumerSpec,
+        delivery: &Delivery,
+        reason: DeadLetterReason,
+        error: &str,
+    ) -> (AckKind, &'static str) {
+        let consumer = spec.durable.as_str();
+        let Some(store) = &self.dead_letters else {
+            tracing::error!(consumer, subject = %delivery.subject, message_id = %delivery.message_id, delivered = delivery.delivered, reason = reason.as_str(), %error, payload_len = delivery.payload.len(), "message dropped: no dead-letter store");
+            crate::metrics::dead_lettered(consumer);
+            return (AckKind::Term, "dead_letter");
+        };
+        match store.store(consumer, delivery, reason, error).await {
+            Ok(id) => {
+                tracing::error!(consumer, service = store.service(), dead_letter_id = %id, subject = %delivery.subject, message_id = %delivery.message_id, delivered = delivery.delivered, reason = reason.as_str(), %error, "message moved to the dead-letter store");
+                crate::metrics::dead_lettered(consumer);
+                (AckKind::Term, "dead_letter")
+            }
+            Err(store_error) => {
+                tracing::error!(consumer, subject = %delivery.subject, message_id = %delivery.message_id, %error, store_error = %store_error, "cannot store dead letter; message will come back");
+                (AckKind::Nak(Some(Duration::from_secs(30))), "retry")
+            }
         }
     }
 
@@ -390,11 +532,26 @@ impl Bus {
                 let sequence = info.as_ref().map(|info| info.stream_sequence).unwrap_or(0);
                 format!("seq:{sequence}")
             });
+        let headers = message
+            .headers
+            .as_ref()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter_map(|(name, values)| {
+                        values
+                            .last()
+                            .map(|value| (name.to_string(), value.as_str().to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Delivery {
             message_id,
             subject: self.strip_namespace(message.subject.as_str()).to_string(),
             payload: message.payload.clone(),
             delivered: info.map(|info| info.delivered).unwrap_or(1),
+            headers,
         }
     }
 }

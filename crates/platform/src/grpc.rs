@@ -69,6 +69,7 @@ pub async fn serve(
     let server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .tcp_nodelay(true)
+        .layer(crate::trace_grpc::TraceLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, on_stop);
     // Graceful shutdown waits for clients to hang up; a client that never does must

@@ -7,14 +7,17 @@
 pub mod bus;
 pub mod config;
 pub mod db;
+pub mod dead_letter;
 pub mod grpc;
 pub mod inbox;
+pub mod metrics;
 pub mod outbox;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod trace_grpc;
 
 /// Milliseconds since the Unix epoch; the one clock format stored in every table.
 pub fn now_unix_ms() -> i64 {

@@ -2,6 +2,9 @@
 //! it in one transaction; the relay publishes pending rows in order, with the row id as
 //! `Nats-Msg-Id`, and marks them published only after JetStream acknowledged. If NATS
 //! is down, rows wait; nothing is lost and nothing is published that was rolled back.
+//!
+//! Each row keeps the W3C `traceparent` of the span that wrote it; the relay sends it
+//! as a NATS header, so the consumer's span joins the writer's trace.
 
 use crate::bus::{Backoff, Bus};
 use crate::db::{Database, Transaction};
@@ -13,6 +16,7 @@ use tokio::sync::Notify;
 const BATCH: i64 = 100;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const RETENTION_MS: i64 = 24 * 3600 * 1000;
+const GAUGE_EVERY_MS: i64 = 2_000;
 
 /// Writes events into the outbox inside the caller's transaction and wakes the relay
 /// after commit.
@@ -35,12 +39,13 @@ impl Outbox {
     ) -> Result<String, sqlx::Error> {
         let id = crate::new_id();
         sqlx::query(
-            "INSERT INTO platform_outbox (id, subject, payload, created_at_ms) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO platform_outbox (id, subject, payload, created_at_ms, traceparent) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&id)
         .bind(subject)
         .bind(payload.encode_to_vec())
         .bind(crate::now_unix_ms())
+        .bind(crate::telemetry::current_traceparent())
         .execute(&mut **tx)
         .await?;
         Ok(id)
@@ -53,9 +58,22 @@ impl Outbox {
 
     /// Publishes pending rows until shutdown.
     pub async fn run_relay(&self, db: Database, bus: Bus, shutdown: Shutdown) {
+        self.run_relay_for("", db, bus, shutdown).await;
+    }
+
+    /// Same as [`Outbox::run_relay`], reporting `backflow_outbox_pending` for `service`.
+    pub async fn run_relay_for(&self, service: &str, db: Database, bus: Bus, shutdown: Shutdown) {
         let mut backoff = Backoff::default();
         let mut last_cleanup = 0_i64;
+        let mut last_gauge = 0_i64;
         while !shutdown.is_cancelled() {
+            let now = crate::now_unix_ms();
+            if !service.is_empty() && now - last_gauge >= GAUGE_EVERY_MS {
+                last_gauge = now;
+                if let Ok(pending) = pending_count(&db).await {
+                    crate::metrics::outbox_pending(service, pending);
+                }
+            }
             match relay_batch(&db, &bus).await {
                 Ok(published) => {
                     backoff.reset();
@@ -99,15 +117,19 @@ pub enum RelayError {
 /// Publishes up to one batch in sequence order; stops at the first failure so order
 /// is kept. Returns how many were published.
 pub async fn relay_batch(db: &Database, bus: &Bus) -> Result<usize, RelayError> {
-    let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, id, subject, payload FROM platform_outbox WHERE published_at_ms IS NULL ORDER BY seq LIMIT $1",
+    type Row = (i64, String, String, Vec<u8>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, id, subject, payload, traceparent FROM platform_outbox WHERE published_at_ms IS NULL ORDER BY seq LIMIT $1",
     )
     .bind(BATCH)
     .fetch_all(db.pool())
     .await?;
     let mut published = 0;
-    for (seq, id, subject, payload) in rows {
-        if let Err(error) = bus.publish(&subject, &id, payload.into()).await {
+    for (seq, id, subject, payload, traceparent) in rows {
+        let sent = bus
+            .publish_traced(&subject, &id, payload.into(), traceparent.as_deref())
+            .await;
+        if let Err(error) = sent {
             record_failure(db, seq, &error.to_string()).await;
             return Err(error.into());
         }

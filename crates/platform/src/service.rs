@@ -6,6 +6,7 @@
 use crate::bus::Bus;
 use crate::config::NatsConfig;
 use crate::db::{Database, DbError, Migrations};
+use crate::dead_letter::DeadLetters;
 use crate::grpc::GrpcError;
 use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
@@ -64,7 +65,8 @@ impl ServiceBase {
             .map_err(|source| StartError::Database { service, source })?;
         let bus = Bus::connect(settings.nats)
             .await
-            .map_err(|source| StartError::Bus { source })?;
+            .map_err(|source| StartError::Bus { source })?
+            .with_dead_letters(DeadLetters::new(service, db.clone()));
         for stream in streams {
             bus.ensure_stream(stream)
                 .await
@@ -96,10 +98,11 @@ impl ServiceBase {
     ) -> Result<(), GrpcError> {
         let mut handles = Vec::new();
         let relay = self.outbox.clone();
+        let service = self.service;
         let (db, bus) = (self.db.clone(), self.bus.clone());
         let relay_shutdown = shutdown.clone();
         handles.push(tokio::spawn(async move {
-            relay.run_relay(db, bus, relay_shutdown).await;
+            relay.run_relay_for(service, db, bus, relay_shutdown).await;
         }));
         for task in tasks {
             handles.push(tokio::spawn(task(shutdown.clone())));

@@ -5,6 +5,28 @@
 use crate::config::NatsConfig;
 use sqlx::Connection;
 
+pub use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+
+/// Installs the global subscriber with every finished span kept in memory (one test
+/// per binary: the subscriber is process-wide). Logs go to the test's output.
+pub fn capture_spans() -> Result<
+    (InMemorySpanExporter, crate::telemetry::TelemetryGuard),
+    crate::telemetry::TelemetryError,
+> {
+    let exporter = InMemorySpanExporter::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let config = crate::telemetry::TelemetryConfig {
+        format: crate::telemetry::LogFormat::Pretty,
+        level: "info,sqlx=warn,async_nats=warn".into(),
+        otlp_endpoint: String::new(),
+        metrics_listen: String::new(),
+    };
+    let guard = crate::telemetry::init_with_provider(&config, provider)?;
+    Ok((exporter, guard))
+}
+
 /// Admin URL of the local PostgreSQL (override with `BACKFLOW_TEST_POSTGRES_URL`).
 pub fn postgres_admin_url() -> String {
     std::env::var("BACKFLOW_TEST_POSTGRES_URL")

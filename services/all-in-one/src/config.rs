@@ -11,6 +11,7 @@ const SHARED_DEFAULTS: &str = r#"
 format = "pretty"
 level = "info,sqlx=warn,async_nats=warn"
 otlp_endpoint = ""
+metrics_listen = "127.0.0.1:9464"
 
 [nats]
 url = "nats://127.0.0.1:4222"

@@ -114,11 +114,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// One Prometheus `/metrics` listener per process (`telemetry.metrics_listen`; empty
+/// disables it), bound before the services so a bad address stops start-up.
+async fn start_metrics(
+    listen: &str,
+    shutdown: &backflow_platform::shutdown::Shutdown,
+) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let handle = backflow_platform::metrics::install()?;
+    let listener = backflow_platform::metrics::bind(listen).await?;
+    let addr = listener.local_addr().ok();
+    tokio::spawn(backflow_platform::metrics::serve(
+        listener,
+        handle,
+        shutdown.clone(),
+    ));
+    Ok(addr)
+}
+
 /// Builds every service first (any error stops start-up), then runs them until
 /// SIGTERM/SIGINT or until one fails.
 async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow::Result<()> {
     // Listen for SIGTERM before anything else, so a stop during start-up is honoured.
     let shutdown = backflow_platform::shutdown::on_signal();
+    let metrics = start_metrics(&config.telemetry.metrics_listen, &shutdown).await?;
     let mut built: Vec<BuiltService> = Vec::new();
     for name in names {
         built.push(
@@ -138,6 +159,9 @@ async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow:
                 service.name.as_str()
             );
         }
+    }
+    if let Some(addr) = metrics {
+        println!("backflow: metrics on http://{addr}/metrics");
     }
     println!("backflow: ready ({} services); ctrl-c to stop", built.len());
     let mut running = tokio::task::JoinSet::new();

@@ -36,6 +36,7 @@ fn backflow(workdir: &std::path::Path) -> Command {
         command.env(format!("BACKFLOW_{section}__GRPC_LISTEN"), "127.0.0.1:0");
     }
     command.env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0");
+    command.env("BACKFLOW_TELEMETRY__METRICS_LISTEN", "127.0.0.1:0");
     command
 }
 
@@ -76,11 +77,15 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
         }
     });
     let mut addrs = Vec::new();
+    let mut metrics_url = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let line = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
         if let Some((_, addr)) = line.split_once(" grpc on ") {
             addrs.push(addr.trim().to_string());
+        }
+        if let Some((_, url)) = line.split_once("backflow: metrics on ") {
+            metrics_url = Some(url.trim().to_string());
         }
         if line.starts_with("backflow: ready") {
             break;
@@ -114,6 +119,17 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
         );
     }
 
+    // one Prometheus endpoint for the process, with the platform's metrics
+    let metrics_url = metrics_url.ok_or_else(|| anyhow::anyhow!("no metrics line"))?;
+    let metrics = http_get(&metrics_url).await?;
+    for name in [
+        "backflow_grpc_requests_total",
+        "backflow_grpc_request_duration_seconds_bucket",
+        "backflow_outbox_pending",
+    ] {
+        assert!(metrics.contains(name), "{name} in /metrics:\n{metrics}");
+    }
+
     let stopping = Instant::now();
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -132,6 +148,28 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
     assert!(status.success(), "clean exit, got {status}");
     let _ = std::fs::remove_dir_all(&workdir);
     Ok(())
+}
+
+/// A plain HTTP/1.1 GET, body as text.
+async fn http_get(url: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("not http: {url}"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    stream
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    anyhow::ensure!(
+        response.starts_with("HTTP/1.1 200"),
+        "GET {url}: {response}"
+    );
+    Ok(response)
 }
 
 /// The service names gRPC reflection lists (what `grpcurl list` shows).

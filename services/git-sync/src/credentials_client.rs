@@ -66,6 +66,7 @@ impl CredentialsClient {
                     .into(),
             })?;
         request.metadata_mut().insert("authorization", value);
+        backflow_platform::trace_grpc::inject(&mut request);
         Ok(request)
     }
 

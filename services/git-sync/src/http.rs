@@ -45,6 +45,21 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
 }
 
 async fn receive_push(
+    state: State<WebhookState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    use tracing::Instrument;
+    let span = tracing::info_span!("webhook.push", otel.kind = "server", connection_id = %path.0);
+    // A sender that traces (a proxy, a CI hook) may send `traceparent`; join its trace.
+    backflow_platform::trace_grpc::set_parent_from_http(&span, &headers);
+    handle_push(state, path, headers, body)
+        .instrument(span)
+        .await
+}
+
+async fn handle_push(
     State(state): State<WebhookState>,
     Path(connection_id): Path<String>,
     headers: HeaderMap,

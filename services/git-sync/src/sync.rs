@@ -75,6 +75,7 @@ impl SyncRunner {
 
     /// Runs the sync a command asks for. Storage errors are returned (the command is
     /// retried); everything else ends the run as failed.
+    #[tracing::instrument(name = "sync.run", skip_all, fields(run_id = %command.run_id, connection_id = tracing::field::Empty))]
     pub async fn run(&self, command: &pb::SyncCommand) -> Result<SyncOutcome, GitSyncError> {
         let Some((run, connection)) = self
             .store
@@ -84,7 +85,16 @@ impl SyncRunner {
             return Ok(SyncOutcome::AlreadyHandled);
         };
         let started = Instant::now();
+        tracing::Span::current().record("connection_id", connection.id.as_str());
         tracing::info!(connection_id = %connection.id, run_id = %run.id, "sync started");
+        let trigger = pb::SyncTrigger::try_from(run.trigger)
+            .map(|trigger| {
+                trigger
+                    .as_str_name()
+                    .trim_start_matches("SYNC_TRIGGER_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_else(|_| "unknown".into());
         match self.execute(&connection).await {
             Ok((commit_sha, models, node_errors)) => {
                 let model_count = models.len();
@@ -95,6 +105,12 @@ impl SyncRunner {
                     duration_ms: elapsed_ms(started),
                 };
                 self.store.finish_run(&run, &result).await?;
+                backflow_platform::metrics::run_finished(
+                    "git_sync",
+                    "succeeded",
+                    &trigger,
+                    started.elapsed(),
+                );
                 tracing::info!(connection_id = %connection.id, run_id = %run.id, commit = %commit_sha, model_count, duration_ms = result.duration_ms, "sync succeeded");
                 Ok(SyncOutcome::Succeeded {
                     commit_sha,
@@ -105,12 +121,19 @@ impl SyncRunner {
                 self.store
                     .fail_run(&run, &message, elapsed_ms(started))
                     .await?;
+                backflow_platform::metrics::run_finished(
+                    "git_sync",
+                    "failed",
+                    &trigger,
+                    started.elapsed(),
+                );
                 tracing::warn!(connection_id = %connection.id, run_id = %run.id, error = %message, "sync failed");
                 Ok(SyncOutcome::Failed(message))
             }
         }
     }
 
+    #[tracing::instrument(name = "sync.execute", skip_all)]
     async fn execute(
         &self,
         connection: &ConnectionRecord,
@@ -119,7 +142,9 @@ impl SyncRunner {
         let work_dir = self.work_root.join(&connection.id);
         let settings = connection.settings.clone();
         let timeout = self.fetch_timeout;
+        let fetch_span = tracing::info_span!("sync.fetch", branch = %settings.branch);
         let fetched = tokio::task::spawn_blocking(move || {
+            let _entered = fetch_span.enter();
             git::fetch_branch(&FetchRequest {
                 url: &settings.repository_url,
                 branch: &settings.branch,
@@ -142,6 +167,7 @@ impl SyncRunner {
         Ok((fetched.sha, models, node_errors))
     }
 
+    #[tracing::instrument(name = "sync.parse", skip_all, fields(commit = %commit_sha))]
     async fn parse(
         &self,
         connection_id: &str,
@@ -184,6 +210,7 @@ impl SyncRunner {
     }
 
     /// Builds the git authentication for a connection from its credential.
+    #[tracing::instrument(name = "sync.credentials", skip_all)]
     pub async fn auth_for(&self, connection: &ConnectionRecord) -> Result<GitAuth, String> {
         let purpose = format!("git-sync fetch for connection {}", connection.id);
         self.auth_for_settings(&connection.workspace_id, &connection.settings, &purpose)

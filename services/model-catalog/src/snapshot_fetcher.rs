@@ -52,13 +52,15 @@ impl SnapshotFetcher {
             snapshot_ref: snapshot_ref.to_string(),
             message,
         };
+        let mut request = tonic::Request::new(gitsync::FetchSnapshotRequest {
+            workspace_id: workspace_id.to_string(),
+            snapshot_ref: snapshot_ref.to_string(),
+        });
+        backflow_platform::trace_grpc::inject(&mut request);
         let mut stream = self
             .client
             .clone()
-            .fetch_snapshot(gitsync::FetchSnapshotRequest {
-                workspace_id: workspace_id.to_string(),
-                snapshot_ref: snapshot_ref.to_string(),
-            })
+            .fetch_snapshot(request)
             .await
             .map_err(|status| failed(status.message().to_string()))?
             .into_inner();

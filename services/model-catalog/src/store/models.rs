@@ -23,6 +23,7 @@ impl CatalogStore {
 
     /// Like [`Self::record_snapshot`], claiming `(consumer, event_id)` in the inbox in
     /// the same transaction; returns `false` (and changes nothing) if already handled.
+    #[tracing::instrument(name = "catalog.record_snapshot", skip_all, fields(connection_id = %connection_id, commit = %commit_sha))]
     pub async fn record_snapshot_once(
         &self,
         claim: Option<(&str, &str)>,
