@@ -7,7 +7,7 @@ CARGO ?= cargo
 NATS_URL ?= 127.0.0.1:4222
 PG_HOST ?= 127.0.0.1
 
-.PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance bench k8s release clean
+.PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance conformance-refresh bench k8s release clean
 
 ## Install what is missing (Debian packages; Rust comes from rustup).
 deps:
@@ -62,6 +62,10 @@ test: services-up fmt clippy unit
 ## dbt conformance against dbt-core 1.7.20 (installs it in .venv-dbt from PyPI).
 conformance: postgres-up
 	conformance/run.sh
+
+## Re-run dbt (every adapter) and rewrite the committed expected outputs (conformance/expected/).
+conformance-refresh: postgres-up
+	conformance/run.sh --refresh
 
 ## Benchmarks: dbt engine vs dbt-core (same run), push webhook → catalog latency.
 bench: services-up deps

@@ -38,15 +38,21 @@ Choices:
     docs, custom keys ...), except that a key whose value is null counts as absent.
   * A node missing on either side counts as one mismatching node.
 
-Exit status 0 only when every compared node matches (100%).
+With an index written for several adapters, the closing lines are a project x adapter table
+(matching / compared nodes per cell). Expected outputs may be gzipped (`.json.gz`).
+
+Exit status 0 only when every compared node matches (100%), in every cell.
 """
 
 import argparse
 import difflib
+import gzip
 import json
 import sys
 
-BUILTIN_MACRO_PREFIXES = ("macro.dbt.", "macro.dbt_postgres.")
+BUILTIN_MACRO_PREFIXES = ("macro.dbt.", "macro.dbt_postgres.", "macro.dbt_redshift.",
+                          "macro.dbt_snowflake.", "macro.dbt_bigquery.", "macro.dbt_spark.",
+                          "macro.dbt_databricks.")
 FIELD_MISMATCHES = {}  # field -> number of nodes where it differs (all projects)
 
 MODEL_FIELDS = [
@@ -211,9 +217,17 @@ def as_id_set(disabled):
     return {d if isinstance(d, str) else d.get("unique_id") for d in disabled}
 
 
+def load_json(path):
+    if path.endswith(".gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            return json.load(fh)
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def compare_project(name, expected_path, got_path, error, opts):
-    """Returns (n_checked, n_matching, report lines, per-kind counts)."""
-    exp = json.load(open(expected_path))
+    """Returns (per-kind counts, report lines)."""
+    exp = load_json(expected_path)
     lines = []
     kinds = {}
 
@@ -240,7 +254,7 @@ def compare_project(name, expected_path, got_path, error, opts):
         return kinds, lines
 
     try:
-        got = json.load(open(got_path))
+        got = load_json(got_path)
     except (OSError, ValueError) as e:
         for uid, (kind, _, _) in exp_items.items():
             tally(kind, False)
@@ -305,19 +319,22 @@ def main():
     runs = []
     if opts.index:
         for e in json.load(open(opts.index)):
-            runs.append((e["project"], e["expected"], e.get("got"), e.get("error")))
+            runs.append((e["project"], e.get("adapter", "postgres"), e["expected"], e.get("got"),
+                         e.get("error")))
     for name, e, g in opts.pair:
-        runs.append((name, e, g, None))
+        runs.append((name, "postgres", e, g, None))
     if not runs:
         ap.error("nothing to compare")
 
     total_n = total_ok = 0
     total_kinds = {}
     summaries = []
-    for name, e, g, err in runs:
+    cells = {}  # (project, adapter) -> (ok, n)
+    for name, adapter, e, g, err in runs:
         kinds, lines = compare_project(name, e, g, err, opts)
         n = sum(v[0] for v in kinds.values())
         ok = sum(v[1] for v in kinds.values())
+        cells[(name, adapter)] = (ok, n)
         total_n += n
         total_ok += ok
         for k, (a, b) in kinds.items():
@@ -325,10 +342,11 @@ def main():
             t[0] += a
             t[1] += b
         by_kind = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(kinds.items()))
-        summary = f"conformance: {name}: {ok}/{n} nodes match ({pct(ok, n):.1f}%)  [{by_kind}]"
+        label = f"{adapter}/{name}"
+        summary = f"conformance: {label}: {ok}/{n} nodes match ({pct(ok, n):.1f}%)  [{by_kind}]"
         summaries.append(summary)
         if lines and not opts.quiet:
-            print(f"--- {name}: differences (expected = dbt 1.7.20, got = backflow) ---")
+            print(f"--- {label}: differences (expected = dbt 1.7.20 + dbt-{adapter}, got = backflow) ---")
             print("\n".join(lines))
             print()
     if FIELD_MISMATCHES:
@@ -336,12 +354,45 @@ def main():
         print("mismatches by field (nodes): " + ", ".join(f"{k} {v}" for k, v in top))
     for s in summaries:
         print(s)
+    print()
+    print(table(cells))
+    print()
     by_kind = ", ".join(f"{k} {v[1]}/{v[0]}" for k, v in sorted(total_kinds.items()))
     note = " (macro.dbt.* ignored)" if opts.ignore_builtin_macros else ""
     print(f"conformance: {total_ok}/{total_n} nodes match ({pct(total_ok, total_n):.1f}%)  [{by_kind}]{note}")
     # the plain closing line CI runners recognise: one compared node = one check
     print(f"conformance: {total_ok} passed, {total_n - total_ok} failed")
     return 0 if total_ok == total_n else 1
+
+
+ADAPTER_ORDER = ["postgres", "redshift", "snowflake", "bigquery", "databricks"]
+
+
+def table(cells):
+    """project x adapter: `ok/n` per cell (a `*` marks a cell below 100%)."""
+    projects = sorted({p for p, _ in cells})
+    adapters = sorted({a for _, a in cells},
+                      key=lambda a: (ADAPTER_ORDER.index(a) if a in ADAPTER_ORDER else 99, a))
+    def cell(p, a):
+        if (p, a) not in cells:
+            return "-"
+        ok, n = cells[(p, a)]
+        return f"{ok}/{n}" + ("" if ok == n else " *")
+    rows = [["project", *adapters]]
+    for p in projects:
+        rows.append([p, *(cell(p, a) for a in adapters)])
+    tot = []
+    for a in adapters:
+        ok = sum(v[0] for (p, aa), v in cells.items() if aa == a)
+        n = sum(v[1] for (p, aa), v in cells.items() if aa == a)
+        tot.append(f"{ok}/{n} ({pct(ok, n):.1f}%)")
+    rows.append(["all", *tot])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    out = [fmt(rows[0]), "  ".join("-" * w for w in widths)]
+    out += [fmt(r) for r in rows[1:-1]]
+    out += ["  ".join("-" * w for w in widths), fmt(rows[-1])]
+    return "\n".join("conformance table: " + line for line in out)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONF_DIR="$REPO_ROOT/conformance"
 VENV="$REPO_ROOT/.venv-dbt"                 # gitignored (/.venv*)
 DBT="$VENV/bin/dbt"
+ADAPTERS_VENV="$REPO_ROOT/.venv-dbt-adapters"   # gitignored: dbt-<adapter> 1.7.x oracles
+ADAPTERS_PY="$ADAPTERS_VENV/bin/python"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target-dbt}"   # gitignored (/target-*)
 # BACKFLOW_DBT_BIN may point at a prebuilt binary (then nothing is built).
 PREBUILT_BACKFLOW_DBT="${BACKFLOW_DBT_BIN:-}"
@@ -31,6 +33,23 @@ ensure_dbt_venv() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$CONF_DIR/requirements-dbt.txt"
     "$DBT" --version >/dev/null
+}
+
+# Create .venv-dbt-adapters with dbt-core 1.7.20 + dbt-redshift / dbt-snowflake / dbt-bigquery /
+# dbt-databricks 1.7.x (pins: conformance/requirements-dbt-adapters.txt) unless it has them.
+# Separate from .venv-dbt so the postgres oracle stays exactly as it was.
+ensure_adapters_venv() {
+    if [ -x "$ADAPTERS_PY" ] && "$ADAPTERS_PY" -c '
+import sys, dbt.version
+import dbt.adapters.snowflake, dbt.adapters.bigquery, dbt.adapters.databricks, dbt.adapters.redshift
+sys.exit(0 if dbt.version.__version__ == "1.7.20" else 1)' 2>/dev/null; then
+        return 0
+    fi
+    log "creating $ADAPTERS_VENV with dbt-core 1.7.20 + dbt-{redshift,snowflake,bigquery,databricks} 1.7 (PyPI)"
+    rm -rf "$ADAPTERS_VENV"
+    "$PYTHON" -m venv "$ADAPTERS_VENV"
+    "$ADAPTERS_VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
+    "$ADAPTERS_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$CONF_DIR/requirements-dbt-adapters.txt"
 }
 
 # Make sure the local PostgreSQL answers on 127.0.0.1:5432 and that the `warehouse`

@@ -42,7 +42,7 @@ fn options() -> ParseOptions {
     ParseOptions {
         target_schema: "analytics".into(),
         target_name: "dev".into(),
-        target_type: "postgres".into(),
+        adapter: backflow_dbt::Adapter::Postgres,
         target_database: "warehouse".into(),
         vars: Default::default(),
         env: std::env::vars().collect(),

@@ -1,6 +1,7 @@
 //! The `dbt parse` command: clap arguments and the function the `backflow` binary (and the
 //! standalone `backflow-dbt` binary) call. Prints the dbt-manifest-shaped JSON.
 
+use crate::adapters::Adapter;
 use crate::error::ProjectError;
 use crate::manifest::{manifest_json, write_manifest};
 use crate::options::ParseOptions;
@@ -19,8 +20,10 @@ pub struct ParseCommand {
     pub target_schema: String,
     #[arg(long, default_value = "dev")]
     pub target_name: String,
-    #[arg(long, default_value = "postgres")]
-    pub target_type: String,
+    /// the warehouse adapter: postgres, redshift, snowflake, bigquery or databricks
+    #[arg(long, alias = "target-type", default_value = "postgres")]
+    pub adapter: Adapter,
+    /// the target's database (BigQuery: project, Databricks: catalog)
     #[arg(long, default_value = "warehouse")]
     pub target_database: String,
     /// one variable, `key=value`; the value is read as YAML (repeatable)
@@ -54,7 +57,7 @@ pub fn options_from(cmd: &ParseCommand) -> Result<ParseOptions, ProjectError> {
     Ok(ParseOptions {
         target_schema: cmd.target_schema.clone(),
         target_name: cmd.target_name.clone(),
-        target_type: cmd.target_type.clone(),
+        adapter: cmd.adapter,
         target_database: cmd.target_database.clone(),
         vars,
         env: std::env::vars().collect(),

@@ -2,6 +2,7 @@
 //! macros, packages) the way dbt-core 1.7 does and produces a catalog and a dbt-shaped manifest,
 //! without a warehouse or network.
 
+pub mod adapters;
 pub mod cache;
 pub mod catalog;
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod tests_compile;
 pub mod tests_gen;
 pub mod yaml;
 
+pub use adapters::Adapter;
 pub use catalog::Catalog;
 pub use engine::Engine;
 pub use error::{NodeError, ProjectError};

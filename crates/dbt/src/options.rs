@@ -1,5 +1,6 @@
-//! Inputs of a parse that do not come from the project: target, CLI vars, environment.
+//! Inputs of a parse that do not come from the project: adapter, target, CLI vars, environment.
 
+use crate::adapters::Adapter;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -8,7 +9,9 @@ use std::collections::BTreeMap;
 pub struct ParseOptions {
     pub target_schema: String,
     pub target_name: String,
-    pub target_type: String,
+    /// the warehouse adapter (the profile's `type`), postgres by default
+    pub adapter: Adapter,
+    /// the target's database (BigQuery: project, Databricks: catalog)
     pub target_database: String,
     pub vars: BTreeMap<String, Value>,
     pub env: BTreeMap<String, String>,
@@ -19,7 +22,7 @@ impl Default for ParseOptions {
         Self {
             target_schema: "analytics".into(),
             target_name: "dev".into(),
-            target_type: "postgres".into(),
+            adapter: Adapter::Postgres,
             target_database: "warehouse".into(),
             vars: BTreeMap::new(),
             env: BTreeMap::new(),
@@ -30,20 +33,10 @@ impl Default for ParseOptions {
 impl ParseOptions {
     /// The `target` object of the Jinja context.
     pub fn target_map(&self) -> serde_json::Map<String, Value> {
-        let v = serde_json::json!({
-            "name": self.target_name,
-            "target_name": self.target_name,
-            "type": self.target_type,
-            "schema": self.target_schema,
-            "database": self.target_database,
-            "dbname": self.target_database,
-            "profile_name": "default",
-            "user": "dbt",
-            "threads": 4,
-        });
-        match v {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        }
+        self.adapter.target_map(
+            &self.target_name,
+            &self.target_database,
+            &self.target_schema,
+        )
     }
 }

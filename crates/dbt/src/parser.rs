@@ -99,7 +99,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         .collect();
     // loader errors are not covered by the fingerprint: the caller reports them per parse
     let mut errors = Vec::new();
-    let (macros, docs, macro_infos) = collect_macros(loaded, &mut errors);
+    let (macros, docs, macro_infos) = collect_macros(loaded, opts, &mut errors);
     let mut ws_patches = HashMap::new();
     let mut source_defs = Vec::new();
     let mut version_columns = HashMap::new();
@@ -107,7 +107,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         root_package: root.clone(),
         packages: loaded.projects.iter().map(|p| p.name.clone()).collect(),
         target: opts.target_map(),
-        target_type: opts.target_type.clone(),
+        adapter: opts.adapter,
         cli_vars: opts.vars.clone().into_iter().collect(),
         project_vars: loaded
             .projects
@@ -135,7 +135,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
             .unwrap_or_default(),
         packages: loaded.projects.iter().map(|p| p.name.clone()).collect(),
         target: opts.target_map(),
-        target_type: opts.target_type.clone(),
+        adapter: opts.adapter,
         cli_vars: opts.vars.clone().into_iter().collect(),
         project_vars: loaded
             .projects
@@ -198,11 +198,15 @@ pub fn workspace_fingerprint(loaded: &Loaded, opts: &ParseOptions) -> u64 {
 
 fn collect_macros(
     loaded: &Loaded,
+    opts: &ParseOptions,
     errors: &mut Vec<NodeError>,
 ) -> (MacroIndex, Docs, Vec<crate::catalog::MacroInfo>) {
     let mut index = MacroIndex::default();
     for m in jinja::builtin_macros() {
         index.insert(m);
+    }
+    for m in jinja::adapter_macros(opts.adapter) {
+        index.insert_internal(m);
     }
     let mut docs: Docs = HashMap::new();
     let mut infos = Vec::new();
@@ -694,10 +698,11 @@ fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> P
         package: node.package.clone(),
         resource_type: node.resource_type.to_string(),
         this: Some(Relation::table(
+            opts.adapter,
             &opts.target_database,
             &opts.target_schema,
             &node.name,
-            [true; 3],
+            opts.adapter.spec().quote_policy,
         )),
         model: model_dict(node, &pre),
         config: pre,
@@ -750,15 +755,16 @@ fn merge_tags(
 /// config's, for package models too), then the node's `quoting` config.
 fn quote_policy(ws: &Workspace, node_cfg: &Map<String, Value>) -> [bool; 3] {
     let project = ws.projects.first().map(|p| &p.quoting);
-    let get = |k: &str| {
+    let default = ws.scope.adapter.spec().quote_policy;
+    let get = |i: usize, k: &str| {
         node_cfg
             .get("quoting")
             .and_then(|q| q.get(k))
             .and_then(Value::as_bool)
             .or_else(|| project.and_then(|q| q.get(k)).and_then(Value::as_bool))
-            .unwrap_or(true)
+            .unwrap_or(default[i])
     };
-    [get("database"), get("schema"), get("identifier")]
+    [get(0, "database"), get(1, "schema"), get(2, "identifier")]
 }
 
 /// Resolves database, schema and alias for every node via the generate_*_name macros,
@@ -821,7 +827,7 @@ fn apply_naming(ws: &Workspace, node: &mut ParsedNode, opts: &ParseOptions, name
     match named {
         Ok((db, schema, alias)) => {
             let quote = quote_policy(ws, &node.config);
-            node.relation = Some(Relation::table(db, schema, alias, quote));
+            node.relation = Some(Relation::table(ws.scope.adapter, db, schema, alias, quote));
             node.database = Some(db.clone());
             node.schema = schema.clone();
             node.alias = alias.clone();
@@ -883,12 +889,19 @@ pub fn build_sources(
             .database
             .clone()
             .unwrap_or_else(|| opts.target_database.clone());
-        let q = |k: &str| d.quoting.get(k).and_then(Value::as_bool).unwrap_or(true);
+        let default = opts.adapter.spec().quote_policy;
+        let q = |i: usize, k: &str| {
+            d.quoting
+                .get(k)
+                .and_then(Value::as_bool)
+                .unwrap_or(default[i])
+        };
         let relation = Relation::table(
+            opts.adapter,
             &database,
             &d.schema,
             &d.identifier,
-            [q("database"), q("schema"), q("identifier")],
+            [q(0, "database"), q(1, "schema"), q(2, "identifier")],
         );
         let unique_id = format!("source.{}.{}.{}", d.package, d.source_name, d.name);
         if enabled {

@@ -111,7 +111,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
         project_name: ws.root.clone(),
         target: TargetInfo {
             name: opts.target_name.clone(),
-            target_type: opts.target_type.clone(),
+            target_type: opts.adapter.to_string(),
             database: opts.target_database.clone(),
             schema: opts.target_schema.clone(),
         },

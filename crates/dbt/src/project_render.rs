@@ -18,7 +18,7 @@ pub fn render_tree(tree: &Value, opts: &ParseOptions, root_package: &str) -> Val
     let scope = Arc::new(Scope {
         root_package: root_package.to_string(),
         target: opts.target_map(),
-        target_type: opts.target_type.clone(),
+        adapter: opts.adapter,
         cli_vars: opts.vars.clone().into_iter().collect(),
         env: opts.env.clone(),
         ..Scope::default()

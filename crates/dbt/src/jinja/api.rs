@@ -1,23 +1,24 @@
-//! The `api` context object: `api.Relation.create(...)` and the postgres `api.Column` class
+//! The `api` context object: `api.Relation.create(...)` and the adapter's `api.Column` class
 //! methods (`translate_type`, `numeric_type`, `string_type`) that dbt's cross-database
 //! macros use.
 
 use super::relation::Relation;
+use crate::adapters::Adapter;
 use minijinja::value::{from_args, Kwargs, Object, Value};
 use minijinja::{Error, ErrorKind, State};
 use std::sync::Arc;
 
 /// The `api` namespace value.
-pub fn api_value() -> Value {
+pub fn api_value(adapter: Adapter) -> Value {
     Value::from_iter([
-        ("Relation", Value::from_object(ApiRelation)),
-        ("Column", Value::from_object(ApiColumn)),
+        ("Relation", Value::from_object(ApiRelation(adapter))),
+        ("Column", Value::from_object(ApiColumn(adapter))),
     ])
 }
 
-/// `api.Relation`.
+/// `api.Relation` (the adapter's Relation class).
 #[derive(Debug)]
-struct ApiRelation;
+struct ApiRelation(Adapter);
 
 impl Object for ApiRelation {
     fn call_method(
@@ -39,8 +40,9 @@ impl Object for ApiRelation {
             database: part("database")?,
             schema: part("schema")?,
             identifier: part("identifier")?,
-            quote: [true; 3],
+            quote: self.0.spec().quote_policy,
             kind: part("type")?,
+            adapter: self.0,
         };
         if let Some(policy) = kwargs.get::<Option<Value>>("quote_policy")? {
             for (i, k) in ["database", "schema", "identifier"].iter().enumerate() {
@@ -55,17 +57,9 @@ impl Object for ApiRelation {
     }
 }
 
-/// `api.Column` with dbt's base (and postgres) type labels.
+/// `api.Column` with the adapter's type labels.
 #[derive(Debug)]
-struct ApiColumn;
-
-/// dbt 1.7's `Column.TYPE_LABELS` (only `STRING` is translated; other names pass through).
-pub fn translate_type(dtype: &str) -> String {
-    match dtype.to_uppercase().as_str() {
-        "STRING" => "TEXT".into(),
-        _ => dtype.to_string(),
-    }
-}
+struct ApiColumn(Adapter);
 
 impl Object for ApiColumn {
     fn call_method(
@@ -77,20 +71,21 @@ impl Object for ApiColumn {
         match method {
             "translate_type" => {
                 let (dtype,): (String,) = from_args(args)?;
-                Ok(Value::from(translate_type(&dtype)))
+                Ok(Value::from(self.0.translate_type(&dtype)))
             }
             "numeric_type" => {
                 let (dtype, precision, scale): (String, Option<Value>, Option<Value>) =
                     from_args(args)?;
                 let given = |v: &Option<Value>| v.as_ref().filter(|v| !v.is_none()).cloned();
-                Ok(Value::from(match (given(&precision), given(&scale)) {
-                    (Some(p), Some(s)) => format!("{dtype}({p},{s})"),
-                    _ => dtype,
-                }))
+                let ps = match (given(&precision), given(&scale)) {
+                    (Some(p), Some(s)) => Some((p.to_string(), s.to_string())),
+                    _ => None,
+                };
+                Ok(Value::from(self.0.numeric_type(&dtype, ps)))
             }
             "string_type" => {
                 let (size,): (i64,) = from_args(args)?;
-                Ok(Value::from(format!("character varying({size})")))
+                Ok(Value::from(self.0.string_type(size)))
             }
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
         }

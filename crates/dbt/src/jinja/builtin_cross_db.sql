@@ -6,10 +6,6 @@
     {{ exceptions.raise_not_implemented('current_timestamp macro not implemented for adapter ' + adapter.type()) }}
 {%- endmacro %}
 
-{% macro postgres__current_timestamp() -%}
-    now()
-{%- endmacro %}
-
 {%- macro type_string() -%}
   {{ return(adapter.dispatch('type_string', 'dbt')()) }}
 {%- endmacro -%}
@@ -74,11 +70,6 @@
     any_value({{ expression }})
 {%- endmacro %}
 
-{% macro postgres__any_value(expression) -%}
-    {#- /*Postgresql doesn't support any_value, so we're using min() to get the same result*/ -#}
-    min({{ expression }})
-{%- endmacro %}
-
 {% macro bool_or(expression) -%}
     {{ return(adapter.dispatch('bool_or', 'dbt') (expression)) }}
 {% endmacro %}
@@ -125,12 +116,6 @@
 
 {% endmacro %}
 
-{% macro postgres__dateadd(datepart, interval, from_date_or_timestamp) %}
-
-    {{ from_date_or_timestamp }} + ((interval '1 {{ datepart }}') * ({{ interval }}))
-
-{% endmacro %}
-
 {% macro datediff(first_date, second_date, datepart) %}
   {{ return(adapter.dispatch('datediff', 'dbt')(first_date, second_date, datepart)) }}
 {% endmacro %}
@@ -142,39 +127,6 @@
         {{ first_date }},
         {{ second_date }}
         )
-
-{%- endmacro %}
-
-{% macro postgres__datediff(first_date, second_date, datepart) -%}
-
-    {% if datepart == 'year' %}
-        (date_part('year', ({{second_date}})::date) - date_part('year', ({{first_date}})::date))
-    {% elif datepart == 'quarter' %}
-        ({{ datediff(first_date, second_date, 'year') }} * 4 + date_part('quarter', ({{second_date}})::date) - date_part('quarter', ({{first_date}})::date))
-    {% elif datepart == 'month' %}
-        ({{ datediff(first_date, second_date, 'year') }} * 12 + date_part('month', ({{second_date}})::date) - date_part('month', ({{first_date}})::date))
-    {% elif datepart == 'day' %}
-        (({{second_date}})::date - ({{first_date}})::date)
-    {% elif datepart == 'week' %}
-        ({{ datediff(first_date, second_date, 'day') }} / 7 + case
-            when date_part('dow', ({{first_date}})::timestamp) <= date_part('dow', ({{second_date}})::timestamp) then
-                case when {{first_date}} <= {{second_date}} then 0 else -1 end
-            else
-                case when {{first_date}} <= {{second_date}} then 1 else 0 end
-        end)
-    {% elif datepart == 'hour' %}
-        ({{ datediff(first_date, second_date, 'day') }} * 24 + date_part('hour', ({{second_date}})::timestamp) - date_part('hour', ({{first_date}})::timestamp))
-    {% elif datepart == 'minute' %}
-        ({{ datediff(first_date, second_date, 'hour') }} * 60 + date_part('minute', ({{second_date}})::timestamp) - date_part('minute', ({{first_date}})::timestamp))
-    {% elif datepart == 'second' %}
-        ({{ datediff(first_date, second_date, 'minute') }} * 60 + floor(date_part('second', ({{second_date}})::timestamp)) - floor(date_part('second', ({{first_date}})::timestamp)))
-    {% elif datepart == 'millisecond' %}
-        ({{ datediff(first_date, second_date, 'minute') }} * 60000 + floor(date_part('millisecond', ({{second_date}})::timestamp)) - floor(date_part('millisecond', ({{first_date}})::timestamp)))
-    {% elif datepart == 'microsecond' %}
-        ({{ datediff(first_date, second_date, 'minute') }} * 60000000 + floor(date_part('microsecond', ({{second_date}})::timestamp)) - floor(date_part('microsecond', ({{first_date}})::timestamp)))
-    {% else %}
-        {{ exceptions.raise_compiler_error("Unsupported datepart for macro datediff in postgres: " ~ datepart) }}
-    {% endif %}
 
 {%- endmacro %}
 
@@ -257,30 +209,6 @@
 
 {%- endmacro %}
 
-{% macro postgres__listagg(measure, delimiter_text, order_by_clause, limit_num) -%}
-
-    {% if limit_num -%}
-    array_to_string(
-        (array_agg(
-            {{ measure }}
-            {% if order_by_clause -%}
-            {{ order_by_clause }}
-            {%- endif %}
-        ))[1:{{ limit_num }}],
-        {{ delimiter_text }}
-        )
-    {%- else %}
-    string_agg(
-        {{ measure }},
-        {{ delimiter_text }}
-        {% if order_by_clause -%}
-        {{ order_by_clause }}
-        {%- endif %}
-        )
-    {%- endif %}
-
-{%- endmacro %}
-
 {% macro position(substring_text, string_text) -%}
     {{ return(adapter.dispatch('position', 'dbt') (substring_text, string_text)) }}
 {% endmacro %}
@@ -358,16 +286,6 @@
 
 {% endmacro %}
 
-{% macro postgres__split_part(string_text, delimiter_text, part_number) %}
-
-  {% if part_number >= 0 %}
-    {{ dbt.default__split_part(string_text, delimiter_text, part_number) }}
-  {% else %}
-    {{ dbt._split_part_negative(string_text, delimiter_text, part_number) }}
-  {% endif %}
-
-{% endmacro %}
-
 {%- macro string_literal(value) -%}
   {{ adapter.dispatch('string_literal', 'dbt') (value) }}
 {%- endmacro -%}
@@ -420,17 +338,3 @@
     {{dbt.default_last_day(date, datepart)}}
 {%- endmacro %}
 
-{% macro postgres__last_day(date, datepart) -%}
-
-    {%- if datepart == 'quarter' -%}
-    -- postgres dateadd does not support quarter interval.
-    cast(
-        {{dbt.dateadd('day', '-1',
-        dbt.dateadd('month', '3', dbt.date_trunc(datepart, date))
-        )}}
-        as date)
-    {%- else -%}
-    {{dbt.default_last_day(date, datepart)}}
-    {%- endif -%}
-
-{%- endmacro %}

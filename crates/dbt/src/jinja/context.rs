@@ -162,7 +162,7 @@ impl Object for NodeContext {
             "model" => return Some(json_to_value(&rc.node.model)),
             "target" => return Some(Value::from_serialize(&rc.scope.target)),
             "project_name" => return Some(Value::from(rc.scope.root_package.as_str())),
-            "api" => return Some(super::api::api_value()),
+            "api" => return Some(super::api::api_value(rc.scope.adapter)),
             "adapter" => {
                 return Some(Value::from_object(Adapter {
                     rc: rc.clone(),
@@ -467,7 +467,11 @@ impl BuiltinFn {
                 rc.node.unique_id
             ))),
             None => Ok(Value::from_object(Relation::table(
-                "", &source, &table, [true; 3],
+                rc.scope.adapter,
+                "",
+                &source,
+                &table,
+                rc.scope.adapter.spec().quote_policy,
             ))),
         }
     }
@@ -719,9 +723,9 @@ impl Object for Adapter {
             "dispatch" => self.dispatch(args),
             "quote" => {
                 let (s,): (String,) = from_args(args)?;
-                Ok(Value::from(format!("\"{s}\"")))
+                Ok(Value::from(rc.scope.adapter.quote(&s)))
             }
-            "type" => Ok(Value::from(rc.scope.target_type.as_str())),
+            "type" => Ok(Value::from(rc.scope.adapter.name())),
             "get_relation" | "load_relation" | "load_cached_relation" => {
                 record(method);
                 Ok(Value::from(()))

@@ -121,6 +121,21 @@ pub fn builtin_macros() -> Vec<MacroDef> {
     .collect()
 }
 
+/// The adapter's own macros (`dbt_snowflake`, `dbt_spark`, ...), parents first so the
+/// adapter's package comes last and wins a name both define.
+pub fn adapter_macros(adapter: crate::adapters::Adapter) -> Vec<MacroDef> {
+    adapter
+        .spec()
+        .macros
+        .iter()
+        .flat_map(|(package, path, text)| {
+            extract_blocks(package, path, text)
+                .map(|b| b.macros)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// A macro template that failed to compile.
 #[derive(Debug, Clone)]
 pub struct MacroCompileError {

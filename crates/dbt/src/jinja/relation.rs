@@ -1,14 +1,14 @@
-//! Relation objects (`this`, `ref()` and `source()` results) rendered with postgres quoting.
+//! Relation objects (`this`, `ref()` and `source()` results), rendered with the adapter's
+//! quote character.
 
+use crate::adapters::Adapter;
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Error, State};
 use std::fmt;
 use std::sync::Arc;
 
-/// The class name dbt reports as a relation's `metadata.type` (dbt-postgres).
-pub const RELATION_CLASS: &str = "PostgresRelation";
-
-/// A warehouse relation `"database"."schema"."identifier"`, or an ephemeral CTE name.
+/// A warehouse relation `"database"."schema"."identifier"` (backticks on BigQuery and
+/// Databricks), or an ephemeral CTE name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Relation {
     pub database: Option<String>,
@@ -18,16 +18,25 @@ pub struct Relation {
     pub quote: [bool; 3],
     /// `Some("cte")` for ephemeral models
     pub kind: Option<String>,
+    /// whose Relation class this is (the quote character)
+    pub adapter: Adapter,
 }
 
 impl Relation {
-    pub fn table(database: &str, schema: &str, identifier: &str, quote: [bool; 3]) -> Self {
+    pub fn table(
+        adapter: Adapter,
+        database: &str,
+        schema: &str,
+        identifier: &str,
+        quote: [bool; 3],
+    ) -> Self {
         Self {
             database: Some(database.to_string()),
             schema: Some(schema.to_string()),
             identifier: Some(identifier.to_string()),
             quote,
             kind: None,
+            adapter,
         }
     }
 
@@ -45,13 +54,14 @@ impl Relation {
             return self.identifier.clone().unwrap_or_default();
         }
         let parts = [&self.database, &self.schema, &self.identifier];
+        let q = self.adapter.spec().quote_char;
         parts
             .iter()
             .zip(self.quote)
-            .filter_map(|(p, q)| {
+            .filter_map(|(p, quoted)| {
                 p.as_ref().filter(|s| !s.is_empty()).map(|s| {
-                    if q {
-                        format!("\"{s}\"")
+                    if quoted {
+                        format!("{q}{s}{q}")
                     } else {
                         s.clone()
                     }
@@ -112,7 +122,10 @@ impl Object for Relation {
             "get" => {
                 let (key, default): (String, Option<Value>) = minijinja::value::from_args(args)?;
                 if key == "metadata" {
-                    return Ok(Value::from_iter([("type", Value::from(RELATION_CLASS))]));
+                    return Ok(Value::from_iter([(
+                        "type",
+                        Value::from(self.adapter.spec().relation_class),
+                    )]));
                 }
                 Ok(self
                     .get_value(&Value::from(key))
@@ -157,10 +170,14 @@ mod tests {
 
     #[test]
     fn renders_quoted_and_cte() {
-        let r = Relation::table("db", "sch", "t", [true, true, true]);
+        let r = Relation::table(Adapter::Postgres, "db", "sch", "t", [true, true, true]);
         assert_eq!(r.render(), "\"db\".\"sch\".\"t\"");
-        let r = Relation::table("db", "sch", "t", [false, true, false]);
+        let r = Relation::table(Adapter::Postgres, "db", "sch", "t", [false, true, false]);
         assert_eq!(r.render(), "db.\"sch\".t");
+        let r = Relation::table(Adapter::Bigquery, "p", "d", "t", [true, true, true]);
+        assert_eq!(r.render(), "`p`.`d`.`t`");
+        let r = Relation::table(Adapter::Snowflake, "db", "sch", "t", [false; 3]);
+        assert_eq!(r.render(), "db.sch.t");
         assert_eq!(Relation::cte("x").render(), "__dbt__cte__x");
     }
 }

@@ -2,6 +2,7 @@
 //! order, vars, env, docs and the lookup tables behind `ref()` and `source()`.
 
 use super::relation::Relation;
+use crate::adapters::Adapter;
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -36,6 +37,16 @@ impl MacroIndex {
     pub fn insert(&mut self, m: MacroDef) {
         self.by_package
             .entry(m.package.clone())
+            .or_default()
+            .insert(m.name.clone(), Arc::new(m));
+    }
+
+    /// An adapter's built-in macro (package `dbt_<adapter>`): dbt searches the adapter's
+    /// packages together with its own as the internal `dbt` namespace, so it is indexed
+    /// there (its unique id keeps the real package).
+    pub fn insert_internal(&mut self, m: MacroDef) {
+        self.by_package
+            .entry(DBT_PACKAGE.to_string())
             .or_default()
             .insert(m.name.clone(), Arc::new(m));
     }
@@ -78,7 +89,7 @@ pub struct Scope {
     /// every loaded project (root and packages)
     pub packages: Vec<String>,
     pub target: Map<String, Json>,
-    pub target_type: String,
+    pub adapter: Adapter,
     pub cli_vars: Map<String, Json>,
     pub project_vars: HashMap<String, Map<String, Json>>,
     pub env: BTreeMap<String, String>,
@@ -125,9 +136,9 @@ impl Scope {
                 _ => vec![None],
             },
         };
-        let prefixes = [self.target_type.as_str(), "default"];
+        let prefixes = self.adapter.spec().dispatch_prefixes;
         for package in &search {
-            for prefix in prefixes {
+            for prefix in prefixes.iter() {
                 let candidate = format!("{prefix}__{name}");
                 let found = match package {
                     None => self.find_macro(&candidate, node_package, macro_package),
@@ -252,7 +263,7 @@ mod tests {
     fn scope() -> Scope {
         let mut s = Scope {
             root_package: "root".into(),
-            target_type: "postgres".into(),
+            adapter: Adapter::Postgres,
             packages: vec!["root".into(), "pkg".into()],
             ..Scope::default()
         };
