@@ -99,6 +99,11 @@ def install():
             pass
 
     class Handle:
+        # dbt-databricks asks the handle for the runtime version (`adapter.compare_dbr_version`
+        # in dateadd/datediff); a SQL warehouse (no cluster_id) reports (maxsize, maxsize)
+        # without a query, and so does this one
+        dbr_version = (sys.maxsize, sys.maxsize)
+
         def cursor(self):
             return Cursor()
 
