@@ -7,7 +7,7 @@ CARGO ?= cargo
 NATS_URL ?= 127.0.0.1:4222
 PG_HOST ?= 127.0.0.1
 
-.PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance conformance-refresh bench k8s release clean
+.PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance conformance-refresh conformance-real bench k8s release clean
 
 ## Install what is missing (Debian packages; Rust comes from rustup).
 deps:
@@ -66,6 +66,10 @@ conformance: postgres-up
 ## Re-run dbt (every adapter) and rewrite the committed expected outputs (conformance/expected/).
 conformance-refresh: postgres-up
 	conformance/run.sh --refresh
+
+## the same comparison on real packages and public projects from a local cache (skips without it)
+conformance-real: postgres-up
+	conformance/real.sh
 
 ## Benchmarks: dbt engine vs dbt-core (same run), push webhook → catalog latency.
 bench: services-up deps

@@ -169,3 +169,15 @@ left join parent
 where parent.to_field is null
 
 {% endmacro %}
+
+{% macro load_cached_relation(relation) %}
+  {% do return(adapter.get_relation(
+    database=relation.database,
+    schema=relation.schema,
+    identifier=relation.identifier
+  )) -%}
+{% endmacro %}
+
+{% macro load_relation(relation) %}
+    {{ return(load_cached_relation(relation)) }}
+{% endmacro %}

@@ -372,7 +372,11 @@ impl Object for BuiltinFn {
                     None => Err(err(format!("required config '{key}' was not set"))),
                 }
             }
-            (Builtin::Config, "set") => Ok(Value::from("")),
+            // dbt's `config.set(name, value)` is `config({name: value})`
+            (Builtin::Config, "set") => {
+                let (name, value): (String, Value) = from_args(args)?;
+                self.call_config(&[Value::from_iter([(name, value)])])
+            }
             (Builtin::Var, "has_var") => {
                 let (name,): (String,) = from_args(args)?;
                 Ok(Value::from(

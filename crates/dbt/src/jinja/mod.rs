@@ -7,6 +7,7 @@ pub mod calls;
 pub mod catchall;
 pub mod context;
 pub mod percent;
+pub mod pydatetime;
 pub mod pyfuncs;
 pub mod pymodules;
 pub mod relation;
@@ -178,6 +179,8 @@ fn configure(env: &mut Environment<'static>) {
     env.add_function("local_md5", pyfuncs::local_md5);
     env.add_function("zip", |args: Rest<Value>| pyfuncs::zip(&args));
     env.add_function("set", pyfuncs::py_set);
+    env.add_function("set_strict", pyfuncs::py_set);
+    env.add_function("zip_strict", |args: Rest<Value>| pyfuncs::zip(&args));
     env.add_function("print", |_args: Rest<Value>| "");
     env.add_function("log", |_args: Rest<Value>| "");
     env.add_filter("as_bool", pyfuncs::as_native);
@@ -186,16 +189,14 @@ fn configure(env: &mut Environment<'static>) {
     env.add_filter("as_text", pyfuncs::as_text);
     env.add_filter(percent::PYFMT_FILTER, percent::pyfmt);
     env.add_global("exceptions", Value::from_object(pyfuncs::Exceptions));
-    env.add_global(
-        "run_started_at",
-        Value::from_object(pyfuncs::PyDate::RUN_STARTED_AT),
-    );
+    env.add_global("run_started_at", pydatetime::run_started_at());
     env.add_global("invocation_id", "00000000-0000-0000-0000-000000000000");
     env.add_global("dbt_version", "1.7.20");
     env.add_global(
         "modules",
         Value::from_iter([
-            ("datetime", Value::from_object(pyfuncs::DatetimeModule)),
+            ("datetime", Value::from_object(pydatetime::DatetimeModule)),
+            ("pytz", Value::from_object(pydatetime::PytzModule)),
             ("re", Value::from_object(pymodules::ReModule)),
         ]),
     );

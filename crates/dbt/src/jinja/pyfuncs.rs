@@ -1,9 +1,9 @@
 //! Node-independent functions of dbt's Jinja context: `tojson`/`fromjson` with Python's JSON
-//! formatting, `local_md5`, `zip`, `exceptions`, `modules.datetime` and `run_started_at`.
+//! formatting, `local_md5`, `zip`, and `exceptions` (`modules.datetime` and `run_started_at` are in `pydatetime`).
 
 use super::values::py_str;
 use md5::{Digest, Md5};
-use minijinja::value::{from_args, Kwargs, Object, Value, ValueKind};
+use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Error, ErrorKind, State};
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -155,174 +155,6 @@ impl Object for Exceptions {
     }
 }
 
-/// A date/datetime with the handful of methods dbt projects use.
-#[derive(Debug, Clone, Copy)]
-pub struct PyDate {
-    pub y: i64,
-    pub m: u32,
-    pub d: u32,
-    pub hh: u32,
-    pub mm: u32,
-    pub ss: u32,
-    /// true for `datetime` (with time and UTC offset), false for `date`
-    pub is_datetime: bool,
-}
-
-impl PyDate {
-    /// dbt's `run_started_at`, frozen like the reference outputs.
-    pub const RUN_STARTED_AT: PyDate = PyDate {
-        y: 2024,
-        m: 7,
-        d: 1,
-        hh: 0,
-        mm: 0,
-        ss: 0,
-        is_datetime: true,
-    };
-
-    pub fn isoformat(&self) -> String {
-        if self.is_datetime {
-            format!(
-                "{}T{}+00:00",
-                self.strftime("%Y-%m-%d"),
-                self.strftime("%H:%M:%S")
-            )
-        } else {
-            self.strftime("%Y-%m-%d")
-        }
-    }
-
-    pub fn strftime(&self, fmt: &str) -> String {
-        let mut out = String::new();
-        let mut chars = fmt.chars();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('Y') => out.push_str(&format!("{:04}", self.y)),
-                Some('y') => out.push_str(&format!("{:02}", self.y % 100)),
-                Some('m') => out.push_str(&format!("{:02}", self.m)),
-                Some('d') => out.push_str(&format!("{:02}", self.d)),
-                Some('H') => out.push_str(&format!("{:02}", self.hh)),
-                Some('M') => out.push_str(&format!("{:02}", self.mm)),
-                Some('S') => out.push_str(&format!("{:02}", self.ss)),
-                Some('f') => out.push_str("000000"),
-                Some('z') => out.push_str("+0000"),
-                Some('Z') => out.push_str("UTC"),
-                Some('%') => out.push('%'),
-                Some(other) => {
-                    out.push('%');
-                    out.push(other);
-                }
-                None => out.push('%'),
-            }
-        }
-        out
-    }
-}
-
-impl Object for PyDate {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(match key.as_str()? {
-            "year" => Value::from(self.y),
-            "month" => Value::from(self.m),
-            "day" => Value::from(self.d),
-            "hour" => Value::from(self.hh),
-            "minute" => Value::from(self.mm),
-            "second" => Value::from(self.ss),
-            _ => return None,
-        })
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let (fmt,): (String,) = from_args(args)?;
-                Ok(Value::from(self.strftime(&fmt)))
-            }
-            "isoformat" => Ok(Value::from(self.isoformat())),
-            "date" => Ok(Value::from_object(PyDate {
-                is_datetime: false,
-                ..**self
-            })),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_datetime {
-            write!(f, "{}+00:00", self.strftime("%Y-%m-%d %H:%M:%S"))
-        } else {
-            f.write_str(&self.strftime("%Y-%m-%d"))
-        }
-    }
-}
-
-/// `modules.datetime`: `date(y, m, d)` and `datetime(y, m, d, ...)`.
-#[derive(Debug)]
-pub struct DatetimeModule;
-
-#[derive(Debug)]
-struct DateCtor {
-    is_datetime: bool,
-}
-
-impl Object for DateCtor {
-    fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let nums: Vec<i64> = args
-            .iter()
-            .filter(|a| a.kind() == ValueKind::Number)
-            .map(|a| i64::try_from(a.clone()))
-            .collect::<Result<_, _>>()?;
-        let get = |i: usize| nums.get(i).copied().unwrap_or(0);
-        if nums.len() < 3 {
-            return Err(err("date() needs year, month and day"));
-        }
-        let small = |v: i64| u32::try_from(v).map_err(|_| err("date field out of range"));
-        Ok(Value::from_object(PyDate {
-            y: get(0),
-            m: small(get(1))?,
-            d: small(get(2))?,
-            hh: small(get(3))?,
-            mm: small(get(4))?,
-            ss: small(get(5))?,
-            is_datetime: self.is_datetime,
-        }))
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "now" | "utcnow" | "today" => Ok(Value::from_object(PyDate {
-                is_datetime: self.is_datetime,
-                ..PyDate::RUN_STARTED_AT
-            })),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
-impl Object for DatetimeModule {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "date" => Some(Value::from_object(DateCtor { is_datetime: false })),
-            "datetime" => Some(Value::from_object(DateCtor { is_datetime: true })),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,10 +171,5 @@ mod tests {
             local_md5("semantics".into()),
             "b19245958140d2f7ebc3abe806e8f46a"
         );
-    }
-
-    #[test]
-    fn strftime_subset() {
-        assert_eq!(PyDate::RUN_STARTED_AT.strftime("%Y-%m-%d"), "2024-07-01");
     }
 }
