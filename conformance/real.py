@@ -25,7 +25,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import harness  # noqa: E402  (project_hash, run, tail, log, constants)
+import harness  # noqa: E402  (project_hash, run, tail, log, package_name, constants)
+
+TARGET_TYPE = "postgres"
 
 PROFILE = """# written by conformance/real.py: local PostgreSQL, trust auth
 {name}:
@@ -106,7 +108,7 @@ def main():
         vars_json = json.dumps(spec.get("vars", {}), sort_keys=True)
         target_name = "dev"
         env = dict(os.environ)
-        key = harness.project_hash(src)
+        key = harness.project_hash(src, "real/dbt-1.7.20/" + json.dumps(spec, sort_keys=True))
         cached = os.path.join(args.out, "dbt-cache", f"{name}-{key}.manifest.json")
         if args.refresh or not os.path.exists(cached):
             common = ["--project-dir", src, "--profiles-dir", src, "--target", target_name,
@@ -135,7 +137,7 @@ def main():
         entry = {"project": name, "expected": cached, "got": None, "error": None}
         got = os.path.join(out, "backflow.json")
         cmd = [args.backflow, "parse", src, "--target-schema", harness.TARGET_SCHEMA,
-               "--target-name", target_name, "--target-type", harness.TARGET_TYPE,
+               "--target-name", target_name, "--adapter", TARGET_TYPE,
                "--target-database", harness.TARGET_DATABASE, "--vars", vars_json]
         with open(got, "w") as fo, open(os.path.join(out, "backflow.stderr"), "w") as fe:
             rc = subprocess.call(cmd, env=env, stdout=fo, stderr=fe)
