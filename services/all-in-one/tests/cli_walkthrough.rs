@@ -69,6 +69,7 @@ impl Dev {
             )
             .env("BACKFLOW_NATS__URL", backflow_platform::testing::nats_url())
             .env("BACKFLOW_TELEMETRY__FORMAT", "json")
+            .env("BACKFLOW_TELEMETRY__METRICS_LISTEN", "127.0.0.1:0")
             .env("BACKFLOW_CREDENTIALS__GRPC_LISTEN", grpc(credentials))
             .env("BACKFLOW_GIT_SYNC__GRPC_LISTEN", grpc(git_sync))
             .env("BACKFLOW_MODEL_CATALOG__GRPC_LISTEN", grpc(catalog))
