@@ -1,9 +1,11 @@
 //! Issue 7, acceptance 1: the README's walkthrough, run with the built `backflow`
 //! binary as a subprocess against a running `backflow dev` (empty data dir, free
 //! ports, its own NATS namespace) and a real smart-HTTP git server: token → secret
-//! from a file → connection → initial sync watched → models → push → `connections
-//! sync` → `runs watch` to completion → `--output json` parsed and compared whole.
-//! Usage errors exit 2; a refused call exits 1 with the server's message.
+//! from a file (rotated from stdin) → warehouse source → connection → initial sync
+//! watched → models → push → `connections sync` → `runs watch` to completion →
+//! `--output json` parsed and compared whole; a broken commit's watched run exits 1;
+//! settings change and delete. Usage errors exit 2; a refused call exits 1 with the
+//! server's message.
 
 use backflow_test_git::http::GitHttpServer;
 use backflow_test_git::repo::BareRepo;
@@ -136,12 +138,10 @@ impl Dev {
     }
 
     /// `backflow <args>` as a user types it in the work dir `backflow dev` runs in.
-    fn cli(&self, args: &[&str], token: Option<&str>) -> Output {
+    /// `backflow <args>` as a user types it in the work dir `backflow dev` runs in.
+    fn command(&self, args: &[&str], token: Option<&str>) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
-        command
-            .args(args)
-            .current_dir(&self.workdir)
-            .stdin(Stdio::null());
+        command.args(args).current_dir(&self.workdir);
         for var in CLIENT_VARS {
             command.env_remove(var);
         }
@@ -151,10 +151,31 @@ impl Dev {
         if let Some(token) = token {
             command.env("BACKFLOW_TOKEN", token);
         }
-        match command.output() {
+        command
+    }
+
+    fn cli(&self, args: &[&str], token: Option<&str>) -> Output {
+        match self.command(args, token).stdin(Stdio::null()).output() {
             Ok(output) => output,
             Err(error) => panic!("backflow {args:?} did not run: {error}"),
         }
+    }
+
+    /// The same, with `input` on stdin.
+    fn cli_stdin(&self, args: &[&str], token: Option<&str>, input: &str) -> anyhow::Result<Output> {
+        use std::io::Write as _;
+        let mut child = self
+            .command(args, token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdin"))?
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
     }
 }
 
@@ -307,6 +328,24 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         "{listed}"
     );
     assert!(!listed.contains(GIT_TOKEN), "material is never printed");
+
+    // a new version, from stdin this time
+    let rotated = dev.cli_stdin(
+        &[
+            "secrets",
+            "rotate",
+            &secret_id,
+            "--material-file",
+            "-",
+            "--output",
+            "json",
+        ],
+        token,
+        &format!("{GIT_TOKEN}\n"),
+    )?;
+    assert_eq!(rotated.status.code(), Some(0), "{}", text(&rotated.stderr));
+    let rotated: Value = serde_json::from_slice(&rotated.stdout)?;
+    assert_eq!(number(&rotated, "current_version")?, 2);
 
     // 3. the warehouse source the models run in
     let source = ok_json(
@@ -619,6 +658,27 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         message.starts_with("error: cannot reach the repository: ") && message.lines().count() == 1,
         "{message}"
     );
+
+    // 10. settings change and delete
+    let updated = ok_json(
+        &dev,
+        token,
+        &[
+            "connections",
+            "update",
+            &connection_id,
+            "--project-path",
+            ".",
+        ],
+    )?;
+    assert_eq!(number(&updated["connection"], "settings_version")?, 2);
+    assert_eq!(
+        field(&updated["connection"]["settings"], "project_path")?,
+        ""
+    );
+    let deleted = ok_json(&dev, token, &["connections", "delete", &connection_id])?;
+    assert_eq!(deleted, json!({}));
+    assert_eq!(ok_json(&dev, token, &["connections", "list"])?, json!([]));
 
     drop(dev);
     drop(server);
