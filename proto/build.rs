@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "backflow/catalog/v1/catalog.proto",
     "backflow/dbtcloud/v1/dbtcloud.proto",
     "backflow/retl/v1/retl.proto",
+    "backflow/ops/v1/ops.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

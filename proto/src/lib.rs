@@ -35,6 +35,13 @@ pub mod retl {
     }
 }
 
+/// Operator APIs every process serves for the services it runs (dead letters).
+pub mod ops {
+    pub mod v1 {
+        tonic::include_proto!("backflow.ops.v1");
+    }
+}
+
 pub use prost;
 pub use prost_types;
 pub use tonic;

@@ -122,8 +122,9 @@ impl ConsumerSpec {
 pub enum Outcome {
     /// Handled (or already handled): acknowledge.
     Done,
-    /// Transient failure: redeliver after the delay.
-    Retry(Duration),
+    /// Transient failure: redeliver after `delay`. `error` is kept with the dead letter
+    /// if this was the last allowed delivery.
+    Retry { delay: Duration, error: String },
     /// Never going to work (undecodable, invalid): terminate, with the reason logged.
     Reject(String),
 }
@@ -337,7 +338,13 @@ impl Bus {
         stored_headers: &BTreeMap<String, String>,
     ) -> Result<(), BusError> {
         let mut headers = async_nats::HeaderMap::new();
+        // JetStream's own headers (`Nats-Msg-Id`, …) are not carried over: the server
+        // would de-duplicate on the original id.
         for (name, value) in stored_headers {
+            let lower = name.to_ascii_lowercase();
+            if lower.starts_with("nats-") || lower == EVENT_ID_HEADER.to_ascii_lowercase() {
+                continue;
+            }
             headers.insert(name.as_str(), value.as_str());
         }
         headers.insert(async_nats::header::NATS_MESSAGE_ID, nats_msg_id);
@@ -461,14 +468,10 @@ impl Bus {
         let (ack, label) = async {
             match outcome {
                 Outcome::Done => (AckKind::Ack, "done"),
-                Outcome::Retry(delay) if delivery.delivered < spec.max_deliver => {
+                Outcome::Retry { delay, .. } if delivery.delivered < spec.max_deliver => {
                     (AckKind::Nak(Some(delay)), "retry")
                 }
-                Outcome::Retry(_) => {
-                    let error = format!(
-                        "still failing after {} deliveries (see the handler's last warning)",
-                        delivery.delivered
-                    );
+                Outcome::Retry { error, .. } => {
                     self.dead_letter(spec, &delivery, DeadLetterReason::Exhausted, &error)
                         .await
                 }

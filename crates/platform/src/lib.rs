@@ -8,6 +8,7 @@ pub mod bus;
 pub mod config;
 pub mod db;
 pub mod dead_letter;
+pub mod dead_letter_grpc;
 pub mod grpc;
 pub mod inbox;
 pub mod metrics;

@@ -84,6 +84,15 @@ impl ServiceBase {
         })
     }
 
+    /// This service's dead letters and the bus to replay them on (a front door that
+    /// serves several services combines their targets in one `DeadLetterService`).
+    pub fn dead_letter_target(&self) -> crate::dead_letter_grpc::Target {
+        crate::dead_letter_grpc::Target {
+            store: DeadLetters::new(self.service, self.db.clone()),
+            bus: self.bus.clone(),
+        }
+    }
+
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }
@@ -108,6 +117,13 @@ impl ServiceBase {
             handles.push(tokio::spawn(task(shutdown.clone())));
         }
         tracing::info!(service = self.service, addr = ?self.grpc_addr(), "serving grpc");
+        // Every service port also answers for its own dead letters.
+        let dead_letters =
+            crate::dead_letter_grpc::DeadLetterGrpc::new(vec![self.dead_letter_target()]);
+        let routes = routes.add_service(dead_letters.into_server());
+        let mut service_names = service_names.to_vec();
+        service_names.push(crate::dead_letter_grpc::SERVICE_NAME);
+        let service_names = service_names.as_slice();
         let served =
             crate::grpc::serve(self.listener, routes, service_names, shutdown.clone()).await;
         // A failed server must still stop the other tasks.

@@ -28,9 +28,10 @@ pub async fn handle_sync_command(runner: &SyncRunner, delivery: Delivery) -> Out
         Ok(_) => Outcome::Done,
         Err(error) => {
             tracing::warn!(run_id = %command.run_id, %error, "sync command will be retried");
-            Outcome::Retry(Duration::from_secs(
-                2 * delivery.delivered.clamp(1, 30) as u64,
-            ))
+            Outcome::Retry {
+                delay: Duration::from_secs(2 * delivery.delivered.clamp(1, 30) as u64),
+                error: error.to_string(),
+            }
         }
     }
 }

@@ -37,7 +37,10 @@ pub async fn handle_connection_event(store: &CatalogStore, delivery: Delivery) -
         Err(error) => {
             let delay = Duration::from_millis(500 * delivery.delivered.clamp(1, 20) as u64);
             tracing::warn!(event_id = %delivery.message_id, %error, "connection event will be retried");
-            Outcome::Retry(delay)
+            Outcome::Retry {
+                delay,
+                error: error.to_string(),
+            }
         }
     }
 }
@@ -68,9 +71,10 @@ pub async fn handle_snapshot_event(
     };
     let retry = |error: &dyn std::fmt::Display| {
         tracing::warn!(event_id = %delivery.message_id, connection_id = %event.connection_id, %error, "snapshot will be retried");
-        Outcome::Retry(Duration::from_millis(
-            500 * delivery.delivered.clamp(1, 20) as u64,
-        ))
+        Outcome::Retry {
+            delay: Duration::from_millis(500 * delivery.delivered.clamp(1, 20) as u64),
+            error: error.to_string(),
+        }
     };
     match store
         .already_handled(SNAPSHOT_EVENTS, &delivery.message_id)

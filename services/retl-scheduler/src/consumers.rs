@@ -91,7 +91,10 @@ pub async fn handle_dbt_run(store: &SyncStore, delivery: Delivery) -> Outcome {
                 retry_in_ms = delay.as_millis() as u64,
                 "cannot handle dbt cloud run yet"
             );
-            Outcome::Retry(delay)
+            Outcome::Retry {
+                delay,
+                error: error.to_string(),
+            }
         }
     }
 }
