@@ -123,6 +123,7 @@ def main():
             if rc == 0:
                 rc, dt = harness.run([args.dbt, "compile", "--no-partial-parse",
                                       "--no-populate-cache", *common,
+                                      *spec.get("compile_args", []),
                                       "--target-path", os.path.join(out, "dbt-compile")],
                                      env, os.path.join(out, "dbt-compile.log"), cwd=src)
                 harness.log(f"{name}: dbt compile rc={rc} ({dt:.1f}s)")

@@ -870,6 +870,7 @@ pub fn build_sources(
 ) -> (Vec<crate::catalog::Source>, SourceIndex) {
     let mut out = Vec::new();
     let mut index: SourceIndex = HashMap::new();
+    let mut memo = HashMap::new();
     for d in &ws.source_defs {
         let project_idx = ws
             .projects
@@ -928,12 +929,26 @@ pub fn build_sources(
             tags: d.tags.clone(),
             meta: d.meta.clone(),
             source_meta: d.source_meta.clone(),
-            source_description: d.source_description.clone(),
-            description: d.description.clone(),
+            // dbt renders `doc()` / Jinja in source, table and column descriptions
+            source_description: render_description(
+                ws,
+                &d.package,
+                &d.source_description,
+                &mut memo,
+            ),
+            description: render_description(ws, &d.package, &d.description, &mut memo),
             enabled,
             original_file_path: d.file.clone(),
             fqn,
-            columns: d.columns.clone(),
+            columns: d
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    c.description = render_description(ws, &d.package, &c.description, &mut memo);
+                    c
+                })
+                .collect(),
             quoting: d.quoting.clone(),
             config,
         });
