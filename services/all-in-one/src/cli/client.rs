@@ -8,6 +8,7 @@
 use backflow_proto::catalog::v1::model_catalog_service_client::ModelCatalogServiceClient;
 use backflow_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use backflow_proto::gitsync::v1::git_sync_service_client::GitSyncServiceClient;
+use backflow_proto::ops::v1::dead_letter_service_client::DeadLetterServiceClient;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -276,6 +277,28 @@ impl Client {
         let (channel, addr) = self.channel(Service::GitSync)?;
         Ok(Api {
             inner: GitSyncServiceClient::with_interceptor(channel, self.auth.clone()),
+            addr,
+        })
+    }
+
+    /// Dead letters of one service (at its own address when one is set), or of every
+    /// service the front door serves.
+    pub fn dead_letters(
+        &self,
+        service: Option<Service>,
+    ) -> Result<Api<DeadLetterServiceClient<Authed>>, CliError> {
+        let addr = match service {
+            Some(service) => self.addr_of(service),
+            None => self.target.addr.clone(),
+        };
+        let channel = Endpoint::from_shared(addr.clone())
+            .map_err(|error| {
+                CliError::Usage(format!("address {addr:?} is not a valid url: {error}"))
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        Ok(Api {
+            inner: DeadLetterServiceClient::with_interceptor(channel, self.auth.clone()),
             addr,
         })
     }

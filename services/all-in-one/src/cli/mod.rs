@@ -14,6 +14,7 @@
 
 pub mod client;
 mod connections;
+mod dead_letters;
 mod models;
 mod names;
 pub mod output;
@@ -42,6 +43,8 @@ pub enum ClientCommand {
     Models(Group<models::Command>),
     /// Warehouse sources (the databases models run in): create, list.
     Sources(Group<sources::Command>),
+    /// Messages a service could not handle: list, replay after a fix (operator).
+    DeadLetters(Group<dead_letters::Command>),
 }
 
 /// A command group with the connection flags.
@@ -120,6 +123,9 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Projects(group) => projects::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Models(group) => models::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Sources(group) => sources::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::DeadLetters(group) => {
+            dead_letters::run(&ctx(&group.connect)?, group.command).await
+        }
     }
 }
 
