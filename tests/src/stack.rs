@@ -63,6 +63,7 @@ pub async fn start_stack_polling(
             fetch_timeout_seconds: 30,
             poll_interval_seconds,
             validate_access_on_save: true,
+            run_lease_ms: 30_000,
         },
         &nats,
     )

@@ -38,6 +38,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
             fetch_timeout_seconds: 5,
             poll_interval_seconds: 0,
             validate_access_on_save: false,
+            run_lease_ms: 30_000,
         },
         nats,
     )

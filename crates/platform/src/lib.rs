@@ -11,6 +11,7 @@ pub mod dead_letter;
 pub mod dead_letter_grpc;
 pub mod grpc;
 pub mod inbox;
+pub mod lease;
 pub mod metrics;
 pub mod outbox;
 pub mod service;

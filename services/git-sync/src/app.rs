@@ -12,6 +12,7 @@ use crate::sync::SyncRunner;
 use crate::{consumers, poller};
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
+use backflow_platform::lease::{self, LeasePolicy};
 use backflow_platform::service::{BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
@@ -53,7 +54,11 @@ impl App {
             &[streams::EVT_GITSYNC, streams::CMD_GITSYNC],
         )
         .await?;
-        let store = GitSyncStore::new(base.db.clone(), base.outbox.clone());
+        let lease =
+            LeasePolicy::from_ttl(Duration::from_millis(config.run_lease_ms)).map_err(|err| {
+                GitSyncError::InvalidArgument(format!("git_sync.run_lease_ms: {err}"))
+            })?;
+        let store = GitSyncStore::new(base.db.clone(), base.outbox.clone()).with_run_lease(lease);
         let runner = SyncRunner::new(
             store.clone(),
             credentials.clone(),
@@ -120,9 +125,20 @@ impl App {
                 Box::pin(poller::run(store, runner, interval, shutdown))
             }));
         }
-        let access = self.validate_access_on_save.then(|| self.runner.clone());
-        let routes =
-            tonic::service::Routes::new(GitSyncGrpc::new(self.store, access).into_server());
+        // Any replica fails runs whose process died, at start-up and periodically.
+        let reaper_store = self.store.clone();
+        tasks.push(Box::new(move |shutdown| {
+            Box::pin(async move {
+                let leases = reaper_store.run_leases().clone();
+                lease::run_reaper(leases, shutdown, |run_id| {
+                    let store = reaper_store.clone();
+                    async move { store.reap_run(&run_id).await }
+                })
+                .await;
+            })
+        }));
+        let grpc = GitSyncGrpc::new(self.store, self.runner, self.validate_access_on_save);
+        let routes = tonic::service::Routes::new(grpc.into_server());
         self.base
             .run(routes, &[SERVICE_NAME], tasks, shutdown)
             .await?;

@@ -13,6 +13,7 @@ work_dir = "data/git-sync/work"
 fetch_timeout_seconds = 120
 poll_interval_seconds = 300
 validate_access_on_save = true
+run_lease_ms = 30000
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,14 @@ pub struct Config {
     /// Check credential, host key, repository and branch before saving settings.
     #[serde(default = "default_true")]
     pub validate_access_on_save: bool,
+    /// A running sync's lease: renewed every third of it; a run whose lease lapsed
+    /// (its process died) is failed as interrupted and queued again.
+    #[serde(default = "default_run_lease_ms")]
+    pub run_lease_ms: u64,
+}
+
+fn default_run_lease_ms() -> u64 {
+    30_000
 }
 
 fn default_true() -> bool {

@@ -12,7 +12,32 @@ pub enum CredentialsClientError {
     #[error("git_sync.credentials_url {url:?} is invalid: {message}")]
     Url { url: String, message: String },
     #[error("credential {secret_id}: {message}")]
-    Call { secret_id: String, message: String },
+    Call {
+        secret_id: String,
+        message: String,
+        /// The credentials service was unreachable or slow (worth retrying later).
+        transient: bool,
+    },
+}
+
+impl CredentialsClientError {
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Call {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// What git-sync reads about a secret without its material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMetadata {
+    pub kind: pb::SecretKind,
+    /// Changes whenever the material or the attributes change.
+    pub version: String,
 }
 
 /// Material and attributes of one secret version.
@@ -64,6 +89,7 @@ impl CredentialsClient {
                 secret_id: String::new(),
                 message: "git_sync.service_token contains characters not allowed in a header"
                     .into(),
+                transient: false,
             })?;
         request.metadata_mut().insert("authorization", value);
         backflow_platform::trace_grpc::inject(&mut request);
@@ -96,12 +122,12 @@ impl CredentialsClient {
         })
     }
 
-    /// The kind of a secret, from its metadata (no material travels).
-    pub async fn kind_of(
+    /// The kind and version of a secret (no material travels).
+    pub async fn metadata(
         &self,
         workspace_id: &str,
         secret_id: &str,
-    ) -> Result<pb::SecretKind, CredentialsClientError> {
+    ) -> Result<SecretMetadata, CredentialsClientError> {
         let request = self.request(pb::GetSecretRequest {
             workspace_id: workspace_id.to_string(),
             secret_id: secret_id.to_string(),
@@ -117,8 +143,12 @@ impl CredentialsClient {
             .ok_or_else(|| CredentialsClientError::Call {
                 secret_id: secret_id.to_string(),
                 message: "empty answer".into(),
+                transient: false,
             })?;
-        Ok(pb::SecretKind::try_from(secret.kind).unwrap_or(pb::SecretKind::Unspecified))
+        Ok(SecretMetadata {
+            kind: pb::SecretKind::try_from(secret.kind).unwrap_or(pb::SecretKind::Unspecified),
+            version: format!("{}@{}", secret.current_version, secret.updated_at_unix_ms),
+        })
     }
 
     pub async fn github_installation_token(
@@ -147,5 +177,11 @@ fn call_error(secret_id: &str, status: &tonic::Status) -> CredentialsClientError
     CredentialsClientError::Call {
         secret_id: secret_id.to_string(),
         message: format!("{:?}: {}", status.code(), status.message()).to_lowercase(),
+        transient: matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::ResourceExhausted
+        ),
     }
 }

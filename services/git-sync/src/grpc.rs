@@ -16,13 +16,18 @@ const MAX_RUN_LIMIT: i64 = 500;
 #[derive(Debug, Clone)]
 pub struct GitSyncGrpc {
     store: GitSyncStore,
-    /// Checks access when settings are saved; `None` skips the check.
-    access: Option<SyncRunner>,
+    runner: SyncRunner,
+    /// Check access when settings are saved.
+    validate_access: bool,
 }
 
 impl GitSyncGrpc {
-    pub fn new(store: GitSyncStore, access: Option<SyncRunner>) -> Self {
-        Self { store, access }
+    pub fn new(store: GitSyncStore, runner: SyncRunner, validate_access: bool) -> Self {
+        Self {
+            store,
+            runner,
+            validate_access,
+        }
     }
 
     async fn check_access(
@@ -30,14 +35,14 @@ impl GitSyncGrpc {
         workspace_id: &str,
         settings: &Settings,
     ) -> Result<(), GitSyncError> {
-        match &self.access {
-            Some(runner) => runner
-                .check_access(workspace_id, settings)
-                .await
-                .map(|_| ())
-                .map_err(GitSyncError::Access),
-            None => Ok(()),
+        if !self.validate_access {
+            return Ok(());
         }
+        self.runner
+            .check_access(workspace_id, settings)
+            .await
+            .map(|_| ())
+            .map_err(GitSyncError::Access)
     }
 
     pub fn into_server(self) -> pb::git_sync_service_server::GitSyncServiceServer<Self> {
@@ -125,7 +130,14 @@ impl GitSyncService for GitSyncGrpc {
         let request = request.into_inner();
         require("workspace_id", &request.workspace_id)?;
         let settings = Settings::from_proto(request.settings).map_err(GitSyncError::from)?;
-        self.check_access(&request.workspace_id, &settings).await?;
+        let current = self
+            .store
+            .get_connection(&request.workspace_id, &request.connection_id)
+            .await?;
+        // A new webhook secret alone reaches nothing new: no access check, no re-sync.
+        if !current.settings.same_sync_source(&settings) {
+            self.check_access(&request.workspace_id, &settings).await?;
+        }
         let (connection, run) = self
             .store
             .update_settings(
@@ -137,7 +149,7 @@ impl GitSyncService for GitSyncGrpc {
             .await?;
         Ok(Response::new(pb::UpdateSettingsResponse {
             connection: Some(connection.to_proto()),
-            run: Some(run.to_proto()),
+            run: run.map(|run| run.to_proto()),
         }))
     }
 
@@ -175,6 +187,7 @@ impl GitSyncService for GitSyncGrpc {
         self.store
             .delete_connection(&request.workspace_id, &request.connection_id)
             .await?;
+        self.runner.forget(&request.connection_id).await;
         Ok(Response::new(pb::DeleteConnectionResponse {}))
     }
 

@@ -130,10 +130,11 @@ async fn handle_push(
     }
     match state
         .store
-        .trigger_sync(
+        .trigger_sync_at(
             &connection.workspace_id,
             &connection.id,
             pb::SyncTrigger::Push,
+            &push.after,
         )
         .await
     {

@@ -12,6 +12,7 @@ pub mod git_auth;
 pub mod grpc;
 pub mod http;
 pub mod poller;
+pub mod retry;
 pub mod settings;
 pub mod snapshot_builder;
 pub mod store;

@@ -58,6 +58,14 @@ impl Settings {
         Ok(normalized)
     }
 
+    /// Whether `other` syncs the same thing: every setting but the webhook secret
+    /// (which only verifies push deliveries) is the same.
+    pub fn same_sync_source(&self, other: &Settings) -> bool {
+        let mut other = other.clone();
+        other.webhook_secret_credential_id = self.webhook_secret_credential_id.clone();
+        *self == other
+    }
+
     pub fn to_proto(&self) -> pb::ConnectionSettings {
         pb::ConnectionSettings {
             provider: self.provider,
@@ -246,6 +254,17 @@ mod tests {
                 "{error} should mention {expected}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_webhook_secret_is_not_a_sync_source_change() {
+        let settings = Settings::from_proto(Some(valid())).expect("valid");
+        let mut secret = settings.clone();
+        secret.webhook_secret_credential_id = "whsec".into();
+        assert!(settings.same_sync_source(&secret));
+        let mut branch = secret.clone();
+        branch.branch = "develop".into();
+        assert!(!settings.same_sync_source(&branch));
     }
 
     #[test]

@@ -5,11 +5,11 @@
 
 use crate::credentials_client::CredentialsClient;
 use crate::error::GitSyncError;
-use crate::git::{self, FetchRequest, GitAuth};
+use crate::git::{self, FetchRequest, GitAuth, GitError};
 use crate::git_auth;
 use crate::settings::Settings;
-use crate::store::runs::SyncResult;
 use crate::store::{ConnectionRecord, GitSyncStore};
+use crate::store::{RunFailure, SyncResult};
 use backflow_dbt::{Engine, ParseOptions};
 use backflow_proto::credentials::v1::SecretKind;
 use backflow_proto::gitsync::v1 as pb;
@@ -28,6 +28,34 @@ pub enum SyncOutcome {
     Failed(String),
     /// Another worker has the run, or it finished before.
     AlreadyHandled,
+    /// The run's lease lapsed while it ran and a reaper failed it; the result was
+    /// dropped (a new run was queued by the reaper).
+    LeaseLost,
+}
+
+/// A step that failed, before it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StepFailure {
+    message: String,
+    transient: bool,
+    /// Known once the fetch got the commit.
+    commit_sha: String,
+}
+
+impl StepFailure {
+    fn new(message: impl Into<String>, transient: bool) -> Self {
+        Self {
+            message: message.into(),
+            transient,
+            commit_sha: String::new(),
+        }
+    }
+}
+
+/// What a fetch needs from the credential, and its version (for quiet polling).
+pub struct Access {
+    pub auth: GitAuth,
+    pub credential_version: String,
 }
 
 #[derive(Clone)]
@@ -73,8 +101,32 @@ impl SyncRunner {
         self.fetch_timeout
     }
 
+    /// Where a connection's working copy lives.
+    pub fn work_dir(&self, connection_id: &str) -> PathBuf {
+        self.work_root.join(connection_id)
+    }
+
+    /// Forgets a deleted connection: its cached engine and its work dir.
+    pub async fn forget(&self, connection_id: &str) {
+        if let Ok(mut engines) = self.engines.lock() {
+            engines.remove(connection_id);
+        }
+        let dir = self.work_dir(connection_id);
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        })
+        .await;
+        match removed {
+            Ok(Ok(())) => tracing::info!(connection_id, "work dir removed"),
+            Ok(Err(error)) => tracing::warn!(connection_id, %error, "cannot remove work dir"),
+            Err(error) => tracing::warn!(connection_id, %error, "work dir removal task failed"),
+        }
+    }
+
     /// Runs the sync a command asks for. Storage errors are returned (the command is
-    /// retried); everything else ends the run as failed.
+    /// retried); everything else ends the run as failed. The run's lease is renewed
+    /// while it runs.
     #[tracing::instrument(name = "sync.run", skip_all, fields(run_id = %command.run_id, connection_id = tracing::field::Empty))]
     pub async fn run(&self, command: &pb::SyncCommand) -> Result<SyncOutcome, GitSyncError> {
         let Some((run, connection)) = self
@@ -84,6 +136,7 @@ impl SyncRunner {
         else {
             return Ok(SyncOutcome::AlreadyHandled);
         };
+        let _renewal = self.store.run_leases().keep_renewed(&run.id);
         let started = Instant::now();
         tracing::Span::current().record("connection_id", connection.id.as_str());
         tracing::info!(connection_id = %connection.id, run_id = %run.id, "sync started");
@@ -95,7 +148,8 @@ impl SyncRunner {
                     .to_ascii_lowercase()
             })
             .unwrap_or_else(|_| "unknown".into());
-        match self.execute(&connection).await {
+        let mut credential_version = String::new();
+        match self.execute(&connection, &mut credential_version).await {
             Ok((commit_sha, models, node_errors)) => {
                 let model_count = models.len();
                 let result = SyncResult {
@@ -104,7 +158,10 @@ impl SyncRunner {
                     node_errors,
                     duration_ms: elapsed_ms(started),
                 };
-                self.store.finish_run(&run, &result).await?;
+                if self.store.finish_run(&run, &result).await?.is_none() {
+                    tracing::warn!(connection_id = %connection.id, run_id = %run.id, "sync result dropped: the run was reaped");
+                    return Ok(SyncOutcome::LeaseLost);
+                }
                 backflow_platform::metrics::run_finished(
                     "git_sync",
                     "succeeded",
@@ -117,18 +174,28 @@ impl SyncRunner {
                     model_count,
                 })
             }
-            Err(message) => {
-                self.store
-                    .fail_run(&run, &message, elapsed_ms(started))
-                    .await?;
+            Err(step) => {
+                let failure = RunFailure {
+                    message: step.message.clone(),
+                    commit_sha: step.commit_sha,
+                    transient: step.transient,
+                    credential_version,
+                };
+                if !self
+                    .store
+                    .fail_run(&run, &failure, elapsed_ms(started))
+                    .await?
+                {
+                    return Ok(SyncOutcome::LeaseLost);
+                }
                 backflow_platform::metrics::run_finished(
                     "git_sync",
                     "failed",
                     &trigger,
                     started.elapsed(),
                 );
-                tracing::warn!(connection_id = %connection.id, run_id = %run.id, error = %message, "sync failed");
-                Ok(SyncOutcome::Failed(message))
+                tracing::warn!(connection_id = %connection.id, run_id = %run.id, error = %step.message, transient = step.transient, "sync failed");
+                Ok(SyncOutcome::Failed(step.message))
             }
         }
     }
@@ -137,33 +204,58 @@ impl SyncRunner {
     async fn execute(
         &self,
         connection: &ConnectionRecord,
-    ) -> Result<(String, Vec<backflow_proto::catalog::v1::Model>, Vec<String>), String> {
-        let auth = self.auth_for(connection).await?;
-        let work_dir = self.work_root.join(&connection.id);
+        credential_version: &mut String,
+    ) -> Result<(String, Vec<backflow_proto::catalog::v1::Model>, Vec<String>), StepFailure> {
+        let access = self.access_for(connection).await?;
+        *credential_version = access.credential_version;
+        let auth = access.auth;
+        let work_dir = self.work_dir(&connection.id);
         let settings = connection.settings.clone();
         let timeout = self.fetch_timeout;
         let fetch_span = tracing::info_span!("sync.fetch", branch = %settings.branch);
+        let scrub = PathScrubber::new(&self.work_root, &work_dir);
+        let dir = work_dir.clone();
         let fetched = tokio::task::spawn_blocking(move || {
             let _entered = fetch_span.enter();
             git::fetch_branch(&FetchRequest {
                 url: &settings.repository_url,
                 branch: &settings.branch,
                 auth: &auth,
-                work_dir: &work_dir,
+                work_dir: &dir,
                 timeout,
             })
         })
         .await
-        .map_err(|err| format!("fetch task failed: {err}"))?
-        .map_err(|err| err.to_string())?;
-        let project_dir = project_dir(&fetched.checkout, &connection.settings.project_path);
+        .map_err(|err| StepFailure::new(format!("fetch task failed: {err}"), true))?
+        .map_err(|err| {
+            let transient = matches!(err, GitError::Timeout { .. } | GitError::Network(_));
+            StepFailure::new(scrub.clean(&err.to_string()), transient)
+        })?;
+        let project_path = connection.settings.project_path.clone();
+        let project_dir = project_dir(&fetched.checkout, &project_path);
         let options = ParseOptions {
             target_schema: connection.settings.default_schema.clone(),
             ..ParseOptions::default()
         };
-        let (models, node_errors) = self
+        let (models, errors) = self
             .parse(&connection.id, project_dir, options, &fetched.sha)
-            .await?;
+            .await
+            .map_err(|message| StepFailure {
+                message: scrub.clean(&message),
+                transient: false,
+                commit_sha: fetched.sha.clone(),
+            })?;
+        let node_errors = errors
+            .into_iter()
+            .map(|error| {
+                let file = repository_relative(&project_path, &error.file);
+                let message = scrub.clean(&error.message);
+                match error.line {
+                    Some(line) => format!("{file}:{line}: {message}"),
+                    None => format!("{file}: {message}"),
+                }
+            })
+            .collect();
         Ok((fetched.sha, models, node_errors))
     }
 
@@ -174,7 +266,7 @@ impl SyncRunner {
         project_dir: PathBuf,
         options: ParseOptions,
         commit_sha: &str,
-    ) -> Result<(Vec<backflow_proto::catalog::v1::Model>, Vec<String>), String> {
+    ) -> Result<(Vec<backflow_proto::catalog::v1::Model>, Vec<FileError>), String> {
         let engine = self
             .engines
             .lock()
@@ -191,9 +283,10 @@ impl SyncRunner {
                 let errors = catalog
                     .errors
                     .iter()
-                    .map(|error| match error.line {
-                        Some(line) => format!("{}:{line}: {}", error.file, error.message),
-                        None => format!("{}: {}", error.file, error.message),
+                    .map(|error| FileError {
+                        file: error.file.clone(),
+                        line: error.line,
+                        message: error.message.clone(),
                     })
                     .collect::<Vec<_>>();
                 (models, errors)
@@ -210,8 +303,14 @@ impl SyncRunner {
     }
 
     /// Builds the git authentication for a connection from its credential.
+    pub async fn auth_for(&self, connection: &ConnectionRecord) -> Result<Access, String> {
+        self.access_for(connection)
+            .await
+            .map_err(|failure| failure.message)
+    }
+
     #[tracing::instrument(name = "sync.credentials", skip_all)]
-    pub async fn auth_for(&self, connection: &ConnectionRecord) -> Result<GitAuth, String> {
+    async fn access_for(&self, connection: &ConnectionRecord) -> Result<Access, StepFailure> {
         let purpose = format!("git-sync fetch for connection {}", connection.id);
         self.auth_for_settings(&connection.workspace_id, &connection.settings, &purpose)
             .await
@@ -222,32 +321,43 @@ impl SyncRunner {
         workspace_id: &str,
         settings: &Settings,
         purpose: &str,
-    ) -> Result<GitAuth, String> {
-        let kind = self
+    ) -> Result<Access, StepFailure> {
+        let failed = |err: crate::credentials_client::CredentialsClientError| {
+            StepFailure::new(err.to_string(), err.is_transient())
+        };
+        let metadata = self
             .credentials
-            .kind_of(workspace_id, &settings.credential_id)
+            .metadata(workspace_id, &settings.credential_id)
             .await
-            .map_err(|err| err.to_string())?;
-        if kind == SecretKind::GithubApp {
+            .map_err(failed)?;
+        let credential_version = metadata.version;
+        if metadata.kind == SecretKind::GithubApp {
             let token = self
                 .credentials
                 .github_installation_token(workspace_id, &settings.credential_id, purpose)
                 .await
-                .map_err(|err| err.to_string())?;
-            return Ok(git_auth::auth_from_app_token(token));
+                .map_err(failed)?;
+            return Ok(Access {
+                auth: git_auth::auth_from_app_token(token),
+                credential_version,
+            });
         }
         let secret = self
             .credentials
             .resolve(workspace_id, &settings.credential_id, purpose)
             .await
-            .map_err(|err| err.to_string())?;
-        git_auth::auth_from_secret(
+            .map_err(failed)?;
+        let auth = git_auth::auth_from_secret(
             &secret,
             settings.protocol,
             settings.provider,
             &settings.repository_url,
         )
-        .map_err(|err| err.to_string())
+        .map_err(|err| StepFailure::new(err.to_string(), false))?;
+        Ok(Access {
+            auth,
+            credential_version,
+        })
     }
 
     /// Checks that the settings reach the branch (credential, host key, repository,
@@ -259,7 +369,9 @@ impl SyncRunner {
     ) -> Result<String, String> {
         let auth = self
             .auth_for_settings(workspace_id, settings, "git-sync access check")
-            .await?;
+            .await
+            .map_err(|failure| failure.message)?
+            .auth;
         let (url, branch, timeout) = (
             settings.repository_url.clone(),
             settings.branch.clone(),
@@ -282,4 +394,106 @@ fn project_dir(checkout: &Path, project_path: &str) -> PathBuf {
 
 fn elapsed_ms(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One error of the dbt catalog, its file relative to the dbt project.
+#[derive(Debug, Clone)]
+struct FileError {
+    file: String,
+    line: Option<usize>,
+    message: String,
+}
+
+/// A project-relative path made repository-relative (the connection's project path
+/// in front).
+fn repository_relative(project_path: &str, file: &str) -> String {
+    let file = file.trim_start_matches("./");
+    if project_path.is_empty() || file.is_empty() {
+        file.to_string()
+    } else {
+        format!("{}/{file}", project_path.trim_end_matches('/'))
+    }
+}
+
+/// Removes server paths from messages: inside the connection's work dir a path
+/// becomes repository-relative; any other path below the work root is hidden.
+#[derive(Debug, Clone)]
+struct PathScrubber {
+    /// (prefix, replacement), longest first.
+    replacements: Vec<(String, &'static str)>,
+}
+
+impl PathScrubber {
+    fn new(work_root: &Path, work_dir: &Path) -> Self {
+        let mut replacements = Vec::new();
+        for (path, inside, bare) in [
+            (work_dir, "", "."),
+            (work_root, "<work dir>/", "<work dir>"),
+        ] {
+            let mut forms = vec![path.to_path_buf()];
+            if let Ok(canonical) = std::fs::canonicalize(path) {
+                forms.push(canonical);
+            }
+            if path.is_relative() {
+                if let Ok(cwd) = std::env::current_dir() {
+                    forms.push(cwd.join(path));
+                }
+            }
+            for form in forms {
+                let text = form.display().to_string();
+                let text = text.trim_end_matches('/').to_string();
+                if text.is_empty() {
+                    continue;
+                }
+                replacements.push((format!("{text}/"), inside));
+                replacements.push((text, bare));
+            }
+        }
+        replacements.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Self { replacements }
+    }
+
+    fn clean(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for (prefix, replacement) in &self.replacements {
+            out = out.replace(prefix.as_str(), replacement);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_repository_relative() {
+        assert_eq!(repository_relative("", "models/a.sql"), "models/a.sql");
+        assert_eq!(
+            repository_relative("dbt", "models/a.sql"),
+            "dbt/models/a.sql"
+        );
+        assert_eq!(
+            repository_relative("dbt/", "./models/a.sql"),
+            "dbt/models/a.sql"
+        );
+    }
+
+    #[test]
+    fn work_dirs_never_show() {
+        let scrub = PathScrubber::new(Path::new("/srv/work"), Path::new("/srv/work/c1"));
+        assert_eq!(
+            scrub.clean("reading /srv/work/c1/dbt/models/a.sql: too big"),
+            "reading dbt/models/a.sql: too big"
+        );
+        assert_eq!(
+            scrub.clean("resetting work dir /srv/work/c1: x"),
+            "resetting work dir .: x"
+        );
+        assert_eq!(scrub.clean("/srv/work/c2/x"), "<work dir>/c2/x");
+        assert_eq!(
+            scrub.clean("creating /srv/work: denied"),
+            "creating <work dir>: denied"
+        );
+    }
 }

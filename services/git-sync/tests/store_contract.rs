@@ -3,13 +3,16 @@
 //! concurrent sync requests coalesce.
 
 use backflow_git_sync::app::MIGRATIONS;
+use backflow_git_sync::retry;
 use backflow_git_sync::settings::Settings;
-use backflow_git_sync::store::GitSyncStore;
+use backflow_git_sync::store::{GitSyncStore, RunFailure};
 use backflow_git_sync::GitSyncError;
 use backflow_platform::db::Database;
+use backflow_platform::lease::LeasePolicy;
 use backflow_platform::outbox::{pending_count, Outbox};
 use backflow_platform::testing;
 use backflow_proto::gitsync::v1 as pb;
+use std::time::Duration;
 
 fn settings(branch: &str) -> Settings {
     Settings::from_proto(Some(pb::ConnectionSettings {
@@ -63,6 +66,7 @@ async fn contract(url: &str) -> anyhow::Result<()> {
         .await?;
     assert_eq!(updated.settings_version, 2);
     assert_eq!(updated.settings.branch, "develop");
+    let rerun = rerun.ok_or_else(|| anyhow::anyhow!("a branch change re-syncs"))?;
     assert_eq!(rerun.trigger, pb::SyncTrigger::SettingsChanged as i32);
     assert!(matches!(
         store
@@ -91,6 +95,106 @@ async fn contract(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 7.4: a run whose lease lapsed is failed as interrupted and queued again, by
+/// exactly one reaper; its late result is dropped. Issue 7.6: failures are remembered
+/// for the poller, a success forgets them, a webhook-secret change queues nothing.
+async fn leases_and_failures(url: &str) -> anyhow::Result<()> {
+    let db = Database::connect(url, &MIGRATIONS).await?;
+    let policy = LeasePolicy::from_ttl(Duration::from_millis(300))?;
+    let store = GitSyncStore::new(db.clone(), Outbox::new()).with_run_lease(policy);
+    let other_replica = GitSyncStore::new(db.clone(), Outbox::new()).with_run_lease(policy);
+    let (connection, initial) = store
+        .create_connection("ws-a", "analytics", &settings("main"))
+        .await?;
+    let (run, _) = store
+        .claim_run("ws-a", &initial.id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("claimed"))?;
+    assert!(other_replica
+        .claim_run("ws-a", &initial.id)
+        .await?
+        .is_none());
+    // the lease is live: nobody reaps it
+    assert!(!other_replica.reap_run(&run.id).await?);
+
+    // the worker dies (no renewals): one replica reaps it
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while other_replica.run_leases().lapsed(10).await?.is_empty() {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "lease never lapsed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(other_replica.reap_run(&run.id).await?);
+    assert!(!store.reap_run(&run.id).await?, "reaped once");
+    let reaped = store.get_run("ws-a", &run.id).await?;
+    assert_eq!(reaped.status, pb::SyncStatus::Failed as i32);
+    assert_eq!(reaped.error, backflow_platform::lease::INTERRUPTED);
+    let runs = store.list_runs("ws-a", &connection.id, 10).await?;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].trigger, pb::SyncTrigger::Retry as i32);
+    assert_eq!(runs[0].status, pb::SyncStatus::Queued as i32);
+    // the dead worker's late outcome changes nothing
+    let failure = RunFailure {
+        message: "late".into(),
+        commit_sha: "c0".into(),
+        transient: false,
+        credential_version: "v1".into(),
+    };
+    assert!(!store.fail_run(&run, &failure, 1).await?);
+    assert_eq!(store.get_run("ws-a", &run.id).await?.error, reaped.error);
+
+    // the retry fails for good at c1: remembered with the commit tried
+    let (retry, _) = store
+        .claim_run("ws-a", &runs[0].id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("claimed retry"))?;
+    let failure = RunFailure {
+        message: "models/a.sql: boom".into(),
+        commit_sha: "c1".into(),
+        transient: false,
+        credential_version: "v1".into(),
+    };
+    assert!(store.fail_run(&retry, &failure, 5).await?);
+    let failed = store.get_run("ws-a", &retry.id).await?;
+    assert_eq!(
+        (failed.commit_sha.as_str(), failed.error.as_str()),
+        ("c1", "models/a.sql: boom")
+    );
+    let target = &store.poll_targets().await?[0];
+    assert_eq!(target.state.failed_commit, "c1");
+    assert!(!target.state.failure_transient);
+    assert_eq!(
+        retry::decide(
+            &target.state,
+            &target.last_synced_commit,
+            "c1",
+            "v1",
+            backflow_platform::now_unix_ms()
+        ),
+        retry::PollAction::Quiet
+    );
+
+    // only the webhook secret changes: no run, failure memory kept
+    let mut with_secret = settings("main");
+    with_secret.webhook_secret_credential_id = "whsec-1".into();
+    let (_, none) = store
+        .update_settings("ws-a", &connection.id, &with_secret, 0)
+        .await?;
+    assert!(none.is_none(), "a webhook secret alone does not re-sync");
+    assert_eq!(store.list_runs("ws-a", &connection.id, 10).await?.len(), 2);
+    assert_eq!(store.poll_targets().await?[0].state.failed_commit, "c1");
+    // a real change forgets it
+    let (_, rerun) = store
+        .update_settings("ws-a", &connection.id, &settings("develop"), 0)
+        .await?;
+    assert!(rerun.is_some());
+    assert_eq!(
+        store.poll_targets().await?[0].state,
+        retry::PollState::default()
+    );
+    db.close().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn store_contract_on_sqlite_and_postgres() -> anyhow::Result<()> {
     for url in testing::both_backends("gitsync").await? {
@@ -99,4 +203,14 @@ async fn store_contract_on_sqlite_and_postgres() -> anyhow::Result<()> {
             .map_err(|err| anyhow::anyhow!("{url}: {err:#}"))?;
     }
     Ok(())
+}
+
+#[tokio::test]
+async fn leases_and_failures_on_postgres() -> anyhow::Result<()> {
+    leases_and_failures(&testing::fresh_postgres_url("gitsync_lease").await?).await
+}
+
+#[tokio::test]
+async fn leases_and_failures_on_sqlite() -> anyhow::Result<()> {
+    leases_and_failures(&testing::fresh_sqlite_url("gitsync_lease")).await
 }

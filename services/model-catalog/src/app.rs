@@ -74,12 +74,20 @@ impl App {
                     .await;
             })
         });
+        let (bus, store) = (self.base.bus.clone(), self.store.clone());
+        let sync_failures: Task = Box::new(move |shutdown| {
+            Box::pin(async move {
+                let handler = |delivery| consumers::handle_sync_failed(&store, delivery);
+                bus.run_consumer(consumers::sync_failures_spec(), handler, shutdown)
+                    .await;
+            })
+        });
         let routes = tonic::service::Routes::new(CatalogGrpc::new(self.store).into_server());
         self.base
             .run(
                 routes,
                 &[SERVICE_NAME],
-                vec![connection_events, snapshot_events],
+                vec![connection_events, snapshot_events, sync_failures],
                 shutdown,
             )
             .await?;

@@ -1,5 +1,5 @@
 //! What the catalog hears from the bus: git-sync connection changes keep the project
-//! projection current. Each handler is idempotent through the inbox, so redelivery
+//! projection current, snapshots bring models, run outcomes set the project status. Each handler is idempotent through the inbox, so redelivery
 //! and republishing are harmless.
 
 use crate::store::CatalogStore;
@@ -91,13 +91,16 @@ pub async fn handle_snapshot_event(
         Ok(models) => models,
         Err(error) => return retry(&error),
     };
+    let outcome =
+        crate::store::RunOutcome::succeeded(&event.run_id, &event.commit_sha, &event.node_errors);
     let recorded = store
-        .record_snapshot_once(
+        .record_run_snapshot(
             Some((SNAPSHOT_EVENTS, &delivery.message_id)),
             &event.workspace_id,
             &event.connection_id,
             &event.commit_sha,
             &models,
+            Some(&outcome),
         )
         .await;
     match recorded {
@@ -106,5 +109,39 @@ pub async fn handle_snapshot_event(
             Outcome::Done
         }
         Err(error) => retry(&error),
+    }
+}
+
+/// Durable consumer of failed-run announcements.
+pub const SYNC_FAILURES: &str = "model-catalog-sync-failures";
+
+pub fn sync_failures_spec() -> ConsumerSpec {
+    ConsumerSpec::new(
+        streams::EVT_GITSYNC,
+        SYNC_FAILURES,
+        "evt.gitsync.sync.failed.>",
+    )
+}
+
+/// Applies one `evt.gitsync.sync.failed.*` event: the project shows it is failing.
+pub async fn handle_sync_failed(store: &CatalogStore, delivery: Delivery) -> Outcome {
+    let event = match gitsync::SyncFailedEvent::decode(delivery.payload.as_ref()) {
+        Ok(event) => event,
+        Err(error) => return Outcome::Reject(format!("undecodable sync failure: {error}")),
+    };
+    match store
+        .apply_sync_failed(SYNC_FAILURES, &delivery.message_id, &event)
+        .await
+    {
+        Ok(applied) => {
+            tracing::info!(connection_id = %event.connection_id, run_id = %event.run_id, ?applied, "sync failure recorded");
+            Outcome::Done
+        }
+        Err(error) => {
+            // NotFound: the connection event is still on its way.
+            let delay = Duration::from_millis(500 * delivery.delivered.clamp(1, 20) as u64);
+            tracing::warn!(event_id = %delivery.message_id, %error, "sync failure will be retried");
+            Outcome::Retry(delay)
+        }
     }
 }

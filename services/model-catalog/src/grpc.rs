@@ -2,7 +2,7 @@
 //! [`CatalogError`] to status codes in one place.
 
 use crate::error::CatalogError;
-use crate::store::{CatalogStore, ProjectRecord, RetlModelRecord, SourceRecord};
+use crate::store::{CatalogStore, ProjectRecord, ProjectStatus, RetlModelRecord, SourceRecord};
 use backflow_proto::catalog::v1 as pb;
 use pb::model_catalog_service_server::ModelCatalogService;
 use tonic::{Request, Response, Status};
@@ -74,6 +74,15 @@ fn project_of(record: ProjectRecord) -> pb::Project {
         model_count: record.model_count,
         deleted: record.deleted,
         updated_at_unix_ms: record.updated_at_ms,
+        status: match record.status {
+            ProjectStatus::NeverSynced => pb::ProjectStatus::NeverSynced,
+            ProjectStatus::Ok => pb::ProjectStatus::Ok,
+            ProjectStatus::Failing => pb::ProjectStatus::Failing,
+        } as i32,
+        last_run_id: record.last_run_id,
+        last_error: record.last_error,
+        last_attempted_commit: record.last_attempted_commit,
+        error_count: record.error_count,
     }
 }
 

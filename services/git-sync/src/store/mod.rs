@@ -8,9 +8,22 @@ pub mod snapshots;
 use crate::error::GitSyncError;
 use crate::settings::Settings;
 use backflow_platform::db::{Database, Transaction};
+use backflow_platform::lease::{LeasePolicy, Leases};
 use backflow_platform::outbox::Outbox;
 use backflow_proto::gitsync::v1 as pb;
 pub use rows::{ConnectionRecord, RunRecord};
+pub use runs::{PollTarget, RunFailure, SyncResult};
+use std::time::Duration;
+
+/// The lease kind of a running sync run (`platform_leases.kind`).
+pub const RUN_LEASE_KIND: &str = "git_sync.run";
+
+/// A running run's lease: renewed every 10 s, reaped 30 s after its last renewal.
+pub const DEFAULT_RUN_LEASE: LeasePolicy = LeasePolicy {
+    ttl: Duration::from_secs(30),
+    renew_every: Duration::from_secs(10),
+    reap_every: Duration::from_secs(15),
+};
 
 pub(crate) const CONNECTION_COLUMNS: &str = "id, workspace_id, name, provider, protocol, repository_url, branch, dbt_version, default_schema, project_path, credential_id, warehouse_source_id, webhook_secret_credential_id, settings_version, created_at_ms, updated_at_ms";
 pub(crate) const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, status, commit_sha, model_count, error, queued_at_ms, started_at_ms, finished_at_ms, duration_ms, node_errors";
@@ -19,11 +32,24 @@ pub(crate) const RUN_COLUMNS: &str = "id, workspace_id, connection_id, trigger, 
 pub struct GitSyncStore {
     db: Database,
     outbox: Outbox,
+    leases: Leases,
 }
 
 impl GitSyncStore {
     pub fn new(db: Database, outbox: Outbox) -> Self {
-        Self { db, outbox }
+        let leases = Leases::new(db.clone(), RUN_LEASE_KIND, DEFAULT_RUN_LEASE);
+        Self { db, outbox, leases }
+    }
+
+    /// The same store with another run lease policy (shorter in tests).
+    pub fn with_run_lease(self, policy: LeasePolicy) -> Self {
+        let leases = Leases::new(self.db.clone(), RUN_LEASE_KIND, policy);
+        Self { leases, ..self }
+    }
+
+    /// The leases this process holds on running runs.
+    pub fn run_leases(&self) -> &Leases {
+        &self.leases
     }
 
     pub fn database(&self) -> &Database {
@@ -54,24 +80,28 @@ impl GitSyncStore {
             }
             return Err(error.into());
         }
-        self.resync_and_announce(
-            tx,
-            record,
-            pb::SyncTrigger::Initial,
-            pb::ConnectionChange::Created,
-        )
-        .await
+        let (record, run) = self
+            .resync_and_announce(
+                tx,
+                record,
+                Some(pb::SyncTrigger::Initial),
+                pb::ConnectionChange::Created,
+            )
+            .await?;
+        let run = run.ok_or_else(|| GitSyncError::Corrupt("no initial run queued".into()))?;
+        Ok((record, run))
     }
 
     /// Replaces the settings (optionally only if unchanged since `expected_version`)
-    /// and queues a re-sync.
+    /// and queues a re-sync, unless only the webhook secret changed (it does not
+    /// change what is synced). A real change also forgets past failures.
     pub async fn update_settings(
         &self,
         workspace_id: &str,
         connection_id: &str,
         settings: &Settings,
         expected_version: i64,
-    ) -> Result<(ConnectionRecord, RunRecord), GitSyncError> {
+    ) -> Result<(ConnectionRecord, Option<RunRecord>), GitSyncError> {
         let mut tx = self.db.begin().await?;
         let current = fetch_connection(&mut tx, workspace_id, connection_id).await?;
         if expected_version != 0 && expected_version != current.settings_version {
@@ -80,6 +110,7 @@ impl GitSyncStore {
                 found: current.settings_version,
             });
         }
+        let resync = !current.settings.same_sync_source(settings);
         let record = ConnectionRecord {
             settings: settings.clone(),
             settings_version: current.settings_version + 1,
@@ -87,10 +118,13 @@ impl GitSyncStore {
             ..current
         };
         write_connection(&mut tx, &record).await?;
+        if resync {
+            runs::write_poll_state(&mut tx, &record.id, &Default::default()).await?;
+        }
         self.resync_and_announce(
             tx,
             record,
-            pb::SyncTrigger::SettingsChanged,
+            resync.then_some(pb::SyncTrigger::SettingsChanged),
             pb::ConnectionChange::Updated,
         )
         .await
@@ -102,10 +136,13 @@ impl GitSyncStore {
         &self,
         mut tx: Transaction<'static>,
         record: ConnectionRecord,
-        trigger: pb::SyncTrigger,
+        trigger: Option<pb::SyncTrigger>,
         change: pb::ConnectionChange,
-    ) -> Result<(ConnectionRecord, RunRecord), GitSyncError> {
-        let run = self.queue_run(&mut tx, &record, trigger).await?;
+    ) -> Result<(ConnectionRecord, Option<RunRecord>), GitSyncError> {
+        let run = match trigger {
+            Some(trigger) => Some(self.queue_run(&mut tx, &record, trigger, "").await?),
+            None => None,
+        };
         self.announce(&mut tx, &record, change).await?;
         tx.commit().await?;
         self.outbox.committed();
@@ -186,6 +223,19 @@ impl GitSyncStore {
         connection_id: &str,
         trigger: pb::SyncTrigger,
     ) -> Result<RunRecord, GitSyncError> {
+        self.trigger_sync_at(workspace_id, connection_id, trigger, "")
+            .await
+    }
+
+    /// [`Self::trigger_sync`] for a known target head (poll, push): a failed run
+    /// then records the commit it tried even if the fetch never got that far.
+    pub async fn trigger_sync_at(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        trigger: pb::SyncTrigger,
+        target_commit: &str,
+    ) -> Result<RunRecord, GitSyncError> {
         let mut tx = self.db.begin().await?;
         let record = fetch_connection(&mut tx, workspace_id, connection_id).await?;
         let queued = sqlx::query_as(&format!(
@@ -199,7 +249,9 @@ impl GitSyncStore {
             tx.rollback().await?;
             return Ok(RunRecord::from_row(row));
         }
-        let run = self.queue_run(&mut tx, &record, trigger).await?;
+        let run = self
+            .queue_run(&mut tx, &record, trigger, target_commit)
+            .await?;
         tx.commit().await?;
         self.outbox.committed();
         Ok(run)
@@ -244,8 +296,10 @@ impl GitSyncStore {
         tx: &mut Transaction<'_>,
         connection: &ConnectionRecord,
         trigger: pb::SyncTrigger,
+        target_commit: &str,
     ) -> Result<RunRecord, GitSyncError> {
-        let run = RunRecord::queued(connection, trigger);
+        let mut run = RunRecord::queued(connection, trigger);
+        run.commit_sha = target_commit.to_string();
         sqlx::query(&format!(
             "INSERT INTO sync_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))

@@ -6,7 +6,7 @@ mod projects;
 mod retl_models;
 mod sources;
 
-pub use projects::{Applied, ProjectRecord};
+pub use projects::{Applied, ProjectRecord, ProjectStatus, RunOutcome};
 pub use retl_models::RetlModelRecord;
 pub use sources::SourceRecord;
 

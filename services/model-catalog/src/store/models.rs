@@ -32,6 +32,21 @@ impl CatalogStore {
         commit_sha: &str,
         models: &[pb::Model],
     ) -> Result<bool, CatalogError> {
+        self.record_run_snapshot(claim, workspace_id, connection_id, commit_sha, models, None)
+            .await
+    }
+
+    /// [`Self::record_snapshot_once`] for a successful run: the project's status
+    /// follows the run's outcome in the same transaction.
+    pub async fn record_run_snapshot(
+        &self,
+        claim: Option<(&str, &str)>,
+        workspace_id: &str,
+        connection_id: &str,
+        commit_sha: &str,
+        models: &[pb::Model],
+        outcome: Option<&super::RunOutcome>,
+    ) -> Result<bool, CatalogError> {
         let mut tx = self.db.begin().await?;
         if let Some((consumer, event_id)) = claim {
             if !backflow_platform::inbox::claim(&mut tx, consumer, event_id).await? {
@@ -77,6 +92,10 @@ impl CatalogStore {
         .bind(connection_id)
         .execute(&mut *tx)
         .await?;
+        if let Some(outcome) = outcome {
+            super::projects::write_run_outcome(&mut tx, workspace_id, connection_id, outcome)
+                .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
