@@ -1,9 +1,11 @@
 //! A real smart-HTTP Git server: axum on 127.0.0.1 checking Basic auth, running
-//! `git http-backend` as a CGI program for every request.
+//! `git http-backend` as a CGI program for every request. It can be told to stall
+//! fetches (hold every pack request until released), to catch a sync mid-fetch.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -24,6 +26,20 @@ struct Shared {
     root: PathBuf,
     token: String,
     requests: Mutex<Vec<String>>,
+    /// While set, `POST .../git-upload-pack` (the pack download) waits.
+    stall: AtomicBool,
+    released: tokio::sync::Notify,
+    /// Pack requests waiting right now.
+    held: AtomicUsize,
+}
+
+/// Counts a held request while it waits (also when the client goes away).
+struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A running server; stops when dropped.
@@ -40,6 +56,9 @@ impl GitHttpServer {
             root: root.to_path_buf(),
             token: token.to_string(),
             requests: Mutex::new(Vec::new()),
+            stall: AtomicBool::new(false),
+            released: tokio::sync::Notify::new(),
+            held: AtomicUsize::new(0),
         });
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -75,6 +94,23 @@ impl GitHttpServer {
     /// `http://127.0.0.1:<port>/<name>.git`.
     pub fn url(&self, name: &str) -> String {
         format!("http://{}/{name}.git", self.addr)
+    }
+
+    /// From now on, pack downloads hang until [`Self::release_fetches`] (ref
+    /// listings still answer, so access checks pass).
+    pub fn stall_fetches(&self) {
+        self.shared.stall.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets held and later pack downloads proceed.
+    pub fn release_fetches(&self) {
+        self.shared.stall.store(false, Ordering::SeqCst);
+        self.shared.released.notify_waiters();
+    }
+
+    /// How many pack downloads are being held right now.
+    pub fn held_fetches(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
     }
 
     /// `METHOD path?query` of every request seen so far.
@@ -122,6 +158,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         );
         return response;
     };
+
+    if req.method() == axum::http::Method::POST
+        && path.ends_with("/git-upload-pack")
+        && shared.stall.load(Ordering::SeqCst)
+    {
+        shared.held.fetch_add(1, Ordering::SeqCst);
+        let _held = Held(&shared.held);
+        loop {
+            let released = shared.released.notified();
+            if !shared.stall.load(Ordering::SeqCst) {
+                break;
+            }
+            released.await;
+        }
+    }
 
     let headers = req.headers().clone();
     let header = |name: &str| {
