@@ -5,34 +5,39 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 NATS_URL ?= 127.0.0.1:4222
+NATS_HOST := $(firstword $(subst :, ,$(NATS_URL)))
+NATS_PORT := $(lastword $(subst :, ,$(NATS_URL)))
 PG_HOST ?= 127.0.0.1
 
 .PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance conformance-refresh conformance-real bench k8s release clean
 
-## Install what is missing (Debian packages; Rust comes from rustup).
+## Install what is missing (Debian packages; Rust comes from rustup). Each package is
+## named with what it is for before anything is installed.
 deps:
-	@missing=""; \
-	command -v nats-server >/dev/null || missing="$$missing nats-server"; \
-	command -v git >/dev/null || missing="$$missing git"; \
-	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
-	command -v pg_isready >/dev/null || missing="$$missing postgresql-client"; \
-	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
-	[ -f /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
-	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
+	@missing=""; why=""; \
+	need() { if ! eval "$$2" >/dev/null 2>&1; then missing="$$missing $$1"; why="$$why  $$1: $$3\n"; fi; }; \
+	need nats-server       "command -v nats-server"         "NATS JetStream, the message bus between the services (make dev, tests)"; \
+	need git               "command -v git"                 "git client, used by git-sync to fetch dbt projects"; \
+	need openssh-server    "[ -x /usr/sbin/sshd ]"          "sshd, the test git server for SSH connections (tests)"; \
+	need openssh-client    "command -v ssh-keygen"          "ssh and ssh-keygen, for SSH git connections and their tests"; \
+	need postgresql-client "command -v pg_isready"          "pg_isready, to check that PostgreSQL is up (tests)"; \
+	need pkg-config        "command -v pkg-config"          "pkg-config, to find system libraries when building"; \
+	need libssl-dev        "[ -f /usr/include/openssl/ssl.h ]" "OpenSSL headers, to build the git transport"; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
+	  printf "installing Debian packages with apt-get:\n$$why"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 ## Start NATS with JetStream on loopback unless something already listens there.
+## (Host and port are make variables: the recipe's shell does not see NATS_URL.)
 nats-up: deps
-	@if ! (exec 3<>/dev/tcp/$${NATS_URL%:*}/$${NATS_URL#*:}) 2>/dev/null; then \
-	  echo "starting nats-server with jetstream on $(NATS_URL)"; \
+	@if ! (exec 3<>/dev/tcp/$(NATS_HOST)/$(NATS_PORT)) 2>/dev/null; then \
+	  echo "starting nats-server with jetstream on $(NATS_HOST):$(NATS_PORT)"; \
 	  mkdir -p /var/lib/nats-server 2>/dev/null || true; \
-	  start-stop-daemon --start --oknodo --background --exec "$$(command -v nats-server)" -- \
-	    -a $${NATS_URL%:*} -p $${NATS_URL#*:} -js -sd /var/lib/nats-server; \
-	  for i in $$(seq 50); do (exec 3<>/dev/tcp/$${NATS_URL%:*}/$${NATS_URL#*:}) 2>/dev/null && break; sleep 0.1; done; \
+	  start-stop-daemon --start --oknodo --background --make-pidfile --pidfile /tmp/backflow-nats-$(NATS_PORT).pid --exec "$$(command -v nats-server)" -- \
+	    -a $(NATS_HOST) -p $(NATS_PORT) -js -sd /var/lib/nats-server; \
+	  for i in $$(seq 50); do (exec 3<>/dev/tcp/$(NATS_HOST)/$(NATS_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	fi
 
 ## Start the local PostgreSQL cluster unless it is already up (tests use it).

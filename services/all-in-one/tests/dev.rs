@@ -264,6 +264,29 @@ fn bad_configuration_names_the_setting() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issue 7.7: a misspelt setting is refused by name, never silently ignored.
+#[test]
+fn unknown_settings_are_refused_by_name() -> anyhow::Result<()> {
+    let stderr = failing_start(&[("BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECOND", "5")], &[])?;
+    assert_eq!(
+        stderr,
+        "backflow: unknown setting git_sync.poll_interval_second (from the environment variable BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECOND)"
+    );
+    let stderr = failing_start(&[("BACKFLOW_NAST__URL", "nats://127.0.0.1:4222")], &[])?;
+    assert!(stderr.contains("BACKFLOW_NAST__URL"), "{stderr}");
+    let dir = empty_workdir()?;
+    let file = dir.join("backflow.toml");
+    std::fs::write(&file, "[model_catalog]\ngit_sync_ulr = \"http://x\"\n")?;
+    let stderr = failing_start(&[], &["--config", &file.display().to_string()])?;
+    assert!(
+        stderr.contains("unknown setting model_catalog.git_sync_ulr")
+            && stderr.contains(&file.display().to_string()),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
 #[test]
 fn dbt_parse_prints_a_manifest() -> anyhow::Result<()> {
     let fixture =
