@@ -141,7 +141,10 @@ pub async fn handle_sync_failed(store: &CatalogStore, delivery: Delivery) -> Out
             // NotFound: the connection event is still on its way.
             let delay = Duration::from_millis(500 * delivery.delivered.clamp(1, 20) as u64);
             tracing::warn!(event_id = %delivery.message_id, %error, "sync failure will be retried");
-            Outcome::Retry(delay)
+            Outcome::Retry {
+                delay,
+                error: error.to_string(),
+            }
         }
     }
 }
