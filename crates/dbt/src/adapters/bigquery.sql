@@ -181,3 +181,7 @@ having count(*) > 1
   current_timestamp()
 {%- endmacro %}
 
+
+{% macro bigquery__current_timestamp_backcompat() -%}
+  current_timestamp
+{%- endmacro %}

@@ -95,3 +95,11 @@
     {%- endif -%}
 
 {%- endmacro %}
+
+{% macro postgres__current_timestamp_backcompat() %}
+    current_timestamp::{{ type_timestamp() }}
+{% endmacro %}
+
+{% macro postgres__current_timestamp_in_utc_backcompat() %}
+    (current_timestamp at time zone 'utc')::{{ type_timestamp() }}
+{% endmacro %}

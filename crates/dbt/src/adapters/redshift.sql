@@ -115,3 +115,11 @@
 
 {% endmacro %}
 
+
+{% macro redshift__current_timestamp_backcompat() -%}
+    getdate()
+{%- endmacro %}
+
+{% macro redshift__current_timestamp_in_utc_backcompat() -%}
+    getdate()
+{%- endmacro %}

@@ -42,3 +42,11 @@
   convert_timezone('UTC', current_timestamp())
 {%- endmacro %}
 
+
+{% macro snowflake__current_timestamp_backcompat() %}
+  current_timestamp::{{ type_timestamp() }}
+{% endmacro %}
+
+{% macro snowflake__current_timestamp_in_utc_backcompat() %}
+  convert_timezone('UTC', {{ snowflake__current_timestamp_backcompat() }})::{{ type_timestamp() }}
+{% endmacro %}

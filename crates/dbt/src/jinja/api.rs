@@ -21,6 +21,10 @@ pub fn api_value(adapter: Adapter) -> Value {
 struct ApiRelation(Adapter);
 
 impl Object for ApiRelation {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &State<'_, '_>,
@@ -62,6 +66,10 @@ impl Object for ApiRelation {
 struct ApiColumn(Adapter);
 
 impl Object for ApiColumn {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &State<'_, '_>,

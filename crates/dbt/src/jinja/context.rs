@@ -208,6 +208,11 @@ struct PackageNs {
 }
 
 impl Object for PackageNs {
+    /// Python objects are truthy (minijinja's default makes non-enumerable objects falsy).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let m = self.rc.scope.macros.get(&self.package, key.as_str()?)?;
         Some(MacroFn::value(m.clone(), self.rc.clone()))
@@ -229,6 +234,11 @@ impl MacroFn {
 }
 
 impl Object for MacroFn {
+    /// Python objects are truthy (minijinja's default makes non-enumerable objects falsy).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         {
             let mut rec = self.rc.rec();
@@ -316,12 +326,22 @@ fn with_caller_body(state: &State<'_, '_>, args: &[Value]) -> Result<Vec<Value>,
 struct CallerBody(Value);
 
 impl Object for CallerBody {
+    /// Python objects are truthy (minijinja's default makes non-enumerable objects falsy).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call(self: &Arc<Self>, _state: &State<'_, '_>, _args: &[Value]) -> Result<Value, Error> {
         Ok(self.0.clone())
     }
 }
 
 impl Object for BuiltinFn {
+    /// Python objects are truthy (minijinja's default makes non-enumerable objects falsy).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         match self.kind {
             Builtin::Ref => self.call_ref(args),
@@ -711,6 +731,11 @@ struct Adapter {
 }
 
 impl Object for Adapter {
+    /// Python objects are truthy (minijinja's default makes non-enumerable objects falsy).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &State<'_, '_>,

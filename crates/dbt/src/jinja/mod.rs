@@ -52,6 +52,7 @@ pub fn extract_blocks(package: &str, path: &str, text: &str) -> Result<FileBlock
                 };
                 let mut open_tag =
                     rename_tag(&text[b.start..b.body.0], &b.kind, &b.name, &dbt_name);
+                open_tag = mutable_defaults(&open_tag);
                 let catch_all = catchall::catch_all_params(&b.signature, &text[b.body.0..b.body.1]);
                 if let Some(params) = &catch_all {
                     open_tag = catchall::extend_open_tag(&open_tag, params);
@@ -94,6 +95,91 @@ fn rename_tag(tag: &str, kind: &str, name: &str, new_name: &str) -> String {
         }
         None => tag.to_string(),
     }
+}
+
+/// Wraps list and dict literals used as parameter defaults (`column_names=[]`) in
+/// `__bf_mut(...)`, so a macro can `append` to its default as Jinja2 allows (each call gets
+/// a fresh value, as Jinja2 evaluates defaults per call).
+fn mutable_defaults(tag: &str) -> String {
+    let Some(open) = tag.find('(') else {
+        return tag.to_string();
+    };
+    let b = tag.as_bytes();
+    let mut out = String::with_capacity(tag.len() + 16);
+    out.push_str(&tag[..=open]);
+    let mut i = open + 1;
+    let mut depth = 0usize;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' | b'"' => {
+                let end = string_end(b, i);
+                out.push_str(&tag[i..end]);
+                i = end;
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'=' if depth == 0 => {
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if matches!(b.get(j), Some(b'[') | Some(b'{')) {
+                    let end = group_end(b, j);
+                    out.push_str(&tag[i..j]);
+                    out.push_str(&format!("{MUT_FN}({})", &tag[j..end]));
+                    i = end;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        match tag[i..].chars().next() {
+            Some(ch) => {
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+fn string_end(b: &[u8], i: usize) -> usize {
+    let q = b[i];
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            c if c == q => return j + 1,
+            _ => j += 1,
+        }
+    }
+    b.len()
+}
+
+fn group_end(b: &[u8], i: usize) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j < b.len() {
+        match b[j] {
+            b'\'' | b'"' => {
+                j = string_end(b, j);
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    b.len()
 }
 
 /// Source rewrites applied before compiling any template: Jinja's newline normalisation
@@ -287,5 +373,19 @@ impl LowerFirst for String {
             Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
             None => String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_and_dict_defaults_become_mutable() {
+        assert_eq!(
+            mutable_defaults("{%- macro t(a, b=[], c={'k': [1]}, d='x=[', é=none) -%}"),
+            "{%- macro t(a, b=__bf_mut([]), c=__bf_mut({'k': [1]}), d='x=[', é=none) -%}"
+        );
+        assert_eq!(mutable_defaults("{% macro t() %}"), "{% macro t() %}");
     }
 }

@@ -54,6 +54,10 @@ impl PyTz {
 }
 
 impl Object for PyTz {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "zone" => Some(Value::from(self.name.as_str())),
@@ -254,6 +258,10 @@ impl PyDateTime {
 }
 
 impl Object for PyDateTime {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let l = &self.local;
         Some(match key.as_str()? {
@@ -487,6 +495,10 @@ fn strptime(text: &str, fmt: &str) -> Result<Value, Error> {
 struct Ctor(&'static str);
 
 impl Object for Ctor {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         match self.0 {
             "date" => construct(Kind::Date, args),
@@ -552,6 +564,10 @@ impl Object for Ctor {
 pub struct DatetimeModule;
 
 impl Object for DatetimeModule {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "date" => Some(Value::from_object(Ctor("date"))),
@@ -568,6 +584,10 @@ impl Object for DatetimeModule {
 pub struct PytzModule;
 
 impl Object for PytzModule {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "utc" | "UTC" => Some(Value::from_object(PyTz::utc())),

@@ -138,6 +138,10 @@ pub fn as_text(v: Value) -> String {
 pub struct Exceptions;
 
 impl Object for Exceptions {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &State<'_, '_>,

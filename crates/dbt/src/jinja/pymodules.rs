@@ -52,6 +52,10 @@ fn python_replacement(repl: &str) -> String {
 }
 
 impl Object for ReModule {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &State<'_, '_>,
@@ -131,6 +135,10 @@ struct ReMatch {
 }
 
 impl Object for ReMatch {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &State<'_, '_>,
