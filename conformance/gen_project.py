@@ -14,6 +14,12 @@ Shape (per ~150 models, one "domain" such as billing_03):
   types, unique/not_null/accepted_values/relationships tests), a sources file and a docs
   file per domain, ~20 shared macros (dispatch, macros calling macros), dbt_project.yml
   with vars and +config by path (materialized, schema, tags, meta).
+  Package-shaped macros: a local package `bench_utils` (packages/bench_utils, installed in
+  dbt_packages/ as `dbt deps` would) written like dbt_utils — generate_surrogate_key, star,
+  union_relations, pivot, date_spine/generate_series, group_by, all behind adapter.dispatch
+  and calling dbt's cross-database macros — called by more than a fifth of the models.
+  Per domain also a seed (referenced by staging models), a timestamp snapshot of a source
+  (referenced by a mart) and a calendar model built with date_spine.
 The same --models and --seed always give byte-identical files.
 """
 
@@ -101,6 +107,182 @@ MACROS = r'''
 '''
 
 
+PACKAGE_PROJECT = """name: bench_utils
+version: "1.0.0"
+config-version: 2
+require-dbt-version: [">=1.3.0", "<2.0.0"]
+"""
+
+# Written the way dbt_utils writes them: a dispatching entry point, a default__ body, and
+# calls into dbt's cross-database macros. Nothing here queries the warehouse except `star`,
+# which falls back to `*` when the relation has no known columns (as dbt_utils does).
+PACKAGE_MACROS = r"""
+{% macro generate_surrogate_key(field_list) -%}
+    {{ return(adapter.dispatch('generate_surrogate_key', 'bench_utils')(field_list)) }}
+{%- endmacro %}
+
+{% macro default__generate_surrogate_key(field_list) -%}
+    {%- set default_null_value = var('surrogate_key_treat_nulls_as_empty_strings', '_bench_utils_null_') -%}
+    {%- set fields = [] -%}
+    {%- for field in field_list -%}
+        {%- do fields.append(
+            "coalesce(cast(" ~ field ~ " as " ~ dbt.type_string() ~ "), '" ~ default_null_value ~ "')"
+        ) -%}
+        {%- if not loop.last %}
+            {%- do fields.append("'-'") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ dbt.hash(dbt.concat(fields)) }}
+{%- endmacro %}
+
+{% macro star(from, relation_alias=none, except=[], prefix='', suffix='', quote_identifiers=true) -%}
+    {{ return(adapter.dispatch('star', 'bench_utils')(from, relation_alias, except, prefix, suffix, quote_identifiers)) }}
+{%- endmacro %}
+
+{% macro default__star(from, relation_alias=none, except=[], prefix='', suffix='', quote_identifiers=true) -%}
+    {%- if not execute -%}
+        {% do return('*') %}
+    {%- endif -%}
+    {%- set cols = bench_utils.get_filtered_columns(from, except) -%}
+    {%- if cols | length <= 0 -%}
+        {{ return('*') }}
+    {%- endif -%}
+    {%- for col in cols %}
+        {%- if relation_alias %}{{ relation_alias }}.{% endif -%}
+        {%- if quote_identifiers -%}{{ adapter.quote(col) | trim }}{%- else -%}{{ col | trim }}{%- endif -%}
+        {%- if prefix != '' or suffix != '' %} as {{ adapter.quote(prefix ~ col ~ suffix) | trim }}{%- endif -%}
+        {%- if not loop.last %},{{ '\n  ' }}{%- endif -%}
+    {%- endfor -%}
+{%- endmacro %}
+
+{% macro get_filtered_columns(from, except=[]) -%}
+    {%- set lowered = except | map('lower') | list -%}
+    {%- set columns = adapter.get_columns_in_relation(from) -%}
+    {%- set kept = [] -%}
+    {%- for col in columns -%}
+        {%- if col.column | lower not in lowered -%}
+            {%- do kept.append(col.column) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(kept) }}
+{%- endmacro %}
+
+{% macro union_relations(relations, include=[], source_column_name='_bench_source_relation') -%}
+    {{ return(adapter.dispatch('union_relations', 'bench_utils')(relations, include, source_column_name)) }}
+{%- endmacro %}
+
+{% macro default__union_relations(relations, include=[], source_column_name='_bench_source_relation') -%}
+    {%- for relation in relations %}
+    (
+        select
+            cast({{ dbt.string_literal(relation) }} as {{ dbt.type_string() }}) as {{ source_column_name }},
+            {% if include | length > 0 -%}
+            {%- for col in include %}{{ col }}{{ ", " if not loop.last }}{% endfor %}
+            {%- else -%}*{%- endif %}
+        from {{ relation }}
+    )
+    {% if not loop.last -%}
+    union all
+    {% endif -%}
+    {%- endfor -%}
+{%- endmacro %}
+
+{% macro pivot(column, values, alias=true, agg='sum', cmp='=', prefix='', suffix='', then_value=1, else_value=0, quote_identifiers=true) -%}
+    {{ return(adapter.dispatch('pivot', 'bench_utils')(column, values, alias, agg, cmp, prefix, suffix, then_value, else_value, quote_identifiers)) }}
+{%- endmacro %}
+
+{% macro default__pivot(column, values, alias=true, agg='sum', cmp='=', prefix='', suffix='', then_value=1, else_value=0, quote_identifiers=true) -%}
+    {%- for value in values %}
+      {{ agg }}(
+        case
+        when {{ column }} {{ cmp }} '{{ dbt.escape_single_quotes(value) }}'
+          then {{ then_value }}
+        else {{ else_value }}
+        end
+      )
+      {%- if alias -%}
+        {%- if quote_identifiers %}
+            as {{ adapter.quote(prefix ~ value ~ suffix) }}
+        {%- else %}
+          as {{ prefix ~ value ~ suffix }}
+        {%- endif -%}
+      {%- endif -%}
+      {%- if not loop.last %},{% endif -%}
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro generate_series(upper_bound) -%}
+    {{ return(adapter.dispatch('generate_series', 'bench_utils')(upper_bound)) }}
+{%- endmacro %}
+
+{% macro default__generate_series(upper_bound) -%}
+    {%- set n = bench_utils.powers_needed(upper_bound) -%}
+    with p as (
+        select 0 as generated_number union all select 1
+    ), unioned as (
+    select
+    {% for i in range(n) %}
+    p{{i}}.generated_number * power(2, {{i}})
+    {% if not loop.last %} + {% endif %}
+    {% endfor %}
+    + 1
+    as generated_number
+    from
+    {% for i in range(n) %}
+    p as p{{i}}
+    {% if not loop.last %} cross join {% endif %}
+    {% endfor %}
+    )
+    select *
+    from unioned
+    where generated_number <= {{ upper_bound }}
+    order by generated_number
+{%- endmacro %}
+
+{% macro powers_needed(upper_bound) -%}
+    {%- set ns = namespace(n=0, v=1) -%}
+    {%- for _ in range(64) -%}
+        {%- if ns.v < upper_bound -%}
+            {%- set ns.v = ns.v * 2 -%}
+            {%- set ns.n = ns.n + 1 -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return([ns.n, 1] | max) }}
+{%- endmacro %}
+
+{% macro date_spine(datepart, start_date, periods) -%}
+    {{ return(adapter.dispatch('date_spine', 'bench_utils')(datepart, start_date, periods)) }}
+{%- endmacro %}
+
+{% macro default__date_spine(datepart, start_date, periods) -%}
+    with rawdata as (
+        {{ bench_utils.generate_series(periods) }}
+    ),
+    all_periods as (
+        select (
+            {{ dbt.dateadd(datepart, "row_number() over (order by 1) - 1", start_date) }}
+        ) as date_{{ datepart }}
+        from rawdata
+    )
+    select * from all_periods
+{%- endmacro %}
+
+{% macro group_by(n) -%}
+    {{ return(adapter.dispatch('group_by', 'bench_utils')(n)) }}
+{%- endmacro %}
+
+{% macro default__group_by(n) -%}
+    group by {% for i in range(1, n + 1) -%}{{ i }}{{ ', ' if not loop.last }}{%- endfor %}
+{%- endmacro %}
+"""
+
+CALENDAR_MACROS = r"""
+{% macro fiscal_quarter(date_column, start_month=2) -%}
+    ((extract(month from {{ date_column }})::int + 12 - {{ start_month }}) % 12) / 3 + 1
+{%- endmacro %}
+"""
+
+
 def w(path, text):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as fh:
@@ -123,6 +305,13 @@ def gen(n_models, out, seed):
     w(os.path.join(out, "tests", "generic", "test_not_empty_string.sql"),
       "{% test not_empty_string(model, column_name) %}\n"
       "select * from {{ model }} where trim({{ column_name }}) = ''\n{% endtest %}\n")
+    w(os.path.join(out, "macros", "calendar_macros.sql"), CALENDAR_MACROS.lstrip())
+    # the package: its source under packages/ (what packages.yml names), installed copy in
+    # dbt_packages/ (what `dbt deps` leaves; the conformance harness re-installs it)
+    w(os.path.join(out, "packages.yml"), "packages:\n  - local: packages/bench_utils\n")
+    for root in ("packages", "dbt_packages"):
+        w(os.path.join(out, root, "bench_utils", "dbt_project.yml"), PACKAGE_PROJECT)
+        w(os.path.join(out, root, "bench_utils", "macros", "bench_utils.sql"), PACKAGE_MACROS.lstrip())
 
     marts_by_domain = []  # for cross-domain refs
     total = 0
@@ -131,6 +320,12 @@ def gen(n_models, out, seed):
         n_int = max(1, count * 3 // 10)
         n_mart = count - n_stg - n_int
         base = os.path.join(out, "models", dom)
+        seed_name = f"{dom}_country_codes"
+        w(os.path.join(out, "seeds", dom, f"{seed_name}.csv"),
+          "country_code,country_name,region\n" + "".join(
+              f"{c},{n},{r}\n" for c, n, r in [("DE", "Germany", "emea"), ("FR", "France", "emea"),
+                                                ("US", "United States", "amer"), ("JP", "Japan", "apac"),
+                                                ("BR", "Brazil", "amer")][: 3 + di % 3]))
         # ---- sources + staging ----------------------------------------------------------
         src_tables = []
         stg = []
@@ -141,12 +336,16 @@ def gen(n_models, out, seed):
             name = f"stg_{dom}__{table}"
             cols = _columns(rnd, table)
             stg.append((name, cols))
+            key_macro = "bench_utils.generate_surrogate_key" if i % 2 == 0 else "surrogate_key"
+            seed_line = (f"        (select max(country_name) from {{{{ ref('{seed_name}') }}}}) as default_country,\n"
+                         if i % 10 == 3 else "")
             sql = (
                 f"with source as (\n"
                 f"    select * from {{{{ source('{dom}_raw', '{table}') }}}}\n"
                 f"),\n\nrenamed as (\n    select\n"
                 f"        id as {cols[0]},\n"
-                f"        {{{{ surrogate_key(['id', 'updated_at']) }}}} as {table}_key,\n"
+                f"        {{{{ {key_macro}(['id', 'updated_at']) }}}} as {table}_key,\n"
+                + seed_line +
                 f"        {{{{ clean_string('name') }}}} as name,\n"
                 f"        {{{{ status_case('status') }}}} as status_code,\n"
                 f"        status,\n"
@@ -161,6 +360,12 @@ def gen(n_models, out, seed):
             yml += _model_yml(rnd, name, cols, f"Staged {table} from the {dom} system.", [])
         w(os.path.join(base, "staging", f"_{dom}__staging.yml"), "\n".join(yml) + "\n")
         w(os.path.join(base, "staging", f"_{dom}__sources.yml"), _sources_yml(dom, src_tables))
+        w(os.path.join(out, "snapshots", dom, f"snap_{dom}__{src_tables[0]}.sql"),
+          f"{{% snapshot snap_{dom}__{src_tables[0]} %}}\n"
+          "{{\n    config(\n        target_schema='snapshots',\n        unique_key='id',\n"
+          "        strategy='timestamp',\n        updated_at='updated_at'\n    )\n}}\n\n"
+          f"select * from {{{{ source('{dom}_raw', '{src_tables[0]}') }}}}\n\n"
+          "{% endsnapshot %}\n")
         # ---- intermediate ---------------------------------------------------------------
         inter = []
         yml = ["version: 2", "", "models:"]
@@ -172,10 +377,13 @@ def gen(n_models, out, seed):
             body = []
             if ephemeral:
                 body.append("{{ config(materialized='ephemeral') }}\n")
-            body.append(f"with base as (\n    select * from {{{{ ref('{ups[0][0]}') }}}}\n)")
+            star = (f"{{{{ bench_utils.star(ref('{ups[0][0]}'), except=['status']) }}}}"
+                    if i % 3 == 1 else "*")
+            body.append(f"with base as (\n    select {star} from {{{{ ref('{ups[0][0]}') }}}}\n)")
+            group_by = "{{ bench_utils.group_by(1) }}" if i % 3 == 2 else "group by 1"
             for j, (u, _) in enumerate(ups[1:], 1):
                 body.append(f",\n\nj{j} as (\n    select {ups[0][1][0]}, count(*) as n_{j} "
-                            f"from {{{{ ref('{u}') }}}} group by 1\n)")
+                            f"from {{{{ ref('{u}') }}}} {group_by}\n)")
             body.append("\n\nselect\n    {{ select_columns('base', " + repr(cols) + ") }}")
             for j in range(1, len(ups)):
                 body.append(f",\n    coalesce(j{j}.n_{j}, 0) as n_{j}")
@@ -200,6 +408,20 @@ def gen(n_models, out, seed):
                 ups.append(rnd.choice(marts_by_domain[di - 1]))
             cols = ups[0][1][:5] + ["revenue"]
             incremental = kind == "fct" and i % 4 == 0
+            if i == 1:
+                # the domain's calendar: a date spine with fiscal quarters
+                body = ("with spine as (\n"
+                        "    {{ bench_utils.date_spine('day', \"cast('2020-01-01' as date)\", "
+                        f"{365 + di}) }}}}\n)\n\n"
+                        "select\n    date_day,\n"
+                        "    {{ fiscal_quarter('date_day') }} as fiscal_quarter,\n"
+                        "    {{ fiscal_quarter('date_day', start_month=7) }} as fiscal_quarter_h2\n"
+                        "from spine\n")
+                w(os.path.join(base, "marts", area, f"{name}.sql"), body)
+                marts.append((name, cols))
+                ymls[area] += _model_yml(rnd, name, cols, f"{{{{ doc('{dom}_mart') }}}} (calendar)",
+                                         [], doc_col=dom)
+                continue
             body = []
             if incremental:
                 body.append("{{\n    config(\n        materialized='incremental',\n"
@@ -208,12 +430,36 @@ def gen(n_models, out, seed):
             for j, (u, ucols) in enumerate(ups[1:], 1):
                 body.append(f",\n\nsecondary_{j} as (\n    select {ucols[0]} as key_{j}, count(*) as cnt "
                             f"from {{{{ ref('{u}') }}}} group by 1\n)")
+            pivot = i % 5 == 2
+            if pivot:
+                body.append(",\n\nstatus_counts as (\n"
+                            f"    select {cols[0]},\n"
+                            "    {{ bench_utils.pivot('status', var('statuses'), prefix='n_') }}\n"
+                            f"    from {{{{ ref('{ups[0][0]}') }}}}\n"
+                            "    {{ bench_utils.group_by(1) }}\n)")
+            union = i % 7 == 3 and len(ups) >= 2
+            if union:
+                rels = ", ".join(f"ref('{u}')" for u, _ in ups[:2])
+                body.append(",\n\nunioned as (\n"
+                            f"    {{{{ bench_utils.union_relations([{rels}], include=['{cols[0]}']) }}}}\n)")
+            snap = i % 10 == 5
             body.append("\n\nselect\n")
             body.append("".join(f"    primary_input.{c},\n" for c in cols[:-1]))
+            if pivot:
+                body.append("    status_counts.n_active,\n")
+            if union:
+                body.append("    (select count(*) from unioned) as n_unioned,\n")
+            if snap:
+                body.append("    snap.dbt_valid_from as first_seen_at,\n")
             body.append("    {{ safe_divide('primary_input.amount', '100') }} as revenue")
             for j in range(1, len(ups)):
                 body.append(f",\n    secondary_{j}.cnt as cnt_{j}")
             body.append("\nfrom primary_input")
+            if pivot:
+                body.append(f"\nleft join status_counts using ({cols[0]})")
+            if snap:
+                body.append(f"\nleft join {{{{ ref('snap_{dom}__{src_tables[0]}') }}}} as snap "
+                            f"on snap.id = primary_input.{cols[0]} and snap.dbt_valid_to is null")
             for j in range(1, len(ups)):
                 body.append(f"\nleft join secondary_{j} on secondary_{j}.key_{j} = primary_input.{cols[0]}")
             if incremental:
@@ -290,6 +536,8 @@ def _project_yml(domains):
     lines = [
         "# generated by conformance/gen_project.py (benchmark project; do not edit)",
         "name: bench_project", 'version: "1.0.0"', "config-version: 2", "profile: bench_project",
+        "", "dispatch:", "  - macro_namespace: bench_utils",
+        "    search_order: ['bench_project', 'bench_utils']",
         "", "vars:", "  recent_days: 30", f"  statuses: {STATUSES!r}", "",
         "models:", "  bench_project:", "    +materialized: view",
         "    +meta:", "      generated: true",

@@ -8,7 +8,7 @@ use crate::catalog::Node;
 use crate::jinja::context::Recording;
 use crate::jinja::RenderError;
 use crate::parser::Workspace;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -39,6 +39,24 @@ pub struct CompileRender {
     pub warehouse: Vec<String>,
     /// the render read `graph`, so it depends on every node (never reused)
     pub uses_graph: bool,
+    /// every macro the render called (at any depth)
+    pub invoked: Vec<String>,
+}
+
+/// Rendered descriptions by (workspace, package, text), and every macro any of them called.
+#[derive(Debug, Default)]
+pub struct Descriptions {
+    pub rendered: HashMap<u64, String>,
+    pub invoked: BTreeSet<String>,
+}
+
+/// Generic test nodes of a pass (before CTE injection), under the key they were built for,
+/// with the macros each one's compilation called.
+#[derive(Debug, Clone)]
+pub struct Tests {
+    pub key: u64,
+    pub nodes: Vec<Node>,
+    pub invoked: Vec<Vec<String>>,
 }
 
 /// Memoised per-node results; each pass replaces the maps so stale entries do not pile up.
@@ -49,10 +67,9 @@ pub struct Cache {
     pub parse: HashMap<u64, ParseRender>,
     pub naming: HashMap<u64, Naming>,
     pub compile: HashMap<u64, CompileRender>,
-    /// rendered descriptions by (workspace, package, text)
-    pub descriptions: HashMap<u64, String>,
+    pub descriptions: Descriptions,
     /// generic test nodes by (workspace, tested nodes)
-    pub tests: Option<(u64, Vec<Node>)>,
+    pub tests: Option<Tests>,
 }
 
 impl std::fmt::Debug for Cache {

@@ -20,6 +20,17 @@ pub struct Engine {
     files: FileCache,
     cache: Cache,
     state: Option<State>,
+    /// how the last successful parse was done
+    last: Option<ParsePath>,
+}
+
+/// How [`Engine::parse`] produced its catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParsePath {
+    /// the previous catalog, updated in place for the edited files only
+    InPlace,
+    /// a full rebuild (first parse, structural or project-wide change), memoised per node
+    Rebuilt,
 }
 
 impl std::fmt::Debug for Engine {
@@ -58,6 +69,7 @@ impl Engine {
                 // the file cache may be half-updated: start over next time
                 self.files = FileCache::default();
                 self.state = None;
+                self.last = None;
                 let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
                 return Err(e.relative_to(&canonical).relative_to(dir));
             }
@@ -65,11 +77,21 @@ impl Engine {
         let previous = self.state.take().and_then(|mut s| {
             incremental::apply(&mut s, &loaded, &changes, &self.opts, &mut self.cache).then_some(s)
         });
-        let state = match previous {
-            Some(s) => s,
-            None => build_state(&loaded, &self.opts, &mut self.cache),
+        let (state, path) = match previous {
+            Some(s) => (s, ParsePath::InPlace),
+            None => (
+                build_state(&loaded, &self.opts, &mut self.cache),
+                ParsePath::Rebuilt,
+            ),
         };
+        self.last = Some(path);
         Ok(&self.state.insert(state).catalog)
+    }
+
+    /// How the last successful parse was done (tests and the benchmark check the in-place
+    /// path is taken where it should be).
+    pub fn last_path(&self) -> Option<ParsePath> {
+        self.last
     }
 
     /// The catalog of the last successful parse.

@@ -1,15 +1,19 @@
-//! In-place updates of a previous parse. When only model files were edited (no files added
-//! or removed, no macro, YAML or project change), the edited models are re-rendered and
-//! re-named, models whose refs now point at a different relation are recompiled, and nodes
-//! that inline a changed ephemeral model get their CTEs re-injected; everything else,
-//! including the generic tests, is kept. Anything broader returns `false` so the caller
-//! falls back to a full (memoised) rebuild, whose output this must always equal.
+//! In-place updates of a previous parse. When only model, seed, snapshot or macro files were
+//! edited (no files added or removed, no YAML, docs or project change), only what depends on
+//! the edit is redone: edited nodes are re-rendered and re-named; an edited macro re-renders
+//! exactly the nodes and generic tests whose renders called it (at any depth, through
+//! macro-calls-macro chains and `adapter.dispatch`, as recorded while rendering); models whose
+//! refs now point at a different relation are recompiled, and nodes that inline a changed
+//! ephemeral model get their CTEs re-injected; everything else is kept. Anything broader
+//! returns `false` so the caller falls back to a full (memoised) rebuild, whose output this
+//! must always equal (`tests/incremental_equals_fresh.rs`).
 
 use crate::cache::Cache;
 use crate::catalog::Catalog;
 use crate::error::{scrub_root, NodeError};
-use crate::jinja::scope::Scope;
-use crate::loader::{Changes, FileKind, Loaded};
+use crate::jinja::scope::{MacroDef, Scope, DBT_PACKAGE};
+use crate::jinja::{describe, extract_blocks};
+use crate::loader::{Changes, FileKind, Loaded, SourceFile};
 use crate::options::ParseOptions;
 use crate::parser::{self, ParsedNode, Workspace};
 use crate::pipeline::{
@@ -29,6 +33,12 @@ pub struct State {
     pub file_errors: Vec<NodeError>,
     /// the checkout root, scrubbed from every error message
     pub root: std::path::PathBuf,
+    /// the files read for the parse this state reflects (the old texts of the next edit)
+    pub files: Vec<Arc<SourceFile>>,
+    /// macros the parse-time renders of disabled nodes called
+    pub disabled_invoked: BTreeSet<String>,
+    /// macros each generic test's compilation called, by test id (tests calling none omitted)
+    pub test_invoked: HashMap<String, Vec<String>>,
     pub ws: Arc<Workspace>,
     pub scope: Arc<Scope>,
     /// enabled models, seeds and snapshots, in discovery order
@@ -68,7 +78,8 @@ impl State {
 }
 
 /// Applies `changes` to `state` in place. Returns `false` when the change is not a plain
-/// edit of enabled model files (or touches `graph`); `state` must then be rebuilt.
+/// edit of enabled model, seed, snapshot or macro files (or touches `graph`); `state` must
+/// then be rebuilt.
 pub fn apply(
     state: &mut State,
     loaded: &Loaded,
@@ -79,10 +90,36 @@ pub fn apply(
     if changes.structural || State::inputs_key(loaded) != state.inputs || state.uses_graph() {
         return false;
     }
-    let Some(edits) = reparse_edits(state, loaded, changes, opts) else {
+    let mut node_files = Vec::new();
+    let mut macro_files = Vec::new();
+    for &fi in &changes.modified {
+        let Some(f) = loaded.files.get(fi) else {
+            return false;
+        };
+        match f.kind {
+            FileKind::Model | FileKind::Seed | FileKind::Snapshot => node_files.push(f.clone()),
+            FileKind::Macro => macro_files.push(f.clone()),
+            _ => return false,
+        }
+    }
+    let changed_macros = if macro_files.is_empty() {
+        BTreeSet::new()
+    } else {
+        match update_macros(state, loaded, &macro_files, opts, cache) {
+            Some(changed) => changed,
+            None => return false,
+        }
+    };
+    let calls_changed = |invoked: &[String]| invoked.iter().any(|m| changed_macros.contains(m));
+    let rerender: Vec<usize> = (0..state.enabled.len())
+        .filter(|&i| calls_changed(&state.enabled[i].rec.invoked))
+        .collect();
+    let Some(edits) = reparse_edits(state, loaded, &node_files, &rerender, opts) else {
         return false;
     };
-    let recompile = recompile_set(state, &edits);
+    let mut recompile = recompile_set(state, &edits);
+    recompile
+        .extend((0..state.compiled.len()).filter(|&i| calls_changed(&state.compiled[i].invoked)));
     let moved_ids: Vec<String> = edits
         .iter()
         .filter(|e| e.ref_changed)
@@ -102,55 +139,227 @@ pub fn apply(
         .iter()
         .map(|&i| state.enabled[i].unique_id.clone())
         .collect();
-    recompile_generic_tests(state, &moved_ids, &reinjected);
+    recompile_generic_tests(state, &moved_ids, &reinjected, &changed_macros);
+    state.files = loaded.files.clone();
     state.refresh_errors();
     true
 }
 
-/// A re-parsed model and whether what `ref()` to it yields (relation, ephemeral) changed.
+/// Swaps in the edited macro files' macros (new workspace, scope and Jinja environment, with
+/// the YAML-derived parts kept) and returns the unique ids of the macros that changed.
+/// `None` when the edit is broader than new macro bodies: macros or docs blocks added,
+/// removed or renamed, a file that no longer extracts, a macro defined in two files, or a
+/// changed macro that relation naming, a description or a disabled node's render called.
+fn update_macros(
+    state: &mut State,
+    loaded: &Loaded,
+    files: &[Arc<SourceFile>],
+    opts: &ParseOptions,
+    cache: &mut Cache,
+) -> Option<BTreeSet<String>> {
+    let old_ws = state.ws.clone();
+    if naming_calls_user_macros(&old_ws.scope) {
+        return None;
+    }
+    let mut macros = old_ws.scope.macros.clone();
+    let mut infos = old_ws.macro_infos.clone();
+    let mut changed: Vec<Arc<MacroDef>> = Vec::new();
+    for f in files {
+        let package = &loaded.projects.get(f.project)?.name;
+        let old = state.files.iter().find(|o| {
+            o.kind == FileKind::Macro
+                && o.project == f.project
+                && o.original_file_path == f.original_file_path
+        })?;
+        let before = extract_blocks(package, &old.original_file_path, &old.text).ok()?;
+        let after = extract_blocks(package, &f.original_file_path, &f.text).ok()?;
+        if format!("{:?}", before.docs) != format!("{:?}", after.docs) {
+            return None;
+        }
+        let ids = |defs: &[MacroDef]| {
+            let mut v: Vec<String> = defs.iter().map(|m| m.unique_id.clone()).collect();
+            v.sort_unstable();
+            v
+        };
+        if ids(&before.macros) != ids(&after.macros) {
+            return None;
+        }
+        for m in after.macros {
+            let current = macros.get(&m.package, &m.name)?;
+            if current.original_file_path != m.original_file_path {
+                return None;
+            }
+            if format!("{:?}", **current) == format!("{m:?}") {
+                continue;
+            }
+            for info in infos.iter_mut().filter(|i| {
+                i.unique_id == m.unique_id && i.original_file_path == m.original_file_path
+            }) {
+                info.line = m.line;
+            }
+            let m = Arc::new(m);
+            changed.push(m.clone());
+            macros
+                .by_package
+                .entry(m.package.clone())
+                .or_default()
+                .insert(m.name.clone(), m);
+        }
+    }
+    let changed_ids: BTreeSet<String> = changed.iter().map(|m| m.unique_id.clone()).collect();
+    if changed_ids
+        .iter()
+        .any(|id| state.disabled_invoked.contains(id) || cache.descriptions.invoked.contains(id))
+    {
+        return None;
+    }
+    let mut env = old_ws.env.clone();
+    let mut env_errors: Vec<NodeError> = old_ws
+        .env_errors
+        .iter()
+        .filter(|e| {
+            e.unique_id
+                .as_ref()
+                .is_none_or(|id| !changed_ids.contains(id))
+        })
+        .cloned()
+        .collect();
+    for m in &changed {
+        if let Err(e) = env.add_template_owned(m.unique_id.clone(), m.source.clone()) {
+            env.remove_template(&m.unique_id);
+            env_errors.push(NodeError::new(
+                Some(m.unique_id.clone()),
+                &m.original_file_path,
+                e.line(),
+                describe(&e),
+            ));
+        }
+    }
+    env_errors.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    let mut scope = (*old_ws.scope).clone();
+    scope.macros = macros;
+    Arc::make_mut(&mut state.scope).macros = scope.macros.clone();
+    let ws = Workspace {
+        projects: old_ws.projects.clone(),
+        root: old_ws.root.clone(),
+        scope: Arc::new(scope),
+        env,
+        macro_infos: infos,
+        patches: old_ws.patches.clone(),
+        source_defs: old_ws.source_defs.clone(),
+        version_columns: old_ws.version_columns.clone(),
+        errors: parser::workspace_errors(
+            &old_ws.macro_errors,
+            &old_ws.property_errors,
+            &env_errors,
+        ),
+        macro_errors: old_ws.macro_errors.clone(),
+        property_errors: old_ws.property_errors.clone(),
+        env_errors,
+        fingerprint: parser::workspace_fingerprint(loaded, opts),
+    };
+    let ws = Arc::new(ws);
+    state.catalog.macros = ws
+        .macro_infos
+        .iter()
+        .map(|m| (m.unique_id.clone(), m.clone()))
+        .collect();
+    state.ws = ws.clone();
+    cache.workspace = Some(ws);
+    // descriptions memoised under the old workspace fingerprint no longer match
+    cache.descriptions.rendered.clear();
+    Some(changed_ids)
+}
+
+/// Whether relation naming may render a project's own macros (an override of a
+/// `generate_*_name` macro or of its dispatched implementation): naming is not traced, so
+/// macro edits then take the full rebuild.
+fn naming_calls_user_macros(scope: &Scope) -> bool {
+    const GENERATE: [&str; 3] = [
+        "generate_schema_name",
+        "generate_alias_name",
+        "generate_database_name",
+    ];
+    scope.macros.all().any(|m| {
+        m.package != DBT_PACKAGE
+            && GENERATE
+                .iter()
+                .any(|g| m.name == *g || m.name.ends_with(&format!("__{g}")))
+    })
+}
+
+/// A re-parsed node and whether what `ref()` to it yields (relation, ephemeral) changed.
 struct Edit {
     index: usize,
     node: ParsedNode,
     ref_changed: bool,
 }
 
-/// Re-renders and re-names every edited model; `None` when one is not a plain edit.
+/// Re-renders and re-names the nodes of every edited file and the enabled nodes at
+/// `rerender` (whose parse-time render called an edited macro); `None` when one is not a
+/// plain edit (a node appears, disappears, is disabled or changes identity).
 fn reparse_edits(
     state: &mut State,
     loaded: &Loaded,
-    changes: &Changes,
+    files: &[Arc<SourceFile>],
+    rerender: &[usize],
     opts: &ParseOptions,
 ) -> Option<Vec<Edit>> {
     let ws = state.ws.clone();
     let versioned = parser::versioned_files(&ws);
-    let mut edits = Vec::new();
-    for &fi in &changes.modified {
-        let f = loaded.files.get(fi)?;
-        if f.kind != FileKind::Model {
-            return None;
-        }
-        let index = state.enabled.iter().position(|n| {
-            n.project_idx == f.project && n.file.original_file_path == f.original_file_path
-        })?;
+    let mut found: Vec<(usize, ParsedNode)> = Vec::new();
+    for f in files {
         let package = &loaded.projects.get(f.project)?.name;
-        let mut found = parser::discover_file(&ws, &versioned, f, package);
-        let mut node = found.pop().filter(|_| found.is_empty())?;
-        parser::parse_node(&ws, &mut node, opts, &HashMap::new());
-        if !is_enabled(&node) {
+        let nodes = parser::discover_file(&ws, &versioned, f, package);
+        let olds: Vec<usize> = (0..state.enabled.len())
+            .filter(|&i| {
+                let n = &state.enabled[i];
+                n.project_idx == f.project && n.file.original_file_path == f.original_file_path
+            })
+            .collect();
+        if nodes.len() != olds.len() {
             return None;
         }
-        let _named = parser::name_node(&ws, &mut node, opts, &HashMap::new());
-        let old = &state.enabled[index];
-        if !same_identity(old, &node) {
-            return None;
+        for node in nodes {
+            let index = *olds
+                .iter()
+                .find(|&&i| state.enabled[i].unique_id == node.unique_id)?;
+            found.push((index, node));
         }
-        let ref_changed = old.relation != node.relation || is_ephemeral(old) != is_ephemeral(&node);
-        edits.push(Edit {
-            index,
-            node,
-            ref_changed,
-        });
     }
+    for &i in rerender {
+        if found.iter().any(|(j, _)| *j == i) {
+            continue;
+        }
+        let old = &state.enabled[i];
+        let package = &loaded.projects.get(old.project_idx)?.name;
+        let node = parser::discover_file(&ws, &versioned, &old.file, package)
+            .into_iter()
+            .find(|n| n.unique_id == old.unique_id)?;
+        found.push((i, node));
+    }
+    let done: Vec<Option<Edit>> = found
+        .into_par_iter()
+        .map(|(index, mut node)| {
+            parser::parse_node(&ws, &mut node, opts, &HashMap::new());
+            if !is_enabled(&node) {
+                return None;
+            }
+            let _named = parser::name_node(&ws, &mut node, opts, &HashMap::new());
+            let old = &state.enabled[index];
+            if !same_identity(old, &node) {
+                return None;
+            }
+            let ref_changed =
+                old.relation != node.relation || is_ephemeral(old) != is_ephemeral(&node);
+            Some(Edit {
+                index,
+                node,
+                ref_changed,
+            })
+        })
+        .collect();
+    let mut edits: Vec<Edit> = done.into_iter().collect::<Option<_>>()?;
     update_ref_targets(state, &edits);
     edits.sort_by_key(|e| e.index);
     Some(edits)
@@ -253,16 +462,23 @@ fn reinject_set(state: &State, recompiled: &BTreeSet<usize>) -> BTreeSet<usize> 
     out
 }
 
-/// Generic tests name the relations they test and inline the ephemeral models they ref:
-/// recompile (and re-inject) those on a moved relation or on a re-injected ephemeral model.
-fn recompile_generic_tests(state: &mut State, moved: &[String], reinjected: &HashSet<String>) {
-    if moved.is_empty() && reinjected.is_empty() {
+/// Generic tests name the relations they test, inline the ephemeral models they ref and
+/// render test macros: recompile (and re-inject) those on a moved relation, on a re-injected
+/// ephemeral model or whose compilation called a changed macro.
+fn recompile_generic_tests(
+    state: &mut State,
+    moved: &[String],
+    reinjected: &HashSet<String>,
+    changed_macros: &BTreeSet<String>,
+) {
+    if moved.is_empty() && reinjected.is_empty() && changed_macros.is_empty() {
         return;
     }
     let (ws, scope) = (&state.ws, &state.scope);
     let by_id = id_index(&state.enabled);
     let mut memo = HashMap::new();
-    state
+    let test_invoked = &mut state.test_invoked;
+    let stale: Vec<&mut crate::catalog::Node> = state
         .catalog
         .nodes
         .values_mut()
@@ -270,11 +486,20 @@ fn recompile_generic_tests(state: &mut State, moved: &[String], reinjected: &Has
         .filter(|n| {
             n.depends_on.nodes.iter().any(|d| moved.contains(d))
                 || n.extra_ctes.iter().any(|c| reinjected.contains(c))
+                || test_invoked
+                    .get(&n.unique_id)
+                    .is_some_and(|m| m.iter().any(|id| changed_macros.contains(id)))
         })
-        .for_each(|t| {
-            tests_compile::compile_test(ws, scope, t);
-            inject_test_ctes(t, &state.enabled, &state.compiled, &by_id, &mut memo);
-        });
+        .collect();
+    stale.into_iter().for_each(|t| {
+        let invoked = tests_compile::compile_test(ws, scope, t);
+        inject_test_ctes(t, &state.enabled, &state.compiled, &by_id, &mut memo);
+        if invoked.is_empty() {
+            test_invoked.remove(&t.unique_id);
+        } else {
+            test_invoked.insert(t.unique_id.clone(), invoked);
+        }
+    });
 }
 
 /// Re-injects CTEs and rebuilds the catalog nodes of `set`, keeping their attached tests.

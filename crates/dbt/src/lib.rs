@@ -30,7 +30,7 @@ pub mod yaml;
 
 pub use adapters::Adapter;
 pub use catalog::Catalog;
-pub use engine::Engine;
+pub use engine::{Engine, ParsePath};
 pub use error::{NodeError, ProjectError};
 pub use manifest::manifest_json;
 pub use options::ParseOptions;

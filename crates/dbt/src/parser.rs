@@ -44,8 +44,14 @@ pub struct Workspace {
     pub source_defs: Vec<SourceTableDef>,
     pub version_columns: HashMap<(String, String, String), (Value, Vec<String>)>,
     /// errors found building the workspace (macros, YAML); never the loader's file errors,
-    /// which the fingerprint does not cover
+    /// which the fingerprint does not cover: `macro_errors`, `property_errors`, `env_errors`
     pub errors: Vec<NodeError>,
+    /// macro and docs files whose blocks could not be extracted
+    pub macro_errors: Vec<NodeError>,
+    /// property (YAML) files
+    pub property_errors: Vec<NodeError>,
+    /// macros whose templates do not compile, by unique id
+    pub env_errors: Vec<NodeError>,
     /// fingerprint of every project-wide input (macros, docs, YAML, project files, options)
     pub fingerprint: u64,
 }
@@ -98,11 +104,12 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         })
         .collect();
     // loader errors are not covered by the fingerprint: the caller reports them per parse
-    let mut errors = Vec::new();
-    let (macros, docs, macro_infos) = collect_macros(loaded, opts, &mut errors);
+    let mut macro_errors = Vec::new();
+    let (macros, docs, macro_infos) = collect_macros(loaded, opts, &mut macro_errors);
     let mut ws_patches = HashMap::new();
     let mut source_defs = Vec::new();
     let mut version_columns = HashMap::new();
+    let mut property_errors = Vec::new();
     let yaml_scope = Arc::new(Scope {
         root_package: root.clone(),
         packages: loaded.projects.iter().map(|p| p.name.clone()).collect(),
@@ -123,7 +130,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         &mut ws_patches,
         &mut source_defs,
         &mut version_columns,
-        &mut errors,
+        &mut property_errors,
     );
     let scope = Scope {
         root_package: root.clone(),
@@ -148,12 +155,12 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         sources: HashMap::new(),
         graph: None,
     };
-    let (env, macro_errors) = build_env(&scope.macros);
-    errors.extend(
-        macro_errors
-            .into_iter()
-            .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message)),
-    );
+    let (env, compile_errors) = build_env(&scope.macros);
+    let env_errors: Vec<NodeError> = compile_errors
+        .into_iter()
+        .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message))
+        .collect();
+    let errors = workspace_errors(&macro_errors, &property_errors, &env_errors);
     Workspace {
         fingerprint,
         projects,
@@ -165,7 +172,22 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         source_defs,
         version_columns,
         errors,
+        macro_errors,
+        property_errors,
+        env_errors,
     }
+}
+
+/// The workspace's error list, in the order a full build finds them.
+pub fn workspace_errors(
+    macro_errors: &[NodeError],
+    property_errors: &[NodeError],
+    env_errors: &[NodeError],
+) -> Vec<NodeError> {
+    let mut errors = macro_errors.to_vec();
+    errors.extend_from_slice(property_errors);
+    errors.extend_from_slice(env_errors);
+    errors
 }
 
 type Docs = HashMap<String, Vec<(String, String)>>;
@@ -1000,27 +1022,24 @@ pub fn render_description(
     ws: &Workspace,
     package: &str,
     text: &str,
-    memo: &mut HashMap<u64, String>,
+    memo: &mut cache::Descriptions,
 ) -> String {
     if !text.contains("{{") && !text.contains("{%") {
         return text.to_string();
     }
     let key = cache::fingerprint(&(ws.fingerprint, package, text));
-    if let Some(hit) = memo.get(&key) {
+    if let Some(hit) = memo.rendered.get(&key) {
         return hit.clone();
     }
-    let rendered = render_description_uncached(ws, package, text);
-    memo.insert(key, rendered.clone());
-    rendered
-}
-
-fn render_description_uncached(ws: &Workspace, package: &str, text: &str) -> String {
     let facts = NodeFacts {
         package: package.to_string(),
         ..NodeFacts::default()
     };
     let rc = RenderCtx::new(ws.scope.clone(), facts, false);
-    render(&ws.env, &rc, "description", text).unwrap_or_else(|_| text.to_string())
+    let rendered = render(&ws.env, &rc, "description", text).unwrap_or_else(|_| text.to_string());
+    memo.invoked.extend(rc.take_recording().invoked);
+    memo.rendered.insert(key, rendered.clone());
+    rendered
 }
 
 /// Project names by index, for callers that need the root project's settings.

@@ -1,7 +1,7 @@
 //! Orchestrates one full parse + compile: workspace, parse-time render, naming, dependency
 //! resolution, compile-time render, ephemeral CTE injection, generic tests, and the catalog.
 
-use crate::cache::{fingerprint, Cache, CompileRender};
+use crate::cache::{fingerprint, Cache, CompileRender, Descriptions, Tests};
 use crate::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
 use crate::compile::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
 use crate::error::NodeError;
@@ -37,7 +37,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     let ws = match cache.workspace.take() {
         Some(ws) if ws.fingerprint == fp => ws,
         _ => {
-            cache.descriptions.clear();
+            cache.descriptions = Descriptions::default();
             Arc::new(parser::build_workspace(loaded, opts, fp))
         }
     };
@@ -83,7 +83,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
         out_nodes.insert(node.unique_id.clone(), node);
     }
     let mut test_errors = Vec::new();
-    let disabled_tests = attach_tests(
+    let (disabled_tests, test_invoked) = attach_tests(
         &ws,
         &scope,
         &mut out_nodes,
@@ -132,6 +132,12 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     let mut state = State {
         inputs: State::inputs_key(loaded),
         file_errors: loaded.errors.clone(),
+        files: loaded.files.clone(),
+        disabled_invoked: disabled_nodes
+            .iter()
+            .flat_map(|n| n.rec.invoked.iter().cloned())
+            .collect(),
+        test_invoked,
         root: loaded
             .projects
             .first()
@@ -276,6 +282,7 @@ pub(crate) fn compile_node(
         ctes: Vec::new(),
         warehouse: Vec::new(),
         uses_graph: false,
+        invoked: Vec::new(),
     };
     if n.resource_type == "seed" {
         return Compiled {
@@ -283,6 +290,7 @@ pub(crate) fn compile_node(
             ctes: Vec::new(),
             warehouse: Vec::new(),
             uses_graph: false,
+            invoked: Vec::new(),
         };
     }
     if let Some((_, msg)) = &n.parse_error {
@@ -311,6 +319,7 @@ pub(crate) fn compile_node(
         ctes: rec.ctes,
         warehouse: rec.warehouse_calls,
         uses_graph: rec.uses_graph,
+        invoked: rec.invoked,
     }
 }
 
@@ -444,7 +453,7 @@ pub(crate) fn assemble(
     ws: &Workspace,
     n: &ParsedNode,
     inputs: &AssembleInputs<'_>,
-    memo: &mut HashMap<u64, String>,
+    memo: &mut Descriptions,
     errors: &mut Vec<NodeError>,
 ) -> Node {
     let (deps, compiled, injected) = (inputs.deps, inputs.compiled, inputs.injected);
@@ -587,7 +596,7 @@ fn attach_tests(
     opts: &ParseOptions,
     cache: &mut Cache,
     errors: &mut Vec<NodeError>,
-) -> Vec<Disabled> {
+) -> (Vec<Disabled>, HashMap<String, Vec<String>>) {
     // relations are part of the key: compiled test SQL names them
     let tested: Vec<(&String, &Option<Value>, &Option<String>)> = nodes
         .values()
@@ -601,16 +610,27 @@ fn attach_tests(
         .collect();
     let key = fingerprint(&(ws.fingerprint, tested_text, source_ids));
     let tests = match cache.tests.take() {
-        Some((k, tests)) if k == key => tests,
+        Some(t) if t.key == key => t,
         _ => {
-            let mut tests = tests_gen::build_tests(ws, scope, nodes, sources, opts);
-            tests_compile::compile_tests(ws, scope, &mut tests);
-            tests
+            let mut nodes = tests_gen::build_tests(ws, scope, nodes, sources, opts);
+            let invoked = tests_compile::compile_tests(ws, scope, &mut nodes);
+            Tests {
+                key,
+                nodes,
+                invoked,
+            }
         }
     };
-    let disabled = tests_gen::attach(nodes, &tests, errors);
-    cache.tests = Some((key, tests));
-    disabled
+    let disabled = tests_gen::attach(nodes, &tests.nodes, errors);
+    let invoked = tests
+        .nodes
+        .iter()
+        .zip(&tests.invoked)
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(t, m)| (t.unique_id.clone(), m.clone()))
+        .collect();
+    cache.tests = Some(tests);
+    (disabled, invoked)
 }
 
 /// The stored config: models always carry `access`; seeds dbt's default `delimiter`.

@@ -14,17 +14,19 @@ use rayon::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Compiles every generic test in `tests` in place.
-pub fn compile_tests(ws: &Workspace, scope: &Arc<Scope>, tests: &mut [Node]) {
+/// Compiles every generic test in `tests` in place; returns the macros each one called.
+pub fn compile_tests(ws: &Workspace, scope: &Arc<Scope>, tests: &mut [Node]) -> Vec<Vec<String>> {
     tests
         .par_iter_mut()
-        .for_each(|t| compile_test(ws, scope, t));
+        .map(|t| compile_test(ws, scope, t))
+        .collect()
 }
 
-/// Compiles one generic test node (singular tests are compiled like models).
-pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) {
+/// Compiles one generic test node (singular tests are compiled like models); returns the
+/// macros the compilation called.
+pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) -> Vec<String> {
     let Some(source) = call_source(t) else {
-        return;
+        return Vec::new();
     };
     let facts = NodeFacts {
         unique_id: t.unique_id.clone(),
@@ -37,7 +39,8 @@ pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) {
     };
     let rc = RenderCtx::new(scope.clone(), facts, true);
     let result = render(&ws.env, &rc, &t.original_file_path, &source);
-    t.extra_ctes = rc.take_recording().ctes;
+    let rec = rc.take_recording();
+    t.extra_ctes = rec.ctes;
     match result {
         Ok(sql) => {
             t.compiled_code = Some(sql);
@@ -50,6 +53,7 @@ pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) {
             t.compile_error = Some(e.message);
         }
     }
+    rec.invoked
 }
 
 /// `{{ pkg.test_name(model=..., column_name='c', ...) }}` for a generic test.

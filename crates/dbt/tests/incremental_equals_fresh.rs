@@ -1,8 +1,10 @@
 //! The incremental `Engine` must produce exactly what a fresh `parse_project` produces after
 //! every kind of edit: model bodies, a ref target's alias, ephemeral chains, added and removed
-//! models, macros, property files, project files, and same-size edits within one mtime tick.
+//! models, macros, property files, project files, and same-size edits within one mtime tick;
+//! and macro, seed and snapshot edits must take the in-place path (re-rendering only what
+//! depends on them) and still equal a fresh parse.
 
-use backflow_dbt::{parse_project, Engine, ParseOptions};
+use backflow_dbt::{parse_project, Engine, ParseOptions, ParsePath};
 use std::fs;
 use std::path::Path;
 
@@ -220,4 +222,238 @@ fn graph_readers_follow_edits_of_other_models() {
 fn engine_can_be_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Engine>();
+}
+
+/// A project with a macro chain behind `adapter.dispatch`, a macro only `config()` calls, a
+/// custom generic test calling a helper macro, a seed and a snapshot with their dependents.
+fn deep_project() -> tempfile::TempDir {
+    let dir = project();
+    let d = dir.path();
+    write(
+        d,
+        "macros/keys.sql",
+        "{% macro surrogate(cols) %}{{ return(adapter.dispatch('surrogate', 'p')(cols)) }}{% endmacro %}
+{% macro default__surrogate(cols) %}md5({{ joined(cols) }}){% endmacro %}
+{% macro joined(cols) %}{{ cols | join(\" || '-' || \") }}{% endmacro %}
+{% macro unused() %}1{% endmacro %}
+",
+    );
+    write(
+        d,
+        "macros/cfg.sql",
+        "{% macro pick_tag() %}{{ return('daily') }}{% endmacro %}",
+    );
+    write(
+        d,
+        "macros/tests.sql",
+        "{% test positive(model, column_name) %}select * from {{ model }} where {{ column_name }} {{ op() }} 0{% endtest %}
+{% macro op() %}<{% endmacro %}
+",
+    );
+    write(
+        d,
+        "models/keyed.sql",
+        "{{ config(tags=[pick_tag()]) }}select {{ surrogate(['a', 'b']) }} as k, * from {{ ref('codes') }}",
+    );
+    write(d, "models/plain.sql", "select 1 as id");
+    write(d, "models/snapped.sql", "select * from {{ ref('snap') }}");
+    write(
+        d,
+        "models/more.yml",
+        "version: 2\nmodels:\n  - name: plain\n    columns:\n      - name: id\n        tests: [positive]\n",
+    );
+    write(d, "seeds/codes.csv", "code,label\n1,one\n2,two\n");
+    write(
+        d,
+        "snapshots/snap.sql",
+        "{% snapshot snap %}{{ config(target_schema='snaps', unique_key='id', strategy='check', check_cols=['id']) }}select * from {{ ref('plain') }}{% endsnapshot %}",
+    );
+    dir
+}
+
+fn assert_in_place(engine: &mut Engine, dir: &Path, step: &str) {
+    assert_same(engine, dir, step);
+    assert_eq!(
+        engine.last_path(),
+        Some(ParsePath::InPlace),
+        "{step}: expected the in-place path"
+    );
+}
+
+#[test]
+fn macro_seed_and_snapshot_edits_update_in_place_and_equal_a_fresh_parse() {
+    let dir = deep_project();
+    let d = dir.path();
+    let mut engine = Engine::new(opts());
+    assert_same(&mut engine, d, "first parse");
+    assert_eq!(engine.last_path(), Some(ParsePath::Rebuilt));
+
+    // the end of a dispatch chain: surrogate -> default__surrogate -> joined
+    write(
+        d,
+        "macros/keys.sql",
+        "{% macro surrogate(cols) %}{{ return(adapter.dispatch('surrogate', 'p')(cols)) }}{% endmacro %}
+{% macro default__surrogate(cols) %}md5({{ joined(cols) }}){% endmacro %}
+{% macro joined(cols) %}{{ cols | join(\" || '|' || \") }}{% endmacro %}
+{% macro unused() %}1{% endmacro %}
+",
+    );
+    assert_in_place(&mut engine, d, "macro at the end of a dispatch chain");
+    let keyed = &engine.catalog().unwrap().nodes["model.p.keyed"];
+    assert!(
+        keyed
+            .compiled_code
+            .as_deref()
+            .unwrap_or_default()
+            .contains("'|'"),
+        "{keyed:?}"
+    );
+
+    // a line added above the chain shifts every macro's line
+    write(
+        d,
+        "macros/keys.sql",
+        "-- keys
+{% macro surrogate(cols) %}{{ return(adapter.dispatch('surrogate', 'p')(cols)) }}{% endmacro %}
+{% macro default__surrogate(cols) %}md5({{ joined(cols) }}){% endmacro %}
+{% macro joined(cols) %}{{ cols | join(\" || '|' || \") }}{% endmacro %}
+{% macro unused() %}2{% endmacro %}
+",
+    );
+    assert_in_place(&mut engine, d, "macro lines shift");
+
+    // a macro only config() calls: tags change
+    write(
+        d,
+        "macros/cfg.sql",
+        "{% macro pick_tag() %}{{ return('hourly') }}{% endmacro %}",
+    );
+    assert_in_place(&mut engine, d, "macro called from config()");
+    assert_eq!(
+        engine.catalog().unwrap().nodes["model.p.keyed"].tags,
+        vec!["hourly".to_string()]
+    );
+
+    // a helper of a generic test
+    write(
+        d,
+        "macros/tests.sql",
+        "{% test positive(model, column_name) %}select * from {{ model }} where {{ column_name }} {{ op() }} 0{% endtest %}
+{% macro op() %}<={% endmacro %}
+",
+    );
+    assert_in_place(&mut engine, d, "macro called by a generic test");
+
+    // a macro that no longer compiles, then fixed
+    write(
+        d,
+        "macros/keys.sql",
+        "{% macro surrogate(cols) %}{{ return(adapter.dispatch('surrogate', 'p')(cols)) }}{% endmacro %}
+{% macro default__surrogate(cols) %}md5({{ joined(cols }}){% endmacro %}
+{% macro joined(cols) %}{{ cols | join(\" || '|' || \") }}{% endmacro %}
+{% macro unused() %}1{% endmacro %}
+",
+    );
+    assert_in_place(&mut engine, d, "broken macro");
+    assert!(!engine.catalog().unwrap().errors.is_empty());
+    write(
+        d,
+        "macros/keys.sql",
+        "{% macro surrogate(cols) %}{{ return(adapter.dispatch('surrogate', 'p')(cols)) }}{% endmacro %}
+{% macro default__surrogate(cols) %}md5({{ joined(cols) }}){% endmacro %}
+{% macro joined(cols) %}{{ cols | join(\" || '-' || \") }}{% endmacro %}
+{% macro unused() %}1{% endmacro %}
+",
+    );
+    assert_in_place(&mut engine, d, "macro fixed");
+
+    // a macro nothing calls
+    write(
+        d,
+        "macros/m.sql",
+        "{% macro twice(x) %}{{ x }} * 2{% endmacro %}{% macro spare() %}0{% endmacro %}",
+    );
+    assert_same(&mut engine, d, "macro added to a file (full rebuild)");
+    write(
+        d,
+        "macros/m.sql",
+        "{% macro twice(x) %}{{ x }} * 2{% endmacro %}{% macro spare() %}00{% endmacro %}",
+    );
+    assert_in_place(&mut engine, d, "uncalled macro");
+
+    // seeds and snapshots
+    write(d, "seeds/codes.csv", "code,label\n1,one\n2,two\n3,three\n");
+    assert_in_place(&mut engine, d, "seed contents");
+    write(
+        d,
+        "snapshots/snap.sql",
+        "{% snapshot snap %}{{ config(target_schema='snaps', unique_key='id', strategy='check', check_cols=['id']) }}select id, 2 as v from {{ ref('plain') }}{% endsnapshot %}",
+    );
+    assert_in_place(&mut engine, d, "snapshot body");
+    write(
+        d,
+        "snapshots/snap.sql",
+        "{% snapshot snap %}{{ config(target_schema='snaps_v2', unique_key='id', strategy='check', check_cols=['id']) }}select id, 2 as v from {{ ref('plain') }}{% endsnapshot %}",
+    );
+    assert_in_place(
+        &mut engine,
+        d,
+        "snapshot target schema (its dependents recompile)",
+    );
+    assert!(engine.catalog().unwrap().nodes["model.p.snapped"]
+        .compiled_code
+        .as_deref()
+        .unwrap_or_default()
+        .contains("snaps_v2"));
+
+    // a structural change after in-place macro updates reuses the updated workspace
+    write(d, "models/extra.sql", "select {{ surrogate(['x']) }} as k");
+    assert_same(&mut engine, d, "model added after macro edits");
+    write(
+        d,
+        "macros/keys.sql",
+        "{% macro surrogate(cols) %}{{ return(adapter.dispatch('surrogate', 'p')(cols)) }}{% endmacro %}
+{% macro default__surrogate(cols) %}sha({{ joined(cols) }}){% endmacro %}
+{% macro joined(cols) %}{{ cols | join(\" || '-' || \") }}{% endmacro %}
+{% macro unused() %}1{% endmacro %}
+",
+    );
+    assert_in_place(&mut engine, d, "macro edit after a structural change");
+}
+
+#[test]
+fn macro_edits_fall_back_when_naming_or_disabled_nodes_call_macros() {
+    let dir = deep_project();
+    let d = dir.path();
+    write(
+        d,
+        "macros/naming.sql",
+        "{% macro generate_schema_name(custom, node) %}{{ target.schema }}{{ suffix() }}{% endmacro %}
+{% macro suffix() %}_x{% endmacro %}",
+    );
+    let mut engine = Engine::new(opts());
+    assert_same(&mut engine, d, "first parse");
+    write(
+        d,
+        "macros/naming.sql",
+        "{% macro generate_schema_name(custom, node) %}{{ target.schema }}{{ suffix() }}{% endmacro %}
+{% macro suffix() %}_y{% endmacro %}",
+    );
+    assert_same(&mut engine, d, "macro behind generate_schema_name");
+    assert_eq!(engine.last_path(), Some(ParsePath::Rebuilt));
+
+    fs::remove_file(d.join("macros/naming.sql")).unwrap();
+    write(
+        d,
+        "models/off.sql",
+        "{{ config(enabled=pick_tag() == 'on') }}select 1 as id",
+    );
+    assert_same(&mut engine, d, "disabled by a macro");
+    write(
+        d,
+        "macros/cfg.sql",
+        "{% macro pick_tag() %}{{ return('on') }}{% endmacro %}",
+    );
+    assert_same(&mut engine, d, "macro enables a node");
+    assert!(engine.catalog().unwrap().nodes.contains_key("model.p.off"));
 }

@@ -31,6 +31,9 @@ pub struct Recording {
     pub config_calls: Vec<Map<String, Json>>,
     /// unique ids of macros called at depth 0, in call order, deduplicated
     pub macros: Vec<String>,
+    /// unique ids of every macro called at any depth, deduplicated: what the render's output
+    /// depends on besides its own text (the incremental engine re-renders on their edits)
+    pub invoked: Vec<String>,
     /// unique ids of ephemeral models referenced while compiling
     pub ctes: Vec<String>,
     /// warehouse-dependent calls made while `execute` was true
@@ -244,6 +247,9 @@ impl Object for MacroFn {
             let mut rec = self.rc.rec();
             if rec.depth == 0 && !rec.macros.contains(&self.def.unique_id) {
                 rec.macros.push(self.def.unique_id.clone());
+            }
+            if !rec.invoked.contains(&self.def.unique_id) {
+                rec.invoked.push(self.def.unique_id.clone());
             }
             if rec.depth >= MAX_MACRO_DEPTH {
                 return Err(err(format!(
