@@ -2,8 +2,8 @@
 # `make bench`: Backflow's dbt engine vs dbt-core 1.7.20 on a generated project
 # (issue 3, acceptance points 3-4). Prints one table; see crates/dbt/benches/parse.rs.
 #
-#   bash conformance/bench.sh                 # 300 + 3,000 models, dbt parse included
-#   BENCH_DBT_COMPILE=1 bash conformance/bench.sh   # also time `dbt compile` (PostgreSQL)
+#   bash conformance/bench.sh                 # 300 + 3,000 models, dbt parse and dbt compile
+#   BENCH_DBT_COMPILE=0 bash conformance/bench.sh   # skip `dbt compile` (needs PostgreSQL)
 #   BENCH_SKIP_DBT=1 bash conformance/bench.sh      # Backflow only (no venv needed)
 #   BENCH_ENFORCE=1 ...                              # exit 1 when a target is missed
 #
@@ -22,7 +22,7 @@ done
 
 if [ "${BENCH_SKIP_DBT:-0}" != 1 ]; then
     ensure_dbt_venv
-    if [ "${BENCH_DBT_COMPILE:-0}" = 1 ]; then ensure_postgres; fi
+    if [ "${BENCH_DBT_COMPILE:-1}" != 0 ]; then ensure_postgres; fi
 fi
 
 cd "$REPO_ROOT"
