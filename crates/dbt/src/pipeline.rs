@@ -27,7 +27,27 @@ pub(crate) type Deps = Result<Vec<String>, String>;
 
 /// Parses and compiles everything in `loaded`.
 pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
-    build_state(loaded, opts, &mut Cache::default()).catalog
+    let mut cache = Cache::default();
+    let state = build_state(loaded, opts, &mut cache);
+    drop_in_background((
+        state.ws,
+        state.scope,
+        state.enabled,
+        state.deps,
+        state.compiled,
+        state.test_invoked,
+        cache,
+    ));
+    state.catalog
+}
+
+/// Frees `value` on another thread: the intermediate results of a parse are hundreds of
+/// thousands of small allocations, and tearing them down would otherwise delay the caller
+/// by a few hundred milliseconds. Dropped inline when no thread can be started.
+pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("dbt-drop".into())
+        .spawn(move || drop(value));
 }
 
 /// Like [`build_catalog`], reusing and refreshing per-node results in `cache`, and keeping
