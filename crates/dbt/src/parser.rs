@@ -886,13 +886,14 @@ fn set_model_field(facts: &mut NodeFacts, key: &str, value: &str) {
 pub type SourceIndex = HashMap<(String, String), Vec<SourceTarget>>;
 
 /// Builds source catalog entries and the scope's source lookup.
+/// Source descriptions are rendered through `memo` (which records the macros they call).
 pub fn build_sources(
     ws: &Workspace,
     opts: &ParseOptions,
+    memo: &mut cache::Descriptions,
 ) -> (Vec<crate::catalog::Source>, SourceIndex) {
     let mut out = Vec::new();
     let mut index: SourceIndex = HashMap::new();
-    let mut memo = HashMap::new();
     for d in &ws.source_defs {
         let project_idx = ws
             .projects
@@ -952,13 +953,8 @@ pub fn build_sources(
             meta: d.meta.clone(),
             source_meta: d.source_meta.clone(),
             // dbt renders `doc()` / Jinja in source, table and column descriptions
-            source_description: render_description(
-                ws,
-                &d.package,
-                &d.source_description,
-                &mut memo,
-            ),
-            description: render_description(ws, &d.package, &d.description, &mut memo),
+            source_description: render_description(ws, &d.package, &d.source_description, memo),
+            description: render_description(ws, &d.package, &d.description, memo),
             enabled,
             original_file_path: d.file.clone(),
             fqn,
@@ -967,7 +963,7 @@ pub fn build_sources(
                 .iter()
                 .map(|c| {
                     let mut c = c.clone();
-                    c.description = render_description(ws, &d.package, &c.description, &mut memo);
+                    c.description = render_description(ws, &d.package, &c.description, memo);
                     c
                 })
                 .collect(),

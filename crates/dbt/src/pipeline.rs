@@ -67,7 +67,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(is_enabled);
     parser::name_relations(&ws, &mut enabled, opts, cache);
-    let (sources, source_index) = parser::build_sources(&ws, opts);
+    let (sources, source_index) = parser::build_sources(&ws, opts, &mut cache.descriptions);
     let mut scope: Scope = (*ws.scope).clone();
     scope.refs = ref_index(&enabled);
     scope.sources = source_index;
