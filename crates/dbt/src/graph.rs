@@ -35,7 +35,21 @@ pub fn build(nodes: &[ParsedNode], deps: &[Deps], sources: &[Source]) -> minijin
 }
 
 fn node_entry(n: &ParsedNode, deps: &Deps) -> Value {
+    let mut meta = n
+        .config
+        .get("meta")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(p) = &n.patch {
+        meta.extend(p.meta.clone());
+    }
     json!({
+        // macros read per-column metadata (`meta`, `data_type`, tags) from the graph
+        "columns": crate::manifest::columns_json(&n.columns),
+        "meta": meta,
+        "description": n.patch.as_ref().map(|p| p.description.as_str()).unwrap_or_default(),
+        "patch_path": n.patch.as_ref().map(|p| format!("{}://{}", p.package, p.file)),
         "unique_id": n.unique_id,
         "name": n.name,
         "resource_type": n.resource_type,
@@ -77,5 +91,7 @@ fn source_entry(s: &Source) -> Value {
         "tags": s.tags,
         "meta": s.meta,
         "config": s.config,
+        "description": s.description,
+        "columns": crate::manifest::columns_json(&s.columns),
     })
 }

@@ -7,7 +7,7 @@ use crate::properties::ColumnDef;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 
-fn columns_json(cols: &[ColumnDef]) -> Value {
+pub(crate) fn columns_json(cols: &[ColumnDef]) -> Value {
     let mut m = Map::new();
     for c in cols {
         m.insert(

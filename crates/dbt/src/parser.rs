@@ -621,6 +621,14 @@ pub fn node_config(
     if include_patch {
         if let Some(p) = &node.patch {
             patch = p.config.clone();
+            // a property file's top-level `meta:` lands in config.meta too (under its `config:` meta)
+            if !p.meta.is_empty() {
+                let mut meta = p.meta.clone();
+                if let Some(Value::Object(m)) = patch.get("meta") {
+                    meta.extend(m.clone());
+                }
+                patch.insert("meta".into(), Value::Object(meta));
+            }
         }
         config::merge_into(&mut patch, &node.version_config);
     }
