@@ -220,6 +220,27 @@ fn ok_json(dev: &Dev, token: Option<&str>, args: &[&str]) -> anyhow::Result<Valu
     Ok(serde_json::from_str(&ok(dev, token, &args))?)
 }
 
+/// Repeats a JSON command until `done` holds (the catalog applies a run's snapshot
+/// from an event, a moment after git-sync marks the run succeeded); 30 s deadline.
+fn eventually_json(
+    dev: &Dev,
+    token: Option<&str>,
+    args: &[&str],
+    done: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = ok_json(dev, token, args)?;
+        if done(&value) {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("backflow {args:?} still answers {value}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn field(value: &Value, name: &str) -> anyhow::Result<String> {
     value[name]
         .as_str()
@@ -436,7 +457,9 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
     );
 
     // 5. models, with compiled SQL, columns and key suggestions
-    let models = ok_json(&dev, token, &["models", "list", &connection_id])?;
+    let models = eventually_json(&dev, token, &["models", "list", &connection_id], |m| {
+        m["commit_sha"] == json!(first_commit)
+    })?;
     assert_eq!(models["commit_sha"], json!(first_commit));
     let names: Vec<&str> = models["models"]
         .as_array()
@@ -553,7 +576,12 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         .map(|runs| runs.iter().filter_map(|r| r["id"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(ids, vec![run_id.as_str(), initial_run.as_str()]);
-    let customers = ok_json(&dev, token, &["models", "get", &connection_id, "customers"])?;
+    let customers = eventually_json(
+        &dev,
+        token,
+        &["models", "get", &connection_id, "customers"],
+        |m| m["commit_sha"] == json!(second_commit),
+    )?;
     assert_eq!(customers["commit_sha"], json!(second_commit));
     assert_eq!(
         customers["compiled_sql"],
@@ -561,7 +589,9 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
     );
 
     // 7. the project as the catalog sees it
-    let projects = ok_json(&dev, token, &["projects", "list"])?;
+    let projects = eventually_json(&dev, token, &["projects", "list"], |p| {
+        p[0]["last_run_id"] == json!(run_id)
+    })?;
     let project = &projects[0];
     assert_eq!(projects.as_array().map(Vec::len), Some(1));
     assert_eq!(
@@ -577,11 +607,16 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
             "model_count": 2,
             "deleted": false,
             "updated_at_unix_ms": number(project, "updated_at_unix_ms")?,
+            "status": "ok",
+            "last_run_id": run_id,
+            "last_error": "",
+            "last_attempted_commit": second_commit,
+            "error_count": 0,
         })
     );
 
     // 8. a commit that breaks the project: the watched run fails, exit 1
-    repo.commit(&[("dbt_project.yml", "name: [shop\n")], "break the project");
+    let broken_commit = repo.commit(&[("dbt_project.yml", "name: [shop\n")], "break the project");
     let failed = dev.cli(
         &[
             "connections",
@@ -603,6 +638,23 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         stderr.lines().last(),
         Some(format!("error: run {} failed: {error}", field(&run, "id")?).as_str()),
         "{stderr}"
+    );
+    // The project says so, and still serves the last good commit.
+    let failed_run = field(&run, "id")?;
+    let project = eventually_json(&dev, token, &["projects", "get", &connection_id], |p| {
+        p["last_run_id"] == json!(failed_run)
+    })?;
+    assert_eq!(field(&project, "status")?, "failing");
+    assert_eq!(field(&project, "last_error")?, error);
+    assert_eq!(field(&project, "last_attempted_commit")?, broken_commit);
+    assert_eq!(field(&project, "latest_commit_sha")?, second_commit);
+    let listed = ok(&dev, token, &["projects", "list"]);
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|row| row.contains("  failing  ")),
+        "{listed}"
     );
 
     // 9. usage errors exit 2, refused calls exit 1 with the server's message

@@ -43,6 +43,7 @@ proto_name!(
     backflow_proto::gitsync::v1::SyncStatus,
     backflow_proto::gitsync::v1::SyncTrigger,
     backflow_proto::catalog::v1::WarehouseKind,
+    backflow_proto::catalog::v1::ProjectStatus,
 );
 
 pub fn secret_kind(value: i32) -> String {
@@ -67,6 +68,10 @@ pub fn sync_trigger(value: i32) -> String {
 
 pub fn warehouse_kind(value: i32) -> String {
     of::<backflow_proto::catalog::v1::WarehouseKind>(value, "WAREHOUSE_KIND_")
+}
+
+pub fn project_status(value: i32) -> String {
+    of::<backflow_proto::catalog::v1::ProjectStatus>(value, "PROJECT_STATUS_")
 }
 
 #[cfg(test)]

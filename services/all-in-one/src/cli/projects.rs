@@ -1,9 +1,10 @@
 //! `backflow projects`: the catalog's view of each Git connection's dbt project:
-//! the latest synced commit and how many models it has.
+//! its status (ok / failing / never synced) with the last run's error and the
+//! commit it tried, the latest synced commit and how many models it has.
 
 use super::client::CliError;
 use super::output::{cell, short_sha, timestamp, Details, Table, View};
-use super::Ctx;
+use super::{names, Ctx};
 use backflow_proto::catalog::v1 as pb;
 use serde::Serialize;
 
@@ -31,6 +32,12 @@ pub struct ProjectJson {
     pub model_count: i64,
     pub deleted: bool,
     pub updated_at_unix_ms: i64,
+    /// `never-synced`, `ok`, `failing`
+    pub status: String,
+    pub last_run_id: String,
+    pub last_error: String,
+    pub last_attempted_commit: String,
+    pub error_count: i64,
 }
 
 impl From<pb::Project> for ProjectJson {
@@ -46,6 +53,11 @@ impl From<pb::Project> for ProjectJson {
             model_count: project.model_count,
             deleted: project.deleted,
             updated_at_unix_ms: project.updated_at_unix_ms,
+            status: names::project_status(project.status),
+            last_run_id: project.last_run_id,
+            last_error: project.last_error,
+            last_attempted_commit: project.last_attempted_commit,
+            error_count: project.error_count,
         }
     }
 }
@@ -57,8 +69,13 @@ fn details(project: &ProjectJson) -> Details {
         .field("repository", &project.repository_url)
         .field("branch", &project.branch)
         .field("default schema", &project.default_schema)
+        .field("status", &project.status)
+        .field("last run", &project.last_run_id)
+        .field("last error", &project.last_error)
+        .field("last attempted", &project.last_attempted_commit)
         .field("latest commit", &project.latest_commit_sha)
         .field("models", project.model_count.to_string())
+        .field("errors", project.error_count.to_string())
         .field("deleted", if project.deleted { "yes" } else { "no" })
         .field("updated", timestamp(project.updated_at_unix_ms))
 }
@@ -91,9 +108,11 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     p.connection_id.clone(),
                     cell(&p.name),
                     cell(&p.branch),
+                    p.status.clone(),
                     short_sha(&p.latest_commit_sha),
                     p.model_count.to_string(),
-                    timestamp(p.updated_at_unix_ms),
+                    p.error_count.to_string(),
+                    cell(&p.last_error),
                 ]);
             }
             ctx.print(&View::new(&projects, table.render()));
