@@ -41,6 +41,8 @@ pub struct CompileRender {
     pub uses_graph: bool,
     /// every macro the render called (at any depth)
     pub invoked: Vec<String>,
+    /// macros called at depth 0 while compiling: dbt adds them to depends_on.macros too
+    pub top_macros: Vec<String>,
 }
 
 /// Rendered descriptions by (workspace, package, text), and every macro any of them called.

@@ -746,11 +746,47 @@ fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> P
     let pre_tags = tags_of(&node_config(ws, node, &rec.config_calls, false));
     let config = node_config(ws, node, &rec.config_calls, true);
     let tags = merge_tags(pre_tags, &config, node.patch.as_ref());
+    if result.is_ok() {
+        hook_macros(ws, node, &rc, &config, &mut rec);
+    }
     ParseRender {
         rec,
         error: result.err().map(|e| (e.line, e.message)),
         config,
         tags,
+    }
+}
+
+/// dbt renders a node's hooks at parse time (`capture_macros=True`): the macros they call
+/// become depends_on.macros of the node.
+fn hook_macros(
+    ws: &Workspace,
+    node: &ParsedNode,
+    rc: &Arc<RenderCtx>,
+    config: &Map<String, Value>,
+    rec: &mut crate::jinja::context::Recording,
+) {
+    for key in ["pre-hook", "post-hook"] {
+        let Some(Value::Array(hooks)) = config.get(key) else {
+            continue;
+        };
+        for h in hooks {
+            let sql = match h {
+                Value::String(s) => s.as_str(),
+                Value::Object(m) => m.get("sql").and_then(Value::as_str).unwrap_or_default(),
+                _ => "",
+            };
+            if !sql.contains("{{") && !sql.contains("{%") {
+                continue;
+            }
+            // the hook's output and errors do not matter here, only the calls it makes
+            let _ = render(&ws.env, rc, &node.file.original_file_path, sql);
+            for m in rc.take_recording().macros {
+                if !rec.macros.contains(&m) {
+                    rec.macros.push(m);
+                }
+            }
+        }
     }
 }
 

@@ -303,6 +303,7 @@ pub(crate) fn compile_node(
         warehouse: Vec::new(),
         uses_graph: false,
         invoked: Vec::new(),
+        top_macros: Vec::new(),
     };
     if n.resource_type == "seed" {
         return Compiled {
@@ -311,6 +312,7 @@ pub(crate) fn compile_node(
             warehouse: Vec::new(),
             uses_graph: false,
             invoked: Vec::new(),
+            top_macros: Vec::new(),
         };
     }
     if let Some((_, msg)) = &n.parse_error {
@@ -340,6 +342,7 @@ pub(crate) fn compile_node(
         warehouse: rec.warehouse_calls,
         uses_graph: rec.uses_graph,
         invoked: rec.invoked,
+        top_macros: rec.macros,
     }
 }
 
@@ -575,7 +578,16 @@ pub(crate) fn assemble(
         sources: n.rec.sources.clone(),
         depends_on: DependsOn {
             nodes: deps.clone().unwrap_or_default(),
-            macros: n.rec.macros.clone(),
+            // dbt's MacroGenerator adds depth-0 macros at parse AND at compile time
+            macros: {
+                let mut m = n.rec.macros.clone();
+                for id in &compiled.top_macros {
+                    if !m.contains(id) {
+                        m.push(id.clone());
+                    }
+                }
+                m
+            },
         },
         raw_code: n.raw_code.clone(),
         compiled_code: injected.clone(),
