@@ -52,42 +52,109 @@ const CLIENT_VARS: [&str; 7] = [
 struct Dev {
     child: Child,
     workdir: PathBuf,
-    /// Per-service addresses, for the CLI until every service sits behind one address.
+    /// Per-service addresses, for the CLI when the binary has no front door.
     service_addrs: Vec<(&'static str, String)>,
+    /// The configuration `backflow dev` runs with (also what `backflow tokens` needs).
+    server_env: Vec<(String, String)>,
+    /// The binary serves every service on one front door and has `backflow tokens`.
+    front_door: bool,
+}
+
+/// Whether this binary has `backflow tokens` (and so the front door and bearer auth).
+fn has_tokens_command() -> bool {
+    Command::new(env!("CARGO_BIN_EXE_backflow"))
+        .args(["tokens", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 impl Dev {
     fn start(workdir: &Path) -> anyhow::Result<Self> {
         let grpc = |port: u16| format!("127.0.0.1:{port}");
-        let (credentials, git_sync, catalog) = (free_port(), free_port(), free_port());
+        let front_door = has_tokens_command();
+        let mut server_env: Vec<(String, String)> = vec![
+            (
+                "BACKFLOW_NATS__NAMESPACE".into(),
+                backflow_platform::testing::fresh_nats("cli").namespace,
+            ),
+            (
+                "BACKFLOW_NATS__URL".into(),
+                backflow_platform::testing::nats_url(),
+            ),
+            ("BACKFLOW_TELEMETRY__FORMAT".into(), "json".into()),
+            (
+                "BACKFLOW_TELEMETRY__METRICS_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
+            (
+                "BACKFLOW_DBT_CLOUD_LISTENER__GRPC_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
+            (
+                "BACKFLOW_RETL_SCHEDULER__GRPC_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
+            (
+                "BACKFLOW_GIT_SYNC__HTTP_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
+            // Only the syncs this test asks for.
+            (
+                "BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECONDS".into(),
+                "0".into(),
+            ),
+        ];
+        let mut service_addrs = Vec::new();
+        if front_door {
+            // Every port chosen by the OS; the CLI finds the front door in ./data/cli.json.
+            for section in ["CREDENTIALS", "GIT_SYNC", "MODEL_CATALOG"] {
+                server_env.push((
+                    format!("BACKFLOW_{section}__GRPC_LISTEN"),
+                    "127.0.0.1:0".into(),
+                ));
+            }
+            server_env.push(("BACKFLOW_FRONT_DOOR__LISTEN".into(), "127.0.0.1:0".into()));
+        } else {
+            let (credentials, git_sync, catalog) = (free_port(), free_port(), free_port());
+            server_env.extend([
+                (
+                    "BACKFLOW_CREDENTIALS__GRPC_LISTEN".into(),
+                    grpc(credentials),
+                ),
+                ("BACKFLOW_GIT_SYNC__GRPC_LISTEN".into(), grpc(git_sync)),
+                ("BACKFLOW_MODEL_CATALOG__GRPC_LISTEN".into(), grpc(catalog)),
+                (
+                    "BACKFLOW_GIT_SYNC__CREDENTIALS_URL".into(),
+                    format!("http://{}", grpc(credentials)),
+                ),
+                (
+                    "BACKFLOW_MODEL_CATALOG__GIT_SYNC_URL".into(),
+                    format!("http://{}", grpc(git_sync)),
+                ),
+            ]);
+            service_addrs = vec![
+                (
+                    "BACKFLOW_ADDR_CREDENTIALS",
+                    format!("http://{}", grpc(credentials)),
+                ),
+                (
+                    "BACKFLOW_ADDR_GIT_SYNC",
+                    format!("http://{}", grpc(git_sync)),
+                ),
+                (
+                    "BACKFLOW_ADDR_MODEL_CATALOG",
+                    format!("http://{}", grpc(catalog)),
+                ),
+            ];
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
         command
             .arg("dev")
             .current_dir(workdir)
             .env_remove("BACKFLOW_CONFIG")
-            .env(
-                "BACKFLOW_NATS__NAMESPACE",
-                backflow_platform::testing::fresh_nats("cli").namespace,
-            )
-            .env("BACKFLOW_NATS__URL", backflow_platform::testing::nats_url())
-            .env("BACKFLOW_TELEMETRY__FORMAT", "json")
-            .env("BACKFLOW_TELEMETRY__METRICS_LISTEN", "127.0.0.1:0")
-            .env("BACKFLOW_CREDENTIALS__GRPC_LISTEN", grpc(credentials))
-            .env("BACKFLOW_GIT_SYNC__GRPC_LISTEN", grpc(git_sync))
-            .env("BACKFLOW_MODEL_CATALOG__GRPC_LISTEN", grpc(catalog))
-            .env("BACKFLOW_DBT_CLOUD_LISTENER__GRPC_LISTEN", "127.0.0.1:0")
-            .env("BACKFLOW_RETL_SCHEDULER__GRPC_LISTEN", "127.0.0.1:0")
-            .env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0")
-            .env(
-                "BACKFLOW_GIT_SYNC__CREDENTIALS_URL",
-                format!("http://{}", grpc(credentials)),
-            )
-            .env(
-                "BACKFLOW_MODEL_CATALOG__GIT_SYNC_URL",
-                format!("http://{}", grpc(git_sync)),
-            )
-            // Only the syncs this test asks for.
-            .env("BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECONDS", "0")
+            .envs(server_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -110,20 +177,9 @@ impl Dev {
         let dev = Self {
             child,
             workdir: workdir.to_path_buf(),
-            service_addrs: vec![
-                (
-                    "BACKFLOW_ADDR_CREDENTIALS",
-                    format!("http://{}", grpc(credentials)),
-                ),
-                (
-                    "BACKFLOW_ADDR_GIT_SYNC",
-                    format!("http://{}", grpc(git_sync)),
-                ),
-                (
-                    "BACKFLOW_ADDR_MODEL_CATALOG",
-                    format!("http://{}", grpc(catalog)),
-                ),
-            ],
+            service_addrs,
+            server_env,
+            front_door,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -254,11 +310,40 @@ fn number(value: &Value, name: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow::anyhow!("no number {name} in {value}"))
 }
 
-/// The token the CLI uses. TODO(issue 7.3): once `backflow tokens create` is on main,
-/// create an admin token for the workspace here instead of relying on the dev
-/// defaults; every later command already sends what this returns as BACKFLOW_TOKEN.
-fn admin_token(_dev: &Dev) -> Option<String> {
-    None
+/// Step 1 of the walkthrough: an operator makes an admin token for the workspace with
+/// `backflow tokens create` (against the same ./data and configuration as the running
+/// dev process); every later command sends it as BACKFLOW_TOKEN. A binary without
+/// bearer auth yet has no tokens command: then no token.
+fn admin_token(dev: &Dev) -> anyhow::Result<Option<String>> {
+    if !dev.front_door {
+        return Ok(None);
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
+    command
+        .args([
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--role",
+            "admin",
+        ])
+        .args(["--output", "json"])
+        .current_dir(&dev.workdir)
+        .env_remove("BACKFLOW_CONFIG")
+        .envs(dev.server_env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    for var in CLIENT_VARS {
+        command.env_remove(var);
+    }
+    let output = command.output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "backflow tokens create: {}",
+        text(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout)?;
+    Ok(Some(field(&created, "token")?))
 }
 
 /// The run as `runs watch` / `runs get` print it, with the fields only the server knows.
@@ -294,7 +379,7 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
     let dev = Dev::start(&workdir)?;
 
     // 1. token
-    let token = admin_token(&dev);
+    let token = admin_token(&dev)?;
     let token = token.as_deref();
 
     // 2. a secret from a file (with the newline `echo` adds); material never on argv
@@ -710,6 +795,19 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         message.starts_with("error: cannot reach the repository: ") && message.lines().count() == 1,
         "{message}"
     );
+
+    if dev.front_door {
+        // An unknown token: UNAUTHENTICATED, printed as the server's one-line message.
+        let refused = dev.cli(&["connections", "list", "--token", "bf_unknown"], None);
+        let message = text(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{message}");
+        assert!(
+            message.starts_with("error: ")
+                && message.lines().count() == 1
+                && !message.contains("Status {"),
+            "{message}"
+        );
+    }
 
     // 10. settings change and delete
     let updated = ok_json(
