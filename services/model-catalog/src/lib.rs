@@ -8,6 +8,7 @@ pub mod consumers;
 pub mod error;
 pub mod grpc;
 pub mod snapshot_fetcher;
+pub mod source_settings;
 pub mod store;
 
 pub use app::App;

@@ -174,6 +174,23 @@ async fn retl_and_sources(store: &CatalogStore) -> anyhow::Result<()> {
         created_at_ms: 1,
     };
     store.create_source(&source).await?;
+    // a password in the settings is refused, and nothing is stored
+    let with_password = SourceRecord {
+        id: "s2".into(),
+        name: "leaky".into(),
+        settings: [
+            ("host".to_string(), "db".to_string()),
+            ("Password".to_string(), "hunter2".to_string()),
+        ]
+        .into(),
+        ..source.clone()
+    };
+    let refused = store.create_source(&with_password).await;
+    assert!(
+        matches!(&refused, Err(CatalogError::InvalidArgument(message))
+            if message.contains("settings.Password") && message.contains("store it in the credentials service")),
+        "{refused:?}"
+    );
     assert_eq!(store.list_sources("ws-a").await?, vec![source]);
     assert!(store.list_sources("ws-b").await?.is_empty());
     Ok(())

@@ -33,7 +33,10 @@ fn record_of(row: SourceRow) -> Result<SourceRecord, CatalogError> {
 }
 
 impl CatalogStore {
+    /// Records a source; secret-like settings are refused (they belong in credentials).
     pub async fn create_source(&self, record: &SourceRecord) -> Result<(), CatalogError> {
+        crate::source_settings::check(&record.settings)
+            .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?;
         let settings = serde_json::to_string(&record.settings)
             .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?;
         let inserted = sqlx::query(
