@@ -1,9 +1,8 @@
 //! Compiles `backflow/**/*.proto` with protox (pure Rust, no system `protoc`) and
 //! writes the descriptor set used for gRPC reflection next to the generated code.
 
-use prost::Message;
-
 const PROTOS: &[&str] = &[
+    "backflow/auth/v1/auth.proto",
     "backflow/credentials/v1/credentials.proto",
     "backflow/gitsync/v1/gitsync.proto",
     "backflow/catalog/v1/catalog.proto",
@@ -16,11 +15,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
     }
-    let descriptors = protox::compile(PROTOS, ["."])?;
+    let mut compiler = protox::Compiler::new(["."])?;
+    compiler.include_imports(true).open_files(PROTOS)?;
+    let descriptors = compiler.file_descriptor_set();
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    // Encoded by protox itself: prost_types would drop custom options such as
+    // `(backflow.auth.v1.access)`, which the auth layer reads from this set.
     std::fs::write(
         out_dir.join("backflow_descriptor.bin"),
-        descriptors.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
     tonic_prost_build::configure()
         .build_client(true)

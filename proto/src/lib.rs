@@ -5,6 +5,14 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/backflow_descriptor.bin"));
 
+/// Who may call each RPC (the `access` method option) and the token check the
+/// credentials service answers for every other service.
+pub mod auth {
+    pub mod v1 {
+        tonic::include_proto!("backflow.auth.v1");
+    }
+}
+
 pub mod credentials {
     pub mod v1 {
         tonic::include_proto!("backflow.credentials.v1");

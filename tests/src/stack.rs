@@ -14,12 +14,11 @@ pub const SERVICE_TOKEN: &str = "svc-E2eServiceToken";
 
 pub struct Stack {
     pub workspace: String,
-    pub git_sync: gitsync::git_sync_service_client::GitSyncServiceClient<tonic::transport::Channel>,
+    pub git_sync: gitsync::git_sync_service_client::GitSyncServiceClient<testing::AuthedChannel>,
     pub catalog:
-        catalog::model_catalog_service_client::ModelCatalogServiceClient<tonic::transport::Channel>,
-    pub credentials: credentials::credentials_service_client::CredentialsServiceClient<
-        tonic::transport::Channel,
-    >,
+        catalog::model_catalog_service_client::ModelCatalogServiceClient<testing::AuthedChannel>,
+    pub credentials:
+        credentials::credentials_service_client::CredentialsServiceClient<testing::AuthedChannel>,
     pub webhook_base: String,
     pub credentials_db_dir: std::path::PathBuf,
     background: Background,
@@ -64,6 +63,7 @@ pub async fn start_stack_polling(
             poll_interval_seconds,
             validate_access_on_save: true,
             run_lease_ms: 30_000,
+            tls: Default::default(),
         },
         &nats,
     )
@@ -79,6 +79,9 @@ pub async fn start_stack_polling(
             database_url: testing::fresh_postgres_url("e2e_catalog").await?,
             grpc_listen: "127.0.0.1:0".into(),
             git_sync_url: format!("http://{git_sync_addr}"),
+            credentials_url: format!("http://{credentials_addr}"),
+            service_token: SERVICE_TOKEN.into(),
+            tls: Default::default(),
         },
         &nats,
     )
@@ -86,24 +89,26 @@ pub async fn start_stack_polling(
     let catalog_addr = catalog_app
         .grpc_addr()
         .ok_or_else(|| anyhow::anyhow!("no addr"))?;
+    let token = credentials_app
+        .tokens()
+        .create(Some(workspace), backflow_platform::auth::Role::Admin, "e2e")
+        .await?
+        .token;
     let mut background = Background::default();
     background.spawn(|shutdown| credentials_app.run(shutdown));
     background.spawn(|shutdown| git_sync_app.run(shutdown));
     background.spawn(|shutdown| catalog_app.run(shutdown));
     Ok(Stack {
         workspace: workspace.to_string(),
-        git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::connect(format!(
-            "http://{git_sync_addr}"
-        ))
-        .await?,
-        catalog: catalog::model_catalog_service_client::ModelCatalogServiceClient::connect(
-            format!("http://{catalog_addr}"),
-        )
-        .await?,
-        credentials: credentials::credentials_service_client::CredentialsServiceClient::connect(
-            format!("http://{credentials_addr}"),
-        )
-        .await?,
+        git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::new(
+            testing::authed_channel(&format!("http://{git_sync_addr}"), &token).await?,
+        ),
+        catalog: catalog::model_catalog_service_client::ModelCatalogServiceClient::new(
+            testing::authed_channel(&format!("http://{catalog_addr}"), &token).await?,
+        ),
+        credentials: credentials::credentials_service_client::CredentialsServiceClient::new(
+            testing::authed_channel(&format!("http://{credentials_addr}"), &token).await?,
+        ),
         webhook_base: format!("http://{webhook_addr}"),
         credentials_db_dir,
         background,
@@ -263,7 +268,7 @@ async fn hyper_post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> anyhow:
 }
 
 type CatalogClient =
-    catalog::model_catalog_service_client::ModelCatalogServiceClient<tonic::transport::Channel>;
+    catalog::model_catalog_service_client::ModelCatalogServiceClient<testing::AuthedChannel>;
 
 /// Every model at the latest commit, page by page: (commit, models).
 async fn all_models(

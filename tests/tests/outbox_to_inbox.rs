@@ -15,22 +15,24 @@ use std::time::Duration;
 const WORKSPACE: &str = "ws-cross";
 
 struct Services {
-    git_sync: gitsync::git_sync_service_client::GitSyncServiceClient<tonic::transport::Channel>,
+    git_sync: gitsync::git_sync_service_client::GitSyncServiceClient<testing::AuthedChannel>,
     catalog:
-        catalog::model_catalog_service_client::ModelCatalogServiceClient<tonic::transport::Channel>,
+        catalog::model_catalog_service_client::ModelCatalogServiceClient<testing::AuthedChannel>,
     catalog_store: backflow_model_catalog::store::CatalogStore,
     git_sync_db: backflow_platform::db::Database,
     background: Background,
+    _authority: testing::TokenAuthority,
 }
 
 async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
+    let authority = testing::TokenAuthority::start().await?;
     let git_sync_app = backflow_git_sync::App::build(
         backflow_git_sync::Config {
             database_url: testing::fresh_postgres_url("gitsync").await?,
             grpc_listen: "127.0.0.1:0".into(),
             http_listen: "127.0.0.1:0".into(),
-            credentials_url: "http://127.0.0.1:1".into(),
-            service_token: String::new(),
+            credentials_url: authority.url.clone(),
+            service_token: authority.service_token.clone(),
             work_dir: std::env::temp_dir()
                 .join("backflow-unused-work")
                 .display()
@@ -39,6 +41,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
             poll_interval_seconds: 0,
             validate_access_on_save: false,
             run_lease_ms: 30_000,
+            tls: Default::default(),
         },
         nats,
     )
@@ -48,6 +51,9 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
             database_url: testing::fresh_postgres_url("catalog").await?,
             grpc_listen: "127.0.0.1:0".into(),
             git_sync_url: "http://127.0.0.1:1".into(),
+            credentials_url: authority.url.clone(),
+            service_token: authority.service_token.clone(),
+            tls: Default::default(),
         },
         nats,
     )
@@ -63,18 +69,18 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
     let mut background = Background::default();
     background.spawn(|shutdown| git_sync_app.run(shutdown));
     background.spawn(|shutdown| catalog_app.run(shutdown));
+    let token = authority.mint(None, backflow_platform::auth::Role::Admin);
     Ok(Services {
-        git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::connect(format!(
-            "http://{git_sync_addr}"
-        ))
-        .await?,
-        catalog: catalog::model_catalog_service_client::ModelCatalogServiceClient::connect(
-            format!("http://{catalog_addr}"),
-        )
-        .await?,
+        git_sync: gitsync::git_sync_service_client::GitSyncServiceClient::new(
+            testing::authed_channel(&format!("http://{git_sync_addr}"), &token).await?,
+        ),
+        catalog: catalog::model_catalog_service_client::ModelCatalogServiceClient::new(
+            testing::authed_channel(&format!("http://{catalog_addr}"), &token).await?,
+        ),
         catalog_store,
         git_sync_db,
         background,
+        _authority: authority,
     })
 }
 

@@ -4,11 +4,13 @@
 //!
 //! Services build on these pieces; they never depend on each other.
 
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod db;
 pub mod dead_letter;
 pub mod dead_letter_grpc;
+pub mod front_door;
 pub mod grpc;
 pub mod inbox;
 pub mod lease;
@@ -19,6 +21,7 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tls;
 pub mod trace_grpc;
 
 /// Milliseconds since the Unix epoch; the one clock format stored in every table.

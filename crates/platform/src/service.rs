@@ -3,6 +3,7 @@
 //! starts one of these and adds its own gRPC service and consumers; `run` serves until
 //! shutdown and then waits for every task, so no event is dropped half-way.
 
+use crate::auth::{RemoteVerifier, TokenVerifier};
 use crate::bus::Bus;
 use crate::config::NatsConfig;
 use crate::db::{Database, DbError, Migrations};
@@ -10,8 +11,10 @@ use crate::dead_letter::DeadLetters;
 use crate::grpc::GrpcError;
 use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
+use crate::tls::TlsConfig;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 
@@ -29,6 +32,24 @@ pub enum StartError {
         service: &'static str,
         source: GrpcError,
     },
+    #[error("{0}")]
+    Auth(crate::auth::AuthError),
+    #[error("{0}")]
+    Tls(crate::tls::TlsError),
+}
+
+/// How a service verifies the bearer tokens of its callers.
+#[derive(Debug, Clone)]
+pub enum AuthSource<'a> {
+    /// Ask the credentials service at `url` (`TokenService.AuthenticateToken`) with
+    /// this service's own service token.
+    Credentials {
+        url: &'a str,
+        service_token: &'a str,
+    },
+    /// The service verifies tokens itself (the credentials service): it calls
+    /// [`ServiceBase::set_verifier`] before `run`.
+    Local,
 }
 
 /// Settings every service has.
@@ -38,6 +59,8 @@ pub struct BaseSettings<'a> {
     pub database_url: &'a str,
     pub grpc_listen: &'a str,
     pub nats: &'a NatsConfig,
+    pub auth: AuthSource<'a>,
+    pub tls: &'a TlsConfig,
 }
 
 /// A background task that runs until the shutdown token is cancelled.
@@ -50,6 +73,8 @@ pub struct ServiceBase {
     pub bus: Bus,
     pub outbox: Outbox,
     listener: TcpListener,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl ServiceBase {
@@ -60,6 +85,20 @@ impl ServiceBase {
         streams: &[crate::bus::StreamSpec],
     ) -> Result<Self, StartError> {
         let service = settings.service;
+        let tls = settings.tls.grpc_server(service).map_err(StartError::Tls)?;
+        let verifier: Option<Arc<dyn TokenVerifier>> = match settings.auth {
+            AuthSource::Credentials { url, service_token } => {
+                let client_tls = settings
+                    .tls
+                    .grpc_client(service, url)
+                    .map_err(StartError::Tls)?;
+                Some(Arc::new(
+                    RemoteVerifier::new(service, url, service_token, client_tls)
+                        .map_err(StartError::Auth)?,
+                ))
+            }
+            AuthSource::Local => None,
+        };
         let db = Database::connect(settings.database_url, migrations)
             .await
             .map_err(|source| StartError::Database { service, source })?;
@@ -81,6 +120,8 @@ impl ServiceBase {
             bus,
             outbox: Outbox::new(),
             listener,
+            verifier,
+            tls,
         })
     }
 
@@ -91,6 +132,16 @@ impl ServiceBase {
             store: DeadLetters::new(self.service, self.db.clone()),
             bus: self.bus.clone(),
         }
+    }
+
+    /// The token verifier of a service that checks tokens itself.
+    pub fn set_verifier(&mut self, verifier: Arc<dyn TokenVerifier>) {
+        self.verifier = Some(verifier);
+    }
+
+    /// How this service verifies tokens (for another server in the same process).
+    pub fn verifier(&self) -> Option<Arc<dyn TokenVerifier>> {
+        self.verifier.clone()
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
@@ -124,8 +175,26 @@ impl ServiceBase {
         let mut service_names = service_names.to_vec();
         service_names.push(crate::dead_letter_grpc::SERVICE_NAME);
         let service_names = service_names.as_slice();
-        let served =
-            crate::grpc::serve(self.listener, routes, service_names, shutdown.clone()).await;
+        let served = match self.verifier.clone() {
+            Some(verifier) => {
+                let options = crate::grpc::ServeOptions {
+                    verifier,
+                    tls: self.tls.clone(),
+                };
+                crate::grpc::serve(
+                    self.listener,
+                    routes,
+                    service_names,
+                    options,
+                    shutdown.clone(),
+                )
+                .await
+            }
+            None => Err(GrpcError::Auth(format!(
+                "{}: no token verifier was set",
+                self.service
+            ))),
+        };
         // A failed server must still stop the other tasks.
         shutdown.cancel();
         for handle in handles {

@@ -86,3 +86,163 @@ pub async fn both_backends(label: &str) -> Result<Vec<String>, sqlx::Error> {
         fresh_postgres_url(label).await?,
     ])
 }
+
+/// A gRPC channel that sends `authorization: Bearer <token>` on every call (unless a
+/// request already carries an authorization header, e.g. a service token).
+pub type AuthedChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerInterceptor>;
+
+#[derive(Debug, Clone)]
+pub struct BearerInterceptor(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for BearerInterceptor {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if !request.metadata().contains_key("authorization") {
+            request
+                .metadata_mut()
+                .insert("authorization", self.0.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Connects to `url` (e.g. `http://127.0.0.1:1234`) sending `token` on every call.
+pub async fn authed_channel(url: &str, token: &str) -> Result<AuthedChannel, TestError> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(test_error)?
+        .connect()
+        .await
+        .map_err(test_error)?;
+    with_token(channel, token)
+}
+
+/// Wraps an existing channel so it sends `token`.
+pub fn with_token(
+    channel: tonic::transport::Channel,
+    token: &str,
+) -> Result<AuthedChannel, TestError> {
+    let value = format!("Bearer {token}").parse().map_err(test_error)?;
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        BearerInterceptor(value),
+    ))
+}
+
+/// A failure of a test helper, as text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TestError(pub String);
+
+fn test_error(error: impl std::fmt::Display) -> TestError {
+    TestError(error.to_string())
+}
+
+/// A stand-in for the credentials service's `TokenService`, for tests of a service
+/// that runs without credentials: a real gRPC server on port 0 that knows the tokens
+/// it minted (in memory) and one service token. Tests that run credentials itself
+/// mint real tokens there instead.
+#[derive(Debug, Clone)]
+pub struct TokenAuthority {
+    pub url: String,
+    pub service_token: String,
+    tokens:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, crate::auth::Principal>>>,
+    _stop: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+#[derive(Debug, Clone)]
+struct AuthorityGrpc {
+    service_token: String,
+    tokens:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, crate::auth::Principal>>>,
+}
+
+#[tonic::async_trait]
+impl backflow_proto::auth::v1::token_service_server::TokenService for AuthorityGrpc {
+    async fn authenticate_token(
+        &self,
+        request: tonic::Request<backflow_proto::auth::v1::AuthenticateTokenRequest>,
+    ) -> Result<tonic::Response<backflow_proto::auth::v1::AuthenticateTokenResponse>, tonic::Status>
+    {
+        let caller = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        if caller.as_deref() != Some(&format!("Bearer {}", self.service_token)) {
+            return Err(tonic::Status::permission_denied("services only"));
+        }
+        let token = request.into_inner().token;
+        let principal = if token == self.service_token {
+            Some(crate::auth::Principal::Service)
+        } else {
+            self.tokens
+                .lock()
+                .ok()
+                .and_then(|tokens| tokens.get(&token).cloned())
+        };
+        match principal {
+            Some(principal) => Ok(tonic::Response::new(crate::auth::response_of(&principal))),
+            None => Err(tonic::Status::unauthenticated("unknown token")),
+        }
+    }
+}
+
+impl TokenAuthority {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let service_token = format!("svc-test-{}", uuid::Uuid::new_v4().simple());
+        let tokens = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let grpc = AuthorityGrpc {
+            service_token: service_token.clone(),
+            tokens: tokens.clone(),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(
+                    backflow_proto::auth::v1::token_service_server::TokenServiceServer::new(grpc),
+                )
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async move {
+                        let _ = stopped.await;
+                    },
+                )
+                .await;
+        });
+        Ok(Self {
+            url: format!("http://{addr}"),
+            service_token,
+            tokens,
+            _stop: std::sync::Arc::new(stop),
+        })
+    }
+
+    /// A new token for `workspace` (`None`: operator) with `role`.
+    pub fn mint(&self, workspace: Option<&str>, role: crate::auth::Role) -> String {
+        let token = format!("bf_test{}", uuid::Uuid::new_v4().simple());
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(
+                token.clone(),
+                crate::auth::Principal::Tool {
+                    token_id: uuid::Uuid::new_v4().to_string(),
+                    workspace_id: workspace.map(str::to_string),
+                    role,
+                },
+            );
+        }
+        token
+    }
+
+    /// Forgets a minted token (as a revocation would).
+    pub fn revoke(&self, token: &str) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(token);
+        }
+    }
+}

@@ -13,6 +13,9 @@ level = "info,sqlx=warn,async_nats=warn"
 otlp_endpoint = ""
 metrics_listen = "127.0.0.1:9464"
 
+[front_door]
+listen = "127.0.0.1:50050"
+
 [nats]
 url = "nats://127.0.0.1:4222"
 namespace = ""
@@ -23,11 +26,21 @@ connect_timeout_ms = 5000
 pub struct BackflowConfig {
     pub telemetry: TelemetryConfig,
     pub nats: NatsConfig,
+    /// `backflow dev` only: one gRPC address serving every service.
+    pub front_door: FrontDoorConfig,
     pub credentials: backflow_credentials::Config,
     pub git_sync: backflow_git_sync::Config,
     pub model_catalog: backflow_model_catalog::Config,
     pub dbt_cloud_listener: backflow_dbt_cloud_listener::Config,
     pub retl_scheduler: backflow_retl_scheduler::Config,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FrontDoorConfig {
+    pub listen: String,
+    /// `[front_door.tls]`: certificate and key turn TLS on for the front door.
+    #[serde(default)]
+    pub tls: backflow_platform::tls::TlsConfig,
 }
 
 fn defaults(dev: bool) -> String {

@@ -8,11 +8,20 @@
 //! - `backflow secrets|connections|runs|projects|models …` call a running Backflow
 //!   over gRPC (see `cli`).
 //!
+//! - `backflow tokens create|list|revoke` manage API tokens in the credentials database
+//!   (operator commands: no running service, no token needed).
+//!
+//! `backflow dev` also serves every service on one front door (`front_door.listen`,
+//! default 127.0.0.1:50050), creates a dev admin token for workspace `default` and
+//! writes `./data/cli.json` for the CLI.
+//!
 //! Start-up errors end the process with one line naming the setting, exit code 2.
 
 mod cli;
 mod config;
+mod front_door;
 mod services;
+mod tokens;
 
 use clap::{Parser, Subcommand};
 use config::BackflowConfig;
@@ -45,6 +54,8 @@ enum Command {
     /// dbt project tools (no services, no network).
     #[command(subcommand)]
     Dbt(DbtCommand),
+    /// API tokens (operator commands; open the credentials database directly).
+    Tokens(tokens::TokensArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -101,8 +112,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = BackflowConfig::load(cli.config.as_deref(), dev)?;
     let _telemetry = backflow_platform::telemetry::init(&config.telemetry, "backflow")?;
     match cli.command {
-        Command::Dev => run_services(&ServiceName::ALL, &config).await,
-        Command::Serve { service } => run_services(&[service], &config).await,
+        Command::Dev => run_services(&ServiceName::ALL, &config, true).await,
+        Command::Serve { service } => run_services(&[service], &config, false).await,
+        Command::Tokens(args) => tokens::run(args, &config).await,
         Command::Dbt(_) | Command::Client(_) => Ok(()),
         Command::Migrate { service } => {
             services::migrate(service, &config)
@@ -136,18 +148,26 @@ async fn start_metrics(
 
 /// Builds every service first (any error stops start-up), then runs them until
 /// SIGTERM/SIGINT or until one fails.
-async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow::Result<()> {
+async fn run_services(
+    names: &[ServiceName],
+    config: &BackflowConfig,
+    dev: bool,
+) -> anyhow::Result<()> {
     // Listen for SIGTERM before anything else, so a stop during start-up is honoured.
     let shutdown = backflow_platform::shutdown::on_signal();
     let metrics = start_metrics(&config.telemetry.metrics_listen, &shutdown).await?;
     let mut built: Vec<BuiltService> = Vec::new();
+    let mut config = config.clone();
     for name in names {
-        built.push(
-            services::build(*name, config)
-                .await
-                .map_err(anyhow::Error::msg)?,
-        );
+        let service = services::build(*name, &config)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if let Some(addr) = service.grpc_addr {
+            services::point_at_bound_port(&mut config, *name, addr);
+        }
+        built.push(service);
     }
+    let config = &config;
     for service in &built {
         match service.grpc_addr {
             Some(addr) => println!("backflow: {} grpc on {addr}", service.name.as_str()),
@@ -163,12 +183,25 @@ async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow:
     if let Some(addr) = metrics {
         println!("backflow: metrics on http://{addr}/metrics");
     }
+    let front_door = if dev {
+        Some(front_door::start(&built, config).await?)
+    } else {
+        front_door::directory_from_config(config);
+        None
+    };
     println!("backflow: ready ({} services); ctrl-c to stop", built.len());
     let mut running = tokio::task::JoinSet::new();
+    if let Some(door) = front_door {
+        let shutdown = shutdown.clone();
+        running.spawn(async move {
+            let served = door.run(shutdown).await;
+            ("front door", served.map_err(|err| err.to_string()))
+        });
+    }
     for service in built {
         let shutdown = shutdown.clone();
         running.spawn(async move {
-            let name = service.name;
+            let name = service.name.as_str();
             (name, service.run(shutdown).await)
         });
     }
@@ -176,7 +209,7 @@ async fn run_services(names: &[ServiceName], config: &BackflowConfig) -> anyhow:
     while let Some(joined) = running.join_next().await {
         let failure = match joined {
             Ok((_, Ok(()))) => None,
-            Ok((name, Err(error))) => Some(format!("{}: {error}", name.as_str())),
+            Ok((name, Err(error))) => Some(format!("{name}: {error}")),
             Err(error) => Some(format!("service task failed: {error}")),
         };
         if let Some(failure) = failure {

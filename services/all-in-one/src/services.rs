@@ -3,9 +3,12 @@
 //! code paths a dedicated deployment uses.
 
 use crate::config::BackflowConfig;
+use backflow_platform::auth::TokenVerifier;
 use backflow_platform::shutdown::Shutdown;
 use futures::future::BoxFuture;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use tonic::service::Routes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServiceName {
@@ -25,6 +28,28 @@ impl ServiceName {
         ServiceName::RetlScheduler,
     ];
 
+    /// The fully-qualified gRPC services it answers.
+    pub fn grpc_services(self) -> &'static [&'static str] {
+        match self {
+            ServiceName::Credentials => &backflow_credentials::app::SERVICE_NAMES,
+            ServiceName::GitSync => &[backflow_git_sync::grpc::SERVICE_NAME],
+            ServiceName::ModelCatalog => &[backflow_model_catalog::grpc::SERVICE_NAME],
+            ServiceName::DbtCloudListener => &[backflow_dbt_cloud_listener::grpc::SERVICE_NAME],
+            ServiceName::RetlScheduler => &[backflow_retl_scheduler::grpc::SERVICE_NAME],
+        }
+    }
+
+    /// Its configured gRPC listen address.
+    pub fn grpc_listen(self, config: &BackflowConfig) -> &str {
+        match self {
+            ServiceName::Credentials => &config.credentials.grpc_listen,
+            ServiceName::GitSync => &config.git_sync.grpc_listen,
+            ServiceName::ModelCatalog => &config.model_catalog.grpc_listen,
+            ServiceName::DbtCloudListener => &config.dbt_cloud_listener.grpc_listen,
+            ServiceName::RetlScheduler => &config.retl_scheduler.grpc_listen,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Credentials => "credentials",
@@ -42,6 +67,13 @@ pub struct BuiltService {
     pub grpc_addr: Option<SocketAddr>,
     /// Plain HTTP endpoints (webhooks), where a service has them.
     pub http_addr: Option<SocketAddr>,
+    /// The service's gRPC services without a fallback, for the front door to merge.
+    pub grpc_router: axum::Router,
+    /// The credentials service's own token verifier and API tokens.
+    pub verifier: Option<Arc<dyn TokenVerifier>>,
+    pub tokens: Option<backflow_credentials::tokens::ApiTokens>,
+    /// Its dead letters, served together by the front door.
+    pub dead_letters: backflow_platform::dead_letter_grpc::Target,
     run: Box<dyn FnOnce(Shutdown) -> BoxFuture<'static, Result<(), String>> + Send>,
 }
 
@@ -55,12 +87,23 @@ macro_rules! built {
     ($name:expr, $app:expr) => {
         built!($name, $app, |_app| None)
     };
-    ($name:expr, $app:expr, $http:expr) => {{
+    ($name:expr, $app:expr, $http:expr) => {
+        built!($name, $app, $http, |_app| (None, None))
+    };
+    ($name:expr, $app:expr, $http:expr, $auth:expr) => {{
         let app = $app;
+        let router = app
+            .add_grpc(Routes::from(axum::Router::new()))
+            .into_axum_router();
+        let (verifier, tokens) = $auth(&app);
         BuiltService {
             name: $name,
             grpc_addr: app.grpc_addr(),
             http_addr: $http(&app),
+            grpc_router: router,
+            dead_letters: app.dead_letter_target(),
+            verifier,
+            tokens,
             run: Box::new(move |shutdown| {
                 Box::pin(async move { app.run(shutdown).await.map_err(|err| err.to_string()) })
             }),
@@ -76,7 +119,9 @@ pub async fn build(name: ServiceName, config: &BackflowConfig) -> Result<BuiltSe
             name,
             backflow_credentials::App::build(config.credentials.clone(), nats)
                 .await
-                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())?,
+            |_app| None,
+            |app: &backflow_credentials::App| (app.verifier(), Some(app.tokens().clone()))
         ),
         ServiceName::GitSync => built!(
             name,
@@ -104,6 +149,28 @@ pub async fn build(name: ServiceName, config: &BackflowConfig) -> Result<BuiltSe
                 .map_err(|err| err.to_string())?
         ),
     })
+}
+
+/// The services built after `name` in this process call it at the address it
+/// actually bound (port 0 in tests, any port in `backflow dev`), unless a URL was
+/// configured for TLS (`https://`, whose host name the certificate names).
+pub fn point_at_bound_port(config: &mut BackflowConfig, name: ServiceName, addr: SocketAddr) {
+    let url = format!("http://{addr}");
+    let point = |setting: &mut String| {
+        if !setting.starts_with("https://") {
+            *setting = url.clone();
+        }
+    };
+    match name {
+        ServiceName::Credentials => {
+            point(&mut config.git_sync.credentials_url);
+            point(&mut config.model_catalog.credentials_url);
+            point(&mut config.dbt_cloud_listener.credentials_url);
+            point(&mut config.retl_scheduler.credentials_url);
+        }
+        ServiceName::GitSync => point(&mut config.model_catalog.git_sync_url),
+        ServiceName::ModelCatalog | ServiceName::DbtCloudListener | ServiceName::RetlScheduler => {}
+    }
 }
 
 /// Applies one service's migrations and exits (the Kubernetes migration step).

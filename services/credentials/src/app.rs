@@ -5,12 +5,13 @@ use crate::config::Config;
 use crate::envelope::MasterKey;
 use crate::error::CredentialsError;
 use crate::github_app::GitHubApps;
-use crate::grpc::{CredentialsGrpc, SERVICE_NAME};
+use crate::grpc::{CredentialsGrpc, TokenGrpc, SERVICE_NAME, TOKEN_SERVICE_NAME};
 use crate::secrets::Secrets;
 use crate::store::SecretStore;
+use crate::tokens::ApiTokens;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use backflow_platform::service::{BaseSettings, ServiceBase};
+use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,20 +19,26 @@ use std::time::Duration;
 
 backflow_platform::service_migrations!();
 
+/// The gRPC services this process answers.
+pub const SERVICE_NAMES: [&str; 2] = [SERVICE_NAME, TOKEN_SERVICE_NAME];
+
 pub struct App {
     base: ServiceBase,
     secrets: Secrets,
+    tokens: ApiTokens,
 }
 
 impl App {
     pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CredentialsError> {
         let master = load_master_key(&config)?;
-        let base = ServiceBase::start(
+        let mut base = ServiceBase::start(
             BaseSettings {
                 service: "credentials",
                 database_url: &config.database_url,
                 grpc_listen: &config.grpc_listen,
                 nats,
+                auth: AuthSource::Local,
+                tls: &config.tls,
             },
             &MIGRATIONS,
             &[streams::EVT_CREDENTIALS],
@@ -42,8 +49,14 @@ impl App {
             Duration::from_millis(config.github_http_timeout_ms),
             Duration::from_secs(config.github_token_refresh_margin_s),
         );
+        let tokens = ApiTokens::new(base.db.clone(), config.service_tokens.clone());
+        base.set_verifier(std::sync::Arc::new(tokens.clone()));
         let secrets = Secrets::new(store, master, config.service_tokens).with_github(github);
-        Ok(Self { base, secrets })
+        Ok(Self {
+            base,
+            secrets,
+            tokens,
+        })
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
@@ -54,10 +67,31 @@ impl App {
         &self.secrets
     }
 
+    pub fn tokens(&self) -> &ApiTokens {
+        &self.tokens
+    }
+
+    /// How this service verifies tokens, for another server of the same process.
+    pub fn verifier(&self) -> Option<std::sync::Arc<dyn backflow_platform::auth::TokenVerifier>> {
+        self.base.verifier()
+    }
+
+    /// This service's dead letters, for a front door's `DeadLetterService`.
+    pub fn dead_letter_target(&self) -> backflow_platform::dead_letter_grpc::Target {
+        self.base.dead_letter_target()
+    }
+
+    /// Adds this service's gRPC services to `routes` (its own port, or a front door).
+    pub fn add_grpc(&self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        routes
+            .add_service(CredentialsGrpc::new(self.secrets.clone()).into_server())
+            .add_service(TokenGrpc::new(self.tokens.clone()).into_server())
+    }
+
     pub async fn run(self, shutdown: Shutdown) -> Result<(), CredentialsError> {
-        let routes = tonic::service::Routes::new(CredentialsGrpc::new(self.secrets).into_server());
+        let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
-            .run(routes, &[SERVICE_NAME], Vec::new(), shutdown)
+            .run(routes, &SERVICE_NAMES, Vec::new(), shutdown)
             .await?;
         Ok(())
     }

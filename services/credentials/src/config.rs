@@ -1,5 +1,6 @@
 //! Settings of the credentials service (section `[credentials]`).
 
+use backflow_platform::tls::TlsConfig;
 use serde::Deserialize;
 
 /// Embedded defaults: the embedded SQLite database and a dev master key under `./data`.
@@ -35,6 +36,9 @@ pub struct Config {
     /// Installation tokens are reissued this long before they expire.
     #[serde(default = "default_github_token_refresh_margin_s")]
     pub github_token_refresh_margin_s: u64,
+    /// `[credentials.tls]`: certificate and key turn TLS on for its gRPC listener.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 fn default_github_http_timeout_ms() -> u64 {

@@ -5,11 +5,47 @@ use crate::error::CredentialsError;
 use crate::github_app::GitHubAppError;
 use crate::secrets::{NewSecret, Secrets};
 use crate::store::SecretRecord;
+use crate::tokens::ApiTokens;
+use backflow_proto::auth::v1 as auth_pb;
 use backflow_proto::credentials::v1 as pb;
 use pb::credentials_service_server::CredentialsService;
 use tonic::{Request, Response, Status};
 
 pub const SERVICE_NAME: &str = "backflow.credentials.v1.CredentialsService";
+pub const TOKEN_SERVICE_NAME: &str = "backflow.auth.v1.TokenService";
+
+/// `TokenService`: other services verify their callers' tokens here (the auth layer
+/// admits only service tokens to it).
+#[derive(Debug, Clone)]
+pub struct TokenGrpc {
+    tokens: ApiTokens,
+}
+
+impl TokenGrpc {
+    pub fn new(tokens: ApiTokens) -> Self {
+        Self { tokens }
+    }
+
+    pub fn into_server(self) -> auth_pb::token_service_server::TokenServiceServer<Self> {
+        auth_pb::token_service_server::TokenServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl auth_pb::token_service_server::TokenService for TokenGrpc {
+    async fn authenticate_token(
+        &self,
+        request: Request<auth_pb::AuthenticateTokenRequest>,
+    ) -> Result<Response<auth_pb::AuthenticateTokenResponse>, Status> {
+        let token = request.into_inner().token;
+        match self.tokens.authenticate(&token).await? {
+            Some(principal) => Ok(Response::new(backflow_platform::auth::response_of(
+                &principal,
+            ))),
+            None => Err(Status::unauthenticated("unknown or revoked token")),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct CredentialsGrpc {

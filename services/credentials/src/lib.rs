@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod kinds;
 pub mod secrets;
 pub mod store;
+pub mod tokens;
 
 pub use app::App;
 pub use config::Config;

@@ -8,13 +8,13 @@ mod support;
 use backflow_credentials::{App, Config};
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
+use backflow_platform::testing::AuthedChannel as Channel;
 use backflow_proto::credentials::v1 as pb;
 use pb::credentials_service_client::CredentialsServiceClient;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use support::fake_github::FakeGitHub;
 use support::keygen;
-use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 const WS: &str = "ws-grpc";
@@ -44,14 +44,22 @@ async fn start() -> anyhow::Result<Service> {
         service_tokens: vec!["svc".into()],
         github_http_timeout_ms: 5_000,
         github_token_refresh_margin_s: 300,
+        tls: Default::default(),
     };
     let app = App::build(config, &testing::fresh_nats("credentials")).await?;
     let addr = app
         .grpc_addr()
         .ok_or_else(|| anyhow::anyhow!("no grpc address"))?;
     let shutdown = Shutdown::new();
+    let token = app
+        .tokens()
+        .create(None, backflow_platform::auth::Role::Admin, "test operator")
+        .await?
+        .token;
     tokio::spawn(app.run(shutdown.clone()));
-    let client = CredentialsServiceClient::connect(format!("http://{addr}")).await?;
+    let client = CredentialsServiceClient::new(
+        testing::authed_channel(&format!("http://{addr}"), &token).await?,
+    );
     Ok(Service {
         client,
         database_url,
@@ -301,11 +309,12 @@ async fn github_and_caller_errors_are_clear() -> anyhow::Result<()> {
         secret_id: wrong.id.clone(),
         purpose: "tool".into(),
     };
+    // (the client sends an operator admin token: a tool token, refused here)
     let status = client
         .issue_git_hub_installation_token(request.clone())
         .await
         .expect_err("no service token");
-    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(status.code(), Code::PermissionDenied);
     let mut bad = Request::new(request);
     bad.metadata_mut()
         .insert("authorization", "Bearer nope".parse()?);

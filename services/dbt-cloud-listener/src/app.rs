@@ -8,7 +8,7 @@ use crate::grpc::{DbtCloudListenerGrpc, SERVICE_NAME};
 use crate::store::ConnectionStore;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use backflow_platform::service::{BaseSettings, ServiceBase};
+use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 
@@ -27,6 +27,11 @@ impl App {
                 database_url: &config.database_url,
                 grpc_listen: &config.grpc_listen,
                 nats,
+                auth: AuthSource::Credentials {
+                    url: &config.credentials_url,
+                    service_token: &config.service_token,
+                },
+                tls: &config.tls,
             },
             &MIGRATIONS,
             &[streams::EVT_DBT],
@@ -47,9 +52,18 @@ impl App {
         &self.connections
     }
 
+    /// This service's dead letters, for a front door's `DeadLetterService`.
+    pub fn dead_letter_target(&self) -> backflow_platform::dead_letter_grpc::Target {
+        self.base.dead_letter_target()
+    }
+
+    /// Adds this service's gRPC service to `routes` (its own port, or a front door).
+    pub fn add_grpc(&self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        routes.add_service(DbtCloudListenerGrpc::new(self.connections.clone()).into_server())
+    }
+
     pub async fn run(self, shutdown: Shutdown) -> Result<(), DbtCloudError> {
-        let routes =
-            tonic::service::Routes::new(DbtCloudListenerGrpc::new(self.connections).into_server());
+        let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
             .run(routes, &[SERVICE_NAME], Vec::new(), shutdown)
             .await?;

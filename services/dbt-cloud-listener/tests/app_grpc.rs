@@ -22,9 +22,13 @@ fn create_request(name: &str, access_url: &str) -> pb::CreateConnectionRequest {
 
 #[tokio::test]
 async fn connections_over_grpc() -> anyhow::Result<()> {
+    let authority = testing::TokenAuthority::start().await?;
     let config = Config {
         database_url: testing::fresh_sqlite_url("dbtcloud"),
         grpc_listen: "127.0.0.1:0".into(),
+        credentials_url: authority.url.clone(),
+        service_token: authority.service_token.clone(),
+        tls: Default::default(),
     };
     let app = App::build(config, &testing::fresh_nats("dbtapp")).await?;
     let addr = app
@@ -32,7 +36,10 @@ async fn connections_over_grpc() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no grpc address"))?;
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let mut client = DbtCloudListenerServiceClient::connect(format!("http://{addr}")).await?;
+    let token = authority.mint(None, backflow_platform::auth::Role::Admin);
+    let mut client = DbtCloudListenerServiceClient::new(
+        testing::authed_channel(&format!("http://{addr}"), &token).await?,
+    );
 
     let connection = client
         .create_connection(create_request("prod", "acme"))

@@ -13,7 +13,7 @@ use crate::{consumers, poller};
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::lease::{self, LeasePolicy};
-use backflow_platform::service::{BaseSettings, ServiceBase, Task};
+use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,13 +27,24 @@ pub struct App {
     runner: SyncRunner,
     credentials: CredentialsClient,
     http: tokio::net::TcpListener,
+    /// TLS for the webhook listener, when `git_sync.tls` is configured.
+    http_tls: Option<std::sync::Arc<backflow_platform::tls::rustls::ServerConfig>>,
     poll_interval: Duration,
     validate_access_on_save: bool,
 }
 
 impl App {
     pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, GitSyncError> {
-        let credentials = CredentialsClient::new(&config.credentials_url, &config.service_token)
+        let client_tls = config
+            .tls
+            .grpc_client("git_sync", &config.credentials_url)
+            .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+        let credentials =
+            CredentialsClient::new(&config.credentials_url, &config.service_token, client_tls)
+                .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+        let http_tls = config
+            .tls
+            .rustls_server("git_sync")
             .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
         let http = tokio::net::TcpListener::bind(&config.http_listen)
             .await
@@ -49,6 +60,11 @@ impl App {
                 database_url: &config.database_url,
                 grpc_listen: &config.grpc_listen,
                 nats,
+                auth: AuthSource::Credentials {
+                    url: &config.credentials_url,
+                    service_token: &config.service_token,
+                },
+                tls: &config.tls,
             },
             &MIGRATIONS,
             &[streams::EVT_GITSYNC, streams::CMD_GITSYNC],
@@ -71,6 +87,7 @@ impl App {
             runner,
             credentials,
             http,
+            http_tls,
             poll_interval: Duration::from_secs(config.poll_interval_seconds),
             validate_access_on_save: config.validate_access_on_save,
         })
@@ -93,7 +110,23 @@ impl App {
         &self.runner
     }
 
+    /// This service's dead letters, for a front door's `DeadLetterService`.
+    pub fn dead_letter_target(&self) -> backflow_platform::dead_letter_grpc::Target {
+        self.base.dead_letter_target()
+    }
+
+    /// Adds this service's gRPC service to `routes` (its own port, or a front door).
+    pub fn add_grpc(&self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        let grpc = GitSyncGrpc::new(
+            self.store.clone(),
+            self.runner.clone(),
+            self.validate_access_on_save,
+        );
+        routes.add_service(grpc.into_server())
+    }
+
     pub async fn run(self, shutdown: Shutdown) -> Result<(), GitSyncError> {
+        let routes = self.add_grpc(tonic::service::Routes::default());
         let mut tasks: Vec<Task> = Vec::new();
         let (bus, runner) = (self.base.bus.clone(), self.runner.clone());
         tasks.push(Box::new(move |shutdown| {
@@ -107,12 +140,23 @@ impl App {
             store: self.store.clone(),
             credentials: self.credentials.clone(),
         });
-        let http = self.http;
+        let (http, http_tls) = (self.http, self.http_tls.clone());
         tasks.push(Box::new(move |shutdown| {
             Box::pin(async move {
-                let served = axum::serve(http, router)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await;
+                let stopping = async move { shutdown.cancelled().await };
+                let served = match http_tls {
+                    Some(tls) => {
+                        let listener = backflow_platform::tls::TlsListener::new(http, tls);
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(stopping)
+                            .await
+                    }
+                    None => {
+                        axum::serve(http, router)
+                            .with_graceful_shutdown(stopping)
+                            .await
+                    }
+                };
                 if let Err(error) = served {
                     tracing::error!(%error, "webhook server failed");
                 }
@@ -137,8 +181,6 @@ impl App {
                 .await;
             })
         }));
-        let grpc = GitSyncGrpc::new(self.store, self.runner, self.validate_access_on_save);
-        let routes = tonic::service::Routes::new(grpc.into_server());
         self.base
             .run(routes, &[SERVICE_NAME], tasks, shutdown)
             .await?;

@@ -26,7 +26,8 @@ pub struct Config {
     /// Where the credentials service answers gRPC.
     #[serde(default = "default_credentials_url")]
     pub credentials_url: String,
-    /// Bearer token accepted by credentials for ResolveSecret.
+    /// This service's own service token, accepted by credentials (ResolveSecret, and
+    /// verifying callers' tokens).
     #[serde(default)]
     pub service_token: String,
     /// One working copy per connection lives below this directory.
@@ -45,6 +46,9 @@ pub struct Config {
     /// (its process died) is failed as interrupted and queued again.
     #[serde(default = "default_run_lease_ms")]
     pub run_lease_ms: u64,
+    /// `[git_sync.tls]`: certificate and key turn TLS on for the gRPC and webhook listeners.
+    #[serde(default)]
+    pub tls: backflow_platform::tls::TlsConfig,
 }
 
 fn default_run_lease_ms() -> u64 {

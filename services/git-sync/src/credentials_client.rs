@@ -64,12 +64,22 @@ pub struct CredentialsClient {
 
 impl CredentialsClient {
     /// Connects lazily: the credentials service may start after git-sync.
-    pub fn new(url: &str, service_token: &str) -> Result<Self, CredentialsClientError> {
-        let endpoint =
-            Endpoint::from_shared(url.to_string()).map_err(|err| CredentialsClientError::Url {
-                url: url.to_string(),
-                message: err.to_string(),
-            })?;
+    pub fn new(
+        url: &str,
+        service_token: &str,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self, CredentialsClientError> {
+        let invalid = |message: String| CredentialsClientError::Url {
+            url: url.to_string(),
+            message,
+        };
+        let mut endpoint =
+            Endpoint::from_shared(url.to_string()).map_err(|err| invalid(err.to_string()))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|err| invalid(err.to_string()))?;
+        }
         let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(30))

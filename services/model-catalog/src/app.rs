@@ -8,7 +8,7 @@ use crate::grpc::{CatalogGrpc, SERVICE_NAME};
 use crate::store::CatalogStore;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use backflow_platform::service::{BaseSettings, ServiceBase, Task};
+use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 
@@ -28,14 +28,26 @@ impl App {
                 database_url: &config.database_url,
                 grpc_listen: &config.grpc_listen,
                 nats,
+                auth: AuthSource::Credentials {
+                    url: &config.credentials_url,
+                    service_token: &config.service_token,
+                },
+                tls: &config.tls,
             },
             &MIGRATIONS,
             &[streams::EVT_CATALOG, streams::EVT_GITSYNC],
         )
         .await?;
         let store = CatalogStore::new(base.db.clone(), base.outbox.clone());
-        let git_sync = crate::snapshot_fetcher::SnapshotFetcher::new(&config.git_sync_url)
-            .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?;
+        let git_sync = crate::snapshot_fetcher::SnapshotFetcher::new(
+            &config.git_sync_url,
+            &config.service_token,
+            config
+                .tls
+                .grpc_client("model_catalog", &config.git_sync_url)
+                .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?,
+        )
+        .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?;
         Ok(Self {
             base,
             store,
@@ -49,6 +61,16 @@ impl App {
 
     pub fn store(&self) -> &CatalogStore {
         &self.store
+    }
+
+    /// This service's dead letters, for a front door's `DeadLetterService`.
+    pub fn dead_letter_target(&self) -> backflow_platform::dead_letter_grpc::Target {
+        self.base.dead_letter_target()
+    }
+
+    /// Adds this service's gRPC service to `routes` (its own port, or a front door).
+    pub fn add_grpc(&self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        routes.add_service(CatalogGrpc::new(self.store.clone()).into_server())
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), CatalogError> {
@@ -82,7 +104,7 @@ impl App {
                     .await;
             })
         });
-        let routes = tonic::service::Routes::new(CatalogGrpc::new(self.store).into_server());
+        let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
             .run(
                 routes,

@@ -26,20 +26,44 @@ pub enum FetchError {
 #[derive(Clone, Debug)]
 pub struct SnapshotFetcher {
     client: GitSyncServiceClient<Channel>,
+    /// `Bearer <model_catalog.service_token>`: FetchSnapshot is for services only.
+    bearer: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl SnapshotFetcher {
     /// Connects lazily: git-sync may start after the catalog.
-    pub fn new(url: &str) -> Result<Self, FetchError> {
-        let endpoint = Endpoint::from_shared(url.to_string()).map_err(|err| FetchError::Url {
+    pub fn new(
+        url: &str,
+        service_token: &str,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> Result<Self, FetchError> {
+        let invalid = |message: String| FetchError::Url {
             url: url.to_string(),
-            message: err.to_string(),
-        })?;
+            message,
+        };
+        let mut endpoint =
+            Endpoint::from_shared(url.to_string()).map_err(|err| invalid(err.to_string()))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|err| invalid(err.to_string()))?;
+        }
+        let bearer = if service_token.is_empty() {
+            None
+        } else {
+            Some(format!("Bearer {service_token}").parse().map_err(|_| {
+                invalid(
+                    "model_catalog.service_token contains characters not allowed in a header"
+                        .into(),
+                )
+            })?)
+        };
         let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
         Ok(Self {
             client: GitSyncServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            bearer,
         })
     }
 
@@ -57,6 +81,11 @@ impl SnapshotFetcher {
             snapshot_ref: snapshot_ref.to_string(),
         });
         backflow_platform::trace_grpc::inject(&mut request);
+        if let Some(bearer) = &self.bearer {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+        }
         let mut stream = self
             .client
             .clone()

@@ -10,7 +10,7 @@ use crate::scheduler::Scheduler;
 use crate::store::SyncStore;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use backflow_platform::service::{BaseSettings, ServiceBase, Task};
+use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
 use std::net::SocketAddr;
 
@@ -29,6 +29,11 @@ impl App {
                 database_url: &config.database_url,
                 grpc_listen: &config.grpc_listen,
                 nats,
+                auth: AuthSource::Credentials {
+                    url: &config.credentials_url,
+                    service_token: &config.service_token,
+                },
+                tls: &config.tls,
             },
             &MIGRATIONS,
             &[streams::EVT_RETL, streams::CMD_RETL, streams::EVT_DBT],
@@ -49,13 +54,22 @@ impl App {
         &self.scheduler
     }
 
+    /// This service's dead letters, for a front door's `DeadLetterService`.
+    pub fn dead_letter_target(&self) -> backflow_platform::dead_letter_grpc::Target {
+        self.base.dead_letter_target()
+    }
+
+    /// Adds this service's gRPC service to `routes` (its own port, or a front door).
+    pub fn add_grpc(&self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        routes.add_service(RetlSchedulerGrpc::new(self.scheduler.clone()).into_server())
+    }
+
     pub async fn run(self, shutdown: Shutdown) -> Result<(), RetlError> {
         let bus = self.base.bus.clone();
         let store = self.scheduler.store().clone();
         let dbt_runs: Task =
             Box::new(move |shutdown| Box::pin(consumers::run_dbt_runs(bus, store, shutdown)));
-        let routes =
-            tonic::service::Routes::new(RetlSchedulerGrpc::new(self.scheduler).into_server());
+        let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
             .run(routes, &[SERVICE_NAME], vec![dbt_runs], shutdown)
             .await?;

@@ -33,9 +33,13 @@ fn create_request(name: &str, schedule: pb::schedule::Kind) -> pb::CreateSyncReq
 #[tokio::test]
 async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
     let nats = testing::fresh_nats("retlapp");
+    let authority = testing::TokenAuthority::start().await?;
     let config = Config {
         database_url: testing::fresh_sqlite_url("retl"),
         grpc_listen: "127.0.0.1:0".into(),
+        credentials_url: authority.url.clone(),
+        service_token: authority.service_token.clone(),
+        tls: Default::default(),
     };
     let app = App::build(config, &nats).await?;
     let addr = app
@@ -43,7 +47,10 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no grpc address"))?;
     let shutdown = Shutdown::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
-    let mut client = RetlSchedulerServiceClient::connect(format!("http://{addr}")).await?;
+    let token = authority.mint(None, backflow_platform::auth::Role::Admin);
+    let mut client = RetlSchedulerServiceClient::new(
+        testing::authed_channel(&format!("http://{addr}"), &token).await?,
+    );
 
     let cron = pb::schedule::Kind::Cron(pb::CronSchedule {
         expression: "30 6 * * MON-FRI".into(),
