@@ -55,7 +55,7 @@ async fn a_broken_remote_is_checked_ever_less_often() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let credentials = CredentialsClient::new(&format!("http://127.0.0.1:{port}"), "svc")?;
+    let credentials = CredentialsClient::new(&format!("http://127.0.0.1:{port}"), "svc", None)?;
     let work = std::env::temp_dir().join(format!("backflow-quiet-{}", backflow_platform::new_id()));
     let runner = SyncRunner::new(store.clone(), credentials, work, Duration::from_secs(2));
     let (connection, _) = store.create_connection("ws", "dbt", &settings()).await?;
