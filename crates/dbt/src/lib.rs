@@ -24,6 +24,7 @@ pub mod project_render;
 pub mod properties;
 pub mod safe_fs;
 pub mod static_refs;
+pub mod test_macro_config;
 pub mod tests_compile;
 pub mod tests_gen;
 pub mod yaml;

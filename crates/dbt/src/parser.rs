@@ -154,8 +154,11 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         refs: HashMap::new(),
         sources: HashMap::new(),
         graph: None,
+        test_configs: HashMap::new(),
     };
     let (env, compile_errors) = build_env(&scope.macros);
+    let mut scope = scope;
+    scope.test_configs = crate::test_macro_config::collect(&env, &scope);
     let env_errors: Vec<NodeError> = compile_errors
         .into_iter()
         .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message))

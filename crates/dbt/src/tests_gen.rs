@@ -24,6 +24,9 @@ struct TestSpec {
     namespace: Option<String>,
     args: Map<String, Value>,
     config: Map<String, Value>,
+    /// `severity` exactly as written under the entry's `config:` (dbt re-applies it as written
+    /// after a test macro's own `config()` call)
+    raw_config_severity: Option<Value>,
 }
 
 fn parse_entry(entry: &Value) -> Option<TestSpec> {
@@ -47,6 +50,7 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
         .remove("config")
         .and_then(|c| c.as_object().cloned())
         .unwrap_or_default();
+    let raw_config_severity = config.get("severity").cloned();
     // `tags:` given as a test argument tags the node but is not part of its config
     let arg_tags = string_list(args.remove("tags"));
     for key in [
@@ -70,6 +74,7 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
             .or_insert(Value::from("table"));
     }
     Some(TestSpec {
+        raw_config_severity,
         name,
         arg_tags,
         custom_name,
@@ -490,8 +495,19 @@ fn make_test(
         "warn_if": "!= 0", "error_if": "!= 0"
     });
     if let Value::Object(c) = &mut config {
+        // the test macro's own `config(...)` first, then the YAML test config over it
+        let macro_id = format!("macro.{macro_pkg}.test_{}", spec.name);
+        if let Some(from_macro) = scope.test_configs.get(&macro_id) {
+            for (k, v) in from_macro {
+                c.insert(k.clone(), v.clone());
+            }
+        }
         for (k, v) in &spec.config {
             c.insert(k.clone(), v.clone());
+        }
+        if let (Some(_), Some(raw)) = (scope.test_configs.get(&macro_id), &spec.raw_config_severity)
+        {
+            c.insert("severity".into(), raw.clone());
         }
         if short != name {
             c.insert("alias".into(), Value::from(short.clone()));

@@ -99,6 +99,8 @@ pub struct Scope {
     pub sources: HashMap<(String, String), Vec<SourceTarget>>,
     /// the compile-time `graph` (nodes and sources), when some template uses it
     pub graph: Option<minijinja::Value>,
+    /// config set by `config(...)` calls inside generic test macros, by macro unique id
+    pub test_configs: HashMap<String, Map<String, Json>>,
 }
 
 impl Scope {
