@@ -156,7 +156,8 @@ async fn exhaust_and_replay(database_url: &str) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await
-        .expect_err("unknown service");
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unknown service must be refused"))?;
     assert_eq!(unknown.code(), tonic::Code::NotFound);
     assert!(
         unknown.message().contains("model_catalog"),
@@ -211,7 +212,8 @@ async fn exhaust_and_replay(database_url: &str) -> anyhow::Result<()> {
             id: "no-such-id".into(),
         })
         .await
-        .expect_err("unknown id");
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unknown id must be refused"))?;
     assert_eq!(missing.code(), tonic::Code::NotFound);
 
     shutdown.cancel();

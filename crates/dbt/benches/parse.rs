@@ -22,6 +22,7 @@
 //!   BENCH_SKIP_DBT=1   skip dbt entirely; BENCH_DBT_COMPILE=0 skip `dbt compile`
 //!   BENCH_ENFORCE=1    exit non-zero when a target is missed (timings on a shared machine
 //!                      are noisy, so by default the table is only reported)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -7,11 +7,13 @@ use crate::jinja::context::RefCall;
 use regex::Regex;
 use std::sync::OnceLock;
 
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
 fn tag_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"(?s)\{\{.*?\}\}|\{%.*?%\}").expect("static regex"))
 }
 
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
 fn ref_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -22,6 +24,7 @@ fn ref_re() -> &'static Regex {
     })
 }
 
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
 fn source_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {

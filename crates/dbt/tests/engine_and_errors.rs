@@ -1,4 +1,5 @@
 //! Incremental re-parse correctness and per-node error reporting on small generated projects.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_dbt::{parse_project, Engine, ParseOptions, ProjectError};
 use std::fs;

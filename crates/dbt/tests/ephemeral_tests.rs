@@ -2,6 +2,7 @@
 //! CTEs injected into their compiled SQL, exactly as dbt 1.7's compiler does for models:
 //! prepended as a new `with` when the test SQL does not start with one, merged into the
 //! test's own `with` (relationships) when it does; nested ephemerals come first.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_dbt::{parse_project, Engine, ParseOptions};
 use std::fs;

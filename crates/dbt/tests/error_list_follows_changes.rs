@@ -2,6 +2,7 @@
 //! current list of file-level and node-level errors, equal to what a fresh parse reports, with
 //! project-relative paths only. A file that grows over the size limit, a new symlink out of the
 //! checkout and broken Jinja each add an error; fixing them removes it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_dbt::safe_fs::MAX_FILE_BYTES;
 use backflow_dbt::{parse_project, Engine, NodeError, ParseOptions, ProjectError};

@@ -3,6 +3,7 @@
 //! models, macros, property files, project files, and same-size edits within one mtime tick;
 //! and macro, seed and snapshot edits must take the in-place path (re-rendering only what
 //! depends on them) and still equal a fresh parse.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_dbt::{parse_project, Engine, ParseOptions, ParsePath};
 use std::fs;

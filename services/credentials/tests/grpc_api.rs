@@ -2,6 +2,7 @@
 //! exchanged with a local stand-in of GitHub (JWT signature and claims checked,
 //! tokens cached per secret version, one exchange for concurrent callers), errors
 //! mapped to clear statuses, and the raw database never holding material in clear.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 mod support;
 

@@ -1,6 +1,7 @@
 //! Material is checked by kind at create and rotate, with real keys made by
 //! `ssh-keygen` in every format users paste: OpenSSH, PEM (PKCS#1 / SEC1) and
 //! PKCS#8, plain and passphrase-protected; errors never quote the material.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 mod support;
 

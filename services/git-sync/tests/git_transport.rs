@@ -1,6 +1,7 @@
 //! Acceptance tests for `backflow_git_sync::git` against real servers on loopback:
 //! Debian's sshd (issue 4, point 1) and `git http-backend` behind Basic auth
 //! (point 2), plus a server that accepts and never answers for the timeouts.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_test_git as support;
 

@@ -2,6 +2,7 @@
 //! (here: the credentials service is unreachable, a transient failure) is looked at
 //! again only after 1 min, then 5, 15 and 60 — the schedule in `retry.rs` — and never
 //! gets a run queued meanwhile. Time is passed in, so the test waits for nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_git_sync::app::MIGRATIONS;
 use backflow_git_sync::credentials_client::CredentialsClient;

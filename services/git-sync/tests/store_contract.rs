@@ -1,6 +1,7 @@
 //! The git-sync store behaves the same on SQLite and PostgreSQL: connections are
 //! workspace-scoped, every change queues a sync and writes its events atomically, and
 //! concurrent sync requests coalesce.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_git_sync::app::MIGRATIONS;
 use backflow_git_sync::retry;

@@ -3,6 +3,7 @@
 //! key and checks the claims (`iss` = app id, `iat` ≤ now, `exp` > now,
 //! `exp − iat` ≤ 600 s) and the `Accept` header, then answers 201 with a token
 //! that expires in an hour, or GitHub's error bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -1,6 +1,6 @@
 //! Shared test helpers: real keys from `ssh-keygen` (fast even in debug builds,
 //! and exactly what users paste), and a host key line to pin.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 #![allow(dead_code)]
 
 pub mod fake_github;
