@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
 fn config_call_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"\bconfig\s*\(").expect("static regex"))
