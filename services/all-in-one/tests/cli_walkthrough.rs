@@ -1,15 +1,16 @@
 //! Issue 7, acceptance 1: the README's walkthrough, run with the built `backflow`
-//! binary as a subprocess against a running `backflow dev` (empty data dir, free
-//! ports, its own NATS namespace) and a real smart-HTTP git server: token → secret
+//! binary as a subprocess against a running `backflow dev` (empty data dir, ports
+//! chosen by the OS, its own NATS namespace; the CLI finds the front door in the
+//! `./data/cli.json` dev writes) and a real smart-HTTP git server: an admin token from
+//! `backflow tokens create` → secret
 //! from a file (rotated from stdin) → warehouse source → connection → initial sync
 //! watched → models → push → `connections sync` → `runs watch` to completion →
 //! `--output json` parsed and compared whole; a broken commit's watched run exits 1;
 //! settings change and delete. Usage errors exit 2; a refused call exits 1 with the
-//! server's message.
+//! server's message, also for an unknown token.
 
 use backflow_test_git::http::GitHttpServer;
 use backflow_test_git::repo::BareRepo;
-use backflow_test_git::ssh::free_port;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -52,28 +53,12 @@ const CLIENT_VARS: [&str; 7] = [
 struct Dev {
     child: Child,
     workdir: PathBuf,
-    /// Per-service addresses, for the CLI when the binary has no front door.
-    service_addrs: Vec<(&'static str, String)>,
     /// The configuration `backflow dev` runs with (also what `backflow tokens` needs).
     server_env: Vec<(String, String)>,
-    /// The binary serves every service on one front door and has `backflow tokens`.
-    front_door: bool,
-}
-
-/// Whether this binary has `backflow tokens` (and so the front door and bearer auth).
-fn has_tokens_command() -> bool {
-    Command::new(env!("CARGO_BIN_EXE_backflow"))
-        .args(["tokens", "--help"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 impl Dev {
     fn start(workdir: &Path) -> anyhow::Result<Self> {
-        let grpc = |port: u16| format!("127.0.0.1:{port}");
-        let front_door = has_tokens_command();
         let mut server_env: Vec<(String, String)> = vec![
             (
                 "BACKFLOW_NATS__NAMESPACE".into(),
@@ -89,65 +74,28 @@ impl Dev {
                 "127.0.0.1:0".into(),
             ),
             (
-                "BACKFLOW_DBT_CLOUD_LISTENER__GRPC_LISTEN".into(),
-                "127.0.0.1:0".into(),
-            ),
-            (
-                "BACKFLOW_RETL_SCHEDULER__GRPC_LISTEN".into(),
-                "127.0.0.1:0".into(),
-            ),
-            (
                 "BACKFLOW_GIT_SYNC__HTTP_LISTEN".into(),
                 "127.0.0.1:0".into(),
             ),
+            // Every port chosen by the OS; the CLI finds the front door in ./data/cli.json.
+            ("BACKFLOW_FRONT_DOOR__LISTEN".into(), "127.0.0.1:0".into()),
             // Only the syncs this test asks for.
             (
                 "BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECONDS".into(),
                 "0".into(),
             ),
         ];
-        let mut service_addrs = Vec::new();
-        if front_door {
-            // Every port chosen by the OS; the CLI finds the front door in ./data/cli.json.
-            for section in ["CREDENTIALS", "GIT_SYNC", "MODEL_CATALOG"] {
-                server_env.push((
-                    format!("BACKFLOW_{section}__GRPC_LISTEN"),
-                    "127.0.0.1:0".into(),
-                ));
-            }
-            server_env.push(("BACKFLOW_FRONT_DOOR__LISTEN".into(), "127.0.0.1:0".into()));
-        } else {
-            let (credentials, git_sync, catalog) = (free_port(), free_port(), free_port());
-            server_env.extend([
-                (
-                    "BACKFLOW_CREDENTIALS__GRPC_LISTEN".into(),
-                    grpc(credentials),
-                ),
-                ("BACKFLOW_GIT_SYNC__GRPC_LISTEN".into(), grpc(git_sync)),
-                ("BACKFLOW_MODEL_CATALOG__GRPC_LISTEN".into(), grpc(catalog)),
-                (
-                    "BACKFLOW_GIT_SYNC__CREDENTIALS_URL".into(),
-                    format!("http://{}", grpc(credentials)),
-                ),
-                (
-                    "BACKFLOW_MODEL_CATALOG__GIT_SYNC_URL".into(),
-                    format!("http://{}", grpc(git_sync)),
-                ),
-            ]);
-            service_addrs = vec![
-                (
-                    "BACKFLOW_ADDR_CREDENTIALS",
-                    format!("http://{}", grpc(credentials)),
-                ),
-                (
-                    "BACKFLOW_ADDR_GIT_SYNC",
-                    format!("http://{}", grpc(git_sync)),
-                ),
-                (
-                    "BACKFLOW_ADDR_MODEL_CATALOG",
-                    format!("http://{}", grpc(catalog)),
-                ),
-            ];
+        for section in [
+            "CREDENTIALS",
+            "GIT_SYNC",
+            "MODEL_CATALOG",
+            "DBT_CLOUD_LISTENER",
+            "RETL_SCHEDULER",
+        ] {
+            server_env.push((
+                format!("BACKFLOW_{section}__GRPC_LISTEN"),
+                "127.0.0.1:0".into(),
+            ));
         }
         let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
         command
@@ -177,9 +125,7 @@ impl Dev {
         let dev = Self {
             child,
             workdir: workdir.to_path_buf(),
-            service_addrs,
             server_env,
-            front_door,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -200,9 +146,6 @@ impl Dev {
         command.args(args).current_dir(&self.workdir);
         for var in CLIENT_VARS {
             command.env_remove(var);
-        }
-        for (var, addr) in &self.service_addrs {
-            command.env(var, addr);
         }
         if let Some(token) = token {
             command.env("BACKFLOW_TOKEN", token);
@@ -312,12 +255,8 @@ fn number(value: &Value, name: &str) -> anyhow::Result<i64> {
 
 /// Step 1 of the walkthrough: an operator makes an admin token for the workspace with
 /// `backflow tokens create` (against the same ./data and configuration as the running
-/// dev process); every later command sends it as BACKFLOW_TOKEN. A binary without
-/// bearer auth yet has no tokens command: then no token.
-fn admin_token(dev: &Dev) -> anyhow::Result<Option<String>> {
-    if !dev.front_door {
-        return Ok(None);
-    }
+/// dev process); every later command sends it as BACKFLOW_TOKEN.
+fn admin_token(dev: &Dev) -> anyhow::Result<String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
     command
         .args([
@@ -343,7 +282,7 @@ fn admin_token(dev: &Dev) -> anyhow::Result<Option<String>> {
         text(&output.stderr)
     );
     let created: Value = serde_json::from_slice(&output.stdout)?;
-    Ok(Some(field(&created, "token")?))
+    field(&created, "token")
 }
 
 /// The run as `runs watch` / `runs get` print it, with the fields only the server knows.
@@ -380,7 +319,8 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
 
     // 1. token
     let token = admin_token(&dev)?;
-    let token = token.as_deref();
+    assert!(token.starts_with("bf_"), "an api token: {token}");
+    let token = Some(token.as_str());
 
     // 2. a secret from a file (with the newline `echo` adds); material never on argv
     let token_file = root.join("git-token.txt");
@@ -796,18 +736,16 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         "{message}"
     );
 
-    if dev.front_door {
-        // An unknown token: UNAUTHENTICATED, printed as the server's one-line message.
-        let refused = dev.cli(&["connections", "list", "--token", "bf_unknown"], None);
-        let message = text(&refused.stderr);
-        assert_eq!(refused.status.code(), Some(1), "{message}");
-        assert!(
-            message.starts_with("error: ")
-                && message.lines().count() == 1
-                && !message.contains("Status {"),
-            "{message}"
-        );
-    }
+    // An unknown token: UNAUTHENTICATED, printed as the server's one-line message.
+    let refused = dev.cli(&["connections", "list", "--token", "bf_unknown"], None);
+    let message = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{message}");
+    assert!(
+        message.starts_with("error: ")
+            && message.lines().count() == 1
+            && !message.contains("Status {"),
+        "{message}"
+    );
 
     // 10. settings change and delete
     let updated = ok_json(
