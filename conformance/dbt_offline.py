@@ -116,7 +116,7 @@ def install():
         def commit(self):
             pass
 
-    def open_(cls, connection):
+    def open_(cls, connection, *_args, **_kwargs):
         connection.handle = Handle()
         connection.state = ConnectionState.OPEN
         return connection
@@ -137,8 +137,10 @@ def install():
         for name in ("begin", "commit", "add_begin_query", "add_commit_query"):
             if name in cls.__dict__:
                 setattr(cls, name, noop)
-        if "open" in cls.__dict__:
-            setattr(cls, "open", classmethod(open_))
+        # dbt-databricks opens through `_open` (per node) and `_open2` (long sessions) too
+        for name in ("open", "_open", "_open2"):
+            if name in cls.__dict__:
+                setattr(cls, name, classmethod(open_))
 
     answers = {
         "get_relation": lambda self, *a, **k: None,
