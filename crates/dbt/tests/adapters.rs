@@ -121,3 +121,38 @@ fn databricks_uses_catalog_backticks_and_spark_parents() {
         )
     );
 }
+
+#[test]
+fn typed_relation_longer_than_the_warehouse_allows_is_a_node_error() {
+    let dir = project();
+    let long = "x".repeat(70);
+    write(
+        dir.path(),
+        "models/typed.sql",
+        &format!(
+            "{{% set r = api.Relation.create(database='d', schema='s', identifier='{long}', type='table') %}}\
+             select '{{{{ r }}}}' as r\n"
+        ),
+    );
+    let errors = |adapter: Adapter| {
+        let opts = ParseOptions {
+            adapter,
+            ..ParseOptions::default()
+        };
+        parse_project(dir.path(), &opts).unwrap().errors
+    };
+    // dbt-postgres: "Relation name '...' is longer than 63 characters"
+    let pg = errors(Adapter::Postgres);
+    assert_eq!(pg.len(), 1, "{pg:?}");
+    assert_eq!(pg[0].unique_id.as_deref(), Some("model.ut.typed"));
+    assert!(
+        pg[0].message.contains(&format!(
+            "Relation name '{long}' is longer than 63 characters"
+        )),
+        "{}",
+        pg[0].message
+    );
+    // redshift allows 127, snowflake has no limit in dbt
+    assert_eq!(errors(Adapter::Redshift), vec![]);
+    assert_eq!(errors(Adapter::Snowflake), vec![]);
+}
