@@ -23,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The adapters `make conformance` covers (each one's expected outputs are committed).
 # CONFORMANCE_ADAPTERS overrides the list; --adapter picks some.
-adapters="${CONFORMANCE_ADAPTERS:-postgres redshift snowflake bigquery}"
+adapters="${CONFORMANCE_ADAPTERS:-postgres redshift snowflake bigquery databricks}"
 harness_args=()
 compare_args=()
 picked=0
