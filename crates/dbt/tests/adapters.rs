@@ -2,6 +2,7 @@
 //! quoting, `adapter.quote`, `target.type`, type labels and the adapter's own cross-database
 //! macros. The expected SQL is dbt-core 1.7.20's with each dbt-<adapter> 1.7.x, run offline
 //! (conformance/dbt_offline.py); `make conformance` covers the same at project scale.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_dbt::{parse_project, Adapter, ParseOptions};
 use std::fs;
