@@ -109,7 +109,23 @@ async fn one_trace_runs_from_webhook_to_catalog() -> anyhow::Result<()> {
             done.then_some(spans)
         }
     })
-    .await?;
+    .await
+    .map_err(|error| {
+        // Say what the trace did contain, to see which hop lost it.
+        let spans = exporter.get_finished_spans().unwrap_or_default();
+        let names: Vec<String> = spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} parent={}",
+                    s.span_context.trace_id(),
+                    s.name,
+                    s.parent_span_id
+                )
+            })
+            .collect();
+        anyhow::anyhow!("{error}; finished spans:\n{}", names.join("\n"))
+    })?;
     let webhook = spans
         .iter()
         .rev()

@@ -23,7 +23,6 @@ impl CatalogStore {
 
     /// Like [`Self::record_snapshot`], claiming `(consumer, event_id)` in the inbox in
     /// the same transaction; returns `false` (and changes nothing) if already handled.
-    #[tracing::instrument(name = "catalog.record_snapshot", skip_all, fields(connection_id = %connection_id, commit = %commit_sha))]
     pub async fn record_snapshot_once(
         &self,
         claim: Option<(&str, &str)>,
@@ -38,6 +37,7 @@ impl CatalogStore {
 
     /// [`Self::record_snapshot_once`] for a successful run: the project's status
     /// follows the run's outcome in the same transaction.
+    #[tracing::instrument(name = "catalog.record_snapshot", skip_all, fields(connection_id = %connection_id, commit = %commit_sha))]
     pub async fn record_run_snapshot(
         &self,
         claim: Option<(&str, &str)>,
