@@ -3,7 +3,8 @@
 //! out of the checkout, a fixed file, a removed symlink — with repository-relative
 //! paths (the project lives under `dbt/`) and no message naming the server's work dir.
 //! A broken project fails the run with the commit it tried, and the catalog's project
-//! shows status, last run, last error and last attempted commit throughout.
+//! shows status, last run, last error and last attempted commit throughout. Deleting
+//! the connection removes its work dir (issue 7.7).
 
 use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::credentials::v1 as credentials;
@@ -221,6 +222,18 @@ async fn the_error_list_follows_every_change_on_one_connection() -> anyhow::Resu
     let project = project_after(&stack, &connection_id, &run.id).await?;
     assert_eq!(project.status, catalog::ProjectStatus::Ok as i32);
     assert_eq!(project.last_attempted_commit, fixed);
+
+    // deleting the connection removes its clone from the server's disk
+    let work_dir = stack.credentials_db_dir.join("work").join(&connection_id);
+    assert!(work_dir.join(".git").is_dir(), "{}", work_dir.display());
+    stack
+        .git_sync
+        .delete_connection(gitsync::DeleteConnectionRequest {
+            workspace_id: WORKSPACE.into(),
+            connection_id: connection_id.clone(),
+        })
+        .await?;
+    assert!(!work_dir.exists(), "{} is left behind", work_dir.display());
 
     stack.stop().await;
     drop(server);
