@@ -148,6 +148,21 @@ impl CredentialsService for CredentialsGrpc {
         }))
     }
 
+    async fn update_secret_attributes(
+        &self,
+        request: Request<pb::UpdateSecretAttributesRequest>,
+    ) -> Result<Response<pb::UpdateSecretAttributesResponse>, Status> {
+        let request = request.into_inner();
+        let changes = request.attributes.into_iter().collect();
+        let record = self
+            .secrets
+            .update_attributes(&request.workspace_id, &request.secret_id, &changes)
+            .await?;
+        Ok(Response::new(pb::UpdateSecretAttributesResponse {
+            secret: Some(secret_of(record)),
+        }))
+    }
+
     async fn delete_secret(
         &self,
         request: Request<pb::DeleteSecretRequest>,

@@ -117,6 +117,26 @@ impl Secrets {
         Ok(record)
     }
 
+    /// Changes non-secret attributes (no new version): e.g. re-pinned host keys.
+    pub async fn update_attributes(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+        changes: &std::collections::BTreeMap<String, String>,
+    ) -> Result<SecretRecord, CredentialsError> {
+        require("workspace_id", workspace_id)?;
+        let current = self.get(workspace_id, secret_id).await?;
+        let attributes =
+            kinds::validate_attribute_update(current.kind, &current.attributes, changes)?;
+        let record = self
+            .store
+            .update_attributes(workspace_id, secret_id, &attributes)
+            .await?;
+        let keys: Vec<&str> = changes.keys().map(String::as_str).collect();
+        tracing::info!(%workspace_id, %secret_id, ?keys, "secret attributes updated");
+        Ok(record)
+    }
+
     pub async fn get(
         &self,
         workspace_id: &str,

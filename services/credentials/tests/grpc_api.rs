@@ -408,3 +408,76 @@ async fn ssh_keys_resolve_with_their_attributes_and_never_sit_in_clear() -> anyh
     );
     Ok(())
 }
+
+/// Issue 7.7: the pinned `known_hosts` of an SSH key changes without re-entering the
+/// key (same material, same version), validated like at create; what cannot change
+/// without new material is refused by name.
+#[tokio::test]
+async fn known_hosts_can_be_re_pinned_without_the_key() -> anyhow::Result<()> {
+    let (dir, other) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (key, _) = keygen(dir.path(), "deploy", "ed25519", &[], "");
+    let (old_hosts, new_hosts) = (
+        support::known_hosts_line(dir.path()),
+        support::known_hosts_line(other.path()),
+    );
+    let mut service = start().await?;
+    let client = &mut service.client;
+    let secret = create(
+        client,
+        "deploy-key",
+        pb::SecretKind::SshPrivateKey,
+        key.as_bytes(),
+        &[("known_hosts", old_hosts)],
+    )
+    .await?;
+    let update = |attributes: &[(&str, &str)]| pb::UpdateSecretAttributesRequest {
+        workspace_id: WS.into(),
+        secret_id: secret.id.clone(),
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let updated = client
+        .update_secret_attributes(update(&[("known_hosts", &new_hosts)]))
+        .await?
+        .into_inner()
+        .secret
+        .ok_or_else(|| anyhow::anyhow!("no secret"))?;
+    assert_eq!(updated.attributes["known_hosts"], new_hosts);
+    assert_eq!(updated.attributes["key_type"], "ed25519");
+    assert_eq!(updated.current_version, secret.current_version);
+    let resolved = client
+        .resolve_secret(as_service(pb::ResolveSecretRequest {
+            workspace_id: WS.into(),
+            secret_id: secret.id.clone(),
+            version: 0,
+            purpose: "git-sync fetch".into(),
+        }))
+        .await?
+        .into_inner();
+    assert_eq!(resolved.material, key.as_bytes());
+    assert_eq!(resolved.attributes["known_hosts"], new_hosts);
+
+    for (attributes, expect) in [
+        (&[("known_hosts", "not a host key line")][..], "known_hosts"),
+        (&[("key_type", "rsa")][..], "key_type"),
+        (&[][..], "nothing to change"),
+    ] {
+        let status = client
+            .update_secret_attributes(update(attributes))
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(expect), "{status:?}");
+    }
+    let missing = client
+        .update_secret_attributes(pb::UpdateSecretAttributesRequest {
+            workspace_id: "another-workspace".into(),
+            ..update(&[("known_hosts", &new_hosts)])
+        })
+        .await
+        .expect_err("another workspace");
+    assert_eq!(missing.code(), Code::NotFound);
+    Ok(())
+}

@@ -77,6 +77,55 @@ pub fn validate_rotation(
     }
 }
 
+/// Applies `changes` to a secret's stored attributes, allowing only what may change
+/// without new material (`known_hosts` of SSH keys, `username` of git tokens), and
+/// checks the result like at create. Returns the attributes to store.
+pub fn validate_attribute_update(
+    kind: i32,
+    current: &BTreeMap<String, String>,
+    changes: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, InvalidSecret> {
+    let changeable: &[&str] = match kind_of(kind)? {
+        SecretKind::SshPrivateKey => &["known_hosts"],
+        SecretKind::GitToken => &["username"],
+        _ => &[],
+    };
+    if changes.is_empty() {
+        return Err(InvalidSecret("attributes: nothing to change".into()));
+    }
+    if let Some(key) = changes
+        .keys()
+        .find(|key| !changeable.contains(&key.as_str()))
+    {
+        return Err(InvalidSecret(if changeable.is_empty() {
+            format!(
+                "attribute {key:?} of this kind of secret cannot be changed; create a new secret"
+            )
+        } else {
+            format!(
+                "attribute {key:?} cannot be changed without new material (changeable: {})",
+                changeable.join(", ")
+            )
+        }));
+    }
+    let mut updated = current.clone();
+    updated.extend(
+        changes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.trim().to_string())),
+    );
+    if let Some(known_hosts) = changes.get("known_hosts") {
+        ssh::check_known_hosts(known_hosts).map_err(InvalidSecret)?;
+    }
+    if changes
+        .get("username")
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        return Err(InvalidSecret("username must not be empty".into()));
+    }
+    Ok(updated)
+}
+
 fn kind_of(kind: i32) -> Result<SecretKind, InvalidSecret> {
     match SecretKind::try_from(kind) {
         Ok(SecretKind::Unspecified) => Err(InvalidSecret("kind is required".into())),

@@ -157,6 +157,32 @@ impl SecretStore {
             .ok_or_else(|| CredentialsError::NotFound(secret_id.to_string()))
     }
 
+    /// Replaces the stored attributes (material and versions untouched).
+    pub async fn update_attributes(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<SecretRecord, CredentialsError> {
+        let encoded = serde_json::to_string(attributes)
+            .map_err(|err| CredentialsError::Corrupt(format!("attributes: {err}")))?;
+        let done = sqlx::query(
+            "UPDATE secrets SET attributes = $1, updated_at_ms = $2 WHERE workspace_id = $3 AND id = $4",
+        )
+        .bind(encoded)
+        .bind(backflow_platform::now_unix_ms())
+        .bind(workspace_id)
+        .bind(secret_id)
+        .execute(self.db.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(CredentialsError::NotFound(secret_id.to_string()));
+        }
+        self.get(workspace_id, secret_id)
+            .await?
+            .ok_or_else(|| CredentialsError::NotFound(secret_id.to_string()))
+    }
+
     /// Deletes a secret and all its versions. Returns false if it did not exist.
     pub async fn delete(
         &self,
