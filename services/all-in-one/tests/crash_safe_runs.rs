@@ -20,8 +20,9 @@ const GIT_TOKEN: &str = "ghp_CrashSafeRunsToken0123456789";
 const SERVICE_TOKEN: &str = "svc-CrashSafeRunsServiceToken";
 const WORKSPACE: &str = "ws-crash";
 
-type GitSyncClient =
-    gitsync::git_sync_service_client::GitSyncServiceClient<tonic::transport::Channel>;
+type GitSyncClient = gitsync::git_sync_service_client::GitSyncServiceClient<
+    backflow_platform::testing::AuthedChannel,
+>;
 
 /// Everything a `backflow serve git-sync` child needs, kept for the restart.
 struct GitSyncProcess {
@@ -85,11 +86,12 @@ impl GitSyncProcess {
         Ok(())
     }
 
-    async fn client(&self) -> anyhow::Result<GitSyncClient> {
+    async fn client(&self, token: &str) -> anyhow::Result<GitSyncClient> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match GitSyncClient::connect(format!("http://{}", self.grpc)).await {
-                Ok(client) => return Ok(client),
+            let url = format!("http://{}", self.grpc);
+            match backflow_platform::testing::authed_channel(&url, token).await {
+                Ok(channel) => return Ok(GitSyncClient::new(channel)),
                 Err(error) if Instant::now() > deadline => {
                     anyhow::bail!("git-sync never listened on {}: {error}", self.grpc)
                 }
@@ -157,12 +159,21 @@ async fn kill_9_mid_sync_then_restart_finishes_the_work() -> anyhow::Result<()> 
     let credentials_addr = credentials_app
         .grpc_addr()
         .ok_or_else(|| anyhow::anyhow!("no credentials address"))?;
+    let token = credentials_app
+        .tokens()
+        .create(
+            Some(WORKSPACE),
+            backflow_platform::auth::Role::Admin,
+            "crash test",
+        )
+        .await?
+        .token;
     let shutdown = backflow_platform::shutdown::Shutdown::new();
     let credentials_task = tokio::spawn(credentials_app.run(shutdown.clone()));
-    let mut secrets = credentials::credentials_service_client::CredentialsServiceClient::connect(
-        format!("http://{credentials_addr}"),
-    )
-    .await?;
+    let mut secrets = credentials::credentials_service_client::CredentialsServiceClient::new(
+        backflow_platform::testing::authed_channel(&format!("http://{credentials_addr}"), &token)
+            .await?,
+    );
     let secret_id = secrets
         .create_secret(credentials::CreateSecretRequest {
             workspace_id: WORKSPACE.into(),
@@ -185,7 +196,7 @@ async fn kill_9_mid_sync_then_restart_finishes_the_work() -> anyhow::Result<()> 
         &nats.namespace,
     );
     process.start()?;
-    let mut client = process.client().await?;
+    let mut client = process.client(&token).await?;
 
     // the initial sync gets stuck downloading the pack
     server.stall_fetches();
@@ -238,7 +249,7 @@ async fn kill_9_mid_sync_then_restart_finishes_the_work() -> anyhow::Result<()> 
     process.kill_9()?;
     server.release_fetches();
     process.start()?;
-    let mut client = process.client().await?;
+    let mut client = process.client(&token).await?;
 
     let runs = wait_for_runs(
         &mut client,
