@@ -32,7 +32,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
             grpc_listen: "127.0.0.1:0".into(),
             http_listen: "127.0.0.1:0".into(),
             credentials_url: authority.url.clone(),
-            service_token: authority.service_token.clone(),
+            service_token: authority.service_token.clone().into(),
             work_dir: std::env::temp_dir()
                 .join("backflow-unused-work")
                 .display()
@@ -52,7 +52,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
             grpc_listen: "127.0.0.1:0".into(),
             git_sync_url: "http://127.0.0.1:1".into(),
             credentials_url: authority.url.clone(),
-            service_token: authority.service_token.clone(),
+            service_token: authority.service_token.clone().into(),
             tls: Default::default(),
         },
         nats,

@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod lease;
 pub mod metrics;
 pub mod outbox;
+pub mod request_error;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

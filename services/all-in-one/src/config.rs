@@ -85,17 +85,24 @@ impl BackflowConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn embedded_defaults_load() {
         let config: BackflowConfig =
             backflow_platform::config::load_with_env(&defaults(true), None, []).expect("defaults");
         assert!(config.credentials.create_master_key_if_missing);
+        let accepted: Vec<&str> = config
+            .credentials
+            .service_tokens
+            .iter()
+            .map(|token| token.expose_secret())
+            .collect();
         assert_eq!(
-            config.credentials.service_tokens,
-            vec![config.git_sync.service_token.clone()]
+            accepted,
+            vec![config.git_sync.service_token.expose_secret()]
         );
-        assert!(!config.git_sync.service_token.is_empty());
+        assert!(!config.git_sync.service_token.expose_secret().is_empty());
         assert_eq!(config.git_sync.grpc_listen, "127.0.0.1:50052");
         let production: BackflowConfig =
             backflow_platform::config::load_with_env(&defaults(false), None, []).expect("defaults");

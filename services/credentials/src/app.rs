@@ -13,6 +13,7 @@ use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase};
 use backflow_platform::shutdown::Shutdown;
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -49,9 +50,16 @@ impl App {
             Duration::from_millis(config.github_http_timeout_ms),
             Duration::from_secs(config.github_token_refresh_margin_s),
         );
-        let tokens = ApiTokens::new(base.db.clone(), config.service_tokens.clone());
+        // Config holds the service tokens as secrets; the two checkers keep plain copies
+        // behind a redacted Debug.
+        let service_tokens: Vec<String> = config
+            .service_tokens
+            .iter()
+            .map(|token| token.expose_secret().to_owned())
+            .collect();
+        let tokens = ApiTokens::new(base.db.clone(), service_tokens.clone());
         base.set_verifier(std::sync::Arc::new(tokens.clone()));
-        let secrets = Secrets::new(store, master, config.service_tokens).with_github(github);
+        let secrets = Secrets::new(store, master, service_tokens).with_github(github);
         Ok(Self {
             base,
             secrets,

@@ -29,7 +29,7 @@ pub struct Config {
     pub create_master_key_if_missing: bool,
     /// Bearer tokens of services allowed to call ResolveSecret.
     #[serde(default)]
-    pub service_tokens: Vec<String>,
+    pub service_tokens: Vec<secrecy::SecretString>,
     /// Bound on each GitHub installation-token exchange (connect and response).
     #[serde(default = "default_github_http_timeout_ms")]
     pub github_http_timeout_ms: u64,

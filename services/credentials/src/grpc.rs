@@ -62,31 +62,34 @@ impl CredentialsGrpc {
     }
 }
 
-impl From<CredentialsError> for Status {
-    fn from(error: CredentialsError) -> Self {
-        match &error {
-            CredentialsError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
-            CredentialsError::NotFound(_) => Status::not_found(error.to_string()),
-            CredentialsError::AlreadyExists(_) => Status::already_exists(error.to_string()),
-            CredentialsError::Unauthenticated => Status::unauthenticated(error.to_string()),
-            CredentialsError::GitHubApp(github) => match github {
-                GitHubAppError::Unavailable(_) => {
-                    tracing::warn!(error = %error, "github installation token exchange failed");
-                    Status::unavailable(error.to_string())
-                }
+/// Request errors reach callers through platform's one mapping
+/// ([`backflow_platform::request_error::to_status`]).
+impl backflow_platform::request_error::RequestError for CredentialsError {
+    const SERVICE: &'static str = "credentials";
+
+    fn kind(&self) -> backflow_platform::request_error::RequestErrorKind {
+        use backflow_platform::request_error::RequestErrorKind as Kind;
+        match self {
+            CredentialsError::InvalidArgument(_) => Kind::InvalidArgument,
+            CredentialsError::NotFound(_) => Kind::NotFound,
+            CredentialsError::AlreadyExists(_) => Kind::AlreadyExists,
+            CredentialsError::Unauthenticated => Kind::Unauthenticated,
+            CredentialsError::GitHubApp(GitHubAppError::Unavailable(_)) => Kind::Unavailable,
+            CredentialsError::GitHubApp(
                 GitHubAppError::NotAGitHubApp(_)
                 | GitHubAppError::Settings(_)
                 | GitHubAppError::Key(_)
                 | GitHubAppError::Rejected { .. }
-                | GitHubAppError::InstallationNotFound { .. } => {
-                    Status::failed_precondition(error.to_string())
-                }
-            },
-            _ => {
-                tracing::error!(error = %error, "credentials request failed");
-                Status::internal("internal error")
-            }
+                | GitHubAppError::InstallationNotFound { .. },
+            ) => Kind::FailedPrecondition,
+            _ => Kind::Internal,
         }
+    }
+}
+
+impl From<CredentialsError> for Status {
+    fn from(error: CredentialsError) -> Self {
+        backflow_platform::request_error::to_status(&error)
     }
 }
 

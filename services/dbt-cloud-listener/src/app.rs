@@ -10,6 +10,7 @@ use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase};
 use backflow_platform::shutdown::Shutdown;
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 
 backflow_platform::service_migrations!();
@@ -29,7 +30,7 @@ impl App {
                 nats,
                 auth: AuthSource::Credentials {
                     url: &config.credentials_url,
-                    service_token: &config.service_token,
+                    service_token: config.service_token.expose_secret(),
                 },
                 tls: &config.tls,
             },

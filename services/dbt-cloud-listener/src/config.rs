@@ -20,7 +20,7 @@ pub struct Config {
     pub credentials_url: String,
     /// This service's own service token, accepted by credentials (`credentials.service_tokens`).
     #[serde(default)]
-    pub service_token: String,
+    pub service_token: secrecy::SecretString,
     /// `[dbt_cloud_listener.tls]`: certificate and key turn TLS on for the gRPC listener.
     #[serde(default)]
     pub tls: backflow_platform::tls::TlsConfig,

@@ -27,17 +27,25 @@ impl DbtCloudListenerGrpc {
     }
 }
 
+/// Request errors reach callers through platform's one mapping
+/// ([`backflow_platform::request_error::to_status`]).
+impl backflow_platform::request_error::RequestError for DbtCloudError {
+    const SERVICE: &'static str = "dbt-cloud-listener";
+
+    fn kind(&self) -> backflow_platform::request_error::RequestErrorKind {
+        use backflow_platform::request_error::RequestErrorKind as Kind;
+        match self {
+            DbtCloudError::InvalidArgument(_) => Kind::InvalidArgument,
+            DbtCloudError::NotFound(_) => Kind::NotFound,
+            DbtCloudError::AlreadyExists(_) => Kind::AlreadyExists,
+            _ => Kind::Internal,
+        }
+    }
+}
+
 impl From<DbtCloudError> for Status {
     fn from(error: DbtCloudError) -> Self {
-        match &error {
-            DbtCloudError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
-            DbtCloudError::NotFound(_) => Status::not_found(error.to_string()),
-            DbtCloudError::AlreadyExists(_) => Status::already_exists(error.to_string()),
-            _ => {
-                tracing::error!(error = %error, "dbt cloud listener request failed");
-                Status::internal("internal error")
-            }
-        }
+        backflow_platform::request_error::to_status(&error)
     }
 }
 

@@ -15,6 +15,7 @@ use backflow_platform::config::NatsConfig;
 use backflow_platform::lease::{self, LeasePolicy};
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,9 +40,12 @@ impl App {
             .tls
             .grpc_client("git_sync", &config.credentials_url)
             .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
-        let credentials =
-            CredentialsClient::new(&config.credentials_url, &config.service_token, client_tls)
-                .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+        let credentials = CredentialsClient::new(
+            &config.credentials_url,
+            config.service_token.expose_secret(),
+            client_tls,
+        )
+        .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
         let http_tls = config
             .tls
             .rustls_server("git_sync")
@@ -62,7 +66,7 @@ impl App {
                 nats,
                 auth: AuthSource::Credentials {
                     url: &config.credentials_url,
-                    service_token: &config.service_token,
+                    service_token: config.service_token.expose_secret(),
                 },
                 tls: &config.tls,
             },

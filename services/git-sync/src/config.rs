@@ -29,7 +29,7 @@ pub struct Config {
     /// This service's own service token, accepted by credentials (ResolveSecret, and
     /// verifying callers' tokens).
     #[serde(default)]
-    pub service_token: String,
+    pub service_token: secrecy::SecretString,
     /// One working copy per connection lives below this directory.
     #[serde(default = "default_work_dir")]
     pub work_dir: String,

@@ -50,21 +50,29 @@ impl GitSyncGrpc {
     }
 }
 
+/// Request errors reach callers through platform's one mapping
+/// ([`backflow_platform::request_error::to_status`]).
+impl backflow_platform::request_error::RequestError for GitSyncError {
+    const SERVICE: &'static str = "git-sync";
+
+    fn kind(&self) -> backflow_platform::request_error::RequestErrorKind {
+        use backflow_platform::request_error::RequestErrorKind as Kind;
+        match self {
+            GitSyncError::InvalidSettings(_) | GitSyncError::InvalidArgument(_) => {
+                Kind::InvalidArgument
+            }
+            GitSyncError::NotFound { .. } => Kind::NotFound,
+            GitSyncError::AlreadyExists(_) => Kind::AlreadyExists,
+            GitSyncError::Conflict { .. } => Kind::Conflict,
+            GitSyncError::Access(_) => Kind::FailedPrecondition,
+            _ => Kind::Internal,
+        }
+    }
+}
+
 impl From<GitSyncError> for Status {
     fn from(error: GitSyncError) -> Self {
-        match &error {
-            GitSyncError::InvalidSettings(_) | GitSyncError::InvalidArgument(_) => {
-                Status::invalid_argument(error.to_string())
-            }
-            GitSyncError::NotFound { .. } => Status::not_found(error.to_string()),
-            GitSyncError::AlreadyExists(_) => Status::already_exists(error.to_string()),
-            GitSyncError::Conflict { .. } => Status::aborted(error.to_string()),
-            GitSyncError::Access(_) => Status::failed_precondition(error.to_string()),
-            _ => {
-                tracing::error!(error = %error, "git-sync request failed");
-                Status::internal("internal error")
-            }
-        }
+        backflow_platform::request_error::to_status(&error)
     }
 }
 

@@ -10,6 +10,7 @@ use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 
 backflow_platform::service_migrations!();
@@ -30,7 +31,7 @@ impl App {
                 nats,
                 auth: AuthSource::Credentials {
                     url: &config.credentials_url,
-                    service_token: &config.service_token,
+                    service_token: config.service_token.expose_secret(),
                 },
                 tls: &config.tls,
             },
@@ -41,7 +42,7 @@ impl App {
         let store = CatalogStore::new(base.db.clone(), base.outbox.clone());
         let git_sync = crate::snapshot_fetcher::SnapshotFetcher::new(
             &config.git_sync_url,
-            &config.service_token,
+            config.service_token.expose_secret(),
             config
                 .tls
                 .grpc_client("model_catalog", &config.git_sync_url)

@@ -26,17 +26,25 @@ impl CatalogGrpc {
     }
 }
 
+/// Request errors reach callers through platform's one mapping
+/// ([`backflow_platform::request_error::to_status`]).
+impl backflow_platform::request_error::RequestError for CatalogError {
+    const SERVICE: &'static str = "model-catalog";
+
+    fn kind(&self) -> backflow_platform::request_error::RequestErrorKind {
+        use backflow_platform::request_error::RequestErrorKind as Kind;
+        match self {
+            CatalogError::InvalidArgument(_) => Kind::InvalidArgument,
+            CatalogError::NotFound { .. } => Kind::NotFound,
+            CatalogError::AlreadyExists { .. } => Kind::AlreadyExists,
+            _ => Kind::Internal,
+        }
+    }
+}
+
 impl From<CatalogError> for Status {
     fn from(error: CatalogError) -> Self {
-        match &error {
-            CatalogError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
-            CatalogError::NotFound { .. } => Status::not_found(error.to_string()),
-            CatalogError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
-            _ => {
-                tracing::error!(error = %error, "catalog request failed");
-                Status::internal("internal error")
-            }
-        }
+        backflow_platform::request_error::to_status(&error)
     }
 }
 

@@ -28,18 +28,26 @@ impl RetlSchedulerGrpc {
     }
 }
 
+/// Request errors reach callers through platform's one mapping
+/// ([`backflow_platform::request_error::to_status`]).
+impl backflow_platform::request_error::RequestError for RetlError {
+    const SERVICE: &'static str = "retl-scheduler";
+
+    fn kind(&self) -> backflow_platform::request_error::RequestErrorKind {
+        use backflow_platform::request_error::RequestErrorKind as Kind;
+        match self {
+            RetlError::InvalidArgument(_) => Kind::InvalidArgument,
+            RetlError::NotFound(_) => Kind::NotFound,
+            RetlError::AlreadyExists(_) => Kind::AlreadyExists,
+            RetlError::FailedPrecondition(_) => Kind::FailedPrecondition,
+            _ => Kind::Internal,
+        }
+    }
+}
+
 impl From<RetlError> for Status {
     fn from(error: RetlError) -> Self {
-        match &error {
-            RetlError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
-            RetlError::NotFound(_) => Status::not_found(error.to_string()),
-            RetlError::AlreadyExists(_) => Status::already_exists(error.to_string()),
-            RetlError::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
-            _ => {
-                tracing::error!(error = %error, "retl scheduler request failed");
-                Status::internal("internal error")
-            }
-        }
+        backflow_platform::request_error::to_status(&error)
     }
 }
 

@@ -38,7 +38,7 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         database_url: testing::fresh_sqlite_url("retl"),
         grpc_listen: "127.0.0.1:0".into(),
         credentials_url: authority.url.clone(),
-        service_token: authority.service_token.clone(),
+        service_token: authority.service_token.clone().into(),
         tls: Default::default(),
     };
     let app = App::build(config, &nats).await?;
