@@ -50,6 +50,8 @@ pub mod ops {
     }
 }
 
+pub mod subjects;
+
 pub use prost;
 pub use prost_types;
 pub use tonic;

@@ -10,7 +10,11 @@ use std::time::Duration;
 pub const SYNC_COMMANDS: &str = "git-sync-sync-commands";
 
 pub fn sync_commands_spec() -> ConsumerSpec {
-    let mut spec = ConsumerSpec::new(streams::CMD_GITSYNC, SYNC_COMMANDS, "cmd.gitsync.sync.>");
+    let mut spec = ConsumerSpec::new(
+        streams::CMD_GITSYNC,
+        SYNC_COMMANDS,
+        backflow_proto::subjects::SYNC_CONNECTION.all(),
+    );
     spec.ack_wait = Duration::from_secs(60);
     spec
 }

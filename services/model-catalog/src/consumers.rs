@@ -15,7 +15,7 @@ pub fn connection_events_spec() -> ConsumerSpec {
     ConsumerSpec::new(
         streams::EVT_GITSYNC,
         CONNECTION_EVENTS,
-        "evt.gitsync.connection.>",
+        backflow_proto::subjects::CONNECTION_CHANGED.all(),
     )
 }
 
@@ -52,7 +52,7 @@ pub fn snapshot_events_spec() -> ConsumerSpec {
     let mut spec = ConsumerSpec::new(
         streams::EVT_GITSYNC,
         SNAPSHOT_EVENTS,
-        "evt.gitsync.snapshot.ready.>",
+        backflow_proto::subjects::SNAPSHOT_READY.all(),
     );
     spec.ack_wait = Duration::from_secs(60);
     spec
@@ -119,7 +119,7 @@ pub fn sync_failures_spec() -> ConsumerSpec {
     ConsumerSpec::new(
         streams::EVT_GITSYNC,
         SYNC_FAILURES,
-        "evt.gitsync.sync.failed.>",
+        backflow_proto::subjects::SYNC_FAILED.all(),
     )
 }
 

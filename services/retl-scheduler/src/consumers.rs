@@ -18,7 +18,7 @@ pub fn dbt_runs_spec() -> ConsumerSpec {
     ConsumerSpec::new(
         streams::EVT_DBT,
         DBT_RUNS_CONSUMER,
-        "evt.dbt.run.completed.>",
+        backflow_proto::subjects::DBT_RUN_COMPLETED.all(),
     )
 }
 

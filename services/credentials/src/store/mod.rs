@@ -146,7 +146,7 @@ impl SecretStore {
         self.outbox
             .enqueue(
                 &mut tx,
-                &format!("evt.credentials.secret.rotated.{secret_id}"),
+                &backflow_proto::subjects::SECRET_ROTATED.for_id(secret_id),
                 &event,
             )
             .await?;

@@ -176,7 +176,7 @@ impl ConnectionStore {
             self.outbox
                 .enqueue(
                     &mut tx,
-                    &format!("evt.dbt.run.completed.{}", completed.account_id),
+                    &backflow_proto::subjects::DBT_RUN_COMPLETED.for_id(completed.account_id),
                     completed,
                 )
                 .await?;

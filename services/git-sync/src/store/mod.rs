@@ -327,7 +327,7 @@ impl GitSyncStore {
         self.outbox
             .enqueue(
                 tx,
-                &format!("cmd.gitsync.sync.{}", run.connection_id),
+                &backflow_proto::subjects::SYNC_CONNECTION.for_id(&run.connection_id),
                 &command,
             )
             .await?;
@@ -353,7 +353,7 @@ impl GitSyncStore {
         self.outbox
             .enqueue(
                 tx,
-                &format!("evt.gitsync.connection.{verb}.{}", record.id),
+                &backflow_proto::subjects::connection_changed(verb, &record.id),
                 &event,
             )
             .await?;

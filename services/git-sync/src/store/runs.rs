@@ -210,7 +210,7 @@ impl GitSyncStore {
         self.outbox
             .enqueue(
                 &mut tx,
-                &format!("evt.gitsync.snapshot.ready.{}", run.connection_id),
+                &backflow_proto::subjects::SNAPSHOT_READY.for_id(&run.connection_id),
                 &event,
             )
             .await?;
@@ -280,7 +280,7 @@ impl GitSyncStore {
         self.outbox
             .enqueue(
                 tx,
-                &format!("evt.gitsync.sync.failed.{}", run.connection_id),
+                &backflow_proto::subjects::SYNC_FAILED.for_id(&run.connection_id),
                 &event,
             )
             .await?;

@@ -143,7 +143,7 @@ impl CatalogStore {
         self.outbox
             .enqueue(
                 tx,
-                &format!("evt.catalog.model.changed.{}", record.id),
+                &backflow_proto::subjects::RETL_MODEL_CHANGED.for_id(&record.id),
                 &event,
             )
             .await?;

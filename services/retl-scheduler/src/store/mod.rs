@@ -229,7 +229,11 @@ impl SyncStore {
             run_id: run.id.clone(),
         };
         self.outbox
-            .enqueue(tx, &format!("cmd.retl.run_sync.{}", run.sync_id), &command)
+            .enqueue(
+                tx,
+                &backflow_proto::subjects::RUN_SYNC.for_id(&run.sync_id),
+                &command,
+            )
             .await?;
         Ok(true)
     }
