@@ -393,6 +393,35 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
     let rotated: Value = serde_json::from_slice(&rotated.stdout)?;
     assert_eq!(number(&rotated, "current_version")?, 2);
 
+    // attributes change without new material (the same path re-pins SSH known_hosts);
+    // material and version stay, an attribute the kind does not allow is refused
+    let updated = ok_json(
+        &dev,
+        token,
+        &[
+            "secrets",
+            "update",
+            &secret_id,
+            "--attribute",
+            "username=x-access-token",
+        ],
+    )?;
+    assert_eq!(updated["attributes"], json!({"username": "x-access-token"}));
+    assert_eq!(number(&updated, "current_version")?, 2);
+    let refused = dev.cli(
+        &[
+            "secrets",
+            "update",
+            &secret_id,
+            "--attribute",
+            "private_key=x",
+        ],
+        token,
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    let nothing = dev.cli(&["secrets", "update", &secret_id], token);
+    assert_eq!(nothing.status.code(), Some(2), "{}", text(&nothing.stderr));
+
     // 3. the warehouse source the models run in
     let source = ok_json(
         &dev,

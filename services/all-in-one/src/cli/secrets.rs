@@ -37,6 +37,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         material_file: PathBuf,
     },
+    /// Change a secret's attributes without new material: re-pin an SSH key's
+    /// `known_hosts`, or a git token's `username`.
+    Update {
+        id: String,
+        /// New pinned SSH host keys (replaces the old ones).
+        #[arg(long, value_name = "FILE")]
+        known_hosts_file: Option<PathBuf>,
+        /// Attribute to set, repeatable: `username=git`.
+        #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
+        attributes: Vec<(String, String)>,
+    },
     /// List the workspace's secrets (metadata only).
     List,
     /// Show one secret's metadata.
@@ -106,6 +117,24 @@ fn read_material(path: &Path) -> Result<Vec<u8>, CliError> {
         )));
     }
     Ok(material)
+}
+
+/// The `--attribute` pairs plus `known_hosts` read from its file, when given.
+fn with_known_hosts(
+    attributes: Vec<(String, String)>,
+    known_hosts_file: Option<&Path>,
+) -> Result<BTreeMap<String, String>, CliError> {
+    let mut attributes: BTreeMap<String, String> = attributes.into_iter().collect();
+    if let Some(path) = known_hosts_file {
+        let hosts = std::fs::read_to_string(path).map_err(|error| {
+            CliError::Usage(format!(
+                "cannot read the known hosts file {}: {error}",
+                path.display()
+            ))
+        })?;
+        attributes.insert("known_hosts".into(), hosts);
+    }
+    Ok(attributes)
 }
 
 /// Drops one trailing `\n` or `\r\n`.
@@ -197,16 +226,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             if kind.single_line() {
                 material = strip_final_newline(material);
             }
-            let mut attributes: BTreeMap<String, String> = attributes.into_iter().collect();
-            if let Some(path) = known_hosts_file {
-                let hosts = std::fs::read_to_string(&path).map_err(|error| {
-                    CliError::Usage(format!(
-                        "cannot read the known hosts file {}: {error}",
-                        path.display()
-                    ))
-                })?;
-                attributes.insert("known_hosts".into(), hosts);
-            }
+            let attributes = with_known_hosts(attributes, known_hosts_file.as_deref())?;
             let call = api
                 .inner
                 .create_secret(pb::CreateSecretRequest {
@@ -246,6 +266,28 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     workspace_id,
                     secret_id: id,
                     material,
+                })
+                .await;
+            let secret = secret_of(api.done(call)?.secret)?;
+            ctx.print(&details(&secret));
+        }
+        Command::Update {
+            id,
+            known_hosts_file,
+            attributes,
+        } => {
+            let attributes = with_known_hosts(attributes, known_hosts_file.as_deref())?;
+            if attributes.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to update: give --known-hosts-file or --attribute".into(),
+                ));
+            }
+            let call = api
+                .inner
+                .update_secret_attributes(pb::UpdateSecretAttributesRequest {
+                    workspace_id,
+                    secret_id: id,
+                    attributes: attributes.into_iter().collect(),
                 })
                 .await;
             let secret = secret_of(api.done(call)?.secret)?;
