@@ -121,8 +121,15 @@ impl Database {
         self.backend
     }
 
+    /// A transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads and then writes fails with "database is locked"
+    /// (no wait) when another connection wrote in between, which `busy_timeout` cannot
+    /// help; taking the lock first makes concurrent writers wait their turn instead.
     pub async fn begin(&self) -> Result<Transaction<'static>, sqlx::Error> {
-        self.pool.begin().await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     pub async fn close(&self) {
