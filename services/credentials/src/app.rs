@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::envelope::MasterKey;
-use crate::error::CredentialsError;
+use crate::error::CredentialsStartupError;
 use crate::github_app::GitHubApps;
 use crate::grpc::{CredentialsGrpc, TokenGrpc, SERVICE_NAME, TOKEN_SERVICE_NAME};
 use crate::secrets::Secrets;
@@ -30,7 +30,7 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CredentialsError> {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CredentialsStartupError> {
         let master = load_master_key(&config)?;
         let mut base = ServiceBase::start(
             BaseSettings {
@@ -96,7 +96,7 @@ impl App {
             .add_service(TokenGrpc::new(self.tokens.clone()).into_server())
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), CredentialsError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), CredentialsStartupError> {
         let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
             .run(routes, &SERVICE_NAMES, Vec::new(), shutdown)
@@ -105,17 +105,17 @@ impl App {
     }
 }
 
-fn load_master_key(config: &Config) -> Result<MasterKey, CredentialsError> {
+fn load_master_key(config: &Config) -> Result<MasterKey, CredentialsStartupError> {
     if !config.master_key.is_empty() {
         return MasterKey::from_encoded(config.master_key.as_bytes()).map_err(|err| {
-            CredentialsError::MasterKey {
+            CredentialsStartupError::MasterKey {
                 path: "credentials.master_key".into(),
                 message: err.to_string(),
             }
         });
     }
     let path = Path::new(&config.master_key_file);
-    let failed = |message: String| CredentialsError::MasterKey {
+    let failed = |message: String| CredentialsStartupError::MasterKey {
         path: path.display().to_string(),
         message,
     };

@@ -16,4 +16,4 @@ pub mod tokens;
 
 pub use app::App;
 pub use config::Config;
-pub use error::CredentialsError;
+pub use error::{CredentialsError, CredentialsStartupError};

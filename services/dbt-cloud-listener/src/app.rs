@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::connections::Connections;
-use crate::error::DbtCloudError;
+use crate::error::DbtCloudStartupError;
 use crate::grpc::{DbtCloudListenerGrpc, SERVICE_NAME};
 use crate::store::ConnectionStore;
 use backflow_platform::bus::streams;
@@ -21,7 +21,7 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, DbtCloudError> {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, DbtCloudStartupError> {
         let base = ServiceBase::start(
             BaseSettings {
                 service: "dbt_cloud_listener",
@@ -63,7 +63,7 @@ impl App {
         routes.add_service(DbtCloudListenerGrpc::new(self.connections.clone()).into_server())
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), DbtCloudError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), DbtCloudStartupError> {
         let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
             .run(routes, &[SERVICE_NAME], Vec::new(), shutdown)

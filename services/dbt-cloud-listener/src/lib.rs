@@ -13,4 +13,4 @@ pub mod store;
 
 pub use app::App;
 pub use config::Config;
-pub use error::DbtCloudError;
+pub use error::{DbtCloudError, DbtCloudStartupError};

@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::credentials_client::CredentialsClient;
-use crate::error::GitSyncError;
+use crate::error::GitSyncStartupError;
 use crate::grpc::{GitSyncGrpc, SERVICE_NAME};
 use crate::http::WebhookState;
 use crate::store::GitSyncStore;
@@ -35,25 +35,25 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, GitSyncError> {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, GitSyncStartupError> {
         let client_tls = config
             .tls
             .grpc_client("git_sync", &config.credentials_url)
-            .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+            .map_err(|err| GitSyncStartupError::Setup(err.to_string()))?;
         let credentials = CredentialsClient::new(
             &config.credentials_url,
             config.service_token.expose_secret(),
             client_tls,
         )
-        .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+        .map_err(|err| GitSyncStartupError::Setup(err.to_string()))?;
         let http_tls = config
             .tls
             .rustls_server("git_sync")
-            .map_err(|err| GitSyncError::InvalidArgument(err.to_string()))?;
+            .map_err(|err| GitSyncStartupError::Setup(err.to_string()))?;
         let http = tokio::net::TcpListener::bind(&config.http_listen)
             .await
             .map_err(|err| {
-                GitSyncError::InvalidArgument(format!(
+                GitSyncStartupError::Setup(format!(
                     "git_sync.http_listen: cannot listen on {}: {err}",
                     config.http_listen
                 ))
@@ -74,10 +74,8 @@ impl App {
             &[streams::EVT_GITSYNC, streams::CMD_GITSYNC],
         )
         .await?;
-        let lease =
-            LeasePolicy::from_ttl(Duration::from_millis(config.run_lease_ms)).map_err(|err| {
-                GitSyncError::InvalidArgument(format!("git_sync.run_lease_ms: {err}"))
-            })?;
+        let lease = LeasePolicy::from_ttl(Duration::from_millis(config.run_lease_ms))
+            .map_err(|err| GitSyncStartupError::Setup(format!("git_sync.run_lease_ms: {err}")))?;
         let store = GitSyncStore::new(base.db.clone(), base.outbox.clone()).with_run_lease(lease);
         let runner = SyncRunner::new(
             store.clone(),
@@ -129,7 +127,7 @@ impl App {
         routes.add_service(grpc.into_server())
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), GitSyncError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), GitSyncStartupError> {
         let routes = self.add_grpc(tonic::service::Routes::default());
         let mut tasks: Vec<Task> = Vec::new();
         let (bus, runner) = (self.base.bus.clone(), self.runner.clone());

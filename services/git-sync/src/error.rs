@@ -1,13 +1,10 @@
-//! Errors of the git-sync service; mapped to gRPC status codes once, in `grpc.rs`.
+//! Errors of the git-sync service: request errors, mapped to gRPC statuses once in `grpc.rs` (through
+//! platform's `request_error`), and start-up errors, which end `App::build`/`App::run`.
 
 use crate::settings::SettingsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitSyncError {
-    #[error(transparent)]
-    Start(#[from] backflow_platform::service::StartError),
-    #[error("git_sync.grpc_listen: {0}")]
-    Grpc(#[from] backflow_platform::grpc::GrpcError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
     #[error("invalid settings: {0}")]
@@ -24,4 +21,16 @@ pub enum GitSyncError {
     Corrupt(String),
     #[error("settings changed meanwhile: expected version {expected}, found {found}")]
     Conflict { expected: i64, found: i64 },
+}
+
+/// Why the service could not start or stopped serving (configuration, database, NATS,
+/// the listener), kept apart from [`GitSyncError`], whose variants reach callers as statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum GitSyncStartupError {
+    #[error(transparent)]
+    Start(#[from] backflow_platform::service::StartError),
+    #[error("git_sync.grpc_listen: {0}")]
+    Grpc(#[from] backflow_platform::grpc::GrpcError),
+    #[error("{0}")]
+    Setup(String),
 }

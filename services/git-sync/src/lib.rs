@@ -21,4 +21,4 @@ pub mod webhooks;
 
 pub use app::App;
 pub use config::Config;
-pub use error::GitSyncError;
+pub use error::{GitSyncError, GitSyncStartupError};

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::consumers;
-use crate::error::CatalogError;
+use crate::error::CatalogStartupError;
 use crate::grpc::{CatalogGrpc, SERVICE_NAME};
 use crate::store::CatalogStore;
 use backflow_platform::bus::streams;
@@ -22,7 +22,7 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CatalogError> {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, CatalogStartupError> {
         let base = ServiceBase::start(
             BaseSettings {
                 service: "model_catalog",
@@ -46,9 +46,9 @@ impl App {
             config
                 .tls
                 .grpc_client("model_catalog", &config.git_sync_url)
-                .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?,
+                .map_err(|err| CatalogStartupError::Setup(err.to_string()))?,
         )
-        .map_err(|err| CatalogError::InvalidArgument(err.to_string()))?;
+        .map_err(|err| CatalogStartupError::Setup(err.to_string()))?;
         Ok(Self {
             base,
             store,
@@ -74,7 +74,7 @@ impl App {
         routes.add_service(CatalogGrpc::new(self.store.clone()).into_server())
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), CatalogError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), CatalogStartupError> {
         let bus = self.base.bus.clone();
         let store = self.store.clone();
         let connection_events: Task = Box::new(move |shutdown| {

@@ -1,11 +1,8 @@
-//! Errors of the model-catalog service; mapped to gRPC status codes once, in `grpc.rs`.
+//! Errors of the model-catalog service: request errors, mapped to gRPC statuses once in `grpc.rs` (through
+//! platform's `request_error`), and start-up errors, which end `App::build`/`App::run`.
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error(transparent)]
-    Start(#[from] backflow_platform::service::StartError),
-    #[error("model_catalog.grpc_listen: {0}")]
-    Grpc(#[from] backflow_platform::grpc::GrpcError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
     #[error("invalid argument: {0}")]
@@ -23,4 +20,16 @@ pub fn not_found(kind: &'static str, id: &str) -> CatalogError {
         kind,
         id: id.to_string(),
     }
+}
+
+/// Why the service could not start or stopped serving (configuration, database, NATS,
+/// the listener), kept apart from [`CatalogError`], whose variants reach callers as statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogStartupError {
+    #[error(transparent)]
+    Start(#[from] backflow_platform::service::StartError),
+    #[error("model_catalog.grpc_listen: {0}")]
+    Grpc(#[from] backflow_platform::grpc::GrpcError),
+    #[error("{0}")]
+    Setup(String),
 }

@@ -13,4 +13,4 @@ pub mod store;
 
 pub use app::App;
 pub use config::Config;
-pub use error::CatalogError;
+pub use error::{CatalogError, CatalogStartupError};

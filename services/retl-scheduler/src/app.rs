@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::consumers;
-use crate::error::RetlError;
+use crate::error::RetlStartupError;
 use crate::grpc::{RetlSchedulerGrpc, SERVICE_NAME};
 use crate::scheduler::Scheduler;
 use crate::store::SyncStore;
@@ -23,7 +23,7 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, RetlError> {
+    pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, RetlStartupError> {
         let base = ServiceBase::start(
             BaseSettings {
                 service: "retl_scheduler",
@@ -65,7 +65,7 @@ impl App {
         routes.add_service(RetlSchedulerGrpc::new(self.scheduler.clone()).into_server())
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), RetlError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), RetlStartupError> {
         let bus = self.base.bus.clone();
         let store = self.scheduler.store().clone();
         let dbt_runs: Task =

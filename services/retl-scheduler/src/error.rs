@@ -1,11 +1,8 @@
-//! Errors of the Reverse ETL scheduler; mapped to gRPC status codes once, in `grpc.rs`.
+//! Errors of the Reverse ETL scheduler: request errors, mapped to gRPC statuses once in `grpc.rs` (through
+//! platform's `request_error`), and start-up errors, which end `App::build`/`App::run`.
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetlError {
-    #[error(transparent)]
-    Start(#[from] backflow_platform::service::StartError),
-    #[error("retl_scheduler.grpc_listen: {0}")]
-    Grpc(#[from] backflow_platform::grpc::GrpcError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
     #[error("invalid argument: {0}")]
@@ -18,4 +15,16 @@ pub enum RetlError {
     FailedPrecondition(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// Why the service could not start or stopped serving (configuration, database, NATS,
+/// the listener), kept apart from [`RetlError`], whose variants reach callers as statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum RetlStartupError {
+    #[error(transparent)]
+    Start(#[from] backflow_platform::service::StartError),
+    #[error("retl_scheduler.grpc_listen: {0}")]
+    Grpc(#[from] backflow_platform::grpc::GrpcError),
+    #[error("{0}")]
+    Setup(String),
 }

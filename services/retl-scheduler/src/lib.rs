@@ -16,4 +16,4 @@ pub mod sync;
 
 pub use app::App;
 pub use config::Config;
-pub use error::RetlError;
+pub use error::{RetlError, RetlStartupError};
