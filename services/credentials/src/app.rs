@@ -106,13 +106,13 @@ impl App {
 }
 
 fn load_master_key(config: &Config) -> Result<MasterKey, CredentialsStartupError> {
-    if !config.master_key.is_empty() {
-        return MasterKey::from_encoded(config.master_key.as_bytes()).map_err(|err| {
-            CredentialsStartupError::MasterKey {
+    if !config.master_key.expose_secret().is_empty() {
+        return MasterKey::from_encoded(config.master_key.expose_secret().as_bytes()).map_err(
+            |err| CredentialsStartupError::MasterKey {
                 path: "credentials.master_key".into(),
                 message: err.to_string(),
-            }
-        });
+            },
+        );
     }
     let path = Path::new(&config.master_key_file);
     let failed = |message: String| CredentialsStartupError::MasterKey {

@@ -23,7 +23,7 @@ pub struct Config {
     pub master_key_file: String,
     /// Base64 master key given directly (e.g. `BACKFLOW_CREDENTIALS__MASTER_KEY`); wins over the file.
     #[serde(default)]
-    pub master_key: String,
+    pub master_key: secrecy::SecretString,
     /// Development only: generate the key file if it does not exist.
     #[serde(default)]
     pub create_master_key_if_missing: bool,

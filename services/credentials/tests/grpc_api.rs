@@ -40,7 +40,7 @@ async fn start() -> anyhow::Result<Service> {
         database_url: database_url.clone(),
         grpc_listen: "127.0.0.1:0".into(),
         master_key_file: String::new(),
-        master_key: backflow_credentials::envelope::MasterKey::generate_encoded(),
+        master_key: backflow_credentials::envelope::MasterKey::generate_encoded().into(),
         create_master_key_if_missing: false,
         service_tokens: vec!["svc".into()],
         github_http_timeout_ms: 5_000,
