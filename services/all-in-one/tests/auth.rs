@@ -8,6 +8,8 @@
 //! each port lists exactly what it serves; a call on the wrong port names the address
 //! that serves it; `backflow tokens revoke` takes effect within the cache time.
 
+mod support;
+
 use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
@@ -252,33 +254,6 @@ fn denied(code: Code) -> bool {
     matches!(code, Code::Unauthenticated | Code::PermissionDenied)
 }
 
-/// The service names reflection lists on `addr`.
-async fn reflected(addr: &str) -> anyhow::Result<BTreeSet<String>> {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    let mut client = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await?
-        .into_inner();
-    let mut names = BTreeSet::new();
-    while let Some(response) = responses.message().await? {
-        if let Some(MessageResponse::ListServicesResponse(list)) = response.message_response {
-            names.extend(list.service.into_iter().map(|service| service.name));
-        }
-    }
-    Ok(names)
-}
-
 /// Served by every service port (each for its own dead letters) and the front door.
 const ON_EVERY_PORT: &str = "backflow.ops.v1.DeadLetterService";
 
@@ -448,10 +423,10 @@ async fn every_rpc_is_authenticated_and_scoped() -> anyhow::Result<()> {
     .into();
     let all: BTreeSet<String> = methods.iter().map(|m| m.service.clone()).collect();
     let front: BTreeSet<String> = all.union(&open).cloned().collect();
-    assert_eq!(reflected(&dev.front_door).await?, front);
+    assert_eq!(support::reflected_services(&dev.front_door).await?, front);
     for service in &all {
         let addr = port_of(&dev, service)?;
-        let listed = reflected(addr).await?;
+        let listed = support::reflected_services(addr).await?;
         let expected: BTreeSet<String> = all
             .iter()
             .filter(|name| name.as_str() == ON_EVERY_PORT || port_of(&dev, name).ok() == Some(addr))

@@ -2,6 +2,8 @@
 //! an empty `./data`, every gRPC health check answers SERVING, SIGTERM stops it within
 //! 10 s; bad configuration ends start-up with one clear line naming the setting.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,10 +114,7 @@ async fn dev_starts_serves_health_and_stops_on_sigterm() -> anyhow::Result<()> {
         }
         drop(health);
         assert!(
-            reflected_services(addr)
-                .await?
-                .iter()
-                .any(|name| name == service),
+            support::reflected_services(addr).await?.contains(service),
             "{service} listed by reflection on {addr}"
         );
     }
@@ -171,33 +170,6 @@ async fn http_get(url: &str) -> anyhow::Result<String> {
         "GET {url}: {response}"
     );
     Ok(response)
-}
-
-/// The service names gRPC reflection lists (what `grpcurl list` shows).
-async fn reflected_services(addr: &str) -> anyhow::Result<Vec<String>> {
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
-    let mut client = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await?
-        .into_inner();
-    let mut names = Vec::new();
-    while let Some(response) = responses.message().await? {
-        if let Some(MessageResponse::ListServicesResponse(list)) = response.message_response {
-            names.extend(list.service.into_iter().map(|service| service.name));
-        }
-    }
-    Ok(names)
 }
 
 /// Runs `backflow dev` with one bad setting and returns its stderr.
