@@ -68,6 +68,11 @@ subjects! {
     SYNC_CONNECTION: gitsync::v1::SyncCommand = "cmd.gitsync.sync";
     /// A Reverse ETL model changed (`evt.catalog.model.changed.<retl model>`).
     RETL_MODEL_CHANGED: crate::catalog::v1::RetlModelChangedEvent = "evt.catalog.model.changed";
+    /// A warehouse source was created, updated or deleted (`evt.catalog.source.changed.<source>`).
+    SOURCE_CHANGED: crate::catalog::v1::WarehouseSourceChangedEvent = "evt.catalog.source.changed";
+    /// A sync was created, changed or deleted: the model and columns it uses
+    /// (`evt.retl.sync.changed.<sync>`).
+    SYNC_CHANGED: retl::v1::SyncChangedEvent = "evt.retl.sync.changed";
     /// A dbt Cloud run completed successfully (`evt.dbt.run.completed.<account>`).
     DBT_RUN_COMPLETED: dbtcloud::v1::RunCompletedEvent = "evt.dbt.run.completed";
     /// Work: run one Reverse ETL sync (`cmd.retl.run_sync.<sync>`).

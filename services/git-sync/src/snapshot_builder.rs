@@ -52,6 +52,9 @@ fn model_of(node: &Node, tests: &ColumnTests, connection_id: &str, commit_sha: &
             description: column.description.clone(),
             data_type: column.data_type.clone().unwrap_or_default(),
             tests: tests_of(&column.name),
+            origin: pb::ColumnOrigin::Yaml as i32,
+            nullable: true,
+            ..Default::default()
         })
         .collect();
     let primary_key_suggestions = primary_key_suggestions(node, tests);

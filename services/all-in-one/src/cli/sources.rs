@@ -94,6 +94,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     kind: kind.to_proto() as i32,
                     settings: settings.into_iter().collect(),
                     credential_id: credential_id.unwrap_or_default(),
+                    ..Default::default()
                 })
                 .await;
             let source = api

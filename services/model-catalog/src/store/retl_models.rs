@@ -26,6 +26,7 @@ impl RetlModelRecord {
             model_unique_id: self.model_unique_id.clone(),
             primary_key: self.primary_key.clone(),
             created_at_unix_ms: self.created_at_ms,
+            ..Default::default()
         }
     }
 }

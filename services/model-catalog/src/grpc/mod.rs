@@ -67,6 +67,7 @@ fn source_of(record: SourceRecord) -> pb::WarehouseSource {
         settings: record.settings.into_iter().collect(),
         credential_id: record.credential_id,
         created_at_unix_ms: record.created_at_ms,
+        ..Default::default()
     }
 }
 
@@ -300,5 +301,79 @@ impl ModelCatalogService for CatalogGrpc {
             .delete_retl_model(&request.workspace_id, &request.retl_model_id)
             .await?;
         Ok(Response::new(pb::DeleteRetlModelResponse {}))
+    }
+
+    // TODO(cat-sources: grpc/sources.rs)
+    async fn get_warehouse_source(
+        &self,
+        _request: Request<pb::GetWarehouseSourceRequest>,
+    ) -> Result<Response<pb::GetWarehouseSourceResponse>, Status> {
+        Err(Status::unimplemented(
+            "get_warehouse_source is not built yet",
+        ))
+    }
+
+    // TODO(cat-sources: grpc/sources.rs)
+    async fn update_warehouse_source(
+        &self,
+        _request: Request<pb::UpdateWarehouseSourceRequest>,
+    ) -> Result<Response<pb::UpdateWarehouseSourceResponse>, Status> {
+        Err(Status::unimplemented(
+            "update_warehouse_source is not built yet",
+        ))
+    }
+
+    // TODO(cat-sources: grpc/sources.rs)
+    async fn test_warehouse_source(
+        &self,
+        _request: Request<pb::TestWarehouseSourceRequest>,
+    ) -> Result<Response<pb::TestWarehouseSourceResponse>, Status> {
+        Err(Status::unimplemented(
+            "test_warehouse_source is not built yet",
+        ))
+    }
+
+    // TODO(cat-sources: grpc/sources.rs)
+    async fn delete_warehouse_source(
+        &self,
+        _request: Request<pb::DeleteWarehouseSourceRequest>,
+    ) -> Result<Response<pb::DeleteWarehouseSourceResponse>, Status> {
+        Err(Status::unimplemented(
+            "delete_warehouse_source is not built yet",
+        ))
+    }
+
+    // TODO(cat-retl: grpc/preview.rs)
+    async fn describe_model_columns(
+        &self,
+        _request: Request<pb::DescribeModelColumnsRequest>,
+    ) -> Result<Response<pb::DescribeModelColumnsResponse>, Status> {
+        Err(Status::unimplemented(
+            "describe_model_columns is not built yet",
+        ))
+    }
+
+    // TODO(cat-retl: grpc/preview.rs)
+    async fn preview_model(
+        &self,
+        _request: Request<pb::PreviewModelRequest>,
+    ) -> Result<Response<pb::PreviewModelResponse>, Status> {
+        Err(Status::unimplemented("preview_model is not built yet"))
+    }
+
+    // TODO(cat-retl: grpc/preview.rs)
+    async fn check_primary_key(
+        &self,
+        _request: Request<pb::CheckPrimaryKeyRequest>,
+    ) -> Result<Response<pb::CheckPrimaryKeyResponse>, Status> {
+        Err(Status::unimplemented("check_primary_key is not built yet"))
+    }
+
+    // TODO(cat-retl: grpc/retl_models.rs)
+    async fn update_retl_model(
+        &self,
+        _request: Request<pb::UpdateRetlModelRequest>,
+    ) -> Result<Response<pb::UpdateRetlModelResponse>, Status> {
+        Err(Status::unimplemented("update_retl_model is not built yet"))
     }
 }
