@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::WarehouseError;
+use crate::{WarehouseError, WarehouseKind};
+
+mod lexer;
 
 /// A relation as dbt's adapter renders it (`rendered`, e.g. `"analytics"."public"."users"`
 /// or `` `proj`.`ds`.`users` ``) and its unquoted parts, for describing.
@@ -35,28 +37,39 @@ impl ReadOnlyQuery {
         }
     }
 
-    /// Any SQL that is exactly one statement; a trailing `;` (and whitespace) is dropped.
+    /// Any SQL that is exactly one statement; a trailing `;` (and whitespace and comments
+    /// after it) is dropped. Uses PostgreSQL's quoting rules plus backtick identifiers;
+    /// prefer [`Self::from_sql_for`] when the warehouse is known.
     pub fn from_sql(sql: &str) -> Result<Self, WarehouseError> {
-        let sql = crate::query::single_statement(sql)?;
+        let sql = lexer::single_statement(sql, lexer::Rules::GENERIC)?;
+        Ok(Self { sql })
+    }
+
+    /// Like [`Self::from_sql`], with the string, identifier and comment rules of `kind`'s
+    /// SQL dialect (backslash escapes, `"..."` strings, `#` / `//` comments, nesting).
+    pub fn from_sql_for(kind: WarehouseKind, sql: &str) -> Result<Self, WarehouseError> {
+        let sql = lexer::single_statement(sql, lexer::Rules::for_kind(kind))?;
         Ok(Self { sql })
     }
 
     pub fn sql(&self) -> &str {
         &self.sql
     }
+
+    /// The query as a subquery the warehouse runs as one statement, with an optional
+    /// row limit: `select * from (<sql>) as backflow_q limit N`. Every supported dialect
+    /// (PostgreSQL, Redshift, Snowflake, BigQuery, Databricks) accepts this form; the
+    /// closing parenthesis goes on its own line so a trailing `--` comment cannot eat it.
+    pub fn wrapped(&self, kind: WarehouseKind, max_rows: Option<u64>) -> String {
+        wrap(kind, &self.sql, "*", max_rows)
+    }
 }
 
-/// Checks for exactly one statement; returns it without a trailing `;`.
-fn single_statement(sql: &str) -> Result<String, WarehouseError> {
-    // TODO(warehouse-core helper): real lexer (strings, quoted identifiers, dollar quotes,
-    // comments, backticks); this placeholder only trims.
-    let trimmed = sql.trim().trim_end_matches(';').trim_end();
-    if trimmed.is_empty() {
-        return Err(WarehouseError::NotSingleStatement {
-            detail: "the query is empty".into(),
-        });
-    }
-    Ok(trimmed.to_string())
+/// `select <projection> from (<sql>) as backflow_q [limit N]` for `kind`. `projection`
+/// is `*` or a list the caller built (casts of `backflow_q`'s columns).
+pub fn wrap(_kind: WarehouseKind, sql: &str, projection: &str, max_rows: Option<u64>) -> String {
+    let limit = max_rows.map(|n| format!(" limit {n}")).unwrap_or_default();
+    format!("select {projection} from (\n{sql}\n) as backflow_q{limit}")
 }
 
 /// How to run a query.
@@ -81,5 +94,29 @@ impl Default for QueryOptions {
             max_rows: None,
             cancel: CancellationToken::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_adds_the_limit_and_keeps_trailing_comments_inside() {
+        let q = ReadOnlyQuery::from_sql("select a from t -- note\n;").unwrap();
+        assert_eq!(
+            q.wrapped(WarehouseKind::Postgres, Some(10)),
+            "select * from (\nselect a from t -- note\n) as backflow_q limit 10"
+        );
+        assert_eq!(
+            q.wrapped(WarehouseKind::Snowflake, None),
+            "select * from (\nselect a from t -- note\n) as backflow_q"
+        );
+    }
+
+    #[test]
+    fn from_sql_for_uses_the_dialect() {
+        assert!(ReadOnlyQuery::from_sql_for(WarehouseKind::Bigquery, r"select 'a\'; b'").is_ok());
+        assert!(ReadOnlyQuery::from_sql_for(WarehouseKind::Postgres, r"select 'a\'; b'").is_err());
     }
 }
