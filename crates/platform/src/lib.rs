@@ -24,6 +24,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod tls;
 pub mod trace_grpc;
+pub mod webhook_signature;
 
 /// Milliseconds since the Unix epoch; the one clock format stored in every table.
 pub fn now_unix_ms() -> i64 {

@@ -7,6 +7,7 @@ pub mod access_url;
 pub mod app;
 pub mod config;
 pub mod connections;
+pub mod delivery;
 pub mod error;
 pub mod grpc;
 pub mod store;

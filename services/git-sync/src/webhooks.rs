@@ -3,8 +3,6 @@
 //! branch and commit. Pure; the HTTP edge is in `http.rs`.
 
 use backflow_proto::gitsync::v1 as pb;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,10 +64,7 @@ fn verify_hmac_sha256(header: &str, body: &[u8], secret: &[u8]) -> Result<(), We
         .trim()
         .strip_prefix("sha256=")
         .ok_or(WebhookError::BadSignature)?;
-    let given = hex::decode(hex_signature).map_err(|_| WebhookError::BadSignature)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| WebhookError::BadSignature)?;
-    mac.update(body);
-    mac.verify_slice(&given)
+    backflow_platform::webhook_signature::verify_hmac_sha256_hex(secret, body, hex_signature)
         .map_err(|_| WebhookError::BadSignature)
 }
 
