@@ -4,6 +4,7 @@
 //! polling, announces a completed run only once.
 
 pub mod access_url;
+pub mod api;
 pub mod app;
 pub mod config;
 pub mod connections;
