@@ -11,7 +11,9 @@
 //! Secrets are not settings: [`connect`] takes them as [`SecretMaterial`], resolved from
 //! the credentials service by the caller just before connecting, and never logged.
 
+pub mod cells;
 pub mod error;
+pub mod http;
 pub mod query;
 pub mod source;
 pub mod types;
