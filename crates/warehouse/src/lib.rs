@@ -18,6 +18,9 @@ pub mod query;
 pub mod source;
 pub mod types;
 
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
 mod bigquery;
 mod databricks;
 mod postgres;
