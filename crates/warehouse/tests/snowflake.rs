@@ -790,3 +790,39 @@ async fn throttled_polls_are_waited_out() {
     .unwrap();
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 6);
 }
+
+#[tokio::test]
+async fn partitions_are_fetched_only_when_reached() {
+    let s = SnowflakeStandIn::start().await;
+    s.on(
+        "from analytics.customers",
+        Script::Rows {
+            table: typed_table(false),
+            running_polls: 0,
+        },
+    );
+    let options = QueryOptions {
+        batch_rows: 3,
+        ..QueryOptions::default()
+    };
+    let c = key_pair(&s);
+    let mut stream = c
+        .stream(&query("select * from analytics.customers"), &options)
+        .await
+        .unwrap();
+    let partition_gets = || {
+        s.requests()
+            .iter()
+            .filter(|r| r.query.contains_key("partition"))
+            .count()
+    };
+    // Partition 0 (3 rows) is the first batch: nothing fetched yet.
+    let first = stream.batches.try_next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), 3);
+    assert_eq!(partition_gets(), 0);
+    // The next batch needs partitions 1 and 2.
+    let second = stream.batches.try_next().await.unwrap().unwrap();
+    assert_eq!(second.num_rows(), 3);
+    assert_eq!(partition_gets(), 2);
+    assert!(stream.batches.try_next().await.unwrap().is_none());
+}

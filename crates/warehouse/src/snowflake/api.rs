@@ -59,6 +59,7 @@ enum Answer {
 impl Api {
     fn context(&self, timeout: Duration) -> Context<'_> {
         Context {
+            endpoint: &self.settings.endpoint,
             database: &self.settings.database,
             warehouse: &self.settings.warehouse,
             statement_timeout: timeout,

@@ -25,6 +25,7 @@ use crate::WarehouseError;
 /// What the request was for, to name things in errors.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'a> {
+    pub endpoint: &'a str,
     pub database: &'a str,
     pub warehouse: &'a str,
     pub statement_timeout: Duration,
@@ -61,7 +62,7 @@ pub(crate) fn from_status(
             detail: with_code(&parsed, &message),
         },
         500..=599 => WarehouseError::Unreachable {
-            endpoint: "snowflake sql api".into(),
+            endpoint: context.endpoint.to_string(),
             detail: format!("http {}: {}", status.as_u16(), with_code(&parsed, &message)),
         },
         _ => WarehouseError::Protocol {
@@ -141,6 +142,7 @@ mod tests {
     use super::*;
 
     const CONTEXT: Context<'static> = Context {
+        endpoint: "https://x.snowflakecomputing.com",
         database: "ANALYTICS",
         warehouse: "WH",
         statement_timeout: Duration::from_secs(10),
