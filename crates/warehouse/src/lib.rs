@@ -23,7 +23,7 @@ pub mod test_support;
 
 mod bigquery;
 mod databricks;
-mod postgres;
+pub mod postgres;
 mod redshift;
 mod snowflake;
 

@@ -56,6 +56,30 @@ impl ReadOnlyQuery {
         &self.sql
     }
 
+    /// The first keyword, lower case, after leading whitespace and comments (`select`,
+    /// `with`, `delete` ...), or `(` when the statement opens with a parenthesis.
+    pub fn leading_keyword(&self) -> Option<String> {
+        let mut rest = self.sql.as_str();
+        loop {
+            rest = rest.trim_start();
+            if let Some(r) = rest.strip_prefix("--") {
+                rest = r.split_once('\n').map(|(_, after)| after).unwrap_or("");
+            } else if let Some(r) = rest.strip_prefix("/*") {
+                rest = r.split_once("*/").map(|(_, after)| after).unwrap_or("");
+            } else {
+                break;
+            }
+        }
+        if rest.starts_with('(') {
+            return Some("(".into());
+        }
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+            .collect();
+        (!word.is_empty()).then(|| word.to_ascii_lowercase())
+    }
+
     /// The query as a subquery the warehouse runs as one statement, with an optional
     /// row limit: `select * from (<sql>) as backflow_q limit N`. Every supported dialect
     /// (PostgreSQL, Redshift, Snowflake, BigQuery, Databricks) accepts this form; the
@@ -112,6 +136,18 @@ mod tests {
             q.wrapped(WarehouseKind::Snowflake, None),
             "select * from (\nselect a from t -- note\n) as backflow_q"
         );
+    }
+
+    #[test]
+    fn leading_keyword_skips_comments() {
+        let kw = |s: &str| ReadOnlyQuery::from_sql(s).unwrap().leading_keyword();
+        assert_eq!(kw("-- c\n /* d */ SELECT 1").as_deref(), Some("select"));
+        assert_eq!(
+            kw("With x as (select 1) select * from x").as_deref(),
+            Some("with")
+        );
+        assert_eq!(kw("(select 1) union (select 2)").as_deref(), Some("("));
+        assert_eq!(kw("delete from t").as_deref(), Some("delete"));
     }
 
     #[test]
