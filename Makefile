@@ -76,10 +76,12 @@ conformance-refresh: postgres-up
 conformance-real: postgres-up
 	conformance/real.sh
 
-## Benchmarks: dbt engine vs dbt-core (same run), push webhook → catalog latency.
+## Benchmarks: dbt engine vs dbt-core (same run), push webhook → catalog latency,
+## warehouse streaming vs raw COPY and preview latency vs sqlx.
 bench: services-up deps
 	conformance/bench.sh
 	$(CARGO) bench -p backflow-tests --bench push_to_catalog
+	$(CARGO) bench -p backflow-warehouse --bench stream
 
 ## Render the Kubernetes manifests.
 k8s:

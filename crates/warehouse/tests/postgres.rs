@@ -422,3 +422,33 @@ async fn connection_errors_are_classified() {
         Err(WarehouseError::MissingPrivilege { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_refused_password_is_an_authentication_error() {
+    let (port, server) = support::pg::refusing_password_server().await;
+    let settings = [
+        ("host", "127.0.0.1".to_string()),
+        ("port", port.to_string()),
+        ("database", "analytics".to_string()),
+        ("user", "reader".to_string()),
+        ("sslmode", "disable".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let c =
+        backflow_warehouse::connect(WarehouseKind::Postgres, &settings, secret("wrong-password"))
+            .unwrap();
+    let err = c.test(None).await.unwrap_err();
+    assert_eq!(
+        err,
+        WarehouseError::Authentication {
+            detail: "password authentication failed for user \"reader\"".into()
+        }
+    );
+    assert_eq!(
+        server.await.unwrap(),
+        "wrong-password",
+        "the password is sent as resolved"
+    );
+}
