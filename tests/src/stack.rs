@@ -82,6 +82,7 @@ pub async fn start_stack_polling(
             credentials_url: format!("http://{credentials_addr}"),
             service_token: SERVICE_TOKEN.into(),
             tls: Default::default(),
+            preview: Default::default(),
         },
         &nats,
     )

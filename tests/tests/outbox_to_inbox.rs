@@ -54,6 +54,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
             credentials_url: authority.url.clone(),
             service_token: authority.service_token.clone().into(),
             tls: Default::default(),
+            preview: Default::default(),
         },
         nats,
     )

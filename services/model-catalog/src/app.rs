@@ -19,6 +19,8 @@ pub struct App {
     base: ServiceBase,
     store: CatalogStore,
     git_sync: crate::snapshot_fetcher::SnapshotFetcher,
+    preview: crate::grpc::preview::PreviewSettings,
+    connectors: std::sync::Arc<dyn crate::grpc::preview::ConnectorSource>,
 }
 
 impl App {
@@ -36,7 +38,11 @@ impl App {
                 tls: &config.tls,
             },
             &MIGRATIONS,
-            &[streams::EVT_CATALOG, streams::EVT_GITSYNC],
+            &[
+                streams::EVT_CATALOG,
+                streams::EVT_GITSYNC,
+                streams::EVT_RETL,
+            ],
         )
         .await?;
         let store = CatalogStore::new(base.db.clone(), base.outbox.clone());
@@ -53,6 +59,8 @@ impl App {
             base,
             store,
             git_sync,
+            preview: config.preview.settings(),
+            connectors: crate::grpc::preview::unconfigured_connectors(),
         })
     }
 
@@ -71,7 +79,13 @@ impl App {
 
     /// Adds this service's gRPC service to `routes` (its own port, or a front door).
     pub fn add_grpc(&self, routes: tonic::service::Routes) -> tonic::service::Routes {
-        routes.add_service(CatalogGrpc::new(self.store.clone()).into_server())
+        let preview =
+            crate::grpc::preview::PreviewContext::new(self.connectors.clone(), self.preview);
+        routes.add_service(
+            CatalogGrpc::new(self.store.clone())
+                .with_preview(preview)
+                .into_server(),
+        )
     }
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), CatalogStartupError> {
@@ -105,12 +119,25 @@ impl App {
                     .await;
             })
         });
+        let (bus, store) = (self.base.bus.clone(), self.store.clone());
+        let sync_changes: Task = Box::new(move |shutdown| {
+            Box::pin(async move {
+                let handler = |delivery| consumers::handle_sync_changed(&store, delivery);
+                bus.run_consumer(consumers::sync_changes_spec(), handler, shutdown)
+                    .await;
+            })
+        });
         let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
             .run(
                 routes,
                 &[SERVICE_NAME],
-                vec![connection_events, snapshot_events, sync_failures],
+                vec![
+                    connection_events,
+                    snapshot_events,
+                    sync_failures,
+                    sync_changes,
+                ],
                 shutdown,
             )
             .await?;

@@ -1,10 +1,12 @@
 //! What the catalog hears from the bus: git-sync connection changes keep the project
-//! projection current, snapshots bring models, run outcomes set the project status. Each handler is idempotent through the inbox, so redelivery
+//! projection current, snapshots bring models (and move Reverse ETL models along),
+//! run outcomes set the project status, the scheduler's sync changes feed the in-use guard. Each handler is idempotent through the inbox, so redelivery
 //! and republishing are harmless.
 
 use crate::store::CatalogStore;
 use backflow_platform::bus::{streams, ConsumerSpec, Delivery, Outcome};
 use backflow_proto::gitsync::v1 as gitsync;
+use backflow_proto::retl::v1 as retl;
 use prost::Message;
 use std::time::Duration;
 
@@ -141,6 +143,44 @@ pub async fn handle_sync_failed(store: &CatalogStore, delivery: Delivery) -> Out
             // NotFound: the connection event is still on its way.
             let delay = Duration::from_millis(500 * delivery.delivered.clamp(1, 20) as u64);
             tracing::warn!(event_id = %delivery.message_id, %error, "sync failure will be retried");
+            Outcome::Retry {
+                delay,
+                error: error.to_string(),
+            }
+        }
+    }
+}
+
+/// Durable consumer of the scheduler's sync changes (the in-use guard's projection).
+pub const SYNC_CHANGES: &str = "model-catalog-sync-changes";
+
+pub fn sync_changes_spec() -> ConsumerSpec {
+    ConsumerSpec::new(
+        streams::EVT_RETL,
+        SYNC_CHANGES,
+        backflow_proto::subjects::SYNC_CHANGED.all(),
+    )
+}
+
+/// Applies one `evt.retl.sync.changed.*` event: which Reverse ETL model a sync uses,
+/// and whether it is enabled (older versions dropped).
+pub async fn handle_sync_changed(store: &CatalogStore, delivery: Delivery) -> Outcome {
+    let event = match retl::SyncChangedEvent::decode(delivery.payload.as_ref()) {
+        Ok(event) => event,
+        Err(error) => return Outcome::Reject(format!("undecodable sync change: {error}")),
+    };
+    match store
+        .apply_sync_changed(SYNC_CHANGES, &delivery.message_id, &event)
+        .await
+    {
+        Ok(applied) => {
+            tracing::info!(sync_id = %event.sync_id, retl_model_id = %event.retl_model_id, enabled = event.enabled, version = event.version, ?applied, "sync change applied");
+            Outcome::Done
+        }
+        Err(crate::error::CatalogError::InvalidArgument(reason)) => Outcome::Reject(reason),
+        Err(error) => {
+            let delay = Duration::from_millis(500 * delivery.delivered.clamp(1, 20) as u64);
+            tracing::warn!(event_id = %delivery.message_id, %error, "sync change will be retried");
             Outcome::Retry {
                 delay,
                 error: error.to_string(),

@@ -13,6 +13,25 @@ pub enum CatalogError {
     AlreadyExists { kind: &'static str, name: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Optimistic concurrency: the resource changed between read and write.
+    #[error(
+        "{kind} {id} changed meanwhile (expected version {expected}, found {found}); read it again"
+    )]
+    Conflict {
+        kind: &'static str,
+        id: String,
+        expected: i64,
+        found: i64,
+    },
+    /// Valid, but not now: a failed connection test, a source still in use.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A service the catalog depends on (credentials) did not answer; retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The warehouse said no (see [`backflow_warehouse::WarehouseError`]).
+    #[error(transparent)]
+    Warehouse(#[from] backflow_warehouse::WarehouseError),
 }
 
 pub fn not_found(kind: &'static str, id: &str) -> CatalogError {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod grpc;
+pub mod retl;
 pub mod snapshot_fetcher;
 pub mod source_settings;
 pub mod store;

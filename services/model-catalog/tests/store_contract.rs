@@ -147,6 +147,12 @@ async fn retl_and_sources(store: &CatalogStore) -> anyhow::Result<()> {
         model_unique_id: "model.p.a".into(),
         primary_key: vec!["id".into()],
         created_at_ms: 1,
+        source_id: "s1".into(),
+        query_mode: Default::default(),
+        health: Default::default(),
+        commit_sha: "c2".into(),
+        relation_name: String::new(),
+        updated_at_ms: 1,
     };
     store.create_retl_model(&record).await?;
     assert!(matches!(

@@ -4,7 +4,7 @@
 
 use backflow_platform::bus::{streams, Bus, EVENT_ID_HEADER};
 use backflow_platform::db::Database;
-use backflow_platform::outbox::{pending_count, Outbox};
+use backflow_platform::outbox::Outbox;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
 use backflow_proto::dbtcloud::v1::RunCompletedEvent;
@@ -17,6 +17,16 @@ use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{NewSync, SyncRecord};
 use prost::Message;
 use std::time::Duration;
+
+/// Run commands waiting in the outbox (sync changes are announced there too).
+async fn pending_commands(db: &backflow_platform::db::Database) -> anyhow::Result<i64> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM platform_outbox WHERE published_at_ms IS NULL AND subject LIKE 'cmd.%'",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    Ok(count)
+}
 
 const ACCOUNT: i64 = 42;
 const JOB: i64 = 123;
@@ -149,7 +159,7 @@ async fn successful_run_delivered_twice_makes_one_run_per_bound_sync() -> anyhow
     assert_eq!(run.cause_id, format!("dbt:{ACCOUNT}:9001"));
     // one command per run, waiting in the outbox (no relay runs in this test)
     assert_eq!(
-        pending_count(harness.scheduler.store().database()).await?,
+        pending_commands(harness.scheduler.store().database()).await?,
         2
     );
 
@@ -187,7 +197,7 @@ async fn cancelled_errored_and_garbage_events_trigger_nothing() -> anyhow::Resul
     harness.wait_consumed(3).await?;
     assert_eq!(harness.runs_of(&bound).await?, 0);
     assert_eq!(
-        pending_count(harness.scheduler.store().database()).await?,
+        pending_commands(harness.scheduler.store().database()).await?,
         0
     );
 

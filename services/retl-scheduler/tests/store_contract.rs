@@ -3,7 +3,7 @@
 //! (sync, cause), and a dbt Cloud run handled once per message id.
 
 use backflow_platform::db::Database;
-use backflow_platform::outbox::{pending_count, Outbox};
+use backflow_platform::outbox::Outbox;
 use backflow_platform::testing;
 use backflow_proto::retl::v1::{RunStatus, RunSyncCommand, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
@@ -13,6 +13,16 @@ use backflow_retl_scheduler::store::{DbtRunHandled, SyncStore};
 use backflow_retl_scheduler::sync::{Mapping, NewSync};
 use backflow_retl_scheduler::RetlError;
 use prost::Message;
+
+/// Run commands waiting in the outbox (sync changes are announced there too).
+async fn pending_commands(db: &backflow_platform::db::Database) -> anyhow::Result<i64> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM platform_outbox WHERE published_at_ms IS NULL AND subject LIKE 'cmd.%'",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    Ok(count)
+}
 
 const CONSUMER: &str = "contract";
 
@@ -46,7 +56,7 @@ fn after_job(job_id: i64) -> Schedule {
 /// Commands waiting in the outbox, decoded, in order.
 async fn queued_commands(scheduler: &Scheduler) -> anyhow::Result<Vec<(String, RunSyncCommand)>> {
     let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
-        "SELECT subject, payload FROM platform_outbox WHERE published_at_ms IS NULL ORDER BY seq",
+        "SELECT subject, payload FROM platform_outbox WHERE published_at_ms IS NULL AND subject LIKE 'cmd.%' ORDER BY seq",
     )
     .fetch_all(scheduler.store().database().pool())
     .await?;
@@ -149,7 +159,7 @@ async fn contract(url: &str) -> anyhow::Result<()> {
             .paused
     );
     let second = scheduler.trigger("ws-a", &created.id).await?;
-    assert_eq!(pending_count(scheduler.store().database()).await?, 2);
+    assert_eq!(pending_commands(scheduler.store().database()).await?, 2);
 
     // runs are listed newest first, with a limit
     let runs = scheduler.list_runs("ws-a", &created.id, 0).await?;
@@ -162,7 +172,28 @@ async fn contract(url: &str) -> anyhow::Result<()> {
     assert_eq!(scheduler.list_runs("ws-a", "", 0).await?.len(), 2);
     assert!(scheduler.list_runs("ws-b", "", 0).await?.is_empty());
 
+    sync_changes(&scheduler, &created.id).await?;
     dbt_runs(&scheduler).await
+}
+
+/// Create, pause and resume each wrote one `SyncChangedEvent` in their transaction,
+/// with a version that increases and `enabled` following the pause state.
+async fn sync_changes(scheduler: &Scheduler, sync_id: &str) -> anyhow::Result<()> {
+    let rows: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT payload FROM platform_outbox WHERE subject = $1 ORDER BY seq")
+            .bind(backflow_proto::subjects::SYNC_CHANGED.for_id(sync_id))
+            .fetch_all(scheduler.store().database().pool())
+            .await?;
+    let events: Vec<_> = rows
+        .iter()
+        .map(|(payload,)| backflow_proto::retl::v1::SyncChangedEvent::decode(payload.as_slice()))
+        .collect::<Result<_, _>>()?;
+    let seen: Vec<(i64, bool)> = events.iter().map(|e| (e.version, e.enabled)).collect();
+    assert_eq!(seen, vec![(1, true), (2, false), (3, true)]);
+    assert!(events.iter().all(|e| e.workspace_id == "ws-a"
+        && e.used_columns == vec!["email".to_string()]
+        && !e.deleted));
+    Ok(())
 }
 
 /// Runs triggered by dbt Cloud: only unpaused syncs bound to the job, in the event's
@@ -185,7 +216,7 @@ async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
     let other_workspace = scheduler
         .create_sync(new_sync("ws-e", "bound", after_job(7)))
         .await?;
-    let before = pending_count(store.database()).await?;
+    let before = pending_commands(store.database()).await?;
 
     let DbtRunHandled::Queued(runs) = store
         .queue_dbt_runs(CONSUMER, "evt-1", "ws-d", 1, 7, "dbt:1:100")
@@ -201,7 +232,7 @@ async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
     assert!(runs
         .iter()
         .all(|run| run.trigger == RunTrigger::DbtCloudJob && run.cause_id == "dbt:1:100"));
-    assert_eq!(pending_count(store.database()).await?, before + 2);
+    assert_eq!(pending_commands(store.database()).await?, before + 2);
 
     // the same message again: nothing
     assert_eq!(
@@ -225,7 +256,7 @@ async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
         anyhow::bail!("next delivery was taken for a duplicate");
     };
     assert_eq!(next.len(), 2);
-    assert_eq!(pending_count(store.database()).await?, before + 4);
+    assert_eq!(pending_commands(store.database()).await?, before + 4);
     for (sync, expected_runs) in [(&bound, 2), (&also_bound, 2), (&paused, 0), (&other_job, 0)] {
         assert_eq!(
             scheduler.list_runs("ws-d", &sync.id, 0).await?.len(),

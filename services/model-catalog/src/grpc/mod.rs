@@ -1,8 +1,11 @@
 //! The gRPC edge of the catalog: decodes requests, calls the store, and maps
 //! [`CatalogError`] to status codes in one place.
 
+pub mod preview;
+pub mod retl_models;
+
 use crate::error::CatalogError;
-use crate::store::{CatalogStore, ProjectRecord, ProjectStatus, RetlModelRecord, SourceRecord};
+use crate::store::{CatalogStore, ProjectRecord, ProjectStatus, SourceRecord};
 use backflow_proto::catalog::v1 as pb;
 use pb::model_catalog_service_server::ModelCatalogService;
 use tonic::{Request, Response, Status};
@@ -14,11 +17,22 @@ const MAX_PAGE_SIZE: i64 = 1000;
 #[derive(Debug, Clone)]
 pub struct CatalogGrpc {
     store: CatalogStore,
+    /// Warehouse reads of preview, describe and key checks (grpc/preview.rs).
+    preview: std::sync::Arc<preview::PreviewContext>,
 }
 
 impl CatalogGrpc {
     pub fn new(store: CatalogStore) -> Self {
-        Self { store }
+        Self {
+            store,
+            preview: std::sync::Arc::new(preview::PreviewContext::unconfigured()),
+        }
+    }
+
+    /// Reads warehouses through `preview` (connectors, timeouts, the preview cache).
+    pub fn with_preview(mut self, preview: preview::PreviewContext) -> Self {
+        self.preview = std::sync::Arc::new(preview);
+        self
     }
 
     pub fn into_server(self) -> pb::model_catalog_service_server::ModelCatalogServiceServer<Self> {
@@ -37,6 +51,10 @@ impl backflow_platform::request_error::RequestError for CatalogError {
             CatalogError::InvalidArgument(_) => Kind::InvalidArgument,
             CatalogError::NotFound { .. } => Kind::NotFound,
             CatalogError::AlreadyExists { .. } => Kind::AlreadyExists,
+            CatalogError::Conflict { .. } => Kind::Conflict,
+            CatalogError::FailedPrecondition(_) => Kind::FailedPrecondition,
+            CatalogError::Unavailable(_) => Kind::Unavailable,
+            CatalogError::Warehouse(error) => preview::warehouse_error_kind(error),
             _ => Kind::Internal,
         }
     }
@@ -227,80 +245,72 @@ impl ModelCatalogService for CatalogGrpc {
         &self,
         request: Request<pb::CreateRetlModelRequest>,
     ) -> Result<Response<pb::CreateRetlModelResponse>, Status> {
-        let request = request.into_inner();
-        require("workspace_id", &request.workspace_id)?;
-        require("name", &request.name)?;
-        let primary_key: Vec<String> = request
-            .primary_key
-            .iter()
-            .map(|column| column.trim().to_string())
-            .filter(|column| !column.is_empty())
-            .collect();
-        if primary_key.is_empty() {
-            return Err(CatalogError::InvalidArgument(
-                "primary_key needs at least one column".into(),
-            )
-            .into());
-        }
-        // The dbt model must exist at the connection's latest synced commit.
-        self.store
-            .get_model(
-                &request.workspace_id,
-                &request.connection_id,
-                &request.model_unique_id,
-                "",
-            )
-            .await?;
-        let record = RetlModelRecord {
-            id: backflow_platform::new_id(),
-            workspace_id: request.workspace_id,
-            name: request.name.trim().to_string(),
-            connection_id: request.connection_id,
-            model_unique_id: request.model_unique_id,
-            primary_key,
-            created_at_ms: backflow_platform::now_unix_ms(),
-        };
-        self.store.create_retl_model(&record).await?;
-        Ok(Response::new(pb::CreateRetlModelResponse {
-            model: Some(record.to_proto()),
-        }))
+        Ok(Response::new(
+            retl_models::create(self, request.into_inner()).await?,
+        ))
     }
 
     async fn get_retl_model(
         &self,
         request: Request<pb::GetRetlModelRequest>,
     ) -> Result<Response<pb::GetRetlModelResponse>, Status> {
-        let request = request.into_inner();
-        let record = self
-            .store
-            .get_retl_model(&request.workspace_id, &request.retl_model_id)
-            .await?;
-        Ok(Response::new(pb::GetRetlModelResponse {
-            model: Some(record.to_proto()),
-        }))
+        Ok(Response::new(
+            retl_models::get(self, request.into_inner()).await?,
+        ))
     }
 
     async fn list_retl_models(
         &self,
         request: Request<pb::ListRetlModelsRequest>,
     ) -> Result<Response<pb::ListRetlModelsResponse>, Status> {
-        let request = request.into_inner();
-        require("workspace_id", &request.workspace_id)?;
-        let records = self.store.list_retl_models(&request.workspace_id).await?;
-        Ok(Response::new(pb::ListRetlModelsResponse {
-            models: records.iter().map(RetlModelRecord::to_proto).collect(),
-        }))
+        Ok(Response::new(
+            retl_models::list(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_retl_model(
+        &self,
+        request: Request<pb::UpdateRetlModelRequest>,
+    ) -> Result<Response<pb::UpdateRetlModelResponse>, Status> {
+        Ok(Response::new(
+            retl_models::update(self, request.into_inner()).await?,
+        ))
     }
 
     async fn delete_retl_model(
         &self,
         request: Request<pb::DeleteRetlModelRequest>,
     ) -> Result<Response<pb::DeleteRetlModelResponse>, Status> {
-        let request = request.into_inner();
-        self.store
-            .delete_retl_model(&request.workspace_id, &request.retl_model_id)
-            .await?;
-        Ok(Response::new(pb::DeleteRetlModelResponse {}))
+        Ok(Response::new(
+            retl_models::delete(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn describe_model_columns(
+        &self,
+        request: Request<pb::DescribeModelColumnsRequest>,
+    ) -> Result<Response<pb::DescribeModelColumnsResponse>, Status> {
+        Ok(Response::new(
+            preview::describe(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn preview_model(
+        &self,
+        request: Request<pb::PreviewModelRequest>,
+    ) -> Result<Response<pb::PreviewModelResponse>, Status> {
+        Ok(Response::new(
+            preview::preview(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn check_primary_key(
+        &self,
+        request: Request<pb::CheckPrimaryKeyRequest>,
+    ) -> Result<Response<pb::CheckPrimaryKeyResponse>, Status> {
+        Ok(Response::new(
+            preview::check_primary_key(self, request.into_inner()).await?,
+        ))
     }
 
     // TODO(cat-sources: grpc/sources.rs)
@@ -341,39 +351,5 @@ impl ModelCatalogService for CatalogGrpc {
         Err(Status::unimplemented(
             "delete_warehouse_source is not built yet",
         ))
-    }
-
-    // TODO(cat-retl: grpc/preview.rs)
-    async fn describe_model_columns(
-        &self,
-        _request: Request<pb::DescribeModelColumnsRequest>,
-    ) -> Result<Response<pb::DescribeModelColumnsResponse>, Status> {
-        Err(Status::unimplemented(
-            "describe_model_columns is not built yet",
-        ))
-    }
-
-    // TODO(cat-retl: grpc/preview.rs)
-    async fn preview_model(
-        &self,
-        _request: Request<pb::PreviewModelRequest>,
-    ) -> Result<Response<pb::PreviewModelResponse>, Status> {
-        Err(Status::unimplemented("preview_model is not built yet"))
-    }
-
-    // TODO(cat-retl: grpc/preview.rs)
-    async fn check_primary_key(
-        &self,
-        _request: Request<pb::CheckPrimaryKeyRequest>,
-    ) -> Result<Response<pb::CheckPrimaryKeyResponse>, Status> {
-        Err(Status::unimplemented("check_primary_key is not built yet"))
-    }
-
-    // TODO(cat-retl: grpc/retl_models.rs)
-    async fn update_retl_model(
-        &self,
-        _request: Request<pb::UpdateRetlModelRequest>,
-    ) -> Result<Response<pb::UpdateRetlModelResponse>, Status> {
-        Err(Status::unimplemented("update_retl_model is not built yet"))
     }
 }

@@ -96,7 +96,13 @@ impl CatalogStore {
             super::projects::write_run_outcome(&mut tx, workspace_id, connection_id, outcome)
                 .await?;
         }
+        let changed = self
+            .follow_snapshot(&mut tx, workspace_id, connection_id, commit_sha, models)
+            .await?;
         tx.commit().await?;
+        if changed > 0 {
+            self.outbox.committed();
+        }
         Ok(true)
     }
 

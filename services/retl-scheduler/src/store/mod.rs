@@ -1,8 +1,12 @@
 //! Storage of syncs and runs. Everything here is portable SQL that runs on PostgreSQL
 //! and SQLite; the contract tests run it on both. A run and the command that asks a
-//! worker to execute it are always written in one transaction.
+//! worker to execute it are always written in one transaction, and so are a sync's changes
+//! and the `SyncChangedEvent` announcing them.
 
+mod events;
 mod rows;
+
+pub use events::sync_changed;
 
 use crate::error::RetlError;
 use crate::run::RunRecord;
@@ -52,6 +56,7 @@ impl SyncStore {
                     (0, "", "", *account_id, *job_id)
                 }
             };
+        let mut tx = self.db.begin().await?;
         let inserted = sqlx::query(&format!(
             "INSERT INTO retl_syncs ({SYNC_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
@@ -71,15 +76,19 @@ impl SyncStore {
         .bind(i32::from(record.paused))
         .bind(record.created_at_ms)
         .bind(record.updated_at_ms)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(error) if backflow_platform::db::is_unique_violation(&error) => {
-                Err(RetlError::AlreadyExists(record.name.clone()))
+                return Err(RetlError::AlreadyExists(record.name.clone()))
             }
-            Err(error) => Err(error.into()),
+            Err(error) => return Err(error.into()),
         }
+        events::announce(&self.outbox, &mut tx, record, 1, false).await?;
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(())
     }
 
     pub async fn get_sync(
@@ -107,23 +116,49 @@ impl SyncStore {
         rows.into_iter().map(sync_of).collect()
     }
 
-    /// Pauses or resumes; returns false if the sync does not exist in this workspace.
+    /// Pauses or resumes (bumping the version and announcing it in the same
+    /// transaction; a sync already in that state is left alone); returns false if the sync does not exist in this workspace.
     pub async fn set_paused(
         &self,
         workspace_id: &str,
         sync_id: &str,
         paused: bool,
     ) -> Result<bool, RetlError> {
+        let mut tx = self.db.begin().await?;
         let updated = sqlx::query(
-            "UPDATE retl_syncs SET paused = $1, updated_at_ms = $2 WHERE workspace_id = $3 AND id = $4",
+            "UPDATE retl_syncs SET paused = $1, updated_at_ms = $2, version = version + 1 WHERE workspace_id = $3 AND id = $4 AND paused <> $1",
         )
         .bind(i32::from(paused))
         .bind(backflow_platform::now_unix_ms())
         .bind(workspace_id)
         .bind(sync_id)
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(updated.rows_affected() == 1)
+        if updated.rows_affected() != 1 {
+            // Already in that state (nothing to announce), or not there at all.
+            let exists: Option<(i32,)> =
+                sqlx::query_as("SELECT paused FROM retl_syncs WHERE workspace_id = $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(sync_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Ok(exists.is_some());
+        }
+        let row: SyncRow = sqlx::query_as(&format!(
+            "SELECT {SYNC_COLUMNS} FROM retl_syncs WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(sync_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (version,): (i64,) = sqlx::query_as("SELECT version FROM retl_syncs WHERE id = $1")
+            .bind(sync_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        events::announce(&self.outbox, &mut tx, &sync_of(row)?, version, false).await?;
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(true)
     }
 
     /// Queues a manual run of an unpaused sync and its command, in one transaction.

@@ -1,0 +1,91 @@
+//! `evt.retl.sync.changed.<sync>`: which Reverse ETL model a sync uses, the source
+//! columns it reads and whether it is enabled, written to the outbox in the same
+//! transaction as the change. The catalog's in-use guard is a projection of these.
+//! The columns are the mapped source columns; the model's primary key is the
+//! catalog's own knowledge, so it is not repeated here.
+
+use crate::error::RetlError;
+use crate::sync::SyncRecord;
+use backflow_platform::db::Transaction;
+use backflow_platform::outbox::Outbox;
+use backflow_proto::retl::v1::SyncChangedEvent;
+
+/// The event for `record` at `version` (`deleted` for a sync that is gone).
+pub fn sync_changed(record: &SyncRecord, version: i64, deleted: bool) -> SyncChangedEvent {
+    let mut used_columns: Vec<String> = Vec::new();
+    for mapping in &record.mappings {
+        if !used_columns.contains(&mapping.source_column) {
+            used_columns.push(mapping.source_column.clone());
+        }
+    }
+    SyncChangedEvent {
+        workspace_id: record.workspace_id.clone(),
+        sync_id: record.id.clone(),
+        retl_model_id: record.retl_model_id.clone(),
+        enabled: !record.paused && !deleted,
+        deleted,
+        used_columns,
+        version,
+        sync_name: record.name.clone(),
+    }
+}
+
+pub(super) async fn announce(
+    outbox: &Outbox,
+    tx: &mut Transaction<'_>,
+    record: &SyncRecord,
+    version: i64,
+    deleted: bool,
+) -> Result<(), RetlError> {
+    outbox
+        .enqueue(
+            tx,
+            &backflow_proto::subjects::SYNC_CHANGED.for_id(&record.id),
+            &sync_changed(record, version, deleted),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Schedule;
+    use crate::sync::Mapping;
+    use backflow_proto::retl::v1::SyncMode;
+
+    #[test]
+    fn the_event_names_the_model_the_mapped_columns_once_and_whether_enabled() {
+        let mapping = |source: &str, field: &str| Mapping {
+            source_column: source.into(),
+            destination_field: field.into(),
+        };
+        let mut record = SyncRecord {
+            id: "s1".into(),
+            workspace_id: "ws".into(),
+            name: "contacts".into(),
+            retl_model_id: "m1".into(),
+            destination_id: "d1".into(),
+            mode: SyncMode::Upsert,
+            mappings: vec![
+                mapping("email", "Email"),
+                mapping("email", "Login"),
+                mapping("name", "Name"),
+            ],
+            schedule: Schedule::Manual,
+            paused: false,
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        };
+        let event = sync_changed(&record, 3, false);
+        assert_eq!(event.used_columns, vec!["email", "name"]);
+        assert!(event.enabled);
+        assert_eq!(event.version, 3);
+        assert_eq!(event.retl_model_id, "m1");
+        record.paused = true;
+        assert!(!sync_changed(&record, 4, false).enabled);
+        record.paused = false;
+        let gone = sync_changed(&record, 5, true);
+        assert!(gone.deleted && !gone.enabled);
+    }
+}
