@@ -166,7 +166,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs the single-statement lexer of crates/warehouse (helper wh-pg)"]
     fn a_semicolon_inside_is_refused_and_the_message_says_so() {
         let mut m = model();
         m.compiled_sql = "select 1; delete from customers".into();
