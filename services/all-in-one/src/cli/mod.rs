@@ -15,10 +15,12 @@
 pub mod client;
 mod connections;
 mod dead_letters;
+mod model_reads;
 mod models;
 mod names;
 pub mod output;
 mod projects;
+mod retl_models;
 mod runs;
 mod secrets;
 mod sources;
@@ -41,6 +43,8 @@ pub enum ClientCommand {
     Projects(Group<projects::Command>),
     /// dbt models of a connection: list, or one with compiled SQL, columns and key suggestions.
     Models(Group<models::Command>),
+    /// Reverse ETL models: check a key, create, list, get, update, delete.
+    RetlModels(Group<retl_models::Command>),
     /// Warehouse sources (the databases models run in): create, list.
     Sources(Group<sources::Command>),
     /// Messages a service could not handle: list, replay after a fix (operator).
@@ -123,6 +127,9 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Projects(group) => projects::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Models(group) => models::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Sources(group) => sources::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::RetlModels(group) => {
+            retl_models::run(&ctx(&group.connect)?, group.command).await
+        }
         ClientCommand::DeadLetters(group) => {
             dead_letters::run(&ctx(&group.connect)?, group.command).await
         }

@@ -34,6 +34,10 @@ pub enum Command {
         #[arg(long = "commit", value_name = "SHA")]
         commit_sha: Option<String>,
     },
+    /// The first rows of a model's Reverse ETL query, run read-only in the warehouse.
+    Preview(super::model_reads::PreviewArgs),
+    /// A model's columns: from YAML, else described by the warehouse (cached per commit).
+    Columns(super::model_reads::ColumnsArgs),
 }
 
 /// `--output json` shape of a model column.
@@ -225,26 +229,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             commit_sha,
         } => {
             let commit_sha = commit_sha.unwrap_or_default();
-            // A bare name is looked up among the models; unique ids have dots.
-            let unique_id = if model.contains('.') {
-                model
-            } else {
-                let list = list_all(ctx, &connection_id, &commit_sha, false).await?;
-                let mut found = list.models.into_iter().filter(|m| m.name == model);
-                match (found.next(), found.next()) {
-                    (Some(only), None) => only.unique_id,
-                    (Some(_), Some(_)) => {
-                        return Err(CliError::Usage(format!(
-                            "more than one model is named {model:?}: give its unique id"
-                        )))
-                    }
-                    (None, _) => {
-                        return Err(CliError::Failed(format!(
-                            "no model named {model:?} in connection {connection_id}"
-                        )))
-                    }
-                }
-            };
+            let unique_id = resolve_unique_id(ctx, &connection_id, &model, &commit_sha).await?;
             let mut api = ctx.client.catalog()?;
             let call = api
                 .inner
@@ -261,6 +246,32 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 })?;
             ctx.print(&model_view(&model));
         }
+        Command::Preview(args) => super::model_reads::preview(ctx, args).await?,
+        Command::Columns(args) => super::model_reads::columns(ctx, args).await?,
     }
     Ok(())
+}
+
+/// A model's unique id from its unique id (`model.shop.customers`, it has dots) or its
+/// bare name, looked up among the connection's models.
+pub(super) async fn resolve_unique_id(
+    ctx: &Ctx,
+    connection_id: &str,
+    model: &str,
+    commit_sha: &str,
+) -> Result<String, CliError> {
+    if model.contains('.') {
+        return Ok(model.to_string());
+    }
+    let list = list_all(ctx, connection_id, commit_sha, false).await?;
+    let mut found = list.models.into_iter().filter(|m| m.name == model);
+    match (found.next(), found.next()) {
+        (Some(only), None) => Ok(only.unique_id),
+        (Some(_), Some(_)) => Err(CliError::Usage(format!(
+            "more than one model is named {model:?}: give its unique id"
+        ))),
+        (None, _) => Err(CliError::Failed(format!(
+            "no model named {model:?} in connection {connection_id}"
+        ))),
+    }
 }

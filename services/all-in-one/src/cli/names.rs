@@ -44,6 +44,9 @@ proto_name!(
     backflow_proto::gitsync::v1::SyncTrigger,
     backflow_proto::catalog::v1::WarehouseKind,
     backflow_proto::catalog::v1::ProjectStatus,
+    backflow_proto::catalog::v1::QueryMode,
+    backflow_proto::catalog::v1::RetlModelStatus,
+    backflow_proto::catalog::v1::ColumnOrigin,
 );
 
 pub fn secret_kind(value: i32) -> String {
@@ -68,6 +71,18 @@ pub fn sync_trigger(value: i32) -> String {
 
 pub fn warehouse_kind(value: i32) -> String {
     of::<backflow_proto::catalog::v1::WarehouseKind>(value, "WAREHOUSE_KIND_")
+}
+
+pub fn query_mode(value: i32) -> String {
+    of::<backflow_proto::catalog::v1::QueryMode>(value, "QUERY_MODE_")
+}
+
+pub fn retl_model_status(value: i32) -> String {
+    of::<backflow_proto::catalog::v1::RetlModelStatus>(value, "RETL_MODEL_STATUS_")
+}
+
+pub fn column_origin(value: i32) -> String {
+    of::<backflow_proto::catalog::v1::ColumnOrigin>(value, "COLUMN_ORIGIN_")
 }
 
 pub fn project_status(value: i32) -> String {
