@@ -287,7 +287,7 @@ mod tests {
         );
         let view = preview_view(&preview);
         assert!(view.text.contains("NULL"));
-        assert!(view.text.contains("email (Utf8)"));
+        assert!(view.text.contains("EMAIL (UTF8)"));
         assert_eq!(view.json["rows"][1][0], serde_json::Value::Null);
     }
 }
