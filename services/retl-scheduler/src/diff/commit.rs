@@ -1,0 +1,103 @@
+//! The state a run commits once delivery is over: the previous state updated with what
+//! was delivered, minus what failed, so failures are retried next run with fresh values.
+//!
+//! Per record, with `failed` the key hashes the destination refused:
+//! - added: delivered → entry `(key, row hash, DELIVERED)`; failed → absent (added again next
+//!   run); a mode that does not deliver additions (update) records it as observed only, so its
+//!   later changes are updates;
+//! - updated: delivered → new row hash, DELIVERED; failed or not delivered by the mode
+//!   (insert) → the old entry is kept, so the destination's old version is still what the
+//!   state says and the change is retried;
+//! - missing from the extract: mirror deletes delivered entries (dropped; a failed delete keeps
+//!   the entry so it is retried); other modes keep delivered entries (the destination still
+//!   holds them); entries only observed are dropped;
+//! - rejected (NULL or duplicate key): the previous entry, if any, is kept unchanged.
+//!
+//! The new state is built in the previous state's buffer: compacted in place, grown by the
+//! number of additions, and merged from the back, so there is never a second full copy.
+
+use super::engine::DiffOutcome;
+use super::mode::{Change, DeliveryMode};
+use super::state::{Entry, State, DELIVERED};
+
+impl DiffOutcome {
+    /// The state to store for the next run; `failed` holds key hashes of records the
+    /// destination did not accept (any order, any class).
+    pub fn commit(self, mut failed: Vec<u64>) -> State {
+        failed.sort_unstable();
+        let is_failed = |key: u64| !failed.is_empty() && failed.binary_search(&key).is_ok();
+        let diff = self.diff;
+        let mode = diff.mode;
+        let mut entries = diff.state.into_entries();
+        if mode.delivers(Change::Updated) {
+            for (&at, &row_hash) in diff.update_at.iter().zip(&diff.update_row) {
+                let entry = &mut entries[at as usize];
+                if !is_failed(entry.key) {
+                    *entry = Entry::delivered(entry.key, row_hash);
+                }
+            }
+        }
+        let mirror = mode == DeliveryMode::Mirror;
+        let mut at = 0;
+        entries.retain(|entry| {
+            let seen = diff.seen.get(at);
+            at += 1;
+            seen || (entry.is_delivered() && (!mirror || is_failed(entry.key)))
+        });
+        let mut adds = diff.adds;
+        if mode.delivers(Change::Added) {
+            adds.retain(|entry| !is_failed(entry.key));
+            for entry in &mut adds {
+                entry.row |= DELIVERED;
+            }
+        }
+        merge_from_back(&mut entries, &adds);
+        State::from_sorted(entries)
+    }
+}
+
+/// Merges sorted `adds` (keys not in `base`) into sorted `base`, in `base`'s buffer.
+fn merge_from_back(base: &mut Vec<Entry>, adds: &[Entry]) {
+    if adds.is_empty() {
+        return;
+    }
+    let old_len = base.len();
+    base.reserve_exact(adds.len());
+    base.resize(old_len + adds.len(), Entry::default());
+    let (mut from, mut add, mut to) = (old_len, adds.len(), base.len());
+    while add > 0 {
+        to -= 1;
+        if from > 0 && base[from - 1].key > adds[add - 1].key {
+            base[to] = base[from - 1];
+            from -= 1;
+        } else {
+            base[to] = adds[add - 1];
+            add -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_from_back_keeps_order() {
+        let e = |k| Entry::delivered(k, k);
+        for (base, adds) in [
+            (vec![], vec![1, 2]),
+            (vec![3, 5], vec![]),
+            (vec![3, 5], vec![1, 4, 9]),
+            (vec![1, 2], vec![7, 8]),
+            (vec![7, 8], vec![1, 2]),
+        ] {
+            let mut merged: Vec<Entry> = base.iter().map(|&k| e(k)).collect();
+            let adds: Vec<Entry> = adds.iter().map(|&k| e(k)).collect();
+            merge_from_back(&mut merged, &adds);
+            let mut expected: Vec<u64> = base.clone();
+            expected.extend(adds.iter().map(|a| a.key));
+            expected.sort_unstable();
+            assert_eq!(merged.iter().map(|m| m.key).collect::<Vec<_>>(), expected);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! A sync's committed diff state: what Backflow believes each record of the destination
+//! holds, as `(key hash, row hash)` pairs sorted by key hash, 16 bytes per key.
+//!
+//! The row hash's top bit is the [`DELIVERED`] flag: set when Backflow itself delivered the
+//! record (so a later delete may touch it), clear when the row was only observed (an
+//! `update`-mode sync sees new keys without sending them). Row hashes are 63 bits.
+//!
+//! Lookups go through a [`KeyIndex`]: key hashes are uniform, so a directory of the first
+//! position per top-bits prefix (one `u32` per 8 to 16 entries, under 0.5 byte per key) narrows any
+//! key to a few adjacent entries: one random memory access instead of a binary search's
+//! twenty-odd.
+
+use super::error::DiffError;
+
+/// Row-hash bit saying Backflow delivered this record.
+pub const DELIVERED: u64 = 1 << 63;
+/// The bits of a row hash that hash the row.
+pub const ROW_HASH_MASK: u64 = !DELIVERED;
+
+/// One record of the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[repr(C)]
+pub struct Entry {
+    pub key: u64,
+    /// Row hash (63 bits) with [`DELIVERED`] on top.
+    pub row: u64,
+}
+
+impl Entry {
+    pub fn delivered(key: u64, row_hash: u64) -> Self {
+        Self {
+            key,
+            row: (row_hash & ROW_HASH_MASK) | DELIVERED,
+        }
+    }
+
+    pub fn observed(key: u64, row_hash: u64) -> Self {
+        Self {
+            key,
+            row: row_hash & ROW_HASH_MASK,
+        }
+    }
+
+    pub fn row_hash(&self) -> u64 {
+        self.row & ROW_HASH_MASK
+    }
+
+    pub fn is_delivered(&self) -> bool {
+        self.row & DELIVERED != 0
+    }
+}
+
+/// Entries sorted by strictly increasing key hash.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    entries: Vec<Entry>,
+}
+
+impl State {
+    /// Checks that keys strictly increase (one entry per key).
+    pub fn new(entries: Vec<Entry>) -> Result<Self, DiffError> {
+        if let Some(at) = entries.windows(2).position(|w| w[0].key >= w[1].key) {
+            return Err(DiffError::Corrupt(format!(
+                "state keys are not strictly increasing at entry {}",
+                at + 1
+            )));
+        }
+        if u32::try_from(entries.len()).is_err() {
+            return Err(DiffError::TooManyRows);
+        }
+        Ok(Self { entries })
+    }
+
+    /// Sorts `entries` by key; `Err` if two share a key.
+    pub fn from_unsorted(mut entries: Vec<Entry>) -> Result<Self, DiffError> {
+        entries.sort_unstable_by_key(|entry| entry.key);
+        Self::new(entries)
+    }
+
+    /// Callers guarantee sorted, unique keys (the diff's own merge).
+    pub(crate) fn from_sorted(entries: Vec<Entry>) -> Self {
+        debug_assert!(entries.windows(2).all(|w| w[0].key < w[1].key));
+        Self { entries }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, key: u64) -> Option<&Entry> {
+        self.entries
+            .binary_search_by_key(&key, |entry| entry.key)
+            .ok()
+            .map(|at| &self.entries[at])
+    }
+}
+
+/// Directory over a sorted state: `starts[p]` is the first entry whose key's top `bits`
+/// bits are at least `p`.
+#[derive(Debug, Clone, Default)]
+pub struct KeyIndex {
+    bits: u32,
+    starts: Vec<u32>,
+}
+
+impl KeyIndex {
+    /// 8 to 16 entries per directory slot.
+    pub fn build(entries: &[Entry]) -> Self {
+        let len = entries.len();
+        let bits = if len < 16 {
+            0
+        } else {
+            (usize::BITS - (len / 16).leading_zeros()).min(28)
+        };
+        let slots = 1usize << bits;
+        let mut starts = Vec::with_capacity(slots + 1);
+        let mut at = 0usize;
+        for slot in 0..slots as u64 {
+            while at < len && prefix(entries[at].key, bits) < slot {
+                at += 1;
+            }
+            starts.push(at as u32);
+        }
+        starts.push(len as u32);
+        Self { bits, starts }
+    }
+
+    /// Position of `key` in `entries` (the slice the index was built over).
+    #[inline]
+    pub fn find(&self, entries: &[Entry], key: u64) -> Option<usize> {
+        let slot = prefix(key, self.bits) as usize;
+        let start = self.starts[slot] as usize;
+        let end = self.starts[slot + 1] as usize;
+        let bucket = &entries[start..end];
+        if bucket.len() <= 16 {
+            bucket
+                .iter()
+                .position(|entry| entry.key == key)
+                .map(|at| start + at)
+        } else {
+            bucket
+                .binary_search_by_key(&key, |entry| entry.key)
+                .ok()
+                .map(|at| start + at)
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.starts.capacity() * 4
+    }
+}
+
+#[inline]
+fn prefix(key: u64, bits: u32) -> u64 {
+    if bits == 0 {
+        0
+    } else {
+        key >> (64 - bits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_refuses_unsorted_or_duplicate_keys() {
+        let a = Entry::delivered(1, 5);
+        let b = Entry::delivered(2, 5);
+        assert!(State::new(vec![a, b]).is_ok());
+        assert!(matches!(State::new(vec![b, a]), Err(DiffError::Corrupt(_))));
+        assert!(matches!(
+            State::from_unsorted(vec![b, a, b]),
+            Err(DiffError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn flag_is_kept_apart_from_the_hash() {
+        let entry = Entry::delivered(1, u64::MAX);
+        assert!(entry.is_delivered());
+        assert_eq!(entry.row_hash(), ROW_HASH_MASK);
+        assert!(!Entry::observed(1, u64::MAX).is_delivered());
+    }
+
+    #[test]
+    fn index_finds_every_key_and_nothing_else() {
+        for len in [0usize, 1, 15, 16, 17, 1000, 5000] {
+            let mut keys: Vec<u64> = (0..len as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i << 7))
+                .collect();
+            keys.push(0);
+            keys.push(u64::MAX);
+            keys.sort_unstable();
+            keys.dedup();
+            let entries: Vec<Entry> = keys.iter().map(|&k| Entry::delivered(k, k)).collect();
+            let index = KeyIndex::build(&entries);
+            for (at, entry) in entries.iter().enumerate() {
+                assert_eq!(index.find(&entries, entry.key), Some(at), "len {len}");
+            }
+            for probe in [1u64, 12_345, u64::MAX - 1, 1 << 63] {
+                let expected = keys.binary_search(&probe).ok();
+                assert_eq!(index.find(&entries, probe), expected);
+            }
+        }
+    }
+}
