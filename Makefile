@@ -82,6 +82,7 @@ bench: services-up deps
 	conformance/bench.sh
 	$(CARGO) bench -p backflow-tests --bench push_to_catalog
 	$(CARGO) bench -p backflow-warehouse --bench stream
+	$(CARGO) bench -p backflow-retl-scheduler --bench diff
 
 ## Render the Kubernetes manifests.
 k8s:

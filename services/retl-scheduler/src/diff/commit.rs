@@ -51,7 +51,12 @@ impl DiffOutcome {
                 entry.row |= DELIVERED;
             }
         }
-        merge_from_back(&mut entries, &adds);
+        if entries.is_empty() {
+            // A first run (or nothing kept): the additions are the state, no copy.
+            entries = adds;
+        } else {
+            merge_from_back(&mut entries, &adds);
+        }
         State::from_sorted(entries)
     }
 }

@@ -141,6 +141,11 @@ impl Diff {
                     }
                 }
                 None => {
+                    if self.adds.len() == self.adds.capacity() {
+                        // Grow by an eighth, not double: a first run adds every key, and
+                        // doubling could leave up to 16 B per key unused.
+                        self.adds.reserve_exact((self.adds.len() / 8).max(4096));
+                    }
                     self.adds.push(Entry::observed(key, row_hash));
                     self.added_rows.set(start + row);
                     candidates += 1;
@@ -162,6 +167,7 @@ impl Diff {
 
     /// Settles duplicates once the whole extract was seen.
     pub fn finish(mut self) -> DiffOutcome {
+        self.adds.shrink_to_fit();
         self.adds.sort_unstable_by_key(|entry| entry.key);
         drop_duplicate_adds(&mut self.adds, &mut self.dup_keys);
         self.dup_keys.sort_unstable();

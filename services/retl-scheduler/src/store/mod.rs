@@ -3,6 +3,7 @@
 //! worker to execute it are always written in one transaction, and so are a sync's changes
 //! and the `SyncChangedEvent` announcing them.
 
+pub mod diff_state;
 mod events;
 mod rows;
 
