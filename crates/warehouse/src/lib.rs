@@ -23,6 +23,7 @@ pub mod test_support;
 
 mod bigquery;
 mod databricks;
+mod deadline;
 pub mod postgres;
 mod redshift;
 mod snowflake;

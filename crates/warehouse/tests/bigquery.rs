@@ -43,7 +43,7 @@ fn connector(standin: &BigQueryStandIn) -> Arc<dyn Connector> {
 }
 
 fn q(sql: &str) -> ReadOnlyQuery {
-    ReadOnlyQuery::from_sql(sql).unwrap()
+    ReadOnlyQuery::from_sql_for(WarehouseKind::Bigquery, sql).unwrap()
 }
 
 async fn collect(
@@ -93,7 +93,7 @@ async fn the_jwt_grant_is_signed_with_the_documented_claims_and_the_token_is_cac
         assert_eq!(body["formatOptions"]["useInt64Timestamp"], true);
         assert_eq!(body["jobTimeoutMs"], "300000");
         assert!(body["timeoutMs"].as_u64().unwrap() <= 10_000);
-        assert!(body["query"].as_str().unwrap().starts_with("select * from (\nselect 1\n)"));
+        assert!(body["query"].as_str().unwrap().starts_with("select * from (\nselect 1\n) as backflow_q"));
     }
 }
 
@@ -374,7 +374,7 @@ async fn describe_reads_the_schema_of_a_limit_0_query_and_test_checks_the_datase
     let sent = standin.seen().queries[0]["query"].as_str().unwrap().to_string();
     assert_eq!(
         sent,
-        "select * from (\nselect * from `my-project`.`people`.`people`\n) limit 0"
+        "select * from (\nselect * from `my-project`.`people`.`people`\n) as backflow_q limit 0"
     );
 
     c.test(Some("people")).await.unwrap();
@@ -397,7 +397,7 @@ async fn max_rows_adds_a_limit_and_scalar_rows_read_nulls() {
     };
     collect(&c, "select full_name, age from people", &opts).await.unwrap();
     let sent = standin.seen().queries[0]["query"].as_str().unwrap().to_string();
-    assert_eq!(sent, "select * from (\nselect full_name, age from people\n) limit 3");
+    assert_eq!(sent, "select * from (\nselect full_name, age from people\n) as backflow_q limit 3");
 
     let counts = c
         .scalar_row(&q("select count(*) as rows, null as nulls"), &QueryOptions::default())

@@ -2,7 +2,7 @@
 //! `jobs.get`, `jobs.cancel`), authenticated as a service account (see [`auth`]).
 //!
 //! **Read-only.** BigQuery has no read-only transaction, so every query is sent as
-//! `select * from (\n<sql>\n)` (plus `limit N` for [`QueryOptions::max_rows`]): a
+//! `select * from (\n<sql>\n) as backflow_q` (plus `limit N` for [`QueryOptions::max_rows`]): a
 //! subquery cannot be DML, DDL or a script, so whatever the model's SQL says, BigQuery
 //! only reads. Always GoogleSQL: `useLegacySql: false` is sent on every request (the
 //! API's default is legacy SQL). The statement timeout is the job's `jobTimeoutMs` and a
@@ -51,9 +51,10 @@ use secrecy::ExposeSecret;
 use self::client::BqClient;
 use self::errors::ErrorContext;
 use self::pages::Pager;
-use self::run::{Completed, Stop};
+use self::run::Completed;
 use self::schema::{builder_spec, result_columns, ResultColumn};
 use crate::cells::{self, CellBatchBuilder};
+use crate::deadline::Stop;
 use crate::{
     http, Column, Connector, QueryOptions, ReadOnlyQuery, RelationRef, RowStream,
     SecretMaterial, SourceSettings, TestReport, WarehouseError, WarehouseKind,
@@ -117,12 +118,9 @@ fn identifier(settings: &SourceSettings, key: &str) -> Result<Option<String>, Wa
     }
 }
 
-/// The read-only wrapping (see the module doc).
+/// The read-only wrapping (see the module doc): `select * from (\n<sql>\n) as backflow_q [limit N]`.
 fn wrap(sql: &str, limit: Option<u64>) -> String {
-    match limit {
-        Some(n) => format!("select * from (\n{sql}\n) limit {n}"),
-        None => format!("select * from (\n{sql}\n)"),
-    }
+    crate::query::wrap(WarehouseKind::Bigquery, sql, "*", limit)
 }
 
 #[derive(Debug)]

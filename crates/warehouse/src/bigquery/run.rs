@@ -13,14 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
-
 use super::client::BqClient;
 use super::errors::{self, ErrorContext};
 use super::wire::{DatasetReference, FormatOptions, JobReference, QueryRequest, QueryResponse};
+use crate::deadline::{is_stop, Stop};
 use crate::http::Backoff;
-use crate::{QueryOptions, WarehouseError};
+use crate::WarehouseError;
 
 /// The longest one `jobs.query` / `getQueryResults` call waits (the API default).
 const LONG_POLL: Duration = Duration::from_secs(10);
@@ -32,39 +30,8 @@ pub(crate) struct Completed {
     pub job: Option<JobReference>,
 }
 
-/// What stops a wait early.
-pub(crate) struct Stop {
-    pub cancel: CancellationToken,
-    pub deadline: Instant,
-    pub timeout: Duration,
-}
-
-impl Stop {
-    pub fn new(options: &QueryOptions) -> Self {
-        Self {
-            cancel: options.cancel.clone(),
-            deadline: Instant::now() + options.statement_timeout,
-            timeout: options.statement_timeout,
-        }
-    }
-
-    /// Milliseconds one long poll may wait: at most 10 s, never past the deadline.
-    fn poll_ms(&self) -> u32 {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        u32::try_from(left.min(LONG_POLL).as_millis()).unwrap_or(u32::MAX)
-    }
-
-    /// Runs `work` unless the deadline passes or the cancel fires first.
-    pub async fn run<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, WarehouseError>>,
-    ) -> Result<T, WarehouseError> {
-        tokio::select! {
-            r = work => r,
-            _ = self.cancel.cancelled() => Err(WarehouseError::Cancelled),
-            _ = tokio::time::sleep_until(self.deadline) => Err(WarehouseError::Timeout { after: self.timeout }),
-        }
-    }
+fn poll_ms(stop: &Stop) -> u32 {
+    u32::try_from(stop.remaining().min(LONG_POLL).as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Runs `sql` (already wrapped read-only) until BigQuery says the job is complete.
@@ -82,7 +49,7 @@ pub(crate) async fn execute(
         query: sql,
         use_legacy_sql: false,
         location: client.location.clone(),
-        timeout_ms: stop.poll_ms(),
+        timeout_ms: poll_ms(stop),
         max_results: page_rows,
         format_options: FormatOptions {
             use_int64_timestamp: true,
@@ -109,7 +76,7 @@ pub(crate) async fn execute(
         .await;
     let first = match joined {
         Ok(response) => response,
-        Err(e @ (WarehouseError::Cancelled | WarehouseError::Timeout { .. })) => {
+        Err(e) if is_stop(&e) => {
             cancel_when_known(client.clone(), call, ctx);
             return Err(e);
         }
@@ -130,7 +97,7 @@ pub(crate) async fn execute(
             job: Some(job),
         }),
         Err(e) => {
-            if matches!(e, WarehouseError::Cancelled | WarehouseError::Timeout { .. }) {
+            if is_stop(&e) {
                 cancel_in_background(client.clone(), job, ctx);
             }
             Err(e)
@@ -149,7 +116,7 @@ async fn wait(
     let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     loop {
         let results = stop
-            .run(client.get_query_results(job, None, page_rows, Some(stop.poll_ms()), ctx))
+            .run(client.get_query_results(job, None, page_rows, Some(poll_ms(stop)), ctx))
             .await?;
         if results.is_complete() {
             return Ok(results);
@@ -164,12 +131,7 @@ async fn wait(
                 continue;
             }
         }
-        let delay = backoff.next_delay();
-        stop.run(async {
-            tokio::time::sleep(delay).await;
-            Ok(())
-        })
-        .await?;
+        stop.sleep(backoff.next_delay()).await?;
     }
 }
 

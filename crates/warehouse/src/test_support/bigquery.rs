@@ -7,7 +7,7 @@
 //! `aud` (= the token URI), `iat`/`exp` (at most one hour); a valid bearer token on every
 //! API call; `useLegacySql: false` sent explicitly; `formatOptions.useInt64Timestamp`
 //! (the TIMESTAMP cells are int64 microseconds). It also refuses SQL that is not wrapped
-//! `select * from (\n…\n)`, the connector's read-only wrapping.
+//! `select * from (\n…\n) as backflow_q`, the connector's read-only wrapping.
 //!
 //! What it answers is chosen by a word in the wrapped SQL (see [`Scenario::of`]). The
 //! fixtures' `jobReference.jobId` is rewritten to a fresh id per job, so several jobs can
@@ -409,7 +409,7 @@ fn incomplete(job_id: &str, kind: &str) -> Value {
 }
 
 fn is_wrapped(sql: &str) -> bool {
-    sql.starts_with("select * from (\n") && sql.contains("\n)")
+    sql.starts_with("select * from (\n") && sql.contains("\n) as backflow_q")
 }
 
 async fn jobs_query(
@@ -470,7 +470,7 @@ async fn jobs_query(
     let job_id = format!("job_standin_{}", inner.next);
     let job = Job {
         scenario,
-        empty: sql.ends_with(") limit 0"),
+        empty: sql.ends_with(" limit 0"),
         polls: 0,
         cancelled: false,
     };

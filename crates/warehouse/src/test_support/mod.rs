@@ -3,4 +3,5 @@
 //! the catalog's — exercise the same wire contract a real warehouse would hold them to.
 
 pub mod bigquery;
+pub mod databricks;
 pub mod snowflake;
