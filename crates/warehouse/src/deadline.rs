@@ -56,5 +56,8 @@ impl Stop {
 
 /// Cancelled or timed out: the warehouse should be told to stop the statement.
 pub(crate) fn is_stop(e: &WarehouseError) -> bool {
-    matches!(e, WarehouseError::Cancelled | WarehouseError::Timeout { .. })
+    matches!(
+        e,
+        WarehouseError::Cancelled | WarehouseError::Timeout { .. }
+    )
 }

@@ -3,6 +3,8 @@
 //! `useLegacySql: false`, `jobComplete=false` polling, pageToken paging, TableCell
 //! decoding, the error envelope and `jobs.get` errorResult, `jobs.cancel`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +17,8 @@ use arrow_schema::{DataType, TimeUnit};
 use backflow_warehouse::test_support::bigquery::{self as standin, BigQueryStandIn};
 use backflow_warehouse::types::LOGICAL_TYPE_KEY;
 use backflow_warehouse::{
-    connect, Connector, QueryOptions, ReadOnlyQuery, RelationRef, SecretMaterial,
-    SourceSettings, WarehouseError, WarehouseKind,
+    connect, Connector, QueryOptions, ReadOnlyQuery, RelationRef, SecretMaterial, SourceSettings,
+    WarehouseError, WarehouseKind,
 };
 use futures::TryStreamExt;
 use secrecy::SecretString;
@@ -59,7 +61,11 @@ async fn collect(
 async fn eventually(standin: &BigQueryStandIn, check: impl Fn(&standin::Seen) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !check(&standin.seen()) {
-        assert!(tokio::time::Instant::now() < deadline, "condition not met: {:?}", standin.seen());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met: {:?}",
+            standin.seen()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -69,8 +75,14 @@ async fn the_jwt_grant_is_signed_with_the_documented_claims_and_the_token_is_cac
     let standin = BigQueryStandIn::start().await;
     let c = connector(&standin);
     let opts = QueryOptions::default();
-    assert_eq!(c.scalar_row(&q("select 1"), &opts).await.unwrap(), vec![Some(1)]);
-    assert_eq!(c.scalar_row(&q("select 1"), &opts).await.unwrap(), vec![Some(1)]);
+    assert_eq!(
+        c.scalar_row(&q("select 1"), &opts).await.unwrap(),
+        vec![Some(1)]
+    );
+    assert_eq!(
+        c.scalar_row(&q("select 1"), &opts).await.unwrap(),
+        vec![Some(1)]
+    );
 
     let seen = standin.seen();
     assert_eq!(seen.token_requests, 1, "the token is cached");
@@ -79,7 +91,10 @@ async fn the_jwt_grant_is_signed_with_the_documented_claims_and_the_token_is_cac
     assert_eq!(claims["iss"], standin::CLIENT_EMAIL);
     assert_eq!(claims["scope"], standin::SCOPE);
     assert_eq!(claims["aud"], standin.token_uri().as_str());
-    let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
     assert_eq!(exp - iat, 3600);
     let header = &seen.token_headers[0];
     assert_eq!(header["alg"], "RS256");
@@ -93,14 +108,20 @@ async fn the_jwt_grant_is_signed_with_the_documented_claims_and_the_token_is_cac
         assert_eq!(body["formatOptions"]["useInt64Timestamp"], true);
         assert_eq!(body["jobTimeoutMs"], "300000");
         assert!(body["timeoutMs"].as_u64().unwrap() <= 10_000);
-        assert!(body["query"].as_str().unwrap().starts_with("select * from (\nselect 1\n) as backflow_q"));
+        assert!(body["query"]
+            .as_str()
+            .unwrap()
+            .starts_with("select * from (\nselect 1\n) as backflow_q"));
     }
 }
 
 #[tokio::test]
 async fn a_key_the_token_endpoint_cannot_verify_is_an_authentication_error() {
     let standin = BigQueryStandIn::start().await;
-    let c = connector_with_key(&standin, standin.key_file_with(standin::OTHER_PRIVATE_KEY_PEM));
+    let c = connector_with_key(
+        &standin,
+        standin.key_file_with(standin::OTHER_PRIVATE_KEY_PEM),
+    );
     let err = c.test(None).await.unwrap_err();
     assert!(
         matches!(&err, WarehouseError::Authentication { detail } if detail.contains("invalid_grant: Invalid JWT Signature.")),
@@ -164,16 +185,27 @@ async fn pages_are_read_in_order_by_page_token_and_recut_into_batches() {
         batch_rows: 3,
         ..QueryOptions::default()
     };
-    let stream = c.stream(&q("select full_name, age from people"), &opts).await.unwrap();
+    let stream = c
+        .stream(&q("select full_name, age from people"), &opts)
+        .await
+        .unwrap();
     assert_eq!(stream.schema.field(0).data_type(), &DataType::Utf8);
-    assert!(!stream.schema.field(0).is_nullable(), "full_name is REQUIRED");
+    assert!(
+        !stream.schema.field(0).is_nullable(),
+        "full_name is REQUIRED"
+    );
     let batches: Vec<RecordBatch> = stream.batches.try_collect().await.unwrap();
     assert_eq!(
-        batches.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+        batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .collect::<Vec<_>>(),
         vec![3, 3, 3]
     );
-    let expected: Vec<(String, i64)> =
-        NINE_PEOPLE.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+    let expected: Vec<(String, i64)> = NINE_PEOPLE
+        .iter()
+        .map(|(n, a)| (n.to_string(), *a))
+        .collect();
     assert_eq!(people(&batches), expected);
     let seen = standin.seen();
     assert_eq!(seen.queries[0]["maxResults"], 3);
@@ -184,7 +216,10 @@ async fn pages_are_read_in_order_by_page_token_and_recut_into_batches() {
         .collect();
     assert_eq!(tokens, vec![Some("page-2"), Some("page-3")]);
     for (_, params) in &seen.results_calls {
-        assert_eq!(params.get("location").map(String::as_str), Some("response-location"));
+        assert_eq!(
+            params.get("location").map(String::as_str),
+            Some("response-location")
+        );
         assert_eq!(params.get("maxResults").map(String::as_str), Some("3"));
     }
 }
@@ -193,9 +228,13 @@ async fn pages_are_read_in_order_by_page_token_and_recut_into_batches() {
 async fn an_incomplete_job_is_polled_until_complete_then_paged() {
     let standin = BigQueryStandIn::start().await;
     let c = connector(&standin);
-    let batches = collect(&c, "select full_name, age from slow_people", &QueryOptions::default())
-        .await
-        .unwrap();
+    let batches = collect(
+        &c,
+        "select full_name, age from slow_people",
+        &QueryOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(people(&batches).len(), 9);
     let seen = standin.seen();
     let polls = seen
@@ -205,17 +244,27 @@ async fn an_incomplete_job_is_polled_until_complete_then_paged() {
         .count();
     assert_eq!(polls, 3, "two incomplete answers, then the complete one");
     assert_eq!(seen.job_gets.len(), 2, "jobs.get between incomplete polls");
-    assert!(seen.results_calls.iter().all(|(_, p)| p.contains_key("location")));
+    assert!(seen
+        .results_calls
+        .iter()
+        .all(|(_, p)| p.contains_key("location")));
 }
 
 #[tokio::test]
 async fn typed_cells_become_the_documented_arrow_values() {
     let standin = BigQueryStandIn::start().await;
     let c = connector(&standin);
-    let batches = collect(&c, "select * from cells", &QueryOptions::default()).await.unwrap();
+    let batches = collect(&c, "select * from cells", &QueryOptions::default())
+        .await
+        .unwrap();
     assert_eq!(batches.len(), 1);
     let b = &batches[0];
-    let types: Vec<DataType> = b.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    let types: Vec<DataType> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
     assert_eq!(
         types,
         vec![
@@ -236,26 +285,40 @@ async fn typed_cells_become_the_documented_arrow_values() {
     assert!(b.column(0).as_boolean().value(0));
     assert_eq!(b.column(1).as_primitive::<Int64Type>().value(0), 42);
     assert_eq!(b.column(2).as_primitive::<Float64Type>().value(0), 1.5);
-    assert_eq!(b.column(3).as_primitive::<Decimal128Type>().value(0), 123_450_000_000);
+    assert_eq!(
+        b.column(3).as_primitive::<Decimal128Type>().value(0),
+        123_450_000_000
+    );
     assert_eq!(b.column(4).as_string::<i32>().value(0), "hello");
     assert_eq!(b.column(5).as_binary::<i32>().value(0), b"hello");
     // 2024-01-31 is day 19753 after 1970-01-01.
     assert_eq!(b.column(6).as_primitive::<Date32Type>().value(0), 19753);
     assert_eq!(
-        b.column(7).as_primitive::<TimestampMicrosecondType>().value(0),
+        b.column(7)
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(0),
         1_706_704_496_789_000
     );
     assert_eq!(
-        b.column(8).as_primitive::<TimestampMicrosecondType>().value(0),
+        b.column(8)
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(0),
         1_706_704_496_789_000
     );
     assert_eq!(b.column(9).as_string::<i32>().value(0), r#"["a","b"]"#);
-    assert_eq!(b.column(10).as_string::<i32>().value(0), r#"{"city":"Paris","zip":"75001"}"#);
+    assert_eq!(
+        b.column(10).as_string::<i32>().value(0),
+        r#"{"city":"Paris","zip":"75001"}"#
+    );
     assert!(b.column(11).is_null(0));
     let schema = b.schema();
     for json_col in [9, 10] {
         assert_eq!(
-            schema.field(json_col).metadata().get(LOGICAL_TYPE_KEY).map(String::as_str),
+            schema
+                .field(json_col)
+                .metadata()
+                .get(LOGICAL_TYPE_KEY)
+                .map(String::as_str),
             Some("json")
         );
     }
@@ -298,7 +361,10 @@ async fn each_documented_error_shape_maps_to_its_warehouse_error() {
         }
     );
     let e = run("select * from denied").await;
-    assert!(matches!(e, WarehouseError::MissingPrivilege { .. }), "{e:?}");
+    assert!(
+        matches!(e, WarehouseError::MissingPrivilege { .. }),
+        "{e:?}"
+    );
     // jobs.get answered 200 with status.errorResult.
     let e = run("select * from fails_later").await;
     assert_eq!(
@@ -338,7 +404,9 @@ async fn the_statement_timeout_cancels_the_job() {
         statement_timeout: Duration::from_millis(700),
         ..QueryOptions::default()
     };
-    let e = collect(&c, "select * from never_finishes", &opts).await.unwrap_err();
+    let e = collect(&c, "select * from never_finishes", &opts)
+        .await
+        .unwrap_err();
     assert_eq!(
         e,
         WarehouseError::Timeout {
@@ -362,7 +430,14 @@ async fn describe_reads_the_schema_of_a_limit_0_query_and_test_checks_the_datase
     let columns = c.describe_relation(&relation).await.unwrap();
     let summary: Vec<(&str, &str, &DataType, bool)> = columns
         .iter()
-        .map(|c| (c.name.as_str(), c.warehouse_type.as_str(), &c.data_type, c.nullable))
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.warehouse_type.as_str(),
+                &c.data_type,
+                c.nullable,
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -371,7 +446,10 @@ async fn describe_reads_the_schema_of_a_limit_0_query_and_test_checks_the_datase
             ("age", "INT64", &DataType::Int64, true)
         ]
     );
-    let sent = standin.seen().queries[0]["query"].as_str().unwrap().to_string();
+    let sent = standin.seen().queries[0]["query"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         sent,
         "select * from (\nselect * from `my-project`.`people`.`people`\n) as backflow_q limit 0"
@@ -395,12 +473,23 @@ async fn max_rows_adds_a_limit_and_scalar_rows_read_nulls() {
         max_rows: Some(3),
         ..QueryOptions::default()
     };
-    collect(&c, "select full_name, age from people", &opts).await.unwrap();
-    let sent = standin.seen().queries[0]["query"].as_str().unwrap().to_string();
-    assert_eq!(sent, "select * from (\nselect full_name, age from people\n) as backflow_q limit 3");
+    collect(&c, "select full_name, age from people", &opts)
+        .await
+        .unwrap();
+    let sent = standin.seen().queries[0]["query"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        sent,
+        "select * from (\nselect full_name, age from people\n) as backflow_q limit 3"
+    );
 
     let counts = c
-        .scalar_row(&q("select count(*) as rows, null as nulls"), &QueryOptions::default())
+        .scalar_row(
+            &q("select count(*) as rows, null as nulls"),
+            &QueryOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(counts, vec![Some(9), None]);
@@ -413,15 +502,23 @@ async fn settings_are_checked_before_dialling() {
     let mut s = settings(&standin);
     s.insert("warehouse".into(), "x".into());
     let e = connect(WarehouseKind::Bigquery, &s, secret()).unwrap_err();
-    assert!(matches!(e, WarehouseError::Settings { ref key, .. } if key == "warehouse"), "{e:?}");
+    assert!(
+        matches!(e, WarehouseError::Settings { ref key, .. } if key == "warehouse"),
+        "{e:?}"
+    );
     let mut s = settings(&standin);
     s.remove("project");
     let e = connect(WarehouseKind::Bigquery, &s, secret()).unwrap_err();
-    assert!(matches!(e, WarehouseError::Settings { ref key, .. } if key == "project"), "{e:?}");
+    assert!(
+        matches!(e, WarehouseError::Settings { ref key, .. } if key == "project"),
+        "{e:?}"
+    );
     let e = connect(
         WarehouseKind::Bigquery,
         &settings(&standin),
-        SecretMaterial(SecretString::from("{\"type\":\"service_account\"}".to_string())),
+        SecretMaterial(SecretString::from(
+            "{\"type\":\"service_account\"}".to_string(),
+        )),
     )
     .unwrap_err();
     assert!(

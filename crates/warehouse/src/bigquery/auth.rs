@@ -197,7 +197,10 @@ impl TokenSource {
         let response = self
             .http
             .post(&self.token_uri)
-            .form(&[("grant_type", GRANT_TYPE), ("assertion", assertion.as_str())])
+            .form(&[
+                ("grant_type", GRANT_TYPE),
+                ("assertion", assertion.as_str()),
+            ])
             .send()
             .await
             .map_err(|e| crate::http::transport_error(&self.token_uri, &e))?;

@@ -87,7 +87,11 @@ fn record(v: Value, fields: &[TableFieldSchema]) -> Result<Value, WarehouseError
     };
     if cells.len() != fields.len() {
         return Err(WarehouseError::Protocol {
-            detail: format!("a record has {} cells, its schema {} fields", cells.len(), fields.len()),
+            detail: format!(
+                "a record has {} cells, its schema {} fields",
+                cells.len(),
+                fields.len()
+            ),
         });
     }
     let mut object = Map::with_capacity(fields.len());
@@ -122,7 +126,9 @@ fn scalar(v: Value, field: &TableFieldSchema) -> Result<Value, WarehouseError> {
             .and_then(serde_json::Number::from_f64)
             .map(Value::Number)
             .unwrap_or(Value::String(text)),
-        "TIMESTAMP" => Value::String(timestamp_text(&text).ok_or_else(|| shape_error(&field.name))?),
+        "TIMESTAMP" => {
+            Value::String(timestamp_text(&text).ok_or_else(|| shape_error(&field.name))?)
+        }
         "JSON" => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         _ => Value::String(text),
     })

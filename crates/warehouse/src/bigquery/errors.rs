@@ -150,9 +150,19 @@ mod tests {
     #[test]
     fn not_found_names_the_object() {
         let e = not_found("Not found: Table p:d.t was not found in location US".into());
-        assert_eq!(e, WarehouseError::UnknownRelation { name: "p:d.t".into() });
+        assert_eq!(
+            e,
+            WarehouseError::UnknownRelation {
+                name: "p:d.t".into()
+            }
+        );
         let e = not_found("Not found: Project nope".into());
-        assert_eq!(e, WarehouseError::UnknownDatabase { name: "nope".into() });
+        assert_eq!(
+            e,
+            WarehouseError::UnknownDatabase {
+                name: "nope".into()
+            }
+        );
         let e = not_found("Not found: Dataset p:d".into());
         assert_eq!(e, WarehouseError::UnknownRelation { name: "p:d".into() });
     }
@@ -171,7 +181,10 @@ mod tests {
             reason: Some("stopped".into()),
             message: Some("Job execution was cancelled".into()),
         };
-        assert_eq!(from_error_result(&stopped, &ctx()), WarehouseError::Cancelled);
+        assert_eq!(
+            from_error_result(&stopped, &ctx()),
+            WarehouseError::Cancelled
+        );
         let timeout = ErrorProto {
             reason: Some("timeout".into()),
             message: None,

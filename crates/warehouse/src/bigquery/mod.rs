@@ -56,8 +56,8 @@ use self::schema::{builder_spec, result_columns, ResultColumn};
 use crate::cells::{self, CellBatchBuilder};
 use crate::deadline::Stop;
 use crate::{
-    http, Column, Connector, QueryOptions, ReadOnlyQuery, RelationRef, RowStream,
-    SecretMaterial, SourceSettings, TestReport, WarehouseError, WarehouseKind,
+    http, Column, Connector, QueryOptions, ReadOnlyQuery, RelationRef, RowStream, SecretMaterial,
+    SourceSettings, TestReport, WarehouseError, WarehouseKind,
 };
 
 const DEFAULT_ENDPOINT: &str = "https://bigquery.googleapis.com";
@@ -108,7 +108,11 @@ pub(crate) fn connect(
 
 /// A project or dataset name, refused if it could break out of backtick quoting.
 fn identifier(settings: &SourceSettings, key: &str) -> Result<Option<String>, WarehouseError> {
-    match settings.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+    match settings
+        .get(key)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
         None => Ok(None),
         Some(v) if v.contains(['`', '\\', '\n']) => Err(WarehouseError::Settings {
             key: key.into(),
@@ -251,11 +255,16 @@ impl Connector for BigQueryConnector {
             .zip(&columns)
             .map(|(cell, column)| match cell {
                 None => Ok(None),
-                Some(text) => cells::parse::int(&text).map(Some).ok_or_else(|| {
-                    WarehouseError::Protocol {
-                        detail: format!("column {:?} of the scalar query is not an integer", column.column.name),
-                    }
-                }),
+                Some(text) => {
+                    cells::parse::int(&text)
+                        .map(Some)
+                        .ok_or_else(|| WarehouseError::Protocol {
+                            detail: format!(
+                                "column {:?} of the scalar query is not an integer",
+                                column.column.name
+                            ),
+                        })
+                }
             })
             .collect()
     }

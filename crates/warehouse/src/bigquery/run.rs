@@ -139,7 +139,9 @@ fn cancel_in_background(client: Arc<BqClient>, job: JobReference, ctx: ErrorCont
     tokio::spawn(async move {
         match client.cancel_job(&job, &ctx).await {
             Ok(()) => tracing::debug!(job_id = %job.job_id, "bigquery job cancelled"),
-            Err(e) => tracing::warn!(job_id = %job.job_id, error = %e, "bigquery job cancel failed"),
+            Err(e) => {
+                tracing::warn!(job_id = %job.job_id, error = %e, "bigquery job cancel failed")
+            }
         }
     });
 }

@@ -87,10 +87,7 @@ fn scalar_type(field: &TableFieldSchema) -> Result<(DataType, CellFormat), Wareh
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             CellFormat::EpochMicros,
         ),
-        "TIME" => (
-            DataType::Time64(TimeUnit::Microsecond),
-            CellFormat::TimeIso,
-        ),
+        "TIME" => (DataType::Time64(TimeUnit::Microsecond), CellFormat::TimeIso),
         other => {
             return Err(WarehouseError::UnsupportedType {
                 column: field.name.clone(),

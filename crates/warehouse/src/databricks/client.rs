@@ -75,14 +75,22 @@ impl DbxClient {
             .await
     }
 
-    pub async fn chunk(&self, link: &str, ctx: &ErrorContext) -> Result<ResultData, WarehouseError> {
+    pub async fn chunk(
+        &self,
+        link: &str,
+        ctx: &ErrorContext,
+    ) -> Result<ResultData, WarehouseError> {
         let url = self.url(link)?;
         self.call(Method::GET, url, None::<&()>, Call::Statement, ctx)
             .await
     }
 
     /// Receipt only: the statement may still finish; poll to know.
-    pub async fn cancel(&self, statement_id: &str, ctx: &ErrorContext) -> Result<(), WarehouseError> {
+    pub async fn cancel(
+        &self,
+        statement_id: &str,
+        ctx: &ErrorContext,
+    ) -> Result<(), WarehouseError> {
         let url = self.url(&Self::statement_path(statement_id, "/cancel")?)?;
         self.call::<serde_json::Value>(Method::POST, url, None::<&()>, Call::Statement, ctx)
             .await
@@ -113,7 +121,13 @@ impl DbxClient {
         let bytes = http::read_body(&self.endpoint, response).await?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes);
-            return Err(errors::from_http(status.as_u16(), &text, retry_after, call, ctx));
+            return Err(errors::from_http(
+                status.as_u16(),
+                &text,
+                retry_after,
+                call,
+                ctx,
+            ));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) {
             // The cancel answer is an empty body.

@@ -56,8 +56,10 @@ pub(crate) fn from_http(
     } else {
         parsed.message
     };
-    if matches!(code.as_str(), "REQUEST_LIMIT_EXCEEDED" | "RESOURCE_EXHAUSTED")
-        || matches!(status, 429 | 503)
+    if matches!(
+        code.as_str(),
+        "REQUEST_LIMIT_EXCEEDED" | "RESOURCE_EXHAUSTED"
+    ) || matches!(status, 429 | 503)
     {
         return WarehouseError::RateLimited {
             retry_after,
@@ -76,7 +78,11 @@ pub(crate) fn from_http(
             name: ctx.warehouse_id.clone(),
         },
         400..=499 => WarehouseError::QueryFailed {
-            code: Some(if code.is_empty() { status.to_string() } else { code }),
+            code: Some(if code.is_empty() {
+                status.to_string()
+            } else {
+                code
+            }),
             message,
         },
         500..=599 => WarehouseError::Unreachable {
@@ -121,12 +127,12 @@ pub(crate) fn from_failed(error: Option<&ServiceError>, ctx: &ErrorContext) -> W
             retry_after: None,
             detail: message,
         },
-        "TEMPORARILY_UNAVAILABLE" | "SERVICE_UNDER_MAINTENANCE" | "WORKSPACE_TEMPORARILY_UNAVAILABLE" => {
-            WarehouseError::Unreachable {
-                endpoint: ctx.endpoint.clone(),
-                detail: message,
-            }
-        }
+        "TEMPORARILY_UNAVAILABLE"
+        | "SERVICE_UNDER_MAINTENANCE"
+        | "WORKSPACE_TEMPORARILY_UNAVAILABLE" => WarehouseError::Unreachable {
+            endpoint: ctx.endpoint.clone(),
+            detail: message,
+        },
         _ => WarehouseError::QueryFailed {
             code: class.or(if code.is_empty() { None } else { Some(code) }),
             message,
@@ -171,7 +177,10 @@ mod tests {
 
     #[test]
     fn classes_and_names_are_read_from_the_message() {
-        assert_eq!(error_class("[PARSE_SYNTAX_ERROR] Syntax error"), Some("PARSE_SYNTAX_ERROR".into()));
+        assert_eq!(
+            error_class("[PARSE_SYNTAX_ERROR] Syntax error"),
+            Some("PARSE_SYNTAX_ERROR".into())
+        );
         assert_eq!(error_class("no class"), None);
         assert_eq!(
             quoted_name("The table or view `main`.`default`.`nope` cannot be found."),
@@ -180,20 +189,41 @@ mod tests {
         let e = from_failed(
             Some(&ServiceError {
                 error_code: Some("BAD_REQUEST".into()),
-                message: Some("[SCHEMA_NOT_FOUND] The schema `main`.`nope` cannot be found.".into()),
+                message: Some(
+                    "[SCHEMA_NOT_FOUND] The schema `main`.`nope` cannot be found.".into(),
+                ),
             }),
             &ctx(),
         );
-        assert_eq!(e, WarehouseError::UnknownRelation { name: "main.nope".into() });
+        assert_eq!(
+            e,
+            WarehouseError::UnknownRelation {
+                name: "main.nope".into()
+            }
+        );
     }
 
     #[test]
     fn http_statuses_map() {
         let e = from_http(404, "", None, Call::Submit, &ctx());
         assert_eq!(e, WarehouseError::UnknownWarehouse { name: "abc".into() });
-        let e = from_http(404, r#"{"error_code":"NOT_FOUND","message":"gone"}"#, None, Call::Statement, &ctx());
-        assert!(matches!(e, WarehouseError::QueryFailed { code: Some(ref c), .. } if c == "NOT_FOUND"));
-        let e = from_http(403, r#"{"error_code":"PERMISSION_DENIED","message":"Invalid access token."}"#, None, Call::Submit, &ctx());
+        let e = from_http(
+            404,
+            r#"{"error_code":"NOT_FOUND","message":"gone"}"#,
+            None,
+            Call::Statement,
+            &ctx(),
+        );
+        assert!(
+            matches!(e, WarehouseError::QueryFailed { code: Some(ref c), .. } if c == "NOT_FOUND")
+        );
+        let e = from_http(
+            403,
+            r#"{"error_code":"PERMISSION_DENIED","message":"Invalid access token."}"#,
+            None,
+            Call::Submit,
+            &ctx(),
+        );
         assert!(matches!(e, WarehouseError::Authentication { .. }));
         let e = from_http(502, "", None, Call::Statement, &ctx());
         assert!(matches!(e, WarehouseError::Unreachable { .. }));

@@ -52,8 +52,8 @@ use self::wire::StatementResponse;
 use crate::cells::{self, CellBatchBuilder, CellFormat};
 use crate::deadline::Stop;
 use crate::{
-    http, Column, Connector, QueryOptions, ReadOnlyQuery, RelationRef, RowStream,
-    SecretMaterial, SourceSettings, TestReport, WarehouseError, WarehouseKind,
+    http, Column, Connector, QueryOptions, ReadOnlyQuery, RelationRef, RowStream, SecretMaterial,
+    SourceSettings, TestReport, WarehouseError, WarehouseKind,
 };
 
 const KNOWN_KEYS: [&str; 5] = ["host", "warehouse_id", "catalog", "schema", "endpoint"];
@@ -90,7 +90,12 @@ pub(crate) fn connect(
         .to_string();
     if reqwest::Url::parse(&endpoint).is_err() {
         return Err(WarehouseError::Settings {
-            key: if settings.contains_key("endpoint") { "endpoint" } else { "host" }.into(),
+            key: if settings.contains_key("endpoint") {
+                "endpoint"
+            } else {
+                "host"
+            }
+            .into(),
             reason: "does not make a url".into(),
         });
     }
@@ -175,7 +180,8 @@ impl Connector for DatabricksConnector {
                 schema: Some(schema.to_string()),
                 ..self.target()
             };
-            self.succeed(wrap("select 1", None), target, &options).await?;
+            self.succeed(wrap("select 1", None), target, &options)
+                .await?;
         }
         Ok(TestReport::default())
     }
@@ -190,7 +196,11 @@ impl Connector for DatabricksConnector {
 
     async fn describe_query(&self, query: &ReadOnlyQuery) -> Result<Vec<Column>, WarehouseError> {
         let (_, columns) = self
-            .succeed(wrap(query.sql(), Some(0)), self.target(), &QueryOptions::default())
+            .succeed(
+                wrap(query.sql(), Some(0)),
+                self.target(),
+                &QueryOptions::default(),
+            )
             .await?;
         Ok(columns.into_iter().map(|(c, _)| c).collect())
     }
@@ -204,7 +214,9 @@ impl Connector for DatabricksConnector {
             row_limit: options.max_rows,
             ..self.target()
         };
-        let (response, columns) = self.succeed(wrap(query.sql(), None), target, options).await?;
+        let (response, columns) = self
+            .succeed(wrap(query.sql(), None), target, options)
+            .await?;
         let builder = CellBatchBuilder::new(&columns)?;
         let schema = builder.schema();
         let mut chunks = Chunks {
@@ -250,11 +262,16 @@ impl Connector for DatabricksConnector {
             .zip(&columns)
             .map(|(cell, (column, _))| match cell {
                 None => Ok(None),
-                Some(text) => cells::parse::int(&text).map(Some).ok_or_else(|| {
-                    WarehouseError::Protocol {
-                        detail: format!("column {:?} of the scalar query is not an integer", column.name),
-                    }
-                }),
+                Some(text) => {
+                    cells::parse::int(&text)
+                        .map(Some)
+                        .ok_or_else(|| WarehouseError::Protocol {
+                            detail: format!(
+                                "column {:?} of the scalar query is not an integer",
+                                column.name
+                            ),
+                        })
+                }
             })
             .collect()
     }

@@ -132,7 +132,9 @@ fn cancel_in_background(client: Arc<DbxClient>, id: String, ctx: ErrorContext) {
     tokio::spawn(async move {
         match client.cancel(&id, &ctx).await {
             Ok(()) => tracing::debug!(statement_id = %id, "databricks statement cancel sent"),
-            Err(e) => tracing::warn!(statement_id = %id, error = %e, "databricks statement cancel failed"),
+            Err(e) => {
+                tracing::warn!(statement_id = %id, error = %e, "databricks statement cancel failed")
+            }
         }
     });
 }

@@ -112,12 +112,19 @@ mod tests {
             info("a", "LONG", "BIGINT", 0),
             info("c", "USER_DEFINED_TYPE", "", 2),
         ]);
-        assert!(matches!(cols, Err(WarehouseError::UnsupportedType { ref column, .. }) if column == "c"));
-        let cols =
-            result_columns(&[info("b", "TIMESTAMP", "TIMESTAMP_NTZ", 1), info("a", "LONG", "BIGINT", 0)])
-                .unwrap();
+        assert!(
+            matches!(cols, Err(WarehouseError::UnsupportedType { ref column, .. }) if column == "c")
+        );
+        let cols = result_columns(&[
+            info("b", "TIMESTAMP", "TIMESTAMP_NTZ", 1),
+            info("a", "LONG", "BIGINT", 0),
+        ])
+        .unwrap();
         assert_eq!(cols[0].0.name, "a");
         assert_eq!(cols[0].0.warehouse_type, "BIGINT");
-        assert_eq!(cols[1].0.data_type, DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            cols[1].0.data_type,
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
     }
 }

@@ -46,7 +46,8 @@ const F_PAGE_2: &str =
     include_str!("../../../../fixtures/wire/bigquery/get-query-results-page-2.json");
 const F_CELLS: &str =
     include_str!("../../../../fixtures/wire/bigquery/cell-encoding-examples.json");
-const F_JOB_RUNNING: &str = include_str!("../../../../fixtures/wire/bigquery/jobs-get-running.json");
+const F_JOB_RUNNING: &str =
+    include_str!("../../../../fixtures/wire/bigquery/jobs-get-running.json");
 const F_JOB_FAILED: &str =
     include_str!("../../../../fixtures/wire/bigquery/jobs-get-done-failed.json");
 const F_ERR_INVALID: &str =
@@ -56,7 +57,8 @@ const F_ERR_QUOTA: &str =
 const F_ERR_RATE: &str =
     include_str!("../../../../fixtures/wire/bigquery/error-403-rate-limit-exceeded.json");
 const F_TOKEN: &str = include_str!("../../../../fixtures/wire/bigquery/oauth-token-response.json");
-const F_TOKEN_ERROR: &str = include_str!("../../../../fixtures/wire/bigquery/oauth-token-error.json");
+const F_TOKEN_ERROR: &str =
+    include_str!("../../../../fixtures/wire/bigquery/oauth-token-error.json");
 
 /// What a job does, picked from a word in its SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,7 +311,9 @@ async fn token(State(inner): State<Shared>, Form(form): Form<HashMap<String, Str
         // The fixture's text for a bad signature; other failures name the claim.
         Err(e) => {
             let text = match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => "Invalid JWT Signature.".to_string(),
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    "Invalid JWT Signature.".to_string()
+                }
                 other => format!("Invalid JWT: {other:?}"),
             };
             return reject(&mut inner, &text);
@@ -344,6 +348,8 @@ async fn token(State(inner): State<Shared>, Form(form): Form<HashMap<String, Str
 }
 
 /// `Err(401 response)` unless the bearer token is one the token endpoint issued.
+// A stand-in handler helper: the Err is the ready-made refusal.
+#[allow(clippy::result_large_err)]
 fn authorize(inner: &mut Inner, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get("authorization")
@@ -426,20 +432,35 @@ async fn jobs_query(
     if body.get("useLegacySql") != Some(&json!(false)) {
         return google_error(
             StatusCode::BAD_REQUEST,
-            envelope(400, "invalidQuery", "stand-in: useLegacySql must be sent as false", "INVALID_ARGUMENT"),
+            envelope(
+                400,
+                "invalidQuery",
+                "stand-in: useLegacySql must be sent as false",
+                "INVALID_ARGUMENT",
+            ),
         );
     }
     if !is_wrapped(&sql) {
         return google_error(
             StatusCode::BAD_REQUEST,
-            envelope(400, "invalidQuery", "stand-in: the query is not wrapped read-only", "INVALID_ARGUMENT"),
+            envelope(
+                400,
+                "invalidQuery",
+                "stand-in: the query is not wrapped read-only",
+                "INVALID_ARGUMENT",
+            ),
         );
     }
     let scenario = Scenario::of(&sql);
     if scenario == Scenario::Cells && body["formatOptions"]["useInt64Timestamp"] != json!(true) {
         return google_error(
             StatusCode::BAD_REQUEST,
-            envelope(400, "invalid", "stand-in: expected formatOptions.useInt64Timestamp", "INVALID_ARGUMENT"),
+            envelope(
+                400,
+                "invalid",
+                "stand-in: expected formatOptions.useInt64Timestamp",
+                "INVALID_ARGUMENT",
+            ),
         );
     }
     match scenario {
@@ -487,7 +508,12 @@ async fn jobs_query(
 fn unknown_job(job_id: &str) -> Response {
     google_error(
         StatusCode::NOT_FOUND,
-        envelope(404, "notFound", &format!("Not found: Job standin-project:{job_id}"), "NOT_FOUND"),
+        envelope(
+            404,
+            "notFound",
+            &format!("Not found: Job standin-project:{job_id}"),
+            "NOT_FOUND",
+        ),
     )
 }
 
@@ -501,12 +527,17 @@ async fn get_query_results(
     if let Err(r) = authorize(&mut inner, &headers) {
         return r;
     }
-    inner.seen.results_calls.push((job_id.clone(), params.clone()));
+    inner
+        .seen
+        .results_calls
+        .push((job_id.clone(), params.clone()));
     let Some(job) = inner.jobs.get_mut(&job_id) else {
         return unknown_job(&job_id);
     };
     match params.get("pageToken").map(String::as_str) {
-        Some("page-2") => return Json(with_job(fixture(F_PAGE_2), &job_id, RESULTS_KIND)).into_response(),
+        Some("page-2") => {
+            return Json(with_job(fixture(F_PAGE_2), &job_id, RESULTS_KIND)).into_response()
+        }
         Some("page-3") => {
             let body = json!({"jobReference": {"projectId": "response-project", "jobId": job_id},
                 "jobComplete": true, "totalRows": "9",
@@ -516,7 +547,12 @@ async fn get_query_results(
         Some(other) => {
             return google_error(
                 StatusCode::BAD_REQUEST,
-                envelope(400, "invalid", &format!("stand-in: unknown pageToken {other}"), "INVALID_ARGUMENT"),
+                envelope(
+                    400,
+                    "invalid",
+                    &format!("stand-in: unknown pageToken {other}"),
+                    "INVALID_ARGUMENT",
+                ),
             )
         }
         None => {}

@@ -38,7 +38,8 @@ const F_LAST_CHUNK: &str =
     include_str!("../../../../fixtures/wire/databricks/result-chunk-inline-last.json");
 const F_FAILED: &str =
     include_str!("../../../../fixtures/wire/databricks/statement-response-failed.json");
-const F_429: &str = include_str!("../../../../fixtures/wire/databricks/error-429-rate-limited.json");
+const F_429: &str =
+    include_str!("../../../../fixtures/wire/databricks/error-429-rate-limited.json");
 const F_404: &str =
     include_str!("../../../../fixtures/wire/databricks/error-404-statement-not-found.json");
 
@@ -144,7 +145,10 @@ impl DatabricksStandIn {
         let app = Router::new()
             .route("/api/2.0/sql/statements", post(submit))
             .route("/api/2.0/sql/statements/{id}", get(status))
-            .route("/api/2.0/sql/statements/{id}/result/chunks/{index}", get(chunk))
+            .route(
+                "/api/2.0/sql/statements/{id}/result/chunks/{index}",
+                get(chunk),
+            )
             .route("/api/2.0/sql/statements/{id}/cancel", post(cancel))
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
@@ -171,9 +175,15 @@ fn fixture(text: &str, id: &str) -> Value {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error_code": code, "message": message}))).into_response()
+    (
+        status,
+        Json(json!({"error_code": code, "message": message})),
+    )
+        .into_response()
 }
 
+// A stand-in handler helper: the Err is the ready-made refusal.
+#[allow(clippy::result_large_err)]
 fn authorize(inner: &mut Inner, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get("authorization")
@@ -188,7 +198,11 @@ fn authorize(inner: &mut Inner, headers: &HeaderMap) -> Result<(), Response> {
         )),
         _ => {
             inner.seen.unauthorized += 1;
-            Err(error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type for this API."))
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "Credential was not sent or was of an unsupported type for this API.",
+            ))
         }
     }
 }
@@ -216,7 +230,8 @@ fn state(id: &str, state: &str) -> Value {
 fn one_chunk(id: &str, columns: Value, rows: Value) -> Value {
     let mut body = fixture(F_SUCCEEDED, id);
     let n = rows.as_array().map_or(0, Vec::len);
-    body["manifest"]["schema"] = json!({"column_count": columns.as_array().map_or(0, Vec::len), "columns": columns});
+    body["manifest"]["schema"] =
+        json!({"column_count": columns.as_array().map_or(0, Vec::len), "columns": columns});
     body["manifest"]["total_chunk_count"] = json!(1);
     body["manifest"]["chunks"] = json!([{"chunk_index": 0, "row_offset": 0, "row_count": n}]);
     body["manifest"]["total_row_count"] = json!(n);
@@ -237,19 +252,42 @@ fn succeeded(st: &Statement, id: &str) -> Value {
             dec["type_scale"] = json!(2);
             one_chunk(
                 id,
-                json!([col("b", 0, "BOOLEAN", "BOOLEAN"), col("i", 1, "INT", "INT"),
-                    col("l", 2, "LONG", "BIGINT"), col("f", 3, "DOUBLE", "DOUBLE"), dec,
-                    col("s", 5, "STRING", "STRING"), col("dt", 6, "DATE", "DATE"),
-                    col("ts", 7, "TIMESTAMP", "TIMESTAMP"), col("bin", 8, "BINARY", "BINARY"),
-                    col("arr", 9, "ARRAY", "ARRAY<STRING>"), col("st", 10, "STRUCT", "STRUCT<city: STRING>"),
-                    col("n", 11, "NULL", "VOID")]),
-                json!([["true", "42", "9007199254740993", "1.5", "123.45", "hello", "2024-01-31",
-                        "2024-01-31T12:34:56.789Z", "aGVsbG8=", "[\"a\",\"b\"]", "{\"city\":\"Paris\"}", null]]),
+                json!([
+                    col("b", 0, "BOOLEAN", "BOOLEAN"),
+                    col("i", 1, "INT", "INT"),
+                    col("l", 2, "LONG", "BIGINT"),
+                    col("f", 3, "DOUBLE", "DOUBLE"),
+                    dec,
+                    col("s", 5, "STRING", "STRING"),
+                    col("dt", 6, "DATE", "DATE"),
+                    col("ts", 7, "TIMESTAMP", "TIMESTAMP"),
+                    col("bin", 8, "BINARY", "BINARY"),
+                    col("arr", 9, "ARRAY", "ARRAY<STRING>"),
+                    col("st", 10, "STRUCT", "STRUCT<city: STRING>"),
+                    col("n", 11, "NULL", "VOID")
+                ]),
+                json!([[
+                    "true",
+                    "42",
+                    "9007199254740993",
+                    "1.5",
+                    "123.45",
+                    "hello",
+                    "2024-01-31",
+                    "2024-01-31T12:34:56.789Z",
+                    "aGVsbG8=",
+                    "[\"a\",\"b\"]",
+                    "{\"city\":\"Paris\"}",
+                    null
+                ]]),
             )
         }
         Scenario::Count => one_chunk(
             id,
-            json!([col("rows", 0, "LONG", "BIGINT"), col("nulls", 1, "LONG", "BIGINT")]),
+            json!([
+                col("rows", 0, "LONG", "BIGINT"),
+                col("nulls", 1, "LONG", "BIGINT")
+            ]),
             json!([["9", null]]),
         ),
         _ => one_chunk(id, json!([col("1", 0, "INT", "INT")]), json!([["1"]])),
@@ -286,7 +324,11 @@ fn answer(st: &Statement, id: &str) -> Value {
     }
 }
 
-async fn submit(State(inner): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn submit(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     if let Err(r) = authorize(&mut inner, &headers) {
         return r;
@@ -294,7 +336,11 @@ async fn submit(State(inner): State<Shared>, headers: HeaderMap, Json(body): Jso
     inner.seen.submits.push(body.clone());
     if body["warehouse_id"] != json!(WAREHOUSE_ID) {
         // Illustrative: the fixtures do not hold this answer.
-        return error(StatusCode::NOT_FOUND, "RESOURCE_DOES_NOT_EXIST", "SQL warehouse does not exist.");
+        return error(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_DOES_NOT_EXIST",
+            "SQL warehouse does not exist.",
+        );
     }
     if !wait_timeout_ok(&body["wait_timeout"]) {
         return error(
@@ -306,11 +352,19 @@ async fn submit(State(inner): State<Shared>, headers: HeaderMap, Json(body): Jso
     let inline = body["disposition"].as_str().unwrap_or("INLINE") == "INLINE";
     let format = body["format"].as_str().unwrap_or("JSON_ARRAY");
     if !inline || format != "JSON_ARRAY" {
-        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "stand-in: expected INLINE JSON_ARRAY");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "stand-in: expected INLINE JSON_ARRAY",
+        );
     }
     let sql = body["statement"].as_str().unwrap_or_default().to_string();
     if !(sql.starts_with("select * from (\n") && sql.contains("\n) as backflow_q")) {
-        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "stand-in: the statement is not wrapped read-only");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "stand-in: the statement is not wrapped read-only",
+        );
     }
     let scenario = Scenario::of(&sql);
     match scenario {
@@ -341,7 +395,11 @@ async fn submit(State(inner): State<Shared>, headers: HeaderMap, Json(body): Jso
     Json(body).into_response()
 }
 
-async fn status(State(inner): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn status(
+    State(inner): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     if let Err(r) = authorize(&mut inner, &headers) {
         return r;
@@ -364,7 +422,9 @@ async fn chunk(
     if let Err(r) = authorize(&mut inner, &headers) {
         return r;
     }
-    inner.seen.chunk_fetches.push(format!("/api/2.0/sql/statements/{id}/result/chunks/{index}"));
+    inner.seen.chunk_fetches.push(format!(
+        "/api/2.0/sql/statements/{id}/result/chunks/{index}"
+    ));
     match inner.statements.get(&id) {
         Some(st) if st.scenario == Scenario::Range && index == 1 => {
             Json(fixture(F_LAST_CHUNK, &id)).into_response()
@@ -373,7 +433,11 @@ async fn chunk(
     }
 }
 
-async fn cancel(State(inner): State<Shared>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+async fn cancel(
+    State(inner): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     if let Err(r) = authorize(&mut inner, &headers) {
         return r;
