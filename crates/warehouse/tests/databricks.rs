@@ -314,6 +314,13 @@ async fn auth_and_warehouse_errors_are_told_apart() {
     c.test(Some("analytics")).await.unwrap();
     let submits = standin.seen().submits;
     assert_eq!(submits.last().unwrap()["schema"], "analytics");
+    let e = c.test(Some("missing_schema")).await.unwrap_err();
+    assert_eq!(
+        e,
+        WarehouseError::UnknownRelation {
+            name: "main.missing_schema".into()
+        }
+    );
 }
 
 #[tokio::test]

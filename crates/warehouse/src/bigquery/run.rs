@@ -128,7 +128,6 @@ async fn wait(
                     return Err(errors::from_error_result(&err, ctx));
                 }
                 // Done without error: the next getQueryResults has the rows.
-                continue;
             }
         }
         stop.sleep(backoff.next_delay()).await?;

@@ -367,6 +367,17 @@ async fn submit(
         );
     }
     let scenario = Scenario::of(&sql);
+    if body["schema"] == json!("missing_schema") {
+        // Illustrative: `schema` acts like USE SCHEMA, which fails for a missing one.
+        inner.next += 1;
+        let id = format!("01ee48eb-0000-0000-0000-{:012}", inner.next);
+        return Json(failed(
+            &id,
+            "BAD_REQUEST",
+            "[SCHEMA_NOT_FOUND] The schema `main`.`missing_schema` cannot be found. Verify the spelling and correctness of the schema and catalog.",
+        ))
+        .into_response();
+    }
     match scenario {
         Scenario::Throttle => {
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "7")], Json(serde_json::from_str::<Value>(F_429).unwrap()))
