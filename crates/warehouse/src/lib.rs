@@ -28,9 +28,6 @@ pub mod postgres;
 mod redshift;
 mod snowflake;
 
-#[cfg(feature = "test-support")]
-pub mod test_support;
-
 pub use error::WarehouseError;
 pub use query::{QueryOptions, ReadOnlyQuery, RelationRef};
 pub use source::{connect, SecretMaterial, SourceSettings, WarehouseKind};
