@@ -21,6 +21,7 @@ pub struct App {
     git_sync: crate::snapshot_fetcher::SnapshotFetcher,
     preview: crate::grpc::preview::PreviewSettings,
     connectors: std::sync::Arc<dyn crate::grpc::preview::ConnectorSource>,
+    warehouse: crate::warehouse_access::WarehouseAccess,
 }
 
 impl App {
@@ -55,12 +56,23 @@ impl App {
                 .map_err(|err| CatalogStartupError::Setup(err.to_string()))?,
         )
         .map_err(|err| CatalogStartupError::Setup(err.to_string()))?;
+        let credentials = crate::credentials_client::CredentialsClient::new(
+            &config.credentials_url,
+            config.service_token.expose_secret(),
+            config
+                .tls
+                .grpc_client("model_catalog", &config.credentials_url)
+                .map_err(|err| CatalogStartupError::Setup(err.to_string()))?,
+        )
+        .map_err(|err| CatalogStartupError::Setup(err.to_string()))?;
+        let warehouse = crate::warehouse_access::WarehouseAccess::new(store.clone(), credentials);
         Ok(Self {
             base,
             store,
             git_sync,
             preview: config.preview.settings(),
-            connectors: crate::grpc::preview::unconfigured_connectors(),
+            connectors: std::sync::Arc::new(warehouse.clone()),
+            warehouse,
         })
     }
 
@@ -70,6 +82,11 @@ impl App {
 
     pub fn store(&self) -> &CatalogStore {
         &self.store
+    }
+
+    /// Connectors to this catalog's warehouse sources.
+    pub fn warehouse(&self) -> &crate::warehouse_access::WarehouseAccess {
+        &self.warehouse
     }
 
     /// This service's dead letters, for a front door's `DeadLetterService`.
@@ -83,6 +100,7 @@ impl App {
             crate::grpc::preview::PreviewContext::new(self.connectors.clone(), self.preview);
         routes.add_service(
             CatalogGrpc::new(self.store.clone())
+                .with_warehouse(self.warehouse.clone())
                 .with_preview(preview)
                 .into_server(),
         )

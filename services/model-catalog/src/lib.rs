@@ -5,12 +5,15 @@
 pub mod app;
 pub mod config;
 pub mod consumers;
+pub mod credentials_client;
 pub mod error;
 pub mod grpc;
 pub mod retl;
 pub mod snapshot_fetcher;
+pub mod source_kinds;
 pub mod source_settings;
 pub mod store;
+pub mod warehouse_access;
 
 pub use app::App;
 pub use config::Config;

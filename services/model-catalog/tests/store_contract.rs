@@ -178,6 +178,10 @@ async fn retl_and_sources(store: &CatalogStore) -> anyhow::Result<()> {
         settings: [("host".to_string(), "db".to_string())].into(),
         credential_id: "cred".into(),
         created_at_ms: 1,
+        backflow_schema: String::new(),
+        version: 1,
+        updated_at_ms: 1,
+        last_test: None,
     };
     store.create_source(&source).await?;
     // a password in the settings is refused, and nothing is stored
@@ -197,8 +201,83 @@ async fn retl_and_sources(store: &CatalogStore) -> anyhow::Result<()> {
             if message.contains("settings.Password") && message.contains("store it in the credentials service")),
         "{refused:?}"
     );
-    assert_eq!(store.list_sources("ws-a").await?, vec![source]);
+    assert_eq!(store.list_sources("ws-a").await?, vec![source.clone()]);
     assert!(store.list_sources("ws-b").await?.is_empty());
+    assert!(matches!(
+        store.get_source("ws-b", "s1").await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    sources_change(store, source).await
+}
+
+/// Updates are versioned, test results stored, and every change announced; a source
+/// a live connection names cannot be deleted.
+async fn sources_change(store: &CatalogStore, source: SourceRecord) -> anyhow::Result<()> {
+    let before = pending_count(store.database()).await?;
+    let updated = SourceRecord {
+        name: "primary".into(),
+        version: 2,
+        updated_at_ms: 2,
+        backflow_schema: "backflow".into(),
+        ..source.clone()
+    };
+    store.update_source(&updated).await?;
+    assert_eq!(store.get_source("ws-a", "s1").await?, updated);
+    // a writer that read version 1 loses
+    let late = SourceRecord {
+        name: "late".into(),
+        version: 2,
+        ..source.clone()
+    };
+    let conflict = store.update_source(&late).await;
+    assert!(
+        matches!(
+            &conflict,
+            Err(CatalogError::Conflict {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ),
+        "{conflict:?}"
+    );
+    let result = pb::SourceTestResult {
+        ok: false,
+        problem: pb::SourceProblem::Unreachable as i32,
+        message: "cannot reach db:5432: connection refused".into(),
+        tested_at_unix_ms: 3,
+        server_version: String::new(),
+    };
+    let tested = store.record_source_test("ws-a", "s1", &result).await?;
+    assert_eq!(tested.version, 2);
+    assert_eq!(tested.last_test.as_ref(), Some(&result));
+    assert_eq!(
+        store.get_source("ws-a", "s1").await?.last_test,
+        Some(result)
+    );
+    // the update and the test each wrote one event
+    assert_eq!(pending_count(store.database()).await? - before, 2);
+
+    // conn-1 (settings version 3) now names s1
+    let mut uses = event(gitsync::ConnectionChange::Updated, 3, "develop");
+    if let Some(settings) = uses
+        .connection
+        .as_mut()
+        .and_then(|connection| connection.settings.as_mut())
+    {
+        settings.warehouse_source_id = "s1".into();
+    }
+    store
+        .apply_connection_event(CONSUMER, "e-source", &uses)
+        .await?;
+    assert_eq!(store.project_source_id("ws-a", "conn-1").await?, "s1");
+    let refused = store.delete_source("ws-a", "s1").await;
+    assert!(
+        matches!(&refused, Err(CatalogError::FailedPrecondition(message))
+            if message == "warehouse source \"primary\" is in use by git connections analytics (conn-1); point them at another source or delete them first"),
+        "{refused:?}"
+    );
+    assert!(store.get_source("ws-a", "s1").await.is_ok());
     Ok(())
 }
 
@@ -213,6 +292,14 @@ async fn contract(url: &str) -> anyhow::Result<()> {
         .apply_connection_event(CONSUMER, "e4", &deleted)
         .await?;
     assert!(store.list_projects("ws-a").await?.is_empty());
+    // the connection is gone: the source may go, announced once more
+    let before = pending_count(&db).await?;
+    store.delete_source("ws-a", "s1").await?;
+    assert!(matches!(
+        store.get_source("ws-a", "s1").await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert_eq!(pending_count(&db).await? - before, 1);
     db.close().await;
     Ok(())
 }

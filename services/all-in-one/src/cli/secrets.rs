@@ -66,6 +66,12 @@ pub enum Kind {
     WebhookSecret,
     DbtCloudToken,
     WarehousePassword,
+    /// Snowflake key pair: an unencrypted PKCS#8 PEM private key.
+    WarehousePrivateKey,
+    /// BigQuery: a service-account JSON key file.
+    WarehouseServiceAccount,
+    /// Databricks personal access token, or a Snowflake OAuth access token.
+    WarehouseToken,
 }
 
 impl Kind {
@@ -77,6 +83,9 @@ impl Kind {
             Kind::WebhookSecret => pb::SecretKind::WebhookSecret,
             Kind::DbtCloudToken => pb::SecretKind::DbtCloudToken,
             Kind::WarehousePassword => pb::SecretKind::WarehousePassword,
+            Kind::WarehousePrivateKey => pb::SecretKind::WarehousePrivateKey,
+            Kind::WarehouseServiceAccount => pb::SecretKind::WarehouseServiceAccount,
+            Kind::WarehouseToken => pb::SecretKind::WarehouseToken,
         }
     }
 
@@ -85,7 +94,11 @@ impl Kind {
     fn single_line(self) -> bool {
         matches!(
             self,
-            Kind::GitToken | Kind::WebhookSecret | Kind::DbtCloudToken | Kind::WarehousePassword
+            Kind::GitToken
+                | Kind::WebhookSecret
+                | Kind::DbtCloudToken
+                | Kind::WarehousePassword
+                | Kind::WarehouseToken
         )
     }
 }

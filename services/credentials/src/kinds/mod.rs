@@ -15,10 +15,17 @@
 //!   `{"private_key": "<key text>", "passphrase": "<passphrase>"}` for an
 //!   encrypted key; attribute `known_hosts` (required) = OpenSSH known_hosts
 //!   lines pinning the server keys; attribute `key_type` is filled at create.
+//! - `WAREHOUSE_PRIVATE_KEY`: material = an unencrypted PKCS#8 PEM private key
+//!   (`-----BEGIN PRIVATE KEY-----`), for Snowflake key-pair authentication.
+//! - `WAREHOUSE_SERVICE_ACCOUNT`: material = a Google service-account JSON key file
+//!   with `client_email`, `private_key` (PKCS#8 PEM) and `token_uri`.
+//! - `WAREHOUSE_TOKEN`: material = the token (Databricks PAT, Snowflake OAuth
+//!   access token), one line without whitespace.
 //! - every other kind: any non-empty material.
 
 pub mod pem;
 pub mod ssh;
+pub mod warehouse;
 
 use crate::github_app::{self, AppSettings};
 use backflow_proto::credentials::v1::SecretKind;
@@ -50,7 +57,7 @@ pub fn validate_new(
             let key_type = check_ssh_key(material, &attributes)?;
             attributes.insert("key_type".into(), key_type.into());
         }
-        _ => {}
+        kind => check_warehouse(kind, material)?,
     }
     Ok(attributes)
 }
@@ -73,6 +80,16 @@ pub fn validate_rotation(
                 _ => Ok(()),
             }
         }
+        kind => check_warehouse(kind, material),
+    }
+}
+
+/// Shape checks of the warehouse kinds (no-op for the rest).
+fn check_warehouse(kind: SecretKind, material: &[u8]) -> Result<(), InvalidSecret> {
+    match kind {
+        SecretKind::WarehousePrivateKey => warehouse::check_private_key(material),
+        SecretKind::WarehouseServiceAccount => warehouse::check_service_account(material),
+        SecretKind::WarehouseToken => warehouse::check_token(material),
         _ => Ok(()),
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod preview;
 pub mod retl_models;
+mod sources;
 
 use crate::error::CatalogError;
-use crate::store::{CatalogStore, ProjectRecord, ProjectStatus, SourceRecord};
+use crate::store::{CatalogStore, ProjectRecord, ProjectStatus};
+use crate::warehouse_access::WarehouseAccess;
 use backflow_proto::catalog::v1 as pb;
 use pb::model_catalog_service_server::ModelCatalogService;
 use tonic::{Request, Response, Status};
@@ -19,6 +21,8 @@ pub struct CatalogGrpc {
     store: CatalogStore,
     /// Warehouse reads of preview, describe and key checks (grpc/preview.rs).
     preview: std::sync::Arc<preview::PreviewContext>,
+    /// Connectors for connection tests of sources (grpc/sources.rs); `None` = not configured.
+    warehouse: Option<WarehouseAccess>,
 }
 
 impl CatalogGrpc {
@@ -26,7 +30,14 @@ impl CatalogGrpc {
         Self {
             store,
             preview: std::sync::Arc::new(preview::PreviewContext::unconfigured()),
+            warehouse: None,
         }
+    }
+
+    /// Tests warehouse sources through `warehouse` (grpc/sources.rs).
+    pub fn with_warehouse(mut self, warehouse: WarehouseAccess) -> Self {
+        self.warehouse = Some(warehouse);
+        self
     }
 
     /// Reads warehouses through `preview` (connectors, timeouts, the preview cache).
@@ -60,6 +71,7 @@ impl backflow_platform::request_error::RequestError for CatalogError {
     }
 }
 
+
 impl From<CatalogError> for Status {
     fn from(error: CatalogError) -> Self {
         backflow_platform::request_error::to_status(&error)
@@ -73,19 +85,6 @@ fn require(field: &str, value: &str) -> Result<(), CatalogError> {
         )))
     } else {
         Ok(())
-    }
-}
-
-fn source_of(record: SourceRecord) -> pb::WarehouseSource {
-    pb::WarehouseSource {
-        id: record.id,
-        workspace_id: record.workspace_id,
-        name: record.name,
-        kind: record.kind,
-        settings: record.settings.into_iter().collect(),
-        credential_id: record.credential_id,
-        created_at_unix_ms: record.created_at_ms,
-        ..Default::default()
     }
 }
 
@@ -119,39 +118,14 @@ impl ModelCatalogService for CatalogGrpc {
         &self,
         request: Request<pb::CreateWarehouseSourceRequest>,
     ) -> Result<Response<pb::CreateWarehouseSourceResponse>, Status> {
-        let request = request.into_inner();
-        require("workspace_id", &request.workspace_id)?;
-        require("name", &request.name)?;
-        if pb::WarehouseKind::try_from(request.kind).unwrap_or_default()
-            == pb::WarehouseKind::Unspecified
-        {
-            return Err(CatalogError::InvalidArgument("kind is required".into()).into());
-        }
-        let record = SourceRecord {
-            id: backflow_platform::new_id(),
-            workspace_id: request.workspace_id,
-            name: request.name.trim().to_string(),
-            kind: request.kind,
-            settings: request.settings.into_iter().collect(),
-            credential_id: request.credential_id,
-            created_at_ms: backflow_platform::now_unix_ms(),
-        };
-        self.store.create_source(&record).await?;
-        Ok(Response::new(pb::CreateWarehouseSourceResponse {
-            source: Some(source_of(record)),
-        }))
+        self.create_source(request).await
     }
 
     async fn list_warehouse_sources(
         &self,
         request: Request<pb::ListWarehouseSourcesRequest>,
     ) -> Result<Response<pb::ListWarehouseSourcesResponse>, Status> {
-        let request = request.into_inner();
-        require("workspace_id", &request.workspace_id)?;
-        let sources = self.store.list_sources(&request.workspace_id).await?;
-        Ok(Response::new(pb::ListWarehouseSourcesResponse {
-            sources: sources.into_iter().map(source_of).collect(),
-        }))
+        self.list_sources(request).await
     }
 
     async fn list_projects(
@@ -313,43 +287,31 @@ impl ModelCatalogService for CatalogGrpc {
         ))
     }
 
-    // TODO(cat-sources: grpc/sources.rs)
     async fn get_warehouse_source(
         &self,
-        _request: Request<pb::GetWarehouseSourceRequest>,
+        request: Request<pb::GetWarehouseSourceRequest>,
     ) -> Result<Response<pb::GetWarehouseSourceResponse>, Status> {
-        Err(Status::unimplemented(
-            "get_warehouse_source is not built yet",
-        ))
+        self.get_source(request).await
     }
 
-    // TODO(cat-sources: grpc/sources.rs)
     async fn update_warehouse_source(
         &self,
-        _request: Request<pb::UpdateWarehouseSourceRequest>,
+        request: Request<pb::UpdateWarehouseSourceRequest>,
     ) -> Result<Response<pb::UpdateWarehouseSourceResponse>, Status> {
-        Err(Status::unimplemented(
-            "update_warehouse_source is not built yet",
-        ))
+        self.update_source(request).await
     }
 
-    // TODO(cat-sources: grpc/sources.rs)
     async fn test_warehouse_source(
         &self,
-        _request: Request<pb::TestWarehouseSourceRequest>,
+        request: Request<pb::TestWarehouseSourceRequest>,
     ) -> Result<Response<pb::TestWarehouseSourceResponse>, Status> {
-        Err(Status::unimplemented(
-            "test_warehouse_source is not built yet",
-        ))
+        self.test_source(request).await
     }
 
-    // TODO(cat-sources: grpc/sources.rs)
     async fn delete_warehouse_source(
         &self,
-        _request: Request<pb::DeleteWarehouseSourceRequest>,
+        request: Request<pb::DeleteWarehouseSourceRequest>,
     ) -> Result<Response<pb::DeleteWarehouseSourceResponse>, Status> {
-        Err(Status::unimplemented(
-            "delete_warehouse_source is not built yet",
-        ))
+        self.delete_source(request).await
     }
 }

@@ -12,7 +12,7 @@ mod usage;
 pub use columns::{DescribedColumn, DescriptionKey};
 pub use projects::{Applied, ProjectRecord, ProjectStatus, RunOutcome};
 pub use retl_models::{RetlHealth, RetlModelChange, RetlModelRecord};
-pub use sources::SourceRecord;
+pub use sources::{SourceRecord, SourceUsers};
 pub use usage::UsageApplied;
 
 use backflow_platform::db::Database;

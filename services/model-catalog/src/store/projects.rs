@@ -212,8 +212,8 @@ impl CatalogStore {
             Some((version,)) if version > connection.settings_version => Applied::Stale,
             _ => {
                 sqlx::query(&format!(
-                    "INSERT INTO projects ({NEW_PROJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, '', 0, $8, $9) \
-                     ON CONFLICT (connection_id) DO UPDATE SET name = $3, repository_url = $4, branch = $5, default_schema = $6, settings_version = $7, deleted = $8, updated_at_ms = $9"
+                    "INSERT INTO projects ({NEW_PROJECT_COLUMNS}, warehouse_source_id) VALUES ($1, $2, $3, $4, $5, $6, $7, '', 0, $8, $9, $10) \
+                     ON CONFLICT (connection_id) DO UPDATE SET name = $3, repository_url = $4, branch = $5, default_schema = $6, settings_version = $7, deleted = $8, updated_at_ms = $9, warehouse_source_id = $10"
                 ))
                 .bind(&connection.id)
                 .bind(&event.workspace_id)
@@ -224,6 +224,7 @@ impl CatalogStore {
                 .bind(connection.settings_version)
                 .bind(i64::from(deleted))
                 .bind(backflow_platform::now_unix_ms())
+                .bind(&settings.warehouse_source_id)
                 .execute(&mut *tx)
                 .await?;
                 Applied::Applied
@@ -296,6 +297,29 @@ impl CatalogStore {
         .await?;
         row.map(record_of)
             .ok_or_else(|| not_found("project", connection_id))
+    }
+
+    /// The warehouse source a connection names (from its newest connection event);
+    /// `NotFound` for an unknown or deleted connection, `FailedPrecondition` if it names none.
+    pub async fn project_source_id(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+    ) -> Result<String, CatalogError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT warehouse_source_id FROM projects WHERE workspace_id = $1 AND connection_id = $2 AND deleted = 0",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        match row {
+            None => Err(not_found("project", connection_id)),
+            Some((source_id,)) if source_id.is_empty() => Err(CatalogError::FailedPrecondition(
+                format!("git connection {connection_id} names no warehouse source"),
+            )),
+            Some((source_id,)) => Ok(source_id),
+        }
     }
 
     /// Live (not deleted) projects of a workspace.
