@@ -33,12 +33,14 @@ enum Connectors {
 
 /// Cache key: a source at one version with one credential.
 type CacheKey = (String, String, i64, String);
+/// Built connectors and when they were built.
+type Cache = HashMap<CacheKey, (Instant, Arc<dyn Connector>)>;
 
 #[derive(Clone)]
 pub struct WarehouseAccess {
     store: CatalogStore,
     connectors: Connectors,
-    cache: Arc<Mutex<HashMap<CacheKey, (Instant, Arc<dyn Connector>)>>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl std::fmt::Debug for WarehouseAccess {
