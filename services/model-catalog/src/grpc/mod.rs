@@ -71,7 +71,6 @@ impl backflow_platform::request_error::RequestError for CatalogError {
     }
 }
 
-
 impl From<CatalogError> for Status {
     fn from(error: CatalogError) -> Self {
         backflow_platform::request_error::to_status(&error)

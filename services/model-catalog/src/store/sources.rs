@@ -143,8 +143,8 @@ fn name_taken(error: sqlx::Error, name: &str) -> CatalogError {
     }
 }
 
-/// Who still uses a source: live Git connections naming it and the Reverse ETL models
-/// built on them.
+/// Who still uses a source: live Git connections naming it, and Reverse ETL models
+/// naming it (or, naming none, built on a connection that names it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceUsers {
     /// `name (id)` of each connection.
@@ -381,8 +381,9 @@ async fn users_in(
     .fetch_all(&mut **tx)
     .await?;
     let retl_models: Vec<(String, String)> = sqlx::query_as(
-        "SELECT r.id, r.name FROM retl_models r JOIN projects p ON p.connection_id = r.connection_id \
-         WHERE r.workspace_id = $1 AND p.warehouse_source_id = $2 AND p.deleted = 0 ORDER BY r.name",
+        "SELECT r.id, r.name FROM retl_models r LEFT JOIN projects p ON p.connection_id = r.connection_id \
+         WHERE r.workspace_id = $1 AND (r.source_id = $2 OR (r.source_id = '' AND p.warehouse_source_id = $2 AND p.deleted = 0)) \
+         ORDER BY r.name",
     )
     .bind(workspace_id)
     .bind(id)
