@@ -2,9 +2,9 @@
 //! standalone `backflow-dbt` binary) call. Prints the dbt-manifest-shaped JSON.
 
 use crate::adapters::Adapter;
-use crate::error::ProjectError;
-use crate::manifest::{manifest_json, write_manifest};
-use crate::options::ParseOptions;
+use crate::ir::error::ProjectError;
+use crate::ir::options::ParseOptions;
+use crate::output::manifest::{manifest_json, write_manifest};
 use crate::yaml;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -52,7 +52,7 @@ pub fn collect(env: &Environment<'static>, scope: &Scope) -> HashMap<String, Map
         }
         let mut config = Map::new();
         for call in rc.take_recording().config_calls {
-            crate::config::merge_into(&mut config, &call);
+            crate::parse::config::merge_into(&mut config, &call);
         }
         if !config.is_empty() {
             out.insert(m.unique_id.clone(), config);

@@ -2,8 +2,8 @@
 //! suite can compare node by node. Field names follow dbt's; extra Backflow facts
 //! (compile status, warehouse needs) are namespaced under `backflow`.
 
-use crate::catalog::{Catalog, Node, Source};
-use crate::properties::ColumnDef;
+use crate::ir::catalog::{Catalog, Node, Source};
+use crate::parse::properties::ColumnDef;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 

@@ -2,13 +2,13 @@
 //! `relationships`, and custom/namespaced ones) become test nodes named and hashed exactly
 //! like dbt 1.7 names them, attached to the model, seed, snapshot or source they test.
 
-use crate::catalog::{CompileStatus, DependsOn, Disabled, Node, Source};
-use crate::error::NodeError;
+use crate::ir::catalog::{CompileStatus, DependsOn, Disabled, Node, Source};
+use crate::ir::error::NodeError;
+use crate::ir::options::ParseOptions;
 use crate::jinja::pyfuncs::local_md5;
 use crate::jinja::scope::Scope;
-use crate::options::ParseOptions;
-use crate::parser::Workspace;
-use crate::properties::{ColumnDef, SourceTableDef};
+use crate::parse::properties::{ColumnDef, SourceTableDef};
+use crate::parse::Workspace;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -276,12 +276,12 @@ fn node_tests(ws: &Workspace, scope: &Scope, node: &Node, opts: &ParseOptions) -
         Some(v) => format!(
             "{{{{ get_where_subquery(ref('{}', version='{}')) }}}}",
             node.name,
-            crate::parser::version_key(v)
+            crate::parse::version_key(v)
         ),
         None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", node.name),
     };
     let label = match &node.version {
-        Some(v) => format!("{}_v{}", node.name, crate::parser::version_key(v)),
+        Some(v) => format!("{}_v{}", node.name, crate::parse::version_key(v)),
         None => node.name.clone(),
     };
     let target = Target {

@@ -5,11 +5,11 @@
 //! The ephemeral models the SQL refs are recorded in `extra_ctes`; their CTEs are injected
 //! afterwards (`pipeline::inject_test_ctes`), like a model's.
 
-use crate::catalog::{CompileStatus, Node};
+use crate::ir::catalog::{CompileStatus, Node};
 use crate::jinja::context::{NodeFacts, RenderCtx};
 use crate::jinja::render;
 use crate::jinja::scope::Scope;
-use crate::parser::Workspace;
+use crate::parse::Workspace;
 use rayon::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;

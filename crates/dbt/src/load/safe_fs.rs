@@ -2,7 +2,7 @@
 //! hostile checkout cannot make us follow a symlink out of the tree, walk outside the project,
 //! or load an unbounded file into memory.
 
-use crate::error::ProjectError;
+use crate::ir::error::ProjectError;
 use rayon::prelude::*;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;

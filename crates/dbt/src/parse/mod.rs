@@ -2,19 +2,25 @@
 //! parse-time render (execute = false) that records refs, sources and `config()` calls, config
 //! precedence and relation naming. Produces `ParsedNode`s ready for compilation.
 
-use crate::cache::{self, Cache, ParseRender};
-use crate::config::{self, ConfigSources};
-use crate::error::NodeError;
+pub mod config;
+pub mod naming;
+pub mod project_render;
+pub mod properties;
+pub mod static_refs;
+pub mod test_macro_config;
+
+use crate::incremental::cache::{self, Cache, ParseRender};
+use crate::ir::error::NodeError;
+use crate::ir::options::ParseOptions;
 use crate::jinja::context::{NodeFacts, Recording, RenderCtx};
 use crate::jinja::relation::Relation;
 use crate::jinja::scope::{MacroIndex, Scope, SourceTarget};
 use crate::jinja::{self, build_env, extract_blocks, render};
-use crate::loader::{FileKind, Loaded, SourceFile};
-use crate::naming;
-use crate::options::ParseOptions;
-use crate::project::Project;
-use crate::project_render::{render_properties, render_tree};
-use crate::properties::{
+use crate::load::project::Project;
+use crate::load::{FileKind, Loaded, SourceFile};
+use crate::parse::config::ConfigSources;
+use crate::parse::project_render::{render_properties, render_tree};
+use crate::parse::properties::{
     apply_source_override, parse_properties, version_include_exclude, ColumnDef, NodePatch,
     Properties, SourceTableDef,
 };
@@ -39,7 +45,7 @@ pub struct Workspace {
     pub root: String,
     pub scope: Arc<Scope>,
     pub env: Environment<'static>,
-    pub macro_infos: Vec<crate::catalog::MacroInfo>,
+    pub macro_infos: Vec<crate::ir::catalog::MacroInfo>,
     pub patches: HashMap<(String, String, &'static str), NodePatch>,
     pub source_defs: Vec<SourceTableDef>,
     pub version_columns: HashMap<(String, String, String), (Value, Vec<String>)>,
@@ -158,7 +164,7 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
     };
     let (env, compile_errors) = build_env(&scope.macros);
     let mut scope = scope;
-    scope.test_configs = crate::test_macro_config::collect(&env, &scope);
+    scope.test_configs = crate::parse::test_macro_config::collect(&env, &scope);
     let env_errors: Vec<NodeError> = compile_errors
         .into_iter()
         .map(|e| NodeError::new(Some(e.unique_id), &e.file, e.line, e.message))
@@ -225,7 +231,7 @@ fn collect_macros(
     loaded: &Loaded,
     opts: &ParseOptions,
     errors: &mut Vec<NodeError>,
-) -> (MacroIndex, Docs, Vec<crate::catalog::MacroInfo>) {
+) -> (MacroIndex, Docs, Vec<crate::ir::catalog::MacroInfo>) {
     let mut index = MacroIndex::default();
     for m in jinja::builtin_macros() {
         index.insert(m);
@@ -251,7 +257,7 @@ fn collect_macros(
                     continue;
                 }
                 for m in blocks.macros {
-                    infos.push(crate::catalog::MacroInfo {
+                    infos.push(crate::ir::catalog::MacroInfo {
                         unique_id: m.unique_id.clone(),
                         name: m.name.clone(),
                         package_name: m.package.clone(),
@@ -527,7 +533,7 @@ fn apply_version(ws: &Workspace, node: &mut ParsedNode, model: &str, v: &Value) 
 fn version_columns(
     ws: &Workspace,
     patch: &NodePatch,
-    vdef: Option<&crate::properties::VersionDef>,
+    vdef: Option<&crate::parse::properties::VersionDef>,
     package: &str,
     key: &str,
 ) -> Vec<ColumnDef> {
@@ -744,7 +750,7 @@ fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> P
     let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
     let mut rec = rc.take_recording();
     if result.is_err() {
-        crate::static_refs::complete(&node.raw_code, &mut rec.refs, &mut rec.sources);
+        crate::parse::static_refs::complete(&node.raw_code, &mut rec.refs, &mut rec.sources);
     }
     let pre_tags = tags_of(&node_config(ws, node, &rec.config_calls, false));
     let config = node_config(ws, node, &rec.config_calls, true);
@@ -938,7 +944,7 @@ pub fn build_sources(
     ws: &Workspace,
     opts: &ParseOptions,
     memo: &mut cache::Descriptions,
-) -> (Vec<crate::catalog::Source>, SourceIndex) {
+) -> (Vec<crate::ir::catalog::Source>, SourceIndex) {
     let mut out = Vec::new();
     let mut index: SourceIndex = HashMap::new();
     for d in &ws.source_defs {
@@ -985,7 +991,7 @@ pub fn build_sources(
                     relation: relation.clone(),
                 });
         }
-        out.push(crate::catalog::Source {
+        out.push(crate::ir::catalog::Source {
             unique_id,
             package_name: d.package.clone(),
             source_name: d.source_name.clone(),

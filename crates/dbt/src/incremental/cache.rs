@@ -4,10 +4,10 @@
 //! options), and for compilation the relations of the node's dependencies. A re-parse after
 //! one model changes therefore re-renders only that model (and dependents whose inputs moved).
 
-use crate::catalog::Node;
+use crate::ir::catalog::Node;
 use crate::jinja::context::Recording;
 use crate::jinja::RenderError;
-use crate::parser::Workspace;
+use crate::parse::Workspace;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;

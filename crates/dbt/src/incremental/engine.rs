@@ -3,13 +3,13 @@
 //! size or mtime moved, returns the previous catalog when nothing changed, updates it in
 //! place when only model files were edited, and otherwise rebuilds with memoised results.
 
-use crate::cache::Cache;
-use crate::catalog::Catalog;
-use crate::error::ProjectError;
+use crate::compile::build_state;
+use crate::incremental::cache::Cache;
 use crate::incremental::{self, State};
-use crate::loader::{load_cached, FileCache};
-use crate::options::ParseOptions;
-use crate::pipeline::build_state;
+use crate::ir::catalog::Catalog;
+use crate::ir::error::ProjectError;
+use crate::ir::options::ParseOptions;
+use crate::load::{load_cached, FileCache};
 use std::path::{Path, PathBuf};
 
 /// An incremental dbt parser for one set of options.

@@ -1,9 +1,9 @@
 //! The engine's output: every node, source and macro of a project with dbt's fields, plus the
 //! per-file errors. This is what callers store; `manifest` turns it into dbt's JSON shape.
 
-use crate::error::NodeError;
+use crate::ir::error::NodeError;
 use crate::jinja::context::RefCall;
-use crate::properties::ColumnDef;
+use crate::parse::properties::ColumnDef;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -2,10 +2,10 @@
 //! singular test and every enabled source as dicts with dbt's field names. It is built only
 //! when some macro or node mentions `graph` (it costs a pass over every node otherwise).
 
-use crate::catalog::Source;
-use crate::loader::{FileKind, Loaded};
-use crate::parser::{self, ParsedNode};
-use crate::pipeline::Deps;
+use crate::compile::Deps;
+use crate::ir::catalog::Source;
+use crate::load::{FileKind, Loaded};
+use crate::parse::{self, ParsedNode};
 use serde_json::{json, Map, Value};
 
 /// Whether any macro or node source mentions `graph`.
@@ -46,7 +46,7 @@ fn node_entry(n: &ParsedNode, deps: &Deps) -> Value {
     }
     json!({
         // macros read per-column metadata (`meta`, `data_type`, tags) from the graph
-        "columns": crate::manifest::columns_json(&n.columns),
+        "columns": crate::output::manifest::columns_json(&n.columns),
         "meta": meta,
         "description": n.patch.as_ref().map(|p| p.description.as_str()).unwrap_or_default(),
         "patch_path": n.patch.as_ref().map(|p| format!("{}://{}", p.package, p.file)),
@@ -63,7 +63,7 @@ fn node_entry(n: &ParsedNode, deps: &Deps) -> Value {
         "config": n.config,
         "tags": n.tags,
         "raw_code": n.raw_code,
-        "version": n.version.as_ref().map(parser::version_key),
+        "version": n.version.as_ref().map(parse::version_key),
         "refs": n.rec.refs,
         "sources": n.rec.sources,
         "depends_on": {
@@ -92,6 +92,6 @@ fn source_entry(s: &Source) -> Value {
         "meta": s.meta,
         "config": s.config,
         "description": s.description,
-        "columns": crate::manifest::columns_json(&s.columns),
+        "columns": crate::output::manifest::columns_json(&s.columns),
     })
 }

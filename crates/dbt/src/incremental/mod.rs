@@ -8,19 +8,22 @@
 //! returns `false` so the caller falls back to a full (memoised) rebuild, whose output this
 //! must always equal (`tests/incremental_equals_fresh.rs`).
 
-use crate::cache::Cache;
-use crate::catalog::Catalog;
-use crate::error::{scrub_root, NodeError};
-use crate::jinja::scope::{MacroDef, Scope, DBT_PACKAGE};
-use crate::jinja::{describe, extract_blocks};
-use crate::loader::{Changes, FileKind, Loaded, SourceFile};
-use crate::options::ParseOptions;
-use crate::parser::{self, ParsedNode, Workspace};
-use crate::pipeline::{
+pub mod cache;
+pub mod engine;
+
+use crate::compile::{
     assemble, compile_node, id_index, inject_one, inject_test_ctes, is_ephemeral, resolve_deps,
     AssembleInputs, Compiled, Deps,
 };
-use crate::tests_compile;
+use crate::data_tests::compile as tests_compile;
+use crate::incremental::cache::Cache;
+use crate::ir::catalog::Catalog;
+use crate::ir::error::{scrub_root, NodeError};
+use crate::ir::options::ParseOptions;
+use crate::jinja::scope::{MacroDef, Scope, DBT_PACKAGE};
+use crate::jinja::{describe, extract_blocks};
+use crate::load::{Changes, FileKind, Loaded, SourceFile};
+use crate::parse::{self, ParsedNode, Workspace};
 use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -248,15 +251,11 @@ fn update_macros(
         patches: old_ws.patches.clone(),
         source_defs: old_ws.source_defs.clone(),
         version_columns: old_ws.version_columns.clone(),
-        errors: parser::workspace_errors(
-            &old_ws.macro_errors,
-            &old_ws.property_errors,
-            &env_errors,
-        ),
+        errors: parse::workspace_errors(&old_ws.macro_errors, &old_ws.property_errors, &env_errors),
         macro_errors: old_ws.macro_errors.clone(),
         property_errors: old_ws.property_errors.clone(),
         env_errors,
-        fingerprint: parser::workspace_fingerprint(loaded, opts),
+        fingerprint: parse::workspace_fingerprint(loaded, opts),
     };
     let ws = Arc::new(ws);
     state.catalog.macros = ws
@@ -306,11 +305,11 @@ fn reparse_edits(
     opts: &ParseOptions,
 ) -> Option<Vec<Edit>> {
     let ws = state.ws.clone();
-    let versioned = parser::versioned_files(&ws);
+    let versioned = parse::versioned_files(&ws);
     let mut found: Vec<(usize, ParsedNode)> = Vec::new();
     for f in files {
         let package = &loaded.projects.get(f.project)?.name;
-        let nodes = parser::discover_file(&ws, &versioned, f, package);
+        let nodes = parse::discover_file(&ws, &versioned, f, package);
         let olds: Vec<usize> = (0..state.enabled.len())
             .filter(|&i| {
                 let n = &state.enabled[i];
@@ -333,7 +332,7 @@ fn reparse_edits(
         }
         let old = &state.enabled[i];
         let package = &loaded.projects.get(old.project_idx)?.name;
-        let node = parser::discover_file(&ws, &versioned, &old.file, package)
+        let node = parse::discover_file(&ws, &versioned, &old.file, package)
             .into_iter()
             .find(|n| n.unique_id == old.unique_id)?;
         found.push((i, node));
@@ -341,11 +340,11 @@ fn reparse_edits(
     let done: Vec<Option<Edit>> = found
         .into_par_iter()
         .map(|(index, mut node)| {
-            parser::parse_node(&ws, &mut node, opts, &HashMap::new());
+            parse::parse_node(&ws, &mut node, opts, &HashMap::new());
             if !is_enabled(&node) {
                 return None;
             }
-            let _named = parser::name_node(&ws, &mut node, opts, &HashMap::new());
+            let _named = parse::name_node(&ws, &mut node, opts, &HashMap::new());
             let old = &state.enabled[index];
             if !same_identity(old, &node) {
                 return None;
@@ -478,7 +477,7 @@ fn recompile_generic_tests(
     let by_id = id_index(&state.enabled);
     let mut memo = HashMap::new();
     let test_invoked = &mut state.test_invoked;
-    let stale: Vec<&mut crate::catalog::Node> = state
+    let stale: Vec<&mut crate::ir::catalog::Node> = state
         .catalog
         .nodes
         .values_mut()

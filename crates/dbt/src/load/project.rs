@@ -1,8 +1,8 @@
 //! dbt_project.yml loading for the root project and every installed package. Keeps the raw
 //! config trees (`models:`, `seeds:`, ...) so config precedence can be computed per node later.
 
-use crate::error::ProjectError;
-use crate::safe_fs::Checkout;
+use crate::ir::error::ProjectError;
+use crate::load::safe_fs::Checkout;
 use crate::yaml;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};

@@ -2,9 +2,12 @@
 //! project and its packages, confined to the checkout and size-bounded. Per-file failures
 //! become `NodeError`s; only a missing or broken dbt_project.yml stops the load.
 
-use crate::error::{relative_path, NodeError, ProjectError};
-use crate::project::{load_packages, load_project, Project};
-use crate::safe_fs::{Checkout, FoundFile};
+pub mod project;
+pub mod safe_fs;
+
+use crate::ir::error::{relative_path, NodeError, ProjectError};
+use crate::load::project::{load_packages, load_project, Project};
+use crate::load::safe_fs::{Checkout, FoundFile};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -215,7 +218,7 @@ fn file_error(checkout: &Checkout, e: ProjectError) -> NodeError {
     let root = checkout.root();
     let file = match &e {
         ProjectError::InvalidProject { file, .. } | ProjectError::Yaml { file, .. } => {
-            crate::error::scrub_root(file, root)
+            crate::ir::error::scrub_root(file, root)
         }
         other => other
             .path()

@@ -1,20 +1,22 @@
 //! Orchestrates one full parse + compile: workspace, parse-time render, naming, dependency
 //! resolution, compile-time render, ephemeral CTE injection, generic tests, and the catalog.
 
-use crate::cache::{fingerprint, Cache, CompileRender, Descriptions, Tests};
-use crate::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
-use crate::compile::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
-use crate::error::NodeError;
-use crate::graph;
+pub mod ctes;
+pub mod graph;
+
+use crate::compile::ctes::{cte_sql, extend_ctes, inject_ctes, InjectedCte};
+use crate::data_tests::compile as tests_compile;
+use crate::data_tests::generate as tests_gen;
+use crate::incremental::cache::{fingerprint, Cache, CompileRender, Descriptions, Tests};
 use crate::incremental::State;
+use crate::ir::catalog::{Catalog, CompileStatus, DependsOn, Disabled, Node, TargetInfo};
+use crate::ir::error::NodeError;
+use crate::ir::options::ParseOptions;
 use crate::jinja::context::{NodeFacts, RenderCtx};
 use crate::jinja::render;
 use crate::jinja::scope::{RefTarget, Scope};
-use crate::loader::Loaded;
-use crate::options::ParseOptions;
-use crate::parser::{self, ParsedNode, Workspace};
-use crate::tests_compile;
-use crate::tests_gen;
+use crate::load::Loaded;
+use crate::parse::{self, ParsedNode, Workspace};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -53,21 +55,21 @@ pub(crate) fn drop_in_background<T: Send + 'static>(value: T) {
 /// Like [`build_catalog`], reusing and refreshing per-node results in `cache`, and keeping
 /// the intermediate results an incremental update needs.
 pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> State {
-    let fp = parser::workspace_fingerprint(loaded, opts);
+    let fp = parse::workspace_fingerprint(loaded, opts);
     let ws = match cache.workspace.take() {
         Some(ws) if ws.fingerprint == fp => ws,
         _ => {
             cache.descriptions = Descriptions::default();
-            Arc::new(parser::build_workspace(loaded, opts, fp))
+            Arc::new(parse::build_workspace(loaded, opts, fp))
         }
     };
     cache.workspace = Some(ws.clone());
-    let mut nodes = parser::discover_nodes(&ws, loaded);
-    parser::parse_render(&ws, &mut nodes, opts, cache);
+    let mut nodes = parse::discover_nodes(&ws, loaded);
+    parse::parse_render(&ws, &mut nodes, opts, cache);
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(is_enabled);
-    parser::name_relations(&ws, &mut enabled, opts, cache);
-    let (sources, source_index) = parser::build_sources(&ws, opts, &mut cache.descriptions);
+    parse::name_relations(&ws, &mut enabled, opts, cache);
+    let (sources, source_index) = parse::build_sources(&ws, opts, &mut cache.descriptions);
     let mut scope: Scope = (*ws.scope).clone();
     scope.refs = ref_index(&enabled);
     scope.sources = source_index;
@@ -186,8 +188,8 @@ fn is_enabled(n: &ParsedNode) -> bool {
 pub(crate) fn ref_index(nodes: &[ParsedNode]) -> HashMap<String, Vec<RefTarget>> {
     let mut index: HashMap<String, Vec<RefTarget>> = HashMap::new();
     for n in nodes.iter().filter(|n| n.resource_type != "test") {
-        let version = n.version.as_ref().map(parser::version_key);
-        let latest = n.latest_version.as_ref().map(parser::version_key);
+        let version = n.version.as_ref().map(parse::version_key);
+        let latest = n.latest_version.as_ref().map(parse::version_key);
         index.entry(n.name.clone()).or_default().push(RefTarget {
             unique_id: n.unique_id.clone(),
             package: n.package.clone(),
@@ -327,7 +329,7 @@ pub(crate) fn compile_node(
         package: n.package.clone(),
         resource_type: n.resource_type.to_string(),
         this: n.relation.clone(),
-        model: parser::model_dict(n, &n.config),
+        model: parse::model_dict(n, &n.config),
         config: n.config.clone(),
     };
     let rc = RenderCtx::new(scope.clone(), facts, true);
@@ -535,14 +537,14 @@ pub(crate) fn assemble(
     let description = n
         .patch
         .as_ref()
-        .map(|p| parser::render_description(ws, &n.package, &p.description, memo))
+        .map(|p| parse::render_description(ws, &n.package, &p.description, memo))
         .unwrap_or_default();
     let columns = n
         .columns
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            c.description = parser::render_description(ws, &n.package, &c.description, memo);
+            c.description = parse::render_description(ws, &n.package, &c.description, memo);
             c
         })
         .collect();
@@ -624,7 +626,7 @@ fn attach_tests(
     ws: &Workspace,
     scope: &Arc<Scope>,
     nodes: &mut BTreeMap<String, Node>,
-    sources: &[crate::catalog::Source],
+    sources: &[crate::ir::catalog::Source],
     opts: &ParseOptions,
     cache: &mut Cache,
     errors: &mut Vec<NodeError>,

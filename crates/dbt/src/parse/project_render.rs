@@ -2,11 +2,11 @@
 //! way dbt's project renderer does: only CLI vars, env_var and target are available, hooks stay
 //! unrendered, and results are converted back to native types.
 
+use crate::ir::options::ParseOptions;
 use crate::jinja::context::{NodeFacts, RenderCtx};
 use crate::jinja::pyfuncs::native_from_str;
 use crate::jinja::scope::{MacroIndex, Scope};
 use crate::jinja::{build_env, render};
-use crate::options::ParseOptions;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
