@@ -21,6 +21,7 @@ pub mod parser;
 pub mod pipeline;
 pub mod project;
 pub mod project_render;
+pub(crate) mod propagate;
 pub mod properties;
 pub mod safe_fs;
 pub mod static_refs;
