@@ -84,7 +84,10 @@ fn walk_project(
             if in_config || failed.is_empty() {
                 return (Value::Object(out), failed);
             }
-            out.insert(format!("+{RENDER_ERROR_KEY}"), Value::String(failed.join("; ")));
+            out.insert(
+                format!("+{RENDER_ERROR_KEY}"),
+                Value::String(failed.join("; ")),
+            );
             (Value::Object(out), Vec::new())
         }
         other => (other.clone(), Vec::new()),
@@ -192,7 +195,9 @@ mod tests {
         assert!(marts.get("+schema").is_none(), "raw Jinja kept: {marts}");
         assert!(marts.get("+meta").is_none(), "raw Jinja kept: {marts}");
         assert_eq!(marts["+materialized"], json!("table"));
-        let err = marts[format!("+{RENDER_ERROR_KEY}")].as_str().unwrap_or_default();
+        let err = marts[format!("+{RENDER_ERROR_KEY}")]
+            .as_str()
+            .unwrap_or_default();
         assert!(err.contains("could not render `+schema`"), "{err}");
         assert!(err.contains("could not render `+meta`"), "{err}");
     }

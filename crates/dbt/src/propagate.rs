@@ -44,7 +44,9 @@ pub(crate) fn propagate_failures(nodes: &mut BTreeMap<String, Node>) -> Vec<Node
     let mut causes: Vec<(String, String, bool)> = skipped
         .iter()
         .map(|(node, cause)| {
-            let ephemeral = nodes.get(*cause).is_some_and(|c| c.materialized == "ephemeral");
+            let ephemeral = nodes
+                .get(*cause)
+                .is_some_and(|c| c.materialized == "ephemeral");
             (node.to_string(), cause.to_string(), ephemeral)
         })
         .collect();

@@ -21,12 +21,24 @@ const FINE_EPH: &str = "{{ config(materialized='ephemeral') }}\nselect 1 as id";
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "dbt_project.yml", "name: p\nversion: '1'\nconfig-version: 2\n");
+    write(
+        d,
+        "dbt_project.yml",
+        "name: p\nversion: '1'\nconfig-version: 2\n",
+    );
     write(d, "models/eph.sql", BROKEN_EPH);
     write(d, "models/uses_eph.sql", "select * from {{ ref('eph') }}");
     write(d, "models/below.sql", "select * from {{ ref('uses_eph') }}");
-    write(d, "models/table_broken.sql", "select {% if execute %}{{ nope() }}{% endif %}1 as id");
-    write(d, "models/after_table.sql", "select * from {{ ref('table_broken') }}");
+    write(
+        d,
+        "models/table_broken.sql",
+        "select {% if execute %}{{ nope() }}{% endif %}1 as id",
+    );
+    write(
+        d,
+        "models/after_table.sql",
+        "select * from {{ ref('table_broken') }}",
+    );
     write(d, "models/fine.sql", "select 2 as id");
     write(
         d,
@@ -58,14 +70,24 @@ fn descendants_of_a_failed_node_are_skipped_as_dbt_reports_them() {
     assert_eq!(uses.compiled_code, None);
     assert!(cat.errors.iter().any(|e| e.message == REASON));
     assert_eq!(n("model.p.below").compile_status, CompileStatus::Skipped);
-    let test = cat.nodes.values().find(|t| t.name == "not_null_uses_eph_id").unwrap();
+    let test = cat
+        .nodes
+        .values()
+        .find(|t| t.name == "not_null_uses_eph_id")
+        .unwrap();
     assert_eq!(test.compile_status, CompileStatus::Skipped);
-    assert_eq!(test.depends_on.macros, vec!["macro.dbt.test_not_null".to_string()]);
+    assert_eq!(
+        test.depends_on.macros,
+        vec!["macro.dbt.test_not_null".to_string()]
+    );
     // downstream of a failed table: skipped without a reason; refs stay in depends_on
     let after = n("model.p.after_table");
     assert_eq!(after.compile_status, CompileStatus::Skipped);
     assert_eq!(after.compile_error, None);
-    assert_eq!(after.depends_on.nodes, vec!["model.p.table_broken".to_string()]);
+    assert_eq!(
+        after.depends_on.nodes,
+        vec!["model.p.table_broken".to_string()]
+    );
     assert_eq!(n("model.p.fine").compile_status, CompileStatus::Success);
 }
 
@@ -83,12 +105,18 @@ fn incremental_edits_follow_the_failure_and_its_fix() {
     same(&mut engine, "first parse");
     write(d, "models/eph.sql", FINE_EPH);
     let fixed = same(&mut engine, "ephemeral fixed");
-    assert_eq!(fixed["nodes"]["model.p.uses_eph"]["compile_status"], "success");
+    assert_eq!(
+        fixed["nodes"]["model.p.uses_eph"]["compile_status"],
+        "success"
+    );
     write(d, "models/uses_eph.sql", "select id from {{ ref('eph') }}");
     same(&mut engine, "downstream edited");
     write(d, "models/eph.sql", BROKEN_EPH);
     let broken = same(&mut engine, "ephemeral broken again");
-    assert_eq!(broken["nodes"]["model.p.uses_eph"]["compile_status"], "skipped");
+    assert_eq!(
+        broken["nodes"]["model.p.uses_eph"]["compile_status"],
+        "skipped"
+    );
 }
 
 #[test]
@@ -105,9 +133,20 @@ fn a_project_config_value_that_fails_to_render_is_a_node_error_not_a_name() {
     let cat = parse_project(d, &opts()).unwrap();
     let m = &cat.nodes["model.p.m"];
     assert_eq!(m.compile_status, CompileStatus::Error);
-    assert!(m.compile_error.as_deref().unwrap().contains("could not render `+schema`"));
-    assert!(!m.schema.contains("{{"), "raw Jinja used as a schema: {}", m.schema);
+    assert!(m
+        .compile_error
+        .as_deref()
+        .unwrap()
+        .contains("could not render `+schema`"));
+    assert!(
+        !m.schema.contains("{{"),
+        "raw Jinja used as a schema: {}",
+        m.schema
+    );
     assert!(!m.relation_name.clone().unwrap_or_default().contains("{{"));
     assert!(!m.config.contains_key("__bf_render_error"));
-    assert_eq!(cat.nodes["model.p.other"].compile_status, CompileStatus::Success);
+    assert_eq!(
+        cat.nodes["model.p.other"].compile_status,
+        CompileStatus::Success
+    );
 }

@@ -28,7 +28,9 @@ pub struct EmptyTable {
 }
 
 fn names_tuple(names: &[String]) -> Value {
-    Value::from_object(PyTuple(names.iter().map(|n| Value::from(n.as_str())).collect()))
+    Value::from_object(PyTuple(
+        names.iter().map(|n| Value::from(n.as_str())).collect(),
+    ))
 }
 
 impl Object for EmptyTable {
@@ -113,7 +115,9 @@ impl Object for Columns {
             "items" => Ok(Value::from(
                 names
                     .iter()
-                    .map(|n| Value::from_object(PyTuple(vec![Value::from(n.as_str()), Self::column(n)])))
+                    .map(|n| {
+                        Value::from_object(PyTuple(vec![Value::from(n.as_str()), Self::column(n)]))
+                    })
                     .collect::<Vec<_>>(),
             )),
             _ => Err(Error::from(ErrorKind::UnknownMethod)),
@@ -198,8 +202,19 @@ fn strip_comments(sql: &str) -> String {
 /// The comma-separated items of a select list, up to the clause that ends it.
 fn top_level_items(body: &str) -> Option<Vec<String>> {
     const ENDS: &[&str] = &[
-        "from", "where", "group", "order", "limit", "union", "having", "window", "offset",
-        "intersect", "except", "into", "fetch",
+        "from",
+        "where",
+        "group",
+        "order",
+        "limit",
+        "union",
+        "having",
+        "window",
+        "offset",
+        "intersect",
+        "except",
+        "into",
+        "fetch",
     ];
     let b = body.as_bytes();
     let mut items = Vec::new();
@@ -295,10 +310,18 @@ mod tests {
         );
         assert_eq!(
             names("/* q */ select t.Col, count(*), 1 + 2, \"Q\" from t"),
-            Some(vec!["col".into(), "count".into(), "?column?".into(), "Q".into()])
+            Some(vec![
+                "col".into(),
+                "count".into(),
+                "?column?".into(),
+                "Q".into()
+            ])
         );
         assert_eq!(names("select * from t"), None);
         assert_eq!(names("with x as (select 1) select * from x"), None);
-        assert_eq!(names("select distinct code from t"), Some(vec!["code".into()]));
+        assert_eq!(
+            names("select distinct code from t"),
+            Some(vec!["code".into()])
+        );
     }
 }

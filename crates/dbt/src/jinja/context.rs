@@ -261,8 +261,8 @@ impl Object for MacroFn {
             rec.depth += 1;
             rec.returns.push(None);
         }
-        let result = with_caller_body(state, args)
-            .and_then(|(args, _frame)| self.invoke(state, &args));
+        let result =
+            with_caller_body(state, args).and_then(|(args, _frame)| self.invoke(state, &args));
         let returned = {
             let mut rec = self.rc.rec();
             rec.depth = rec.depth.saturating_sub(1);
@@ -326,7 +326,10 @@ fn with_caller_body(
         let frame = CallerFrame::enter(state);
         (frame.lazy(caller.clone()), Some(frame))
     } else {
-        (Value::from_object(CallerBody(caller.call(state, &[])?)), None)
+        (
+            Value::from_object(CallerBody(caller.call(state, &[])?)),
+            None,
+        )
     };
     let mut pairs: Vec<(String, Value)> = Vec::new();
     for key in kwargs.args() {

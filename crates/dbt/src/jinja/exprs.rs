@@ -174,7 +174,9 @@ const BOUNDARY_OPS: &[&str] = &[",", ":", "=", "==", "!=", "<", ">", "<=", ">="]
 /// The rewrite of one tag's inner text (`statement`: a `{% %}` tag, whose first word may be
 /// a statement keyword; in `{{ }}` every word is a name).
 pub fn rewrite(expr: &str, statement: bool) -> String {
-    let needs = expr.bytes().any(|c| matches!(c, b'+' | b'-' | b'*' | b'%' | b',' | b'(') || c >= 0x80);
+    let needs = expr
+        .bytes()
+        .any(|c| matches!(c, b'+' | b'-' | b'*' | b'%' | b',' | b'(') || c >= 0x80);
     if !needs {
         return expr.to_string();
     }
@@ -273,9 +275,9 @@ fn emit_refs(src: &str, nodes: &[&Node], top: bool, out: &mut String) {
     let keep_first_group = first.is_some_and(|f| {
         matches!(nodes[f], Node::Tok(Tok::Ident, s, e) if matches!(&src[*s..*e], "call" | "for" | "set"))
     });
-    let statement = first.filter(|&f| {
-        matches!(nodes[f], Node::Tok(Tok::Ident, s, e) if STATEMENTS.contains(&&src[*s..*e]))
-    });
+    let statement = first.filter(
+        |&f| matches!(nodes[f], Node::Tok(Tok::Ident, s, e) if STATEMENTS.contains(&&src[*s..*e])),
+    );
     let mut seg: Vec<&Node> = Vec::new();
     let mut prev_sig: Option<&Node> = None;
     for (i, n) in nodes.iter().enumerate() {
@@ -498,8 +500,8 @@ fn unary(src: &str, seg: &[&Node]) -> Piece {
             Node::Group { open, items, .. } if src.as_bytes()[*open] == b'(' => {
                 let callish = prev.is_some_and(|p| ends_operand(src, p));
                 let sig_items: Vec<&Node> = items.iter().filter(|i| !is_ws(i)).collect();
-                let tuple = !callish
-                    && (sig_items.is_empty() || items.iter().any(|i| is_op(src, i, ",")));
+                let tuple =
+                    !callish && (sig_items.is_empty() || items.iter().any(|i| is_op(src, i, ",")));
                 emit_group(src, n, tuple, &mut text_out);
             }
             _ => text(src, n, &mut text_out),
@@ -567,7 +569,11 @@ pub fn binop(op: &'static str) -> impl Fn(&State<'_, '_>, Value, Value) -> Resul
 }
 
 fn ints(a: &Value, b: &Value) -> Option<(i64, i64)> {
-    if a.kind() == ValueKind::Number && b.kind() == ValueKind::Number && a.is_integer() && b.is_integer() {
+    if a.kind() == ValueKind::Number
+        && b.kind() == ValueKind::Number
+        && a.is_integer()
+        && b.is_integer()
+    {
         Some((a.as_i64()?, b.as_i64()?))
     } else {
         None
@@ -646,7 +652,11 @@ fn modulo(state: &State<'_, '_>, a: &Value, b: &Value) -> Result<Value, Error> {
             return Err(Error::new(ErrorKind::InvalidOperation, "float modulo"));
         }
         let r = x % y;
-        return Ok(Value::from(if r != 0.0 && (r < 0.0) != (y < 0.0) { r + y } else { r }));
+        return Ok(Value::from(if r != 0.0 && (r < 0.0) != (y < 0.0) {
+            r + y
+        } else {
+            r
+        }));
     }
     native(state, "%", a, b)
 }
@@ -681,24 +691,57 @@ mod tests {
         assert_eq!(rewrite(" (1, 2) ", false), " __bf_tuple(1, 2) ");
         assert_eq!(rewrite(" (1,) ", false), " __bf_tuple(1) ");
         assert_eq!(rewrite(" f(1, 2) ", false), " f(1, 2) ");
-        assert_eq!(rewrite(" x in ('a', 'b') ", false), " x in __bf_tuple('a', 'b') ");
+        assert_eq!(
+            rewrite(" x in ('a', 'b') ", false),
+            " x in __bf_tuple('a', 'b') "
+        );
         assert_eq!(rewrite(" +3 ", false), " 3 ");
         assert_eq!(rewrite(" 3 + 4 ", false), " 3 + 4 ");
-        assert_eq!(rewrite(" d + delta(days=1) ", false), " __bf_add(d, delta(days=1)) ");
-        assert_eq!(rewrite(" a + b - c ", false), " __bf_sub(__bf_add(a, b), c) ");
+        assert_eq!(
+            rewrite(" d + delta(days=1) ", false),
+            " __bf_add(d, delta(days=1)) "
+        );
+        assert_eq!(
+            rewrite(" a + b - c ", false),
+            " __bf_sub(__bf_add(a, b), c) "
+        );
         assert_eq!(rewrite(" a ~ b + c ", false), " __bf_add(a ~ b, c) ");
-        assert_eq!(rewrite(" fmt % (1, 2) ", false), " __bf_mod(fmt, __bf_tuple(1, 2)) ");
+        assert_eq!(
+            rewrite(" fmt % (1, 2) ", false),
+            " __bf_mod(fmt, __bf_tuple(1, 2)) "
+        );
         assert_eq!(rewrite(" 7 % 3 ", false), " 7 % 3 ");
-        assert_eq!(rewrite(" x if a + 1 > 2 else -y ", false), " x if __bf_add(a, 1) > 2 else __bf_neg(y) ");
+        assert_eq!(
+            rewrite(" x if a + 1 > 2 else -y ", false),
+            " x if __bf_add(a, 1) > 2 else __bf_neg(y) "
+        );
         assert_eq!(rewrite("call(a, b) m(x)", true), "call(a, b) m(x)");
-        assert_eq!(rewrite(" set x = (1, 2) ", true), " set x = __bf_tuple(1, 2) ");
-        assert_eq!(rewrite(" for a, b in [(1, 2)] ", true), " for a, b in [__bf_tuple(1, 2)] ");
+        assert_eq!(
+            rewrite(" set x = (1, 2) ", true),
+            " set x = __bf_tuple(1, 2) "
+        );
+        assert_eq!(
+            rewrite(" for a, b in [(1, 2)] ", true),
+            " for a, b in [__bf_tuple(1, 2)] "
+        );
         assert_eq!(rewrite("\u{2029}z\u{2029}", false), " z ");
         assert_eq!(rewrite(" -1 ", false), " -1 ");
-        assert_eq!(rewrite(" x | default(0) + 1 ", false), " __bf_add(x | default(0), 1) ");
+        assert_eq!(
+            rewrite(" x | default(0) + 1 ", false),
+            " __bf_add(x | default(0), 1) "
+        );
         assert_eq!(rewrite(" return(macro()) ", false), " return(macro()) ");
-        assert_eq!(rewrite(" macro(a, (1, 2)) ", false), " macro(a, __bf_tuple(1, 2)) ");
-        assert_eq!(rewrite(" config.set('a', 1) ", false), " config.set('a', 1) ");
-        assert_eq!(rewrite(" do x.append((1, 2)) ", true), " do x.append(__bf_tuple(1, 2)) ");
+        assert_eq!(
+            rewrite(" macro(a, (1, 2)) ", false),
+            " macro(a, __bf_tuple(1, 2)) "
+        );
+        assert_eq!(
+            rewrite(" config.set('a', 1) ", false),
+            " config.set('a', 1) "
+        );
+        assert_eq!(
+            rewrite(" do x.append((1, 2)) ", true),
+            " do x.append(__bf_tuple(1, 2)) "
+        );
     }
 }

@@ -37,7 +37,9 @@ pub fn rewrite_percent(src: &str) -> String {
             if close == "%}" && is_raw_tag(&src[start..end]) {
                 // `{% raw %}...{% endraw %}` is text: skip to its end untouched
                 if let Some(off) = src[end..].find("endraw") {
-                    let stop = src[end + off..].find("%}").map_or(src.len(), |p| end + off + p);
+                    let stop = src[end + off..]
+                        .find("%}")
+                        .map_or(src.len(), |p| end + off + p);
                     i = stop;
                     continue;
                 }
