@@ -69,10 +69,10 @@ impl State {
         let nodes = &self.catalog.nodes;
         // a node dbt skips reports no error of its own (it is never compiled)
         let own = |e: &&NodeError| {
-            !e.unique_id
+            e.unique_id
                 .as_ref()
                 .and_then(|id| nodes.get(id))
-                .is_some_and(|n| n.own_outcome.is_some())
+                .is_none_or(|n| n.own_outcome.is_none())
         };
         let mut errors = self.file_errors.clone();
         errors.extend(self.ws.errors.iter().cloned());
