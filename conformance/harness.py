@@ -27,7 +27,10 @@ conformance/projects/<name>/:
 install a dbt virtualenv only when one is needed).
 
 Stdlib only. Per-project settings come from conformance.json:
-  {"target_name": "dev", "vars": {...}, "env": {"NAME": "value"}}
+  {"target_name": "dev", "vars": {...}, "env": {"NAME": "value"}, "dbt_node_errors": false}
+`dbt_node_errors: true` marks a project whose nodes fail to compile on purpose: dbt compile
+runs through dbt_keep_going.py (reporting every node, as run/build do), exit 1 is accepted,
+and the expected output also keeps run_results' status per node.
 """
 
 import argparse
