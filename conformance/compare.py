@@ -37,6 +37,10 @@ Choices:
   * `config` is compared key by key, every key dbt writes (so hooks, persist_docs, grants,
     docs, custom keys ...), except that a key whose value is null counts as absent.
   * A node missing on either side counts as one mismatching node.
+  * status: for projects that fail on purpose (conformance.json `dbt_node_errors`) the
+    expected output also has dbt's run results; each node's status (success / error /
+    skipped, and whether a skip has a reason: a failed ephemeral upstream) is compared with
+    Backflow's `backflow.compile_status` / `compile_error`.
 
 With an index written for several adapters, the closing lines are a project x adapter table
 (matching / compared nodes per cell). Expected outputs may be gzipped (`.json.gz`).
@@ -209,6 +213,22 @@ def compare_node(uid, kind, exp, got, fields, opts):
     return diffs
 
 
+def compare_status(kind, result, got):
+    """dbt's run-result status (success / error / skipped) against Backflow's compile_status,
+    and for a skipped node whether dbt gave a reason (a skip caused by a failed ephemeral
+    upstream carries one, and makes dbt exit with an error) against Backflow's compile_error."""
+    b = got.get("backflow") or {}
+    exp = (result["status"], result["status"] == "skipped" and result.get("message") is not None)
+    st = b.get("compile_status")
+    gotv = (st, st == "skipped" and b.get("compile_error") is not None)
+    if exp == gotv:
+        return []
+    FIELD_MISMATCHES[f"{kind}.status"] = FIELD_MISMATCHES.get(f"{kind}.status", 0) + 1
+    why = lambda v: v[0] + (" (with a reason)" if v[1] else "")
+    return [f"    status: expected {why(exp)} ({(result.get('message') or '').splitlines()[:2]}), "
+            f"got {why(gotv)} ({(b.get('compile_error') or '')[:200]!r})"]
+
+
 def as_id_set(disabled):
     if disabled is None:
         return None
@@ -270,6 +290,7 @@ def compare_project(name, expected_path, got_path, error, opts):
             lines.append("    " + (json.dumps(e, ensure_ascii=False) if not isinstance(e, str) else e)[:400])
     got_all = dict(got.get("nodes", {}))
     got_all.update(got.get("sources", {}))
+    results = exp.get("results")  # only for projects whose nodes fail on purpose
     for uid in sorted(exp_items):
         kind, e, fields = exp_items[uid]
         g = got_all.get(uid)
@@ -279,6 +300,8 @@ def compare_project(name, expected_path, got_path, error, opts):
             lines.append(f"  {uid}: missing in backflow output")
             continue
         diffs = compare_node(uid, kind, e, g, fields, opts)
+        if results is not None and uid in results:
+            diffs.extend(compare_status(kind, results[uid], g))
         tally(kind, not diffs)
         if diffs:
             lines.append(f"  {uid}:")

@@ -27,7 +27,10 @@ conformance/projects/<name>/:
 install a dbt virtualenv only when one is needed).
 
 Stdlib only. Per-project settings come from conformance.json:
-  {"target_name": "dev", "vars": {...}, "env": {"NAME": "value"}}
+  {"target_name": "dev", "vars": {...}, "env": {"NAME": "value"}, "dbt_node_errors": false}
+`dbt_node_errors: true` marks a project whose nodes fail to compile on purpose: dbt compile
+runs through dbt_keep_going.py (reporting every node, as run/build do), exit 1 is accepted,
+and the expected output also keeps run_results' status per node.
 """
 
 import argparse
@@ -146,24 +149,34 @@ def write_profile(work, adapter, target_name):
         json.dump(doc, fh, indent=1)
 
 
-def strip_manifest(manifest):
-    """The parts of dbt's manifest compare.py reads."""
+def strip_manifest(manifest, run_results=None):
+    """The parts of dbt's manifest compare.py reads; with `run_results` (projects whose nodes
+    fail on purpose) also each node's compile status and whether dbt gave a message."""
     keep = lambda n: {k: n[k] for k in NODE_KEYS if k in n}
-    return {
+    out = {
         "nodes": {u: keep(n) for u, n in manifest.get("nodes", {}).items()
                   if n.get("resource_type") in ("model", "test", "seed", "snapshot")},
         "sources": {u: keep(n) for u, n in manifest.get("sources", {}).items()},
         "disabled": {u: [] for u in manifest.get("disabled", {})},
     }
+    if run_results is not None:
+        out["results"] = {r["unique_id"]: {"status": r["status"], "message": r.get("message")}
+                          for r in run_results.get("results", [])}
+    return out
 
 
 def expected_path(expected_dir, adapter, name, key):
     return os.path.join(expected_dir, adapter, name, f"{key}.json.gz")
 
 
-def save_expected(path, manifest_path):
+def save_expected(path, manifest_path, run_results_path=None):
     with open(manifest_path) as fh:
-        stripped = strip_manifest(json.load(fh))
+        manifest = json.load(fh)
+    run_results = None
+    if run_results_path is not None:
+        with open(run_results_path) as fh:
+            run_results = json.load(fh)
+    stripped = strip_manifest(manifest, run_results)
     for old in glob.glob(os.path.join(os.path.dirname(path), "*.json.gz")):
         os.remove(old)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -195,8 +208,12 @@ def dbt_command(args, adapter):
                                                    "dbt_offline.py")]
 
 
-def run_dbt(args, adapter, name, work, out, target_name, vars_json, env):
-    """dbt parse + compile; returns compile's manifest path, or None when dbt failed."""
+def run_dbt(args, adapter, name, work, out, target_name, vars_json, env, node_errors=False):
+    """dbt parse + compile; returns compile's manifest path, or None when dbt failed.
+
+    With `node_errors` (conformance.json `dbt_node_errors`: the project has nodes that fail
+    to compile on purpose) a compile that exits 1 still counts when dbt wrote its manifest
+    and run results (exit 2, or no run results, is a broken project)."""
     common = ["--project-dir", work, "--profiles-dir", work, "--target", target_name,
               "--vars", vars_json, "--log-path", os.path.join(out, "dbt-logs")]
     base = dbt_command(args, adapter)
@@ -206,10 +223,19 @@ def run_dbt(args, adapter, name, work, out, target_name, vars_json, env):
                  env, os.path.join(out, "dbt-parse.log"), cwd=work)
     log(f"{adapter}/{name}: dbt parse rc={rc} ({dt:.1f}s)")
     if rc == 0:
-        rc, dt = run([*base, "compile", "--no-partial-parse", "--no-populate-cache",
+        compile_base = base
+        if node_errors:  # report every node (as run/build do) instead of stopping at the first
+            python = (os.path.join(os.path.dirname(args.dbt), "python") if adapter == "postgres"
+                      else args.dbt_adapters_python)
+            compile_base = [python, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "dbt_keep_going.py")]
+        rc, dt = run([*compile_base, "compile", "--no-partial-parse", "--no-populate-cache",
                       *common, "--target-path", os.path.join(out, "dbt-compile")],
                      env, os.path.join(out, "dbt-compile.log"), cwd=work)
         log(f"{adapter}/{name}: dbt compile rc={rc} ({dt:.1f}s)")
+        if rc == 1 and node_errors and os.path.exists(
+                os.path.join(out, "dbt-compile", "run_results.json")):
+            rc = 0
     if rc != 0:
         log(f"{adapter}/{name}: dbt failed; the project itself is broken:\n" +
             tail(os.path.join(out, "dbt-parse.log")) + tail(os.path.join(out, "dbt-compile.log")))
@@ -297,11 +323,16 @@ def main():
                 log(f"{adapter}/{name}: no expected output for hash {key} and no dbt to make it")
                 failed = True
                 continue
-            manifest = run_dbt(args, adapter, name, work, out, target_name, vars_json, env)
+            node_errors = bool(conf.get("dbt_node_errors"))
+            for d in ("dbt-parse", "dbt-compile"):
+                shutil.rmtree(os.path.join(out, d), ignore_errors=True)
+            manifest = run_dbt(args, adapter, name, work, out, target_name, vars_json, env,
+                               node_errors)
             if manifest is None:
                 failed = True
                 continue
-            save_expected(expected, manifest)
+            save_expected(expected, manifest, os.path.join(
+                os.path.dirname(manifest), "run_results.json") if node_errors else None)
             log(f"{adapter}/{name}: expected output written ({os.path.relpath(expected, args.expected)})")
         else:
             log(f"{adapter}/{name}: expected output from conformance/expected ({key})")

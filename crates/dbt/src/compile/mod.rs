@@ -549,6 +549,12 @@ pub(crate) fn assemble(
         })
         .collect();
     let no_relation = materialized == "ephemeral" || n.resource_type == "test";
+    let mut compile_macros: Vec<String> = Vec::new();
+    for id in &compiled.top_macros {
+        if !n.rec.macros.contains(id) && !compile_macros.contains(id) {
+            compile_macros.push(id.clone());
+        }
+    }
     Node {
         unique_id: n.unique_id.clone(),
         resource_type: n.resource_type.to_string(),
@@ -583,11 +589,7 @@ pub(crate) fn assemble(
             // dbt's MacroGenerator adds depth-0 macros at parse AND at compile time
             macros: {
                 let mut m = n.rec.macros.clone();
-                for id in &compiled.top_macros {
-                    if !m.contains(id) {
-                        m.push(id.clone());
-                    }
-                }
+                m.extend(compile_macros.iter().cloned());
                 m
             },
         },
@@ -615,6 +617,8 @@ pub(crate) fn assemble(
         column_name: None,
         attached_node: None,
         extra_ctes: Vec::new(),
+        compile_macros,
+        own_outcome: None,
         config: node_config_json(n.resource_type, cfg),
     }
 }

@@ -559,6 +559,8 @@ fn make_test(
         column_name: column.map(str::to_string),
         attached_node: (!target.is_source).then(|| target.unique_id.to_string()),
         extra_ctes: Vec::new(),
+        compile_macros: vec!["macro.dbt.get_where_subquery".into()],
+        own_outcome: None,
         config,
     }
 }

@@ -8,6 +8,8 @@
 //! returns `false` so the caller falls back to a full (memoised) rebuild, whose output this
 //! must always equal (`tests/incremental_equals_fresh.rs`).
 
+mod propagate;
+
 pub mod cache;
 pub mod engine;
 
@@ -68,10 +70,20 @@ impl State {
     /// Rebuilds `catalog.errors`, the complete current list: file errors of the loader, then
     /// workspace errors, then per node, then tests; no message or path names the checkout.
     pub fn refresh_errors(&mut self) {
+        let skips = propagate::propagate_failures(&mut self.catalog.nodes);
+        let nodes = &self.catalog.nodes;
+        // a node dbt skips reports no error of its own (it is never compiled)
+        let own = |e: &&NodeError| {
+            e.unique_id
+                .as_ref()
+                .and_then(|id| nodes.get(id))
+                .is_none_or(|n| n.own_outcome.is_none())
+        };
         let mut errors = self.file_errors.clone();
         errors.extend(self.ws.errors.iter().cloned());
-        errors.extend(self.node_errors.iter().flatten().cloned());
-        errors.extend(self.test_errors.iter().cloned());
+        errors.extend(self.node_errors.iter().flatten().filter(own).cloned());
+        errors.extend(self.test_errors.iter().filter(own).cloned());
+        errors.extend(skips);
         for e in &mut errors {
             e.file = scrub_root(&e.file, &self.root);
             e.message = scrub_root(&e.message, &self.root);
@@ -93,6 +105,9 @@ pub fn apply(
     if changes.structural || State::inputs_key(loaded) != state.inputs || state.uses_graph() {
         return false;
     }
+    // nodes are updated in place below: start from their own results (refresh_errors
+    // propagates failures again at the end)
+    propagate::restore_own(&mut state.catalog.nodes);
     let mut node_files = Vec::new();
     let mut macro_files = Vec::new();
     for &fi in &changes.modified {

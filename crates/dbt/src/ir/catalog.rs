@@ -73,6 +73,22 @@ pub struct Node {
     /// injected into `compiled_code`, as dbt's `extra_ctes`
     #[serde(skip)]
     pub extra_ctes: Vec<String>,
+    /// macros only the compile step added to `depends_on.macros` (dropped when dbt would
+    /// skip the node: a skipped node keeps what parsing captured)
+    #[serde(skip)]
+    pub compile_macros: Vec<String>,
+    /// what the node compiled to on its own, when failure propagation replaced it
+    #[serde(skip)]
+    pub own_outcome: Option<Box<OwnOutcome>>,
+}
+
+/// A node's own compile result, kept while `propagate` marks it skipped.
+#[derive(Debug, Clone)]
+pub struct OwnOutcome {
+    pub status: CompileStatus,
+    pub error: Option<String>,
+    pub compiled_code: Option<String>,
+    pub macros: Vec<String>,
 }
 
 /// A source table.

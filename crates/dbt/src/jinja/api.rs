@@ -64,7 +64,7 @@ impl Object for ApiRelation {
 
 /// dbt-postgres / dbt-redshift refuse a typed relation whose identifier is longer than the
 /// warehouse allows (their Relation's `__post_init__`); untyped ones (refs, `this`) pass.
-fn check_length(rel: &Relation) -> Result<(), Error> {
+pub(super) fn check_length(rel: &Relation) -> Result<(), Error> {
     let max = rel.adapter.spec().max_identifier_len;
     match (max, &rel.identifier, &rel.kind) {
         (Some(max), Some(id), Some(_)) if id.chars().count() > max => Err(Error::new(

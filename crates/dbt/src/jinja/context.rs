@@ -2,10 +2,11 @@
 //! macros and friends resolve to while one node renders, and what that render recorded
 //! (refs, sources, config calls, top-level macro calls, ephemeral CTEs, warehouse use).
 
+use super::caller::{self, CallerFrame};
 use super::relation::Relation;
 use super::scope::{MacroDef, Scope, DBT_PACKAGE};
 use super::values::make_mutable;
-use minijinja::value::{from_args, Enumerator, Kwargs, Object, ObjectRepr, Value};
+use minijinja::value::{from_args, Kwargs, Object, Value};
 use minijinja::{Error, ErrorKind, State};
 use serde_json::{Map, Value as Json};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -260,7 +261,8 @@ impl Object for MacroFn {
             rec.depth += 1;
             rec.returns.push(None);
         }
-        let result = with_caller_body(state, args).and_then(|args| self.invoke(state, &args));
+        let result =
+            with_caller_body(state, args).and_then(|(args, _frame)| self.invoke(state, &args));
         let returned = {
             let mut rec = self.rc.rec();
             rec.depth = rec.depth.saturating_sub(1);
@@ -302,21 +304,37 @@ impl MacroFn {
 /// A `caller` passed to a macro is a macro of the calling template and can only run in that
 /// template's state, while the callee runs in its own. The caller's body is therefore
 /// rendered up front, in the calling state, and handed over as a [`CallerBody`].
-fn with_caller_body(state: &State<'_, '_>, args: &[Value]) -> Result<Vec<Value>, Error> {
+/// A body with parameters (`{% call(x) m() %}`) cannot be rendered before its arguments are
+/// known: the callee gets a [`caller::LazyCaller`] instead, valid while the returned frame
+/// lives.
+fn with_caller_body(
+    state: &State<'_, '_>,
+    args: &[Value],
+) -> Result<(Vec<Value>, Option<CallerFrame>), Error> {
     let (positional, Some(kwargs)) = split_kwargs(args) else {
-        return Ok(args.to_vec());
+        return Ok((args.to_vec(), None));
     };
     let Ok(Some(caller)) = kwargs.get::<Option<Value>>("caller") else {
-        return Ok(args.to_vec());
+        return Ok((args.to_vec(), None));
     };
-    if caller.downcast_object_ref::<CallerBody>().is_some() {
-        return Ok(args.to_vec());
+    if caller.downcast_object_ref::<CallerBody>().is_some()
+        || caller.downcast_object_ref::<caller::LazyCaller>().is_some()
+    {
+        return Ok((args.to_vec(), None));
     }
-    let body = caller.call(state, &[])?;
+    let (handed_over, frame) = if caller::takes_arguments(&caller) {
+        let frame = CallerFrame::enter(state);
+        (frame.lazy(caller.clone()), Some(frame))
+    } else {
+        (
+            Value::from_object(CallerBody(caller.call(state, &[])?)),
+            None,
+        )
+    };
     let mut pairs: Vec<(String, Value)> = Vec::new();
     for key in kwargs.args() {
         let value = if key == "caller" {
-            Value::from_object(CallerBody(body.clone()))
+            handed_over.clone()
         } else {
             kwargs.get::<Value>(key)?
         };
@@ -324,7 +342,7 @@ fn with_caller_body(state: &State<'_, '_>, args: &[Value]) -> Result<Vec<Value>,
     }
     let mut out = positional;
     out.push(Value::from(pairs.into_iter().collect::<Kwargs>()));
-    Ok(out)
+    Ok((out, frame))
 }
 
 /// The rendered body of a `{% call %}` block, callable as `caller()`.
@@ -357,7 +375,15 @@ impl Object for BuiltinFn {
             Builtin::EnvVar => self.call_env_var(args),
             Builtin::Return => self.call_return(args),
             Builtin::Doc => self.call_doc(args),
-            Builtin::RunQuery => self.warehouse("run_query", empty_table_result(self.rc.execute)),
+            Builtin::RunQuery => {
+                // dbt's run_query is a macro: called from the node itself it is a dependency
+                let mut rec = self.rc.rec();
+                if rec.depth == 0 && !rec.macros.iter().any(|m| m == RUN_QUERY_MACRO) {
+                    rec.macros.push(RUN_QUERY_MACRO.to_string());
+                }
+                drop(rec);
+                self.warehouse("run_query", query_result(self.rc.execute, args))
+            }
             Builtin::Statement => self.call_statement(state, args),
             Builtin::LoadResult => Ok(if self.rc.execute {
                 Value::from_serialize(serde_json::json!({
@@ -414,9 +440,14 @@ impl Object for BuiltinFn {
     }
 }
 
-fn empty_table_result(execute: bool) -> Value {
+/// `run_query(sql)`: at compile time an empty agate table with the query's columns (as an
+/// empty warehouse answers), at parse time `None`.
+const RUN_QUERY_MACRO: &str = "macro.dbt.run_query";
+
+fn query_result(execute: bool, args: &[Value]) -> Value {
     if execute {
-        Value::from_object(EmptyTable)
+        let sql = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+        super::agate::empty_result(sql)
     } else {
         Value::from(())
     }
@@ -644,89 +675,6 @@ fn has_render_chars(s: &str) -> bool {
 /// Whether an error is the internal `return()` carrier rather than a real failure.
 pub fn is_return_marker(e: &Error) -> bool {
     e.detail() == Some(RETURN_MARKER)
-}
-
-/// An empty agate-like table: what an offline warehouse query returns.
-#[derive(Debug)]
-pub struct EmptyTable;
-
-impl Object for EmptyTable {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "columns" => Some(Value::from_object(EmptyColumns)),
-            "rows" | "column_names" | "column_types" | "data" => {
-                Some(Value::from(Vec::<Value>::new()))
-            }
-            _ => None,
-        }
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "print_table" | "print_csv" => Ok(Value::from("")),
-            "select" | "where" | "order_by" | "limit" => Ok(Value::from_object(EmptyTable)),
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-}
-
-/// The columns of an offline query result: empty, but `columns[0]` (or `columns['name']`)
-/// still yields an empty column, as a real result with zero rows would.
-#[derive(Debug)]
-pub struct EmptyColumns;
-
-impl Object for EmptyColumns {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Seq
-    }
-
-    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
-        Some(Value::from_object(EmptyColumn))
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Empty
-    }
-}
-
-/// One column of an offline query result: no values.
-#[derive(Debug)]
-pub struct EmptyColumn;
-
-impl Object for EmptyColumn {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Seq
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "name" => Some(Value::from("")),
-            _ => None,
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Empty
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "values" | "values_distinct" | "values_without_nulls" => {
-                Ok(Value::from(Vec::<Value>::new()))
-            }
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
 }
 
 /// The `adapter` object: dispatch, quoting, and offline answers for warehouse lookups.

@@ -1,11 +1,14 @@
 //! dbt's Jinja dialect on top of minijinja: macro extraction, the shared environment (Python
 //! compatible methods and output), and rendering a node with its context.
 
+pub mod agate;
 pub mod api;
 pub mod blocks;
+pub mod caller;
 pub mod calls;
 pub mod catchall;
 pub mod context;
+pub mod exprs;
 pub mod percent;
 pub mod pydatetime;
 pub mod pyfuncs;
@@ -273,7 +276,12 @@ fn configure(env: &mut Environment<'static>) {
     env.add_filter("as_native", pyfuncs::as_native);
     env.add_filter("as_number", pyfuncs::as_native);
     env.add_filter("as_text", pyfuncs::as_text);
-    env.add_filter(percent::PYFMT_FILTER, percent::pyfmt);
+    env.add_function(exprs::TUPLE_FN, exprs::tuple);
+    env.add_function("__bf_add", exprs::binop("+"));
+    env.add_function("__bf_sub", exprs::binop("-"));
+    env.add_function("__bf_mul", exprs::binop("*"));
+    env.add_function("__bf_mod", exprs::binop("%"));
+    env.add_function("__bf_neg", exprs::neg);
     env.add_global("exceptions", Value::from_object(pyfuncs::Exceptions));
     env.add_global("run_started_at", pydatetime::run_started_at());
     env.add_global("invocation_id", "00000000-0000-0000-0000-000000000000");

@@ -1,19 +1,17 @@
-//! Python's `'format' % args` string formatting, which minijinja lacks. Templates are
-//! rewritten before compiling: inside `{{ }}` and `{% %}`, a string literal followed by `%`
-//! and an operand becomes `('literal' | __bf_pyfmt(operand))`; the filter then formats like
-//! Python (`%s`, `%r`, `%d`, `%i`, `%f`, `%e`, `%g`, `%x`, `%o`, `%c`, `%%`, flags, width,
-//! precision, `%(name)s`). Text outside Jinja delimiters is never touched.
+//! Python's `'format' % args` string formatting, which minijinja lacks, and the walk over a
+//! template's `{{ }}` / `{% %}` tags that hands each one to the expression rewrite
+//! (`exprs.rs`: `fmt % args` becomes `__bf_mod(fmt, args)`, which formats here like Python:
+//! `%s`, `%r`, `%d`, `%i`, `%f`, `%e`, `%g`, `%x`, `%o`, `%c`, `%%`, flags, width,
+//! precision, `%(name)s`). Text outside Jinja delimiters and `{% raw %}` blocks is never
+//! touched.
 
 use super::values::{py_repr, py_str};
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
-/// Name of the formatting filter registered in the environment.
-pub const PYFMT_FILTER: &str = "__bf_pyfmt";
-
-/// Rewrites `'lit' % operand` inside Jinja expressions and statements.
+/// Rewrites the expressions inside Jinja tags (see `exprs.rs`).
 pub fn rewrite_percent(src: &str) -> String {
-    if !src.contains('%') {
+    if !src.contains("{{") && !src.contains("{%") {
         return src.to_string();
     }
     let b = src.as_bytes();
@@ -34,13 +32,27 @@ pub fn rewrite_percent(src: &str) -> String {
         let end = find_close(src, start, close);
         if close != "#}" {
             out.push_str(&src[last..start]);
-            out.push_str(&rewrite_expr(&src[start..end]));
+            out.push_str(&super::exprs::rewrite(&src[start..end], close == "%}"));
             last = end;
+            if close == "%}" && is_raw_tag(&src[start..end]) {
+                // `{% raw %}...{% endraw %}` is text: skip to its end untouched
+                if let Some(off) = src[end..].find("endraw") {
+                    let stop = src[end + off..]
+                        .find("%}")
+                        .map_or(src.len(), |p| end + off + p);
+                    i = stop;
+                    continue;
+                }
+            }
         }
         i = (end + close.len()).min(b.len());
     }
     out.push_str(&src[last..]);
     out
+}
+
+fn is_raw_tag(inner: &str) -> bool {
+    inner.trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace()) == "raw"
 }
 
 /// Byte offset of `close` after `from`, skipping quoted strings (or the end of `src`).
@@ -68,129 +80,6 @@ fn skip_string(b: &[u8], i: usize) -> usize {
         }
         if b[j] == q {
             return j + 1;
-        }
-        j += 1;
-    }
-    b.len()
-}
-
-fn rewrite_expr(expr: &str) -> String {
-    let b = expr.as_bytes();
-    let mut out = String::with_capacity(expr.len() + 16);
-    let mut last = 0;
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\'' && b[i] != b'"' {
-            i += 1;
-            continue;
-        }
-        let lit_end = skip_string(b, i);
-        let op = skip_ws(b, lit_end);
-        if b.get(op) != Some(&b'%') || matches!(b.get(op + 1), Some(b'}') | Some(b'%')) {
-            i = lit_end;
-            continue;
-        }
-        let operand_start = skip_ws(b, op + 1);
-        let operand_end = operand_end(b, operand_start);
-        if operand_end == operand_start {
-            i = lit_end;
-            continue;
-        }
-        out.push_str(&expr[last..i]);
-        out.push_str(&format!(
-            "({} | {PYFMT_FILTER}({}))",
-            &expr[i..lit_end],
-            expr[operand_start..operand_end].trim_end()
-        ));
-        last = operand_end;
-        i = operand_end;
-    }
-    out.push_str(&expr[last..]);
-    out
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
-    }
-    i
-}
-
-/// End of a unary operand: a primary, its `.attr` / `[..]` / `(..)` postfixes, and filters.
-fn operand_end(b: &[u8], start: usize) -> usize {
-    let mut i = primary_end(b, start);
-    if i == start {
-        return start;
-    }
-    loop {
-        match b.get(i) {
-            Some(b'.') => i = ident_end(b, i + 1),
-            Some(b'[') | Some(b'(') => i = group_end(b, i),
-            _ => {}
-        }
-        let next = skip_ws(b, i);
-        if b.get(next) == Some(&b'|') && b.get(next + 1) != Some(&b'|') {
-            let name = skip_ws(b, next + 1);
-            let end = ident_end(b, name);
-            if end == name {
-                return i;
-            }
-            i = if b.get(end) == Some(&b'(') {
-                group_end(b, end)
-            } else {
-                end
-            };
-            continue;
-        }
-        if !matches!(b.get(i), Some(b'.') | Some(b'[') | Some(b'(')) {
-            return i;
-        }
-    }
-}
-
-fn primary_end(b: &[u8], i: usize) -> usize {
-    match b.get(i) {
-        Some(b'(') | Some(b'[') | Some(b'{') => group_end(b, i),
-        Some(b'\'') | Some(b'"') => skip_string(b, i),
-        Some(c) if c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-' => {
-            let from = if *c == b'-' { i + 1 } else { i };
-            let end = ident_end(b, from);
-            // numbers like 1.5
-            if b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit) {
-                ident_end(b, end + 1)
-            } else {
-                end
-            }
-        }
-        _ => i,
-    }
-}
-
-fn ident_end(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-        i += 1;
-    }
-    i
-}
-
-/// Index just past the bracket group opening at `i`, respecting nesting and strings.
-fn group_end(b: &[u8], i: usize) -> usize {
-    let mut depth = 0usize;
-    let mut j = i;
-    while j < b.len() {
-        match b[j] {
-            b'\'' | b'"' => {
-                j = skip_string(b, j);
-                continue;
-            }
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return j + 1;
-                }
-            }
-            _ => {}
         }
         j += 1;
     }
@@ -405,14 +294,19 @@ mod tests {
     fn rewrites_only_inside_jinja() {
         assert_eq!(
             rewrite_percent("select 'a' % 2, {{ '%s-%s' % (a, b) }}"),
-            "select 'a' % 2, {{ ('%s-%s' | __bf_pyfmt((a, b))) }}"
+            "select 'a' % 2, {{ __bf_mod('%s-%s', __bf_tuple(a, b)) }}"
         );
         assert_eq!(
             rewrite_percent("{% set x = 'v%s' % y.z | upper %}"),
-            "{% set x = ('v%s' | __bf_pyfmt(y.z | upper)) %}"
+            "{% set x = __bf_mod('v%s', y.z | upper) %}"
         );
         assert_eq!(rewrite_percent("{% set x = 'a' %}"), "{% set x = 'a' %}");
-        assert_eq!(rewrite_percent("{{ x % 2 }}"), "{{ x % 2 }}");
+        assert_eq!(rewrite_percent("{{ x % 2 }}"), "{{ __bf_mod(x, 2) }}");
+        assert_eq!(rewrite_percent("{{ 7 % 2 }}"), "{{ 7 % 2 }}");
+        assert_eq!(
+            rewrite_percent("{% raw %}{{ (1, 2) }}{% endraw %}{{ (1, 2) }}"),
+            "{% raw %}{{ (1, 2) }}{% endraw %}{{ __bf_tuple(1, 2) }}"
+        );
     }
 
     #[test]

@@ -3,15 +3,15 @@
 //! time zones, with the methods real projects call (`strftime`, `isoformat`, `replace`,
 //! `astimezone`, `weekday`, `strptime`, `timedelta(days=)`, `total_seconds`, ...) and
 //! Python's `str()` rendering. minijinja has no operator overloading: [`add`] / [`sub`] /
-//! [`compare`] implement Python's date arithmetic, but templates cannot reach them through
-//! `+` / `-` yet (that needs a template rewrite, not done).
+//! [`mul`] / [`neg`] implement Python's date arithmetic, reached through the operator
+//! rewrite of `exprs.rs` (`d + timedelta(days=1)` becomes `__bf_add(...)`).
 
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset,
     TimeZone, Timelike,
 };
 use chrono_tz::Tz;
-use minijinja::value::{from_args, Kwargs, Object, Value};
+use minijinja::value::{from_args, DynObject, Kwargs, Object, Value};
 use minijinja::{Error, ErrorKind, State};
 use std::sync::Arc;
 
@@ -258,6 +258,12 @@ impl PyDateTime {
 }
 
 impl Object for PyDateTime {
+    /// `<`, `>`, `==` between dates/datetimes, as Python orders them
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        let other = other.downcast_ref::<Self>()?;
+        Some(self.utc().cmp(&other.utc()))
+    }
+
     fn is_true(self: &Arc<Self>) -> bool {
         true
     }
@@ -339,6 +345,10 @@ impl PyTimeDelta {
 }
 
 impl Object for PyTimeDelta {
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        Some(self.0.cmp(&other.downcast_ref::<Self>()?.0))
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let (d, s, us) = self.parts();
         Some(match key.as_str()? {
@@ -635,6 +645,26 @@ pub fn sub(a: &Value, b: &Value) -> Option<Result<Value, Error>> {
         (_, Some(x), _, Some(y)) => Some(Ok(Value::from_object(PyTimeDelta(x.0 - y.0)))),
         _ => None,
     }
+}
+
+/// `timedelta * n` / `n * timedelta` (`None` when neither side is a timedelta).
+pub fn mul(a: &Value, b: &Value) -> Option<Result<Value, Error>> {
+    let td = |v: &Value| v.downcast_object_ref::<PyTimeDelta>().copied();
+    let n = |v: &Value| v.as_i64().filter(|_| v.is_integer());
+    match (td(a), n(b), n(a), td(b)) {
+        (Some(t), Some(k), _, _) | (_, _, Some(k), Some(t)) => Some(
+            t.0.checked_mul(k)
+                .map(|m| Value::from_object(PyTimeDelta(m)))
+                .ok_or_else(|| err("timedelta out of range")),
+        ),
+        _ => None,
+    }
+}
+
+/// `-timedelta` (`None` for anything else).
+pub fn neg(a: &Value) -> Option<Result<Value, Error>> {
+    let t = a.downcast_object_ref::<PyTimeDelta>()?;
+    Some(Ok(Value::from_object(PyTimeDelta(-t.0))))
 }
 
 fn shift(d: &PyDateTime, micros: i64) -> Result<Value, Error> {

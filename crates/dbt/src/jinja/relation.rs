@@ -154,7 +154,36 @@ impl Object for Relation {
                 }
                 Ok(Value::from_object(rel))
             }
-            "incorporate" => Ok(Value::from_object((**self).clone())),
+            // dbt's `incorporate(path={...}, type=...)`: a copy with those fields replaced;
+            // typed, it is checked against the adapter's name limit as `api.Relation.create`
+            "incorporate" => {
+                let kwargs = args.last().and_then(|a| Kwargs::try_from(a.clone()).ok());
+                let mut rel = (**self).clone();
+                if let Some(kw) = kwargs {
+                    if let Ok(Some(path)) = kw.get::<Option<Value>>("path") {
+                        let part = |k: &str| {
+                            path.get_attr(k)
+                                .ok()
+                                .filter(|v| !v.is_undefined())
+                                .map(|v| (!v.is_none()).then(|| v.to_string()))
+                        };
+                        if let Some(v) = part("database") {
+                            rel.database = v;
+                        }
+                        if let Some(v) = part("schema") {
+                            rel.schema = v;
+                        }
+                        if let Some(v) = part("identifier") {
+                            rel.identifier = v;
+                        }
+                    }
+                    if let Ok(Some(kind)) = kw.get::<Option<Value>>("type") {
+                        rel.kind = (!kind.is_none()).then(|| kind.to_string());
+                    }
+                }
+                super::api::check_length(&rel)?;
+                Ok(Value::from_object(rel))
+            }
             _ => Err(Error::from(minijinja::ErrorKind::UnknownMethod)),
         }
     }

@@ -252,6 +252,10 @@ pub fn py_repr(v: &Value) -> String {
                 format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
             }
         }
+        ValueKind::Seq if v.downcast_object_ref::<super::exprs::PyTuple>().is_some() => {
+            let items: Vec<Value> = v.try_iter().map(|it| it.collect()).unwrap_or_default();
+            super::exprs::tuple_repr(&items)
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             let items: Vec<String> = v
                 .try_iter()

@@ -709,6 +709,7 @@ pub fn parse_node(
 ) -> Option<(u64, ParseRender)> {
     if node.resource_type == "seed" {
         node.config = node_config(ws, node, &[], true);
+        take_render_error(node);
         return None;
     }
     let key = cache::fingerprint(&(
@@ -725,8 +726,20 @@ pub fn parse_node(
     node.rec = result.rec.clone();
     node.parse_error = result.error.clone();
     node.config = result.config.clone();
+    take_render_error(node);
     node.tags = result.tags.clone();
     Some((key, result))
+}
+
+/// A project config value that failed to render (see `project_render`) is the node's error.
+fn take_render_error(node: &mut ParsedNode) {
+    if let Some(msg) = node
+        .config
+        .remove(crate::parse::project_render::RENDER_ERROR_KEY)
+    {
+        let msg = msg.as_str().map_or_else(|| msg.to_string(), str::to_string);
+        node.parse_error.get_or_insert((None, msg));
+    }
 }
 
 fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> ParseRender {

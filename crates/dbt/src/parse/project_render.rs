@@ -10,7 +10,13 @@ use crate::jinja::{build_env, render};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-/// Renders every templated string of `tree` (except hooks). Failures keep the raw string.
+/// Config key under which a value that failed to render is reported: nodes under that
+/// path get it in their config, and parsing turns it into the node's error.
+pub const RENDER_ERROR_KEY: &str = "__bf_render_error";
+
+/// Renders every templated string of `tree` (except hooks). A value that fails to render is
+/// dropped (its raw Jinja text must never become a name) and replaced, at the config level
+/// that held it, by `+__bf_render_error` with the message ([`RENDER_ERROR_KEY`]).
 pub fn render_tree(tree: &Value, opts: &ParseOptions, root_package: &str) -> Value {
     if !contains_jinja(tree) {
         return tree.clone();
@@ -25,13 +31,67 @@ pub fn render_tree(tree: &Value, opts: &ParseOptions, root_package: &str) -> Val
     });
     let (env, _) = build_env(&MacroIndex::default());
     let rc = RenderCtx::new(scope, NodeFacts::default(), false);
-    walk(
-        tree,
-        &|s: &str| match render(&env, &rc, "dbt_project.yml", s) {
-            Ok(out) => json_native(&out),
-            Err(_) => Value::String(s.to_string()),
+    let f = |s: &str| match render(&env, &rc, "dbt_project.yml", s) {
+        Ok(out) => Ok(json_native(&out)),
+        Err(e) => Err(e.message),
+    };
+    walk_project(tree, &f, false).0
+}
+
+/// Renders a project config tree; returns the value and, inside a config value
+/// (`in_config`), the failures to report at the enclosing config level.
+fn walk_project(
+    v: &Value,
+    f: &dyn Fn(&str) -> Result<Value, String>,
+    in_config: bool,
+) -> (Value, Vec<String>) {
+    match v {
+        Value::String(s) if s.contains("{{") || s.contains("{%") => match f(s) {
+            Ok(v) => (v, Vec::new()),
+            Err(e) => (Value::Null, vec![e]),
         },
-    )
+        Value::Array(items) => {
+            let mut errs = Vec::new();
+            let out = items
+                .iter()
+                .map(|i| {
+                    let (v, e) = walk_project(i, f, true);
+                    errs.extend(e);
+                    v
+                })
+                .collect();
+            (Value::Array(out), errs)
+        }
+        Value::Object(m) => {
+            let mut out = Map::new();
+            let mut failed = Vec::new();
+            for (k, val) in m {
+                if is_hook(k) {
+                    out.insert(k.clone(), val.clone());
+                    continue;
+                }
+                let config_value = in_config || k.starts_with('+') || !val.is_object();
+                let (rendered, errs) = walk_project(val, f, config_value);
+                if errs.is_empty() {
+                    out.insert(k.clone(), rendered);
+                } else {
+                    failed.extend(
+                        errs.into_iter()
+                            .map(|e| format!("could not render `{k}` in dbt_project.yml: {e}")),
+                    );
+                }
+            }
+            if in_config || failed.is_empty() {
+                return (Value::Object(out), failed);
+            }
+            out.insert(
+                format!("+{RENDER_ERROR_KEY}"),
+                Value::String(failed.join("; ")),
+            );
+            (Value::Object(out), Vec::new())
+        }
+        other => (other.clone(), Vec::new()),
+    }
 }
 
 /// Renders a property file the way dbt's schema YAML renderer does: `var` (scoped to
@@ -71,10 +131,6 @@ fn is_hook(key: &str) -> bool {
         key.trim_start_matches('+'),
         "pre-hook" | "post-hook" | "pre_hook" | "post_hook"
     )
-}
-
-fn walk(v: &Value, f: &dyn Fn(&str) -> Value) -> Value {
-    walk_filtered(v, f, &is_hook)
 }
 
 /// Renders templated strings of `v` with `f`, except under keys `skip` accepts.
@@ -123,5 +179,26 @@ mod tests {
         assert_eq!(out["a"]["+enabled"], json!(false));
         assert_eq!(out["a"]["+materialized"], json!("table"));
         assert_eq!(out["+post-hook"], json!("{{ not_rendered() }}"));
+    }
+
+    #[test]
+    fn a_value_that_fails_to_render_is_reported_not_kept() {
+        let tree = json!({
+            "pkg": {"marts": {
+                "+schema": "{{ modules.nope.thing() }}",
+                "+meta": {"a": "{{ 1 + }}", "b": "ok"},
+                "+materialized": "table"
+            }}
+        });
+        let out = render_tree(&tree, &ParseOptions::default(), "pkg");
+        let marts = &out["pkg"]["marts"];
+        assert!(marts.get("+schema").is_none(), "raw Jinja kept: {marts}");
+        assert!(marts.get("+meta").is_none(), "raw Jinja kept: {marts}");
+        assert_eq!(marts["+materialized"], json!("table"));
+        let err = marts[format!("+{RENDER_ERROR_KEY}")]
+            .as_str()
+            .unwrap_or_default();
+        assert!(err.contains("could not render `+schema`"), "{err}");
+        assert!(err.contains("could not render `+meta`"), "{err}");
     }
 }
