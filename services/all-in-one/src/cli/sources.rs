@@ -1,6 +1,7 @@
 //! `backflow sources`: warehouse sources, the databases models run in. Settings are
 //! the non-secret connection details (host, port, database, user, account, ...); the
-//! password or key is a secret in credentials, named by `--credential`.
+//! password or key is a secret in credentials, named by `--credential`. Create and
+//! update test the connection first (unless `--skip-test`); `test` says what is wrong.
 
 use super::client::CliError;
 use super::output::{cell, timestamp, Details, Table, View};
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Record a warehouse source.
+    /// Record a warehouse source (tests the connection first).
     Create {
         /// A name unique in the workspace.
         name: String,
@@ -23,9 +24,39 @@ pub enum Command {
         /// Secret id of the password or key (`backflow secrets create --kind warehouse-password`).
         #[arg(long = "credential", value_name = "SECRET_ID")]
         credential_id: Option<String>,
+        /// Schema Backflow may write to (diff state, run ledger); the test checks usage on it.
+        #[arg(long)]
+        backflow_schema: Option<String>,
+        /// Store the source without testing the connection.
+        #[arg(long)]
+        skip_test: bool,
     },
+    /// Show one source with its last test.
+    Get { source_id: String },
+    /// Change a source: only the given fields change (re-tests unless `--skip-test`).
+    Update {
+        source_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Setting to set, repeatable; `key=` removes it.
+        #[arg(long = "setting", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
+        settings: Vec<(String, String)>,
+        /// The given settings replace all settings.
+        #[arg(long)]
+        replace_settings: bool,
+        #[arg(long = "credential", value_name = "SECRET_ID")]
+        credential_id: Option<String>,
+        #[arg(long)]
+        backflow_schema: Option<String>,
+        #[arg(long)]
+        skip_test: bool,
+    },
+    /// Test the connection: exit 1 and say what is wrong when it fails.
+    Test { source_id: String },
     /// List the workspace's warehouse sources.
     List,
+    /// Delete a source (refused while a Git connection or Reverse ETL model uses it).
+    Delete { source_id: String },
 }
 
 /// Warehouse kinds, named like their proto values (`WAREHOUSE_KIND_POSTGRES` is `postgres`).
@@ -50,6 +81,49 @@ impl Kind {
     }
 }
 
+/// `--output json` shape of a connection test.
+#[derive(Debug, Serialize)]
+pub struct TestJson {
+    pub ok: bool,
+    /// `unreachable`, `authentication`, `unknown-database`, ... (empty when ok).
+    pub problem: String,
+    pub message: String,
+    pub tested_at_unix_ms: i64,
+    pub server_version: String,
+}
+
+impl From<pb::SourceTestResult> for TestJson {
+    fn from(result: pb::SourceTestResult) -> Self {
+        let problem = if result.ok {
+            String::new()
+        } else {
+            pb::SourceProblem::try_from(result.problem)
+                .map(|p| names::short(p.as_str_name(), "SOURCE_PROBLEM_"))
+                .unwrap_or_else(|_| format!("unknown({})", result.problem))
+        };
+        Self {
+            ok: result.ok,
+            problem,
+            message: result.message,
+            tested_at_unix_ms: result.tested_at_unix_ms,
+            server_version: result.server_version,
+        }
+    }
+}
+
+impl TestJson {
+    fn summary(&self) -> String {
+        if self.ok {
+            match self.server_version.as_str() {
+                "" => "ok".to_string(),
+                version => format!("ok ({version})"),
+            }
+        } else {
+            format!("failed ({}): {}", self.problem, self.message)
+        }
+    }
+}
+
 /// `--output json` shape of a warehouse source.
 #[derive(Debug, Serialize)]
 pub struct SourceJson {
@@ -59,7 +133,11 @@ pub struct SourceJson {
     pub kind: String,
     pub settings: BTreeMap<String, String>,
     pub credential_id: String,
+    pub backflow_schema: String,
+    pub version: i64,
     pub created_at_unix_ms: i64,
+    pub updated_at_unix_ms: i64,
+    pub last_test: Option<TestJson>,
 }
 
 impl From<pb::WarehouseSource> for SourceJson {
@@ -71,9 +149,43 @@ impl From<pb::WarehouseSource> for SourceJson {
             kind: names::warehouse_kind(source.kind),
             settings: source.settings.into_iter().collect(),
             credential_id: source.credential_id,
+            backflow_schema: source.backflow_schema,
+            version: source.version,
             created_at_unix_ms: source.created_at_unix_ms,
+            updated_at_unix_ms: source.updated_at_unix_ms,
+            last_test: source.last_test.map(TestJson::from),
         }
     }
+}
+
+fn details(source: &SourceJson) -> String {
+    let mut text = Details::new()
+        .field("id", &source.id)
+        .field("name", &source.name)
+        .field("kind", &source.kind)
+        .field("credential", &source.credential_id)
+        .field("backflow schema", &source.backflow_schema)
+        .field("version", source.version.to_string())
+        .field("created", timestamp(source.created_at_unix_ms))
+        .field("updated", timestamp(source.updated_at_unix_ms))
+        .field(
+            "last test",
+            source
+                .last_test
+                .as_ref()
+                .map(TestJson::summary)
+                .unwrap_or_else(|| "never tested".into()),
+        );
+    for (key, value) in &source.settings {
+        text = text.field(&format!("setting {key}"), value.clone());
+    }
+    text.render()
+}
+
+fn source_of(source: Option<pb::WarehouseSource>) -> Result<SourceJson, CliError> {
+    source
+        .map(SourceJson::from)
+        .ok_or_else(|| CliError::Failed("the server answered without the source".into()))
 }
 
 pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
@@ -85,6 +197,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             kind,
             settings,
             credential_id,
+            backflow_schema,
+            skip_test,
         } => {
             let call = api
                 .inner
@@ -94,25 +208,75 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     kind: kind.to_proto() as i32,
                     settings: settings.into_iter().collect(),
                     credential_id: credential_id.unwrap_or_default(),
-                    ..Default::default()
+                    backflow_schema: backflow_schema.unwrap_or_default(),
+                    skip_test,
                 })
                 .await;
-            let source = api
-                .done(call)?
-                .source
-                .map(SourceJson::from)
-                .ok_or_else(|| CliError::Failed("the server answered without the source".into()))?;
-            let mut text = Details::new()
-                .field("id", &source.id)
-                .field("name", &source.name)
-                .field("kind", &source.kind)
-                .field("credential", &source.credential_id)
-                .field("created", timestamp(source.created_at_unix_ms));
-            for (key, value) in &source.settings {
-                text = text.field(&format!("setting {key}"), value.clone());
+            let source = source_of(api.done(call)?.source)?;
+            ctx.print(&View::new(&source, details(&source)));
+        }
+        Command::Get { source_id } => {
+            let call = api
+                .inner
+                .get_warehouse_source(pb::GetWarehouseSourceRequest {
+                    workspace_id,
+                    source_id,
+                })
+                .await;
+            let source = source_of(api.done(call)?.source)?;
+            ctx.print(&View::new(&source, details(&source)));
+        }
+        Command::Update {
+            source_id,
+            name,
+            settings,
+            replace_settings,
+            credential_id,
+            backflow_schema,
+            skip_test,
+        } => {
+            let call = api
+                .inner
+                .update_warehouse_source(pb::UpdateWarehouseSourceRequest {
+                    workspace_id,
+                    source_id,
+                    name: name.unwrap_or_default(),
+                    settings: settings.into_iter().collect(),
+                    replace_settings,
+                    credential_id: credential_id.unwrap_or_default(),
+                    backflow_schema,
+                    skip_test,
+                })
+                .await;
+            let source = source_of(api.done(call)?.source)?;
+            ctx.print(&View::new(&source, details(&source)));
+        }
+        Command::Test { source_id } => {
+            let call = api
+                .inner
+                .test_warehouse_source(pb::TestWarehouseSourceRequest {
+                    workspace_id,
+                    source_id,
+                })
+                .await;
+            let result =
+                api.done(call)?.result.map(TestJson::from).ok_or_else(|| {
+                    CliError::Failed("the server answered without a result".into())
+                })?;
+            let text = Details::new()
+                .field("ok", result.ok.to_string())
+                .field("problem", &result.problem)
+                .field("message", &result.message)
+                .field("server version", &result.server_version)
+                .field("tested", timestamp(result.tested_at_unix_ms))
+                .render();
+            ctx.print(&View::new(&result, text));
+            if !result.ok {
+                return Err(CliError::Failed(format!(
+                    "connection test failed ({}): {}",
+                    result.problem, result.message
+                )));
             }
-            let text = text.render();
-            ctx.print(&View::new(&source, text));
         }
         Command::List => {
             let call = api
@@ -125,7 +289,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 .into_iter()
                 .map(SourceJson::from)
                 .collect();
-            let mut table = Table::new(&["id", "name", "kind", "settings", "credential"]);
+            let mut table =
+                Table::new(&["id", "name", "kind", "settings", "credential", "last test"]);
             for s in &sources {
                 let settings: Vec<String> =
                     s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -135,9 +300,30 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     s.kind.clone(),
                     cell(&settings.join(",")),
                     cell(&s.credential_id),
+                    cell(
+                        &s.last_test
+                            .as_ref()
+                            .map(TestJson::summary)
+                            .unwrap_or_else(|| "never tested".into()),
+                    ),
                 ]);
             }
             ctx.print(&View::new(&sources, table.render()));
+        }
+        Command::Delete { source_id } => {
+            let call = api
+                .inner
+                .delete_warehouse_source(pb::DeleteWarehouseSourceRequest {
+                    workspace_id,
+                    source_id: source_id.clone(),
+                })
+                .await;
+            api.done(call)?;
+            let done = serde_json::json!({ "deleted": source_id });
+            ctx.print(&View::new(
+                &done,
+                format!("deleted warehouse source {source_id}"),
+            ));
         }
     }
     Ok(())
