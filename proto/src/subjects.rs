@@ -77,6 +77,8 @@ subjects! {
     DBT_RUN_COMPLETED: dbtcloud::v1::RunCompletedEvent = "evt.dbt.run.completed";
     /// Work: run one Reverse ETL sync (`cmd.retl.run_sync.<sync>`).
     RUN_SYNC: retl::v1::RunSyncCommand = "cmd.retl.run_sync";
+    /// A Reverse ETL run ended, any terminal status (`evt.retl.run.finished.<sync>`).
+    RUN_FINISHED: retl::v1::RunFinishedEvent = "evt.retl.run.finished";
 }
 
 /// `evt.gitsync.connection.<verb>.<connection>`: the verb is part of the subject so a

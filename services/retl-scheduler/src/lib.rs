@@ -6,6 +6,7 @@
 pub mod app;
 pub mod config;
 pub mod consumers;
+pub mod destinations;
 pub mod diff;
 pub mod error;
 pub mod grpc;

@@ -23,10 +23,12 @@ fn create_request(name: &str, schedule: pb::schedule::Kind) -> pb::CreateSyncReq
         mappings: vec![pb::FieldMapping {
             source_column: "id".into(),
             destination_field: "external_id".into(),
+            ..Default::default()
         }],
         schedule: Some(pb::Schedule {
             kind: Some(schedule),
         }),
+        ..Default::default()
     }
 }
 

@@ -259,6 +259,15 @@ impl ModelCatalogService for CatalogGrpc {
         ))
     }
 
+    async fn resolve_retl_model_run(
+        &self,
+        request: Request<pb::ResolveRetlModelRunRequest>,
+    ) -> Result<Response<pb::ResolveRetlModelRunResponse>, Status> {
+        Ok(Response::new(
+            retl_models::resolve_run(self, request.into_inner()).await?,
+        ))
+    }
+
     async fn describe_model_columns(
         &self,
         request: Request<pb::DescribeModelColumnsRequest>,

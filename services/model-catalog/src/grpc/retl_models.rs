@@ -9,6 +9,7 @@ use crate::retl::key_check::resolve_key_columns;
 use crate::retl::query::{query_for, relation_of, QueryMode};
 use crate::store::{RetlHealth, RetlModelChange, RetlModelRecord};
 use backflow_proto::catalog::v1 as pb;
+use tonic::Status;
 
 fn primary_key_of(columns: &[String]) -> Result<Vec<String>, CatalogError> {
     let mut key: Vec<String> = Vec::new();
@@ -230,6 +231,18 @@ pub(super) async fn delete(
         .await?;
     tracing::info!("retl model deleted");
     Ok(pb::DeleteRetlModelResponse {})
+}
+
+/// Everything the sync engine needs to extract a Reverse ETL model (service callers only).
+/// Contract stub (lead): the `exec` helper builds it.
+#[tracing::instrument(skip(_grpc))]
+pub async fn resolve_run(
+    _grpc: &CatalogGrpc,
+    _request: pb::ResolveRetlModelRunRequest,
+) -> Result<pb::ResolveRetlModelRunResponse, Status> {
+    Err(Status::unimplemented(
+        "resolve_retl_model_run is not built yet",
+    ))
 }
 
 #[cfg(test)]

@@ -1,5 +1,13 @@
 //! The gRPC edge of the Reverse ETL scheduler: decodes requests into domain types,
 //! calls [`Scheduler`], and maps [`RetlError`] to status codes in one place.
+//! The one `RetlSchedulerService` impl lives here and delegates by resource:
+//! [`syncs`] (sync lifecycle beyond create/get/list/pause/resume/trigger),
+//! [`runs`] (runs: get, watch, cancel, approve, reject, record errors) and
+//! [`destinations`].
+
+pub mod destinations;
+pub mod runs;
+pub mod syncs;
 
 use crate::error::RetlError;
 use crate::run::RunRecord;
@@ -85,7 +93,7 @@ fn schedule_to_wire(schedule: Schedule) -> pb::Schedule {
     pb::Schedule { kind: Some(kind) }
 }
 
-fn sync_of(record: SyncRecord) -> pb::Sync {
+pub(crate) fn sync_of(record: SyncRecord) -> pb::Sync {
     pb::Sync {
         id: record.id,
         workspace_id: record.workspace_id,
@@ -99,15 +107,17 @@ fn sync_of(record: SyncRecord) -> pb::Sync {
             .map(|mapping| pb::FieldMapping {
                 source_column: mapping.source_column,
                 destination_field: mapping.destination_field,
+                ..Default::default()
             })
             .collect(),
         schedule: Some(schedule_to_wire(record.schedule)),
         paused: record.paused,
         created_at_unix_ms: record.created_at_ms,
+        ..Default::default()
     }
 }
 
-fn run_of(record: RunRecord) -> pb::Run {
+pub(crate) fn run_of(record: RunRecord) -> pb::Run {
     pb::Run {
         id: record.id,
         sync_id: record.sync_id,
@@ -117,6 +127,7 @@ fn run_of(record: RunRecord) -> pb::Run {
         queued_at_unix_ms: record.queued_at_ms,
         finished_at_unix_ms: record.finished_at_ms,
         error: record.error,
+        ..Default::default()
     }
 }
 
@@ -232,6 +243,152 @@ impl RetlSchedulerService for RetlSchedulerGrpc {
         Ok(Response::new(pb::ListRunsResponse {
             runs: runs.into_iter().map(run_of).collect(),
         }))
+    }
+
+    async fn update_sync(
+        &self,
+        request: Request<pb::UpdateSyncRequest>,
+    ) -> Result<Response<pb::UpdateSyncResponse>, Status> {
+        syncs::update_sync(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_sync(
+        &self,
+        request: Request<pb::DeleteSyncRequest>,
+    ) -> Result<Response<pb::DeleteSyncResponse>, Status> {
+        syncs::delete_sync(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn reset_sync_state(
+        &self,
+        request: Request<pb::ResetSyncStateRequest>,
+    ) -> Result<Response<pb::ResetSyncStateResponse>, Status> {
+        syncs::reset_sync_state(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn dry_run_sync(
+        &self,
+        request: Request<pb::DryRunSyncRequest>,
+    ) -> Result<Response<pb::DryRunSyncResponse>, Status> {
+        syncs::dry_run_sync(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_run(
+        &self,
+        request: Request<pb::GetRunRequest>,
+    ) -> Result<Response<pb::GetRunResponse>, Status> {
+        runs::get_run(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn cancel_run(
+        &self,
+        request: Request<pb::CancelRunRequest>,
+    ) -> Result<Response<pb::CancelRunResponse>, Status> {
+        runs::cancel_run(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn approve_run(
+        &self,
+        request: Request<pb::ApproveRunRequest>,
+    ) -> Result<Response<pb::ApproveRunResponse>, Status> {
+        runs::approve_run(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn reject_run(
+        &self,
+        request: Request<pb::RejectRunRequest>,
+    ) -> Result<Response<pb::RejectRunResponse>, Status> {
+        runs::reject_run(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_run_record_errors(
+        &self,
+        request: Request<pb::ListRunRecordErrorsRequest>,
+    ) -> Result<Response<pb::ListRunRecordErrorsResponse>, Status> {
+        runs::list_run_record_errors(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn create_destination(
+        &self,
+        request: Request<pb::CreateDestinationRequest>,
+    ) -> Result<Response<pb::CreateDestinationResponse>, Status> {
+        destinations::create_destination(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_destination(
+        &self,
+        request: Request<pb::GetDestinationRequest>,
+    ) -> Result<Response<pb::GetDestinationResponse>, Status> {
+        destinations::get_destination(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn list_destinations(
+        &self,
+        request: Request<pb::ListDestinationsRequest>,
+    ) -> Result<Response<pb::ListDestinationsResponse>, Status> {
+        destinations::list_destinations(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn update_destination(
+        &self,
+        request: Request<pb::UpdateDestinationRequest>,
+    ) -> Result<Response<pb::UpdateDestinationResponse>, Status> {
+        destinations::update_destination(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_destination(
+        &self,
+        request: Request<pb::DeleteDestinationRequest>,
+    ) -> Result<Response<pb::DeleteDestinationResponse>, Status> {
+        destinations::delete_destination(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn test_destination(
+        &self,
+        request: Request<pb::TestDestinationRequest>,
+    ) -> Result<Response<pb::TestDestinationResponse>, Status> {
+        destinations::test_destination(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    type WatchRunStream = runs::WatchRunStream;
+
+    async fn watch_run(
+        &self,
+        request: Request<pb::WatchRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
+        runs::watch_run(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 
