@@ -15,6 +15,21 @@
 
 use std::sync::Arc;
 
+pub mod delivery;
+mod factory;
+pub mod http;
+pub mod rate_limit;
+pub mod retry;
+pub mod settings;
+pub mod standard_webhooks;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+pub mod webhook;
+
+pub use delivery::{Batcher, DeliveredBatch, Deliverer, DeliveryOptions};
+pub use factory::{build, kind_from_name, kind_from_wire, kind_name, kind_to_wire};
+pub use retry::RetrySchedule;
+
 /// Which API a destination speaks (the proto enum, minus "unspecified").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DestinationKind {

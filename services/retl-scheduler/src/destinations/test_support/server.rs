@@ -1,0 +1,162 @@
+//! What the stand-ins share: an HTTP/1 server whose handlers can drop their own
+//! connection without answering (a "connection dropped mid-batch" fault: the client sees
+//! the socket close, exactly as when a proxy or the process dies), a queue of faults
+//! consumed by the next requests, and the [`Holds`] view of what the destination holds.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// A fault the next request meets (queued faults are consumed in order, one per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer this status (e.g. 500) with the API's error body; nothing is applied.
+    Status(u16),
+    /// Answer 429 with `Retry-After: <seconds>` (and the API's rate-limit body).
+    RateLimited { retry_after_secs: u64 },
+    /// Read the request, apply nothing, close the connection without an answer.
+    DropConnection,
+    /// Apply the batch, then close the connection without an answer (the ack is lost).
+    DropAfterApply,
+}
+
+/// What a destination holds after the requests it accepted.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Holds {
+    /// Key (see [`key_text`]) → latest fields.
+    pub records: BTreeMap<String, serde_json::Value>,
+    /// Keys deleted (and not re-added since).
+    pub deleted: BTreeSet<String>,
+    /// Requests received, faults and refusals included.
+    pub requests: u64,
+    /// Batches applied.
+    pub batches: u64,
+    /// Resends recognised by their idempotency key and not applied again.
+    pub duplicates: u64,
+    /// Upserts / inserts of a key already held (a resend without idempotency shows here).
+    pub overwrites: u64,
+}
+
+impl Holds {
+    pub fn upsert(&mut self, key: String, fields: serde_json::Value) {
+        self.deleted.remove(&key);
+        if self.records.insert(key, fields).is_some() {
+            self.overwrites += 1;
+        }
+    }
+
+    /// Merges `fields` into what the key holds (APIs that update properties, not rows).
+    pub fn merge(&mut self, key: String, fields: serde_json::Map<String, serde_json::Value>) {
+        self.deleted.remove(&key);
+        let entry = self
+            .records
+            .entry(key)
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        if let serde_json::Value::Object(held) = entry {
+            held.extend(fields);
+        }
+    }
+
+    pub fn delete(&mut self, key: &str) {
+        if self.records.remove(key).is_some() {
+            self.deleted.insert(key.to_string());
+        }
+    }
+}
+
+/// The text of a record key as the stand-ins index it: a single column's value (strings
+/// unquoted), several columns as `col=value` joined by `|` in column order.
+pub fn key_text(key: &serde_json::Map<String, serde_json::Value>) -> String {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if key.len() == 1 {
+        return key.values().next().map(text).unwrap_or_default();
+    }
+    let mut parts: Vec<(&String, String)> = key.iter().map(|(k, v)| (k, text(v))).collect();
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Faults queued for the next requests.
+#[derive(Debug, Default)]
+pub struct FaultQueue(Mutex<VecDeque<Fault>>);
+
+impl FaultQueue {
+    pub fn push(&self, fault: Fault) {
+        self.0.lock().unwrap().push_back(fault);
+    }
+
+    pub fn next(&self) -> Option<Fault> {
+        self.0.lock().unwrap().pop_front()
+    }
+}
+
+/// Lets a handler close its own connection without answering.
+#[derive(Debug, Clone)]
+pub struct Kill(Arc<Notify>);
+
+impl Kill {
+    /// Closes the connection; the handler should not answer afterwards (use [`dropped`]).
+    pub fn now(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// What a handler returns after [`Kill::now`]: never completes (the connection, and the
+/// handler with it, is dropped).
+pub async fn dropped<T>(kill: &Kill) -> T {
+    kill.now();
+    std::future::pending().await
+}
+
+/// A running server; stops accepting when dropped.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Serves `router` on 127.0.0.1, port 0; handlers may take `Extension<Kill>`.
+pub async fn serve(router: Router) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let notify = Arc::new(Notify::new());
+            let service = router
+                .clone()
+                .layer(axum::Extension(Kill(Arc::clone(&notify))));
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+                tokio::select! {
+                    _ = connection => {}
+                    _ = notify.notified() => {}
+                }
+            });
+        }
+    });
+    Running { addr, accept }
+}

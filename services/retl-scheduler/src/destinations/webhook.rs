@@ -1,0 +1,333 @@
+//! The HTTP webhook destination: each batch is one JSON `POST` to a URL, signed per the
+//! Standard Webhooks spec (fixtures/wire/standard-webhooks.md).
+//!
+//! Settings: `url` (required, http/https), `batch_size` (records per request, 1–10000,
+//! default 500), `max_concurrency` (requests in flight per sync, 1–64, default 8),
+//! `timeout_seconds` (1–120, default 30; the spec suggests 15–30 s). Secret: the signing
+//! secret `whsec_<base64>`; without one requests go unsigned (still with `webhook-id` and
+//! `webhook-timestamp`). Default rate: 1000 requests/s per `host:port`.
+//!
+//! Request: headers `webhook-id` = the batch's idempotency key (stable across retries and
+//! resends after a crash; `.` is replaced by `_` since the spec forbids it),
+//! `webhook-timestamp` = Unix seconds of this attempt, `webhook-signature` = `v1,<base64>`
+//! over `id.timestamp.body`; body (the spec's suggested `{type, data}` shape; the
+//! event-time `timestamp` is left out so a resent batch is byte-identical):
+//! ```json
+//! {"type": "backflow.records.upsert",
+//!  "data": {"sync_id": "…", "run_id": "…", "batch": "<idempotency key>", "operation": "upsert",
+//!           "records": [{"key_hash": "<16 hex>", "key": {…}, "fields": {…}}]}}
+//! ```
+//! `operation` is `upsert`, `insert`, `update` or `delete` (deletes carry empty `fields`).
+//!
+//! Response: any 2xx accepts the batch. A receiver may refuse single records by answering
+//! 2xx with `{"failed": [{"key_hash": "<16 hex>", "message": "…"}]}`; those records fail
+//! (retried next run), the rest are delivered. Any other 2xx body means all delivered.
+//! 3xx is a failure (redirects are not followed), 401/403 credentials, 410 Gone refuses
+//! the batch ("disable the endpoint" in the spec: the user has to act), 429 rate limit,
+//! 408/5xx transient, honouring `Retry-After` (also on 503), other 4xx refuse the batch.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::http;
+use super::settings::{bounded, only_known, required};
+use super::standard_webhooks::SigningKey;
+use super::{
+    BatchResult, Capabilities, Destination, DestinationError, DestinationKind, DestinationSettings,
+    Operation, OutboundBatch, RecordOutcome, RecordResult,
+};
+
+const KNOWN: &[&str] = &["url", "batch_size", "max_concurrency", "timeout_seconds"];
+
+#[derive(Debug)]
+pub struct WebhookDestination {
+    url: reqwest::Url,
+    key: Option<SigningKey>,
+    client: reqwest::Client,
+    batch_size: usize,
+    max_concurrency: usize,
+}
+
+impl WebhookDestination {
+    pub fn new(
+        settings: &DestinationSettings,
+        secret: Option<&str>,
+    ) -> Result<Self, DestinationError> {
+        only_known(settings, KNOWN)?;
+        let url = http::base_url("url", required(settings, "url")?)?;
+        let timeout = bounded(settings, "timeout_seconds", 30, 1, 120)?;
+        Ok(Self {
+            url,
+            key: secret.map(SigningKey::from_secret).transpose()?,
+            client: http::client(Duration::from_secs(timeout as u64))?,
+            batch_size: bounded(settings, "batch_size", 500, 1, 10_000)?,
+            max_concurrency: bounded(settings, "max_concurrency", 8, 1, 64)?,
+        })
+    }
+
+    async fn post(
+        &self,
+        id: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, bytes::Bytes), DestinationError> {
+        let timestamp = chrono::Utc::now().timestamp();
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if let Some(key) = &self.key {
+            request = request.header("webhook-signature", key.sign(id, timestamp, &body));
+        }
+        let endpoint = http::authority(&self.url);
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| http::transport_error(&endpoint, &e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| http::transport_error(&endpoint, &e))?;
+        Ok((status, headers, body))
+    }
+}
+
+/// The `webhook-id` of a batch (the spec forbids `.` in ids).
+pub fn message_id(idempotency_key: &str) -> String {
+    idempotency_key.replace('.', "_")
+}
+
+pub fn operation_name(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Upsert => "upsert",
+        Operation::Insert => "insert",
+        Operation::Update => "update",
+        Operation::Delete => "delete",
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    data: Data<'a>,
+}
+
+#[derive(Serialize)]
+struct Data<'a> {
+    sync_id: &'a str,
+    run_id: &'a str,
+    batch: &'a str,
+    operation: &'static str,
+    records: Vec<Record<'a>>,
+}
+
+#[derive(Serialize)]
+struct Record<'a> {
+    key_hash: String,
+    key: &'a serde_json::Map<String, serde_json::Value>,
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// The request body of a batch (exactly what is signed and sent).
+pub fn body(batch: &OutboundBatch) -> Result<Vec<u8>, DestinationError> {
+    let operation = operation_name(batch.operation);
+    let body = Body {
+        kind: format!("backflow.records.{operation}"),
+        data: Data {
+            sync_id: &batch.sync_id,
+            run_id: &batch.run_id,
+            batch: &batch.idempotency_key,
+            operation,
+            records: batch
+                .records
+                .iter()
+                .map(|r| Record {
+                    key_hash: format!("{:016x}", r.key_hash),
+                    key: &r.key,
+                    fields: &r.fields,
+                })
+                .collect(),
+        },
+    };
+    serde_json::to_vec(&body).map_err(|e| DestinationError::Rejected {
+        message: format!("cannot encode the batch as json: {e}"),
+        status: 0,
+    })
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    failed: Vec<FailedRecord>,
+}
+
+#[derive(Deserialize)]
+struct FailedRecord {
+    key_hash: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Per-record results from a 2xx answer (see the module doc).
+pub fn results(batch: &OutboundBatch, status: u16, answer: &[u8]) -> Vec<RecordResult> {
+    let failed: std::collections::HashMap<u64, String> = serde_json::from_slice::<Answer>(answer)
+        .map(|a| a.failed)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| {
+            let hash = u64::from_str_radix(&f.key_hash, 16).ok()?;
+            Some((hash, f.message))
+        })
+        .collect();
+    batch
+        .records
+        .iter()
+        .map(|r| RecordResult {
+            key_hash: r.key_hash,
+            outcome: match failed.get(&r.key_hash) {
+                Some(message) => RecordOutcome::Failed {
+                    message: if message.is_empty() {
+                        "refused by the receiver".into()
+                    } else {
+                        message.clone()
+                    },
+                    status,
+                },
+                None => RecordOutcome::Delivered,
+            },
+        })
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl Destination for WebhookDestination {
+    fn kind(&self) -> DestinationKind {
+        DestinationKind::Webhook
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_batch_records: self.batch_size,
+            max_concurrency: self.max_concurrency,
+            deletes: true,
+            idempotent: true,
+            default_rate_per_second: 1000.0,
+        }
+    }
+
+    fn rate_limit_key(&self) -> String {
+        format!("webhook:{}", http::authority(&self.url))
+    }
+
+    /// Posts an empty `backflow.test` batch; any 2xx is fine.
+    async fn test(&self) -> Result<(), DestinationError> {
+        let id = format!("test_{}", chrono::Utc::now().timestamp_millis());
+        let body = serde_json::to_vec(&serde_json::json!({"type": "backflow.test", "data": {}}))
+            .unwrap_or_default();
+        let (status, headers, answer) = self.post(&id, body).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(http::status_error(status, &headers, http::excerpt(&answer)))
+        }
+    }
+
+    async fn send(&self, batch: &OutboundBatch) -> Result<BatchResult, DestinationError> {
+        let id = message_id(&batch.idempotency_key);
+        let (status, headers, answer) = self.post(&id, body(batch)?).await?;
+        if !(200..300).contains(&status) {
+            let mut message = http::excerpt(&answer);
+            if status == 410 {
+                message = format!("endpoint gone, disable or fix the destination: {message}");
+            }
+            return Err(http::status_error(status, &headers, message));
+        }
+        Ok(BatchResult {
+            results: results(batch, status, &answer),
+            requests: 1,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn batch() -> OutboundBatch {
+        let record = |hash: u64, id: i64| super::super::OutboundRecord {
+            key_hash: hash,
+            key: serde_json::json!({"id": id}).as_object().cloned().unwrap(),
+            fields: serde_json::json!({"email": format!("u{id}@x")})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        OutboundBatch {
+            sync_id: "s1".into(),
+            run_id: "r1".into(),
+            operation: Operation::Upsert,
+            idempotency_key: "r1:upsert:0".into(),
+            options: Arc::default(),
+            records: vec![record(1, 1), record(0xabc, 2)],
+        }
+    }
+
+    #[test]
+    fn the_body_is_the_documented_shape() {
+        let body: serde_json::Value = serde_json::from_slice(&body(&batch()).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "type": "backflow.records.upsert",
+                "data": {"sync_id": "s1", "run_id": "r1", "batch": "r1:upsert:0", "operation": "upsert",
+                  "records": [
+                    {"key_hash": "0000000000000001", "key": {"id": 1}, "fields": {"email": "u1@x"}},
+                    {"key_hash": "0000000000000abc", "key": {"id": 2}, "fields": {"email": "u2@x"}}]}
+            })
+        );
+        assert_eq!(message_id("a.b:c"), "a_b:c");
+    }
+
+    #[test]
+    fn a_receiver_may_refuse_single_records() {
+        let b = batch();
+        let got = results(
+            &b,
+            200,
+            br#"{"failed":[{"key_hash":"0000000000000abc","message":"no such user"}]}"#,
+        );
+        assert_eq!(got[0].outcome, RecordOutcome::Delivered);
+        assert_eq!(
+            got[1].outcome,
+            RecordOutcome::Failed {
+                message: "no such user".into(),
+                status: 200
+            }
+        );
+        let all = results(&b, 204, b"OK");
+        assert!(all.iter().all(|r| r.outcome == RecordOutcome::Delivered));
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        let mut s = DestinationSettings::new();
+        assert!(matches!(
+            WebhookDestination::new(&s, None),
+            Err(DestinationError::Settings(_))
+        ));
+        s.insert("url".into(), "https://hooks.example.com/x".into());
+        let d =
+            WebhookDestination::new(&s, Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")).unwrap();
+        assert_eq!(d.rate_limit_key(), "webhook:hooks.example.com:443");
+        assert_eq!(d.capabilities().max_batch_records, 500);
+        s.insert("batch_size".into(), "0".into());
+        assert!(WebhookDestination::new(&s, None).is_err());
+    }
+}
