@@ -22,10 +22,13 @@ pub fn build(
         DestinationKind::Webhook => {
             Arc::new(super::webhook::WebhookDestination::new(settings, secret)?)
         }
-        DestinationKind::Segment
-        | DestinationKind::Hubspot
-        | DestinationKind::Salesforce
-        | DestinationKind::Postgres => {
+        DestinationKind::Segment => {
+            Arc::new(super::segment::SegmentDestination::new(settings, secret)?)
+        }
+        DestinationKind::Hubspot => {
+            Arc::new(super::hubspot::HubspotDestination::new(settings, secret)?)
+        }
+        DestinationKind::Salesforce | DestinationKind::Postgres => {
             return Err(DestinationError::Unsupported(format!(
                 "{} destinations (not built yet)",
                 kind_name(kind)

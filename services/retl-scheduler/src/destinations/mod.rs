@@ -18,8 +18,10 @@ use std::sync::Arc;
 pub mod delivery;
 mod factory;
 pub mod http;
+pub mod hubspot;
 pub mod rate_limit;
 pub mod retry;
+pub mod segment;
 pub mod settings;
 pub mod standard_webhooks;
 #[cfg(feature = "test-support")]

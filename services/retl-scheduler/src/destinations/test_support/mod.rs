@@ -8,8 +8,10 @@
 //! request count) and can inject faults ([`Fault`]: an error status, 429 + `Retry-After`,
 //! a connection dropped before or after the batch was applied).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
+pub mod hubspot;
+pub mod segment;
 pub mod server;
 pub mod webhook;
 
