@@ -84,6 +84,7 @@ async fn contract(url: &str) -> anyhow::Result<()> {
         run_id: 12345,
         run_status_code: 10,
         succeeded: true,
+        ..Default::default()
     };
     assert!(
         store

@@ -100,6 +100,7 @@ fn sync_event(
         used_columns: vec!["email".into(), "id".into()],
         version,
         sync_name: format!("sync {sync_id}"),
+        ..Default::default()
     }
 }
 

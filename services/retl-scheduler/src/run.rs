@@ -115,6 +115,7 @@ mod tests {
             run_id: 12345,
             run_status_code: code,
             succeeded,
+            ..Default::default()
         }
     }
 

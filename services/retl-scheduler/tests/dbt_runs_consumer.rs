@@ -133,6 +133,7 @@ fn completed(run_id: i64, run_status_code: i64, succeeded: bool) -> RunCompleted
         run_id,
         run_status_code,
         succeeded,
+        ..Default::default()
     }
 }
 

@@ -27,6 +27,12 @@ pub fn sync_changed(record: &SyncRecord, version: i64, deleted: bool) -> SyncCha
         used_columns,
         version,
         sync_name: record.name.clone(),
+        after_dbt_cloud_job: match record.schedule {
+            crate::schedule::Schedule::AfterDbtCloudJob { account_id, job_id } => {
+                Some(backflow_proto::retl::v1::DbtCloudJobSchedule { account_id, job_id })
+            }
+            _ => None,
+        },
     }
 }
 
