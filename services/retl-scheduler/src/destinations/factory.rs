@@ -17,18 +17,22 @@ pub fn build(
     settings: &DestinationSettings,
     secret: Option<SecretString>,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
-    let secret = secret.as_ref().map(|s| s.expose_secret());
+    let text = secret.as_ref().map(|s| s.expose_secret());
     Ok(match kind {
         DestinationKind::Webhook => {
-            Arc::new(super::webhook::WebhookDestination::new(settings, secret)?)
+            Arc::new(super::webhook::WebhookDestination::new(settings, text)?)
         }
         DestinationKind::Segment => {
-            Arc::new(super::segment::SegmentDestination::new(settings, secret)?)
+            Arc::new(super::segment::SegmentDestination::new(settings, text)?)
         }
         DestinationKind::Hubspot => {
-            Arc::new(super::hubspot::HubspotDestination::new(settings, secret)?)
+            Arc::new(super::hubspot::HubspotDestination::new(settings, text)?)
         }
-        DestinationKind::Salesforce | DestinationKind::Postgres => {
+        DestinationKind::Postgres => Arc::new(super::postgres::PostgresDestination::new(
+            settings,
+            secret.clone(),
+        )?),
+        DestinationKind::Salesforce => {
             return Err(DestinationError::Unsupported(format!(
                 "{} destinations (not built yet)",
                 kind_name(kind)

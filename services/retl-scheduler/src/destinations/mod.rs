@@ -19,6 +19,7 @@ pub mod delivery;
 mod factory;
 pub mod http;
 pub mod hubspot;
+pub mod postgres;
 pub mod rate_limit;
 pub mod retry;
 pub mod segment;
