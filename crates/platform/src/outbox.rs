@@ -38,17 +38,32 @@ impl Outbox {
         payload: &impl prost::Message,
     ) -> Result<String, sqlx::Error> {
         let id = crate::new_id();
+        self.enqueue_with_id(tx, &id, subject, payload).await?;
+        Ok(id)
+    }
+
+    /// Adds an event whose id (and so `Nats-Msg-Id`) the caller derives from what caused
+    /// it, so replicas that write the same event make one message: a second row with the
+    /// same id is refused by the table's unique id, and JetStream's duplicate window drops
+    /// a second publish.
+    pub async fn enqueue_with_id(
+        &self,
+        tx: &mut Transaction<'_>,
+        id: &str,
+        subject: &str,
+        payload: &impl prost::Message,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO platform_outbox (id, subject, payload, created_at_ms, traceparent) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(subject)
         .bind(payload.encode_to_vec())
         .bind(crate::now_unix_ms())
         .bind(crate::telemetry::current_traceparent())
         .execute(&mut **tx)
         .await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Call after the transaction committed, so the relay doesn't wait for its poll.

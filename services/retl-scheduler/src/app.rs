@@ -4,16 +4,20 @@
 
 use crate::config::Config;
 use crate::consumers;
+use crate::destination_config::SecretResolver;
 use crate::error::RetlStartupError;
 use crate::grpc::{RetlSchedulerGrpc, SERVICE_NAME};
 use crate::scheduler::Scheduler;
+use crate::store::diff_state::{bucket_name, DiffStateStore};
 use crate::store::SyncStore;
+use crate::sync::{RetlModelLookup, UnconfiguredModels};
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 backflow_platform::service_migrations!();
 
@@ -22,8 +26,25 @@ pub struct App {
     scheduler: Scheduler,
 }
 
+/// Parts `App::build` wires itself, replaceable by tests and tools (`App::build_with`).
+#[derive(Default)]
+pub struct Overrides {
+    /// Reverse ETL models (default: the catalog at `catalog_url`).
+    pub models: Option<Arc<dyn RetlModelLookup>>,
+    /// Destination secrets (default: the credentials service).
+    pub secrets: Option<Arc<dyn SecretResolver>>,
+}
+
 impl App {
     pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, RetlStartupError> {
+        Self::build_with(config, nats, Overrides::default()).await
+    }
+
+    pub async fn build_with(
+        config: Config,
+        nats: &NatsConfig,
+        overrides: Overrides,
+    ) -> Result<Self, RetlStartupError> {
         let base = ServiceBase::start(
             BaseSettings {
                 service: "retl_scheduler",
@@ -41,10 +62,17 @@ impl App {
         )
         .await?;
         let store = SyncStore::new(base.db.clone(), base.outbox.clone());
-        Ok(Self {
-            base,
-            scheduler: Scheduler::new(store),
-        })
+        let diff_states = DiffStateStore::open(base.bus.jetstream(), &bucket_name(&base.bus))
+            .await
+            .map_err(|error| RetlStartupError::Setup(error.to_string()))?;
+        let models = overrides
+            .models
+            .unwrap_or_else(|| Arc::new(UnconfiguredModels));
+        let mut scheduler = Scheduler::new(store, models).with_diff_states(diff_states);
+        if let Some(secrets) = overrides.secrets {
+            scheduler = scheduler.with_secrets(secrets);
+        }
+        Ok(Self { base, scheduler })
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {

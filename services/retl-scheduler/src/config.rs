@@ -8,6 +8,7 @@ pub const DEFAULTS: &str = r#"
 database_url = "sqlite://data/retl-scheduler.db"
 grpc_listen = "127.0.0.1:50055"
 credentials_url = "http://127.0.0.1:50051"
+catalog_url = "http://127.0.0.1:50053"
 service_token = ""
 "#;
 
@@ -18,6 +19,9 @@ pub struct Config {
     /// Where the credentials service answers gRPC (callers' tokens are verified there).
     #[serde(default = "default_credentials_url")]
     pub credentials_url: String,
+    /// Where the model catalog answers gRPC (Reverse ETL models are checked there).
+    #[serde(default = "default_catalog_url")]
+    pub catalog_url: String,
     /// This service's own service token, accepted by credentials (`credentials.service_tokens`).
     #[serde(default)]
     pub service_token: secrecy::SecretString,
@@ -28,4 +32,8 @@ pub struct Config {
 
 fn default_credentials_url() -> String {
     "http://127.0.0.1:50051".into()
+}
+
+fn default_catalog_url() -> String {
+    "http://127.0.0.1:50053".into()
 }

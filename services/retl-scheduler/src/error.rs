@@ -9,10 +9,17 @@ pub enum RetlError {
     InvalidArgument(String),
     #[error("sync {0} not found")]
     NotFound(String),
+    #[error("destination {0} not found")]
+    DestinationNotFound(String),
     #[error("a sync named {0:?} already exists in this workspace")]
     AlreadyExists(String),
+    #[error("a destination named {0:?} already exists in this workspace")]
+    DestinationExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A service this one calls (catalog, credentials, NATS) is unreachable for now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

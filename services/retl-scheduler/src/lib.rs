@@ -6,6 +6,8 @@
 pub mod app;
 pub mod config;
 pub mod consumers;
+pub mod destination_admin;
+pub mod destination_config;
 pub mod destinations;
 pub mod diff;
 pub mod error;

@@ -24,6 +24,8 @@ pub struct RunRecord {
     /// 0 while the run has not finished.
     pub finished_at_ms: i64,
     pub error: String,
+    /// Extracts and diffs, sends nothing, commits nothing.
+    pub dry_run: bool,
 }
 
 impl RunRecord {
@@ -45,6 +47,7 @@ impl RunRecord {
             queued_at_ms: now_ms,
             finished_at_ms: 0,
             error: String::new(),
+            dry_run: false,
         }
     }
 }

@@ -126,6 +126,29 @@ pub fn next_cron_tick(expression: &str, time_zone: &str, after_ms: i64) -> Optio
         .map(|tick| tick.timestamp_millis())
 }
 
+/// The first tick of `schedule` strictly after `after_ms`, in unix ms: interval ticks
+/// are `anchor_ms + k * interval` (k ≥ 1, so a new schedule first fires one interval
+/// after its anchor); cron ticks follow the expression in its time zone. `None` for
+/// schedules without ticks (manual, after a dbt job) and cron expressions that never fire.
+pub fn next_tick(schedule: &Schedule, anchor_ms: i64, after_ms: i64) -> Option<i64> {
+    match schedule {
+        Schedule::Interval { seconds } if *seconds > 0 => {
+            let step = seconds.checked_mul(1000)?;
+            let k = if after_ms < anchor_ms {
+                1
+            } else {
+                (after_ms - anchor_ms) / step + 1
+            };
+            anchor_ms.checked_add(k.checked_mul(step)?)
+        }
+        Schedule::Cron {
+            expression,
+            time_zone,
+        } => next_cron_tick(expression, time_zone, after_ms),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

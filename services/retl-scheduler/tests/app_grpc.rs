@@ -13,12 +13,18 @@ use prost::Message;
 use std::time::Duration;
 use tonic::Code;
 
-fn create_request(name: &str, schedule: pb::schedule::Kind) -> pb::CreateSyncRequest {
+mod support;
+
+fn create_request(
+    name: &str,
+    destination_id: &str,
+    schedule: pb::schedule::Kind,
+) -> pb::CreateSyncRequest {
     pb::CreateSyncRequest {
         workspace_id: "ws".into(),
         name: name.into(),
         retl_model_id: "model".into(),
-        destination_id: "dest".into(),
+        destination_id: destination_id.into(),
         mode: pb::SyncMode::Mirror as i32,
         mappings: vec![pb::FieldMapping {
             source_column: "id".into(),
@@ -40,10 +46,15 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         database_url: testing::fresh_sqlite_url("retl"),
         grpc_listen: "127.0.0.1:0".into(),
         credentials_url: authority.url.clone(),
+        catalog_url: "http://127.0.0.1:9".into(),
         service_token: authority.service_token.clone().into(),
         tls: Default::default(),
     };
-    let app = App::build(config, &nats).await?;
+    let overrides = backflow_retl_scheduler::app::Overrides {
+        models: Some(support::models(&["ws"], "model").shared()),
+        ..Default::default()
+    };
+    let app = App::build_with(config, &nats, overrides).await?;
     let addr = app
         .grpc_addr()
         .ok_or_else(|| anyhow::anyhow!("no grpc address"))?;
@@ -54,12 +65,49 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         testing::authed_channel(&format!("http://{addr}"), &token).await?,
     );
 
+    let hook = pb::CreateDestinationRequest {
+        workspace_id: "ws".into(),
+        name: "hook".into(),
+        kind: pb::DestinationKind::Webhook as i32,
+        settings: [("url".to_string(), "http://127.0.0.1:9/hook".to_string())]
+            .into_iter()
+            .collect(),
+        skip_test: true,
+        ..Default::default()
+    };
+    let destination = client
+        .create_destination(hook.clone())
+        .await?
+        .into_inner()
+        .destination
+        .ok_or_else(|| anyhow::anyhow!("no destination"))?;
+    assert_eq!(destination.kind, pb::DestinationKind::Webhook as i32);
+    assert!(destination.last_test.is_none());
+    let dest = destination.id.clone();
+    // a failing connection test refuses the destination; secrets never go in settings
+    let mut tested = hook.clone();
+    tested.name = "tested".into();
+    tested.skip_test = false;
+    let refused = client.create_destination(tested).await;
+    assert_eq!(
+        refused.err().map(|status| status.code()),
+        Some(Code::FailedPrecondition)
+    );
+    let mut leaky = hook.clone();
+    leaky.name = "leaky".into();
+    leaky.settings.insert("password".into(), "hunter2".into());
+    let refused = client.create_destination(leaky).await;
+    assert_eq!(
+        refused.err().map(|status| status.code()),
+        Some(Code::InvalidArgument)
+    );
+
     let cron = pb::schedule::Kind::Cron(pb::CronSchedule {
         expression: "30 6 * * MON-FRI".into(),
         time_zone: "America/New_York".into(),
     });
     let sync = client
-        .create_sync(create_request("nightly", cron))
+        .create_sync(create_request("nightly", &dest, cron))
         .await?
         .into_inner()
         .sync
@@ -100,7 +148,7 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
     // status codes
     let interval = pb::schedule::Kind::IntervalSeconds(30);
     let refused = client
-        .create_sync(create_request("too often", interval))
+        .create_sync(create_request("too often", &dest, interval))
         .await;
     assert_eq!(
         refused.err().map(|status| status.code()),
@@ -111,7 +159,7 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         time_zone: "Nowhere/Special".into(),
     });
     let refused = client
-        .create_sync(create_request("bad zone", bad_zone))
+        .create_sync(create_request("bad zone", &dest, bad_zone))
         .await;
     assert_eq!(
         refused.err().map(|status| status.code()),
@@ -153,6 +201,68 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         .into_inner()
         .runs;
     assert_eq!(runs.len(), 1);
+
+    // lifecycle over the wire: update, dry run, reset, delete
+    let updated = client
+        .update_sync(pb::UpdateSyncRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+            mappings: vec![pb::FieldMapping {
+                destination_field: "source".into(),
+                constant: Some("backflow".into()),
+                ..Default::default()
+            }],
+            guards: Some(pb::SyncGuards {
+                max_delete_share: 0.9,
+                allow_empty_extract: false,
+            }),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .sync
+        .ok_or_else(|| anyhow::anyhow!("no sync"))?;
+    assert_eq!(updated.mappings.len(), 2);
+    assert_eq!(updated.guards.map(|g| g.max_delete_share), Some(0.9));
+    assert_eq!(updated.version, sync.version + 2);
+    let dry = client
+        .dry_run_sync(pb::DryRunSyncRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await?
+        .into_inner()
+        .run
+        .ok_or_else(|| anyhow::anyhow!("no run"))?;
+    assert!(dry.dry_run);
+    client
+        .reset_sync_state(pb::ResetSyncStateRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await?;
+    let in_use = client
+        .delete_destination(pb::DeleteDestinationRequest {
+            workspace_id: "ws".into(),
+            destination_id: dest.clone(),
+        })
+        .await;
+    assert_eq!(
+        in_use.err().map(|status| status.code()),
+        Some(Code::FailedPrecondition)
+    );
+    client
+        .delete_sync(pb::DeleteSyncRequest {
+            workspace_id: "ws".into(),
+            sync_id: sync.id.clone(),
+        })
+        .await?;
+    client
+        .delete_destination(pb::DeleteDestinationRequest {
+            workspace_id: "ws".into(),
+            destination_id: dest.clone(),
+        })
+        .await?;
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), server).await???;

@@ -16,6 +16,8 @@ use backflow_retl_scheduler::scheduler::Scheduler;
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{NewSync, SyncRecord};
 use prost::Message;
+
+mod support;
 use std::time::Duration;
 
 /// Run commands waiting in the outbox (sync changes are announced there too).
@@ -43,7 +45,9 @@ impl Harness {
         let bus = Bus::connect(&testing::fresh_nats(label)).await?;
         bus.ensure_stream(&streams::EVT_DBT).await?;
         let db = Database::connect(&testing::fresh_sqlite_url(label), &MIGRATIONS).await?;
-        let scheduler = Scheduler::new(SyncStore::new(db, Outbox::new()));
+        let store = SyncStore::new(db, Outbox::new());
+        support::webhook(&store, "ws", "dest").await?;
+        let scheduler = Scheduler::new(store, support::models(&["ws"], "model").shared());
         let shutdown = Shutdown::new();
         let consumer = tokio::spawn(consumers::run_dbt_runs(
             bus.clone(),
@@ -61,18 +65,18 @@ impl Harness {
     async fn sync(&self, name: &str, job_id: i64) -> anyhow::Result<SyncRecord> {
         Ok(self
             .scheduler
-            .create_sync(NewSync {
-                workspace_id: "ws".into(),
-                name: name.into(),
-                retl_model_id: "model".into(),
-                destination_id: "dest".into(),
-                mode: SyncMode::Upsert as i32,
-                mappings: Vec::new(),
-                schedule: Some(Schedule::AfterDbtCloudJob {
+            .create_sync(NewSync::basic(
+                "ws",
+                name,
+                "model",
+                "dest",
+                SyncMode::Upsert,
+                Vec::new(),
+                Schedule::AfterDbtCloudJob {
                     account_id: ACCOUNT,
                     job_id,
-                }),
-            })
+                },
+            ))
             .await?)
     }
 

@@ -10,9 +10,11 @@ use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::scheduler::Scheduler;
 use backflow_retl_scheduler::store::{DbtRunHandled, SyncStore};
-use backflow_retl_scheduler::sync::{Mapping, NewSync};
+use backflow_retl_scheduler::sync::{Mapping, NewSync, NullPolicy, SyncUpdate};
 use backflow_retl_scheduler::RetlError;
 use prost::Message;
+
+mod support;
 
 /// Run commands waiting in the outbox (sync changes are announced there too).
 async fn pending_commands(db: &backflow_platform::db::Database) -> anyhow::Result<i64> {
@@ -26,24 +28,30 @@ async fn pending_commands(db: &backflow_platform::db::Database) -> anyhow::Resul
 
 const CONSUMER: &str = "contract";
 
+const WORKSPACES: [&str; 4] = ["ws-a", "ws-b", "ws-d", "ws-e"];
+
 async fn scheduler_on(url: &str) -> anyhow::Result<Scheduler> {
     let db = Database::connect(url, &MIGRATIONS).await?;
-    Ok(Scheduler::new(SyncStore::new(db, Outbox::new())))
+    let store = SyncStore::new(db, Outbox::new());
+    for workspace in WORKSPACES {
+        support::webhook(&store, workspace, &format!("dest-{workspace}")).await?;
+    }
+    Ok(Scheduler::new(
+        store,
+        support::models(&WORKSPACES, "model-1").shared(),
+    ))
 }
 
 fn new_sync(workspace: &str, name: &str, schedule: Schedule) -> NewSync {
-    NewSync {
-        workspace_id: workspace.into(),
-        name: name.into(),
-        retl_model_id: "model-1".into(),
-        destination_id: "dest-1".into(),
-        mode: SyncMode::Upsert as i32,
-        mappings: vec![Mapping {
-            source_column: "email".into(),
-            destination_field: "Email".into(),
-        }],
-        schedule: Some(schedule),
-    }
+    NewSync::basic(
+        workspace,
+        name,
+        "model-1",
+        &format!("dest-{workspace}"),
+        SyncMode::Upsert,
+        vec![Mapping::column("email", "Email")],
+        schedule,
+    )
 }
 
 fn after_job(job_id: i64) -> Schedule {
@@ -173,7 +181,182 @@ async fn contract(url: &str) -> anyhow::Result<()> {
     assert!(scheduler.list_runs("ws-b", "", 0).await?.is_empty());
 
     sync_changes(&scheduler, &created.id).await?;
-    dbt_runs(&scheduler).await
+    dbt_runs(&scheduler).await?;
+    lifecycle(&scheduler).await
+}
+
+/// The `SyncChangedEvent`s written for a sync, in order.
+async fn events_of(
+    scheduler: &Scheduler,
+    sync_id: &str,
+) -> anyhow::Result<Vec<backflow_proto::retl::v1::SyncChangedEvent>> {
+    let rows: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT payload FROM platform_outbox WHERE subject = $1 ORDER BY seq")
+            .bind(backflow_proto::subjects::SYNC_CHANGED.for_id(sync_id))
+            .fetch_all(scheduler.store().database().pool())
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|(payload,)| backflow_proto::retl::v1::SyncChangedEvent::decode(payload.as_slice()))
+        .collect::<Result<_, _>>()?)
+}
+
+async fn set_run_status(
+    scheduler: &Scheduler,
+    run_id: &str,
+    status: RunStatus,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE retl_runs SET status = $1 WHERE id = $2")
+        .bind(status as i32)
+        .bind(run_id)
+        .execute(scheduler.store().database().pool())
+        .await?;
+    Ok(())
+}
+
+/// Create (paused, constants, null policy), validation against the model and the
+/// destination, update, dry run, reset and delete, each announced where it changes use.
+async fn lifecycle(scheduler: &Scheduler) -> anyhow::Result<()> {
+    let invalid = |result: Result<_, RetlError>, needle: &str| match result {
+        Err(RetlError::InvalidArgument(message)) if message.contains(needle) => Ok(()),
+        other => Err(anyhow::anyhow!(
+            "expected invalid argument with {needle:?}, got {other:?}"
+        )),
+    };
+    let mut new = new_sync("ws-a", "lifecycle", Schedule::Manual);
+    let mut omit = Mapping::column("name", "FullName");
+    omit.null_policy = NullPolicy::OmitField;
+    new.mappings.push(omit);
+    new.mappings.push(Mapping::constant("source", "backflow"));
+    new.paused = true;
+    let sync = scheduler.create_sync(new.clone()).await?;
+    assert!(sync.paused);
+    assert_eq!(sync.primary_key, vec!["id".to_string()]);
+    assert_eq!(scheduler.get_sync("ws-a", &sync.id).await?, sync);
+    let created = events_of(scheduler, &sync.id).await?;
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].used_columns, vec!["id", "email", "name"]);
+    assert!(!created[0].enabled);
+
+    // the model and the destination must fit
+    let mut unknown_column = new.clone();
+    unknown_column.name = "unknown column".into();
+    unknown_column.mappings = vec![Mapping::column("e_mail", "Email")];
+    invalid(
+        scheduler.create_sync(unknown_column).await,
+        "\"e_mail\" is not a column",
+    )?;
+    let mut unknown_model = new.clone();
+    unknown_model.name = "unknown model".into();
+    unknown_model.retl_model_id = "model-2".into();
+    invalid(
+        scheduler.create_sync(unknown_model).await,
+        "is not a reverse etl model",
+    )?;
+    let mut other_destination = new.clone();
+    other_destination.name = "foreign destination".into();
+    other_destination.destination_id = "dest-ws-b".into();
+    invalid(
+        scheduler.create_sync(other_destination).await,
+        "is not a destination",
+    )?;
+
+    // a dry run is allowed while paused and carries its flag; a trigger is not
+    let dry = scheduler.dry_run("ws-a", &sync.id).await?;
+    assert!(dry.dry_run);
+    assert!(scheduler.list_runs("ws-a", &sync.id, 0).await?[0].dry_run);
+    assert!(matches!(
+        scheduler.trigger("ws-a", &sync.id).await,
+        Err(RetlError::FailedPrecondition(_))
+    ));
+
+    // a partial update keeps the rest, is checked against the model, and is announced
+    let update = SyncUpdate {
+        mappings: vec![Mapping::column("id", "ExternalId")],
+        mode: Some(SyncMode::Mirror as i32),
+        ..Default::default()
+    };
+    let updated = scheduler.update_sync("ws-a", &sync.id, update).await?;
+    assert_eq!(updated.mode, SyncMode::Mirror);
+    assert_eq!(updated.mappings.len(), 4);
+    assert_eq!(updated.version, 2);
+    assert_eq!(scheduler.get_sync("ws-a", &sync.id).await?, updated);
+    let unchanged = scheduler
+        .update_sync("ws-a", &sync.id, SyncUpdate::default())
+        .await?;
+    assert_eq!(unchanged.version, 2);
+    let bad = SyncUpdate {
+        mappings: vec![Mapping::column("missing", "Email")],
+        ..Default::default()
+    };
+    invalid(
+        scheduler.update_sync("ws-a", &sync.id, bad).await,
+        "not a column",
+    )?;
+    let taken = SyncUpdate {
+        name: Some("contacts".into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        scheduler.update_sync("ws-a", &sync.id, taken).await,
+        Err(RetlError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        events_of(scheduler, &sync.id)
+            .await?
+            .iter()
+            .map(|e| e.version)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+
+    // reset bumps the state epoch; refused while a run is running
+    set_run_status(scheduler, &dry.id, RunStatus::Running).await?;
+    assert!(matches!(
+        scheduler.reset_state("ws-a", &sync.id).await,
+        Err(RetlError::FailedPrecondition(_))
+    ));
+    // delete too; and the destination cannot go while the sync uses it
+    assert!(matches!(
+        scheduler.delete_sync("ws-a", &sync.id).await,
+        Err(RetlError::FailedPrecondition(m)) if m.contains(&dry.id)
+    ));
+    let refused = scheduler.destinations().delete("ws-a", "dest-ws-a").await;
+    assert!(
+        matches!(&refused, Err(RetlError::FailedPrecondition(m)) if m.contains("\"lifecycle\"")),
+        "{refused:?}"
+    );
+    set_run_status(scheduler, &dry.id, RunStatus::Succeeded).await?;
+    let reset = scheduler.reset_state("ws-a", &sync.id).await?;
+    assert_eq!(reset.state_epoch, updated.state_epoch + 1);
+    scheduler.delete_sync("ws-a", &sync.id).await?;
+    assert!(matches!(
+        scheduler.get_sync("ws-a", &sync.id).await,
+        Err(RetlError::NotFound(_))
+    ));
+    let (runs_left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM retl_runs WHERE sync_id = $1")
+        .bind(&sync.id)
+        .fetch_one(scheduler.store().database().pool())
+        .await?;
+    assert_eq!(runs_left, 0);
+    let last = events_of(scheduler, &sync.id).await?;
+    let gone = last.last().ok_or_else(|| anyhow::anyhow!("no events"))?;
+    assert!(gone.deleted && !gone.enabled);
+    assert_eq!(gone.version, 3);
+    assert!(matches!(
+        scheduler.delete_sync("ws-a", &sync.id).await,
+        Err(RetlError::NotFound(_))
+    ));
+
+    // a destination nothing uses can go
+    support::webhook(scheduler.store(), "ws-a", "spare").await?;
+    assert_eq!(scheduler.destinations().list("ws-a").await?.len(), 2);
+    scheduler.destinations().delete("ws-a", "spare").await?;
+    assert!(matches!(
+        scheduler.destinations().get("ws-a", "spare").await,
+        Err(RetlError::DestinationNotFound(_))
+    ));
+    Ok(())
 }
 
 /// Create, pause and resume each wrote one `SyncChangedEvent` in their transaction,
@@ -191,7 +374,7 @@ async fn sync_changes(scheduler: &Scheduler, sync_id: &str) -> anyhow::Result<()
     let seen: Vec<(i64, bool)> = events.iter().map(|e| (e.version, e.enabled)).collect();
     assert_eq!(seen, vec![(1, true), (2, false), (3, true)]);
     assert!(events.iter().all(|e| e.workspace_id == "ws-a"
-        && e.used_columns == vec!["email".to_string()]
+        && e.used_columns == vec!["id".to_string(), "email".to_string()]
         && !e.deleted));
     Ok(())
 }

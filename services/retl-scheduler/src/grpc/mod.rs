@@ -13,7 +13,7 @@ use crate::error::RetlError;
 use crate::run::RunRecord;
 use crate::schedule::Schedule;
 use crate::scheduler::Scheduler;
-use crate::sync::{Mapping, NewSync, SyncRecord};
+use crate::sync::SyncRecord;
 use backflow_proto::retl::v1 as pb;
 use pb::retl_scheduler_service_server::{RetlSchedulerService, RetlSchedulerServiceServer};
 use pb::schedule::Kind;
@@ -45,9 +45,10 @@ impl backflow_platform::request_error::RequestError for RetlError {
         use backflow_platform::request_error::RequestErrorKind as Kind;
         match self {
             RetlError::InvalidArgument(_) => Kind::InvalidArgument,
-            RetlError::NotFound(_) => Kind::NotFound,
-            RetlError::AlreadyExists(_) => Kind::AlreadyExists,
+            RetlError::NotFound(_) | RetlError::DestinationNotFound(_) => Kind::NotFound,
+            RetlError::AlreadyExists(_) | RetlError::DestinationExists(_) => Kind::AlreadyExists,
             RetlError::FailedPrecondition(_) => Kind::FailedPrecondition,
+            RetlError::Unavailable(_) => Kind::Unavailable,
             _ => Kind::Internal,
         }
     }
@@ -104,16 +105,21 @@ pub(crate) fn sync_of(record: SyncRecord) -> pb::Sync {
         mappings: record
             .mappings
             .into_iter()
-            .map(|mapping| pb::FieldMapping {
-                source_column: mapping.source_column,
-                destination_field: mapping.destination_field,
-                ..Default::default()
-            })
+            .map(syncs::mapping_to_wire)
             .collect(),
         schedule: Some(schedule_to_wire(record.schedule)),
         paused: record.paused,
         created_at_unix_ms: record.created_at_ms,
-        ..Default::default()
+        destination_options: record.destination_options.into_iter().collect(),
+        guards: Some(pb::SyncGuards {
+            max_delete_share: record.guards.max_delete_share,
+            allow_empty_extract: record.guards.allow_empty_extract,
+        }),
+        diff_strategy: record.diff_strategy as i32,
+        max_record_attempts: record.max_record_attempts,
+        only_if_model_rebuilt: record.only_if_model_rebuilt,
+        updated_at_unix_ms: record.updated_at_ms,
+        version: record.version,
     }
 }
 
@@ -127,6 +133,7 @@ pub(crate) fn run_of(record: RunRecord) -> pb::Run {
         queued_at_unix_ms: record.queued_at_ms,
         finished_at_unix_ms: record.finished_at_ms,
         error: record.error,
+        dry_run: record.dry_run,
         ..Default::default()
     }
 }
@@ -137,25 +144,9 @@ impl RetlSchedulerService for RetlSchedulerGrpc {
         &self,
         request: Request<pb::CreateSyncRequest>,
     ) -> Result<Response<pb::CreateSyncResponse>, Status> {
-        let request = request.into_inner();
         let record = self
             .scheduler
-            .create_sync(NewSync {
-                workspace_id: request.workspace_id,
-                name: request.name,
-                retl_model_id: request.retl_model_id,
-                destination_id: request.destination_id,
-                mode: request.mode,
-                mappings: request
-                    .mappings
-                    .into_iter()
-                    .map(|mapping| Mapping {
-                        source_column: mapping.source_column,
-                        destination_field: mapping.destination_field,
-                    })
-                    .collect(),
-                schedule: schedule_from_wire(request.schedule),
-            })
+            .create_sync(syncs::new_sync_of(request.into_inner())?)
             .await?;
         Ok(Response::new(pb::CreateSyncResponse {
             sync: Some(sync_of(record)),

@@ -1,8 +1,8 @@
 //! `evt.retl.sync.changed.<sync>`: which Reverse ETL model a sync uses, the source
 //! columns it reads and whether it is enabled, written to the outbox in the same
 //! transaction as the change. The catalog's in-use guard is a projection of these.
-//! The columns are the mapped source columns; the model's primary key is the
-//! catalog's own knowledge, so it is not repeated here.
+//! The columns are the model's primary key (as the sync last validated it) and the
+//! mapped source columns; constants read none.
 
 use crate::error::RetlError;
 use crate::sync::SyncRecord;
@@ -12,12 +12,7 @@ use backflow_proto::retl::v1::SyncChangedEvent;
 
 /// The event for `record` at `version` (`deleted` for a sync that is gone).
 pub fn sync_changed(record: &SyncRecord, version: i64, deleted: bool) -> SyncChangedEvent {
-    let mut used_columns: Vec<String> = Vec::new();
-    for mapping in &record.mappings {
-        if !used_columns.contains(&mapping.source_column) {
-            used_columns.push(mapping.source_column.clone());
-        }
-    }
+    let used_columns = record.used_columns();
     SyncChangedEvent {
         workspace_id: record.workspace_id.clone(),
         sync_id: record.id.clone(),
@@ -57,34 +52,29 @@ pub(super) async fn announce(
 mod tests {
     use super::*;
     use crate::schedule::Schedule;
-    use crate::sync::Mapping;
+    use crate::sync::{validate_new, Mapping, NewSync};
     use backflow_proto::retl::v1::SyncMode;
 
     #[test]
-    fn the_event_names_the_model_the_mapped_columns_once_and_whether_enabled() {
-        let mapping = |source: &str, field: &str| Mapping {
-            source_column: source.into(),
-            destination_field: field.into(),
-        };
-        let mut record = SyncRecord {
-            id: "s1".into(),
-            workspace_id: "ws".into(),
-            name: "contacts".into(),
-            retl_model_id: "m1".into(),
-            destination_id: "d1".into(),
-            mode: SyncMode::Upsert,
-            mappings: vec![
-                mapping("email", "Email"),
-                mapping("email", "Login"),
-                mapping("name", "Name"),
+    fn the_event_names_the_model_the_used_columns_once_and_whether_enabled() {
+        let new = NewSync::basic(
+            "ws",
+            "contacts",
+            "m1",
+            "d1",
+            SyncMode::Upsert,
+            vec![
+                Mapping::column("email", "Email"),
+                Mapping::column("email", "Login"),
+                Mapping::constant("source", "backflow"),
+                Mapping::column("name", "Name"),
             ],
-            schedule: Schedule::Manual,
-            paused: false,
-            created_at_ms: 1,
-            updated_at_ms: 1,
-        };
+            Schedule::Manual,
+        );
+        let mut record = validate_new(new, "s1".into(), 1).unwrap_or_else(|err| panic!("{err}"));
+        record.primary_key = vec!["id".into()];
         let event = sync_changed(&record, 3, false);
-        assert_eq!(event.used_columns, vec!["email", "name"]);
+        assert_eq!(event.used_columns, vec!["id", "email", "name"]);
         assert!(event.enabled);
         assert_eq!(event.version, 3);
         assert_eq!(event.retl_model_id, "m1");

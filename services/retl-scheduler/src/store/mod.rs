@@ -3,20 +3,21 @@
 //! worker to execute it are always written in one transaction, and so are a sync's changes
 //! and the `SyncChangedEvent` announcing them.
 
+pub mod destinations;
 pub mod diff_state;
 mod events;
 mod rows;
+mod syncs;
 
 pub use events::sync_changed;
 
 use crate::error::RetlError;
 use crate::run::RunRecord;
 use crate::schedule::Schedule;
-use crate::sync::SyncRecord;
 use backflow_platform::db::{Database, Transaction};
 use backflow_platform::outbox::Outbox;
 use backflow_proto::retl::v1::RunSyncCommand;
-use rows::{run_of, sync_of, RunRow, SyncRow, RUN_COLUMNS, SYNC_COLUMNS};
+use rows::{run_of, RunRow, RUN_COLUMNS};
 
 /// What handling a delivered dbt Cloud run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,127 +43,8 @@ impl SyncStore {
         &self.db
     }
 
-    pub async fn create_sync(&self, record: &SyncRecord) -> Result<(), RetlError> {
-        let mappings = serde_json::to_string(&record.mappings)
-            .map_err(|err| RetlError::InvalidArgument(format!("mappings: {err}")))?;
-        let (interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id) =
-            match &record.schedule {
-                Schedule::Manual => (0, "", "", 0, 0),
-                Schedule::Interval { seconds } => (*seconds, "", "", 0, 0),
-                Schedule::Cron {
-                    expression,
-                    time_zone,
-                } => (0, expression.as_str(), time_zone.as_str(), 0, 0),
-                Schedule::AfterDbtCloudJob { account_id, job_id } => {
-                    (0, "", "", *account_id, *job_id)
-                }
-            };
-        let mut tx = self.db.begin().await?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO retl_syncs ({SYNC_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        ))
-        .bind(&record.id)
-        .bind(&record.workspace_id)
-        .bind(&record.name)
-        .bind(&record.retl_model_id)
-        .bind(&record.destination_id)
-        .bind(record.mode as i32)
-        .bind(mappings)
-        .bind(record.schedule.kind())
-        .bind(interval_seconds)
-        .bind(cron_expression)
-        .bind(time_zone)
-        .bind(dbt_account_id)
-        .bind(dbt_job_id)
-        .bind(i32::from(record.paused))
-        .bind(record.created_at_ms)
-        .bind(record.updated_at_ms)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(error) if backflow_platform::db::is_unique_violation(&error) => {
-                return Err(RetlError::AlreadyExists(record.name.clone()))
-            }
-            Err(error) => return Err(error.into()),
-        }
-        events::announce(&self.outbox, &mut tx, record, 1, false).await?;
-        tx.commit().await?;
-        self.outbox.committed();
-        Ok(())
-    }
-
-    pub async fn get_sync(
-        &self,
-        workspace_id: &str,
-        sync_id: &str,
-    ) -> Result<Option<SyncRecord>, RetlError> {
-        let row: Option<SyncRow> = sqlx::query_as(&format!(
-            "SELECT {SYNC_COLUMNS} FROM retl_syncs WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(sync_id)
-        .fetch_optional(self.db.pool())
-        .await?;
-        row.map(sync_of).transpose()
-    }
-
-    pub async fn list_syncs(&self, workspace_id: &str) -> Result<Vec<SyncRecord>, RetlError> {
-        let rows: Vec<SyncRow> = sqlx::query_as(&format!(
-            "SELECT {SYNC_COLUMNS} FROM retl_syncs WHERE workspace_id = $1 ORDER BY name"
-        ))
-        .bind(workspace_id)
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.into_iter().map(sync_of).collect()
-    }
-
-    /// Pauses or resumes (bumping the version and announcing it in the same
-    /// transaction; a sync already in that state is left alone); returns false if the sync does not exist in this workspace.
-    pub async fn set_paused(
-        &self,
-        workspace_id: &str,
-        sync_id: &str,
-        paused: bool,
-    ) -> Result<bool, RetlError> {
-        let mut tx = self.db.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE retl_syncs SET paused = $1, updated_at_ms = $2, version = version + 1 WHERE workspace_id = $3 AND id = $4 AND paused <> $1",
-        )
-        .bind(i32::from(paused))
-        .bind(backflow_platform::now_unix_ms())
-        .bind(workspace_id)
-        .bind(sync_id)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            // Already in that state (nothing to announce), or not there at all.
-            let exists: Option<(i32,)> =
-                sqlx::query_as("SELECT paused FROM retl_syncs WHERE workspace_id = $1 AND id = $2")
-                    .bind(workspace_id)
-                    .bind(sync_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Ok(exists.is_some());
-        }
-        let row: SyncRow = sqlx::query_as(&format!(
-            "SELECT {SYNC_COLUMNS} FROM retl_syncs WHERE workspace_id = $1 AND id = $2"
-        ))
-        .bind(workspace_id)
-        .bind(sync_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let (version,): (i64,) = sqlx::query_as("SELECT version FROM retl_syncs WHERE id = $1")
-            .bind(sync_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        events::announce(&self.outbox, &mut tx, &sync_of(row)?, version, false).await?;
-        tx.commit().await?;
-        self.outbox.committed();
-        Ok(true)
-    }
-
-    /// Queues a manual run of an unpaused sync and its command, in one transaction.
+    /// Queues a manual run and its command, in one transaction: refused while the sync
+    /// is paused, except for a dry run (which sends nothing).
     pub async fn queue_manual_run(&self, run: &RunRecord) -> Result<(), RetlError> {
         let mut tx = self.db.begin().await?;
         let paused: Option<(i32,)> =
@@ -174,6 +56,7 @@ impl SyncStore {
         match paused {
             None => return Err(RetlError::NotFound(run.sync_id.clone())),
             Some((0,)) => {}
+            Some(_) if run.dry_run => {}
             Some(_) => {
                 return Err(RetlError::FailedPrecondition(format!(
                     "sync {} is paused; resume it before triggering a run",
@@ -181,7 +64,7 @@ impl SyncStore {
                 )))
             }
         }
-        self.queue_run(&mut tx, run).await?;
+        self.queue_run(&mut tx, run, None).await?;
         tx.commit().await?;
         self.outbox.committed();
         Ok(())
@@ -223,7 +106,7 @@ impl SyncStore {
                 cause_id.to_string(),
                 now,
             );
-            if self.queue_run(&mut tx, &run).await? {
+            if self.queue_run(&mut tx, &run, None).await? {
                 queued.push(run);
             }
         }
@@ -235,14 +118,16 @@ impl SyncStore {
     }
 
     /// Inserts the run unless one with the same (sync, cause) exists, and enqueues
-    /// `cmd.retl.run_sync.<sync>` for it. Returns whether it was inserted.
-    async fn queue_run(
+    /// `cmd.retl.run_sync.<sync>` for it (with `message_id` as its `Nats-Msg-Id` when
+    /// given, else a fresh one). Returns whether it was inserted.
+    pub(crate) async fn queue_run(
         &self,
         tx: &mut Transaction<'_>,
         run: &RunRecord,
+        message_id: Option<&str>,
     ) -> Result<bool, RetlError> {
         let inserted = sqlx::query(&format!(
-            "INSERT INTO retl_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO retl_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (sync_id, cause_id) DO NOTHING"
         ))
         .bind(&run.id)
@@ -254,6 +139,7 @@ impl SyncStore {
         .bind(run.queued_at_ms)
         .bind(run.finished_at_ms)
         .bind(&run.error)
+        .bind(i32::from(run.dry_run))
         .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() == 0 {
@@ -264,13 +150,17 @@ impl SyncStore {
             sync_id: run.sync_id.clone(),
             run_id: run.id.clone(),
         };
-        self.outbox
-            .enqueue(
-                tx,
-                &backflow_proto::subjects::RUN_SYNC.for_id(&run.sync_id),
-                &command,
-            )
-            .await?;
+        let subject = backflow_proto::subjects::RUN_SYNC.for_id(&run.sync_id);
+        match message_id {
+            Some(id) => {
+                self.outbox
+                    .enqueue_with_id(tx, id, &subject, &command)
+                    .await?
+            }
+            None => {
+                self.outbox.enqueue(tx, &subject, &command).await?;
+            }
+        }
         Ok(true)
     }
 

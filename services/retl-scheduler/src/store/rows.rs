@@ -4,15 +4,16 @@
 use crate::error::RetlError;
 use crate::run::RunRecord;
 use crate::schedule::Schedule;
-use crate::sync::SyncRecord;
-use backflow_proto::retl::v1::{RunStatus, RunTrigger, SyncMode};
+use crate::sync::{Guards, SyncRecord};
+use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
 
 pub(super) const SYNC_COLUMNS: &str = "id, workspace_id, name, retl_model_id, destination_id, mode, mappings, \
      schedule_kind, interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id, paused, \
-     created_at_ms, updated_at_ms";
+     created_at_ms, updated_at_ms, destination_options, max_delete_share, allow_empty_extract, diff_strategy, \
+     max_record_attempts, only_if_model_rebuilt, state_epoch, model_primary_key, version";
 
 pub(super) const RUN_COLUMNS: &str =
-    "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error";
+    "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error, dry_run";
 
 /// Columns of [`SYNC_COLUMNS`], in order.
 #[derive(sqlx::FromRow)]
@@ -33,6 +34,15 @@ pub(super) struct SyncRow {
     paused: i32,
     created_at_ms: i64,
     updated_at_ms: i64,
+    destination_options: String,
+    max_delete_share: f64,
+    allow_empty_extract: i32,
+    diff_strategy: i32,
+    max_record_attempts: i32,
+    only_if_model_rebuilt: i32,
+    state_epoch: i64,
+    model_primary_key: String,
+    version: i64,
 }
 
 pub(super) fn sync_of(row: SyncRow) -> Result<SyncRecord, RetlError> {
@@ -55,6 +65,12 @@ pub(super) fn sync_of(row: SyncRow) -> Result<SyncRecord, RetlError> {
         },
         other => return Err(corrupt(format!("schedule kind {other:?}"))),
     };
+    let destination_options = serde_json::from_str(&row.destination_options)
+        .map_err(|err| corrupt(format!("destination_options: {err}")))?;
+    let primary_key = serde_json::from_str(&row.model_primary_key)
+        .map_err(|err| corrupt(format!("model_primary_key: {err}")))?;
+    let diff_strategy = DiffStrategy::try_from(row.diff_strategy)
+        .map_err(|_| corrupt(format!("diff strategy {}", row.diff_strategy)))?;
     Ok(SyncRecord {
         id: row.id,
         workspace_id: row.workspace_id,
@@ -67,6 +83,17 @@ pub(super) fn sync_of(row: SyncRow) -> Result<SyncRecord, RetlError> {
         paused: row.paused != 0,
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
+        destination_options,
+        guards: Guards {
+            max_delete_share: row.max_delete_share,
+            allow_empty_extract: row.allow_empty_extract != 0,
+        },
+        diff_strategy,
+        max_record_attempts: row.max_record_attempts,
+        only_if_model_rebuilt: row.only_if_model_rebuilt != 0,
+        state_epoch: row.state_epoch,
+        primary_key,
+        version: row.version,
     })
 }
 
@@ -82,6 +109,7 @@ pub(super) struct RunRow {
     queued_at_ms: i64,
     finished_at_ms: i64,
     error: String,
+    dry_run: i32,
 }
 
 pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
@@ -100,5 +128,6 @@ pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
         queued_at_ms: row.queued_at_ms,
         finished_at_ms: row.finished_at_ms,
         error: row.error,
+        dry_run: row.dry_run != 0,
     })
 }
