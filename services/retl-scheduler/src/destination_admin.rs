@@ -8,7 +8,7 @@ use crate::destination_config::{
     check_rate_limit, clean_settings, kind_from_wire, merged_settings, DestinationRecord,
     SecretResolver, TestOutcome,
 };
-use crate::destinations::{Destination, DestinationError, DestinationKind, DestinationSettings};
+use crate::destinations::{DestinationError, DestinationSettings};
 use crate::error::RetlError;
 use crate::store::SyncStore;
 use crate::sync::require;
@@ -40,18 +40,6 @@ pub struct DestinationUpdate {
     pub credential_id: Option<String>,
     pub rate_limit_per_second: Option<f64>,
     pub skip_test: bool,
-}
-
-/// Builds the live destination of a kind (dials nothing). Until the destination kinds
-/// land (`crate::destinations::build`), every kind is unsupported.
-fn build(
-    kind: DestinationKind,
-    _settings: &DestinationSettings,
-    _secret: Option<secrecy::SecretString>,
-) -> Result<Arc<dyn Destination>, DestinationError> {
-    Err(DestinationError::Unsupported(format!(
-        "{kind:?} destinations yet"
-    )))
 }
 
 #[derive(Debug, Clone)]
@@ -194,7 +182,7 @@ impl DestinationAdmin {
                     .await?,
             )
         };
-        let destination = match build(record.kind, &record.settings, secret) {
+        let destination = match crate::destinations::build(record.kind, &record.settings, secret) {
             Ok(destination) => destination,
             Err(DestinationError::Settings(message)) => {
                 return Err(RetlError::InvalidArgument(format!("settings: {message}")))

@@ -76,29 +76,15 @@ impl SecretResolver for NoSecrets {
 
 /// The kind a request names.
 pub fn kind_from_wire(value: i32) -> Result<DestinationKind, RetlError> {
-    match pb::DestinationKind::try_from(value) {
-        Ok(pb::DestinationKind::Webhook) => Ok(DestinationKind::Webhook),
-        Ok(pb::DestinationKind::Segment) => Ok(DestinationKind::Segment),
-        Ok(pb::DestinationKind::Hubspot) => Ok(DestinationKind::Hubspot),
-        Ok(pb::DestinationKind::Salesforce) => Ok(DestinationKind::Salesforce),
-        Ok(pb::DestinationKind::Postgres) => Ok(DestinationKind::Postgres),
-        Ok(pb::DestinationKind::Unspecified) => {
-            Err(RetlError::InvalidArgument("kind is required".into()))
-        }
-        Err(_) => Err(RetlError::InvalidArgument(format!(
-            "kind {value} is not a known destination kind"
-        ))),
+    if value == pb::DestinationKind::Unspecified as i32 {
+        return Err(RetlError::InvalidArgument("kind is required".into()));
     }
+    crate::destinations::kind_from_wire(value)
+        .map_err(|error| RetlError::InvalidArgument(error.to_string()))
 }
 
-pub fn kind_to_wire(kind: DestinationKind) -> pb::DestinationKind {
-    match kind {
-        DestinationKind::Webhook => pb::DestinationKind::Webhook,
-        DestinationKind::Segment => pb::DestinationKind::Segment,
-        DestinationKind::Hubspot => pb::DestinationKind::Hubspot,
-        DestinationKind::Salesforce => pb::DestinationKind::Salesforce,
-        DestinationKind::Postgres => pb::DestinationKind::Postgres,
-    }
+pub fn kind_to_wire(kind: DestinationKind) -> i32 {
+    crate::destinations::kind_to_wire(kind)
 }
 
 /// Settings keys trimmed; a key that names a secret is refused.
@@ -174,7 +160,7 @@ mod tests {
             DestinationKind::Salesforce,
             DestinationKind::Postgres,
         ] {
-            assert_eq!(kind_from_wire(kind_to_wire(kind) as i32).ok(), Some(kind));
+            assert_eq!(kind_from_wire(kind_to_wire(kind)).ok(), Some(kind));
         }
         assert!(
             matches!(kind_from_wire(0), Err(RetlError::InvalidArgument(m)) if m == "kind is required")

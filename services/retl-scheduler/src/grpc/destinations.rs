@@ -21,7 +21,7 @@ pub(crate) fn destination_of(record: DestinationRecord) -> pb::Destination {
         id: record.id,
         workspace_id: record.workspace_id,
         name: record.name,
-        kind: kind_to_wire(record.kind) as i32,
+        kind: kind_to_wire(record.kind),
         settings: record.settings.into_iter().collect(),
         credential_id: record.credential_id,
         rate_limit_per_second: record.rate_limit_per_second,

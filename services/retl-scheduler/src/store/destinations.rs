@@ -72,7 +72,7 @@ impl SyncStore {
         .bind(&record.id)
         .bind(&record.workspace_id)
         .bind(&record.name)
-        .bind(kind_to_wire(record.kind) as i32)
+        .bind(kind_to_wire(record.kind))
         .bind(settings_json(record)?)
         .bind(&record.credential_id)
         .bind(record.rate_limit_per_second)

@@ -5,10 +5,11 @@
 //! mapped source columns; constants read none.
 
 use crate::error::RetlError;
+use crate::schedule::Schedule;
 use crate::sync::SyncRecord;
 use backflow_platform::db::Transaction;
 use backflow_platform::outbox::Outbox;
-use backflow_proto::retl::v1::SyncChangedEvent;
+use backflow_proto::retl::v1::{DbtCloudJobSchedule, SyncChangedEvent};
 
 /// The event for `record` at `version` (`deleted` for a sync that is gone).
 pub fn sync_changed(record: &SyncRecord, version: i64, deleted: bool) -> SyncChangedEvent {
@@ -23,8 +24,8 @@ pub fn sync_changed(record: &SyncRecord, version: i64, deleted: bool) -> SyncCha
         version,
         sync_name: record.name.clone(),
         after_dbt_cloud_job: match record.schedule {
-            crate::schedule::Schedule::AfterDbtCloudJob { account_id, job_id } => {
-                Some(backflow_proto::retl::v1::DbtCloudJobSchedule { account_id, job_id })
+            Schedule::AfterDbtCloudJob { account_id, job_id } => {
+                Some(DbtCloudJobSchedule { account_id, job_id })
             }
             _ => None,
         },
@@ -51,7 +52,6 @@ pub(super) async fn announce(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::Schedule;
     use crate::sync::{validate_new, Mapping, NewSync};
     use backflow_proto::retl::v1::SyncMode;
 
