@@ -11,6 +11,7 @@ use crate::scheduler::Scheduler;
 use crate::store::diff_state::{bucket_name, DiffStateStore};
 use crate::store::SyncStore;
 use crate::sync::{RetlModelLookup, UnconfiguredModels};
+use crate::ticker::{system_clock, Clock, Ticker};
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
@@ -18,12 +19,14 @@ use backflow_platform::shutdown::Shutdown;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 backflow_platform::service_migrations!();
 
 pub struct App {
     base: ServiceBase,
     scheduler: Scheduler,
+    ticker: Ticker,
 }
 
 /// Parts `App::build` wires itself, replaceable by tests and tools (`App::build_with`).
@@ -33,6 +36,8 @@ pub struct Overrides {
     pub models: Option<Arc<dyn RetlModelLookup>>,
     /// Destination secrets (default: the credentials service).
     pub secrets: Option<Arc<dyn SecretResolver>>,
+    /// The ticker's clock (default: the system clock).
+    pub clock: Option<Clock>,
 }
 
 impl App {
@@ -72,7 +77,16 @@ impl App {
         if let Some(secrets) = overrides.secrets {
             scheduler = scheduler.with_secrets(secrets);
         }
-        Ok(Self { base, scheduler })
+        let ticker = Ticker::new(
+            scheduler.store().clone(),
+            overrides.clock.unwrap_or_else(system_clock),
+            Duration::from_millis(config.tick_poll_ms.max(10)),
+        );
+        Ok(Self {
+            base,
+            scheduler,
+            ticker,
+        })
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
@@ -98,9 +112,11 @@ impl App {
         let store = self.scheduler.store().clone();
         let dbt_runs: Task =
             Box::new(move |shutdown| Box::pin(consumers::run_dbt_runs(bus, store, shutdown)));
+        let ticker = self.ticker.clone();
+        let ticks: Task = Box::new(move |shutdown| Box::pin(ticker.run(shutdown)));
         let routes = self.add_grpc(tonic::service::Routes::default());
         self.base
-            .run(routes, &[SERVICE_NAME], vec![dbt_runs], shutdown)
+            .run(routes, &[SERVICE_NAME], vec![dbt_runs, ticks], shutdown)
             .await?;
         Ok(())
     }

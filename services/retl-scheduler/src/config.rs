@@ -22,6 +22,9 @@ pub struct Config {
     /// Where the model catalog answers gRPC (Reverse ETL models are checked there).
     #[serde(default = "default_catalog_url")]
     pub catalog_url: String,
+    /// How often the ticker looks for due schedule ticks, in milliseconds.
+    #[serde(default = "default_tick_poll_ms")]
+    pub tick_poll_ms: u64,
     /// This service's own service token, accepted by credentials (`credentials.service_tokens`).
     #[serde(default)]
     pub service_token: secrecy::SecretString,
@@ -36,4 +39,8 @@ fn default_credentials_url() -> String {
 
 fn default_catalog_url() -> String {
     "http://127.0.0.1:50053".into()
+}
+
+fn default_tick_poll_ms() -> u64 {
+    1000
 }

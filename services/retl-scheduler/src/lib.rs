@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod store;
 pub mod sync;
+pub mod ticker;
 
 pub use app::App;
 pub use config::Config;

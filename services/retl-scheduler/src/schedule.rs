@@ -258,3 +258,121 @@ mod tests {
         assert_eq!(next_cron_tick("0 0 30 2 *", "UTC", friday_noon_utc), None);
     }
 }
+#[cfg(test)]
+mod dst_tests {
+    //! Cron ticks across daylight-saving changes: a local time the spring change skips
+    //! fires at the first instant after the gap (like Vixie cron); one the autumn change
+    //! repeats fires once (its first occurrence); hourly schedules fire every real hour.
+    use super::*;
+
+    fn utc(text: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|d| d.timestamp_millis())
+            .unwrap_or_else(|err| panic!("{text}: {err}"))
+    }
+
+    /// The next `count` ticks after `from`, as UTC RFC 3339 texts.
+    fn ticks(expression: &str, zone: &str, from: &str, count: usize) -> Vec<String> {
+        let mut after = utc(from);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let Some(next) = next_cron_tick(expression, zone, after) else {
+                break;
+            };
+            out.push(
+                chrono::DateTime::from_timestamp_millis(next)
+                    .map(|d| d.format("%Y-%m-%dT%H:%MZ").to_string())
+                    .unwrap_or_default(),
+            );
+            after = next;
+        }
+        out
+    }
+
+    #[test]
+    fn berlin_spring_forward_fires_a_skipped_time_after_the_gap() {
+        // 2026-03-29 02:00 CET → 03:00 CEST: 02:30 does not exist that night.
+        assert_eq!(
+            ticks("30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", 3),
+            [
+                "2026-03-29T01:00Z",
+                "2026-03-30T00:30Z",
+                "2026-03-31T00:30Z"
+            ]
+        );
+        // a time outside the gap just moves one hour earlier in UTC
+        assert_eq!(
+            ticks("0 9 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", 2),
+            ["2026-03-29T07:00Z", "2026-03-30T07:00Z"]
+        );
+    }
+
+    #[test]
+    fn berlin_fall_back_fires_a_repeated_time_once() {
+        // 2026-10-25 03:00 CEST → 02:00 CET: 02:30 happens twice, fires once.
+        assert_eq!(
+            ticks("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z", 3),
+            [
+                "2026-10-25T00:30Z",
+                "2026-10-26T01:30Z",
+                "2026-10-27T01:30Z"
+            ]
+        );
+        // hourly: every real hour, the repeated 02:00 included, none doubled
+        assert_eq!(
+            ticks("0 * * * *", "Europe/Berlin", "2026-10-24T23:00:00Z", 4),
+            [
+                "2026-10-25T00:00Z",
+                "2026-10-25T01:00Z",
+                "2026-10-25T02:00Z",
+                "2026-10-25T03:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn new_york_spring_forward_and_fall_back() {
+        // 2026-03-08 02:00 EST → 03:00 EDT
+        assert_eq!(
+            ticks("30 2 * * *", "America/New_York", "2026-03-07T12:00:00Z", 2),
+            ["2026-03-08T07:00Z", "2026-03-09T06:30Z"]
+        );
+        assert_eq!(
+            ticks("0 9 * * *", "America/New_York", "2026-03-07T12:00:00Z", 3),
+            [
+                "2026-03-07T14:00Z",
+                "2026-03-08T13:00Z",
+                "2026-03-09T13:00Z"
+            ]
+        );
+        // 2026-11-01 02:00 EDT → 01:00 EST: 01:30 happens twice, fires once.
+        assert_eq!(
+            ticks("30 1 * * *", "America/New_York", "2026-10-31T12:00:00Z", 3),
+            [
+                "2026-11-01T05:30Z",
+                "2026-11-02T06:30Z",
+                "2026-11-03T06:30Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn interval_ticks_count_from_the_anchor_in_real_time() {
+        let anchor = utc("2026-10-25T00:10:00Z");
+        let hour = Schedule::Interval { seconds: 3600 };
+        assert_eq!(next_tick(&hour, anchor, anchor), Some(anchor + 3_600_000));
+        assert_eq!(
+            next_tick(&hour, anchor, anchor + 3_600_000),
+            Some(anchor + 7_200_000)
+        );
+        assert_eq!(
+            next_tick(&hour, anchor, anchor + 5 * 3_600_000 + 1),
+            Some(anchor + 6 * 3_600_000)
+        );
+        assert_eq!(
+            next_tick(&hour, anchor, anchor - 10),
+            Some(anchor + 3_600_000)
+        );
+        assert_eq!(next_tick(&Schedule::Manual, anchor, anchor), None);
+    }
+}

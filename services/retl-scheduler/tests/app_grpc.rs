@@ -47,6 +47,7 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         grpc_listen: "127.0.0.1:0".into(),
         credentials_url: authority.url.clone(),
         catalog_url: "http://127.0.0.1:9".into(),
+        tick_poll_ms: 1000,
         service_token: authority.service_token.clone().into(),
         tls: Default::default(),
     };

@@ -8,8 +8,10 @@ pub mod diff_state;
 mod events;
 mod rows;
 mod syncs;
+mod ticks;
 
 pub use events::sync_changed;
+pub use ticks::{tick_message_id, DueSync};
 
 use crate::error::RetlError;
 use crate::run::RunRecord;
