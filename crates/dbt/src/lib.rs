@@ -3,28 +3,32 @@
 //! without a warehouse or network.
 //!
 //! Stages run one way: `ir` (shared types) → `load` → `parse` → `compile` → `data_tests` →
-//! `output`, with `incremental` (the long-lived engine) on top; `adapters`, `yaml` and `jinja`
-//! are the libraries they share.
+//! `output`, with `incremental` (the full build and the long-lived engine) on top; `yaml`,
+//! `adapters` and `jinja` are the libraries below them all (`tests/layers.rs` keeps it so).
+//!
+//! The public API is narrow: the [`Engine`] and [`parse_project`], [`ParseOptions`] and
+//! [`Adapter`], the [`catalog`] types, manifest output, the errors, and the `parse` command
+//! ([`cli`]) the binaries share. Everything else is crate-private.
 
-pub mod adapters;
+pub(crate) mod adapters;
 pub mod cli;
-pub mod compile;
-pub mod data_tests;
-pub mod incremental;
-pub mod ir;
-pub mod jinja;
-pub mod load;
-pub mod output;
-pub mod parse;
-pub mod yaml;
+pub(crate) mod compile;
+pub(crate) mod data_tests;
+pub(crate) mod incremental;
+pub(crate) mod ir;
+pub(crate) mod jinja;
+pub(crate) mod load;
+pub(crate) mod output;
+pub(crate) mod parse;
+pub(crate) mod yaml;
 
 pub use adapters::Adapter;
 pub use incremental::engine::{Engine, ParsePath};
 pub use ir::catalog::{self, Catalog};
 pub use ir::error::{NodeError, ProjectError};
 pub use ir::options::ParseOptions;
-pub use load::safe_fs;
-pub use output::manifest::manifest_json;
+pub use load::safe_fs::MAX_FILE_BYTES;
+pub use output::manifest::{manifest_json, write_manifest};
 
 use std::path::Path;
 
@@ -32,5 +36,5 @@ use std::path::Path;
 /// per-file and per-node problems are in `Catalog::errors` and on the nodes.
 pub fn parse_project(dir: &Path, opts: &ParseOptions) -> Result<Catalog, ProjectError> {
     let (_, loaded) = load::load(dir)?;
-    Ok(compile::build_catalog(&loaded, opts))
+    Ok(incremental::build::build_catalog(&loaded, opts))
 }

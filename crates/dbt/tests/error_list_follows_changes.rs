@@ -4,7 +4,7 @@
 //! checkout and broken Jinja each add an error; fixing them removes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
-use backflow_dbt::safe_fs::MAX_FILE_BYTES;
+use backflow_dbt::MAX_FILE_BYTES;
 use backflow_dbt::{parse_project, Engine, NodeError, ParseOptions, ProjectError};
 use std::fs;
 use std::path::Path;

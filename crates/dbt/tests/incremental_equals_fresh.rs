@@ -458,3 +458,100 @@ fn macro_edits_fall_back_when_naming_or_disabled_nodes_call_macros() {
     assert_same(&mut engine, d, "macro enables a node");
     assert!(engine.catalog().unwrap().nodes.contains_key("model.p.off"));
 }
+
+/// `parse_changed` after each edit, told the edited paths (as git-sync is, from a diff).
+fn assert_same_changed(engine: &mut Engine, dir: &Path, changed: &[&str], step: &str) {
+    let got = serde_json::to_value(engine.parse_changed(dir, changed).unwrap()).unwrap();
+    let want = serde_json::to_value(parse_project(dir, &opts()).unwrap()).unwrap();
+    assert_eq!(got, want, "{step}: catalog differs");
+}
+
+#[test]
+fn parse_changed_equals_a_fresh_parse_after_each_edit() {
+    let dir = project();
+    let d = dir.path();
+    let mut engine = Engine::new(opts());
+    // no previous parse: a full one
+    assert_same_changed(&mut engine, d, &["models/orders.sql"], "first parse");
+    assert_eq!(engine.last_path(), Some(ParsePath::Rebuilt));
+    assert_same_changed(&mut engine, d, &[], "nothing changed");
+
+    write(
+        d,
+        "models/orders.sql",
+        "select {{ twice('id') }} as id from {{ ref('e2') }} -- 1",
+    );
+    assert_same_changed(&mut engine, d, &["models/orders.sql"], "model body");
+    assert_eq!(engine.last_path(), Some(ParsePath::InPlace), "model body");
+
+    write(
+        d,
+        "macros/m.sql",
+        "{% macro twice(x) %}({{ x }} * 2){% endmacro %}",
+    );
+    write(d, "README.md", "not part of the project");
+    assert_same_changed(
+        &mut engine,
+        d,
+        &["macros/m.sql", "README.md", "ci/x.yml"],
+        "macro",
+    );
+    assert_eq!(engine.last_path(), Some(ParsePath::InPlace), "macro");
+
+    write(
+        d,
+        "models/raw.sql",
+        "{{ config(alias='raw_v2') }}select 1 as id",
+    );
+    assert_same_changed(&mut engine, d, &["models/raw.sql"], "ref target alias");
+
+    write(d, "models/extra.sql", "select * from {{ ref('raw') }}");
+    assert_same_changed(&mut engine, d, &["models/extra.sql"], "added model");
+    assert_eq!(engine.last_path(), Some(ParsePath::Rebuilt), "added model");
+    fs::remove_file(d.join("models/extra.sql")).unwrap();
+    assert_same_changed(&mut engine, d, &["models/extra.sql"], "deleted model");
+
+    write(
+        d,
+        "models/schema.yml",
+        &SCHEMA_YML.replace("unique, not_null", "unique"),
+    );
+    assert_same_changed(&mut engine, d, &["models/schema.yml"], "schema.yml");
+
+    write(
+        d,
+        "dbt_project.yml",
+        "name: p\nversion: '1'\nconfig-version: 2\nmodels:\n  p:\n    +materialized: view\n",
+    );
+    assert_same_changed(&mut engine, d, &["dbt_project.yml"], "dbt_project.yml");
+    assert_same_changed(
+        &mut engine,
+        d,
+        &["../outside.sql", "/etc/passwd"],
+        "paths outside",
+    );
+}
+
+#[test]
+fn parse_changed_reads_only_the_named_files() {
+    let dir = project();
+    let d = dir.path();
+    let mut engine = Engine::new(opts());
+    engine.parse(d).unwrap();
+    write(d, "models/raw.sql", "select 2 as id");
+    write(
+        d,
+        "models/orders.sql",
+        "select {{ twice('id') }} as id from {{ ref('e2') }} -- 2",
+    );
+    let catalog = engine.parse_changed(d, &["models/orders.sql"]).unwrap();
+    let raw = &catalog.nodes["model.p.raw"];
+    assert_eq!(
+        raw.raw_code, "select 1 as id",
+        "an unnamed file is not read"
+    );
+    assert!(catalog.nodes["model.p.orders"].raw_code.ends_with("-- 2"));
+    // a full parse sees both
+    let catalog = engine.parse(d).unwrap();
+    assert_eq!(catalog.nodes["model.p.raw"].raw_code, "select 2 as id");
+}

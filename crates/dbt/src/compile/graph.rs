@@ -3,7 +3,7 @@
 //! when some macro or node mentions `graph` (it costs a pass over every node otherwise).
 
 use crate::compile::Deps;
-use crate::ir::catalog::Source;
+use crate::ir::catalog::{columns_json, Source};
 use crate::load::{FileKind, Loaded};
 use crate::parse::{self, ParsedNode};
 use serde_json::{json, Map, Value};
@@ -46,7 +46,7 @@ fn node_entry(n: &ParsedNode, deps: &Deps) -> Value {
     }
     json!({
         // macros read per-column metadata (`meta`, `data_type`, tags) from the graph
-        "columns": crate::output::manifest::columns_json(&n.columns),
+        "columns": columns_json(&n.columns),
         "meta": meta,
         "description": n.patch.as_ref().map(|p| p.description.as_str()).unwrap_or_default(),
         "patch_path": n.patch.as_ref().map(|p| format!("{}://{}", p.package, p.file)),
@@ -92,6 +92,6 @@ fn source_entry(s: &Source) -> Value {
         "meta": s.meta,
         "config": s.config,
         "description": s.description,
-        "columns": crate::output::manifest::columns_json(&s.columns),
+        "columns": columns_json(&s.columns),
     })
 }

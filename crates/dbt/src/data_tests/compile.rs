@@ -32,7 +32,6 @@ pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) -> Vec<Str
         unique_id: t.unique_id.clone(),
         name: t.name.clone(),
         package: t.package_name.clone(),
-        resource_type: "test".into(),
         this: None,
         model: Value::Null,
         config: t.config.clone(),

@@ -2,12 +2,13 @@
 //! `relationships`, and custom/namespaced ones) become test nodes named and hashed exactly
 //! like dbt 1.7 names them, attached to the model, seed, snapshot or source they test.
 
+use crate::ir::catalog::ColumnDef;
 use crate::ir::catalog::{CompileStatus, DependsOn, Disabled, Node, Source};
 use crate::ir::error::NodeError;
 use crate::ir::options::ParseOptions;
 use crate::jinja::pyfuncs::local_md5;
 use crate::jinja::scope::Scope;
-use crate::parse::properties::{ColumnDef, SourceTableDef};
+use crate::parse::properties::SourceTableDef;
 use crate::parse::Workspace;
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};

@@ -1,15 +1,15 @@
 //! The long-lived, incremental entry point: keeps file contents, per-node results and the
-//! previous catalog between parses. A re-parse stats every file, reads only the ones whose
-//! size or mtime moved, returns the previous catalog when nothing changed, updates it in
+//! previous catalog between parses. A re-parse stats every file (or, given the changed
+//! paths, only those), reads only the ones whose size or mtime moved, returns the previous catalog when nothing changed, updates it in
 //! place when only model files were edited, and otherwise rebuilds with memoised results.
 
-use crate::compile::build_state;
+use crate::incremental::build::build_state;
 use crate::incremental::cache::Cache;
 use crate::incremental::{self, State};
 use crate::ir::catalog::Catalog;
 use crate::ir::error::ProjectError;
 use crate::ir::options::ParseOptions;
-use crate::load::{load_cached, FileCache};
+use crate::load::{load_cached, load_changed, Changes, FileCache, Loaded};
 use std::path::{Path, PathBuf};
 
 /// An incremental dbt parser for one set of options.
@@ -62,9 +62,8 @@ impl Engine {
             self.state = None;
             self.dir = Some(dir.to_path_buf());
         }
-        let loaded = load_cached(dir, &mut self.files);
-        let (_, loaded, changes) = match loaded {
-            Ok(l) => l,
+        let loaded = match load_cached(dir, &mut self.files) {
+            Ok((_, loaded, changes)) => (loaded, changes),
             Err(e) => {
                 // the file cache may be half-updated: start over next time
                 self.files = FileCache::default();
@@ -74,6 +73,31 @@ impl Engine {
                 return Err(e.relative_to(&canonical).relative_to(dir));
             }
         };
+        Ok(self.update(loaded))
+    }
+
+    /// Like [`parse`](Self::parse) for a caller that knows which files changed since the
+    /// previous parse of `dir` (`changed`: paths relative to `dir`, e.g. a git diff's, which
+    /// may name files the project does not read). Only those files are read; nothing else is
+    /// listed or stat-ed. Files added or deleted where the project reads files, project or
+    /// package files, or no previous parse of `dir` take the full [`parse`](Self::parse).
+    /// The result equals what `parse` gives when `changed` names every file that changed.
+    pub fn parse_changed<P: AsRef<Path>>(
+        &mut self,
+        dir: &Path,
+        changed: &[P],
+    ) -> Result<&Catalog, ProjectError> {
+        if self.dir.as_deref() != Some(dir) || self.state.is_none() {
+            return self.parse(dir);
+        }
+        match load_changed(dir, &mut self.files, changed) {
+            Some(loaded) => Ok(self.update(loaded)),
+            None => self.parse(dir),
+        }
+    }
+
+    /// Brings the state up to `loaded`: in place when the changes allow it, else rebuilt.
+    fn update(&mut self, (loaded, changes): (Loaded, Changes)) -> &Catalog {
         let previous = self.state.take().and_then(|mut s| {
             incremental::apply(&mut s, &loaded, &changes, &self.opts, &mut self.cache).then_some(s)
         });
@@ -85,7 +109,7 @@ impl Engine {
             ),
         };
         self.last = Some(path);
-        Ok(&self.state.insert(state).catalog)
+        &self.state.insert(state).catalog
     }
 
     /// How the last successful parse was done (tests and the benchmark check the in-place

@@ -3,9 +3,8 @@
 
 use crate::ir::error::NodeError;
 use crate::jinja::context::RefCall;
-use crate::parse::properties::ColumnDef;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// Result of compiling one node.
@@ -89,6 +88,37 @@ pub struct OwnOutcome {
     pub error: Option<String>,
     pub compiled_code: Option<String>,
     pub macros: Vec<String>,
+}
+
+/// A column as declared in YAML.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub description: String,
+    pub data_type: Option<String>,
+    pub meta: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub quote: Option<bool>,
+    /// column constraints with dbt's defaults filled in
+    pub constraints: Vec<Value>,
+    /// raw test entries (`unique`, `{accepted_values: {...}}`, ...)
+    #[serde(skip)]
+    pub tests: Vec<Value>,
+}
+
+/// Columns as dbt's manifest and `graph` show them: a mapping by column name.
+pub fn columns_json(cols: &[ColumnDef]) -> Value {
+    let mut m = Map::new();
+    for c in cols {
+        m.insert(
+            c.name.clone(),
+            json!({
+                "name": c.name, "description": c.description, "meta": c.meta,
+                "data_type": c.data_type, "constraints": c.constraints, "quote": c.quote, "tags": c.tags
+            }),
+        );
+    }
+    Value::Object(m)
 }
 
 /// A source table.

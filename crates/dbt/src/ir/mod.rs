@@ -4,4 +4,5 @@
 
 pub mod catalog;
 pub mod error;
+pub mod fingerprint;
 pub mod options;

@@ -51,7 +51,6 @@ pub struct NodeFacts {
     pub unique_id: String,
     pub name: String,
     pub package: String,
-    pub resource_type: String,
     pub this: Option<Relation>,
     /// the `model` dict
     pub model: Json,
@@ -670,11 +669,6 @@ fn has_render_chars(s: &str) -> bool {
     ["{{", "{%", "{#", "}}", "%}", "#}"]
         .iter()
         .any(|m| s.contains(m))
-}
-
-/// Whether an error is the internal `return()` carrier rather than a real failure.
-pub fn is_return_marker(e: &Error) -> bool {
-    e.detail() == Some(RETURN_MARKER)
 }
 
 /// The `adapter` object: dispatch, quoting, and offline answers for warehouse lookups.

@@ -681,13 +681,6 @@ fn shift(d: &PyDateTime, micros: i64) -> Result<Value, Error> {
     Ok(Value::from_object(d.with_local(local)))
 }
 
-/// Ordering of two dates/datetimes (for `<`, `>`, ...), `None` otherwise.
-pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
-    let x = a.downcast_object_ref::<PyDateTime>()?;
-    let y = b.downcast_object_ref::<PyDateTime>()?;
-    Some(x.utc().cmp(&y.utc()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

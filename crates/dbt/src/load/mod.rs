@@ -2,8 +2,11 @@
 //! project and its packages, confined to the checkout and size-bounded. Per-file failures
 //! become `NodeError`s; only a missing or broken dbt_project.yml stops the load.
 
+mod changed;
 pub mod project;
 pub mod safe_fs;
+
+pub use changed::load_changed;
 
 use crate::ir::error::{relative_path, NodeError, ProjectError};
 use crate::load::project::{load_packages, load_project, Project};
@@ -63,6 +66,21 @@ pub struct FileCache {
     entries: HashMap<PathBuf, Stamped>,
     /// when the previous scan started; entries modified shortly before it are re-checked
     scanned_at: Option<SystemTime>,
+    /// what the previous load found, for [`load_changed`]
+    last: Option<Listing>,
+}
+
+/// The outcome of a load and where its files came from, so a load told which paths changed
+/// can start from it without walking the project again.
+#[derive(Debug)]
+struct Listing {
+    /// the checkout root (canonical) the paths below are under
+    root: PathBuf,
+    loaded: Loaded,
+    /// position in `loaded.files` by absolute path
+    positions: HashMap<PathBuf, usize>,
+    /// every directory the load walked (absolute): a new file can only matter under one
+    bases: Vec<PathBuf>,
 }
 
 /// A file with the size and mtime it had when read.
@@ -79,13 +97,6 @@ pub struct Changes {
     pub modified: Vec<usize>,
     /// files were added or removed, or this is the first load
     pub structural: bool,
-}
-
-impl Changes {
-    /// Nothing differs from the previous load.
-    pub fn is_empty(&self) -> bool {
-        self.modified.is_empty() && !self.structural
-    }
 }
 
 /// Loads the root project at `dir` and its installed packages.
@@ -111,9 +122,11 @@ pub fn load_cached(
         .collect();
     let mut projects = vec![root];
     projects.extend(packages);
+    cache.last = None;
     let mut found = Vec::new();
+    let mut bases = Vec::new();
     for (idx, project) in projects.iter().enumerate() {
-        list_project_files(&checkout, idx, project, &mut found, &mut errors);
+        list_project_files(&checkout, idx, project, &mut found, &mut errors, &mut bases);
     }
     let previous = std::mem::take(&mut cache.entries);
     let trusted_before = cache
@@ -128,6 +141,7 @@ pub fn load_cached(
         })
         .collect();
     let mut files = Vec::with_capacity(results.len());
+    let mut positions = HashMap::with_capacity(results.len());
     let mut changes = Changes {
         modified: Vec::new(),
         structural: previous.is_empty(),
@@ -140,6 +154,7 @@ pub fn load_cached(
                     FileState::Modified => changes.modified.push(files.len()),
                     FileState::New => changes.structural = true,
                 }
+                positions.insert(s.abs.clone(), files.len());
                 files.push(s.stamped.2.clone());
                 cache.entries.insert(s.abs, s.stamped);
             }
@@ -149,15 +164,18 @@ pub fn load_cached(
     if cache.entries.len() != previous.len() {
         changes.structural = true;
     }
-    Ok((
-        checkout,
-        Loaded {
-            projects,
-            files,
-            errors,
-        },
-        changes,
-    ))
+    let loaded = Loaded {
+        projects,
+        files,
+        errors,
+    };
+    cache.last = Some(Listing {
+        root: checkout.root().to_path_buf(),
+        loaded: loaded.clone(),
+        positions,
+        bases,
+    });
+    Ok((checkout, loaded, changes))
 }
 
 /// How one file compares with its cached version.
@@ -244,6 +262,7 @@ fn list_project_files(
     project: &Project,
     out: &mut Vec<Found>,
     errors: &mut Vec<NodeError>,
+    bases: &mut Vec<PathBuf>,
 ) {
     let generic: Vec<String> = project
         .test_paths
@@ -272,6 +291,7 @@ fn list_project_files(
                 }
             };
             let listed = walked.entry(base.clone()).or_insert_with(|| {
+                bases.push(base.clone());
                 let (files, walk_errors) = checkout.walk(&base, ALL_EXTS);
                 errors.extend(walk_errors.into_iter().map(|e| file_error(checkout, e)));
                 files

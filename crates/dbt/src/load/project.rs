@@ -30,13 +30,6 @@ pub struct Project {
     pub quoting: Map<String, Value>,
 }
 
-impl Project {
-    /// The config tree for a resource type (`models`, `seeds`, ...), or null.
-    pub fn config_tree(&self, resource_key: &str) -> &Value {
-        self.configs.get(resource_key).unwrap_or(&Value::Null)
-    }
-}
-
 /// Loads `dir/dbt_project.yml`. `dir` must already be confined to the checkout.
 pub fn load_project(checkout: &Checkout, dir: &Path) -> Result<Project, ProjectError> {
     let file = dir.join("dbt_project.yml");

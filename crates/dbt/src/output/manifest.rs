@@ -2,24 +2,9 @@
 //! suite can compare node by node. Field names follow dbt's; extra Backflow facts
 //! (compile status, warehouse needs) are namespaced under `backflow`.
 
-use crate::ir::catalog::{Catalog, Node, Source};
-use crate::parse::properties::ColumnDef;
+use crate::ir::catalog::{columns_json, Catalog, Node, Source};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
-
-pub(crate) fn columns_json(cols: &[ColumnDef]) -> Value {
-    let mut m = Map::new();
-    for c in cols {
-        m.insert(
-            c.name.clone(),
-            json!({
-                "name": c.name, "description": c.description, "meta": c.meta,
-                "data_type": c.data_type, "constraints": c.constraints, "quote": c.quote, "tags": c.tags
-            }),
-        );
-    }
-    Value::Object(m)
-}
 
 /// dbt's config dict: hooks as `pre-hook`/`post-hook` lists of `{sql, transaction, index}`
 /// (dbt leaves `index` null for hooks from configs).

@@ -1,23 +1,8 @@
 //! YAML property files (`schema.yml`): model/seed/snapshot patches with columns, tests and
 //! versions, and source definitions. Pure data extraction; no rendering happens here.
 
+use crate::ir::catalog::ColumnDef;
 use serde_json::{Map, Value};
-
-/// A column as declared in YAML.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ColumnDef {
-    pub name: String,
-    pub description: String,
-    pub data_type: Option<String>,
-    pub meta: Map<String, Value>,
-    pub tags: Vec<String>,
-    pub quote: Option<bool>,
-    /// column constraints with dbt's defaults filled in
-    pub constraints: Vec<Value>,
-    /// raw test entries (`unique`, `{accepted_values: {...}}`, ...)
-    #[serde(skip)]
-    pub tests: Vec<Value>,
-}
 
 /// One entry of a model's `versions:` list.
 #[derive(Debug, Clone)]
@@ -27,7 +12,6 @@ pub struct VersionDef {
     pub defined_in: Option<String>,
     pub config: Map<String, Value>,
     pub columns: Vec<ColumnDef>,
-    pub description: Option<String>,
 }
 
 /// A `models:` (or seeds/snapshots) entry patching a node.
@@ -43,8 +27,6 @@ pub struct NodePatch {
     pub tags: Vec<String>,
     pub columns: Vec<ColumnDef>,
     pub tests: Vec<Value>,
-    pub access: Option<String>,
-    pub group: Option<String>,
     pub latest_version: Option<Value>,
     pub versions: Vec<VersionDef>,
 }
@@ -164,7 +146,6 @@ fn parse_patch(entry: &Map<String, Value>, file: &str, package: &str) -> Option<
                 defined_in: s(v.get("defined_in")),
                 config: obj(v.get("config")),
                 columns: Vec::new(),
-                description: s(v.get("description")),
             })
             .map(|mut def| {
                 def.columns = parse_columns(v.get("columns"));
@@ -182,8 +163,6 @@ fn parse_patch(entry: &Map<String, Value>, file: &str, package: &str) -> Option<
         tags: string_list(entry.get("tags")),
         columns: parse_columns(entry.get("columns")),
         tests: tests_of(entry),
-        access: s(entry.get("access")),
-        group: s(entry.get("group")),
         latest_version: entry.get("latest_version").cloned(),
         versions,
     })

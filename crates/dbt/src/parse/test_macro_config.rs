@@ -42,7 +42,6 @@ pub fn collect(env: &Environment<'static>, scope: &Scope) -> HashMap<String, Map
         }
         let facts = NodeFacts {
             package: m.package.clone(),
-            resource_type: "test".into(),
             ..NodeFacts::default()
         };
         let rc = RenderCtx::new(ctx_scope.clone(), facts, false);
