@@ -20,6 +20,7 @@
 //!   BENCH_SIZES        "300,3000" (the largest is the headline size)
 //!   BENCH_DBT          dbt executable (default <repo>/.venv-dbt/bin/dbt; absent = skipped)
 //!   BENCH_SKIP_DBT=1   skip dbt entirely; BENCH_DBT_COMPILE=0 skip `dbt compile`
+//!   BENCH_ONLY=incremental  only the re-parse section (3)
 //!   BENCH_ENFORCE=1    exit non-zero when a target is missed (timings on a shared machine
 //!                      are noisy, so by default the table is only reported)
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
@@ -74,6 +75,15 @@ impl Reparser {
             .map(|c| c.nodes.len())
             .map_err(|e| e.to_string())
     }
+    /// A re-parse told which file changed (as git-sync is, from a commit diff): nothing
+    /// else is stat-ed.
+    fn parse_changed(&mut self, dir: &Path, changed: &Path) -> Result<usize, String> {
+        let rel = changed.strip_prefix(dir).unwrap_or(changed);
+        self.engine
+            .parse_changed(dir, &[rel])
+            .map(|c| c.nodes.len())
+            .map_err(|e| e.to_string())
+    }
     fn in_place(&self) -> bool {
         self.engine.last_path() == Some(ParsePath::InPlace)
     }
@@ -90,13 +100,15 @@ struct EditKind {
     edit: Editor,
 }
 
-/// Times `reps` edits of one file (each restored and re-parsed untimed afterwards); returns
-/// the median, the max and whether every timed parse took the in-place path.
+/// Times `reps` edits of one file (each restored and re-parsed untimed afterwards), through
+/// `parse` or (`told`) `parse_changed`; returns the median, the max and whether every timed
+/// parse took the in-place path.
 fn time_edits(
     engine: &mut Reparser,
     dir: &Path,
     kind: &EditKind,
     reps: usize,
+    told: bool,
 ) -> (Duration, Duration, bool) {
     let original =
         fs::read_to_string(&kind.file).unwrap_or_else(|e| panic!("{}: {e}", kind.file.display()));
@@ -105,12 +117,21 @@ fn time_edits(
     for i in 0..reps {
         fs::write(&kind.file, (kind.edit)(&original, i)).unwrap();
         let t = Instant::now();
-        let r = engine.parse(dir);
+        let r = if told {
+            engine.parse_changed(dir, &kind.file)
+        } else {
+            engine.parse(dir)
+        };
         times.push(t.elapsed());
         in_place &= engine.in_place();
         fs::write(&kind.file, &original).unwrap();
         r.expect("engine incremental parse");
-        engine.parse(dir).expect("engine parse after restore");
+        if told {
+            engine.parse_changed(dir, &kind.file)
+        } else {
+            engine.parse(dir)
+        }
+        .expect("engine parse after restore");
     }
     let worst = *times.iter().max().unwrap();
     (median(times), worst, in_place)
@@ -260,9 +281,12 @@ fn main() {
     let mut verdicts: Vec<(String, bool)> = Vec::new();
     let mut json = serde_json::Map::new();
 
+    // BENCH_ONLY=incremental: section 3 only (quick iterations on the re-parse paths)
+    let quick = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "incremental");
+
     // ---- 1. in-process full parse+compile at every size (linearity) ---------------------
     let mut inproc: BTreeMap<usize, Duration> = BTreeMap::new();
-    for (&n, dir) in &projects {
+    for (&n, dir) in projects.iter().filter(|_| !quick) {
         let reps = if n <= 500 { 7 } else { 3 };
         let mut times = Vec::new();
         let mut nodes = 0;
@@ -290,7 +314,7 @@ fn main() {
     let mut cli_rss = 0;
     let mut cli_cpus = Vec::new();
     // one untimed warm-up run (page cache, allocator), then 3 timed runs
-    for run in 0..4 {
+    for run in (0..4).filter(|_| !quick) {
         let m = run_measured(
             Command::new(bin)
                 .arg("parse")
@@ -315,23 +339,29 @@ fn main() {
         cli_cpus.push(m.cpu);
         cli_rss = cli_rss.max(m.max_rss);
     }
+    if quick {
+        cli_times.push(Duration::ZERO);
+        cli_cpus.push(Duration::ZERO);
+    }
     let cli = median(cli_times);
     let cli_cpu = median(cli_cpus);
-    rows.push(Row(
-        format!("Backflow parse+compile, CLI process, {big} models"),
-        format!("{:.1} ms", ms(cli)),
-        format!(
-            "median of 3; JSON manifest to /dev/null; CPU {:.1} ms",
-            ms(cli_cpu)
-        ),
-    ));
-    rows.push(Row(
-        format!("Backflow peak memory (max RSS), {big} models"),
-        format!("{:.1} MiB", cli_rss as f64 / 1024.0),
-        "CLI process".into(),
-    ));
-    json.insert("backflow_cli_ms".into(), ms(cli).into());
-    json.insert("backflow_max_rss_kib".into(), cli_rss.into());
+    if !quick {
+        rows.push(Row(
+            format!("Backflow parse+compile, CLI process, {big} models"),
+            format!("{:.1} ms", ms(cli)),
+            format!(
+                "median of 3; JSON manifest to /dev/null; CPU {:.1} ms",
+                ms(cli_cpu)
+            ),
+        ));
+        rows.push(Row(
+            format!("Backflow peak memory (max RSS), {big} models"),
+            format!("{:.1} MiB", cli_rss as f64 / 1024.0),
+            "CLI process".into(),
+        ));
+        json.insert("backflow_cli_ms".into(), ms(cli).into());
+        json.insert("backflow_max_rss_kib".into(), cli_rss.into());
+    }
 
     // ---- 3. incremental re-parse after one model / macro / seed / snapshot edit -----------
     {
@@ -351,22 +381,6 @@ fn main() {
         let noop = median(noops);
         let mut files = Vec::new();
         model_files(&dir.join("models"), &mut files);
-        let mut times = Vec::new();
-        let mut model_in_place = true;
-        for i in 0..11 {
-            let f = &files[(i * 7919) % files.len()];
-            let original = fs::read_to_string(f).unwrap();
-            fs::write(f, format!("{original}-- touched by bench {i}\n")).unwrap();
-            let t = Instant::now();
-            let r = engine.parse(dir);
-            times.push(t.elapsed());
-            model_in_place &= engine.in_place();
-            fs::write(f, &original).unwrap();
-            r.expect("engine incremental parse");
-            engine.parse(dir).expect("engine parse after restore");
-        }
-        let worst = *times.iter().max().unwrap();
-        let med = median(times);
         rows.push(Row(
             format!("Engine first parse, {big} models"),
             format!("{:.1} ms", ms(cold)),
@@ -377,26 +391,66 @@ fn main() {
             format!("{:.1} ms", ms(noop)),
             "median of 5".into(),
         ));
-        rows.push(Row(
-            "Engine re-parse after 1 model file changes".into(),
-            format!("{:.1} ms", ms(med)),
-            format!(
-                "median of 11 (max {:.1} ms); target <= {TARGET_INCREMENTAL_MS} ms{}",
-                ms(worst),
-                if model_in_place { "" } else { "; NOT in place" }
-            ),
-        ));
-        verdicts.push((
-            format!(
-                "one-model re-parse {:.1} ms <= {TARGET_INCREMENTAL_MS} ms",
-                ms(med)
-            ),
-            ms(med) <= TARGET_INCREMENTAL_MS,
-        ));
         json.insert("engine_cold_ms".into(), ms(cold).into());
         json.insert("engine_noop_ms".into(), ms(noop).into());
-        json.insert("engine_incremental_ms_median".into(), ms(med).into());
-        json.insert("engine_incremental_ms_max".into(), ms(worst).into());
+        // `parse` stats every file to find the edit; `parse_changed` is told the path
+        for told in [false, true] {
+            let mut times = Vec::new();
+            let mut model_in_place = true;
+            for i in 0..11 {
+                let f = &files[(i * 7919) % files.len()];
+                let original = fs::read_to_string(f).unwrap();
+                fs::write(f, format!("{original}-- touched by bench {i}\n")).unwrap();
+                let t = Instant::now();
+                let r = if told {
+                    engine.parse_changed(dir, f)
+                } else {
+                    engine.parse(dir)
+                };
+                times.push(t.elapsed());
+                model_in_place &= engine.in_place();
+                fs::write(f, &original).unwrap();
+                r.expect("engine incremental parse");
+                if told {
+                    engine.parse_changed(dir, f)
+                } else {
+                    engine.parse(dir)
+                }
+                .expect("engine parse after restore");
+            }
+            let worst = *times.iter().max().unwrap();
+            let med = median(times);
+            let how = if told {
+                "told the path (parse_changed)"
+            } else {
+                "found by stat-ing every file (parse)"
+            };
+            rows.push(Row(
+                format!("Engine re-parse after 1 model file changes, {how}"),
+                format!("{:.1} ms", ms(med)),
+                format!(
+                    "median of 11 (max {:.1} ms); target <= {TARGET_INCREMENTAL_MS} ms{}",
+                    ms(worst),
+                    if model_in_place { "" } else { "; NOT in place" }
+                ),
+            ));
+            verdicts.push((
+                format!(
+                    "one-model re-parse, {how}: {:.1} ms <= {TARGET_INCREMENTAL_MS} ms",
+                    ms(med)
+                ),
+                model_in_place && ms(med) <= TARGET_INCREMENTAL_MS,
+            ));
+            let suffix = if told { "_told" } else { "" };
+            json.insert(
+                format!("engine_incremental{suffix}_ms_median"),
+                ms(med).into(),
+            );
+            json.insert(
+                format!("engine_incremental{suffix}_ms_max"),
+                ms(worst).into(),
+            );
+        }
 
         let macros = dir.join("macros/calendar_macros.sql");
         let package = dir.join("dbt_packages/bench_utils/macros/bench_utils.sql");
@@ -453,7 +507,24 @@ fn main() {
             },
         ];
         for (k, kind) in kinds.iter().enumerate() {
-            let (med, worst, in_place) = time_edits(&mut engine, dir, kind, 5);
+            let (med, worst, in_place) = time_edits(&mut engine, dir, kind, 5, false);
+            let (told_med, _, told_in_place) = time_edits(&mut engine, dir, kind, 5, true);
+            rows.push(Row(
+                format!("Engine re-parse after edit, told the path: {}", kind.label),
+                format!("{:.1} ms", ms(told_med)),
+                format!(
+                    "median of 5; {}",
+                    if told_in_place {
+                        "in place"
+                    } else {
+                        "full rebuild"
+                    }
+                ),
+            ));
+            json.insert(
+                format!("engine_edit_{k}_told_ms_median"),
+                ms(told_med).into(),
+            );
             rows.push(Row(
                 format!("Engine re-parse after edit: {}", kind.label),
                 format!("{:.1} ms", ms(med)),
@@ -479,7 +550,7 @@ fn main() {
     }
 
     // ---- 4. linearity ---------------------------------------------------------------------
-    if small != big {
+    if small != big && !quick {
         let ratio = inproc[&big].as_secs_f64() / inproc[&small].as_secs_f64();
         let size_ratio = big as f64 / small as f64;
         rows.push(Row(
@@ -504,7 +575,13 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or(root.join(".venv-dbt/bin/dbt"));
     let skip = std::env::var("BENCH_SKIP_DBT").is_ok_and(|v| v == "1");
-    if skip || !dbt.exists() {
+    if quick {
+        rows.push(Row(
+            "dbt parse".into(),
+            "skipped".into(),
+            "BENCH_ONLY".into(),
+        ));
+    } else if skip || !dbt.exists() {
         let why = if skip {
             "BENCH_SKIP_DBT=1".to_string()
         } else {

@@ -10,7 +10,6 @@ use crate::jinja::scope::{MacroDef, Scope, DBT_PACKAGE};
 use crate::jinja::{describe, extract_blocks};
 use crate::load::{FileKind, Loaded, SourceFile};
 use crate::parse::workspace::{workspace_errors, workspace_fingerprint};
-use crate::parse::Workspace;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -82,21 +81,24 @@ pub(super) fn update_macros(
     {
         return None;
     }
-    let mut env = old_ws.env.clone();
-    let mut env_errors: Vec<NodeError> = old_ws
-        .env_errors
-        .iter()
-        .filter(|e| {
-            e.unique_id
-                .as_ref()
-                .is_none_or(|id| !changed_ids.contains(id))
-        })
-        .cloned()
-        .collect();
+    // from here on the edit is applied: update the workspace in place (it is cloned only if
+    // something still shares it; the YAML-derived parts are large)
+    drop(old_ws);
+    cache.workspace = None;
+    let fingerprint = workspace_fingerprint(loaded, opts);
+    let ws = Arc::make_mut(&mut state.ws);
+    ws.env_errors.retain(|e| {
+        e.unique_id
+            .as_ref()
+            .is_none_or(|id| !changed_ids.contains(id))
+    });
     for m in &changed {
-        if let Err(e) = env.add_template_owned(m.unique_id.clone(), m.source.clone()) {
-            env.remove_template(&m.unique_id);
-            env_errors.push(NodeError::new(
+        if let Err(e) = ws
+            .env
+            .add_template_owned(m.unique_id.clone(), m.source.clone())
+        {
+            ws.env.remove_template(&m.unique_id);
+            ws.env_errors.push(NodeError::new(
                 Some(m.unique_id.clone()),
                 &m.original_file_path,
                 e.line(),
@@ -104,33 +106,18 @@ pub(super) fn update_macros(
             ));
         }
     }
-    env_errors.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    let mut scope = (*old_ws.scope).clone();
-    scope.macros = macros;
-    Arc::make_mut(&mut state.scope).macros = scope.macros.clone();
-    let ws = Workspace {
-        projects: old_ws.projects.clone(),
-        root: old_ws.root.clone(),
-        scope: Arc::new(scope),
-        env,
-        macro_infos: infos,
-        patches: old_ws.patches.clone(),
-        source_defs: old_ws.source_defs.clone(),
-        version_columns: old_ws.version_columns.clone(),
-        errors: workspace_errors(&old_ws.macro_errors, &old_ws.property_errors, &env_errors),
-        macro_errors: old_ws.macro_errors.clone(),
-        property_errors: old_ws.property_errors.clone(),
-        env_errors,
-        fingerprint: workspace_fingerprint(loaded, opts),
-    };
-    let ws = Arc::new(ws);
+    ws.env_errors.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    Arc::make_mut(&mut state.scope).macros = macros.clone();
+    Arc::make_mut(&mut ws.scope).macros = macros;
+    ws.macro_infos = infos;
+    ws.errors = workspace_errors(&ws.macro_errors, &ws.property_errors, &ws.env_errors);
+    ws.fingerprint = fingerprint;
     state.catalog.macros = ws
         .macro_infos
         .iter()
         .map(|m| (m.unique_id.clone(), m.clone()))
         .collect();
-    state.ws = ws.clone();
-    cache.workspace = Some(ws);
+    cache.workspace = Some(state.ws.clone());
     // descriptions memoised under the old workspace fingerprint no longer match
     cache.descriptions.rendered.clear();
     Some(changed_ids)

@@ -5,18 +5,28 @@
 //! when `m` calls it, with `m`'s arguments. The calling state is alive for exactly as long as
 //! `m` runs (its frame is on this thread's stack below `m`'s), and [`CallerFrame`] records it
 //! for that time only; a `LazyCaller` that outlives it answers an error.
+//!
+//! Why `unsafe`: minijinja runs a call-block body only in the exact `State` that defined it
+//! (`Macro::call` checks the state's id), and hands a callee no way to reach its caller's
+//! state; a `&State` cannot be kept anywhere `'static` without erasing its lifetimes. The
+//! one `unsafe` block turns the recorded pointer back into a `&State` while its frame is
+//! registered; see its SAFETY comment for why that reference is live and unaliased-mutably.
 
 use minijinja::value::{Object, Value};
 use minijinja::{Error, ErrorKind, State};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 thread_local! {
     /// (frame id, calling state) for every macro call in progress on this thread that was
     /// handed a `LazyCaller`
     static FRAMES: RefCell<Vec<(u64, *const ())>> = const { RefCell::new(Vec::new()) };
-    static NEXT_FRAME: Cell<u64> = const { Cell::new(1) };
 }
+
+/// Frame ids, unique across threads: a `LazyCaller` that reached another thread (`Value`s
+/// are `Send`) finds no frame there, rather than another call's state.
+static NEXT_FRAME: AtomicU64 = AtomicU64::new(1);
 
 /// Records `state` as the calling state while the callee runs; dropped when it returns.
 pub(super) struct CallerFrame {
@@ -25,11 +35,7 @@ pub(super) struct CallerFrame {
 
 impl CallerFrame {
     pub(super) fn enter(state: &State<'_, '_>) -> Self {
-        let id = NEXT_FRAME.with(|n| {
-            let id = n.get();
-            n.set(id.wrapping_add(1));
-            id
-        });
+        let id = NEXT_FRAME.fetch_add(1, Ordering::Relaxed);
         let ptr = state as *const State<'_, '_> as *const ();
         FRAMES.with(|f| f.borrow_mut().push((id, ptr)));
         Self { id }
@@ -85,10 +91,15 @@ impl Object for LazyCaller {
                 "caller() called after the macro it was passed to returned",
             ));
         };
-        // SAFETY: the pointer was taken from a live `&State` by `CallerFrame::enter`, and the
-        // frame is removed (on drop) before that borrow ends: the calling `MacroFn::call`
-        // holds both the state reference and the `CallerFrame` for the whole callee run,
-        // on this thread, and a frame is only looked up while it is registered.
+        // SAFETY: the pointer was taken from a `&State` by `CallerFrame::enter`, on this thread
+        // (FRAMES is thread-local and ids are never reused, so the entry found is that one).
+        // The entry is removed when the `CallerFrame` drops, also on unwinding, and
+        // `MacroFn::call` keeps the frame alive only inside the closure that runs the callee,
+        // while the `&State` it was made from is still borrowed by that same call: so the
+        // `State` is alive here. Only shared references to it exist (minijinja's own API
+        // takes `&State` and mutates through interior cells, as when a macro re-enters its own
+        // template's state), and the reference made here is used for this one call and not
+        // kept: `Macro::call` returns an owned `Value`, so no erased lifetime escapes.
         let state: &State<'_, '_> = unsafe { &*(ptr as *const State<'_, '_>) };
         self.caller.call(state, args)
     }

@@ -260,6 +260,7 @@ impl Object for MacroFn {
             rec.depth += 1;
             rec.returns.push(None);
         }
+        // `_frame` (not `_`) keeps a lazy caller's frame registered until the callee returns
         let result =
             with_caller_body(state, args).and_then(|(args, _frame)| self.invoke(state, &args));
         let returned = {

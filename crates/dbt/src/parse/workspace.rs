@@ -31,6 +31,7 @@ pub struct ProjectTrees {
 }
 
 /// Project-wide state shared by the parse and compile passes.
+#[derive(Clone)]
 pub struct Workspace {
     pub projects: Vec<ProjectTrees>,
     pub root: String,
