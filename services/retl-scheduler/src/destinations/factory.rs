@@ -32,12 +32,9 @@ pub fn build(
             settings,
             secret.clone(),
         )?),
-        DestinationKind::Salesforce => {
-            return Err(DestinationError::Unsupported(format!(
-                "{} destinations (not built yet)",
-                kind_name(kind)
-            )))
-        }
+        DestinationKind::Salesforce => Arc::new(super::salesforce::SalesforceDestination::new(
+            settings, text,
+        )?),
     })
 }
 
@@ -122,6 +119,43 @@ mod tests {
         assert!(matches!(
             build(DestinationKind::Webhook, &DestinationSettings::new(), None),
             Err(DestinationError::Settings(_))
+        ));
+    }
+
+    #[test]
+    fn every_kind_builds_from_its_minimal_settings() {
+        let secret = || Some(SecretString::from("s3cret".to_string()));
+        let one = |k: &str, v: &str| DestinationSettings::from([(k.to_string(), v.to_string())]);
+        let cases = [
+            (DestinationKind::Segment, DestinationSettings::new()),
+            (DestinationKind::Hubspot, DestinationSettings::new()),
+            (
+                DestinationKind::Salesforce,
+                one("instance_url", "https://acme.my.salesforce.com"),
+            ),
+            (
+                DestinationKind::Postgres,
+                one("url", "postgres://app@127.0.0.1:5432/crm"),
+            ),
+        ];
+        for (kind, settings) in cases {
+            let d = build(kind, &settings, secret()).unwrap();
+            assert_eq!(d.kind(), kind);
+            assert!(!d.rate_limit_key().contains("s3cret"));
+        }
+        // Secrets are required where the API needs one; typos in settings are refused.
+        for kind in [DestinationKind::Segment, DestinationKind::Hubspot] {
+            assert!(matches!(
+                build(kind, &DestinationSettings::new(), None),
+                Err(DestinationError::Settings(_))
+            ));
+            assert!(
+                matches!(build(kind, &one("endpiont", "x"), secret()), Err(DestinationError::Settings(m)) if m.contains("unknown setting"))
+            );
+        }
+        assert!(matches!(
+            build(DestinationKind::Postgres, &one("url", "postgres://app:pw@h/db"), None),
+            Err(DestinationError::Settings(m)) if m.contains("password")
         ));
     }
 }

@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+pub mod csv;
 pub mod delivery;
 mod factory;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod hubspot;
 pub mod postgres;
 pub mod rate_limit;
 pub mod retry;
+pub mod salesforce;
 pub mod segment;
 pub mod settings;
 pub mod standard_webhooks;

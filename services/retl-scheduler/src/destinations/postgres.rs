@@ -40,7 +40,9 @@ use super::{
 const KNOWN: &[&str] = &["url", "batch_size", "max_concurrency"];
 
 pub struct PostgresDestination {
-    pool: PgPool,
+    /// Made on first use: building a pool needs a Tokio runtime, `build` must not.
+    pool: tokio::sync::OnceCell<PgPool>,
+    options: PgConnectOptions,
     account: String,
     batch_size: usize,
     max_concurrency: usize,
@@ -83,12 +85,9 @@ impl PostgresDestination {
             options.get_database().unwrap_or_default()
         );
         let max_concurrency = bounded(settings, "max_concurrency", 4, 1, 16)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_concurrency as u32)
-            .acquire_timeout(Duration::from_secs(15))
-            .connect_lazy_with(options);
         Ok(Self {
-            pool,
+            pool: tokio::sync::OnceCell::new(),
+            options,
             account,
             batch_size: bounded(settings, "batch_size", 1000, 1, 10_000)?,
             max_concurrency,
@@ -205,6 +204,17 @@ fn is_row_error(error: &sqlx::Error) -> bool {
 }
 
 impl PostgresDestination {
+    async fn pool(&self) -> &PgPool {
+        self.pool
+            .get_or_init(|| async {
+                PgPoolOptions::new()
+                    .max_connections(self.max_concurrency as u32)
+                    .acquire_timeout(Duration::from_secs(15))
+                    .connect_lazy_with(self.options.clone())
+            })
+            .await
+    }
+
     async fn write(
         &self,
         sql: &str,
@@ -212,7 +222,7 @@ impl PostgresDestination {
     ) -> Result<Vec<RecordResult>, DestinationError> {
         let rows: Vec<Value> = batch.records.iter().map(row).collect();
         let all = Value::Array(rows.clone()).to_string();
-        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut tx = self.pool().await.begin().await.map_err(classify)?;
         match sqlx::query(sql).bind(&all).execute(&mut *tx).await {
             Ok(_) => {
                 tx.commit().await.map_err(classify)?;
@@ -225,7 +235,7 @@ impl PostgresDestination {
         }
         // The failed statement aborted the transaction: start over, one savepoint per row.
         tx.rollback().await.map_err(classify)?;
-        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut tx = self.pool().await.begin().await.map_err(classify)?;
         let mut results = Vec::with_capacity(rows.len());
         for (record, row) in batch.records.iter().zip(rows) {
             sqlx::query("savepoint backflow_row")
@@ -303,7 +313,7 @@ impl Destination for PostgresDestination {
 
     async fn test(&self) -> Result<(), DestinationError> {
         sqlx::query("select 1")
-            .execute(&self.pool)
+            .execute(self.pool().await)
             .await
             .map(|_| ())
             .map_err(classify)

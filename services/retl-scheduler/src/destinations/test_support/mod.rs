@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
 pub mod hubspot;
+pub mod salesforce;
 pub mod segment;
 pub mod server;
 pub mod webhook;
