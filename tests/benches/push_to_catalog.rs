@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             WEBHOOK_SECRET,
         )
         .await?;
+    let source_id = stack.create_source("warehouse").await?;
 
     let started = Instant::now();
     let created = stack
@@ -93,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
                 default_schema: "analytics".into(),
                 project_path: String::new(),
                 credential_id: token_id,
-                warehouse_source_id: "wh".into(),
+                warehouse_source_id: source_id,
                 webhook_secret_credential_id: hook_id,
             }),
         })

@@ -139,6 +139,60 @@ impl Stack {
         Ok(secret.id)
     }
 
+    /// A warehouse source in the catalog, which a Git connection must name: `kind` with
+    /// `settings` and a fresh secret of `secret_kind`. `skip_test` stores it without
+    /// connecting (for sources that exist only as names).
+    pub async fn create_source_with(
+        &mut self,
+        name: &str,
+        kind: catalog::WarehouseKind,
+        settings: &[(&str, &str)],
+        secret_kind: credentials::SecretKind,
+        skip_test: bool,
+    ) -> anyhow::Result<catalog::WarehouseSource> {
+        let credential_id = self
+            .create_secret(&format!("{name} secret"), secret_kind, "unused-s3cret")
+            .await?;
+        let source = self
+            .catalog
+            .create_warehouse_source(catalog::CreateWarehouseSourceRequest {
+                workspace_id: self.workspace.clone(),
+                name: name.into(),
+                kind: kind as i32,
+                settings: settings
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                credential_id,
+                backflow_schema: String::new(),
+                skip_test,
+            })
+            .await?
+            .into_inner()
+            .source
+            .ok_or_else(|| anyhow::anyhow!("no source"))?;
+        Ok(source)
+    }
+
+    /// A postgres source named `name` whose database is `warehouse` (the relations of
+    /// the fixtures' models are `"warehouse"."<schema>"."<model>"`), never dialled.
+    pub async fn create_source(&mut self, name: &str) -> anyhow::Result<String> {
+        let source = self
+            .create_source_with(
+                name,
+                catalog::WarehouseKind::Postgres,
+                &[
+                    ("host", "db.internal"),
+                    ("database", "warehouse"),
+                    ("user", "dbt"),
+                ],
+                credentials::SecretKind::WarehousePassword,
+                true,
+            )
+            .await?;
+        Ok(source.id)
+    }
+
     /// Waits until the catalog's latest commit for the connection is `commit`, then
     /// returns all its models (every page, with compiled SQL).
     pub async fn models_at_commit(

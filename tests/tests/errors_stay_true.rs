@@ -117,6 +117,7 @@ async fn the_error_list_follows_every_change_on_one_connection() -> anyhow::Resu
     let token_id = stack
         .create_secret("git token", credentials::SecretKind::GitToken, GIT_TOKEN)
         .await?;
+    let source_id = stack.create_source("warehouse").await?;
     let created = stack
         .git_sync
         .create_connection(gitsync::CreateConnectionRequest {
@@ -131,7 +132,7 @@ async fn the_error_list_follows_every_change_on_one_connection() -> anyhow::Resu
                 default_schema: "analytics".into(),
                 project_path: "dbt".into(),
                 credential_id: token_id,
-                warehouse_source_id: "wh-1".into(),
+                warehouse_source_id: source_id,
                 webhook_secret_credential_id: String::new(),
             }),
         })

@@ -77,6 +77,8 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
         )
         .await?;
 
+    let source_id = stack.create_source("warehouse").await?;
+
     // connect → initial sync → models listed
     let created = stack
         .git_sync
@@ -92,7 +94,7 @@ async fn connect_sync_push_and_list_models() -> anyhow::Result<()> {
                 default_schema: "analytics".into(),
                 project_path: String::new(),
                 credential_id: token_id.clone(),
-                warehouse_source_id: "wh-1".into(),
+                warehouse_source_id: source_id,
                 webhook_secret_credential_id: webhook_id,
             }),
         })

@@ -20,6 +20,7 @@ struct Services {
         catalog::model_catalog_service_client::ModelCatalogServiceClient<testing::AuthedChannel>,
     catalog_store: backflow_model_catalog::store::CatalogStore,
     git_sync_db: backflow_platform::db::Database,
+    git_sync_store: backflow_git_sync::store::GitSyncStore,
     background: Background,
     _authority: testing::TokenAuthority,
 }
@@ -67,6 +68,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
         .ok_or_else(|| anyhow::anyhow!("no addr"))?;
     let catalog_store = catalog_app.store().clone();
     let git_sync_db = git_sync_app.store().database().clone();
+    let git_sync_store = git_sync_app.store().clone();
     let mut background = Background::default();
     background.spawn(|shutdown| git_sync_app.run(shutdown));
     background.spawn(|shutdown| catalog_app.run(shutdown));
@@ -80,6 +82,7 @@ async fn start(nats: &NatsConfig) -> anyhow::Result<Services> {
         ),
         catalog_store,
         git_sync_db,
+        git_sync_store,
         background,
         _authority: authority,
     })
@@ -90,7 +93,39 @@ impl Services {
         self.background.stop().await;
     }
 
-    async fn create_connection(&mut self, name: &str) -> anyhow::Result<String> {
+    /// A warehouse source (never dialled), once git-sync has heard of it.
+    async fn create_source(&mut self, name: &str) -> anyhow::Result<String> {
+        let source = self
+            .catalog
+            .create_warehouse_source(catalog::CreateWarehouseSourceRequest {
+                workspace_id: WORKSPACE.into(),
+                name: name.into(),
+                kind: catalog::WarehouseKind::Postgres as i32,
+                settings: [
+                    ("host".to_string(), "db.internal".to_string()),
+                    ("database".to_string(), "warehouse".to_string()),
+                    ("user".to_string(), "dbt".to_string()),
+                ]
+                .into(),
+                credential_id: "cred-wh".into(),
+                backflow_schema: String::new(),
+                skip_test: true,
+            })
+            .await?
+            .into_inner()
+            .source
+            .ok_or_else(|| anyhow::anyhow!("no source"))?;
+        let store = self.git_sync_store.clone();
+        let id = source.id.clone();
+        eventually(Duration::from_secs(30), "git-sync to know the source", || {
+            let (store, id) = (store.clone(), id.clone());
+            async move { store.known_source(WORKSPACE, &id).await.ok()? }
+        })
+        .await?;
+        Ok(source.id)
+    }
+
+    async fn create_connection(&mut self, name: &str, source_id: &str) -> anyhow::Result<String> {
         let response = self
             .git_sync
             .create_connection(gitsync::CreateConnectionRequest {
@@ -105,7 +140,7 @@ impl Services {
                     default_schema: "analytics".into(),
                     project_path: String::new(),
                     credential_id: "cred-1".into(),
-                    warehouse_source_id: "wh-1".into(),
+                    warehouse_source_id: source_id.into(),
                     webhook_secret_credential_id: String::new(),
                 }),
             })
@@ -145,7 +180,8 @@ impl Services {
 async fn event_reaches_the_catalog_exactly_once() -> anyhow::Result<()> {
     let nats = testing::fresh_nats("cross");
     let mut services = start(&nats).await?;
-    let connection_id = services.create_connection("analytics").await?;
+    let source_id = services.create_source("warehouse").await?;
+    let connection_id = services.create_connection("analytics", &source_id).await?;
     let project = services.wait_for_project(&connection_id).await?;
     assert_eq!(project.name, "analytics");
     assert_eq!(project.default_schema, "analytics");
@@ -210,10 +246,11 @@ async fn nothing_is_lost_while_nats_is_down() -> anyhow::Result<()> {
         connect_timeout_ms: 5_000,
     };
     let mut services = start(&nats).await?;
+    let source_id = services.create_source("warehouse").await?;
 
     server.stop()?;
     let connection_id = services
-        .create_connection("written-while-nats-down")
+        .create_connection("written-while-nats-down", &source_id)
         .await?;
     // the event waits in the outbox
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -103,6 +103,7 @@ async fn a_failed_head_is_not_polled_again_and_a_webhook_secret_does_not_resync(
             "whsec-QuietPolling0123",
         )
         .await?;
+    let source_id = stack.create_source("warehouse").await?;
     let settings = gitsync::ConnectionSettings {
         provider: gitsync::GitProvider::Github as i32,
         protocol: gitsync::GitProtocol::Https as i32,
@@ -112,7 +113,7 @@ async fn a_failed_head_is_not_polled_again_and_a_webhook_secret_does_not_resync(
         default_schema: "analytics".into(),
         project_path: String::new(),
         credential_id: token_id,
-        warehouse_source_id: "wh-1".into(),
+        warehouse_source_id: source_id,
         webhook_secret_credential_id: String::new(),
     };
     let connection = stack

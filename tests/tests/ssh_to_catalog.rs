@@ -52,17 +52,22 @@ fn settings(
         default_schema: "analytics".into(),
         project_path: project_path.into(),
         credential_id: credential_id.into(),
-        warehouse_source_id: "wh".into(),
+        warehouse_source_id: String::new(),
         webhook_secret_credential_id: String::new(),
     }
 }
 
-/// Creates a connection; returns (connection id, initial run id).
+/// Creates a connection naming a new warehouse source; returns (connection id, initial
+/// run id).
 async fn connect(
     stack: &mut Stack,
     name: &str,
-    settings: gitsync::ConnectionSettings,
+    mut settings: gitsync::ConnectionSettings,
 ) -> Result<(String, String), tonic::Status> {
+    settings.warehouse_source_id = stack
+        .create_source(&format!("{name} warehouse"))
+        .await
+        .map_err(|err| tonic::Status::internal(err.to_string()))?;
     let response = stack
         .git_sync
         .create_connection(gitsync::CreateConnectionRequest {

@@ -54,6 +54,7 @@ async fn one_trace_runs_from_webhook_to_catalog() -> anyhow::Result<()> {
             WEBHOOK_SECRET,
         )
         .await?;
+    let source_id = stack.create_source("warehouse").await?;
     let connection_id = stack
         .git_sync
         .create_connection(gitsync::CreateConnectionRequest {
@@ -68,7 +69,7 @@ async fn one_trace_runs_from_webhook_to_catalog() -> anyhow::Result<()> {
                 default_schema: "analytics".into(),
                 project_path: String::new(),
                 credential_id: token_id,
-                warehouse_source_id: "wh-1".into(),
+                warehouse_source_id: source_id,
                 webhook_secret_credential_id: webhook_id,
             }),
         })

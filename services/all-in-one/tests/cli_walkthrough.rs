@@ -562,10 +562,11 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
             "name": "customers",
             "package_name": "shop",
             "original_file_path": "models/customers.sql",
-            "database": "warehouse",
+            // the source's database: git-sync parses with the source's adapter and database
+            "database": "shop",
             "schema": "analytics",
             "alias": "customers",
-            "relation_name": "\"warehouse\".\"analytics\".\"customers\"",
+            "relation_name": "\"shop\".\"analytics\".\"customers\"",
             "materialized": "view",
             "description": "one row per customer",
             "tags": [],

@@ -139,6 +139,39 @@ async fn wait_for_runs(
     }
 }
 
+/// Publishes the catalog's `WarehouseSourceChangedEvent` for a postgres source (no
+/// catalog runs here); git-sync's consumer records it.
+async fn announce_source(
+    nats: &backflow_platform::config::NatsConfig,
+    source_id: &str,
+) -> anyhow::Result<()> {
+    use backflow_proto::catalog::v1 as catalog;
+    use prost::Message;
+    let bus = backflow_platform::bus::Bus::connect(nats).await?;
+    bus.ensure_stream(&backflow_platform::bus::streams::EVT_CATALOG)
+        .await?;
+    let event = catalog::WarehouseSourceChangedEvent {
+        workspace_id: WORKSPACE.into(),
+        source: Some(catalog::WarehouseSource {
+            id: source_id.into(),
+            workspace_id: WORKSPACE.into(),
+            name: "warehouse".into(),
+            kind: catalog::WarehouseKind::Postgres as i32,
+            settings: [("database".to_string(), "warehouse".to_string())].into(),
+            version: 1,
+            ..Default::default()
+        }),
+        deleted: false,
+    };
+    bus.publish(
+        &backflow_proto::subjects::SOURCE_CHANGED.for_id(source_id),
+        &format!("source-{source_id}-v1"),
+        event.encode_to_vec().into(),
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_sync_then_restart_finishes_the_work() -> anyhow::Result<()> {
     let root = std::env::temp_dir().join(format!("backflow-crash-{}", backflow_platform::new_id()));
@@ -197,6 +230,9 @@ async fn kill_9_mid_sync_then_restart_finishes_the_work() -> anyhow::Result<()> 
     );
     process.start()?;
     let mut client = process.client(&token).await?;
+
+    // the warehouse source the connection names, announced as the catalog would
+    announce_source(&nats, "wh-1").await?;
 
     // the initial sync gets stuck downloading the pack
     server.stall_fetches();

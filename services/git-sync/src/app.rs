@@ -1,6 +1,7 @@
 //! `App::build` wires the git-sync service from its configuration: database, bus,
 //! gRPC and webhook listeners, the credentials client and the sync runner; `App::run`
-//! serves it, consumes sync commands and polls remotes until shutdown.
+//! serves it, consumes sync commands and the catalog's source changes, and polls
+//! remotes until shutdown.
 
 use crate::config::Config;
 use crate::credentials_client::CredentialsClient;
@@ -135,6 +136,14 @@ impl App {
             Box::pin(async move {
                 let handler = |delivery| consumers::handle_sync_command(&runner, delivery);
                 bus.run_consumer(consumers::sync_commands_spec(), handler, shutdown)
+                    .await;
+            })
+        }));
+        let (bus, store) = (self.base.bus.clone(), self.store.clone());
+        tasks.push(Box::new(move |shutdown| {
+            Box::pin(async move {
+                let handler = |delivery| consumers::handle_source_event(&store, delivery);
+                bus.run_consumer(consumers::source_events_spec(), handler, shutdown)
                     .await;
             })
         }));

@@ -19,6 +19,11 @@ pub enum GitSyncError {
     AlreadyExists(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("warehouse source {source_id} does not exist in workspace {workspace_id}: create it first (backflow sources create) and name its id")]
+    UnknownSource {
+        workspace_id: String,
+        source_id: String,
+    },
     #[error("settings changed meanwhile: expected version {expected}, found {found}")]
     Conflict { expected: i64, found: i64 },
 }

@@ -1,5 +1,6 @@
-//! The gRPC edge of git-sync: decodes requests, validates settings, calls the store,
-//! and maps [`GitSyncError`] to status codes in one place.
+//! The gRPC edge of git-sync: decodes requests, validates settings (the warehouse source
+//! must be one the catalog announced), calls the store, and maps [`GitSyncError`] to
+//! status codes in one place.
 
 use crate::error::GitSyncError;
 use crate::settings::Settings;
@@ -7,11 +8,15 @@ use crate::store::GitSyncStore;
 use crate::sync::SyncRunner;
 use backflow_proto::gitsync::v1 as pb;
 use pb::git_sync_service_server::GitSyncService;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 pub const SERVICE_NAME: &str = "backflow.gitsync.v1.GitSyncService";
 const DEFAULT_RUN_LIMIT: i64 = 50;
 const MAX_RUN_LIMIT: i64 = 500;
+/// How long a connect waits for a just-created source's event to reach the projection.
+pub const DEFAULT_SOURCE_WAIT: Duration = Duration::from_secs(5);
+const SOURCE_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct GitSyncGrpc {
@@ -19,6 +24,8 @@ pub struct GitSyncGrpc {
     runner: SyncRunner,
     /// Check access when settings are saved.
     validate_access: bool,
+    /// Bound on waiting for an unknown warehouse source to be announced.
+    source_wait: Duration,
 }
 
 impl GitSyncGrpc {
@@ -27,6 +34,34 @@ impl GitSyncGrpc {
             store,
             runner,
             validate_access,
+            source_wait: DEFAULT_SOURCE_WAIT,
+        }
+    }
+
+    /// The same service with another bound on waiting for a source's announcement.
+    pub fn with_source_wait(self, source_wait: Duration) -> Self {
+        Self {
+            source_wait,
+            ..self
+        }
+    }
+
+    /// Refuses a warehouse source the catalog has not announced (or deleted). The
+    /// catalog's event may trail its response to the user by a moment: an unknown
+    /// source is looked up again until `source_wait` has passed.
+    async fn require_source(&self, workspace_id: &str, source_id: &str) -> Result<(), GitSyncError> {
+        let deadline = tokio::time::Instant::now() + self.source_wait;
+        loop {
+            if self.store.known_source(workspace_id, source_id).await?.is_some() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(GitSyncError::UnknownSource {
+                    workspace_id: workspace_id.to_string(),
+                    source_id: source_id.to_string(),
+                });
+            }
+            tokio::time::sleep(SOURCE_POLL).await;
         }
     }
 
@@ -64,7 +99,9 @@ impl backflow_platform::request_error::RequestError for GitSyncError {
             GitSyncError::NotFound { .. } => Kind::NotFound,
             GitSyncError::AlreadyExists(_) => Kind::AlreadyExists,
             GitSyncError::Conflict { .. } => Kind::Conflict,
-            GitSyncError::Access(_) => Kind::FailedPrecondition,
+            GitSyncError::Access(_) | GitSyncError::UnknownSource { .. } => {
+                Kind::FailedPrecondition
+            }
             _ => Kind::Internal,
         }
     }
@@ -119,6 +156,8 @@ impl GitSyncService for GitSyncGrpc {
         require("workspace_id", &request.workspace_id)?;
         require("name", &request.name)?;
         let settings = Settings::from_proto(request.settings).map_err(GitSyncError::from)?;
+        self.require_source(&request.workspace_id, &settings.warehouse_source_id)
+            .await?;
         self.check_access(&request.workspace_id, &settings).await?;
         let (connection, run) = self
             .store
@@ -141,6 +180,8 @@ impl GitSyncService for GitSyncGrpc {
         let current = self
             .store
             .get_connection(&request.workspace_id, &request.connection_id)
+            .await?;
+        self.require_source(&request.workspace_id, &settings.warehouse_source_id)
             .await?;
         // A new webhook secret alone reaches nothing new: no access check, no re-sync.
         if !current.settings.same_sync_source(&settings) {

@@ -15,6 +15,7 @@ pub mod poller;
 pub mod retry;
 pub mod settings;
 pub mod snapshot_builder;
+pub mod sources;
 pub mod store;
 pub mod sync;
 pub mod webhooks;

@@ -206,6 +206,7 @@ impl SyncRunner {
         connection: &ConnectionRecord,
         credential_version: &mut String,
     ) -> Result<(String, Vec<backflow_proto::catalog::v1::Model>, Vec<String>), StepFailure> {
+        let options = self.parse_options(connection).await?;
         let access = self.access_for(connection).await?;
         *credential_version = access.credential_version;
         let auth = access.auth;
@@ -233,10 +234,6 @@ impl SyncRunner {
         })?;
         let project_path = connection.settings.project_path.clone();
         let project_dir = project_dir(&fetched.checkout, &project_path);
-        let options = ParseOptions {
-            target_schema: connection.settings.default_schema.clone(),
-            ..ParseOptions::default()
-        };
         let (models, errors) = self
             .parse(&connection.id, project_dir, options, &fetched.sha)
             .await
@@ -257,6 +254,34 @@ impl SyncRunner {
             })
             .collect();
         Ok((fetched.sha, models, node_errors))
+    }
+
+    /// What the dbt project is parsed with: the default schema from the connection, the
+    /// adapter and target database from its warehouse source (as the catalog announced it).
+    async fn parse_options(&self, connection: &ConnectionRecord) -> Result<ParseOptions, StepFailure> {
+        let source_id = &connection.settings.warehouse_source_id;
+        let source = self
+            .store
+            .known_source(&connection.workspace_id, source_id)
+            .await
+            .map_err(|err| StepFailure::new(err.to_string(), true))?
+            .ok_or_else(|| {
+                StepFailure::new(
+                    format!("warehouse source {source_id} is unknown to git-sync: it was deleted, or the catalog has not announced it yet"),
+                    true,
+                )
+            })?;
+        let defaults = ParseOptions::default();
+        Ok(ParseOptions {
+            target_schema: connection.settings.default_schema.clone(),
+            adapter: source.adapter(),
+            target_database: if source.database.is_empty() {
+                defaults.target_database.clone()
+            } else {
+                source.database
+            },
+            ..defaults
+        })
     }
 
     #[tracing::instrument(name = "sync.parse", skip_all, fields(commit = %commit_sha))]

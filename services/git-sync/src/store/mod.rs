@@ -4,6 +4,7 @@
 mod rows;
 pub mod runs;
 pub mod snapshots;
+pub mod sources;
 
 use crate::error::GitSyncError;
 use crate::settings::Settings;
@@ -13,6 +14,7 @@ use backflow_platform::outbox::Outbox;
 use backflow_proto::gitsync::v1 as pb;
 pub use rows::{ConnectionRecord, RunRecord};
 pub use runs::{PollTarget, RunFailure, SyncResult};
+pub use sources::SourceApplied;
 use std::time::Duration;
 
 /// The lease kind of a running sync run (`platform_leases.kind`).
