@@ -34,6 +34,15 @@ pub async fn start_stack_polling(
     workspace: &str,
     poll_interval_seconds: u64,
 ) -> anyhow::Result<Stack> {
+    start_stack_with(workspace, poll_interval_seconds, Default::default()).await
+}
+
+/// Same, with the catalog's warehouse reads configured (`[model_catalog.preview]`).
+pub async fn start_stack_with(
+    workspace: &str,
+    poll_interval_seconds: u64,
+    preview: backflow_model_catalog::config::PreviewConfig,
+) -> anyhow::Result<Stack> {
     let nats = testing::fresh_nats("e2e");
     let credentials_db_dir =
         std::env::temp_dir().join(format!("backflow-e2e-{}", backflow_platform::new_id()));
@@ -82,7 +91,7 @@ pub async fn start_stack_polling(
             credentials_url: format!("http://{credentials_addr}"),
             service_token: SERVICE_TOKEN.into(),
             tls: Default::default(),
-            preview: Default::default(),
+            preview,
         },
         &nats,
     )
@@ -140,19 +149,22 @@ impl Stack {
     }
 
     /// A warehouse source in the catalog, which a Git connection must name: `kind` with
-    /// `settings` and a fresh secret of `secret_kind`. `skip_test` stores it without
-    /// connecting (for sources that exist only as names).
+    /// `settings` and a fresh secret `(kind, material)`; the connection test checks
+    /// usage on `backflow_schema` when given. `skip_test` stores it without connecting
+    /// (for sources that exist only as names).
     pub async fn create_source_with(
         &mut self,
         name: &str,
         kind: catalog::WarehouseKind,
         settings: &[(&str, &str)],
-        secret_kind: credentials::SecretKind,
+        secret: (credentials::SecretKind, &str),
+        backflow_schema: &str,
         skip_test: bool,
-    ) -> anyhow::Result<catalog::WarehouseSource> {
+    ) -> Result<catalog::WarehouseSource, tonic::Status> {
         let credential_id = self
-            .create_secret(&format!("{name} secret"), secret_kind, "unused-s3cret")
-            .await?;
+            .create_secret(&format!("{name} secret"), secret.0, secret.1)
+            .await
+            .map_err(|err| tonic::Status::internal(err.to_string()))?;
         let source = self
             .catalog
             .create_warehouse_source(catalog::CreateWarehouseSourceRequest {
@@ -164,13 +176,13 @@ impl Stack {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 credential_id,
-                backflow_schema: String::new(),
+                backflow_schema: backflow_schema.into(),
                 skip_test,
             })
             .await?
             .into_inner()
             .source
-            .ok_or_else(|| anyhow::anyhow!("no source"))?;
+            .ok_or_else(|| tonic::Status::internal("no source"))?;
         Ok(source)
     }
 
@@ -186,7 +198,8 @@ impl Stack {
                     ("database", "warehouse"),
                     ("user", "dbt"),
                 ],
-                credentials::SecretKind::WarehousePassword,
+                (credentials::SecretKind::WarehousePassword, "unused-s3cret"),
+                "",
                 true,
             )
             .await?;

@@ -117,10 +117,14 @@ impl Services {
             .ok_or_else(|| anyhow::anyhow!("no source"))?;
         let store = self.git_sync_store.clone();
         let id = source.id.clone();
-        eventually(Duration::from_secs(30), "git-sync to know the source", || {
-            let (store, id) = (store.clone(), id.clone());
-            async move { store.known_source(WORKSPACE, &id).await.ok()? }
-        })
+        eventually(
+            Duration::from_secs(30),
+            "git-sync to know the source",
+            || {
+                let (store, id) = (store.clone(), id.clone());
+                async move { store.known_source(WORKSPACE, &id).await.ok()? }
+            },
+        )
         .await?;
         Ok(source.id)
     }

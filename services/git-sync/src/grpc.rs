@@ -49,10 +49,19 @@ impl GitSyncGrpc {
     /// Refuses a warehouse source the catalog has not announced (or deleted). The
     /// catalog's event may trail its response to the user by a moment: an unknown
     /// source is looked up again until `source_wait` has passed.
-    async fn require_source(&self, workspace_id: &str, source_id: &str) -> Result<(), GitSyncError> {
+    async fn require_source(
+        &self,
+        workspace_id: &str,
+        source_id: &str,
+    ) -> Result<(), GitSyncError> {
         let deadline = tokio::time::Instant::now() + self.source_wait;
         loop {
-            if self.store.known_source(workspace_id, source_id).await?.is_some() {
+            if self
+                .store
+                .known_source(workspace_id, source_id)
+                .await?
+                .is_some()
+            {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {

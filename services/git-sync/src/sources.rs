@@ -35,8 +35,13 @@ pub enum SourceEventError {
 
 impl KnownSource {
     /// The projection row a catalog event describes.
-    pub fn from_event(event: &catalog::WarehouseSourceChangedEvent) -> Result<Self, SourceEventError> {
-        let source = event.source.as_ref().ok_or(SourceEventError::MissingSource)?;
+    pub fn from_event(
+        event: &catalog::WarehouseSourceChangedEvent,
+    ) -> Result<Self, SourceEventError> {
+        let source = event
+            .source
+            .as_ref()
+            .ok_or(SourceEventError::MissingSource)?;
         let workspace_id = if event.workspace_id.is_empty() {
             source.workspace_id.clone()
         } else {
@@ -111,9 +116,7 @@ fn target_database<'a>(
 pub fn replaces(stored: Option<(i64, bool)>, incoming: (i64, bool)) -> bool {
     match stored {
         None => true,
-        Some((version, deleted)) => {
-            incoming.0 > version || (incoming.0 == version && !deleted)
-        }
+        Some((version, deleted)) => incoming.0 > version || (incoming.0 == version && !deleted),
     }
 }
 
@@ -121,7 +124,10 @@ pub fn replaces(stored: Option<(i64, bool)>, incoming: (i64, bool)) -> bool {
 mod tests {
     use super::*;
 
-    fn event(kind: catalog::WarehouseKind, settings: &[(&str, &str)]) -> catalog::WarehouseSourceChangedEvent {
+    fn event(
+        kind: catalog::WarehouseKind,
+        settings: &[(&str, &str)],
+    ) -> catalog::WarehouseSourceChangedEvent {
         catalog::WarehouseSourceChangedEvent {
             workspace_id: "ws".into(),
             source: Some(catalog::WarehouseSource {
@@ -143,11 +149,36 @@ mod tests {
     fn kind_decides_the_adapter_and_settings_the_database() {
         use catalog::WarehouseKind as K;
         let cases = [
-            (K::Postgres, vec![("database", "shop")], Adapter::Postgres, "shop"),
-            (K::Redshift, vec![("database", "dev")], Adapter::Redshift, "dev"),
-            (K::Snowflake, vec![("database", "ANALYTICS")], Adapter::Snowflake, "ANALYTICS"),
-            (K::Bigquery, vec![("project", "acme-prod")], Adapter::Bigquery, "acme-prod"),
-            (K::Databricks, vec![("catalog", "main")], Adapter::Databricks, "main"),
+            (
+                K::Postgres,
+                vec![("database", "shop")],
+                Adapter::Postgres,
+                "shop",
+            ),
+            (
+                K::Redshift,
+                vec![("database", "dev")],
+                Adapter::Redshift,
+                "dev",
+            ),
+            (
+                K::Snowflake,
+                vec![("database", "ANALYTICS")],
+                Adapter::Snowflake,
+                "ANALYTICS",
+            ),
+            (
+                K::Bigquery,
+                vec![("project", "acme-prod")],
+                Adapter::Bigquery,
+                "acme-prod",
+            ),
+            (
+                K::Databricks,
+                vec![("catalog", "main")],
+                Adapter::Databricks,
+                "main",
+            ),
             (K::Databricks, vec![], Adapter::Databricks, "hive_metastore"),
         ];
         for (kind, settings, adapter, database) in cases {

@@ -258,7 +258,10 @@ impl SyncRunner {
 
     /// What the dbt project is parsed with: the default schema from the connection, the
     /// adapter and target database from its warehouse source (as the catalog announced it).
-    async fn parse_options(&self, connection: &ConnectionRecord) -> Result<ParseOptions, StepFailure> {
+    async fn parse_options(
+        &self,
+        connection: &ConnectionRecord,
+    ) -> Result<ParseOptions, StepFailure> {
         let source_id = &connection.settings.warehouse_source_id;
         let source = self
             .store

@@ -112,21 +112,35 @@ async fn projection(url: &str) -> anyhow::Result<()> {
     );
 
     let (connection, initial) = store
-        .create_connection("ws", "shop", &Settings::from_proto(Some(settings_proto("src-1")))?)
+        .create_connection(
+            "ws",
+            "shop",
+            &Settings::from_proto(Some(settings_proto("src-1")))?,
+        )
         .await?;
     // the initial run is taken, so a re-sync must queue a new one
     store.claim_run("ws", &initial.id).await?.expect("claimed");
 
     // same kind and database at a new version: nothing to re-sync
     assert_eq!(
-        apply(&store, "e2", &source_event("ws", "src-1", Postgres, "shop", 2, false)).await?,
+        apply(
+            &store,
+            "e2",
+            &source_event("ws", "src-1", Postgres, "shop", 2, false)
+        )
+        .await?,
         SourceApplied::Recorded { resynced: vec![] }
     );
     assert_eq!(store.list_runs("ws", &connection.id, 10).await?.len(), 1);
 
     // another adapter: the connection re-syncs (once, however many events say so)
     assert_eq!(
-        apply(&store, "e3", &source_event("ws", "src-1", Snowflake, "SHOP", 3, false)).await?,
+        apply(
+            &store,
+            "e3",
+            &source_event("ws", "src-1", Snowflake, "SHOP", 3, false)
+        )
+        .await?,
         SourceApplied::Recorded {
             resynced: vec![connection.id.clone()]
         }
@@ -136,7 +150,12 @@ async fn projection(url: &str) -> anyhow::Result<()> {
     assert_eq!(runs[0].trigger, pb::SyncTrigger::SettingsChanged as i32);
     assert_eq!(runs[0].status, pb::SyncStatus::Queued as i32);
     assert_eq!(
-        apply(&store, "e4", &source_event("ws", "src-1", Snowflake, "SHOP2", 4, false)).await?,
+        apply(
+            &store,
+            "e4",
+            &source_event("ws", "src-1", Snowflake, "SHOP2", 4, false)
+        )
+        .await?,
         SourceApplied::Recorded {
             resynced: vec![connection.id.clone()]
         }
@@ -145,7 +164,12 @@ async fn projection(url: &str) -> anyhow::Result<()> {
 
     // an older event arriving late is dropped
     assert_eq!(
-        apply(&store, "e-late", &source_event("ws", "src-1", Postgres, "shop", 2, false)).await?,
+        apply(
+            &store,
+            "e-late",
+            &source_event("ws", "src-1", Postgres, "shop", 2, false)
+        )
+        .await?,
         SourceApplied::Stale
     );
     let known = store.known_source("ws", "src-1").await?.expect("known");
@@ -156,12 +180,22 @@ async fn projection(url: &str) -> anyhow::Result<()> {
 
     // a delete sticks, even against an update of the same version
     assert_eq!(
-        apply(&store, "e5", &source_event("ws", "src-1", Snowflake, "SHOP2", 4, true)).await?,
+        apply(
+            &store,
+            "e5",
+            &source_event("ws", "src-1", Snowflake, "SHOP2", 4, true)
+        )
+        .await?,
         SourceApplied::Recorded { resynced: vec![] }
     );
     assert_eq!(store.known_source("ws", "src-1").await?, None);
     assert_eq!(
-        apply(&store, "e6", &source_event("ws", "src-1", Snowflake, "SHOP2", 4, false)).await?,
+        apply(
+            &store,
+            "e6",
+            &source_event("ws", "src-1", Snowflake, "SHOP2", 4, false)
+        )
+        .await?,
         SourceApplied::Stale
     );
     assert_eq!(store.known_source("ws", "src-1").await?, None);
@@ -200,9 +234,16 @@ async fn connect_and_update_refuse_sources_the_catalog_did_not_announce() -> any
 
     let empty = grpc.create_connection(create("a", " ")).await.unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
-    assert!(empty.message().contains("warehouse_source_id is required"), "{}", empty.message());
+    assert!(
+        empty.message().contains("warehouse_source_id is required"),
+        "{}",
+        empty.message()
+    );
 
-    let unknown = grpc.create_connection(create("a", "src-x")).await.unwrap_err();
+    let unknown = grpc
+        .create_connection(create("a", "src-x"))
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Code::FailedPrecondition);
     assert_eq!(
         unknown.message(),
@@ -210,8 +251,23 @@ async fn connect_and_update_refuse_sources_the_catalog_did_not_announce() -> any
     );
 
     // another workspace's source is no source here
-    apply(&store, "o1", &source_event("other", "src-o", catalog::WarehouseKind::Postgres, "db", 1, false)).await?;
-    let foreign = grpc.create_connection(create("a", "src-o")).await.unwrap_err();
+    apply(
+        &store,
+        "o1",
+        &source_event(
+            "other",
+            "src-o",
+            catalog::WarehouseKind::Postgres,
+            "db",
+            1,
+            false,
+        ),
+    )
+    .await?;
+    let foreign = grpc
+        .create_connection(create("a", "src-o"))
+        .await
+        .unwrap_err();
     assert_eq!(foreign.code(), Code::FailedPrecondition);
     assert!(foreign.message().contains("src-o"), "{}", foreign.message());
     assert!(store.list_connections("ws").await?.is_empty());
@@ -223,7 +279,19 @@ async fn connect_and_update_refuse_sources_the_catalog_did_not_announce() -> any
         tokio::spawn(async move {
             // lag the event behind the request, as the catalog's outbox may
             tokio::time::sleep(Duration::from_millis(300)).await;
-            apply(&store, "s1", &source_event("ws", "src-1", catalog::WarehouseKind::Postgres, "shop", 1, false)).await
+            apply(
+                &store,
+                "s1",
+                &source_event(
+                    "ws",
+                    "src-1",
+                    catalog::WarehouseKind::Postgres,
+                    "shop",
+                    1,
+                    false,
+                ),
+            )
+            .await
         })
     };
     let created = grpc
@@ -247,7 +315,19 @@ async fn connect_and_update_refuse_sources_the_catalog_did_not_announce() -> any
     let refused = grpc.update_settings(update("src-x")).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
     assert!(refused.message().contains("src-x"), "{}", refused.message());
-    apply(&store, "s2", &source_event("ws", "src-1", catalog::WarehouseKind::Postgres, "shop", 1, true)).await?;
+    apply(
+        &store,
+        "s2",
+        &source_event(
+            "ws",
+            "src-1",
+            catalog::WarehouseKind::Postgres,
+            "shop",
+            1,
+            true,
+        ),
+    )
+    .await?;
     let deleted = grpc.update_settings(update("src-1")).await.unwrap_err();
     assert_eq!(deleted.code(), Code::FailedPrecondition);
     let stored = store.get_connection("ws", &created.id).await?;

@@ -341,7 +341,14 @@ async fn preview_key_check_following_and_guard_on_postgres() -> anyhow::Result<(
         }))
         .await;
     // DescribeModelColumns uses the connection's source; this connection names none.
-    assert_eq!(described.unwrap_err().code(), Code::InvalidArgument);
+    let described = described.unwrap_err();
+    assert_eq!(described.code(), Code::FailedPrecondition);
+    assert!(
+        described
+            .message()
+            .contains(&format!("git connection {CONN} names no warehouse source")),
+        "{described:?}"
+    );
 
     // create: the key must be a column; then following and the guard
     let create = |key: &str| pb::CreateRetlModelRequest {

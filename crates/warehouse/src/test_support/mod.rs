@@ -4,4 +4,5 @@
 
 pub mod bigquery;
 pub mod databricks;
+pub mod postgres;
 pub mod snowflake;

@@ -67,8 +67,7 @@ impl GitSyncStore {
         let mut resynced = Vec::new();
         if !source.deleted && parsed_otherwise {
             for connection in connections_using(&mut tx, source).await? {
-                super::runs::write_poll_state(&mut tx, &connection.id, &Default::default())
-                    .await?;
+                super::runs::write_poll_state(&mut tx, &connection.id, &Default::default()).await?;
                 if !has_queued_run(&mut tx, &connection.id).await? {
                     self.queue_run(&mut tx, &connection, pb::SyncTrigger::SettingsChanged, "")
                         .await?;
@@ -146,7 +145,10 @@ async fn connections_using(
     Ok(rows.into_iter().map(ConnectionRecord::from_row).collect())
 }
 
-async fn has_queued_run(tx: &mut Transaction<'_>, connection_id: &str) -> Result<bool, sqlx::Error> {
+async fn has_queued_run(
+    tx: &mut Transaction<'_>,
+    connection_id: &str,
+) -> Result<bool, sqlx::Error> {
     let queued: Option<(String,)> =
         sqlx::query_as("SELECT id FROM sync_runs WHERE connection_id = $1 AND status = $2 LIMIT 1")
             .bind(connection_id)

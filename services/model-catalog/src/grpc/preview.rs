@@ -156,11 +156,9 @@ pub(super) async fn resolve_source(
     if !requested.trim().is_empty() {
         return Ok(requested.trim().to_string());
     }
-    let project = grpc.store.get_project(workspace_id, connection_id).await?;
-    let _ = project;
-    Err(CatalogError::InvalidArgument(format!(
-        "source_id is required: connection {connection_id} names no warehouse source"
-    )))
+    grpc.store
+        .project_source_id(workspace_id, connection_id)
+        .await
 }
 
 fn described_of(columns: Vec<backflow_warehouse::Column>) -> Vec<DescribedColumn> {
