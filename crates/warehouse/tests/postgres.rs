@@ -425,7 +425,8 @@ async fn connection_errors_are_classified() {
 
 #[tokio::test]
 async fn a_refused_password_is_an_authentication_error() {
-    let (port, server) = support::pg::refusing_password_server().await;
+    let (port, server) =
+        backflow_warehouse::test_support::postgres::refusing_password_server().await;
     let settings = [
         ("host", "127.0.0.1".to_string()),
         ("port", port.to_string()),

@@ -134,6 +134,3 @@ impl Drop for Scratch {
         .join();
     }
 }
-
-/// The refusing-password stand-in lives with the other stand-ins, for the catalog's tests too.
-pub use backflow_warehouse::test_support::postgres::refusing_password_server;
