@@ -397,3 +397,56 @@ async fn throughput_to_a_noop_receiver() {
         1000
     );
 }
+
+#[tokio::test]
+async fn a_429_holds_back_every_sender_to_the_account() {
+    let receiver = WebhookReceiver::start(None).await;
+    let registry = RateLimits::new();
+    let options = DeliveryOptions {
+        retry: fast_retries(),
+        ..DeliveryOptions::default()
+    };
+    let a = Deliverer::with_registry(
+        webhook(&receiver.url(), None, &[]),
+        options.clone(),
+        &registry,
+    );
+    let b = Deliverer::with_registry(webhook(&receiver.url(), None, &[]), options, &registry);
+    receiver.push_fault(Fault::RateLimited {
+        retry_after_secs: 1,
+    });
+    let first = async {
+        a.send(batch(
+            "ra",
+            0,
+            Operation::Upsert,
+            &[],
+            sample_records([1], false),
+        ))
+        .await
+    };
+    let second = async {
+        // Once `a` has been told to wait, `b` (another sync to the same account) waits too.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while receiver.holds().requests == 0 {
+            assert!(Instant::now() < deadline, "the first request never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let done = b
+            .send(batch(
+                "rb",
+                0,
+                Operation::Upsert,
+                &[],
+                sample_records([2], false),
+            ))
+            .await;
+        (done, started.elapsed())
+    };
+    let (first, (second, waited)) = tokio::join!(first, second);
+    assert_eq!((first.attempts, second.attempts), (2, 1));
+    assert!(waited >= Duration::from_millis(800), "{waited:?}");
+    assert_eq!(receiver.holds().records.len(), 2);
+}
