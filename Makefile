@@ -83,6 +83,7 @@ bench: services-up deps
 	$(CARGO) bench -p backflow-tests --bench push_to_catalog
 	$(CARGO) bench -p backflow-warehouse --bench stream
 	$(CARGO) bench -p backflow-retl-scheduler --bench diff
+	$(CARGO) bench -p backflow-retl-scheduler --bench webhook_delivery
 
 ## Render the Kubernetes manifests.
 k8s:
