@@ -11,7 +11,8 @@
 //!
 //! Requests are counted from each successful send's [`BatchResult::requests`] and as one
 //! per failed attempt. The rate limit is taken once per attempt (a Salesforce job's few
-//! calls count as one).
+//! calls count as one). Dropping the stream of [`Deliverer::deliver`] cancels the batches in
+//! flight: they have no results, so a resumed run sends them again (same idempotency keys).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
