@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod bus;
 pub mod config;
+pub mod credentials_client;
 pub mod db;
 pub mod dead_letter;
 pub mod dead_letter_grpc;

@@ -169,7 +169,8 @@ pub fn point_at_bound_port(config: &mut BackflowConfig, name: ServiceName, addr:
             point(&mut config.retl_scheduler.credentials_url);
         }
         ServiceName::GitSync => point(&mut config.model_catalog.git_sync_url),
-        ServiceName::ModelCatalog | ServiceName::DbtCloudListener | ServiceName::RetlScheduler => {}
+        ServiceName::ModelCatalog => point(&mut config.retl_scheduler.catalog_url),
+        ServiceName::DbtCloudListener | ServiceName::RetlScheduler => {}
     }
 }
 

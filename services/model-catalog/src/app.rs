@@ -56,7 +56,8 @@ impl App {
                 .map_err(|err| CatalogStartupError::Setup(err.to_string()))?,
         )
         .map_err(|err| CatalogStartupError::Setup(err.to_string()))?;
-        let credentials = crate::credentials_client::CredentialsClient::new(
+        let credentials = backflow_platform::credentials_client::CredentialsClient::new(
+            "model_catalog",
             &config.credentials_url,
             config.service_token.expose_secret(),
             config

@@ -6,10 +6,10 @@
 //! [`CatalogError::Warehouse`], which the gRPC edge maps to a status in one place, and
 //! as a [`pb::SourceTestResult`] for tests (see [`crate::source_kinds::problem_of`]).
 
-use crate::credentials_client::CredentialsClient;
 use crate::error::CatalogError;
 use crate::source_kinds;
 use crate::store::{CatalogStore, SourceRecord};
+use backflow_platform::credentials_client::CredentialsClient;
 use backflow_proto::catalog::v1 as pb;
 use backflow_warehouse::{Connector, SecretMaterial, WarehouseError};
 use std::collections::HashMap;
@@ -136,8 +136,14 @@ impl WarehouseAccess {
                 }
             })?;
         source_kinds::check_secret_kind(kind, &source.settings, secret.kind)?;
+        let material =
+            secret
+                .text(&source.credential_id)
+                .map_err(|error| WarehouseError::Credential {
+                    reason: error.to_string(),
+                })?;
         let connector =
-            backflow_warehouse::connect(kind, &source.settings, SecretMaterial(secret.material))?;
+            backflow_warehouse::connect(kind, &source.settings, SecretMaterial(material))?;
         Ok(connector)
     }
 

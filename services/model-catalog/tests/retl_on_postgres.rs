@@ -192,6 +192,15 @@ async fn preview_key_check_following_and_guard_on_postgres() -> anyhow::Result<(
     store
         .record_snapshot(WS, CONN, "c1", &snapshot(&database, "c1", true))
         .await?;
+    let mut source = backflow_model_catalog::store::SourceRecord::new(
+        WS,
+        "warehouse",
+        pb::WarehouseKind::Postgres as i32,
+        [("host".to_string(), "127.0.0.1".to_string())].into(),
+        "cred-1",
+    );
+    source.id = SOURCE.into();
+    store.create_source(&source).await?;
     let grpc = CatalogGrpc::new(store.clone()).with_preview(PreviewContext::new(
         Arc::new(LocalPostgres {
             database: database.clone(),
@@ -374,6 +383,67 @@ async fn preview_key_check_following_and_guard_on_postgres() -> anyhow::Result<(
         .unwrap_or_default();
     assert_eq!(created.status, pb::RetlModelStatus::Ok as i32);
     assert_eq!(created.commit_sha, "c1");
+    // resolve_run: the one statement, the source, the YAML columns; described ones
+    // from the warehouse when the model declares none
+    let resolve = |id: &str| pb::ResolveRetlModelRunRequest {
+        workspace_id: WS.into(),
+        retl_model_id: id.into(),
+    };
+    let resolved = grpc
+        .resolve_retl_model_run(Request::new(resolve(&created.id)))
+        .await?
+        .into_inner();
+    assert_eq!(
+        resolved.sql,
+        format!("select * from \"{database}\".\"analytics\".\"customers\"")
+    );
+    assert_eq!(
+        resolved.source.as_ref().map(|s| s.id.as_str()),
+        Some(SOURCE)
+    );
+    assert_eq!(
+        resolved.source.as_ref().map(|s| s.credential_id.as_str()),
+        Some("cred-1")
+    );
+    let columns: Vec<&str> = resolved.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(columns, ["id", "email"]);
+    assert_eq!(
+        resolved.model.as_ref().map(|m| m.primary_key.clone()),
+        Some(vec!["id".to_string()])
+    );
+    let orders = grpc
+        .create_retl_model(Request::new(pb::CreateRetlModelRequest {
+            workspace_id: WS.into(),
+            name: "orders".into(),
+            connection_id: CONN.into(),
+            model_unique_id: "model.shop.orders".into(),
+            primary_key: vec!["order_id".into()],
+            source_id: SOURCE.into(),
+            query_mode: pb::QueryMode::CompiledSql as i32,
+        }))
+        .await?
+        .into_inner()
+        .model
+        .unwrap_or_default();
+    let resolved_orders = grpc
+        .resolve_retl_model_run(Request::new(resolve(&orders.id)))
+        .await?
+        .into_inner();
+    assert_eq!(
+        resolved_orders.sql,
+        "select order_id, note from analytics.orders"
+    );
+    let described: Vec<(&str, &str)> = resolved_orders
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_str()))
+        .collect();
+    assert_eq!(described, [("order_id", "integer"), ("note", "text")]);
+    let unknown = grpc
+        .resolve_retl_model_run(Request::new(resolve("nope")))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
     let get = |id: String| pb::GetRetlModelRequest {
         workspace_id: WS.into(),
         retl_model_id: id,
@@ -390,6 +460,15 @@ async fn preview_key_check_following_and_guard_on_postgres() -> anyhow::Result<(
     assert_eq!(broken.status, pb::RetlModelStatus::Broken as i32);
     assert_eq!(broken.broken_at_commit, "c2");
     assert!(broken.broken_reason.contains("removed"), "{broken:?}");
+    let refused = grpc
+        .resolve_retl_model_run(Request::new(resolve(&created.id)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("broken at commit c2"),
+        "{refused:?}"
+    );
     store
         .record_snapshot(WS, CONN, "c3", &snapshot(&database, "c3", true))
         .await?;

@@ -10,6 +10,13 @@ grpc_listen = "127.0.0.1:50055"
 credentials_url = "http://127.0.0.1:50051"
 catalog_url = "http://127.0.0.1:50053"
 service_token = ""
+
+[retl_scheduler.executor]
+enabled = true
+max_concurrent_runs = 4
+run_lease_ms = 30000
+batch_rows = 8192
+statement_timeout_seconds = 3600
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,14 +38,47 @@ pub struct Config {
     /// `[retl_scheduler.tls]`: certificate and key turn TLS on for the gRPC listener.
     #[serde(default)]
     pub tls: backflow_platform::tls::TlsConfig,
+    /// `[retl_scheduler.executor]`: the executor role (pulls runs from the work queue).
+    #[serde(default)]
+    pub executor: ExecutorConfig,
 }
 
-fn default_credentials_url() -> String {
-    "http://127.0.0.1:50051".into()
+/// The executor role: turned off, a replica only schedules (executors scale apart).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ExecutorConfig {
+    pub enabled: bool,
+    /// Runs this replica executes at once (of different syncs).
+    pub max_concurrent_runs: usize,
+    /// A run's lease lives this long without renewal; a run whose executor died resumes
+    /// elsewhere after about this long.
+    pub run_lease_ms: u64,
+    /// Rows per Arrow batch read from the warehouse.
+    pub batch_rows: usize,
+    pub statement_timeout_seconds: u64,
+    /// Where extracts are spilled (the system's temporary directory when unset).
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_concurrent_runs: 4,
+            run_lease_ms: 30_000,
+            batch_rows: 8192,
+            statement_timeout_seconds: 3600,
+            spill_dir: None,
+        }
+    }
 }
 
 fn default_catalog_url() -> String {
     "http://127.0.0.1:50053".into()
+}
+
+fn default_credentials_url() -> String {
+    "http://127.0.0.1:50051".into()
 }
 
 fn default_tick_poll_ms() -> u64 {

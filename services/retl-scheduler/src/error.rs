@@ -11,6 +11,8 @@ pub enum RetlError {
     NotFound(String),
     #[error("destination {0} not found")]
     DestinationNotFound(String),
+    #[error("run {0} not found")]
+    RunNotFound(String),
     #[error("a sync named {0:?} already exists in this workspace")]
     AlreadyExists(String),
     #[error("a destination named {0:?} already exists in this workspace")]

@@ -11,6 +11,7 @@ pub mod destination_config;
 pub mod destinations;
 pub mod diff;
 pub mod error;
+pub mod executor;
 pub mod grpc;
 pub mod run;
 pub mod schedule;

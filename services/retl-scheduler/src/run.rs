@@ -3,7 +3,8 @@
 //! (sync, cause), so replicas and redeliveries that see the same cause make one run.
 
 use backflow_proto::dbtcloud::v1::RunCompletedEvent;
-use backflow_proto::retl::v1::{RunStatus, RunTrigger};
+use backflow_proto::retl::v1::{RunPhase, RunStatus, RunTrigger};
+use serde::{Deserialize, Serialize};
 
 /// Runs listed when the caller gives no limit.
 pub const DEFAULT_PAGE: i64 = 50;
@@ -24,8 +25,94 @@ pub struct RunRecord {
     /// 0 while the run has not finished.
     pub finished_at_ms: i64,
     pub error: String,
-    /// Extracts and diffs, sends nothing, commits nothing.
+    /// What the executor did with it (all defaults while queued).
+    pub exec: RunExecution,
+}
+
+/// Per-run counts (the wire `RunCounts`), stored as JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunCounts {
+    pub extracted: i64,
+    pub added: i64,
+    pub updated: i64,
+    pub deleted: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub rejected: i64,
+    pub given_up: i64,
+    pub requests: i64,
+}
+
+impl RunCounts {
+    pub fn to_proto(self) -> backflow_proto::retl::v1::RunCounts {
+        backflow_proto::retl::v1::RunCounts {
+            extracted: self.extracted,
+            added: self.added,
+            updated: self.updated,
+            deleted: self.deleted,
+            delivered: self.delivered,
+            failed: self.failed,
+            rejected: self.rejected,
+            given_up: self.given_up,
+            requests: self.requests,
+        }
+    }
+}
+
+/// A record as a dry run would send it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// `RecordChange` wire value.
+    pub change: i32,
+    pub key_json: String,
+    pub fields_json: String,
+}
+
+/// Where a run is and what it did so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunExecution {
+    pub started_at_ms: i64,
+    pub phase: RunPhase,
     pub dry_run: bool,
+    /// A guard stopped it and the user approved: the next attempt skips the guards.
+    pub approved: bool,
+    pub approval_reason: String,
+    pub cancel_requested: bool,
+    pub resumed: i32,
+    pub counts: RunCounts,
+    /// Milliseconds per phase, in the order the phases ran.
+    pub timings: Vec<(RunPhase, i64)>,
+    pub samples: Vec<Sample>,
+}
+
+impl Default for RunExecution {
+    fn default() -> Self {
+        Self {
+            started_at_ms: 0,
+            phase: RunPhase::Queued,
+            dry_run: false,
+            approved: false,
+            approval_reason: String::new(),
+            cancel_requested: false,
+            resumed: 0,
+            counts: RunCounts::default(),
+            timings: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+}
+
+/// Whether a run in `status` has ended for good.
+pub fn is_terminal(status: RunStatus) -> bool {
+    matches!(
+        status,
+        RunStatus::Succeeded
+            | RunStatus::Failed
+            | RunStatus::Cancelled
+            | RunStatus::Rejected
+            | RunStatus::Skipped
+    )
 }
 
 impl RunRecord {
@@ -47,8 +134,14 @@ impl RunRecord {
             queued_at_ms: now_ms,
             finished_at_ms: 0,
             error: String::new(),
-            dry_run: false,
+            exec: RunExecution::default(),
         }
+    }
+
+    /// A queued dry run: extracts and diffs, sends and commits nothing.
+    pub fn dry_run(mut self) -> Self {
+        self.exec.dry_run = true;
+        self
     }
 }
 

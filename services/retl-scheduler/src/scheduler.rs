@@ -154,6 +154,7 @@ impl Scheduler {
             })?;
         }
         let record = self.store.bump_state_epoch(workspace_id, sync_id).await?;
+        self.store.forget_sync_state(sync_id).await?;
         tracing::info!(%workspace_id, %sync_id, state_epoch = record.state_epoch, "sync state reset");
         Ok(record)
     }
@@ -169,7 +170,7 @@ impl Scheduler {
             run::manual_cause(&backflow_platform::new_id()),
             backflow_platform::now_unix_ms(),
         );
-        run.dry_run = true;
+        run.exec.dry_run = true;
         self.store.queue_manual_run(&run).await?;
         tracing::info!(%workspace_id, %sync_id, run_id = %run.id, "dry run queued");
         Ok(run)

@@ -244,6 +244,36 @@ pub(super) async fn model_column_names(
     )
 }
 
+/// The model's columns with their types: YAML if it declares any (its `data_type`), else
+/// described by the warehouse (the warehouse's type names).
+pub(super) async fn model_columns(
+    grpc: &CatalogGrpc,
+    workspace_id: &str,
+    model: &pb::Model,
+    source_id: &str,
+) -> Result<Vec<pb::ResolvedColumn>, CatalogError> {
+    if !model.columns.is_empty() {
+        return Ok(model
+            .columns
+            .iter()
+            .map(|c| pb::ResolvedColumn {
+                name: c.name.clone(),
+                data_type: c.data_type.clone(),
+            })
+            .collect());
+    }
+    Ok(
+        described_columns(grpc, workspace_id, model, source_id, false)
+            .await?
+            .into_iter()
+            .map(|c| pb::ResolvedColumn {
+                name: c.name,
+                data_type: c.warehouse_type,
+            })
+            .collect(),
+    )
+}
+
 #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace_id, connection_id = %request.connection_id, model = %request.unique_id))]
 pub(super) async fn describe(
     grpc: &CatalogGrpc,

@@ -6,10 +6,9 @@
 use super::{preview, require, CatalogGrpc};
 use crate::error::CatalogError;
 use crate::retl::key_check::resolve_key_columns;
-use crate::retl::query::{query_for, relation_of, QueryMode};
+use crate::retl::query::{breakage, query_for, relation_of, QueryMode};
 use crate::store::{RetlHealth, RetlModelChange, RetlModelRecord};
 use backflow_proto::catalog::v1 as pb;
-use tonic::Status;
 
 fn primary_key_of(columns: &[String]) -> Result<Vec<String>, CatalogError> {
     let mut key: Vec<String> = Vec::new();
@@ -233,16 +232,59 @@ pub(super) async fn delete(
     Ok(pb::DeleteRetlModelResponse {})
 }
 
-/// Everything the sync engine needs to extract a Reverse ETL model (service callers only).
-/// Contract stub (lead): the `exec` helper builds it.
-#[tracing::instrument(skip(_grpc))]
-pub async fn resolve_run(
-    _grpc: &CatalogGrpc,
-    _request: pb::ResolveRetlModelRunRequest,
-) -> Result<pb::ResolveRetlModelRunResponse, Status> {
-    Err(Status::unimplemented(
-        "resolve_retl_model_run is not built yet",
-    ))
+/// Everything the sync engine needs to extract a Reverse ETL model (service callers only):
+/// the model, its source, the one statement it runs (unwrapped; the connector wraps it
+/// read-only) and its columns. A broken model, one that gives no query, or a source that
+/// is gone is FAILED_PRECONDITION with the reason, so the run fails saying what to fix.
+#[tracing::instrument(skip_all, fields(workspace_id = %request.workspace_id, retl_model_id = %request.retl_model_id))]
+pub(super) async fn resolve_run(
+    grpc: &CatalogGrpc,
+    request: pb::ResolveRetlModelRunRequest,
+) -> Result<pb::ResolveRetlModelRunResponse, CatalogError> {
+    require("workspace_id", &request.workspace_id)?;
+    require("retl_model_id", &request.retl_model_id)?;
+    let ws = request.workspace_id.as_str();
+    let record = grpc
+        .store
+        .get_retl_model(ws, &request.retl_model_id)
+        .await?;
+    if let RetlHealth::Broken { reason, at_commit } = &record.health {
+        return Err(CatalogError::FailedPrecondition(format!(
+            "reverse etl model {} is broken at commit {at_commit}: {reason}",
+            record.name
+        )));
+    }
+    let model = grpc
+        .store
+        .get_model(
+            ws,
+            &record.connection_id,
+            &record.model_unique_id,
+            &record.commit_sha,
+        )
+        .await?;
+    if let Some(refusal) = breakage(&model, record.query_mode) {
+        return Err(CatalogError::FailedPrecondition(refusal.to_string()));
+    }
+    let query = query_for(&model, record.query_mode)
+        .map_err(|refusal| CatalogError::FailedPrecondition(refusal.to_string()))?;
+    let source = match grpc.store.get_source(ws, &record.source_id).await {
+        Ok(source) => source,
+        Err(CatalogError::NotFound { .. }) => {
+            return Err(CatalogError::FailedPrecondition(format!(
+                "warehouse source {} of reverse etl model {} does not exist",
+                record.source_id, record.name
+            )))
+        }
+        Err(other) => return Err(other),
+    };
+    let columns = preview::model_columns(grpc, ws, &model, &record.source_id).await?;
+    Ok(pb::ResolveRetlModelRunResponse {
+        model: Some(to_proto(grpc, &record).await?),
+        source: Some(source.to_proto()),
+        sql: query.sql().to_string(),
+        columns,
+    })
 }
 
 #[cfg(test)]

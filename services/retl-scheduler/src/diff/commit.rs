@@ -18,21 +18,35 @@
 
 use super::engine::DiffOutcome;
 use super::mode::{Change, DeliveryMode};
-use super::state::{Entry, State, DELIVERED};
+use super::state::{Entry, State, DELIVERED, ROW_HASH_MASK};
 
 impl DiffOutcome {
     /// The state to store for the next run; `failed` holds key hashes of records the
     /// destination did not accept (any order, any class).
-    pub fn commit(self, mut failed: Vec<u64>) -> State {
+    pub fn commit(self, failed: Vec<u64>) -> State {
+        self.commit_giving_up(failed, Vec::new())
+    }
+
+    /// [`Self::commit`], where the failed records in `given_up` (they failed too many runs
+    /// in a row) are not retried: their new row hash is recorded as it is, so only a
+    /// later change sends them again. A given-up addition is recorded as observed, not
+    /// delivered, so a mirror sync never deletes it.
+    pub fn commit_giving_up(self, mut failed: Vec<u64>, mut given_up: Vec<u64>) -> State {
         failed.sort_unstable();
-        let is_failed = |key: u64| !failed.is_empty() && failed.binary_search(&key).is_ok();
+        given_up.sort_unstable();
+        let is_given_up = |key: u64| !given_up.is_empty() && given_up.binary_search(&key).is_ok();
+        let is_failed = |key: u64| {
+            !failed.is_empty() && failed.binary_search(&key).is_ok() && !is_given_up(key)
+        };
         let diff = self.diff;
         let mode = diff.mode;
         let mut entries = diff.state.into_entries();
         if mode.delivers(Change::Updated) {
             for (&at, &row_hash) in diff.update_at.iter().zip(&diff.update_row) {
                 let entry = &mut entries[at as usize];
-                if !is_failed(entry.key) {
+                if is_given_up(entry.key) {
+                    entry.row = (row_hash & ROW_HASH_MASK) | (entry.row & DELIVERED);
+                } else if !is_failed(entry.key) {
                     *entry = Entry::delivered(entry.key, row_hash);
                 }
             }
@@ -48,7 +62,9 @@ impl DiffOutcome {
         if mode.delivers(Change::Added) {
             adds.retain(|entry| !is_failed(entry.key));
             for entry in &mut adds {
-                entry.row |= DELIVERED;
+                if !is_given_up(entry.key) {
+                    entry.row |= DELIVERED;
+                }
             }
         }
         if entries.is_empty() {
@@ -85,6 +101,43 @@ fn merge_from_back(base: &mut Vec<Entry>, adds: &[Entry]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_up_records_are_recorded_without_being_retried() {
+        use crate::diff::{Diff, RowSpec};
+        use arrow_array::{Int64Array, RecordBatch, StringArray};
+        use std::sync::Arc;
+        let batch = |ids: &[i64], names: &[&str]| {
+            RecordBatch::try_from_iter(vec![
+                (
+                    "id",
+                    Arc::new(Int64Array::from(ids.to_vec())) as arrow_array::ArrayRef,
+                ),
+                ("name", Arc::new(StringArray::from(names.to_vec())) as _),
+            ])
+            .expect("batch")
+        };
+        let spec = RowSpec {
+            key_columns: vec!["id".into()],
+            mapped_columns: vec!["name".into()],
+        };
+        let mut diff =
+            Diff::new(State::default(), spec.clone(), DeliveryMode::Mirror).expect("diff");
+        diff.push(&batch(&[1, 2], &["a", "b"])).expect("push");
+        let outcome = diff.finish();
+        let keys: Vec<u64> = outcome.diff.adds.iter().map(|e| e.key).collect();
+        // key 0 failed and is retried; key 1 failed and is given up
+        let state = outcome.commit_giving_up(keys.clone(), vec![keys[1]]);
+        assert_eq!(state.len(), 1);
+        let kept = state.get(keys[1]).expect("given up kept");
+        assert!(!kept.is_delivered());
+        // the next run sees the given-up row unchanged and retries the failed one
+        let mut diff = Diff::new(state, spec, DeliveryMode::Mirror).expect("diff");
+        diff.push(&batch(&[1, 2], &["a", "b"])).expect("push");
+        let outcome = diff.finish();
+        assert_eq!((outcome.counts.added, outcome.counts.unchanged), (1, 1));
+        assert_eq!(outcome.deletes().count(), 0);
+    }
 
     #[test]
     fn merge_from_back_keeps_order() {

@@ -19,7 +19,7 @@
 use super::bitset::Bitset;
 use super::encode::{BatchHashes, RowHasher, RowSpec};
 use super::error::DiffError;
-use super::mode::DeliveryMode;
+use super::mode::{Change, DeliveryMode};
 use super::state::{Entry, KeyIndex, State};
 use arrow_array::RecordBatch;
 
@@ -73,6 +73,8 @@ pub struct Diff {
     pub(super) null_keys: u64,
     pub(super) hasher: RowHasher,
     hashes: BatchHashes,
+    /// Rows of the batch pushed last that repeated a state key seen earlier.
+    last_repeats: Vec<usize>,
 }
 
 impl Diff {
@@ -94,6 +96,7 @@ impl Diff {
             null_keys: 0,
             hasher: RowHasher::new(spec)?,
             hashes: BatchHashes::default(),
+            last_repeats: Vec::new(),
         })
     }
 
@@ -121,6 +124,7 @@ impl Diff {
         let mut nulls = hashes.null_keys.iter().map(|null| null.row).peekable();
         let mut candidates = 0;
         let mut rejected = hashes.null_keys.len();
+        self.last_repeats.clear();
         for row in 0..rows {
             if nulls.peek() == Some(&row) {
                 nulls.next();
@@ -132,6 +136,7 @@ impl Diff {
                 Some(at) => {
                     if self.seen.set(at) {
                         self.dup_keys.push(key);
+                        self.last_repeats.push(row);
                         rejected += 1;
                     } else if entries[at].row_hash() != row_hash {
                         self.update_at.push(at as u32);
@@ -163,6 +168,60 @@ impl Diff {
             candidates,
             rejected,
         })
+    }
+
+    /// The rows of the batch pushed last that may be delivered, with their hashes:
+    /// `(row, change, key hash, row hash)`. Duplicates are not settled yet (see
+    /// [`DiffOutcome::duplicate_keys`]); an executor that spills candidates as it goes
+    /// uses this instead of a second pass with [`DiffOutcome::select`].
+    pub fn last_candidates(&self) -> Vec<(usize, Change, u64, u64)> {
+        let batches = self.batch_starts.len();
+        if batches < 2 {
+            return Vec::new();
+        }
+        let start = self.batch_starts[batches - 2] as usize;
+        let end = self.batch_starts[batches - 1] as usize;
+        let mut found = Vec::new();
+        for global in start..end {
+            let change = if self.added_rows.get(global) {
+                Change::Added
+            } else if self.updated_rows.get(global) {
+                Change::Updated
+            } else {
+                continue;
+            };
+            let row = global - start;
+            found.push((row, change, self.hashes.keys[row], self.hashes.rows[row]));
+        }
+        found
+    }
+
+    /// Rows of the batch pushed last with a NULL key column, and that column's name.
+    pub fn last_null_keys(&self) -> Vec<(usize, String)> {
+        self.hashes
+            .null_keys
+            .iter()
+            .map(|null| {
+                (
+                    null.row,
+                    self.hasher.spec().key_columns[null.key_column].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Rows of the batch pushed last whose key repeats a state key seen earlier in this
+    /// extract, with the key hash (every occurrence of such a key is rejected).
+    pub fn last_repeats(&self) -> Vec<(usize, u64)> {
+        self.last_repeats
+            .iter()
+            .map(|&row| (row, self.hashes.keys[row]))
+            .collect()
+    }
+
+    /// Rows pushed so far.
+    pub fn rows_pushed(&self) -> u64 {
+        *self.batch_starts.last().unwrap_or(&0)
     }
 
     /// Settles duplicates once the whole extract was seen.

@@ -45,7 +45,9 @@ impl backflow_platform::request_error::RequestError for RetlError {
         use backflow_platform::request_error::RequestErrorKind as Kind;
         match self {
             RetlError::InvalidArgument(_) => Kind::InvalidArgument,
-            RetlError::NotFound(_) | RetlError::DestinationNotFound(_) => Kind::NotFound,
+            RetlError::NotFound(_)
+            | RetlError::DestinationNotFound(_)
+            | RetlError::RunNotFound(_) => Kind::NotFound,
             RetlError::AlreadyExists(_) | RetlError::DestinationExists(_) => Kind::AlreadyExists,
             RetlError::FailedPrecondition(_) => Kind::FailedPrecondition,
             RetlError::Unavailable(_) => Kind::Unavailable,
@@ -124,18 +126,7 @@ pub(crate) fn sync_of(record: SyncRecord) -> pb::Sync {
 }
 
 pub(crate) fn run_of(record: RunRecord) -> pb::Run {
-    pb::Run {
-        id: record.id,
-        sync_id: record.sync_id,
-        trigger: record.trigger as i32,
-        status: record.status as i32,
-        cause_id: record.cause_id,
-        queued_at_unix_ms: record.queued_at_ms,
-        finished_at_unix_ms: record.finished_at_ms,
-        error: record.error,
-        dry_run: record.dry_run,
-        ..Default::default()
-    }
+    crate::store::runs::run_to_proto(record)
 }
 
 #[tonic::async_trait]

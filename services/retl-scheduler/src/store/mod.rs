@@ -9,6 +9,7 @@ mod events;
 mod rows;
 mod syncs;
 mod ticks;
+pub mod runs;
 
 pub use events::sync_changed;
 pub use ticks::{tick_message_id, DueSync};
@@ -19,7 +20,7 @@ use crate::schedule::Schedule;
 use backflow_platform::db::{Database, Transaction};
 use backflow_platform::outbox::Outbox;
 use backflow_proto::retl::v1::RunSyncCommand;
-use rows::{run_of, RunRow, RUN_COLUMNS};
+use rows::{run_of, RunRow, RUN_COLUMNS, RUN_INSERT_COLUMNS};
 
 /// What handling a delivered dbt Cloud run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +59,7 @@ impl SyncStore {
         match paused {
             None => return Err(RetlError::NotFound(run.sync_id.clone())),
             Some((0,)) => {}
-            Some(_) if run.dry_run => {}
+            Some(_) if run.exec.dry_run => {}
             Some(_) => {
                 return Err(RetlError::FailedPrecondition(format!(
                     "sync {} is paused; resume it before triggering a run",
@@ -129,7 +130,7 @@ impl SyncStore {
         message_id: Option<&str>,
     ) -> Result<bool, RetlError> {
         let inserted = sqlx::query(&format!(
-            "INSERT INTO retl_runs ({RUN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO retl_runs ({RUN_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (sync_id, cause_id) DO NOTHING"
         ))
         .bind(&run.id)
@@ -141,7 +142,7 @@ impl SyncStore {
         .bind(run.queued_at_ms)
         .bind(run.finished_at_ms)
         .bind(&run.error)
-        .bind(i32::from(run.dry_run))
+        .bind(i32::from(run.exec.dry_run))
         .execute(&mut **tx)
         .await?;
         if inserted.rows_affected() == 0 {

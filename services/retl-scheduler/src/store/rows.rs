@@ -2,10 +2,10 @@
 //! (unknown enum value, bad JSON, unknown schedule kind) is reported as corrupt.
 
 use crate::error::RetlError;
-use crate::run::RunRecord;
+use crate::run::{RunExecution, RunRecord};
 use crate::schedule::Schedule;
 use crate::sync::{Guards, SyncRecord};
-use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
+use backflow_proto::retl::v1::{DiffStrategy, RunPhase, RunStatus, RunTrigger, SyncMode};
 
 pub(super) const SYNC_COLUMNS: &str = "id, workspace_id, name, retl_model_id, destination_id, mode, mappings, \
      schedule_kind, interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id, paused, \
@@ -13,6 +13,11 @@ pub(super) const SYNC_COLUMNS: &str = "id, workspace_id, name, retl_model_id, de
      max_record_attempts, only_if_model_rebuilt, state_epoch, model_primary_key, version";
 
 pub(super) const RUN_COLUMNS: &str =
+    "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error, \
+     started_at_ms, phase, dry_run, approved, approval_reason, cancel_requested, resumed, counts, timings, samples";
+
+/// Columns a queued run is inserted with (the rest start at their defaults).
+pub(super) const RUN_INSERT_COLUMNS: &str =
     "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error, dry_run";
 
 /// Columns of [`SYNC_COLUMNS`], in order.
@@ -109,7 +114,16 @@ pub(super) struct RunRow {
     queued_at_ms: i64,
     finished_at_ms: i64,
     error: String,
+    started_at_ms: i64,
+    phase: i32,
     dry_run: i32,
+    approved: i32,
+    approval_reason: String,
+    cancel_requested: i32,
+    resumed: i32,
+    counts: String,
+    timings: String,
+    samples: String,
 }
 
 pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
@@ -118,6 +132,22 @@ pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
         .map_err(|_| corrupt(format!("trigger {}", row.run_trigger)))?;
     let status =
         RunStatus::try_from(row.status).map_err(|_| corrupt(format!("status {}", row.status)))?;
+    let phase =
+        RunPhase::try_from(row.phase).map_err(|_| corrupt(format!("phase {}", row.phase)))?;
+    let counts =
+        serde_json::from_str(&row.counts).map_err(|err| corrupt(format!("counts: {err}")))?;
+    let timings: Vec<(i32, i64)> =
+        serde_json::from_str(&row.timings).map_err(|err| corrupt(format!("timings: {err}")))?;
+    let timings = timings
+        .into_iter()
+        .map(|(phase, millis)| {
+            RunPhase::try_from(phase)
+                .map(|phase| (phase, millis))
+                .map_err(|_| corrupt(format!("timing phase {phase}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let samples =
+        serde_json::from_str(&row.samples).map_err(|err| corrupt(format!("samples: {err}")))?;
     Ok(RunRecord {
         id: row.id,
         workspace_id: row.workspace_id,
@@ -128,6 +158,17 @@ pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
         queued_at_ms: row.queued_at_ms,
         finished_at_ms: row.finished_at_ms,
         error: row.error,
-        dry_run: row.dry_run != 0,
+        exec: RunExecution {
+            started_at_ms: row.started_at_ms,
+            phase,
+            dry_run: row.dry_run != 0,
+            approved: row.approved != 0,
+            approval_reason: row.approval_reason,
+            cancel_requested: row.cancel_requested != 0,
+            resumed: row.resumed,
+            counts,
+            timings,
+            samples,
+        },
     })
 }

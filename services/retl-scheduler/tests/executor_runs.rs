@@ -1,0 +1,691 @@
+//! Issue 10 acceptance on real PostgreSQL (warehouse and service database), real NATS
+//! (work queue, diff states) and a local HTTP receiver: the mode table (first run,
+//! change, delete, re-add, key change, null value, duplicate and null keys) per mode,
+//! checked against what the receiver holds; the guards (90% delete, an empty model)
+//! stopping for approval, approve and reject; a dry run sending nothing; and an executor
+//! dropped mid-run whose run resumes on a new executor without losing a record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::extract::State as AxumState;
+use axum::routing::post;
+use axum::Json;
+use backflow_platform::bus::{streams, Bus};
+use backflow_platform::db::Database;
+use backflow_platform::lease::LeasePolicy;
+use backflow_platform::outbox::Outbox;
+use backflow_platform::shutdown::Shutdown;
+use backflow_platform::testing;
+use backflow_proto::retl::v1::{RunStatus, RunTrigger, SyncMode};
+use backflow_retl_scheduler::app::MIGRATIONS;
+use backflow_retl_scheduler::destinations::{
+    BatchResult, Capabilities, Destination, DestinationError, DestinationKind, Operation,
+    OutboundBatch, RecordOutcome, RecordResult,
+};
+use backflow_retl_scheduler::executor::error::ExecError;
+use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
+use backflow_retl_scheduler::executor::resolve::{FixedDestination, ModelSource, ResolvedModel};
+use backflow_retl_scheduler::executor::Executor;
+use backflow_retl_scheduler::run::{manual_cause, RunRecord};
+use backflow_retl_scheduler::schedule::Schedule;
+use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
+use backflow_retl_scheduler::store::SyncStore;
+use backflow_retl_scheduler::sync::{Mapping, SyncRecord};
+use backflow_warehouse::{SecretMaterial, WarehouseKind};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WS: &str = "ws-exec";
+
+/// What the receiver holds per sync: key JSON text → fields.
+#[derive(Debug, Default)]
+struct Receiver {
+    held: Mutex<HashMap<String, BTreeMap<String, Value>>>,
+    requests: AtomicU64,
+    records: AtomicU64,
+    /// Milliseconds each request waits before answering.
+    delay_ms: AtomicU64,
+}
+
+async fn receive(
+    AxumState(receiver): AxumState<Arc<Receiver>>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    let delay = receiver.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    receiver.requests.fetch_add(1, Ordering::Relaxed);
+    let sync = body["sync_id"].as_str().unwrap_or_default().to_string();
+    let operation = body["operation"].as_str().unwrap_or_default().to_string();
+    let mut results = Vec::new();
+    let mut held = receiver.held.lock().unwrap();
+    let entry = held.entry(sync).or_default();
+    for record in body["records"].as_array().cloned().unwrap_or_default() {
+        receiver.records.fetch_add(1, Ordering::Relaxed);
+        let key = record["key"].to_string();
+        let fields = record["fields"].clone();
+        let ok = fields["plan"] != json!("refused");
+        if ok {
+            match operation.as_str() {
+                "upsert" => {
+                    entry.insert(key, fields);
+                }
+                "insert" => {
+                    entry.entry(key).or_insert(fields);
+                }
+                "update" => {
+                    if let Some(held) = entry.get_mut(&key) {
+                        *held = fields;
+                    }
+                }
+                "delete" => {
+                    entry.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        results.push(json!({"key_hash": record["key_hash"], "ok": ok}));
+    }
+    Json(json!({ "results": results }))
+}
+
+/// POSTs each batch as JSON to the receiver; per-record results from its answer.
+#[derive(Debug)]
+struct HttpDestination {
+    url: String,
+    client: reqwest::Client,
+    batch: usize,
+}
+
+#[async_trait::async_trait]
+impl Destination for HttpDestination {
+    fn kind(&self) -> DestinationKind {
+        DestinationKind::Webhook
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_batch_records: self.batch,
+            max_concurrency: 2,
+            deletes: true,
+            idempotent: true,
+            default_rate_per_second: 1000.0,
+        }
+    }
+    fn rate_limit_key(&self) -> String {
+        self.url.clone()
+    }
+    async fn test(&self) -> Result<(), DestinationError> {
+        Ok(())
+    }
+    async fn send(&self, batch: &OutboundBatch) -> Result<BatchResult, DestinationError> {
+        let operation = match batch.operation {
+            Operation::Upsert => "upsert",
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        };
+        let body = json!({
+            "sync_id": batch.sync_id,
+            "operation": operation,
+            "idempotency_key": batch.idempotency_key,
+            "records": batch.records.iter().map(|r| json!({
+                "key_hash": r.key_hash.to_string(), "key": r.key, "fields": r.fields
+            })).collect::<Vec<_>>(),
+        });
+        let answer: Value = self
+            .client
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| DestinationError::Transient {
+                message: e.to_string(),
+                status: 0,
+                retry_after: None,
+            })?
+            .json()
+            .await
+            .map_err(|e| DestinationError::Transient {
+                message: e.to_string(),
+                status: 0,
+                retry_after: None,
+            })?;
+        let results = answer["results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|r| RecordResult {
+                key_hash: r["key_hash"].as_str().unwrap_or("0").parse().unwrap_or(0),
+                outcome: if r["ok"] == json!(true) {
+                    RecordOutcome::Delivered
+                } else {
+                    RecordOutcome::Failed {
+                        message: "plan refused by the receiver".into(),
+                        status: 422,
+                    }
+                },
+            })
+            .collect();
+        Ok(BatchResult {
+            results,
+            requests: 1,
+        })
+    }
+}
+
+/// Every sync reads table `<sync name>` of the test warehouse.
+#[derive(Debug)]
+struct Tables {
+    database: String,
+}
+
+#[async_trait::async_trait]
+impl ModelSource for Tables {
+    async fn resolve(&self, _: &str, retl_model_id: &str) -> Result<ResolvedModel, ExecError> {
+        let settings = [
+            ("host".to_string(), "127.0.0.1".to_string()),
+            ("port".to_string(), "5432".to_string()),
+            ("database".to_string(), self.database.clone()),
+            ("user".to_string(), "postgres".to_string()),
+            ("sslmode".to_string(), "disable".to_string()),
+        ]
+        .into();
+        let connector = backflow_warehouse::connect(
+            WarehouseKind::Postgres,
+            &settings,
+            SecretMaterial("unused".to_string().into()),
+        )?;
+        Ok(ResolvedModel {
+            retl_model_id: retl_model_id.into(),
+            sql: format!("select id, email, plan from {retl_model_id}"),
+            primary_key: vec!["id".into()],
+            columns: vec!["id".into(), "email".into(), "plan".into()],
+            connector,
+            backflow_schema: String::new(),
+        })
+    }
+}
+
+struct Harness {
+    warehouse: sqlx::PgPool,
+    store: SyncStore,
+    receiver: Arc<Receiver>,
+    ctx: RunContext,
+    bus: Bus,
+    shutdown: Shutdown,
+}
+
+impl Harness {
+    async fn start(label: &str, batch: usize) -> anyhow::Result<Self> {
+        let warehouse_url = testing::fresh_postgres_url(&format!("{label}_wh")).await?;
+        let database = warehouse_url
+            .rsplit_once('/')
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_default();
+        let warehouse = sqlx::PgPool::connect(&warehouse_url).await?;
+        let db = Database::connect(&testing::fresh_postgres_url(label).await?, &MIGRATIONS).await?;
+        let bus = Bus::connect(&testing::fresh_nats(label)).await?;
+        for spec in [streams::CMD_RETL, streams::EVT_RETL] {
+            bus.ensure_stream(&spec).await?;
+        }
+        let outbox = Outbox::new();
+        let shutdown = Shutdown::new();
+        {
+            let (outbox, db, bus, shutdown) =
+                (outbox.clone(), db.clone(), bus.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                outbox
+                    .run_relay_for("retl_scheduler", db, bus, shutdown)
+                    .await
+            });
+        }
+        let store = SyncStore::new(db, outbox);
+        let receiver = Arc::new(Receiver::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/hook", listener.local_addr()?);
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let states = DiffStateStore::open(bus.jetstream(), &bucket_name(&bus)).await?;
+        let destination = Arc::new(HttpDestination {
+            url,
+            client: reqwest::Client::new(),
+            batch,
+        });
+        let ctx = RunContext {
+            store: store.clone(),
+            states,
+            models: Arc::new(Tables { database }),
+            destinations: Arc::new(FixedDestination(destination)),
+            settings: RunSettings {
+                batch_rows: 500,
+                progress_every: Duration::from_millis(100),
+                checkpoint_every: Duration::from_millis(20),
+                ..RunSettings::default()
+            },
+        };
+        Ok(Self {
+            warehouse,
+            store,
+            receiver,
+            ctx,
+            bus,
+            shutdown,
+        })
+    }
+
+    fn executor(&self) -> tokio::task::JoinHandle<()> {
+        let policy = LeasePolicy::from_ttl(Duration::from_millis(1200)).unwrap();
+        let executor = Executor::new(self.ctx.clone(), policy, 4);
+        tokio::spawn(executor.run(self.bus.clone(), self.shutdown.clone()))
+    }
+
+    async fn sql(&self, statements: &[&str]) -> anyhow::Result<()> {
+        for statement in statements {
+            sqlx::query(statement).execute(&self.warehouse).await?;
+        }
+        Ok(())
+    }
+
+    async fn sync(&self, table: &str, mode: SyncMode) -> anyhow::Result<String> {
+        let now = backflow_platform::now_unix_ms();
+        let record = SyncRecord {
+            id: format!("{table}-{}", backflow_platform::new_id()),
+            workspace_id: WS.into(),
+            name: format!("{table} {mode:?}"),
+            retl_model_id: table.into(),
+            destination_id: "hook".into(),
+            mode,
+            mappings: ["email", "plan"]
+                .iter()
+                .map(|c| Mapping {
+                    source_column: (*c).into(),
+                    destination_field: (*c).into(),
+                })
+                .collect(),
+            schedule: Schedule::Manual,
+            paused: false,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.store.create_sync(&record).await?;
+        Ok(record.id)
+    }
+
+    async fn queue(&self, sync_id: &str, dry_run: bool) -> anyhow::Result<String> {
+        let mut run = RunRecord::queued(
+            WS,
+            sync_id,
+            RunTrigger::Manual,
+            manual_cause(&backflow_platform::new_id()),
+            backflow_platform::now_unix_ms(),
+        );
+        if dry_run {
+            run = run.dry_run();
+        }
+        self.store.queue_manual_run(&run).await?;
+        Ok(run.id)
+    }
+
+    /// Waits (up to 60 s) until the run is in one of `statuses`.
+    async fn wait(&self, run_id: &str, statuses: &[RunStatus]) -> anyhow::Result<RunRecord> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let run = self.store.get_run(WS, run_id).await?;
+            if statuses.contains(&run.status) {
+                return Ok(run);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("run {run_id} still {:?} ({})", run.status, run.error);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn run(&self, sync_id: &str) -> anyhow::Result<RunRecord> {
+        let id = self.queue(sync_id, false).await?;
+        let run = self
+            .wait(
+                &id,
+                &[
+                    RunStatus::Succeeded,
+                    RunStatus::Failed,
+                    RunStatus::AwaitingApproval,
+                ],
+            )
+            .await?;
+        Ok(run)
+    }
+
+    /// What the receiver holds for a sync: id → (email, plan).
+    fn held(&self, sync_id: &str) -> BTreeMap<i64, (Value, Value)> {
+        let held = self.receiver.held.lock().unwrap();
+        held.get(sync_id)
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|(key, fields)| {
+                        let key: Value = serde_json::from_str(key).unwrap();
+                        (
+                            key["id"].as_i64().unwrap(),
+                            (fields["email"].clone(), fields["plan"].clone()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn preload(&self, sync_id: &str, rows: &BTreeMap<i64, (Value, Value)>) {
+        let mut held = self.receiver.held.lock().unwrap();
+        let entry = held.entry(sync_id.to_string()).or_default();
+        for (id, (email, plan)) in rows {
+            entry.insert(
+                json!({"id": id}).to_string(),
+                json!({"email": email, "plan": plan}),
+            );
+        }
+    }
+
+    async fn rows(
+        &self,
+        table: &str,
+    ) -> anyhow::Result<Vec<(Option<i64>, Option<String>, Option<String>)>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT id, email, plan FROM {table}"))
+                .fetch_all(&self.warehouse)
+                .await?,
+        )
+    }
+}
+
+type Held = BTreeMap<i64, (Value, Value)>;
+
+/// What a destination should hold after a run of `mode` over `rows`, given `before`.
+fn expected(
+    mode: SyncMode,
+    before: &Held,
+    rows: &[(Option<i64>, Option<String>, Option<String>)],
+) -> Held {
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for (id, _, _) in rows {
+        if let Some(id) = id {
+            *counts.entry(*id).or_default() += 1;
+        }
+    }
+    let value = |v: &Option<String>| v.clone().map(Value::String).unwrap_or(Value::Null);
+    let valid: Vec<(i64, (Value, Value))> = rows
+        .iter()
+        .filter_map(|(id, email, plan)| id.map(|id| (id, (value(email), value(plan)))))
+        .filter(|(id, _)| counts[id] == 1)
+        .collect();
+    let mut after = before.clone();
+    match mode {
+        SyncMode::Upsert => {
+            for (id, fields) in valid {
+                after.insert(id, fields);
+            }
+        }
+        SyncMode::Insert => {
+            for (id, fields) in valid {
+                after.entry(id).or_insert(fields);
+            }
+        }
+        SyncMode::Update => {
+            for (id, fields) in valid {
+                if let Some(held) = after.get_mut(&id) {
+                    *held = fields;
+                }
+            }
+        }
+        SyncMode::Mirror => {
+            after = valid.into_iter().collect();
+            for (id, count) in counts {
+                if count > 1 {
+                    if let Some(kept) = before.get(&id) {
+                        after.insert(id, kept.clone());
+                    }
+                }
+            }
+        }
+        SyncMode::Unspecified => {}
+    }
+    after
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
+    let h = Harness::start("exec_modes", 2).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE people (id bigint, email text, plan text)",
+        "INSERT INTO people VALUES (1, 'a@x', 'free'), (2, 'b@x', 'pro'), (3, 'c@x', 'free')",
+    ])
+    .await?;
+    let modes = [
+        SyncMode::Upsert,
+        SyncMode::Insert,
+        SyncMode::Update,
+        SyncMode::Mirror,
+    ];
+    let mut syncs = Vec::new();
+    for mode in modes {
+        let id = h.sync("people", mode).await?;
+        if mode == SyncMode::Update {
+            // an update sync updates records the destination already has
+            let rows = h.rows("people").await?;
+            h.preload(&id, &expected(SyncMode::Upsert, &Held::new(), &rows));
+        }
+        syncs.push((mode, id));
+    }
+    let steps: &[(&str, &[&str])] = &[
+        ("first run", &[]),
+        ("change", &["UPDATE people SET plan = 'team' WHERE id = 2"]),
+        ("delete", &["DELETE FROM people WHERE id = 3"]),
+        ("re-add", &["INSERT INTO people VALUES (3, 'c@x', 'free')"]),
+        ("key change", &["UPDATE people SET id = 10 WHERE id = 1"]),
+        (
+            "null value",
+            &["UPDATE people SET email = NULL WHERE id = 2"],
+        ),
+        (
+            "duplicate and null keys",
+            &["INSERT INTO people VALUES (2, 'dup@x', 'pro'), (NULL, 'n@x', 'free')"],
+        ),
+        (
+            "duplicate resolved",
+            &[
+                "DELETE FROM people WHERE email = 'dup@x' OR id IS NULL",
+                "UPDATE people SET plan = 'gold' WHERE id = 2",
+            ],
+        ),
+    ];
+    for (step, statements) in steps {
+        h.sql(statements).await?;
+        let rows = h.rows("people").await?;
+        for (mode, sync_id) in &syncs {
+            let before = h.held(sync_id);
+            let run = h.run(sync_id).await?;
+            assert_eq!(
+                run.status,
+                RunStatus::Succeeded,
+                "{step} {mode:?}: {}",
+                run.error
+            );
+            assert_eq!(
+                h.held(sync_id),
+                expected(*mode, &before, &rows),
+                "{step} {mode:?}"
+            );
+            if *step == "duplicate and null keys" {
+                assert_eq!(
+                    run.exec.counts.rejected, 2,
+                    "{mode:?}: duplicated id 2 and the null key"
+                );
+                let errors = h.store.list_record_errors(WS, &run.id, 100).await?;
+                assert!(
+                    errors
+                        .iter()
+                        .any(|e| e.rejected && e.message.contains("\"id\" is null")),
+                    "{errors:?}"
+                );
+                let duplicates: Vec<_> = errors
+                    .iter()
+                    .filter(|e| e.message.contains("more than once"))
+                    .collect();
+                assert_eq!(duplicates.len(), 1, "{mode:?} {errors:?}");
+                assert_eq!(duplicates[0].key_json, "{\"id\":2}");
+            }
+        }
+    }
+    // nothing changed: nothing sent
+    let requests = h.receiver.requests.load(Ordering::Relaxed);
+    for (_, sync_id) in &syncs {
+        let run = h.run(sync_id).await?;
+        assert_eq!(
+            (run.exec.counts.delivered, run.exec.counts.requests),
+            (0, 0)
+        );
+    }
+    assert_eq!(h.receiver.requests.load(Ordering::Relaxed), requests);
+    h.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_stop_for_approval_and_dry_runs_send_nothing() -> anyhow::Result<()> {
+    let h = Harness::start("exec_guards", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE accounts (id bigint, email text, plan text)",
+        "INSERT INTO accounts SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 10) g",
+    ])
+    .await?;
+    let sync = h.sync("accounts", SyncMode::Mirror).await?;
+    assert_eq!(h.run(&sync).await?.status, RunStatus::Succeeded);
+    assert_eq!(h.held(&sync).len(), 10);
+
+    // dry run: counts and samples, nothing sent, nothing committed
+    h.sql(&[
+        "UPDATE accounts SET plan = 'pro' WHERE id <= 2",
+        "DELETE FROM accounts WHERE id = 10",
+    ])
+    .await?;
+    let requests = h.receiver.requests.load(Ordering::Relaxed);
+    let dry = h.queue(&sync, true).await?;
+    let dry = h
+        .wait(&dry, &[RunStatus::Succeeded, RunStatus::Failed])
+        .await?;
+    assert_eq!(dry.status, RunStatus::Succeeded, "{}", dry.error);
+    assert!(dry.exec.dry_run);
+    assert_eq!(
+        (
+            dry.exec.counts.updated,
+            dry.exec.counts.deleted,
+            dry.exec.counts.delivered
+        ),
+        (2, 1, 0)
+    );
+    assert_eq!(dry.exec.samples.len(), 3, "{:?}", dry.exec.samples);
+    assert!(
+        dry.exec.samples.iter().any(|s| s.key_json == "{\"id\":10}"),
+        "{:?}",
+        dry.exec.samples
+    );
+    assert_eq!(h.receiver.requests.load(Ordering::Relaxed), requests);
+    let real = h.run(&sync).await?;
+    assert_eq!(
+        (real.exec.counts.updated, real.exec.counts.deleted),
+        (2, 1),
+        "the dry run committed nothing"
+    );
+    assert_eq!(h.held(&sync).len(), 9);
+
+    // 8 of 9 deleted (89%): stops for approval, nothing sent; approve delivers
+    h.sql(&["DELETE FROM accounts WHERE id > 1"]).await?;
+    let stopped = h.run(&sync).await?;
+    assert_eq!(stopped.status, RunStatus::AwaitingApproval);
+    assert_eq!(
+        stopped.exec.approval_reason,
+        "would delete 8 of 9 records (89%), more than the sync allows (50%)"
+    );
+    assert_eq!(h.held(&sync).len(), 9);
+    h.store.approve_run(WS, &stopped.id).await?;
+    let approved = h
+        .wait(&stopped.id, &[RunStatus::Succeeded, RunStatus::Failed])
+        .await?;
+    assert_eq!(approved.status, RunStatus::Succeeded, "{}", approved.error);
+    assert_eq!(h.held(&sync).len(), 1);
+
+    // an empty model stops too; rejecting it ends the run and changes nothing
+    h.sql(&["DELETE FROM accounts"]).await?;
+    let empty = h.run(&sync).await?;
+    assert_eq!(empty.status, RunStatus::AwaitingApproval);
+    assert!(
+        empty.exec.approval_reason.contains("no rows"),
+        "{}",
+        empty.exec.approval_reason
+    );
+    let rejected = h.store.reject_run(WS, &empty.id).await?;
+    assert_eq!(rejected.status, RunStatus::Rejected);
+    assert_eq!(h.held(&sync).len(), 1);
+    // the state was not committed: the next run stops again
+    assert_eq!(h.run(&sync).await?.status, RunStatus::AwaitingApproval);
+    h.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_executor_died_resumes_without_losing_records() -> anyhow::Result<()> {
+    let h = Harness::start("exec_resume", 100).await?;
+    h.sql(&[
+        "CREATE TABLE events (id bigint, email text, plan text)",
+        "INSERT INTO events SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 6000) g",
+    ])
+    .await?;
+    let sync = h.sync("events", SyncMode::Upsert).await?;
+    h.receiver.delay_ms.store(20, Ordering::Relaxed);
+    let first = h.executor();
+    let run_id = h.queue(&sync, false).await?;
+    // kill the executor once a good part was acknowledged
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while h.receiver.records.load(Ordering::Relaxed) < 2000 {
+        assert!(tokio::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.abort();
+    let _ = first.await;
+    let sent_before = h.receiver.records.load(Ordering::Relaxed);
+    assert_eq!(
+        h.store.get_run(WS, &run_id).await?.status,
+        RunStatus::Running
+    );
+    // a new executor reaps the lapsed lease and resumes the run
+    h.receiver.delay_ms.store(0, Ordering::Relaxed);
+    let _second = h.executor();
+    let run = h
+        .wait(&run_id, &[RunStatus::Succeeded, RunStatus::Failed])
+        .await?;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+    assert_eq!(run.exec.resumed, 1);
+    assert_eq!(h.held(&sync).len(), 6000, "every row arrived");
+    let total = h.receiver.records.load(Ordering::Relaxed);
+    let resent = total - 6000;
+    eprintln!("sent before the kill {sent_before}, total {total}, resent {resent}");
+    assert!(
+        resent < 1000,
+        "resent {resent} of {sent_before} already sent"
+    );
+    // the resumed run committed everything: nothing to send next time
+    let _ = h.receiver.records.load(Ordering::Relaxed);
+    let again = h.run(&sync).await?;
+    assert_eq!(again.exec.counts.requests, 0);
+    h.shutdown.cancel();
+    Ok(())
+}
