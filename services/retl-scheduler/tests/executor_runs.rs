@@ -18,6 +18,8 @@ use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
 use backflow_proto::retl::v1::{RunStatus, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
+use backflow_retl_scheduler::destinations::test_support::webhook::WebhookReceiver;
+use backflow_retl_scheduler::destinations::test_support::Fault;
 use backflow_retl_scheduler::destinations::{
     BatchResult, Capabilities, Destination, DestinationError, DestinationKind, Operation,
     OutboundBatch, RecordOutcome, RecordResult,
@@ -222,6 +224,15 @@ struct Harness {
 
 impl Harness {
     async fn start(label: &str, batch: usize) -> anyhow::Result<Self> {
+        Self::start_with(label, batch, None).await
+    }
+
+    /// With `destination` instead of the local receiver's (which then holds nothing).
+    async fn start_with(
+        label: &str,
+        batch: usize,
+        destination: Option<Arc<dyn Destination>>,
+    ) -> anyhow::Result<Self> {
         let warehouse_url = testing::fresh_postgres_url(&format!("{label}_wh")).await?;
         let database = warehouse_url
             .rsplit_once('/')
@@ -253,10 +264,12 @@ impl Harness {
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let states = DiffStateStore::open(bus.jetstream(), &bucket_name(&bus)).await?;
-        let destination = Arc::new(HttpDestination {
-            url,
-            client: reqwest::Client::new(),
-            batch,
+        let destination = destination.unwrap_or_else(|| {
+            Arc::new(HttpDestination {
+                url,
+                client: reqwest::Client::new(),
+                batch,
+            })
         });
         let ctx = RunContext {
             store: store.clone(),
@@ -686,6 +699,96 @@ async fn a_run_whose_executor_died_resumes_without_losing_records() -> anyhow::R
     let _ = h.receiver.records.load(Ordering::Relaxed);
     let again = h.run(&sync).await?;
     assert_eq!(again.exec.counts.requests, 0);
+    h.shutdown.cancel();
+    Ok(())
+}
+
+const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_up(
+) -> anyhow::Result<()> {
+    let receiver = WebhookReceiver::start(Some(SIGNING_SECRET)).await;
+    let settings = [
+        ("url".to_string(), receiver.url()),
+        ("batch_size".to_string(), "50".to_string()),
+        // one batch at a time: every fault meets the first batch, deterministically
+        ("max_concurrency".to_string(), "1".to_string()),
+    ]
+    .into();
+    let webhook = backflow_retl_scheduler::destinations::build(
+        DestinationKind::Webhook,
+        &settings,
+        Some(SIGNING_SECRET.to_string().into()),
+    )?;
+    let h = Harness::start_with("exec_webhook", 50, Some(webhook)).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE leads (id bigint, email text, plan text)",
+        "INSERT INTO leads SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 300) g",
+    ])
+    .await?;
+    let sync = h.sync("leads", SyncMode::Upsert).await?;
+    // 500 then 200, 429 with Retry-After, a connection dropped before and after applying
+    for fault in [
+        Fault::Status(500),
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+        Fault::DropConnection,
+        Fault::DropAfterApply,
+    ] {
+        receiver.push_fault(fault);
+    }
+    // (a record refused in a batch whose answer was lost would count as delivered: the
+    // receiver drops the resend as a duplicate and answers 200, as the spec asks)
+    receiver.refuse("299", "email bounced");
+    let run = h.run(&sync).await?;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+    let holds = receiver.holds();
+    assert_eq!(holds.records.len(), 299, "every row but the refused one");
+    assert!(!holds.records.contains_key("299"));
+    assert_eq!(
+        holds.duplicates, 1,
+        "the batch whose answer was lost was resent with its webhook-id"
+    );
+    assert_eq!(receiver.unauthorized(), 0);
+    assert_eq!(
+        (run.exec.counts.delivered, run.exec.counts.failed),
+        (299, 1)
+    );
+    assert!(run.exec.counts.requests >= 6 + 4, "{:?}", run.exec.counts);
+    let errors = h.store.list_record_errors(WS, &run.id, 10).await?;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].key_json, "{\"id\":299}");
+    assert!(errors[0].message.contains("email bounced"), "{errors:?}");
+    assert_eq!((errors[0].attempts, errors[0].given_up), (1, false));
+    // retried every run (with fresh values) until the attempt limit, then given up
+    for attempt in 2..=5 {
+        let run = h.run(&sync).await?;
+        assert_eq!(
+            (run.exec.counts.delivered, run.exec.counts.failed),
+            (0, 1),
+            "attempt {attempt}"
+        );
+        let errors = h.store.list_record_errors(WS, &run.id, 10).await?;
+        assert_eq!(errors[0].attempts, attempt);
+        assert_eq!(errors[0].given_up, attempt == 5);
+        assert_eq!(run.exec.counts.given_up, i64::from(attempt == 5));
+    }
+    let after = h.run(&sync).await?;
+    assert_eq!(
+        after.exec.counts.requests, 0,
+        "a given-up record is not sent again"
+    );
+    // until its values change
+    h.sql(&["UPDATE leads SET plan = 'pro' WHERE id = 299"])
+        .await?;
+    let changed = h.run(&sync).await?;
+    assert_eq!(
+        (changed.exec.counts.updated, changed.exec.counts.failed),
+        (1, 1)
+    );
     h.shutdown.cancel();
     Ok(())
 }

@@ -14,7 +14,6 @@
 
 pub mod catalog_client;
 pub mod checkpoint;
-pub mod deliver;
 pub mod error;
 pub mod guards;
 pub mod mapping;

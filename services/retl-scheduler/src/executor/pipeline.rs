@@ -7,10 +7,10 @@
 //! I/O (catalog, warehouse, destination, state store, database) is reached only through
 //! [`RunContext`]; the decisions (diff, mapping, guards, commit) are the pure modules.
 
-use crate::destinations::{Destination, Operation, OutboundBatch, OutboundRecord, RecordOutcome};
+use crate::destinations::delivery::{Deliverer, DeliveryOptions};
+use crate::destinations::{Operation, OutboundBatch, OutboundRecord, RecordOutcome};
 use crate::diff::{Change, DeliveryMode, Diff, RowSpec, DELIVERED};
 use crate::executor::checkpoint::Checkpoint;
-use crate::executor::deliver;
 use crate::executor::error::ExecError;
 use crate::executor::guards::{self, GuardInput};
 use crate::executor::mapping::RecordMapper;
@@ -383,12 +383,13 @@ async fn run_phases(
         .await?
         .into_iter()
         .collect();
+    let deliverer = Arc::new(Deliverer::new(destination, DeliveryOptions::default()));
     let mut sender = Sender {
-        destination: destination.clone(),
         run,
         options: settings.destination_options.clone(),
-        max_records: destination.capabilities().max_batch_records.max(1),
-        max_in_flight: destination.capabilities().max_concurrency.max(1),
+        max_records: deliverer.max_batch_records(),
+        max_in_flight: deliverer.concurrency(),
+        deliverer,
         open: HashMap::new(),
         in_flight: FuturesUnordered::new(),
         sequence: 0,
@@ -551,7 +552,7 @@ async fn deliver_deletes(
     checkpoint: &mut Checkpoint,
     errors: &mut Vec<RecordError>,
 ) -> Result<(), ExecError> {
-    let supported = sender.destination.capabilities().deletes;
+    let supported = sender.deliverer.destination().capabilities().deletes;
     for chunk in deletes.chunks(500) {
         let known: HashMap<u64, String> = ctx
             .store
@@ -636,7 +637,7 @@ type OpenBatch = (Vec<OutboundRecord>, Vec<InFlight>);
 
 /// Batches records per operation and keeps up to `max_in_flight` batches in flight.
 struct Sender<'a> {
-    destination: Arc<dyn Destination>,
+    deliverer: Arc<Deliverer>,
     run: &'a RunRecord,
     options: Arc<std::collections::BTreeMap<String, String>>,
     max_records: usize,
@@ -688,11 +689,20 @@ impl<'a> Sender<'a> {
             records,
         };
         self.sequence += 1;
-        let destination = self.destination.clone();
+        let deliverer = self.deliverer.clone();
         let cancel = cancel.clone();
         self.in_flight.push(Box::pin(async move {
-            let result = deliver::send(destination.as_ref(), &batch, &cancel).await;
-            (metas, result)
+            // A cancelled run stops waiting for its batches; their records count as failed.
+            tokio::select! {
+                delivered = deliverer.send(batch) => (
+                    metas,
+                    crate::destinations::BatchResult {
+                        results: delivered.results,
+                        requests: delivered.requests,
+                    },
+                ),
+                () = cancel.cancelled() => (metas, crate::destinations::BatchResult::default()),
+            }
         }));
     }
 
