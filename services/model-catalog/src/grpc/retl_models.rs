@@ -284,6 +284,8 @@ pub(super) async fn resolve_run(
         source: Some(source.to_proto()),
         sql: query.sql().to_string(),
         columns,
+        // The catalog keeps column tests by name only, not dbt's test nodes: no ids yet.
+        test_unique_ids: Vec::new(),
     })
 }
 
