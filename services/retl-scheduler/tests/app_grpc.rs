@@ -50,7 +50,6 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         tick_poll_ms: 1000,
         service_token: authority.service_token.clone().into(),
         tls: Default::default(),
-        catalog_url: "http://127.0.0.1:1".into(),
         // this test watches the queued command itself: no executor takes it
         executor: backflow_retl_scheduler::config::ExecutorConfig {
             enabled: false,

@@ -16,8 +16,10 @@ use backflow_platform::lease::LeasePolicy;
 use backflow_platform::outbox::Outbox;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
-use backflow_proto::retl::v1::{RunStatus, RunTrigger, SyncMode};
+use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
+use backflow_retl_scheduler::destination_config::DestinationRecord;
+use backflow_retl_scheduler::destination_config::NoSecrets;
 use backflow_retl_scheduler::destinations::test_support::webhook::WebhookReceiver;
 use backflow_retl_scheduler::destinations::test_support::Fault;
 use backflow_retl_scheduler::destinations::{
@@ -26,13 +28,15 @@ use backflow_retl_scheduler::destinations::{
 };
 use backflow_retl_scheduler::executor::error::ExecError;
 use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
-use backflow_retl_scheduler::executor::resolve::{FixedDestination, ModelSource, ResolvedModel};
+use backflow_retl_scheduler::executor::resolve::{
+    DestinationSource, FixedDestination, ModelSource, ResolvedModel, StoreDestinations,
+};
 use backflow_retl_scheduler::executor::Executor;
 use backflow_retl_scheduler::run::{manual_cause, RunRecord};
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
 use backflow_retl_scheduler::store::SyncStore;
-use backflow_retl_scheduler::sync::{Mapping, SyncRecord};
+use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
 use backflow_warehouse::{SecretMaterial, WarehouseKind};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -215,6 +219,8 @@ impl ModelSource for Tables {
 
 struct Harness {
     warehouse: sqlx::PgPool,
+    /// What the stored destination `hook` points at.
+    hook_url: String,
     store: SyncStore,
     receiver: Arc<Receiver>,
     ctx: RunContext,
@@ -227,11 +233,12 @@ impl Harness {
         Self::start_with(label, batch, None).await
     }
 
-    /// With `destination` instead of the local receiver's (which then holds nothing).
+    /// With the stored destination `hook` (a webhook to `hook_url`, built as a run would)
+    /// instead of the local receiver's (which then holds nothing).
     async fn start_with(
         label: &str,
         batch: usize,
-        destination: Option<Arc<dyn Destination>>,
+        hook_url: Option<String>,
     ) -> anyhow::Result<Self> {
         let warehouse_url = testing::fresh_postgres_url(&format!("{label}_wh")).await?;
         let database = warehouse_url
@@ -264,18 +271,23 @@ impl Harness {
             .with_state(receiver.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let states = DiffStateStore::open(bus.jetstream(), &bucket_name(&bus)).await?;
-        let destination = destination.unwrap_or_else(|| {
-            Arc::new(HttpDestination {
-                url,
+        let destinations: Arc<dyn DestinationSource> = match &hook_url {
+            Some(_) => Arc::new(StoreDestinations {
+                store: store.clone(),
+                secrets: Arc::new(NoSecrets),
+            }),
+            None => Arc::new(FixedDestination(Arc::new(HttpDestination {
+                url: url.clone(),
                 client: reqwest::Client::new(),
                 batch,
-            })
-        });
+            }))),
+        };
+        let hook_url = hook_url.unwrap_or(url);
         let ctx = RunContext {
             store: store.clone(),
             states,
             models: Arc::new(Tables { database }),
-            destinations: Arc::new(FixedDestination(destination)),
+            destinations,
             settings: RunSettings {
                 batch_rows: 500,
                 progress_every: Duration::from_millis(100),
@@ -285,6 +297,7 @@ impl Harness {
         };
         Ok(Self {
             warehouse,
+            hook_url,
             store,
             receiver,
             ctx,
@@ -308,6 +321,25 @@ impl Harness {
 
     async fn sync(&self, table: &str, mode: SyncMode) -> anyhow::Result<String> {
         let now = backflow_platform::now_unix_ms();
+        if self.store.get_destination(WS, "hook").await?.is_none() {
+            self.store
+                .create_destination(&DestinationRecord {
+                    id: "hook".into(),
+                    workspace_id: WS.into(),
+                    name: "hook".into(),
+                    kind: DestinationKind::Webhook,
+                    settings: [("url".to_string(), self.hook_url.clone())]
+                        .into_iter()
+                        .collect(),
+                    credential_id: String::new(),
+                    rate_limit_per_second: 0.0,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                    version: 1,
+                    last_test: None,
+                })
+                .await?;
+        }
         let record = SyncRecord {
             id: format!("{table}-{}", backflow_platform::new_id()),
             workspace_id: WS.into(),
@@ -317,15 +349,20 @@ impl Harness {
             mode,
             mappings: ["email", "plan"]
                 .iter()
-                .map(|c| Mapping {
-                    source_column: (*c).into(),
-                    destination_field: (*c).into(),
-                })
+                .map(|c| Mapping::column(c, c))
                 .collect(),
             schedule: Schedule::Manual,
             paused: false,
             created_at_ms: now,
             updated_at_ms: now,
+            destination_options: BTreeMap::new(),
+            guards: Guards::default(),
+            diff_strategy: DiffStrategy::Backflow,
+            max_record_attempts: 5,
+            only_if_model_rebuilt: false,
+            state_epoch: 0,
+            primary_key: vec!["id".into()],
+            version: 1,
         };
         self.store.create_sync(&record).await?;
         Ok(record.id)
@@ -703,25 +740,34 @@ async fn a_run_whose_executor_died_resumes_without_losing_records() -> anyhow::R
     Ok(())
 }
 
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_up(
 ) -> anyhow::Result<()> {
-    let receiver = WebhookReceiver::start(Some(SIGNING_SECRET)).await;
-    let settings = [
-        ("url".to_string(), receiver.url()),
-        ("batch_size".to_string(), "50".to_string()),
-        // one batch at a time: every fault meets the first batch, deterministically
-        ("max_concurrency".to_string(), "1".to_string()),
-    ]
-    .into();
-    let webhook = backflow_retl_scheduler::destinations::build(
-        DestinationKind::Webhook,
-        &settings,
-        Some(SIGNING_SECRET.to_string().into()),
-    )?;
-    let h = Harness::start_with("exec_webhook", 50, Some(webhook)).await?;
+    // the destination as stored (settings on the row) and built at run start
+    let receiver = WebhookReceiver::start(None).await;
+    let h = Harness::start_with("exec_webhook", 50, Some(receiver.url())).await?;
+    h.store
+        .create_destination(&DestinationRecord {
+            id: "hook".into(),
+            workspace_id: WS.into(),
+            name: "hook".into(),
+            kind: DestinationKind::Webhook,
+            settings: [
+                ("url".to_string(), receiver.url()),
+                ("batch_size".to_string(), "50".to_string()),
+                // one batch at a time: every fault meets the first batch, deterministically
+                ("max_concurrency".to_string(), "1".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            credential_id: String::new(),
+            rate_limit_per_second: 0.0,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            version: 1,
+            last_test: None,
+        })
+        .await?;
     let _executor = h.executor();
     h.sql(&[
         "CREATE TABLE leads (id bigint, email text, plan text)",

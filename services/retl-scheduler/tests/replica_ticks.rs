@@ -54,6 +54,11 @@ async fn replica(
         tick_poll_ms: 50,
         service_token: authority.service_token.clone().into(),
         tls: Default::default(),
+        // scheduler replicas only (executors scale apart): the commands stay on the queue
+        executor: backflow_retl_scheduler::config::ExecutorConfig {
+            enabled: false,
+            ..Default::default()
+        },
     };
     let overrides = Overrides {
         models: Some(support::models(&["ws"], "model").shared()),

@@ -263,8 +263,12 @@ async fn lifecycle(scheduler: &Scheduler) -> anyhow::Result<()> {
 
     // a dry run is allowed while paused and carries its flag; a trigger is not
     let dry = scheduler.dry_run("ws-a", &sync.id).await?;
-    assert!(dry.dry_run);
-    assert!(scheduler.list_runs("ws-a", &sync.id, 0).await?[0].dry_run);
+    assert!(dry.exec.dry_run);
+    assert!(
+        scheduler.list_runs("ws-a", &sync.id, 0).await?[0]
+            .exec
+            .dry_run
+    );
     assert!(matches!(
         scheduler.trigger("ws-a", &sync.id).await,
         Err(RetlError::FailedPrecondition(_))

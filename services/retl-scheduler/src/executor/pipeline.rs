@@ -371,7 +371,7 @@ async fn run_phases(
 
     progress.enter(RunPhase::Delivering);
     progress.tick().await?;
-    let destination = ctx
+    let resolved = ctx
         .destinations
         .destination(&run.workspace_id, &sync.destination_id)
         .await?;
@@ -383,7 +383,13 @@ async fn run_phases(
         .await?
         .into_iter()
         .collect();
-    let deliverer = Arc::new(Deliverer::new(destination, DeliveryOptions::default()));
+    let deliverer = Arc::new(Deliverer::new(
+        resolved.destination,
+        DeliveryOptions {
+            rate_limit_per_second: resolved.rate_limit_per_second,
+            ..DeliveryOptions::default()
+        },
+    ));
     let mut sender = Sender {
         run,
         options: settings.destination_options.clone(),
@@ -516,6 +522,19 @@ async fn run_phases(
         .collect();
     let mut not_committed = outcomes.failed.clone();
     not_committed.extend(&outcomes.rejected);
+    let current = ctx
+        .store
+        .get_sync(&run.workspace_id, &run.sync_id)
+        .await?
+        .ok_or_else(|| {
+            ExecError::Sync(format!("sync {} was deleted during the run", run.sync_id))
+        })?;
+    if current.state_epoch != settings.state_epoch {
+        return Err(ExecError::Sync(format!(
+            "the state of sync {} was reset during the run; nothing was committed",
+            run.sync_id
+        )));
+    }
     let state = outcome.commit_giving_up(not_committed, given_up);
     ctx.states.commit(&run.sync_id, &state, expected).await?;
     if mode == DeliveryMode::Mirror {

@@ -4,10 +4,10 @@
 //! seams, [`ModelSource`] and [`DestinationSource`]: live ones over gRPC and the
 //! scheduler's stored destinations, fixed ones for tests and local tools.
 
-use crate::destinations::Destination;
-use crate::executor::catalog_client::CatalogClient;
 use crate::destination_config::SecretResolver;
+use crate::destinations::Destination;
 use crate::error::RetlError;
+use crate::executor::catalog_client::CatalogClient;
 use crate::executor::error::ExecError;
 use crate::store::SyncStore;
 use backflow_platform::credentials_client::CredentialsClient;

@@ -7,9 +7,9 @@ pub mod destinations;
 pub mod diff_state;
 mod events;
 mod rows;
+pub mod runs;
 mod syncs;
 mod ticks;
-pub mod runs;
 
 pub use events::sync_changed;
 pub use ticks::{tick_message_id, DueSync};
