@@ -782,6 +782,31 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
         "{message}"
     );
 
+    // a connection must name an existing warehouse source of the workspace
+    let unknown_source = dev.cli(
+        &[
+            "connections",
+            "create",
+            "other",
+            "--url",
+            &server.url("shop"),
+            "--provider",
+            "github",
+            "--schema",
+            "analytics",
+            "--credential",
+            &secret_id,
+            "--warehouse-source",
+            "no-such-source",
+        ],
+        token,
+    );
+    assert_eq!(unknown_source.status.code(), Some(1));
+    assert_eq!(
+        text(&unknown_source.stderr),
+        "error: warehouse source no-such-source does not exist in workspace default: create it first (backflow sources create) and name its id\n"
+    );
+
     // An unknown token: UNAUTHENTICATED, printed as the server's one-line message.
     let refused = dev.cli(&["connections", "list", "--token", "bf_unknown"], None);
     let message = text(&refused.stderr);
