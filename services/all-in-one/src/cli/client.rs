@@ -9,6 +9,7 @@ use backflow_proto::catalog::v1::model_catalog_service_client::ModelCatalogServi
 use backflow_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
 use backflow_proto::gitsync::v1::git_sync_service_client::GitSyncServiceClient;
 use backflow_proto::ops::v1::dead_letter_service_client::DeadLetterServiceClient;
+use backflow_proto::retl::v1::retl_scheduler_service_client::RetlSchedulerServiceClient;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -299,6 +300,15 @@ impl Client {
             .connect_lazy();
         Ok(Api {
             inner: DeadLetterServiceClient::with_interceptor(channel, self.auth.clone()),
+            addr,
+        })
+    }
+
+    /// The Reverse ETL scheduler: syncs, their runs, destinations.
+    pub fn retl(&self) -> Result<Api<RetlSchedulerServiceClient<Authed>>, CliError> {
+        let (channel, addr) = self.channel(Service::RetlScheduler)?;
+        Ok(Api {
+            inner: RetlSchedulerServiceClient::with_interceptor(channel, self.auth.clone()),
             addr,
         })
     }

@@ -24,6 +24,7 @@ mod retl_models;
 mod runs;
 mod secrets;
 mod sources;
+mod sync_runs;
 
 use client::{CliError, Client, ConnectArgs, Target};
 use output::{OutputFormat, View};
@@ -39,6 +40,8 @@ pub enum ClientCommand {
     Connections(Group<connections::Command>),
     /// Sync runs of Git connections: list, inspect, watch until done.
     Runs(Group<runs::Command>),
+    /// Runs of Reverse ETL syncs: list, get, watch (progress), errors, approve, reject, cancel.
+    SyncRuns(Group<sync_runs::Command>),
     /// dbt projects as the catalog sees them (one per connection).
     Projects(Group<projects::Command>),
     /// dbt models of a connection: list, or one with compiled SQL, columns and key suggestions.
@@ -124,6 +127,9 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
             connections::run(&ctx(&group.connect)?, group.command).await
         }
         ClientCommand::Runs(group) => runs::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::SyncRuns(group) => {
+            sync_runs::run(&ctx(&group.connect)?, group.command).await
+        }
         ClientCommand::Projects(group) => projects::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Models(group) => models::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::Sources(group) => sources::run(&ctx(&group.connect)?, group.command).await,
