@@ -66,7 +66,14 @@ pub struct SyncRunner {
     fetch_timeout: Duration,
     /// One incremental dbt engine per connection: re-parsing after a push only redoes
     /// the files that changed.
-    engines: Arc<Mutex<HashMap<String, (ParseOptions, Engine)>>>,
+    engines: Arc<Mutex<HashMap<String, CachedEngine>>>,
+}
+
+/// A connection's dbt engine, with the options and the commit it last parsed.
+struct CachedEngine {
+    options: ParseOptions,
+    engine: Engine,
+    commit_sha: String,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -233,9 +240,8 @@ impl SyncRunner {
             StepFailure::new(scrub.clean(&err.to_string()), transient)
         })?;
         let project_path = connection.settings.project_path.clone();
-        let project_dir = project_dir(&fetched.checkout, &project_path);
         let (models, errors) = self
-            .parse(&connection.id, project_dir, options, &fetched.sha)
+            .parse(&connection.id, &fetched, &project_path, options)
             .await
             .map_err(|message| StepFailure {
                 message: scrub.clean(&message),
@@ -287,26 +293,46 @@ impl SyncRunner {
         })
     }
 
-    #[tracing::instrument(name = "sync.parse", skip_all, fields(commit = %commit_sha))]
+    /// Parses the project at the fetched commit. With the engine of the connection's
+    /// previous sync, only the files the git diff between the two commits names are read
+    /// again; otherwise (first sync, new options, no diff) the whole project is.
+    #[tracing::instrument(name = "sync.parse", skip_all, fields(commit = %fetched.sha))]
     async fn parse(
         &self,
         connection_id: &str,
-        project_dir: PathBuf,
+        fetched: &git::FetchedCommit,
+        project_path: &str,
         options: ParseOptions,
-        commit_sha: &str,
     ) -> Result<(Vec<backflow_proto::catalog::v1::Model>, Vec<FileError>), String> {
-        let engine = self
+        let cached = self
             .engines
             .lock()
             .map_err(|_| "engine cache poisoned".to_string())?
             .remove(connection_id)
-            .filter(|(cached, _)| cached == &options)
-            .map(|(_, engine)| engine)
-            .unwrap_or_else(|| Engine::new(options.clone()));
-        let (connection, commit) = (connection_id.to_string(), commit_sha.to_string());
+            .filter(|cached| cached.options == options);
+        let (engine, previous) = match cached {
+            Some(c) => (c.engine, Some(c.commit_sha)),
+            None => (Engine::new(options.clone()), None),
+        };
+        let (connection, commit) = (connection_id.to_string(), fetched.sha.clone());
+        let (checkout, project_path) = (fetched.checkout.clone(), project_path.to_string());
         let (engine, parsed) = tokio::task::spawn_blocking(move || {
             let mut engine = engine;
-            let parsed = engine.parse(&project_dir).map(|catalog| {
+            let project_dir = project_dir(&checkout, &project_path);
+            let changed = previous.and_then(|from| {
+                git::changed_paths(&checkout, &from, &commit)
+                    .map_err(|err| tracing::info!(error = %err, "no diff from the previous commit: full parse"))
+                    .ok()
+                    .and_then(|paths| project_relative(&paths, &project_path))
+            });
+            let parsed = match changed {
+                Some(paths) => {
+                    tracing::debug!(changed = paths.len(), "parsing the files the commit changed");
+                    engine.parse_changed(&project_dir, &paths)
+                }
+                None => engine.parse(&project_dir),
+            };
+            let parsed = parsed.map(|catalog| {
                 let models = crate::snapshot_builder::models_of(catalog, &connection, &commit);
                 let errors = catalog
                     .errors
@@ -325,7 +351,12 @@ impl SyncRunner {
         .map_err(|err| format!("parse task failed: {err}"))?;
         let parsed = parsed.map_err(|err| format!("dbt project: {err}"))?;
         if let Ok(mut engines) = self.engines.lock() {
-            engines.insert(connection_id.to_string(), (options, engine));
+            let cached = CachedEngine {
+                options,
+                engine,
+                commit_sha: fetched.sha.clone(),
+            };
+            engines.insert(connection_id.to_string(), cached);
         }
         Ok(parsed)
     }
@@ -432,6 +463,26 @@ struct FileError {
     message: String,
 }
 
+/// Repository-relative paths (a git diff's) made relative to the dbt project; paths
+/// outside the project are dropped (the engine never reads them). `None` when the
+/// project path is not a plain relative path (`./x`, `a/../b`): then it is parsed in full.
+fn project_relative(paths: &[PathBuf], project_path: &str) -> Option<Vec<PathBuf>> {
+    let base = Path::new(project_path.trim_end_matches('/'));
+    if !base
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return None;
+    }
+    Some(
+        paths
+            .iter()
+            .filter_map(|p| p.strip_prefix(base).ok())
+            .map(Path::to_path_buf)
+            .collect(),
+    )
+}
+
 /// A project-relative path made repository-relative (the connection's project path
 /// in front).
 fn repository_relative(project_path: &str, file: &str) -> String {
@@ -493,6 +544,21 @@ impl PathScrubber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_paths_become_project_relative() {
+        let paths: Vec<PathBuf> = ["dbt/models/a.sql", "README.md", "dbtx/b.sql"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(
+            project_relative(&paths, "dbt/"),
+            Some(vec![PathBuf::from("models/a.sql")])
+        );
+        assert_eq!(project_relative(&paths, ""), Some(paths.clone()));
+        assert_eq!(project_relative(&paths, "./dbt"), None);
+        assert_eq!(project_relative(&paths, "/dbt"), None);
+    }
 
     #[test]
     fn paths_become_repository_relative() {

@@ -9,6 +9,7 @@
 //! is ever accepted on first use.
 
 mod callbacks;
+mod diff;
 mod errors;
 mod known_hosts;
 mod url;
@@ -25,6 +26,7 @@ use git2::build::CheckoutBuilder;
 use git2::{AutotagOption, Direction, FetchOptions, FetchPrune, Oid, Remote, Repository};
 
 use self::callbacks::{remote_callbacks, CallbackState, Refusal};
+pub use self::diff::changed_paths;
 pub use self::errors::GitError;
 use self::errors::{classify, ErrorContext};
 pub use self::known_hosts::{HostKeyVerdict, KnownHosts, KnownHostsError};
