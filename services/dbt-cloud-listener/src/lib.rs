@@ -11,7 +11,9 @@ pub mod connections;
 pub mod delivery;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod store;
+pub mod webhook;
 
 pub use app::App;
 pub use config::Config;

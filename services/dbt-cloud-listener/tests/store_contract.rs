@@ -3,7 +3,7 @@
 
 use backflow_dbt_cloud_listener::app::MIGRATIONS;
 use backflow_dbt_cloud_listener::connections::{Connections, NewConnection};
-use backflow_dbt_cloud_listener::store::{ConnectionStore, ReceivedEventRecord};
+use backflow_dbt_cloud_listener::store::{ConnectionStore, Received, ReceivedEventRecord};
 use backflow_dbt_cloud_listener::DbtCloudError;
 use backflow_platform::db::Database;
 use backflow_platform::outbox::{pending_count, Outbox};
@@ -86,34 +86,49 @@ async fn contract(url: &str) -> anyhow::Result<()> {
         succeeded: true,
         ..Default::default()
     };
-    assert!(
+    assert_eq!(
         store
             .record_received(
                 "ws-a",
                 &received(&created.id, "wev_1", 1_000),
                 Some(&completed)
             )
-            .await?
+            .await?,
+        Received::Announced
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .record_received(
                 "ws-a",
                 &received(&created.id, "wev_1", 2_000),
                 Some(&completed)
             )
-            .await?
+            .await?,
+        Received::Duplicate
     );
-    assert!(
+    assert_eq!(
         store
             .record_received("ws-a", &received(&created.id, "wev_2", 3_000), None)
-            .await?
+            .await?,
+        Received::Recorded
+    );
+    // Another delivery id (a second subscription, or reconciliation) for the same run.
+    assert_eq!(
+        store
+            .record_received_via(
+                "ws-a",
+                &received(&created.id, "wev_3", 4_000),
+                Some(&completed),
+                "poll"
+            )
+            .await?,
+        Received::RunAlreadyAnnounced
     );
     assert_eq!(pending_count(store.database()).await?, 1);
     let events = connections.received_events("ws-a", &created.id).await?;
     let ids: Vec<_> = events.iter().map(|event| event.event_id.as_str()).collect();
-    assert_eq!(ids, ["wev_2", "wev_1"]);
-    assert_eq!(events[1], received(&created.id, "wev_1", 1_000));
+    assert_eq!(ids, ["wev_3", "wev_2", "wev_1"]);
+    assert_eq!(events[2], received(&created.id, "wev_1", 1_000));
 
     // deleting removes the connection and what hangs off it, only in its workspace
     assert!(matches!(

@@ -6,6 +6,9 @@ use backflow_platform::db::Database;
 use backflow_platform::outbox::Outbox;
 use backflow_proto::dbtcloud::v1::RunCompletedEvent;
 
+pub mod subscriptions;
+pub use subscriptions::WebhookTarget;
+
 /// Most received events returned by one listing (newest first).
 pub const RECEIVED_EVENTS_PAGE: i64 = 500;
 
@@ -54,6 +57,25 @@ pub struct ReceivedEventRecord {
 }
 
 type ReceivedEventRow = (String, String, String, i64, i64, i64, i64);
+
+/// What recording one received event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// This event id was already recorded for the connection: nothing changed.
+    Duplicate,
+    /// Recorded; nothing to announce (a started, errored or cancelled run).
+    Recorded,
+    /// Recorded, but another delivery (or subscription, or poll) announced the run first.
+    RunAlreadyAnnounced,
+    /// Recorded and `evt.dbt.run.completed` queued in the outbox.
+    Announced,
+}
+
+impl Received {
+    pub fn is_new(self) -> bool {
+        !matches!(self, Self::Duplicate)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ConnectionStore {
@@ -148,14 +170,28 @@ impl ConnectionStore {
     }
 
     /// Records a received event unless its id was seen before for this connection.
-    /// When it is new and `announce` is given, `evt.dbt.run.completed.<account>` is
-    /// published through the outbox in the same transaction. Returns whether it was new.
+    /// When it is new and `announce` is given, the run is claimed in
+    /// `dbt_announced_runs` and, if no delivery, subscription or poll claimed it first,
+    /// `evt.dbt.run.completed.<account>` is published through the outbox — all in one
+    /// transaction, so a crash leaves either everything or nothing.
     pub async fn record_received(
         &self,
         workspace_id: &str,
         event: &ReceivedEventRecord,
         announce: Option<&RunCompletedEvent>,
-    ) -> Result<bool, DbtCloudError> {
+    ) -> Result<Received, DbtCloudError> {
+        self.record_received_via(workspace_id, event, announce, "webhook")
+            .await
+    }
+
+    /// [`Self::record_received`] naming how the run was learnt (`webhook`, `poll`, `core`).
+    pub async fn record_received_via(
+        &self,
+        workspace_id: &str,
+        event: &ReceivedEventRecord,
+        announce: Option<&RunCompletedEvent>,
+        via: &str,
+    ) -> Result<Received, DbtCloudError> {
         let mut tx = self.db.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO dbt_received_events (connection_id, event_id, workspace_id, event_type, job_id, run_id, run_status_code, received_at_ms) \
@@ -171,21 +207,40 @@ impl ConnectionStore {
         .bind(event.received_at_ms)
         .execute(&mut *tx)
         .await?;
-        let new = inserted.rows_affected() == 1;
-        if let (true, Some(completed)) = (new, announce) {
-            self.outbox
-                .enqueue(
-                    &mut tx,
-                    &backflow_proto::subjects::DBT_RUN_COMPLETED.for_id(completed.account_id),
-                    completed,
-                )
-                .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(Received::Duplicate);
         }
+        let Some(completed) = announce else {
+            tx.commit().await?;
+            return Ok(Received::Recorded);
+        };
+        let claimed = sqlx::query(
+            "INSERT INTO dbt_announced_runs (workspace_id, account_id, job_id, run_id, connection_id, via, announced_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, account_id, job_id, run_id) DO NOTHING",
+        )
+        .bind(workspace_id)
+        .bind(completed.account_id)
+        .bind(completed.job_id)
+        .bind(completed.run_id)
+        .bind(&event.connection_id)
+        .bind(via)
+        .bind(event.received_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(Received::RunAlreadyAnnounced);
+        }
+        self.outbox
+            .enqueue(
+                &mut tx,
+                &backflow_proto::subjects::DBT_RUN_COMPLETED.for_id(completed.account_id),
+                completed,
+            )
+            .await?;
         tx.commit().await?;
-        if new && announce.is_some() {
-            self.outbox.committed();
-        }
-        Ok(new)
+        self.outbox.committed();
+        Ok(Received::Announced)
     }
 
     /// Received events of one connection, newest first, at most [`RECEIVED_EVENTS_PAGE`].
