@@ -9,14 +9,16 @@
 //! with the outbox, de-duplicated on the event id and on the run (200 either way). The
 //! body is capped at [`MAX_BODY_BYTES`]; dbt Cloud's deliveries are a few KiB.
 
+use crate::dbt_core::{self, NotifyError};
 use crate::delivery::{self, DeliveryError};
 use crate::store::{ConnectionStore, Received};
 use crate::webhook;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use backflow_platform::auth::TokenVerifier;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::json;
 use std::collections::HashMap;
@@ -55,14 +57,21 @@ pub struct WebhookState {
     store: ConnectionStore,
     secrets: Arc<dyn HmacSecrets>,
     cache: Arc<Mutex<SecretCache>>,
+    /// Verifies the Backflow tokens of dbt Core notifications.
+    tokens: Arc<dyn TokenVerifier>,
 }
 
 impl WebhookState {
-    pub fn new(store: ConnectionStore, secrets: Arc<dyn HmacSecrets>) -> Self {
+    pub fn new(
+        store: ConnectionStore,
+        secrets: Arc<dyn HmacSecrets>,
+        tokens: Arc<dyn TokenVerifier>,
+    ) -> Self {
         Self {
             store,
             secrets,
             cache: Arc::default(),
+            tokens,
         }
     }
 
@@ -91,11 +100,97 @@ impl WebhookState {
 }
 
 pub fn router(state: WebhookState) -> Router {
-    Router::new()
+    let webhooks = Router::new()
         .route("/webhooks/dbt-cloud/{subscription_id}", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let core = Router::new()
+        .route("/dbt-core/run-results", post(notify_core_run))
+        .layer(DefaultBodyLimit::max(dbt_core::MAX_RUN_RESULTS_BYTES));
+    webhooks
+        .merge(core)
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct NotifyQuery {
+    workspace: Option<String>,
+}
+
+#[tracing::instrument(name = "dbt_core.notify", skip_all)]
+async fn notify_core_run(
+    State(state): State<WebhookState>,
+    Query(query): Query<NotifyQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let token = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    let principal = match token {
+        None => None,
+        Some(token) => match state.tokens.authenticate(token).await {
+            Ok(principal) => principal,
+            Err(error) => {
+                tracing::error!(%error, "token check failed");
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "try again"}),
+                );
+            }
+        },
+    };
+    let outcome =
+        dbt_core::workspace_of(principal.as_ref(), query.workspace.as_deref()).and_then(|ws| {
+            dbt_core::decide(&ws, &body, backflow_platform::now_unix_ms()).map(|d| (ws, d))
+        });
+    let (workspace_id, (record, event, results)) = match outcome {
+        Ok(decided) => decided,
+        Err(error) => {
+            let status = match error {
+                NotifyError::Unauthenticated => StatusCode::UNAUTHORIZED,
+                NotifyError::Forbidden(_) => StatusCode::FORBIDDEN,
+                NotifyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            };
+            tracing::warn!(%error, "dbt core notification refused");
+            return reply(status, json!({"error": error.to_string()}));
+        }
+    };
+    match state
+        .store
+        .record_received_via(&workspace_id, &record, Some(&event), "core")
+        .await
+    {
+        Ok(received) => {
+            tracing::info!(
+                %workspace_id,
+                invocation_id = %results.invocation_id,
+                succeeded = results.succeeded.len(),
+                failed = results.failed.len(),
+                outcome = ?received,
+                "dbt core run notified"
+            );
+            reply(
+                StatusCode::OK,
+                json!({
+                    "status": dbt_core::status_name(received),
+                    "invocation_id": results.invocation_id,
+                    "succeeded_nodes": results.succeeded.len(),
+                    "failed_nodes": results.failed.len(),
+                }),
+            )
+        }
+        Err(error) => {
+            tracing::error!(%error, "dbt core notification not stored");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "try again"}),
+            )
+        }
+    }
 }
 
 type Reply = (StatusCode, Json<serde_json::Value>);

@@ -8,10 +8,12 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod connections;
+pub mod dbt_core;
 pub mod delivery;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod run_results;
 pub mod store;
 pub mod webhook;
 

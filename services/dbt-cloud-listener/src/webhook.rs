@@ -75,6 +75,10 @@ pub fn decide(target: &WebhookTarget, delivery: &Delivery, received_at_ms: i64) 
             run_id: delivery.run_id,
             run_status_code: delivery.run_status_code.unwrap_or(0),
             succeeded: true,
+            // Node results come from the run's artifact, read after the webhook is acknowledged.
+            node_results_known: false,
+            origin: "dbt_cloud".into(),
+            ..Default::default()
         }),
         ignored_because: None,
     }

@@ -214,6 +214,9 @@ impl ConnectionStore {
             tx.commit().await?;
             return Ok(Received::Recorded);
         };
+        // A dbt Core run has no account, job or run id: its event id (the invocation id)
+        // is its only identity, so there is no run to claim.
+        let claim_run = completed.account_id > 0;
         let claimed = sqlx::query(
             "INSERT INTO dbt_announced_runs (workspace_id, account_id, job_id, run_id, connection_id, via, announced_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (workspace_id, account_id, job_id, run_id) DO NOTHING",
@@ -224,10 +227,13 @@ impl ConnectionStore {
         .bind(completed.run_id)
         .bind(&event.connection_id)
         .bind(via)
-        .bind(event.received_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        if claimed.rows_affected() == 0 {
+        .bind(event.received_at_ms);
+        let claimed = if claim_run {
+            claimed.execute(&mut *tx).await?.rows_affected()
+        } else {
+            1
+        };
+        if claimed == 0 {
             tx.commit().await?;
             return Ok(Received::RunAlreadyAnnounced);
         }
