@@ -140,7 +140,8 @@ pub async fn build(name: ServiceName, config: &BackflowConfig) -> Result<BuiltSe
             name,
             backflow_dbt_cloud_listener::App::build(config.dbt_cloud_listener.clone(), nats)
                 .await
-                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())?,
+            |app: &backflow_dbt_cloud_listener::App| app.http_addr()
         ),
         ServiceName::RetlScheduler => built!(
             name,

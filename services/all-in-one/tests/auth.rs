@@ -92,6 +92,7 @@ fn backflow(workdir: &std::path::Path, namespace: &str) -> Command {
     }
     command
         .env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0")
+        .env("BACKFLOW_DBT_CLOUD_LISTENER__HTTP_LISTEN", "127.0.0.1:0")
         .env("BACKFLOW_FRONT_DOOR__LISTEN", "127.0.0.1:0")
         .env("BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECONDS", "0");
     command

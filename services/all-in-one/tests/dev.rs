@@ -38,6 +38,7 @@ fn backflow(workdir: &std::path::Path) -> Command {
         command.env(format!("BACKFLOW_{section}__GRPC_LISTEN"), "127.0.0.1:0");
     }
     command.env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0");
+    command.env("BACKFLOW_DBT_CLOUD_LISTENER__HTTP_LISTEN", "127.0.0.1:0");
     command.env("BACKFLOW_TELEMETRY__METRICS_LISTEN", "127.0.0.1:0");
     command.env("BACKFLOW_FRONT_DOOR__LISTEN", "127.0.0.1:0");
     command

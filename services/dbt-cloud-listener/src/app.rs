@@ -8,7 +8,10 @@ use crate::grpc::{DbtCloudListenerGrpc, SERVICE_NAME};
 use crate::store::ConnectionStore;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase};
+use crate::http::{CredentialHmacSecrets, HmacSecrets, WebhookState};
+use backflow_platform::credentials_client::CredentialsClient;
+use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
+use std::sync::Arc;
 use backflow_platform::shutdown::Shutdown;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -18,10 +21,37 @@ backflow_platform::service_migrations!();
 pub struct App {
     base: ServiceBase,
     connections: Connections,
+    secrets: Arc<dyn HmacSecrets>,
+    http: tokio::net::TcpListener,
+    http_tls: Option<Arc<backflow_platform::tls::rustls::ServerConfig>>,
 }
 
 impl App {
     pub async fn build(config: Config, nats: &NatsConfig) -> Result<Self, DbtCloudStartupError> {
+        let setup = |err: String| DbtCloudStartupError::Setup(err);
+        let client_tls = config
+            .tls
+            .grpc_client("dbt_cloud_listener", &config.credentials_url)
+            .map_err(|err| setup(err.to_string()))?;
+        let credentials = CredentialsClient::new(
+            "dbt_cloud_listener",
+            &config.credentials_url,
+            config.service_token.expose_secret(),
+            client_tls,
+        )
+        .map_err(|err| setup(err.to_string()))?;
+        let http_tls = config
+            .tls
+            .rustls_server("dbt_cloud_listener")
+            .map_err(|err| setup(err.to_string()))?;
+        let http = tokio::net::TcpListener::bind(&config.http_listen)
+            .await
+            .map_err(|err| {
+                setup(format!(
+                    "dbt_cloud_listener.http_listen: cannot listen on {}: {err}",
+                    config.http_listen
+                ))
+            })?;
         let base = ServiceBase::start(
             BaseSettings {
                 service: "dbt_cloud_listener",
@@ -42,7 +72,15 @@ impl App {
         Ok(Self {
             base,
             connections: Connections::new(store),
+            secrets: Arc::new(CredentialHmacSecrets::new(credentials)),
+            http,
+            http_tls,
         })
+    }
+
+    /// Where dbt Cloud webhooks and dbt Core notifications are received.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.local_addr().ok()
     }
 
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
@@ -65,8 +103,40 @@ impl App {
 
     pub async fn run(self, shutdown: Shutdown) -> Result<(), DbtCloudStartupError> {
         let routes = self.add_grpc(tonic::service::Routes::default());
+        let tokens = self.base.verifier().ok_or_else(|| {
+            DbtCloudStartupError::Setup(
+                "dbt_cloud_listener: no token verifier for dbt core notifications".into(),
+            )
+        })?;
+        let router = crate::http::router(WebhookState::new(
+            self.connections.store().clone(),
+            self.secrets.clone(),
+            tokens,
+        ));
+        let (http, http_tls) = (self.http, self.http_tls.clone());
+        let serve: Task = Box::new(move |shutdown| {
+            Box::pin(async move {
+                let stopping = async move { shutdown.cancelled().await };
+                let served = match http_tls {
+                    Some(tls) => {
+                        let listener = backflow_platform::tls::TlsListener::new(http, tls);
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(stopping)
+                            .await
+                    }
+                    None => {
+                        axum::serve(http, router)
+                            .with_graceful_shutdown(stopping)
+                            .await
+                    }
+                };
+                if let Err(error) = served {
+                    tracing::error!(%error, "webhook server failed");
+                }
+            })
+        });
         self.base
-            .run(routes, &[SERVICE_NAME], Vec::new(), shutdown)
+            .run(routes, &[SERVICE_NAME], vec![serve], shutdown)
             .await?;
         Ok(())
     }

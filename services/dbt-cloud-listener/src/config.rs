@@ -7,6 +7,7 @@ pub const DEFAULTS: &str = r#"
 [dbt_cloud_listener]
 database_url = "sqlite://data/dbt-cloud-listener.db"
 grpc_listen = "127.0.0.1:50054"
+http_listen = "127.0.0.1:8084"
 credentials_url = "http://127.0.0.1:50051"
 service_token = ""
 "#;
@@ -15,6 +16,10 @@ service_token = ""
 pub struct Config {
     pub database_url: String,
     pub grpc_listen: String,
+    /// dbt Cloud webhooks (`POST /webhooks/dbt-cloud/{subscription}`) and dbt Core
+    /// notifications (`POST /dbt-core/run-results`).
+    #[serde(default = "default_http_listen")]
+    pub http_listen: String,
     /// Where the credentials service answers gRPC (callers' tokens are verified there).
     #[serde(default = "default_credentials_url")]
     pub credentials_url: String,
@@ -28,4 +33,8 @@ pub struct Config {
 
 fn default_credentials_url() -> String {
     "http://127.0.0.1:50051".into()
+}
+
+fn default_http_listen() -> String {
+    "127.0.0.1:8084".into()
 }

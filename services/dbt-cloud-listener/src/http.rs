@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use backflow_platform::auth::TokenVerifier;
+use backflow_platform::credentials_client::CredentialsClient;
 use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::json;
 use std::collections::HashMap;
@@ -48,6 +49,38 @@ pub trait HmacSecrets: Send + Sync + std::fmt::Debug + 'static {
         workspace_id: &str,
         credential_id: &str,
     ) -> Result<SecretSlice<u8>, SecretLookupError>;
+}
+
+/// HMAC secrets resolved from the credentials service (the only production source).
+#[derive(Debug, Clone)]
+pub struct CredentialHmacSecrets {
+    credentials: CredentialsClient,
+}
+
+impl CredentialHmacSecrets {
+    pub fn new(credentials: CredentialsClient) -> Self {
+        Self { credentials }
+    }
+}
+
+#[async_trait::async_trait]
+impl HmacSecrets for CredentialHmacSecrets {
+    async fn hmac_secret(
+        &self,
+        workspace_id: &str,
+        credential_id: &str,
+    ) -> Result<SecretSlice<u8>, SecretLookupError> {
+        let resolved = self
+            .credentials
+            .resolve(workspace_id, credential_id, "dbt cloud webhook signature")
+            .await
+            .map_err(|error| SecretLookupError {
+                credential_id: credential_id.to_string(),
+                transient: error.is_transient(),
+                message: error.to_string(),
+            })?;
+        Ok(SecretSlice::from(resolved.material))
+    }
 }
 
 type SecretCache = HashMap<String, (Instant, Arc<SecretSlice<u8>>)>;
