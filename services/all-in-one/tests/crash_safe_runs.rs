@@ -42,7 +42,10 @@ impl GitSyncProcess {
             ("BACKFLOW_GIT_SYNC__DATABASE_URL", database_url.to_string()),
             ("BACKFLOW_GIT_SYNC__GRPC_LISTEN", grpc.clone()),
             ("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0".into()),
-            ("BACKFLOW_DBT_CLOUD_LISTENER__HTTP_LISTEN", "127.0.0.1:0".into()),
+            (
+                "BACKFLOW_DBT_CLOUD_LISTENER__HTTP_LISTEN",
+                "127.0.0.1:0".into(),
+            ),
             (
                 "BACKFLOW_GIT_SYNC__CREDENTIALS_URL",
                 credentials_url.to_string(),

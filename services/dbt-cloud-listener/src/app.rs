@@ -5,16 +5,16 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::error::DbtCloudStartupError;
 use crate::grpc::{DbtCloudListenerGrpc, SERVICE_NAME};
+use crate::http::{CredentialHmacSecrets, HmacSecrets, WebhookState};
 use crate::store::ConnectionStore;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
-use crate::http::{CredentialHmacSecrets, HmacSecrets, WebhookState};
 use backflow_platform::credentials_client::CredentialsClient;
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
-use std::sync::Arc;
 use backflow_platform::shutdown::Shutdown;
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 backflow_platform::service_migrations!();
 

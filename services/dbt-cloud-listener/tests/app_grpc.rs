@@ -26,6 +26,7 @@ async fn connections_over_grpc() -> anyhow::Result<()> {
     let config = Config {
         database_url: testing::fresh_sqlite_url("dbtcloud"),
         grpc_listen: "127.0.0.1:0".into(),
+        http_listen: "127.0.0.1:0".into(),
         credentials_url: authority.url.clone(),
         service_token: authority.service_token.clone().into(),
         tls: Default::default(),
