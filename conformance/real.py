@@ -5,11 +5,15 @@ Called by conformance/real.sh once the cache, the dbt virtualenv, PostgreSQL and
 Backflow binary are ready. For each run of real/runs.json:
 
 1. assemble target/conformance-real/src/<run>/: our wrapper project (real/wrappers/) or a
-   public project from the cache, with a postgres profiles.yml for its `profile:` and its
+   public project from the cache, with a profiles.yml for its `profile:` (the run's
+   `adapter`, postgres unless runs.json says otherwise: a project written for Snowflake is
+   compiled as Snowflake, offline through dbt_offline.py) and its
    packages (from the cache, pinned in real/pins.json) copied into dbt_packages/;
 2. run `dbt parse` + `dbt compile` there (cached by a hash of the assembled tree). Unlike
-   the hand-written suite, dbt may fail on some nodes of third-party code offline: the
-   manifest dbt writes is used as it is (compile's when there is one, else parse's);
+   the hand-written suite, dbt may fail on some nodes of third-party code offline: compile
+   runs through dbt_keep_going.py (every node reported, as run/build do, instead of an abort
+   at the first error) and the manifest dbt writes is used as it is (compile's when there
+   is one, else parse's);
 3. run `backflow-dbt parse` and compare node by node with compare.py (same fields).
 
 Stdlib only; the third-party code is read from the cache and never written to the repo.
@@ -27,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402  (project_hash, run, tail, log, package_name, constants)
 
-TARGET_TYPE = "postgres"
+DEFAULT_ADAPTER = "postgres"
 
 PROFILE = """# written by conformance/real.py: local PostgreSQL, trust auth
 {name}:
@@ -56,7 +60,7 @@ def profile_name(project_dir):
     return "default"
 
 
-def assemble(run, spec, cache, dest):
+def assemble(run, spec, cache, dest, adapter):
     if os.path.exists(dest):
         shutil.rmtree(dest)
     if "wrapper" in spec:
@@ -77,9 +81,12 @@ def assemble(run, spec, cache, dest):
         p = os.path.join(dest, f)
         if os.path.exists(p):
             os.remove(p)
-    with open(os.path.join(dest, "profiles.yml"), "w") as fh:
-        fh.write(PROFILE.format(name=profile_name(dest), db=harness.TARGET_DATABASE,
-                                schema=harness.TARGET_SCHEMA))
+    if adapter == "postgres":
+        with open(os.path.join(dest, "profiles.yml"), "w") as fh:
+            fh.write(PROFILE.format(name=profile_name(dest), db=harness.TARGET_DATABASE,
+                                    schema=harness.TARGET_SCHEMA))
+    else:  # dummy credentials: dbt runs offline (dbt_offline.py)
+        harness.write_profile(dest, adapter, "dev")
     return None
 
 
@@ -89,6 +96,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--dbt", required=True)
     ap.add_argument("--backflow", required=True)
+    ap.add_argument("--dbt-adapters-python", default="",
+                    help="python of .venv-dbt-adapters (runs whose `adapter` is not postgres)")
     ap.add_argument("--only", action="append", default=[])
     ap.add_argument("--refresh", action="store_true")
     args = ap.parse_args()
@@ -101,27 +110,41 @@ def main():
         src = os.path.join(args.out, "src", name)
         out = os.path.join(args.out, "out", name)
         os.makedirs(out, exist_ok=True)
-        problem = assemble(name, spec, args.cache, src)
+        adapter = spec.get("adapter", DEFAULT_ADAPTER)
+        problem = assemble(name, spec, args.cache, src, adapter)
         if problem:
             harness.log(f"{name}: skipped ({problem})")
             continue
         vars_json = json.dumps(spec.get("vars", {}), sort_keys=True)
         target_name = "dev"
-        env = dict(os.environ)
-        key = harness.project_hash(src, "real/dbt-1.7.20/" + json.dumps(spec, sort_keys=True))
+        env = dict(os.environ, DBT_OFFLINE_ADAPTER=adapter)
+        key = harness.project_hash(src, "real/dbt-1.7.20/keep-going/" + harness.ADAPTERS[adapter]["salt"]
+                                   + json.dumps(spec, sort_keys=True))
         cached = os.path.join(args.out, "dbt-cache", f"{name}-{key}.manifest.json")
         if args.refresh or not os.path.exists(cached):
             common = ["--project-dir", src, "--profiles-dir", src, "--target", target_name,
                       "--vars", vars_json, "--log-path", os.path.join(out, "dbt-logs")]
             for d in ("dbt-parse", "dbt-compile"):
                 shutil.rmtree(os.path.join(out, d), ignore_errors=True)
-            rc, dt = harness.run([args.dbt, "parse", "--no-partial-parse", *common,
+            if adapter == "postgres":
+                parse_base = [args.dbt]
+                python = os.path.join(os.path.dirname(args.dbt), "python")
+            else:
+                if not args.dbt_adapters_python:
+                    harness.log(f"{name}: skipped (needs --dbt-adapters-python for {adapter})")
+                    continue
+                python = args.dbt_adapters_python
+                parse_base = [python, os.path.join(HERE, "dbt_offline.py")]
+            rc, dt = harness.run([*parse_base, "parse", "--no-partial-parse", *common,
                                   "--target-path", os.path.join(out, "dbt-parse")],
                                  env, os.path.join(out, "dbt-parse.log"), cwd=src)
             harness.log(f"{name}: dbt parse rc={rc} ({dt:.1f}s)")
             manifest = os.path.join(out, "dbt-parse", "manifest.json")
             if rc == 0:
-                rc, dt = harness.run([args.dbt, "compile", "--no-partial-parse",
+                # keep compiling past a node that fails (as run/build do) instead of
+                # aborting at the first: third-party code offline has such nodes
+                keep_going = [python, os.path.join(HERE, "dbt_keep_going.py")]
+                rc, dt = harness.run([*keep_going, "compile", "--no-partial-parse",
                                       "--no-populate-cache", *common,
                                       *spec.get("compile_args", []),
                                       "--target-path", os.path.join(out, "dbt-compile")],
@@ -135,10 +158,11 @@ def main():
                             + harness.tail(os.path.join(out, "dbt-parse.log"), 15))
                 continue
             shutil.copyfile(manifest, cached)
-        entry = {"project": name, "expected": cached, "got": None, "error": None}
+        entry = {"project": name, "adapter": adapter, "expected": cached, "got": None,
+                 "error": None}
         got = os.path.join(out, "backflow.json")
         cmd = [args.backflow, "parse", src, "--target-schema", harness.TARGET_SCHEMA,
-               "--target-name", target_name, "--adapter", TARGET_TYPE,
+               "--target-name", target_name, "--adapter", adapter,
                "--target-database", harness.TARGET_DATABASE, "--vars", vars_json]
         with open(got, "w") as fo, open(os.path.join(out, "backflow.stderr"), "w") as fe:
             rc = subprocess.call(cmd, env=env, stdout=fo, stderr=fe)

@@ -32,8 +32,10 @@ OUT="$REPO_ROOT/target/conformance-real"
 mkdir -p "$OUT"
 ensure_dbt_venv
 ensure_postgres
+# runs of projects written for another warehouse (runs.json `adapter`) need the adapters' oracle
+if grep -q '"adapter"' "$CONF_DIR/real/runs.json"; then ensure_adapters_venv; fi
 build_backflow_dbt
 
 "$PYTHON" "$CONF_DIR/real.py" --cache "$CACHE" --out "$OUT" \
-    --dbt "$DBT" --backflow "$BACKFLOW_DBT_BIN" "${real_args[@]}"
+    --dbt "$DBT" --dbt-adapters-python "$ADAPTERS_PY" --backflow "$BACKFLOW_DBT_BIN" "${real_args[@]}"
 "$PYTHON" "$CONF_DIR/compare.py" --index "$OUT/index.json" "${compare_args[@]}" | sed 's/^conformance:/conformance-real:/' || true

@@ -25,9 +25,8 @@ struct TestSpec {
     namespace: Option<String>,
     args: Map<String, Value>,
     config: Map<String, Value>,
-    /// `severity` exactly as written under the entry's `config:` (dbt re-applies it as written
-    /// after a test macro's own `config()` call)
-    raw_config_severity: Option<Value>,
+    /// `severity` as written (argument or `config:`), before upper-casing
+    raw_severity: Option<Value>,
 }
 
 fn parse_entry(entry: &Value) -> Option<TestSpec> {
@@ -51,7 +50,10 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
         .remove("config")
         .and_then(|c| c.as_object().cloned())
         .unwrap_or_default();
-    let raw_config_severity = config.get("severity").cloned();
+    let raw_severity = args
+        .get("severity")
+        .or_else(|| config.get("severity"))
+        .cloned();
     // `tags:` given as a test argument tags the node but is not part of its config
     let arg_tags = string_list(args.remove("tags"));
     for key in [
@@ -75,7 +77,7 @@ fn parse_entry(entry: &Value) -> Option<TestSpec> {
             .or_insert(Value::from("table"));
     }
     Some(TestSpec {
-        raw_config_severity,
+        raw_severity,
         name,
         arg_tags,
         custom_name,
@@ -226,6 +228,33 @@ struct Target<'a> {
     model_expr: String,
     yml_file: &'a str,
     fqn_dirs: Vec<String>,
+    /// the `tests:` config trees of the target's project and (for a package) the root's
+    trees: TestTrees<'a>,
+}
+
+/// Project `tests:` config trees a generic test's fqn is matched against.
+#[derive(Clone, Copy)]
+struct TestTrees<'a> {
+    own: &'a Value,
+    root: Option<&'a Value>,
+}
+
+impl<'a> TestTrees<'a> {
+    fn of(ws: &'a Workspace, package: &str) -> Self {
+        let tree = |p: &'a crate::parse::ProjectTrees| p.trees.get("tests");
+        let own = ws
+            .projects
+            .iter()
+            .find(|p| p.name == package)
+            .and_then(tree)
+            .unwrap_or(&Value::Null);
+        let root = ws
+            .projects
+            .first()
+            .filter(|p| p.name != package)
+            .and_then(tree);
+        Self { own, root }
+    }
 }
 
 /// Builds test nodes for every YAML-declared test of enabled nodes and sources.
@@ -259,7 +288,7 @@ pub fn build_tests(
             s.name.as_str(),
         );
         defs.get(&key)
-            .map(|def| source_tests(scope, s, def, opts))
+            .map(|def| source_tests(ws, scope, s, def, opts))
             .unwrap_or_default()
     }));
     out
@@ -294,6 +323,7 @@ fn node_tests(ws: &Workspace, scope: &Scope, node: &Node, opts: &ParseOptions) -
         model_expr,
         yml_file: &patch.file,
         fqn_dirs: yml_dirs(&patch.file),
+        trees: TestTrees::of(ws, &node.package_name),
     };
     let mut out = Vec::new();
     collect(
@@ -307,7 +337,13 @@ fn node_tests(ws: &Workspace, scope: &Scope, node: &Node, opts: &ParseOptions) -
     out
 }
 
-fn source_tests(scope: &Scope, s: &Source, def: &SourceTableDef, opts: &ParseOptions) -> Vec<Node> {
+fn source_tests(
+    ws: &Workspace,
+    scope: &Scope,
+    s: &Source,
+    def: &SourceTableDef,
+    opts: &ParseOptions,
+) -> Vec<Node> {
     let target = Target {
         unique_id: &s.unique_id,
         package: &s.package_name,
@@ -320,6 +356,7 @@ fn source_tests(scope: &Scope, s: &Source, def: &SourceTableDef, opts: &ParseOpt
         ),
         yml_file: &s.original_file_path,
         fqn_dirs: yml_dirs(&s.original_file_path),
+        trees: TestTrees::of(ws, &s.package_name),
     };
     let mut out = Vec::new();
     collect(&target, &def.tests, &def.columns, opts, scope, &mut out);
@@ -495,20 +532,50 @@ fn make_test(
         "store_failures": null, "where": null, "limit": null, "fail_calc": "count(*)",
         "warn_if": "!= 0", "error_if": "!= 0"
     });
+    let macro_id = format!("macro.{macro_pkg}.test_{}", spec.name);
+    // dbt's parser takes a shortcut for its own `not_null` and `unique` and does not render
+    // them; every other generic test is rendered at parse time
+    let fast_path = matches!(
+        macro_id.as_str(),
+        "macro.dbt.test_not_null" | "macro.dbt.test_unique"
+    );
     if let Value::Object(c) = &mut config {
+        // the project's `tests:` config for the test's fqn (own project, then the root's)
+        let project = crate::parse::config::calculate(
+            Map::new(),
+            &crate::parse::config::ConfigSources {
+                own_tree: target.trees.own,
+                root_tree: target.trees.root,
+                fqn: &fqn,
+                patch: None,
+                sql_calls: &[],
+            },
+        );
+        crate::parse::config::merge_into(c, &project);
         // the test macro's own `config(...)` first, then the YAML test config over it
-        let macro_id = format!("macro.{macro_pkg}.test_{}", spec.name);
         if let Some(from_macro) = scope.test_configs.get(&macro_id) {
-            for (k, v) in from_macro {
-                c.insert(k.clone(), v.clone());
+            crate::parse::config::merge_into(c, from_macro);
+        }
+        crate::parse::config::merge_into(c, &spec.config);
+        // the shortcut's config is the builder's static config (severity upper-cased,
+        // argument tags left out); a rendered test gets the YAML values as written, its
+        // argument tags appended to the config's tags
+        if fast_path {
+            if let Some(Value::String(sev)) = c.get_mut("severity") {
+                *sev = sev.to_uppercase();
             }
-        }
-        for (k, v) in &spec.config {
-            c.insert(k.clone(), v.clone());
-        }
-        if let (Some(_), Some(raw)) = (scope.test_configs.get(&macro_id), &spec.raw_config_severity)
-        {
-            c.insert("severity".into(), raw.clone());
+        } else {
+            if let Some(raw) = spec.raw_severity.clone() {
+                c.insert("severity".into(), raw);
+            }
+            if !spec.arg_tags.is_empty() {
+                let mut tags = match c.get("tags") {
+                    Some(Value::Array(t)) => t.clone(),
+                    _ => Vec::new(),
+                };
+                tags.extend(spec.arg_tags.iter().map(|t| Value::from(t.as_str())));
+                c.insert("tags".into(), Value::Array(tags));
+            }
         }
         if short != name {
             c.insert("alias".into(), Value::from(short.clone()));
@@ -560,7 +627,13 @@ fn make_test(
         column_name: column.map(str::to_string),
         attached_node: (!target.is_source).then(|| target.unique_id.to_string()),
         extra_ctes: Vec::new(),
-        compile_macros: vec!["macro.dbt.get_where_subquery".into()],
+        // a rendered test captures `get_where_subquery` (from its `model` argument) at parse
+        // time already; the shortcut only when it is compiled
+        compile_macros: if fast_path {
+            vec!["macro.dbt.get_where_subquery".into()]
+        } else {
+            Vec::new()
+        },
         own_outcome: None,
         config,
     }

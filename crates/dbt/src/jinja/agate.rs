@@ -34,8 +34,14 @@ fn names_tuple(names: &[String]) -> Value {
 }
 
 impl Object for EmptyTable {
-    fn is_true(self: &Arc<Self>) -> bool {
-        true
+    /// agate's `Table` is a sequence of its rows (`len`, iteration and `[i]` go to the
+    /// rows), so an empty table is falsy and iterates over nothing.
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Empty
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {

@@ -41,6 +41,9 @@ pub struct Recording {
     pub warehouse_calls: Vec<String>,
     /// whether `graph` was read while `execute` was true
     pub uses_graph: bool,
+    /// `statement` blocks run while `execute` was true: name and rendered SQL, for
+    /// `load_result(name)`
+    pub statements: Vec<(String, String)>,
     depth: usize,
     returns: Vec<Option<Value>>,
 }
@@ -386,10 +389,32 @@ impl Object for BuiltinFn {
             }
             Builtin::Statement => self.call_statement(state, args),
             Builtin::LoadResult => Ok(if self.rc.execute {
-                Value::from_serialize(serde_json::json!({
+                let name = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+                let sql = self
+                    .rc
+                    .rec()
+                    .statements
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, sql)| sql.clone());
+                match sql {
+                    // the statement's result: an empty table with its query's columns
+                    Some(sql) => Value::from_iter([
+                        ("data", Value::from(Vec::<Value>::new())),
+                        ("table", super::agate::empty_result(&sql)),
+                        (
+                            "response",
+                            Value::from_serialize(
+                                serde_json::json!({"code": "", "rows_affected": 0}),
+                            ),
+                        ),
+                    ]),
+                    None => Value::from_serialize(serde_json::json!({
                     "data": [], "table": {"rows": [], "columns": [], "column_names": []},
                     "response": {"code": "", "rows_affected": 0}
-                }))
+                    })),
+                }
             } else {
                 Value::from(())
             }),
@@ -637,14 +662,24 @@ impl BuiltinFn {
     /// `{% call statement(name, fetch_result=True) %}sql{% endcall %}`: offline, a statement
     /// never runs; at compile time the body is rendered and the query recorded.
     fn call_statement(&self, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (_, kwargs) = split_kwargs(args);
+        let (positional, kwargs) = split_kwargs(args);
         if self.rc.execute {
-            if let Some(caller) =
-                kwargs.and_then(|k| k.get::<Option<Value>>("caller").ok().flatten())
+            let name = positional
+                .first()
+                .cloned()
+                .or_else(|| kwargs.as_ref()?.get::<Option<Value>>("name").ok().flatten())
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "main".into());
+            let mut sql = String::new();
+            if let Some(caller) = kwargs
+                .as_ref()
+                .and_then(|k| k.get::<Option<Value>>("caller").ok().flatten())
             {
-                caller.call(state, &[])?;
+                sql = caller.call(state, &[])?.to_string();
             }
-            self.rc.rec().warehouse_calls.push("statement".into());
+            let mut rec = self.rc.rec();
+            rec.warehouse_calls.push("statement".into());
+            rec.statements.push((name, sql));
         }
         Ok(Value::from(""))
     }

@@ -174,6 +174,11 @@ const BOUNDARY_OPS: &[&str] = &[",", ":", "=", "==", "!=", "<", ">", "<=", ">="]
 /// The rewrite of one tag's inner text (`statement`: a `{% %}` tag, whose first word may be
 /// a statement keyword; in `{{ }}` every word is a name).
 pub fn rewrite(expr: &str, statement: bool) -> String {
+    if statement {
+        if let Some(set) = do_conditional(expr) {
+            return rewrite(&set, statement);
+        }
+    }
     let needs = expr
         .bytes()
         .any(|c| matches!(c, b'+' | b'-' | b'*' | b'%' | b',' | b'(') || c >= 0x80);
@@ -193,6 +198,25 @@ pub fn rewrite(expr: &str, statement: bool) -> String {
     emit_refs(inner, &refs, statement, &mut out);
     out.push_str(&expr[expr.len() - trail..]);
     out
+}
+
+/// `{% do f(x) if cond %}`: Jinja's `do` takes any expression, minijinja's only a call, so a
+/// conditional expression becomes an assignment to a throwaway name (evaluated the same way,
+/// `f(x)` only when `cond` holds).
+fn do_conditional(expr: &str) -> Option<String> {
+    let body = expr.trim_start_matches(['-', '+']);
+    let lead = &expr[..expr.len() - body.len()];
+    let rest = body.trim_start().strip_prefix("do")?;
+    if !rest.starts_with(|c: char| c.is_whitespace()) {
+        return None;
+    }
+    let toks = tokenize(rest);
+    let mut pos = 0;
+    let (nodes, _) = build(&toks, &mut pos);
+    let conditional = nodes
+        .iter()
+        .any(|n| matches!(n, Node::Tok(Tok::Ident, s, e) if &rest[*s..*e] == "if"));
+    conditional.then(|| format!("{lead} set __bf_do ={rest}"))
 }
 
 fn text(src: &str, n: &Node, out: &mut String) {
@@ -377,7 +401,13 @@ fn emit_segment(src: &str, seg: &[&Node], out: &mut String) {
         text(src, n, out);
     }
     if start < end {
-        out.push_str(&additive(src, &seg[start..end]).text);
+        let piece = additive(src, &seg[start..end]).text;
+        // `x in('a', 'b')`: a keyword must not run into a rewritten call's name
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        if out.ends_with(word) && piece.starts_with(word) {
+            out.push(' ');
+        }
+        out.push_str(&piece);
     }
     for n in &seg[end.max(start)..] {
         text(src, n, out);
@@ -743,5 +773,14 @@ mod tests {
             rewrite(" do x.append((1, 2)) ", true),
             " do x.append(__bf_tuple(1, 2)) "
         );
+        assert_eq!(
+            rewrite(" 'a' in('a', 'b') ", false),
+            " 'a' in __bf_tuple('a', 'b') "
+        );
+        assert_eq!(
+            rewrite("- do log(x) if q == [] -", true),
+            "- set __bf_do = log(x) if q == [] -"
+        );
+        assert_eq!(rewrite(" do f(g(1)) ", true), " do f(g(1)) ");
     }
 }

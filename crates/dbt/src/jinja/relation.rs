@@ -184,6 +184,19 @@ impl Object for Relation {
                 super::api::check_length(&rel)?;
                 Ok(Value::from_object(rel))
             }
+            // dbt-core's `InformationSchema.from_relation`: the relation's database, then
+            // `INFORMATION_SCHEMA` and the view, neither quoted
+            "information_schema" => {
+                let (view,): (Option<String>,) = minijinja::value::from_args(args)?;
+                Ok(Value::from_object(Relation {
+                    database: self.database.clone(),
+                    schema: Some("INFORMATION_SCHEMA".into()),
+                    identifier: view,
+                    quote: [self.quote[0], false, false],
+                    kind: None,
+                    adapter: self.adapter,
+                }))
+            }
             _ => Err(Error::from(minijinja::ErrorKind::UnknownMethod)),
         }
     }

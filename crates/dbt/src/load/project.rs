@@ -51,9 +51,13 @@ pub fn load_project(checkout: &Checkout, dir: &Path) -> Result<Project, ProjectE
         _ => return Err(invalid(&display, "missing `name`")),
     };
     let paths = |key: &str, default: &str| string_list(map.get(key), default);
-    let model_paths = paths("model-paths", "models");
+    // dbt 1.x still reads the pre-1.0 names when the new one is absent
+    let renamed = |key: &str, old: &str, default: &str| {
+        string_list(map.get(key).or_else(|| map.get(old)), default)
+    };
+    let model_paths = renamed("model-paths", "source-paths", "models");
     let macro_paths = paths("macro-paths", "macros");
-    let seed_paths = paths("seed-paths", "seeds");
+    let seed_paths = renamed("seed-paths", "data-paths", "seeds");
     let snapshot_paths = paths("snapshot-paths", "snapshots");
     let analysis_paths = paths("analysis-paths", "analyses");
     let test_paths = paths("test-paths", "tests");

@@ -59,7 +59,7 @@ pub fn node_config(
     } else {
         config::model_defaults(default_materialized(node.resource_type))
     };
-    let mut config = config::calculate(
+    let config = config::calculate(
         defaults,
         &ConfigSources {
             own_tree,
@@ -69,9 +69,6 @@ pub fn node_config(
             sql_calls,
         },
     );
-    if let Some(Value::String(s)) = config.get_mut("severity") {
-        *s = s.to_uppercase();
-    }
     config
 }
 

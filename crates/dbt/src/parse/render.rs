@@ -163,14 +163,15 @@ fn tags_of(config: &Map<String, Value>) -> Vec<String> {
     out
 }
 
-/// Node tags grow like dbt's: tags known at SQL parse time first, then tags added by the patch.
+/// Node tags grow like dbt's: tags known at SQL parse time first, then the config's tags. A
+/// `tags:` key at the top of a model, seed or snapshot entry in YAML is not a property dbt
+/// reads (its node patches have none); only `config: tags:` counts there.
 fn merge_tags(
     mut tags: Vec<String>,
     config: &Map<String, Value>,
-    patch: Option<&NodePatch>,
+    _patch: Option<&NodePatch>,
 ) -> Vec<String> {
-    let extra = patch.map(|p| p.tags.clone()).unwrap_or_default();
-    for t in tags_of(config).into_iter().chain(extra) {
+    for t in tags_of(config) {
         if !tags.contains(&t) {
             tags.push(t);
         }

@@ -33,10 +33,12 @@ pub fn collect(env: &Environment<'static>, scope: &Scope) -> HashMap<String, Map
     });
     let mut out = HashMap::new();
     for m in scope.macros.all() {
-        if !m.name.starts_with("test_") || !m.source.contains("config") {
+        if !m.name.starts_with("test_") {
             continue;
         }
-        let calls = config_calls(&m.source);
+        let mut calls = Vec::new();
+        let mut seen = vec![m.unique_id.clone()];
+        gather(scope, m, 0, &mut seen, &mut calls);
         if calls.is_empty() {
             continue;
         }
@@ -58,6 +60,66 @@ pub fn collect(env: &Environment<'static>, scope: &Scope) -> HashMap<String, Map
         }
     }
     out
+}
+
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
+fn dispatch_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r#"adapter\.dispatch\(\s*['"](\w+)['"]\s*(?:,\s*(?:macro_namespace\s*=\s*)?['"](\w+)['"])?"#,
+        )
+        .expect("static regex")
+    })
+}
+
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
+fn test_call_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\b(?:(\w+)\.)?(test_\w+)\s*\(").expect("static regex"))
+}
+
+/// The `config(...)` calls a test runs at parse time: the test macro's own, then those of
+/// the implementation it dispatches to (`adapter.dispatch('test_x', 'pkg')` →
+/// `default__test_x`) and of other test macros it calls (`pkg.test_table_anomalies(...)`),
+/// in source order per macro. dbt renders the whole test at parse time, so each of them
+/// sets the node's config (a `tags` list once per call).
+fn gather(
+    scope: &Scope,
+    m: &crate::jinja::scope::MacroDef,
+    depth: usize,
+    seen: &mut Vec<String>,
+    calls: &mut Vec<String>,
+) {
+    if m.source.contains("config") {
+        calls.extend(config_calls(&m.source).into_iter().map(str::to_string));
+    }
+    if depth >= 4 {
+        return;
+    }
+    let mut callees = Vec::new();
+    for c in dispatch_re().captures_iter(&m.source) {
+        let ns = c.get(2).map(|g| g.as_str());
+        if let Some(d) = scope.dispatch_macro(&c[1], ns, &m.package, Some(&m.package)) {
+            callees.push(d.clone());
+        }
+    }
+    for c in test_call_re().captures_iter(&m.source) {
+        let found = match c.get(1) {
+            Some(pkg) => scope.macros.get(pkg.as_str(), &c[2]),
+            None => scope.find_macro(&c[2], &m.package, Some(&m.package)),
+        };
+        if let Some(d) = found {
+            callees.push(d.clone());
+        }
+    }
+    for d in callees {
+        if seen.contains(&d.unique_id) {
+            continue;
+        }
+        seen.push(d.unique_id.clone());
+        gather(scope, &d, depth + 1, seen, calls);
+    }
 }
 
 /// The text of each `config(...)` call (balanced parentheses, strings skipped).

@@ -309,11 +309,15 @@ fn read_properties(
     package: &str,
     yaml_scope: &Arc<Scope>,
 ) -> Result<Option<(Value, Properties)>, NodeError> {
-    let doc = yaml::load(&f.text).map_err(|e| {
+    // dbt strips a file's text before reading it (so a block scalar ending the file loses its
+    // final newline); line numbers still count the stripped leading lines
+    let text = f.text.trim_start();
+    let skipped_lines = f.text[..f.text.len() - text.len()].matches('\n').count();
+    let doc = yaml::load(text.trim_end()).map_err(|e| {
         NodeError::new(
             None,
             &f.original_file_path,
-            Some(e.line),
+            Some(e.line + skipped_lines),
             format!("invalid yaml: {}", e.message),
         )
     })?;
