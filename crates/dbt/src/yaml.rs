@@ -28,7 +28,26 @@ pub fn load(text: &str) -> Result<Value, YamlError> {
     if let Some(err) = builder.error {
         return Err(err);
     }
-    Ok(builder.root.unwrap_or(Value::Null))
+    let mut root = builder.root.unwrap_or(Value::Null);
+    // a block scalar that ends the text without a final line break has none in its value
+    // (PyYAML, the YAML spec); yaml-rust2 adds one. It is the last value in document order.
+    if builder.last_was_block && !text.ends_with('\n') {
+        if let Some(Value::String(last)) = last_leaf(&mut root) {
+            if last.ends_with('\n') {
+                last.pop();
+            }
+        }
+    }
+    Ok(root)
+}
+
+/// The value parsed last: the last entry of the last collection, recursively.
+fn last_leaf(v: &mut Value) -> Option<&mut Value> {
+    match v {
+        Value::Array(items) => last_leaf(items.last_mut()?),
+        Value::Object(map) => last_leaf(map.values_mut().last()?),
+        other => Some(other),
+    }
 }
 
 enum Frame {
@@ -43,12 +62,26 @@ struct Builder {
     anchors: HashMap<usize, Value>,
     error: Option<YamlError>,
     done: bool,
+    /// whether the latest value event was a literal or folded block scalar
+    last_was_block: bool,
 }
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         if self.done {
             return;
+        }
+        if matches!(
+            ev,
+            Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        ) {
+            self.last_was_block = matches!(
+                ev,
+                Event::Scalar(_, TScalarStyle::Literal | TScalarStyle::Folded, ..)
+            );
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
@@ -416,5 +449,15 @@ mod tests {
     fn empty_document_is_null() {
         assert_eq!(load("").unwrap(), Value::Null);
         assert_eq!(load("# only a comment\n").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn block_scalar_ending_the_text_has_no_final_newline() {
+        let v = load("a:\n  b: >\n    x\n    y").unwrap();
+        assert_eq!(v["a"]["b"], "x y");
+        let v = load("a:\n  b: >\n    x\n    y\n").unwrap();
+        assert_eq!(v["a"]["b"], "x y\n");
+        let v = load("a: |\n  x\nc: d").unwrap();
+        assert_eq!(v["a"], "x\n");
     }
 }

@@ -241,7 +241,7 @@ struct TestTrees<'a> {
 
 impl<'a> TestTrees<'a> {
     fn of(ws: &'a Workspace, package: &str) -> Self {
-        let tree = |p: &'a crate::parse::ProjectTrees| p.trees.get("tests");
+        let tree = |p: &'a crate::parse::workspace::ProjectTrees| p.trees.get("tests");
         let own = ws
             .projects
             .iter()

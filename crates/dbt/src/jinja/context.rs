@@ -387,7 +387,16 @@ impl Object for BuiltinFn {
                 drop(rec);
                 self.warehouse("run_query", query_result(self.rc.execute, args))
             }
-            Builtin::Statement => self.call_statement(state, args),
+            Builtin::Statement => {
+                // dbt's `statement` is a macro: a call from the node's own code is a
+                // dependency
+                let mut rec = self.rc.rec();
+                if rec.depth == 0 && !rec.macros.iter().any(|m| m == STATEMENT_MACRO) {
+                    rec.macros.push(STATEMENT_MACRO.to_string());
+                }
+                drop(rec);
+                self.call_statement(state, args)
+            }
             Builtin::LoadResult => Ok(if self.rc.execute {
                 let name = args.first().and_then(|v| v.as_str()).unwrap_or_default();
                 let sql = self
@@ -468,6 +477,7 @@ impl Object for BuiltinFn {
 /// `run_query(sql)`: at compile time an empty agate table with the query's columns (as an
 /// empty warehouse answers), at parse time `None`.
 const RUN_QUERY_MACRO: &str = "macro.dbt.run_query";
+const STATEMENT_MACRO: &str = "macro.dbt.statement";
 
 fn query_result(execute: bool, args: &[Value]) -> Value {
     if execute {

@@ -186,11 +186,27 @@ impl Object for Relation {
             }
             // dbt-core's `InformationSchema.from_relation`: the relation's database, then
             // `INFORMATION_SCHEMA` and the view, neither quoted
+            // (dbt-bigquery keeps the dataset before it for a view other than SCHEMATA)
             "information_schema" => {
                 let (view,): (Option<String>,) = minijinja::value::from_args(args)?;
+                let with_dataset = self.adapter == Adapter::Bigquery
+                    && view
+                        .as_deref()
+                        .is_some_and(|v| !matches!(v, "SCHEMATA" | "SCHEMATA_OPTIONS"));
+                let schema = match (&self.schema, with_dataset) {
+                    (Some(dataset), true) => {
+                        let q = if self.quote[1] {
+                            self.adapter.spec().quote_char.to_string()
+                        } else {
+                            String::new()
+                        };
+                        format!("{q}{dataset}{q}.INFORMATION_SCHEMA")
+                    }
+                    _ => "INFORMATION_SCHEMA".into(),
+                };
                 Ok(Value::from_object(Relation {
                     database: self.database.clone(),
-                    schema: Some("INFORMATION_SCHEMA".into()),
+                    schema: Some(schema),
                     identifier: view,
                     quote: [self.quote[0], false, false],
                     kind: None,

@@ -59,7 +59,9 @@ pub fn node_config(
     } else {
         config::model_defaults(default_materialized(node.resource_type))
     };
-    let config = config::calculate(
+    // a singular test's severity stays as written (dbt upper-cases only the YAML severity of
+    // its own not_null / unique tests)
+    config::calculate(
         defaults,
         &ConfigSources {
             own_tree,
@@ -68,8 +70,7 @@ pub fn node_config(
             patch: Some(&patch),
             sql_calls,
         },
-    );
-    config
+    )
 }
 
 /// The `model` dict the Jinja context exposes for a node.
