@@ -4,7 +4,6 @@
 //! remotes until shutdown.
 
 use crate::config::Config;
-use crate::credentials_client::CredentialsClient;
 use crate::error::GitSyncStartupError;
 use crate::grpc::{GitSyncGrpc, SERVICE_NAME};
 use crate::http::WebhookState;
@@ -13,6 +12,7 @@ use crate::sync::SyncRunner;
 use crate::{consumers, poller};
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
+use backflow_platform::credentials_client::CredentialsClient;
 use backflow_platform::lease::{self, LeasePolicy};
 use backflow_platform::service::{AuthSource, BaseSettings, ServiceBase, Task};
 use backflow_platform::shutdown::Shutdown;
@@ -42,6 +42,7 @@ impl App {
             .grpc_client("git_sync", &config.credentials_url)
             .map_err(|err| GitSyncStartupError::Setup(err.to_string()))?;
         let credentials = CredentialsClient::new(
+            "git_sync",
             &config.credentials_url,
             config.service_token.expose_secret(),
             client_tls,

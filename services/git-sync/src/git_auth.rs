@@ -4,8 +4,8 @@
 //! in its attributes; a token's username comes from its `username` attribute or the
 //! provider's convention). Pure.
 
-use crate::credentials_client::ResolvedSecret;
 use crate::git::GitAuth;
+use backflow_platform::credentials_client::ResolvedSecret;
 use backflow_proto::credentials::v1::SecretKind;
 use backflow_proto::gitsync::v1 as pb;
 

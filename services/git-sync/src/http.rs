@@ -2,7 +2,6 @@
 //! webhooks. The signature is checked against the connection's webhook secret over
 //! the raw body before anything is parsed; a bad signature changes nothing.
 
-use crate::credentials_client::CredentialsClient;
 use crate::store::GitSyncStore;
 use crate::webhooks::{self, Headers};
 use axum::body::Bytes;
@@ -10,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
+use backflow_platform::credentials_client::CredentialsClient;
 use backflow_proto::gitsync::v1 as pb;
 use serde_json::json;
 

@@ -5,7 +5,6 @@
 pub mod app;
 pub mod config;
 pub mod consumers;
-pub mod credentials_client;
 pub mod error;
 pub mod git;
 pub mod git_auth;

@@ -3,7 +3,6 @@
 //! `crates/dbt`, and record the snapshot with its event. A failure at any step fails
 //! the run with a message the user can act on.
 
-use crate::credentials_client::CredentialsClient;
 use crate::error::GitSyncError;
 use crate::git::{self, FetchRequest, GitAuth, GitError};
 use crate::git_auth;
@@ -11,6 +10,7 @@ use crate::settings::Settings;
 use crate::store::{ConnectionRecord, GitSyncStore};
 use crate::store::{RunFailure, SyncResult};
 use backflow_dbt::{Engine, ParseOptions};
+use backflow_platform::credentials_client::CredentialsClient;
 use backflow_proto::credentials::v1::SecretKind;
 use backflow_proto::gitsync::v1 as pb;
 use std::collections::HashMap;
@@ -381,7 +381,7 @@ impl SyncRunner {
         settings: &Settings,
         purpose: &str,
     ) -> Result<Access, StepFailure> {
-        let failed = |err: crate::credentials_client::CredentialsClientError| {
+        let failed = |err: backflow_platform::credentials_client::CredentialsClientError| {
             StepFailure::new(err.to_string(), err.is_transient())
         };
         let metadata = self

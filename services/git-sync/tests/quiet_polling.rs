@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed setup step should panic with its message
 
 use backflow_git_sync::app::MIGRATIONS;
-use backflow_git_sync::credentials_client::CredentialsClient;
 use backflow_git_sync::poller::{poll_once, PollRound};
 use backflow_git_sync::settings::Settings;
 use backflow_git_sync::store::GitSyncStore;
 use backflow_git_sync::sync::SyncRunner;
+use backflow_platform::credentials_client::CredentialsClient;
 use backflow_platform::db::Database;
 use backflow_platform::outbox::Outbox;
 use backflow_platform::testing;
@@ -56,7 +56,8 @@ async fn a_broken_remote_is_checked_ever_less_often() -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let credentials = CredentialsClient::new(&format!("http://127.0.0.1:{port}"), "svc", None)?;
+    let credentials =
+        CredentialsClient::new("git_sync", &format!("http://127.0.0.1:{port}"), "svc", None)?;
     let work = std::env::temp_dir().join(format!("backflow-quiet-{}", backflow_platform::new_id()));
     let runner = SyncRunner::new(store.clone(), credentials, work, Duration::from_secs(2));
     let (connection, _) = store.create_connection("ws", "dbt", &settings()).await?;

@@ -7,13 +7,13 @@
 
 use backflow_git_sync::app::MIGRATIONS;
 use backflow_git_sync::consumers::{handle_source_event, SOURCE_EVENTS};
-use backflow_git_sync::credentials_client::CredentialsClient;
 use backflow_git_sync::grpc::GitSyncGrpc;
 use backflow_git_sync::settings::Settings;
 use backflow_git_sync::sources::KnownSource;
 use backflow_git_sync::store::{GitSyncStore, SourceApplied};
 use backflow_git_sync::sync::SyncRunner;
 use backflow_platform::bus::{Delivery, Outcome};
+use backflow_platform::credentials_client::CredentialsClient;
 use backflow_platform::db::Database;
 use backflow_platform::outbox::Outbox;
 use backflow_platform::testing;
@@ -226,7 +226,7 @@ async fn connect_and_update_refuse_sources_the_catalog_did_not_announce() -> any
     let db = Database::connect(&testing::fresh_sqlite_url("gitsync_refuse"), &MIGRATIONS).await?;
     let store = GitSyncStore::new(db.clone(), Outbox::new());
     // Nothing listens there: access checks are off, so nothing calls it.
-    let credentials = CredentialsClient::new("http://127.0.0.1:9", "svc", None)?;
+    let credentials = CredentialsClient::new("git_sync", "http://127.0.0.1:9", "svc", None)?;
     let work = std::env::temp_dir().join(format!("backflow-src-{}", backflow_platform::new_id()));
     let runner = SyncRunner::new(store.clone(), credentials, work, Duration::from_secs(2));
     let grpc = GitSyncGrpc::new(store.clone(), runner.clone(), false)
