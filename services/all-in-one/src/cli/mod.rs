@@ -15,6 +15,7 @@
 pub mod client;
 mod connections;
 mod dead_letters;
+mod destinations;
 mod model_reads;
 mod models;
 mod names;
@@ -24,7 +25,9 @@ mod retl_models;
 mod runs;
 mod secrets;
 mod sources;
+mod sync_args;
 mod sync_runs;
+mod syncs;
 
 use client::{CliError, Client, ConnectArgs, Target};
 use output::{OutputFormat, View};
@@ -50,6 +53,10 @@ pub enum ClientCommand {
     RetlModels(Group<retl_models::Command>),
     /// Warehouse sources (the databases models run in): create, list.
     Sources(Group<sources::Command>),
+    /// Where syncs deliver (webhook, Segment, HubSpot, Salesforce, PostgreSQL): create, test, list, delete.
+    Destinations(Group<destinations::Command>),
+    /// Reverse ETL syncs: create, update, pause, resume, trigger, reset, dry-run, delete; approve/reject/cancel runs.
+    Syncs(Box<Group<syncs::Command>>),
     /// Messages a service could not handle: list, replay after a fix (operator).
     DeadLetters(Group<dead_letters::Command>),
 }
@@ -136,6 +143,10 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::RetlModels(group) => {
             retl_models::run(&ctx(&group.connect)?, group.command).await
         }
+        ClientCommand::Destinations(group) => {
+            destinations::run(&ctx(&group.connect)?, group.command).await
+        }
+        ClientCommand::Syncs(group) => syncs::run(&ctx(&group.connect)?, group.command).await,
         ClientCommand::DeadLetters(group) => {
             dead_letters::run(&ctx(&group.connect)?, group.command).await
         }

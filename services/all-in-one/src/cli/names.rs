@@ -47,6 +47,12 @@ proto_name!(
     backflow_proto::catalog::v1::QueryMode,
     backflow_proto::catalog::v1::RetlModelStatus,
     backflow_proto::catalog::v1::ColumnOrigin,
+    backflow_proto::retl::v1::SyncMode,
+    backflow_proto::retl::v1::RunStatus,
+    backflow_proto::retl::v1::RunTrigger,
+    backflow_proto::retl::v1::DestinationKind,
+    backflow_proto::retl::v1::NullPolicy,
+    backflow_proto::retl::v1::DiffStrategy,
 );
 
 pub fn secret_kind(value: i32) -> String {
@@ -87,6 +93,30 @@ pub fn column_origin(value: i32) -> String {
 
 pub fn project_status(value: i32) -> String {
     of::<backflow_proto::catalog::v1::ProjectStatus>(value, "PROJECT_STATUS_")
+}
+
+pub fn sync_mode(value: i32) -> String {
+    of::<backflow_proto::retl::v1::SyncMode>(value, "SYNC_MODE_")
+}
+
+pub fn run_status(value: i32) -> String {
+    of::<backflow_proto::retl::v1::RunStatus>(value, "RUN_STATUS_")
+}
+
+pub fn run_trigger(value: i32) -> String {
+    of::<backflow_proto::retl::v1::RunTrigger>(value, "RUN_TRIGGER_")
+}
+
+pub fn destination_kind(value: i32) -> String {
+    of::<backflow_proto::retl::v1::DestinationKind>(value, "DESTINATION_KIND_")
+}
+
+pub fn null_policy(value: i32) -> String {
+    of::<backflow_proto::retl::v1::NullPolicy>(value, "NULL_POLICY_")
+}
+
+pub fn diff_strategy(value: i32) -> String {
+    of::<backflow_proto::retl::v1::DiffStrategy>(value, "DIFF_STRATEGY_")
 }
 
 #[cfg(test)]
