@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PAGE: i64 = 50;
 /// Most runs listed at once.
 pub const MAX_PAGE: i64 = 500;
+/// `RunCompletedEvent.origin` of a dbt Core run notified to the listener.
+pub const DBT_CORE_ORIGIN: &str = "dbt_core";
 /// dbt Cloud's `runStatusCode` for a successful run.
 pub const DBT_RUN_SUCCESS: i64 = 10;
 
@@ -183,6 +185,12 @@ pub fn decide_dbt_run(event: &RunCompletedEvent) -> Result<DbtRunDecision, Strin
     if event.workspace_id.trim().is_empty() {
         return Err("run completed event without workspace_id".into());
     }
+    // A dbt Core run (posted run_results) has no account, job or run id; syncs do not
+    // yet have an "after a dbt Core run" schedule, so it triggers nothing (and is not a
+    // dead letter).
+    if event.origin == DBT_CORE_ORIGIN {
+        return Ok(DbtRunDecision::Ignore);
+    }
     if event.account_id <= 0 || event.job_id <= 0 || event.run_id <= 0 {
         return Err(format!(
             "run completed event with invalid ids: account {}, job {}, run {}",
@@ -233,6 +241,17 @@ mod tests {
                 Ok(DbtRunDecision::Ignore)
             );
         }
+    }
+
+    #[test]
+    fn dbt_core_runs_are_ignored_not_refused() {
+        let core = RunCompletedEvent {
+            workspace_id: "ws".into(),
+            origin: DBT_CORE_ORIGIN.into(),
+            succeeded: true,
+            ..Default::default()
+        };
+        assert_eq!(decide_dbt_run(&core), Ok(DbtRunDecision::Ignore));
     }
 
     #[test]
