@@ -51,6 +51,10 @@ impl Dev {
                 "BACKFLOW_GIT_SYNC__HTTP_LISTEN".into(),
                 "127.0.0.1:0".into(),
             ),
+            (
+                "BACKFLOW_DBT_CLOUD_LISTENER__HTTP_LISTEN".into(),
+                "127.0.0.1:0".into(),
+            ),
             // Every port chosen by the OS; the CLI finds the front door in ./data/cli.json.
             ("BACKFLOW_FRONT_DOOR__LISTEN".into(), "127.0.0.1:0".into()),
             // Only the syncs this test asks for.
