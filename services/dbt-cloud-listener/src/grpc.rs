@@ -58,6 +58,7 @@ fn connection_of(record: ConnectionRecord) -> pb::Connection {
         account_id: record.account_id,
         api_token_credential_id: record.api_token_credential_id,
         created_at_unix_ms: record.created_at_ms,
+        last_test: None,
     }
 }
 
@@ -145,5 +146,33 @@ impl DbtCloudListenerService for DbtCloudListenerGrpc {
         Ok(Response::new(pb::ListReceivedEventsResponse {
             events: events.into_iter().map(event_of).collect(),
         }))
+    }
+
+    async fn test_connection(
+        &self,
+        _request: Request<pb::TestConnectionRequest>,
+    ) -> Result<Response<pb::TestConnectionResponse>, Status> {
+        Err(Status::unimplemented("test connection is not built yet"))
+    }
+
+    async fn list_jobs(
+        &self,
+        _request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        Err(Status::unimplemented("list jobs is not built yet"))
+    }
+
+    async fn list_job_runs(
+        &self,
+        _request: Request<pb::ListJobRunsRequest>,
+    ) -> Result<Response<pb::ListJobRunsResponse>, Status> {
+        Err(Status::unimplemented("list job runs is not built yet"))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        _request: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        Err(Status::unimplemented("list subscriptions is not built yet"))
     }
 }

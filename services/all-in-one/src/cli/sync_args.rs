@@ -183,6 +183,12 @@ pub fn schedule_text(schedule: &Option<pb::Schedule>) -> String {
         Some(Kind::AfterDbtCloudJob(job)) => {
             format!("after dbt cloud job {}:{}", job.account_id, job.job_id)
         }
+        Some(Kind::AfterDbtCoreRun(run)) if run.project_name.is_empty() => {
+            "after a dbt core run".into()
+        }
+        Some(Kind::AfterDbtCoreRun(run)) => {
+            format!("after a dbt core run of {}", run.project_name)
+        }
     }
 }
 
