@@ -5,7 +5,8 @@
 //! destination first (unless `--skip-test`); `test` says what is wrong.
 
 use super::client::CliError;
-use super::output::{cell, timestamp, Details, Table, View};
+use super::configured::{self, Listed};
+use super::output::{timestamp, Details, View};
 use super::{names, Ctx};
 use backflow_proto::retl::v1 as pb;
 use serde::Serialize;
@@ -153,7 +154,7 @@ fn rate(per_second: f64) -> String {
 }
 
 fn details(destination: &DestinationJson) -> String {
-    let mut text = Details::new()
+    let text = Details::new()
         .field("id", &destination.id)
         .field("name", &destination.name)
         .field("kind", &destination.kind)
@@ -170,10 +171,7 @@ fn details(destination: &DestinationJson) -> String {
                 .map(TestJson::summary)
                 .unwrap_or_else(|| "never tested".into()),
         );
-    for (key, value) in &destination.settings {
-        text = text.field(&format!("setting {key}"), value.clone());
-    }
-    text.render()
+    configured::with_settings(text, &destination.settings).render()
 }
 
 fn destination_of(destination: Option<pb::Destination>) -> Result<DestinationJson, CliError> {
@@ -281,26 +279,15 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 .into_iter()
                 .map(DestinationJson::from)
                 .collect();
-            let mut table =
-                Table::new(&["id", "name", "kind", "settings", "credential", "last test"]);
-            for d in &destinations {
-                let settings: Vec<String> =
-                    d.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                table.row(vec![
-                    d.id.clone(),
-                    cell(&d.name),
-                    d.kind.clone(),
-                    cell(&settings.join(",")),
-                    cell(&d.credential_id),
-                    cell(
-                        &d.last_test
-                            .as_ref()
-                            .map(TestJson::summary)
-                            .unwrap_or_else(|| "never tested".into()),
-                    ),
-                ]);
-            }
-            ctx.print(&View::new(&destinations, table.render()));
+            let table = configured::list_table(destinations.iter().map(|d| Listed {
+                id: &d.id,
+                name: &d.name,
+                kind: &d.kind,
+                settings: &d.settings,
+                credential_id: &d.credential_id,
+                last_test: d.last_test.as_ref().map(TestJson::summary),
+            }));
+            ctx.print(&View::new(&destinations, table));
         }
         Command::Delete { destination_id } => {
             let call = api
@@ -311,11 +298,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 })
                 .await;
             api.done(call)?;
-            let done = serde_json::json!({ "deleted": destination_id });
-            ctx.print(&View::new(
-                &done,
-                format!("deleted destination {destination_id}"),
-            ));
+            configured::print_deleted(ctx, "destination", &destination_id);
         }
     }
     Ok(())

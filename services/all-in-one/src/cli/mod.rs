@@ -13,6 +13,7 @@
 //! (clap's own errors, unreadable files, a bad address).
 
 pub mod client;
+mod configured;
 mod connections;
 mod dead_letters;
 mod destinations;
@@ -20,6 +21,7 @@ mod model_reads;
 mod models;
 mod names;
 pub mod output;
+mod progress;
 mod projects;
 mod retl_models;
 mod runs;

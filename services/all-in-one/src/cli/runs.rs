@@ -5,10 +5,10 @@
 
 use super::client::CliError;
 use super::output::{cell, duration, short_sha, timestamp, Details, Table, View};
+use super::progress::{Progress, Step};
 use super::{names, Ctx};
 use backflow_proto::gitsync::v1 as pb;
 use serde::Serialize;
-use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Subcommand)]
@@ -145,53 +145,6 @@ async fn get_run(ctx: &Ctx, id: &str) -> Result<RunJson, CliError> {
         .ok_or_else(|| CliError::Failed("the server answered without the run".into()))
 }
 
-/// Progress on stderr: a spinner on a terminal, plain lines otherwise.
-enum Progress {
-    Spinner(indicatif::ProgressBar),
-    Lines { last: String },
-}
-
-impl Progress {
-    fn new(id: &str) -> Self {
-        if std::io::stderr().is_terminal() {
-            let spinner = indicatif::ProgressBar::new_spinner();
-            spinner.enable_steady_tick(Duration::from_millis(100));
-            spinner.set_message(format!("run {id}: waiting"));
-            Progress::Spinner(spinner)
-        } else {
-            Progress::Lines {
-                last: String::new(),
-            }
-        }
-    }
-
-    fn update(&mut self, run: &RunJson, elapsed: Duration) {
-        match self {
-            Progress::Spinner(spinner) => spinner.set_message(format!(
-                "run {}: {} ({:.1}s)",
-                run.id,
-                run.status,
-                elapsed.as_secs_f64()
-            )),
-            Progress::Lines { last } => {
-                if *last != run.status {
-                    eprintln!("run {}: {}", run.id, run.status);
-                    last.clone_from(&run.status);
-                }
-            }
-        }
-    }
-
-    fn finish(self, run: &RunJson) {
-        match self {
-            Progress::Spinner(spinner) => {
-                spinner.finish_with_message(format!("run {}: {}", run.id, run.summary()))
-            }
-            Progress::Lines { .. } => eprintln!("run {}: {}", run.id, run.summary()),
-        }
-    }
-}
-
 /// Follows a run until it succeeds (Ok) or fails ([`CliError::Failed`]); prints it.
 pub async fn watch(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<(), CliError> {
     let started = Instant::now();
@@ -202,13 +155,20 @@ pub async fn watch(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<(), CliError>
         if run.ended() {
             break run;
         }
-        progress.update(&run, started.elapsed());
+        progress.update(Step {
+            state: &run.status,
+            message: format!(
+                "run {}: {} ({:.1}s)",
+                run.id,
+                run.status,
+                started.elapsed().as_secs_f64()
+            ),
+            position: None,
+        });
         if args.timeout_seconds > 0
             && started.elapsed() >= Duration::from_secs(args.timeout_seconds)
         {
-            if let Progress::Spinner(spinner) = &progress {
-                spinner.abandon();
-            }
+            progress.abandon();
             return Err(CliError::Failed(format!(
                 "run {id} is still {} after {}s",
                 run.status, args.timeout_seconds
@@ -216,7 +176,7 @@ pub async fn watch(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<(), CliError>
         }
         tokio::time::sleep(interval).await;
     };
-    progress.finish(&run);
+    progress.finish(format!("run {}: {}", run.id, run.summary()));
     let text = details(&run).render();
     ctx.print(&View::new(&run, text));
     if run.status == "failed" {

@@ -4,7 +4,8 @@
 //! update test the connection first (unless `--skip-test`); `test` says what is wrong.
 
 use super::client::CliError;
-use super::output::{cell, timestamp, Details, Table, View};
+use super::configured::{self, Listed};
+use super::output::{timestamp, Details, View};
 use super::{names, Ctx};
 use backflow_proto::catalog::v1 as pb;
 use serde::Serialize;
@@ -159,7 +160,7 @@ impl From<pb::WarehouseSource> for SourceJson {
 }
 
 fn details(source: &SourceJson) -> String {
-    let mut text = Details::new()
+    let text = Details::new()
         .field("id", &source.id)
         .field("name", &source.name)
         .field("kind", &source.kind)
@@ -176,10 +177,7 @@ fn details(source: &SourceJson) -> String {
                 .map(TestJson::summary)
                 .unwrap_or_else(|| "never tested".into()),
         );
-    for (key, value) in &source.settings {
-        text = text.field(&format!("setting {key}"), value.clone());
-    }
-    text.render()
+    configured::with_settings(text, &source.settings).render()
 }
 
 fn source_of(source: Option<pb::WarehouseSource>) -> Result<SourceJson, CliError> {
@@ -289,26 +287,15 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 .into_iter()
                 .map(SourceJson::from)
                 .collect();
-            let mut table =
-                Table::new(&["id", "name", "kind", "settings", "credential", "last test"]);
-            for s in &sources {
-                let settings: Vec<String> =
-                    s.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                table.row(vec![
-                    s.id.clone(),
-                    cell(&s.name),
-                    s.kind.clone(),
-                    cell(&settings.join(",")),
-                    cell(&s.credential_id),
-                    cell(
-                        &s.last_test
-                            .as_ref()
-                            .map(TestJson::summary)
-                            .unwrap_or_else(|| "never tested".into()),
-                    ),
-                ]);
-            }
-            ctx.print(&View::new(&sources, table.render()));
+            let table = configured::list_table(sources.iter().map(|s| Listed {
+                id: &s.id,
+                name: &s.name,
+                kind: &s.kind,
+                settings: &s.settings,
+                credential_id: &s.credential_id,
+                last_test: s.last_test.as_ref().map(TestJson::summary),
+            }));
+            ctx.print(&View::new(&sources, table));
         }
         Command::Delete { source_id } => {
             let call = api
@@ -319,11 +306,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 })
                 .await;
             api.done(call)?;
-            let done = serde_json::json!({ "deleted": source_id });
-            ctx.print(&View::new(
-                &done,
-                format!("deleted warehouse source {source_id}"),
-            ));
+            configured::print_deleted(ctx, "warehouse source", &source_id);
         }
     }
     Ok(())

@@ -8,10 +8,10 @@
 use super::client::CliError;
 use super::names;
 use super::output::{cell, duration, timestamp, Details, Table, View};
+use super::progress::{Progress, Step};
 use super::Ctx;
 use backflow_proto::retl::v1 as pb;
 use serde::Serialize;
-use std::io::IsTerminal as _;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -221,64 +221,24 @@ async fn get_run(ctx: &Ctx, id: &str) -> Result<SyncRunJson, CliError> {
         .ok_or_else(|| CliError::Failed("the server answered without the run".into()))
 }
 
-/// Progress on stderr: a bar on a terminal, plain lines otherwise.
-enum Progress {
-    Bar(indicatif::ProgressBar),
-    Lines { last: String },
-}
-
-impl Progress {
-    fn new(id: &str) -> Self {
-        if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(std::time::Duration::from_millis(100));
-            bar.set_message(format!("run {id}: waiting"));
-            Progress::Bar(bar)
-        } else {
-            Progress::Lines {
-                last: String::new(),
-            }
-        }
-    }
-
-    fn update(&mut self, run: &SyncRunJson) {
-        match self {
-            Progress::Bar(bar) => {
-                let total = run.to_send();
-                if run.phase == "delivering" && total > 0 && bar.length().is_none() {
-                    bar.set_length(u64::try_from(total).unwrap_or(0));
-                    if let Ok(style) = indicatif::ProgressStyle::with_template(
-                        "{spinner} {msg} [{bar:30}] {pos}/{len} ({eta})",
-                    ) {
-                        bar.set_style(style.progress_chars("=> "));
-                    }
-                }
-                bar.set_position(
-                    u64::try_from(run.counts.delivered + run.counts.failed).unwrap_or(0),
-                );
-                bar.set_message(format!(
-                    "run {}: {} · {}",
-                    run.id,
-                    run.phase,
-                    run.counts_line()
-                ));
-            }
-            Progress::Lines { last } => {
-                let line = format!("{} {}", run.status, run.phase);
-                if *last != line {
-                    eprintln!("run {}: {} ({})", run.id, line, run.counts_line());
-                    *last = line;
-                }
-            }
-        }
-    }
-
-    fn finish(self, run: &SyncRunJson) {
-        let summary = format!("run {}: {} ({})", run.id, run.status, run.counts_line());
-        match self {
-            Progress::Bar(bar) => bar.finish_with_message(summary),
-            Progress::Lines { .. } => eprintln!("{summary}"),
-        }
+/// What the progress line shows of a run.
+fn step<'a>(run: &SyncRunJson, state: &'a str) -> Step<'a> {
+    let total = run.to_send();
+    Step {
+        state,
+        message: format!(
+            "run {}: {} {} · {}",
+            run.id,
+            run.status,
+            run.phase,
+            run.counts_line()
+        ),
+        position: (run.phase == "delivering" && total > 0).then(|| {
+            (
+                u64::try_from(run.counts.delivered + run.counts.failed).unwrap_or(0),
+                u64::try_from(total).unwrap_or(0),
+            )
+        }),
     }
 }
 
@@ -303,7 +263,8 @@ async fn watch(ctx: &Ctx, id: &str) -> Result<(), CliError> {
         let Some(run) = message.run.map(SyncRunJson::from) else {
             continue;
         };
-        progress.update(&run);
+        let state = format!("{} {}", run.status, run.phase);
+        progress.update(step(&run, &state));
         let finished = message.finished;
         last = Some(run);
         if finished {
@@ -314,7 +275,12 @@ async fn watch(ctx: &Ctx, id: &str) -> Result<(), CliError> {
         Some(run) => run,
         None => get_run(ctx, id).await?,
     };
-    progress.finish(&run);
+    progress.finish(format!(
+        "run {}: {} ({})",
+        run.id,
+        run.status,
+        run.counts_line()
+    ));
     ctx.print(&View::new(&run, details(&run).render()));
     if run.status != "succeeded" {
         return Err(CliError::Failed(format!(
