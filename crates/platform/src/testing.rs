@@ -1,9 +1,13 @@
 //! Test support: a fresh PostgreSQL database, a temporary SQLite file and a NATS
 //! namespace per test, so tests run in parallel against the real servers without
-//! seeing each other.
+//! seeing each other; for fault tests, servers of a test's own to kill and restart
+//! ([`servers`]) and a proxy that drops connections mid-request ([`cut_proxy`]).
 
 use crate::config::NatsConfig;
 use sqlx::Connection;
+
+pub mod cut_proxy;
+pub mod servers;
 
 pub use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 
