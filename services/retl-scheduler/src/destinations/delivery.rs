@@ -271,6 +271,26 @@ pub fn idempotency_key(run_id: &str, operation: Operation, sequence: u64) -> Str
     format!("{run_id}:{op}:{sequence}")
 }
 
+/// The idempotency key of a batch by what it carries: the run, the operation and an XXH3
+/// over each record's (key hash, row word), e.g. `r-42:upsert:9f86d081884c7d65`. A batch
+/// resent with the same records at the same versions (a retry, or a resumed run cutting
+/// the same batch again) has the same key, so a destination that deduplicates on it drops
+/// the resend; a batch with any other record or version has another key, so it is never
+/// mistaken for one already applied (which would lose its records).
+pub fn content_key(
+    run_id: &str,
+    operation: Operation,
+    entries: impl IntoIterator<Item = (u64, u64)>,
+) -> String {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for (key_hash, row_word) in entries {
+        hasher.update(&key_hash.to_le_bytes());
+        hasher.update(&row_word.to_le_bytes());
+    }
+    let op = super::webhook::operation_name(operation);
+    format!("{run_id}:{op}:{:016x}", hasher.digest())
+}
+
 /// Cuts one run's records of one operation into batches of at most `max_records`,
 /// numbering them from `first_sequence`.
 #[derive(Debug)]
@@ -361,6 +381,20 @@ mod tests {
         assert_eq!(last.records, vec![record(3)]);
         assert!(b.finish().is_none());
         assert_eq!(b.next_sequence(), 7);
+    }
+
+    #[test]
+    fn content_keys_follow_records_and_versions() {
+        let key = |entries: &[(u64, u64)]| content_key("r", Operation::Upsert, entries.to_vec());
+        assert_eq!(key(&[(1, 10), (2, 20)]), key(&[(1, 10), (2, 20)]));
+        assert_ne!(key(&[(1, 10), (2, 20)]), key(&[(1, 10), (2, 21)]));
+        assert_ne!(key(&[(1, 10), (2, 20)]), key(&[(1, 10)]));
+        assert_ne!(
+            content_key("r", Operation::Delete, [(1, 0)]),
+            content_key("r", Operation::Upsert, [(1, 0)])
+        );
+        assert!(key(&[(1, 10)]).starts_with("r:upsert:"));
+        assert_eq!(key(&[(1, 10)]).len(), "r:upsert:".len() + 16);
     }
 
     #[test]

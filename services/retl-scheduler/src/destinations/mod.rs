@@ -76,8 +76,10 @@ pub struct OutboundBatch {
     pub run_id: String,
     pub operation: Operation,
     /// Stable idempotency key of this batch: the same records resent after a crash or a
-    /// retry carry the same key (`<run>:<sequence>`), so destinations that honour one
-    /// (webhook `webhook-id`, Segment `messageId` per record, ...) deduplicate.
+    /// retry carry the same key (`<run>:<operation>:<hash of the records and their
+    /// versions>`, [`delivery::content_key`]), and a batch with other records never does,
+    /// so destinations that honour one (webhook `webhook-id`, Segment `messageId` per
+    /// record, ...) deduplicate resends without dropping anything new.
     pub idempotency_key: String,
     /// Per-sync destination options (object type, event name, table ...).
     pub options: Arc<std::collections::BTreeMap<String, String>>,

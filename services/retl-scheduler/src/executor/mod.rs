@@ -163,6 +163,16 @@ impl Executor {
     }
 }
 
+/// Times a run stopped by outages is handed back to resume before the next outage fails
+/// it (`resumed` counts crash resumes too).
+pub const MAX_OUTAGE_RESUMES: i32 = 8;
+
+/// How long a run stopped by an outage waits (holding its lease) before it is handed
+/// back: 1 s, 2 s, 4 s … 30 s, so a few minutes of outage are ridden out.
+pub fn outage_wait(resumed: i32) -> Duration {
+    Duration::from_secs(1u64 << resumed.clamp(0, 5)).min(Duration::from_secs(30))
+}
+
 /// Runs a claimed run to its end and records it (unless the lease was lost meanwhile).
 async fn run_claimed(ctx: &RunContext, leases: &Leases, run: crate::run::RunRecord) {
     let renewal = leases.keep_renewed(&run.sync_id);
@@ -171,6 +181,10 @@ async fn run_claimed(ctx: &RunContext, leases: &Leases, run: crate::run::RunReco
     let finish = pipeline::execute(ctx, &run, cancel, Some(&renewal)).await;
     if renewal.is_lost() {
         tracing::warn!(run_id = %run.id, "run lease lost; leaving the run to the replica that took it");
+        return;
+    }
+    if finish.outage && run.exec.resumed < MAX_OUTAGE_RESUMES {
+        hand_back(ctx, leases, &run, &finish.error, &renewal).await;
         return;
     }
     drop(renewal);
@@ -188,5 +202,54 @@ async fn run_claimed(ctx: &RunContext, leases: &Leases, run: crate::run::RunReco
         Err(error) => {
             tracing::error!(run_id = %run.id, %error, "recording the end of a run failed; it resumes when its lease lapses")
         }
+    }
+}
+
+/// Re-queues a run an outage stopped, once the store answers again, so it resumes from
+/// its checkpoint (acknowledged records are not sent again) instead of failing.
+async fn hand_back(
+    ctx: &RunContext,
+    leases: &Leases,
+    run: &crate::run::RunRecord,
+    error: &str,
+    renewal: &lease::RenewalGuard,
+) {
+    let wait = outage_wait(run.exec.resumed);
+    tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, %error, wait_ms = wait.as_millis() as u64, "run stopped by an outage; it resumes from its checkpoint");
+    tokio::time::sleep(wait).await;
+    let reason = format!("resuming after an outage: {error}");
+    let mut retry = Duration::from_millis(200);
+    loop {
+        if renewal.is_lost() {
+            tracing::warn!(run_id = %run.id, "run lease lost while waiting out an outage; the replica that took it resumes the run");
+            return;
+        }
+        match ctx.store.requeue_run(leases, run, &reason).await {
+            Ok(true) => {
+                tracing::info!(run_id = %run.id, sync_id = %run.sync_id, "run re-queued to resume after an outage");
+                return;
+            }
+            Ok(false) => {
+                tracing::warn!(run_id = %run.id, "run lease lost while waiting out an outage; the replica that took it resumes the run");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(run_id = %run.id, %error, retry_ms = retry.as_millis() as u64, "re-queueing a run after an outage failed; retrying");
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outage_waits_grow_to_half_a_minute() {
+        let waits: Vec<u64> = (0..8).map(|n| outage_wait(n).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(outage_wait(-1), Duration::from_secs(1));
     }
 }

@@ -7,7 +7,7 @@
 //! I/O (catalog, warehouse, destination, state store, database) is reached only through
 //! [`RunContext`]; the decisions (diff, mapping, guards, commit) are the pure modules.
 
-use crate::destinations::delivery::{Deliverer, DeliveryOptions};
+use crate::destinations::delivery::{content_key, Deliverer, DeliveryOptions};
 use crate::destinations::{Operation, OutboundBatch, OutboundRecord, RecordOutcome};
 use crate::diff::{Change, DeliveryMode, Diff, RowSpec, DELIVERED};
 use crate::executor::checkpoint::Checkpoint;
@@ -192,6 +192,7 @@ pub async fn execute(
     let mut samples = Vec::new();
     let mut errors = Vec::new();
     let result = run_phases(ctx, run, &mut progress, &mut samples, &mut errors).await;
+    let outage = matches!(&result, Err(error) if error.is_outage());
     let (status, error, approval_reason) = match result {
         Ok(Ended::Succeeded) => (RunStatus::Succeeded, String::new(), String::new()),
         Ok(Ended::AwaitingApproval(reason)) => (RunStatus::AwaitingApproval, String::new(), reason),
@@ -207,6 +208,7 @@ pub async fn execute(
         timings,
         samples,
         record_errors: errors,
+        outage,
     }
 }
 
@@ -398,7 +400,7 @@ async fn run_phases(
         deliverer,
         open: HashMap::new(),
         in_flight: FuturesUnordered::new(),
-        sequence: 0,
+        acked: &acked,
         outcomes: Outcomes::default(),
         attempts: &attempts,
         max_attempts: settings.max_record_attempts,
@@ -440,16 +442,6 @@ async fn run_phases(
             }
         };
         let row_word = (record.row_hash & crate::diff::ROW_HASH_MASK) | DELIVERED;
-        if acked.get(&record.key_hash) == Some(&row_word) {
-            sender.settle_delivered(&InFlight {
-                key_hash: record.key_hash,
-                row_word,
-                change,
-                key_json,
-            });
-            progress.counts.delivered += 1;
-            continue;
-        }
         let outbound = OutboundRecord {
             key_hash: record.key_hash,
             key: record.key,
@@ -483,7 +475,6 @@ async fn run_phases(
             ctx,
             run,
             &deletes,
-            &acked,
             &mut sender,
             progress,
             &mut checkpoint,
@@ -536,11 +527,16 @@ async fn run_phases(
         )));
     }
     let state = outcome.commit_giving_up(not_committed, given_up);
-    ctx.states.commit(&run.sync_id, &state, expected).await?;
+    // The key values of delivered additions are kept before the state says they were
+    // delivered: a crash between the two then leaves extra key values (harmless), never
+    // a delivered record whose later delete finds no key to send.
     if mode == DeliveryMode::Mirror {
         ctx.store
             .save_keys(&run.sync_id, &outcomes.delivered_adds)
             .await?;
+    }
+    ctx.states.commit(&run.sync_id, &state, expected).await?;
+    if mode == DeliveryMode::Mirror {
         ctx.store
             .delete_keys(&run.sync_id, &outcomes.delivered_deletes)
             .await?;
@@ -565,7 +561,6 @@ async fn deliver_deletes(
     ctx: &RunContext,
     run: &RunRecord,
     deletes: &[u64],
-    acked: &HashMap<u64, u64>,
     sender: &mut Sender<'_>,
     progress: &mut Progress<'_>,
     checkpoint: &mut Checkpoint,
@@ -615,11 +610,6 @@ async fn deliver_deletes(
                 });
                 continue;
             }
-            if acked.get(key_hash) == Some(&0) {
-                sender.settle_delivered(&meta);
-                progress.counts.delivered += 1;
-                continue;
-            }
             let key = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(key_json)
                 .unwrap_or_default();
             let record = OutboundRecord {
@@ -655,6 +645,11 @@ type BatchFuture<'a> = std::pin::Pin<
 type OpenBatch = (Vec<OutboundRecord>, Vec<InFlight>);
 
 /// Batches records per operation and keeps up to `max_in_flight` batches in flight.
+///
+/// Records an earlier attempt of the run got acknowledged still take their place when
+/// batches are cut (and are settled as delivered, not sent), so a resumed run cuts the
+/// batches the interrupted attempt cut and resends an unacknowledged one whole, under its
+/// content key ([`content_key`]): a destination that deduplicates drops the resend.
 struct Sender<'a> {
     deliverer: Arc<Deliverer>,
     run: &'a RunRecord,
@@ -663,7 +658,8 @@ struct Sender<'a> {
     max_in_flight: usize,
     open: HashMap<Operation, OpenBatch>,
     in_flight: FuturesUnordered<BatchFuture<'a>>,
-    sequence: u64,
+    /// (key hash → row word) acknowledged by earlier attempts of this run.
+    acked: &'a HashMap<u64, u64>,
     outcomes: Outcomes,
     attempts: &'a HashMap<u64, i32>,
     max_attempts: i32,
@@ -684,12 +680,39 @@ impl<'a> Sender<'a> {
         open.1.push(meta);
         if open.0.len() >= self.max_records {
             let (records, metas) = self.open.remove(&operation).unwrap_or_default();
-            self.dispatch(operation, records, metas, cancel);
+            self.cut(operation, records, metas, counts, cancel);
             while self.in_flight.len() >= self.max_in_flight {
                 self.settle_next(counts, checkpoint).await?;
             }
         }
         Ok(())
+    }
+
+    /// Settles the batch's records acknowledged earlier and sends the rest, if any.
+    fn cut(
+        &mut self,
+        operation: Operation,
+        records: Vec<OutboundRecord>,
+        metas: Vec<InFlight>,
+        counts: &mut RunCounts,
+        cancel: &CancellationToken,
+    ) {
+        let mut to_send = (
+            Vec::with_capacity(records.len()),
+            Vec::with_capacity(metas.len()),
+        );
+        for (record, meta) in records.into_iter().zip(metas) {
+            if self.acked.get(&meta.key_hash) == Some(&meta.row_word) {
+                counts.delivered += 1;
+                self.settle_delivered(&meta);
+            } else {
+                to_send.0.push(record);
+                to_send.1.push(meta);
+            }
+        }
+        if !to_send.0.is_empty() {
+            self.dispatch(operation, to_send.0, to_send.1, cancel);
+        }
     }
 
     fn dispatch(
@@ -699,15 +722,19 @@ impl<'a> Sender<'a> {
         metas: Vec<InFlight>,
         cancel: &CancellationToken,
     ) {
+        let idempotency_key = content_key(
+            &self.run.id,
+            operation,
+            metas.iter().map(|meta| (meta.key_hash, meta.row_word)),
+        );
         let batch = OutboundBatch {
             sync_id: self.run.sync_id.clone(),
             run_id: self.run.id.clone(),
             operation,
-            idempotency_key: format!("{}:{}", self.run.id, self.sequence),
+            idempotency_key,
             options: self.options.clone(),
             records,
         };
-        self.sequence += 1;
         let deliverer = self.deliverer.clone();
         let cancel = cancel.clone();
         self.in_flight.push(Box::pin(async move {
@@ -800,9 +827,7 @@ impl<'a> Sender<'a> {
     ) -> Result<(), ExecError> {
         let open: Vec<(Operation, OpenBatch)> = self.open.drain().collect();
         for (operation, (records, metas)) in open {
-            if !records.is_empty() {
-                self.dispatch(operation, records, metas, cancel);
-            }
+            self.cut(operation, records, metas, counts, cancel);
         }
         while !self.in_flight.is_empty() {
             self.settle_next(counts, checkpoint).await?;

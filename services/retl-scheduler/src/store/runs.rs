@@ -54,6 +54,9 @@ pub struct Finish {
     pub timings: Vec<(RunPhase, i64)>,
     pub samples: Vec<Sample>,
     pub record_errors: Vec<RecordError>,
+    /// The run stopped on an outage (see `ExecError::is_outage`): hand it back to resume
+    /// from its checkpoint ([`SyncStore::requeue_run`]) rather than fail it.
+    pub outage: bool,
 }
 
 fn timings_json(timings: &[(RunPhase, i64)]) -> String {
@@ -445,6 +448,37 @@ impl SyncStore {
             )
             .await?;
         Ok(())
+    }
+
+    /// Hands a running run back after an outage stopped it: QUEUED again (resumed + 1,
+    /// `reason` as its error until it ends) with a new command, releasing the lease, in
+    /// one transaction. It resumes from its checkpoint. `false` when the lease was lost
+    /// (a reaper already re-queued it).
+    pub async fn requeue_run(
+        &self,
+        leases: &Leases,
+        run: &RunRecord,
+        reason: &str,
+    ) -> Result<bool, RetlError> {
+        let mut tx = self.db.begin().await?;
+        if !leases.release(&mut tx, &run.sync_id).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE retl_runs SET status = $1, phase = $2, resumed = resumed + 1, error = $3 WHERE id = $4 AND status = $5",
+        )
+        .bind(RunStatus::Queued as i32)
+        .bind(RunPhase::Queued as i32)
+        .bind(reason)
+        .bind(&run.id)
+        .bind(RunStatus::Running as i32)
+        .execute(&mut *tx)
+        .await?;
+        self.enqueue_command(&mut tx, run).await?;
+        tx.commit().await?;
+        self.outbox.committed();
+        Ok(true)
     }
 
     /// Reaps the lapsed lease of sync `sync_id`: its running run goes back to QUEUED

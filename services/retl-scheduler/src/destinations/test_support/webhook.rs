@@ -5,7 +5,7 @@
 //! the webhook destination documents, and answers 200 `{"failed":[…]}` for records it
 //! was told to refuse. [`WebhookReceiver::noop`] only counts requests (benchmarks).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -31,7 +31,13 @@ pub struct Received {
 #[derive(Debug, Default)]
 struct Inner {
     holds: Holds,
-    seen_ids: HashSet<String>,
+    /// webhook-id → digest of the records its first delivery carried.
+    seen_ids: HashMap<String, u64>,
+    /// Resends under a seen webhook-id that carried other records (a sender bug: the
+    /// receiver drops them as duplicates, so their records are lost).
+    id_conflicts: u64,
+    /// Key → upserts or deletes applied for it.
+    applied: BTreeMap<String, u64>,
     received: Vec<Received>,
     refuse: BTreeMap<String, String>,
     unauthorized: u64,
@@ -87,6 +93,18 @@ impl WebhookReceiver {
 
     pub fn received(&self) -> Vec<Received> {
         self.shared.inner.lock().unwrap().received.clone()
+    }
+
+    /// How often each key was applied (upserted or deleted): more than once for a key
+    /// means the same change arrived twice without a repeated webhook-id.
+    pub fn applied_per_key(&self) -> BTreeMap<String, u64> {
+        self.shared.inner.lock().unwrap().applied.clone()
+    }
+
+    /// Resends under a webhook-id already seen that carried other records: the receiver
+    /// dropped them as duplicates, so whatever was new in them was lost.
+    pub fn id_conflicts(&self) -> u64 {
+        self.shared.inner.lock().unwrap().id_conflicts
     }
 
     /// Requests refused for a missing or wrong signature.
@@ -170,10 +188,15 @@ async fn receive(
             operation: operation.clone(),
             records: records.len(),
         });
-        if !inner.seen_ids.insert(id.to_string()) {
+        let digest = xxhash_rust::xxh3::xxh3_64(data["records"].to_string().as_bytes());
+        if let Some(first) = inner.seen_ids.get(id).copied() {
             inner.holds.duplicates += 1;
+            if first != digest {
+                inner.id_conflicts += 1;
+            }
             Vec::new()
         } else {
+            inner.seen_ids.insert(id.to_string(), digest);
             inner.holds.batches += 1;
             let mut failed = Vec::new();
             for record in &records {
@@ -182,6 +205,7 @@ async fn receive(
                     failed.push(json!({"key_hash": record["key_hash"], "message": message}));
                     continue;
                 }
+                *inner.applied.entry(key.clone()).or_default() += 1;
                 match operation.as_str() {
                     "delete" => inner.holds.delete(&key),
                     _ => inner.holds.upsert(key, record["fields"].clone()),
