@@ -26,16 +26,14 @@ use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::{DestinationRecord, NoSecrets};
 use backflow_retl_scheduler::destinations::test_support::webhook::WebhookReceiver;
 use backflow_retl_scheduler::destinations::DestinationKind;
-use backflow_retl_scheduler::executor::error::ExecError;
 use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
-use backflow_retl_scheduler::executor::resolve::{ModelSource, ResolvedModel, StoreDestinations};
+use backflow_retl_scheduler::executor::resolve::StoreDestinations;
 use backflow_retl_scheduler::executor::Executor;
 use backflow_retl_scheduler::run::{manual_cause, RunRecord};
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
-use backflow_warehouse::{SecretMaterial, WarehouseKind};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -43,44 +41,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod support;
+
+use support::Tables;
+
 const WS: &str = "ws-faults";
 /// Set (to the child's settings) when this binary runs as the executor child.
 const CHILD: &str = "BACKFLOW_FAULTS_EXECUTOR_CHILD";
 const LEASE_MS: u64 = 1200;
-
-/// Every sync reads table `<retl model id>` of one PostgreSQL database.
-#[derive(Debug)]
-struct Tables {
-    port: u16,
-    database: String,
-}
-
-#[async_trait::async_trait]
-impl ModelSource for Tables {
-    async fn resolve(&self, _: &str, retl_model_id: &str) -> Result<ResolvedModel, ExecError> {
-        let settings = [
-            ("host".to_string(), "127.0.0.1".to_string()),
-            ("port".to_string(), self.port.to_string()),
-            ("database".to_string(), self.database.clone()),
-            ("user".to_string(), "postgres".to_string()),
-            ("sslmode".to_string(), "disable".to_string()),
-        ]
-        .into();
-        let connector = backflow_warehouse::connect(
-            WarehouseKind::Postgres,
-            &settings,
-            SecretMaterial("unused".to_string().into()),
-        )?;
-        Ok(ResolvedModel {
-            retl_model_id: retl_model_id.into(),
-            sql: format!("select id, email, plan from {retl_model_id}"),
-            primary_key: vec!["id".into()],
-            columns: vec!["id".into(), "email".into(), "plan".into()],
-            connector,
-            backflow_schema: String::new(),
-        })
-    }
-}
 
 /// Where the executor's parts live (also what the executor child is told).
 #[derive(Debug, Clone)]
@@ -92,12 +60,7 @@ struct Places {
 
 impl Places {
     fn warehouse(&self) -> Tables {
-        let (base, database) = self.warehouse_url.rsplit_once('/').unwrap();
-        let port = base.rsplit_once(':').unwrap().1.parse().unwrap();
-        Tables {
-            port,
-            database: database.to_string(),
-        }
+        Tables::of_url(&self.warehouse_url, &["id", "email", "plan"])
     }
 
     fn to_env(&self) -> String {

@@ -1,6 +1,8 @@
 //! Two scheduler replicas (two `App`s) on one PostgreSQL database and one NATS server
 //! tick the same schedules: every tick makes exactly one run and exactly one
 //! `cmd.retl.run_sync.<id>` message on the CMD stream, and a paused sync fires nothing.
+//! With two executors pulling the one work queue besides them, every tick's run is
+//! executed exactly once, and both executors take work (issue 10, acceptance 4).
 //!
 //! The replicas share a clock that runs 120 times faster than real time, so a
 //! one-minute interval ticks every half second.
@@ -21,6 +23,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod support;
+
+use backflow_proto::retl::v1::RunStatus;
+use backflow_retl_scheduler::destination_config::{DestinationRecord, NoSecrets};
+use backflow_retl_scheduler::destinations::test_support::webhook::WebhookReceiver;
+use backflow_retl_scheduler::destinations::DestinationKind;
+use backflow_retl_scheduler::executor::error::ExecError;
+use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
+use backflow_retl_scheduler::executor::resolve::{ModelSource, ResolvedModel, StoreDestinations};
+use backflow_retl_scheduler::executor::Executor;
+use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const SPEED: i64 = 120;
 const TICKS_WANTED: usize = 4;
@@ -46,6 +59,16 @@ async fn replica(
     authority: &testing::TokenAuthority,
     clock: Clock,
 ) -> anyhow::Result<Replica> {
+    replica_of(database_url, nats, authority, clock, "model").await
+}
+
+async fn replica_of(
+    database_url: &str,
+    nats: &backflow_platform::config::NatsConfig,
+    authority: &testing::TokenAuthority,
+    clock: Clock,
+    model: &str,
+) -> anyhow::Result<Replica> {
     let config = Config {
         database_url: database_url.to_string(),
         grpc_listen: "127.0.0.1:0".into(),
@@ -61,7 +84,7 @@ async fn replica(
         },
     };
     let overrides = Overrides {
-        models: Some(support::models(&["ws"], "model").shared()),
+        models: Some(support::models(&["ws"], model).shared()),
         clock: Some(clock),
         ..Default::default()
     };
@@ -197,6 +220,189 @@ async fn two_replicas_make_one_run_and_one_command_per_tick() -> anyhow::Result<
         assert!(!published.contains_key(&subject), "{} fired", quiet.name);
     }
 
+    for replica in [first, second] {
+        replica.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), replica.server).await???;
+    }
+    Ok(())
+}
+
+/// The model source of one executor, counting the runs it started.
+#[derive(Debug)]
+struct Counted {
+    tables: support::Tables,
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl ModelSource for Counted {
+    async fn resolve(&self, workspace: &str, model: &str) -> Result<ResolvedModel, ExecError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.tables.resolve(workspace, model).await
+    }
+}
+
+/// An executor (its own bus connection, one run at a time) over the shared store.
+async fn executor(
+    store: &backflow_retl_scheduler::store::SyncStore,
+    nats: &backflow_platform::config::NatsConfig,
+    tables: &support::Tables,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Arc<AtomicUsize>> {
+    let bus = Bus::connect(nats).await?;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let ctx = RunContext {
+        store: store.clone(),
+        states: DiffStateStore::open(bus.jetstream(), &bucket_name(&bus)).await?,
+        models: Arc::new(Counted {
+            tables: tables.clone(),
+            runs: runs.clone(),
+        }),
+        destinations: Arc::new(StoreDestinations {
+            store: store.clone(),
+            secrets: Arc::new(NoSecrets),
+        }),
+        settings: RunSettings {
+            progress_every: Duration::from_millis(100),
+            ..RunSettings::default()
+        },
+    };
+    let policy = backflow_platform::lease::LeasePolicy::from_ttl(Duration::from_secs(5))?;
+    tokio::spawn(Executor::new(ctx, policy, 1).run(bus, shutdown.clone()));
+    Ok(runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_and_two_executors_run_each_tick_once() -> anyhow::Result<()> {
+    let database_url = testing::fresh_postgres_url("retlexecs").await?;
+    let warehouse_url = testing::fresh_postgres_url("retlexecs_wh").await?;
+    let warehouse = sqlx::PgPool::connect(&warehouse_url).await?;
+    sqlx::query("CREATE TABLE contacts (id bigint, email text, name text)")
+        .execute(&warehouse)
+        .await?;
+    sqlx::query(
+        "INSERT INTO contacts SELECT g, 'u' || g || '@x', 'n' || g FROM generate_series(1, 20) g",
+    )
+    .execute(&warehouse)
+    .await?;
+    let nats = testing::fresh_nats("retlexecs");
+    let authority = testing::TokenAuthority::start().await?;
+    let clock = fast_clock();
+    let first = replica_of(&database_url, &nats, &authority, clock.clone(), "contacts").await?;
+    let second = replica_of(&database_url, &nats, &authority, clock.clone(), "contacts").await?;
+    let scheduler = first.scheduler.clone();
+    let receiver = WebhookReceiver::start(None).await;
+    let now = backflow_platform::now_unix_ms();
+    scheduler
+        .store()
+        .create_destination(&DestinationRecord {
+            id: "hook".into(),
+            workspace_id: "ws".into(),
+            name: "hook".into(),
+            kind: DestinationKind::Webhook,
+            settings: [("url".to_string(), receiver.url())].into_iter().collect(),
+            credential_id: String::new(),
+            rate_limit_per_second: 0.0,
+            created_at_ms: now,
+            updated_at_ms: now,
+            version: 1,
+            last_test: None,
+        })
+        .await?;
+    let tables = support::Tables::of_url(&warehouse_url, &["id", "email", "name"]);
+    let executors = Shutdown::new();
+    let a = executor(scheduler.store(), &nats, &tables, &executors).await?;
+    let b = executor(scheduler.store(), &nats, &tables, &executors).await?;
+
+    let mut syncs = Vec::new();
+    for n in 0..4 {
+        let new = NewSync::basic(
+            "ws",
+            &format!("every minute {n}"),
+            "contacts",
+            "hook",
+            SyncMode::Upsert,
+            vec![Mapping::column("email", "Email")],
+            Schedule::Interval { seconds: 60 },
+        );
+        let replica = if n % 2 == 0 { &first } else { &second };
+        syncs.push(replica.scheduler.create_sync(new).await?);
+    }
+    // a few ticks of each, run to their end
+    let ended = |runs: &[backflow_retl_scheduler::run::RunRecord]| {
+        runs.iter()
+            .filter(|run| !matches!(run.status, RunStatus::Queued | RunStatus::Running))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut fewest = usize::MAX;
+        for sync in &syncs {
+            fewest = fewest.min(ended(&scheduler.list_runs("ws", &sync.id, 0).await?));
+        }
+        if fewest >= 3 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {fewest} runs of a sync ended in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for sync in &syncs {
+        scheduler.set_paused("ws", &sync.id, true).await?;
+    }
+    // every run queued so far ends
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut all = Vec::new();
+    loop {
+        all.clear();
+        for sync in &syncs {
+            all.extend(scheduler.list_runs("ws", &sync.id, 0).await?);
+        }
+        if ended(&all) == all.len() {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "runs never ended: {all:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let causes: BTreeSet<_> = all.iter().map(|run| run.cause_id.clone()).collect();
+    assert_eq!(causes.len(), all.len(), "a tick made two runs");
+    for run in &all {
+        assert_eq!(
+            run.status,
+            RunStatus::Succeeded,
+            "{}: {}",
+            run.id,
+            run.error
+        );
+        assert_eq!(run.exec.resumed, 0);
+    }
+    let (by_a, by_b) = (a.load(Ordering::SeqCst), b.load(Ordering::SeqCst));
+    eprintln!(
+        "{} runs: {by_a} by one executor, {by_b} by the other",
+        all.len()
+    );
+    assert_eq!(
+        by_a + by_b,
+        all.len(),
+        "every run was executed exactly once"
+    );
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both executors took work ({by_a}, {by_b})"
+    );
+    // the first run of each sync delivered the rows; later ones found nothing new
+    let holds = receiver.holds();
+    assert_eq!(holds.records.len(), 20);
+    let delivered: i64 = all.iter().map(|run| run.exec.counts.delivered).sum();
+    assert_eq!(
+        delivered,
+        4 * 20,
+        "each sync delivered its rows once, whichever executor ran it"
+    );
+
+    executors.cancel();
     for replica in [first, second] {
         replica.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), replica.server).await???;

@@ -1,13 +1,17 @@
 //! What the scheduler's tests share: a Reverse ETL model shape given up front (the
-//! catalog is another service) and destinations stored directly (their kinds are
-//! tested elsewhere).
+//! catalog is another service), destinations stored directly (their kinds are tested
+//! elsewhere), and for executors a model source reading tables of one PostgreSQL
+//! database.
 
 #![allow(dead_code)]
 
 use backflow_retl_scheduler::destination_config::DestinationRecord;
 use backflow_retl_scheduler::destinations::DestinationKind;
+use backflow_retl_scheduler::executor::error::ExecError;
+use backflow_retl_scheduler::executor::resolve::{ModelSource, ResolvedModel};
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{ModelShape, StaticModels};
+use backflow_warehouse::{SecretMaterial, WarehouseKind};
 
 /// A model keyed by `id` with columns `id`, `email`, `name`.
 pub fn contacts_model() -> ModelShape {
@@ -48,4 +52,56 @@ pub async fn webhook(store: &SyncStore, workspace: &str, id: &str) -> anyhow::Re
         })
         .await?;
     Ok(())
+}
+
+/// Every Reverse ETL model `m` is `select <columns> from m` in one PostgreSQL database
+/// (trust auth, user `postgres`), keyed by `id`.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub port: u16,
+    pub database: String,
+    pub columns: Vec<String>,
+}
+
+impl Tables {
+    /// The database of a `postgres://user@host:port/name` URL.
+    pub fn of_url(url: &str, columns: &[&str]) -> Self {
+        let (base, database) = url.rsplit_once('/').unwrap_or_default();
+        let port = base
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(5432);
+        Self {
+            port,
+            database: database.to_string(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ModelSource for Tables {
+    async fn resolve(&self, _: &str, retl_model_id: &str) -> Result<ResolvedModel, ExecError> {
+        let settings = [
+            ("host".to_string(), "127.0.0.1".to_string()),
+            ("port".to_string(), self.port.to_string()),
+            ("database".to_string(), self.database.clone()),
+            ("user".to_string(), "postgres".to_string()),
+            ("sslmode".to_string(), "disable".to_string()),
+        ]
+        .into();
+        let connector = backflow_warehouse::connect(
+            WarehouseKind::Postgres,
+            &settings,
+            SecretMaterial("unused".to_string().into()),
+        )?;
+        Ok(ResolvedModel {
+            retl_model_id: retl_model_id.into(),
+            sql: format!("select {} from {retl_model_id}", self.columns.join(", ")),
+            primary_key: vec!["id".into()],
+            columns: self.columns.clone(),
+            connector,
+            backflow_schema: String::new(),
+        })
+    }
 }
