@@ -5,7 +5,7 @@
 //! subscriptions delivering one run (acceptance 2), errored runs recorded but not
 //! announced, and the dbt Core endpoint's token rules.
 
-use backflow_dbt_cloud_listener::store::subscriptions::SubscriptionRecord;
+use backflow_dbt_cloud_listener::store::subscriptions::{SubscriptionRecord, SubscriptionStatus};
 use backflow_dbt_cloud_listener::store::ConnectionRecord;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
@@ -69,12 +69,13 @@ async fn start() -> anyhow::Result<Listener> {
     let database_url = testing::fresh_postgres_url("dbtwh").await?;
     let listener_app = backflow_dbt_cloud_listener::App::build(
         backflow_dbt_cloud_listener::Config {
-            database_url: database_url.clone(),
-            grpc_listen: "127.0.0.1:0".into(),
-            http_listen: "127.0.0.1:0".into(),
-            credentials_url: credentials_url.clone(),
-            service_token: SERVICE_TOKEN.into(),
-            tls: Default::default(),
+            // Rows made by hand below: no sweep may tidy them away.
+            reconcile_interval_secs: 0,
+            ..backflow_dbt_cloud_listener::Config::new(
+                &database_url,
+                &credentials_url,
+                SERVICE_TOKEN,
+            )
         },
         &nats,
     )
@@ -111,6 +112,7 @@ async fn start() -> anyhow::Result<Listener> {
             account_id: 1,
             api_token_credential_id: "unused".into(),
             created_at_ms: 0,
+            last_test: None,
         })
         .await?;
     for (id, webhook) in [("sub-a", "wsu_12345abcde"), ("sub-b", "")] {
@@ -125,6 +127,7 @@ async fn start() -> anyhow::Result<Listener> {
                     account_id: 1,
                     api_token_credential_id: "unused".into(),
                     created_at_ms: 0,
+                    last_test: None,
                 })
                 .await?;
         }
@@ -137,6 +140,8 @@ async fn start() -> anyhow::Result<Listener> {
                 dbt_webhook_id: webhook.into(),
                 hmac_secret_credential_id: hmac_secret.clone(),
                 created_at_ms: 0,
+                status: SubscriptionStatus::Active,
+                client_url: String::new(),
             })
             .await?;
     }

@@ -214,6 +214,88 @@ impl CredentialsClient {
         })
     }
 
+    /// Stores new material under `name` (unique in the workspace); returns the secret's id.
+    /// Used by services that receive a secret from elsewhere (dbt Cloud's webhook
+    /// `hmac_secret`) and must keep it.
+    pub async fn create_secret(
+        &self,
+        workspace_id: &str,
+        name: &str,
+        kind: pb::SecretKind,
+        material: &[u8],
+    ) -> Result<String, CredentialsClientError> {
+        let request = self.request(
+            name,
+            pb::CreateSecretRequest {
+                workspace_id: workspace_id.to_string(),
+                name: name.to_string(),
+                kind: kind as i32,
+                material: material.to_vec(),
+                attributes: Default::default(),
+            },
+        )?;
+        let secret = self
+            .client
+            .clone()
+            .create_secret(request)
+            .await
+            .map_err(|status| call_error(name, &status))?
+            .into_inner()
+            .secret
+            .ok_or_else(|| CredentialsClientError::Call {
+                secret_id: name.to_string(),
+                message: "empty answer".into(),
+                transient: false,
+            })?;
+        Ok(secret.id)
+    }
+
+    /// The id of the workspace's secret named `name`, if there is one.
+    pub async fn find_secret(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, CredentialsClientError> {
+        let request = self.request(
+            name,
+            pb::ListSecretsRequest {
+                workspace_id: workspace_id.to_string(),
+            },
+        )?;
+        let secrets = self
+            .client
+            .clone()
+            .list_secrets(request)
+            .await
+            .map_err(|status| call_error(name, &status))?
+            .into_inner()
+            .secrets;
+        Ok(secrets
+            .into_iter()
+            .find(|secret| secret.name == name)
+            .map(|secret| secret.id))
+    }
+
+    /// Deletes a secret; one that is already gone counts as deleted.
+    pub async fn delete_secret(
+        &self,
+        workspace_id: &str,
+        secret_id: &str,
+    ) -> Result<(), CredentialsClientError> {
+        let request = self.request(
+            secret_id,
+            pb::DeleteSecretRequest {
+                workspace_id: workspace_id.to_string(),
+                secret_id: secret_id.to_string(),
+            },
+        )?;
+        match self.client.clone().delete_secret(request).await {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(()),
+            Err(status) => Err(call_error(secret_id, &status)),
+        }
+    }
+
     /// A short-lived GitHub App installation token minted from a stored app secret.
     pub async fn github_installation_token(
         &self,

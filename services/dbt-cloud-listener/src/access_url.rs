@@ -11,7 +11,9 @@
 //!   a trailing `/`.
 //!
 //! Everything else is refused: other schemes (`http://` included), ports, paths,
-//! queries, user info, and hosts outside those domains.
+//! queries, user info, and hosts outside those domains — unless the operator lists the
+//! exact origin in `dbt_cloud_listener.allowed_access_urls` (a single-tenant or proxied
+//! dbt Cloud, or a local stand-in in tests).
 
 /// dbt Cloud's default host, used when no access URL is given.
 pub const DEFAULT_HOST: &str = "cloud.getdbt.com";
@@ -22,6 +24,19 @@ const CUSTOM_SUBDOMAIN_PARENT: &str = "getdbt.com";
 const ALLOWED_SUFFIXES: [&str; 2] = [".getdbt.com", ".dbt.com"];
 
 const MAX_HOST_LEN: usize = 253;
+
+/// [`normalize_access_url`], also accepting any origin the operator allowed
+/// (compared without case and trailing `/`).
+pub fn normalize_access_url_allowing(input: &str, allowed: &[String]) -> Result<String, String> {
+    let origin = |text: &str| text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let wanted = origin(input);
+    if !wanted.is_empty() {
+        if let Some(found) = allowed.iter().find(|entry| origin(entry) == wanted) {
+            return Ok(origin(found));
+        }
+    }
+    normalize_access_url(input)
+}
 
 /// Normalizes what a user typed into `https://<host>`, or says why it is refused.
 pub fn normalize_access_url(input: &str) -> Result<String, String> {
@@ -152,6 +167,31 @@ mod tests {
         ] {
             assert!(refused(input).contains("host name only"), "{input}");
         }
+    }
+
+    #[test]
+    fn operator_allowed_origins_are_accepted_exactly() {
+        let allowed = vec![
+            "http://127.0.0.1:4567/".to_string(),
+            "https://dbt.internal.example".to_string(),
+        ];
+        assert_eq!(
+            normalize_access_url_allowing("HTTP://127.0.0.1:4567", &allowed),
+            Ok("http://127.0.0.1:4567".into())
+        );
+        assert_eq!(
+            normalize_access_url_allowing("https://dbt.internal.example/", &allowed),
+            Ok("https://dbt.internal.example".into())
+        );
+        assert!(normalize_access_url_allowing("http://127.0.0.1:4568", &allowed).is_err());
+        assert_eq!(
+            normalize_access_url_allowing("acme", &allowed),
+            Ok("https://acme.getdbt.com".into())
+        );
+        assert_eq!(
+            normalize_access_url_allowing("", &allowed),
+            Ok("https://cloud.getdbt.com".into())
+        );
     }
 
     #[test]

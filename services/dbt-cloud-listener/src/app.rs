@@ -6,7 +6,9 @@ use crate::connections::Connections;
 use crate::error::DbtCloudStartupError;
 use crate::grpc::{DbtCloudListenerGrpc, SERVICE_NAME};
 use crate::http::{CredentialHmacSecrets, HmacSecrets, WebhookState};
+use crate::secrets::Secrets;
 use crate::store::ConnectionStore;
+use crate::watch::Watcher;
 use backflow_platform::bus::streams;
 use backflow_platform::config::NatsConfig;
 use backflow_platform::credentials_client::CredentialsClient;
@@ -24,6 +26,8 @@ pub struct App {
     secrets: Arc<dyn HmacSecrets>,
     http: tokio::net::TcpListener,
     http_tls: Option<Arc<backflow_platform::tls::rustls::ServerConfig>>,
+    reconcile_interval: std::time::Duration,
+    reconcile_lookback: std::time::Duration,
 }
 
 impl App {
@@ -65,16 +69,23 @@ impl App {
                 tls: &config.tls,
             },
             &MIGRATIONS,
-            &[streams::EVT_DBT],
+            &[streams::EVT_DBT, streams::EVT_RETL],
         )
         .await?;
         let store = ConnectionStore::new(base.db.clone(), base.outbox.clone());
+        let watcher = Watcher::new(
+            store.clone(),
+            Secrets::new(credentials.clone()),
+            &config.public_url,
+        );
         Ok(Self {
             base,
-            connections: Connections::new(store),
+            connections: Connections::new(store, watcher, config.allowed_access_urls.clone()),
             secrets: Arc::new(CredentialHmacSecrets::new(credentials)),
             http,
             http_tls,
+            reconcile_interval: std::time::Duration::from_secs(config.reconcile_interval_secs),
+            reconcile_lookback: std::time::Duration::from_secs(config.reconcile_lookback_secs),
         })
     }
 
@@ -135,8 +146,22 @@ impl App {
                 }
             })
         });
+        let mut tasks = vec![serve];
+        let (bus, watcher) = (self.base.bus.clone(), self.connections.watcher().clone());
+        tasks.push(Box::new(move |shutdown| {
+            Box::pin(crate::consumers::run_sync_changes(bus, watcher, shutdown))
+        }));
+        if !self.reconcile_interval.is_zero() {
+            let watcher = self.connections.watcher().clone();
+            let (interval, lookback) = (self.reconcile_interval, self.reconcile_lookback);
+            tasks.push(Box::new(move |shutdown| {
+                Box::pin(crate::reconcile::run_periodically(
+                    watcher, interval, lookback, shutdown,
+                ))
+            }));
+        }
         self.base
-            .run(routes, &[SERVICE_NAME], vec![serve], shutdown)
+            .run(routes, &[SERVICE_NAME], tasks, shutdown)
             .await?;
         Ok(())
     }

@@ -10,6 +10,10 @@ grpc_listen = "127.0.0.1:50054"
 http_listen = "127.0.0.1:8084"
 credentials_url = "http://127.0.0.1:50051"
 service_token = ""
+public_url = ""
+reconcile_interval_secs = 300
+reconcile_lookback_secs = 86400
+allowed_access_urls = []
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +33,44 @@ pub struct Config {
     /// `[dbt_cloud_listener.tls]`: certificate and key turn TLS on for the gRPC listener.
     #[serde(default)]
     pub tls: backflow_platform::tls::TlsConfig,
+    /// The address dbt Cloud reaches `http_listen` at from the internet, e.g.
+    /// `https://backflow.example.com`: webhook subscriptions point at
+    /// `<public_url>/webhooks/dbt-cloud/<id>`. Empty: no subscription is created (each
+    /// one waiting says so in `backflow dbt-cloud subscriptions`), and only
+    /// reconciliation by polling triggers syncs.
+    #[serde(default)]
+    pub public_url: String,
+    /// How often the runs of jobs that syncs wait on are polled for successful runs whose
+    /// webhook never arrived, and subscriptions are checked against dbt Cloud. 0 = never.
+    #[serde(default = "default_reconcile_interval_secs")]
+    pub reconcile_interval_secs: u64,
+    /// How far back reconciliation looks for a missed run (never before the job was
+    /// first waited on).
+    #[serde(default = "default_reconcile_lookback_secs")]
+    pub reconcile_lookback_secs: u64,
+    /// Access URLs accepted besides dbt's own domains, each an exact origin such as
+    /// `https://dbt.internal.example.com` (a single-tenant or proxied dbt Cloud).
+    #[serde(default)]
+    pub allowed_access_urls: Vec<String>,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: the given database and credentials,
+    /// ports chosen by the OS, defaults everywhere else.
+    pub fn new(database_url: &str, credentials_url: &str, service_token: &str) -> Self {
+        Self {
+            database_url: database_url.to_string(),
+            grpc_listen: "127.0.0.1:0".into(),
+            http_listen: "127.0.0.1:0".into(),
+            credentials_url: credentials_url.to_string(),
+            service_token: service_token.to_string().into(),
+            tls: Default::default(),
+            public_url: String::new(),
+            reconcile_interval_secs: default_reconcile_interval_secs(),
+            reconcile_lookback_secs: default_reconcile_lookback_secs(),
+            allowed_access_urls: Vec::new(),
+        }
+    }
 }
 
 fn default_credentials_url() -> String {
@@ -37,4 +79,12 @@ fn default_credentials_url() -> String {
 
 fn default_http_listen() -> String {
     "127.0.0.1:8084".into()
+}
+
+fn default_reconcile_interval_secs() -> u64 {
+    300
+}
+
+fn default_reconcile_lookback_secs() -> u64 {
+    86_400
 }

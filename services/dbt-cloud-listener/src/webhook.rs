@@ -67,20 +67,38 @@ pub fn decide(target: &WebhookTarget, delivery: &Delivery, received_at_ms: i64) 
     }
     Decision {
         record,
-        announce: Some(RunCompletedEvent {
-            workspace_id: target.workspace_id.clone(),
-            connection_id: target.connection_id.clone(),
-            account_id: delivery.account_id,
-            job_id: delivery.job_id,
-            run_id: delivery.run_id,
-            run_status_code: delivery.run_status_code.unwrap_or(0),
-            succeeded: true,
-            // Node results come from the run's artifact, read after the webhook is acknowledged.
-            node_results_known: false,
-            origin: "dbt_cloud".into(),
-            ..Default::default()
-        }),
+        announce: Some(successful_run(
+            &target.workspace_id,
+            &target.connection_id,
+            delivery.account_id,
+            delivery.job_id,
+            delivery.run_id,
+        )),
         ignored_because: None,
+    }
+}
+
+/// The announcement of a successful dbt Cloud run, the same whether its webhook arrived
+/// or reconciliation found it, so the two paths are indistinguishable downstream.
+pub fn successful_run(
+    workspace_id: &str,
+    connection_id: &str,
+    account_id: i64,
+    job_id: i64,
+    run_id: i64,
+) -> RunCompletedEvent {
+    RunCompletedEvent {
+        workspace_id: workspace_id.to_string(),
+        connection_id: connection_id.to_string(),
+        account_id,
+        job_id,
+        run_id,
+        run_status_code: crate::delivery::RUN_STATUS_SUCCESS,
+        succeeded: true,
+        // Node results come from the run's artifact, read after the webhook is acknowledged.
+        node_results_known: false,
+        origin: "dbt_cloud".into(),
+        ..Default::default()
     }
 }
 

@@ -1,6 +1,9 @@
 //! The listener as deployed: `App::build` on port 0, real NATS and SQLite, called
-//! over gRPC. Hosts outside dbt's domains are refused with InvalidArgument, and every
-//! call sees only its own workspace.
+//! over gRPC. Hosts outside dbt's domains are refused with InvalidArgument before any
+//! call to dbt Cloud, a token the credentials service cannot give is
+//! FAILED_PRECONDITION (nothing stored), and every call sees only its own workspace.
+//! (Connecting for real, against the dbt Cloud stand-in with the credentials service,
+//! is `tests/tests/dbt_cloud_subscriptions.rs`.)
 
 use backflow_dbt_cloud_listener::{App, Config};
 use backflow_platform::shutdown::Shutdown;
@@ -23,14 +26,11 @@ fn create_request(name: &str, access_url: &str) -> pb::CreateConnectionRequest {
 #[tokio::test]
 async fn connections_over_grpc() -> anyhow::Result<()> {
     let authority = testing::TokenAuthority::start().await?;
-    let config = Config {
-        database_url: testing::fresh_sqlite_url("dbtcloud"),
-        grpc_listen: "127.0.0.1:0".into(),
-        http_listen: "127.0.0.1:0".into(),
-        credentials_url: authority.url.clone(),
-        service_token: authority.service_token.clone().into(),
-        tls: Default::default(),
-    };
+    let config = Config::new(
+        &testing::fresh_sqlite_url("dbtcloud"),
+        &authority.url,
+        &authority.service_token,
+    );
     let app = App::build(config, &testing::fresh_nats("dbtapp")).await?;
     let addr = app
         .grpc_addr()
@@ -42,13 +42,20 @@ async fn connections_over_grpc() -> anyhow::Result<()> {
         testing::authed_channel(&format!("http://{addr}"), &token).await?,
     );
 
-    let connection = client
+    // The token authority answers tokens only: the api token cannot be read.
+    let unreadable = client
         .create_connection(create_request("prod", "acme"))
-        .await?
-        .into_inner()
-        .connection
-        .ok_or_else(|| anyhow::anyhow!("no connection"))?;
-    assert_eq!(connection.access_url, "https://acme.getdbt.com");
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("connection created without its token"))?;
+    assert_eq!(unreadable.code(), Code::FailedPrecondition);
+    assert!(
+        unreadable
+            .message()
+            .contains("cannot read the dbt cloud api token"),
+        "{}",
+        unreadable.message()
+    );
 
     let refused = client
         .create_connection(create_request("evil", "https://attacker.example/dbt.com"))
@@ -69,32 +76,55 @@ async fn connections_over_grpc() -> anyhow::Result<()> {
         .await?
         .into_inner()
         .connections;
-    assert_eq!(listed, vec![connection.clone()]);
-    let missing = client
-        .get_connection(pb::GetConnectionRequest {
-            workspace_id: "other".into(),
-            connection_id: connection.id.clone(),
-        })
-        .await;
-    assert_eq!(
-        missing.err().map(|status| status.code()),
-        Some(Code::NotFound)
-    );
-    let events = client
-        .list_received_events(pb::ListReceivedEventsRequest {
+    assert!(listed.is_empty(), "{listed:?}");
+    for missing in [
+        client
+            .get_connection(pb::GetConnectionRequest {
+                workspace_id: "other".into(),
+                connection_id: "nope".into(),
+            })
+            .await
+            .err(),
+        client
+            .test_connection(pb::TestConnectionRequest {
+                workspace_id: "ws".into(),
+                connection_id: "nope".into(),
+            })
+            .await
+            .err(),
+        client
+            .list_jobs(pb::ListJobsRequest {
+                workspace_id: "ws".into(),
+                connection_id: "nope".into(),
+                project_id: 0,
+            })
+            .await
+            .err(),
+    ] {
+        assert_eq!(missing.map(|status| status.code()), Some(Code::NotFound));
+    }
+    let bad_limit = client
+        .list_job_runs(pb::ListJobRunsRequest {
             workspace_id: "ws".into(),
-            connection_id: connection.id.clone(),
+            connection_id: "nope".into(),
+            job_id: 1,
+            limit: 101,
+        })
+        .await
+        .err();
+    assert_eq!(
+        bad_limit.map(|status| status.code()),
+        Some(Code::InvalidArgument)
+    );
+    let subscriptions = client
+        .list_subscriptions(pb::ListSubscriptionsRequest {
+            workspace_id: "ws".into(),
+            connection_id: String::new(),
         })
         .await?
         .into_inner()
-        .events;
-    assert!(events.is_empty());
-    client
-        .delete_connection(pb::DeleteConnectionRequest {
-            workspace_id: "ws".into(),
-            connection_id: connection.id.clone(),
-        })
-        .await?;
+        .subscriptions;
+    assert!(subscriptions.is_empty());
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), server).await???;

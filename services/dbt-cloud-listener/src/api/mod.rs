@@ -17,7 +17,9 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-pub use types::{Environment, Job, Project, Run, RunStatus, Subscription, SubscriptionRequest};
+pub use types::{
+    Account, Environment, Job, Project, Run, RunStatus, Subscription, SubscriptionRequest,
+};
 
 /// dbt's page size limit for list endpoints.
 pub const MAX_PAGE: usize = 100;
@@ -120,9 +122,29 @@ impl DbtCloudClient {
     }
 
     /// Checks the token against the account (`GET /api/v2/accounts/{id}/`).
-    pub async fn check_account(&self) -> Result<(), ApiError> {
+    pub async fn check_account(&self) -> Result<Account, ApiError> {
         let path = format!("/api/v2/accounts/{}/", self.account_id);
-        self.get::<serde_json::Value>(&path).await.map(drop)
+        self.get(&path).await
+    }
+
+    /// One page of at most `limit` jobs: enough to learn whether the token may list them.
+    pub async fn first_jobs(&self, limit: usize) -> Result<Vec<Job>, ApiError> {
+        let path = format!("/api/v2/accounts/{}/jobs/", self.account_id);
+        let query = [
+            ("limit", limit.clamp(1, MAX_PAGE).to_string()),
+            ("offset", "0".to_string()),
+        ];
+        self.get_with(&path, &query).await.map(|(jobs, _)| jobs)
+    }
+
+    /// The account's id, for messages.
+    pub fn account_id(&self) -> i64 {
+        self.account_id
+    }
+
+    /// The host the token is sent to, for messages.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     pub async fn projects(&self) -> Result<Vec<Project>, ApiError> {
@@ -210,6 +232,20 @@ impl DbtCloudClient {
             &[],
         )
         .await
+    }
+
+    /// One page of at most `limit` subscriptions: enough to learn whether the token may
+    /// manage webhooks.
+    pub async fn first_subscriptions(&self, limit: usize) -> Result<Vec<Subscription>, ApiError> {
+        let path = format!(
+            "/api/v3/accounts/{}/webhooks/subscriptions",
+            self.account_id
+        );
+        let query = [
+            ("limit", limit.clamp(1, MAX_PAGE).to_string()),
+            ("offset", "0".to_string()),
+        ];
+        self.get_with(&path, &query).await.map(|(subs, _)| subs)
     }
 
     /// Creates a subscription; the answer is the only place dbt returns its `hmac_secret`.
@@ -366,15 +402,29 @@ fn decode<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, ApiError> 
     })
 }
 
+/// Longest wait a `Retry-After` may ask for; dbt's own are seconds.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// How long to wait before retry `attempt`, or `None` when retries are used up.
+/// `Retry-After` is honoured as seconds or as an HTTP date; without it (or with one
+/// that cannot be read) the back-off doubles from 500 ms.
 fn rate_limit_wait(headers: &reqwest::header::HeaderMap, attempt: usize) -> Option<Duration> {
     let fallback = *RATE_LIMIT_BACKOFF.get(attempt)?;
     let given = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    Some(given.unwrap_or(fallback).min(Duration::from_secs(60)))
+        .and_then(|value| retry_after(value, std::time::SystemTime::now()));
+    Some(given.unwrap_or(fallback).min(MAX_RETRY_AFTER))
+}
+
+/// `Retry-After: 3` or `Retry-After: Wed, 21 Oct 2015 07:28:00 GMT` (relative to `now`).
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The error for a non-success status, with dbt's `user_message` when it sent one.
@@ -430,8 +480,31 @@ mod tests {
             rate_limit_wait(&headers, 0),
             Some(Duration::from_millis(500))
         );
+        assert_eq!(rate_limit_wait(&headers, 1), Some(Duration::from_secs(2)));
         headers.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(rate_limit_wait(&headers, 1), Some(Duration::from_secs(3)));
         assert_eq!(rate_limit_wait(&headers, RATE_LIMIT_BACKOFF.len()), None);
+        headers.insert(reqwest::header::RETRY_AFTER, "3600".parse().unwrap());
+        assert_eq!(rate_limit_wait(&headers, 0), Some(MAX_RETRY_AFTER));
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(
+            rate_limit_wait(&headers, 0),
+            Some(Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn retry_after_dates_count_from_now() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("later", now), None);
     }
 }

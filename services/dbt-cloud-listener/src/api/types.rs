@@ -41,6 +41,15 @@ fn ids<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<i64>, D::Error>
         .collect())
 }
 
+/// `GET /api/v2/accounts/{id}/`: the account the token was checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Account {
+    #[serde(deserialize_with = "id")]
+    pub id: i64,
+    #[serde(default)]
+    pub name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Project {
     #[serde(deserialize_with = "id")]
@@ -69,6 +78,9 @@ pub struct Job {
     /// 1 active, 2 deleted.
     #[serde(default)]
     pub state: Option<i64>,
+    /// `scheduled`, `ci`, `merge`, `other` (newer accounts); absent on older ones.
+    #[serde(default)]
+    pub job_type: Option<String>,
 }
 
 /// dbt Cloud run status codes.
@@ -99,6 +111,19 @@ impl RunStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Success | Self::Error | Self::Cancelled)
     }
+
+    /// The name dbt Cloud shows for the status (its `status_humanized`).
+    pub fn name(self) -> String {
+        match self {
+            Self::Queued => "Queued".into(),
+            Self::Starting => "Starting".into(),
+            Self::Running => "Running".into(),
+            Self::Success => "Success".into(),
+            Self::Error => "Error".into(),
+            Self::Cancelled => "Cancelled".into(),
+            Self::Other(code) => format!("status {code}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -111,9 +136,14 @@ pub struct Run {
     #[serde(default)]
     pub status_humanized: Option<String>,
     #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
     pub finished_at: Option<String>,
     #[serde(default)]
     pub git_sha: Option<String>,
+    /// dbt Cloud's link to the run page.
+    #[serde(default)]
+    pub href: Option<String>,
     #[serde(default, deserialize_with = "optional_id")]
     pub environment_id: Option<i64>,
     #[serde(default, deserialize_with = "optional_id")]

@@ -6,8 +6,11 @@ use backflow_platform::db::Database;
 use backflow_platform::outbox::Outbox;
 use backflow_proto::dbtcloud::v1::RunCompletedEvent;
 
+pub mod problems;
 pub mod subscriptions;
-pub use subscriptions::WebhookTarget;
+pub mod sync_jobs;
+pub use subscriptions::{SubscriptionRecord, SubscriptionStatus, WebhookTarget};
+pub use sync_jobs::{JobKey, SyncJobApplied, WatchedJob};
 
 /// Most received events returned by one listing (newest first).
 pub const RECEIVED_EVENTS_PAGE: i64 = 500;
@@ -23,16 +26,62 @@ pub struct ConnectionRecord {
     pub account_id: i64,
     pub api_token_credential_id: String,
     pub created_at_ms: i64,
+    /// The newest check of the token and account; `None` before the first.
+    pub last_test: Option<LastTest>,
 }
 
-type ConnectionRow = (String, String, String, String, i64, String, i64);
+/// One check of a connection's token and account against dbt Cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastTest {
+    pub ok: bool,
+    /// `ConnectionProblem` as its number (0 when ok).
+    pub problem: i32,
+    pub message: String,
+    pub tested_at_ms: i64,
+    pub account_name: String,
+}
+
+type ConnectionRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+);
 
 const CONNECTION_COLUMNS: &str =
-    "id, workspace_id, name, access_url, account_id, api_token_credential_id, created_at_ms";
+    "id, workspace_id, name, access_url, account_id, api_token_credential_id, created_at_ms, \
+     last_test_at_ms, last_test_ok, last_test_problem, last_test_message, last_test_account_name";
 
 fn connection_of(row: ConnectionRow) -> ConnectionRecord {
-    let (id, workspace_id, name, access_url, account_id, api_token_credential_id, created_at_ms) =
-        row;
+    let (
+        id,
+        workspace_id,
+        name,
+        access_url,
+        account_id,
+        api_token_credential_id,
+        created_at_ms,
+        tested_at_ms,
+        ok,
+        problem,
+        message,
+        account_name,
+    ) = row;
+    let last_test = (tested_at_ms > 0).then(|| LastTest {
+        ok: ok != 0,
+        problem: i32::try_from(problem).unwrap_or(0),
+        message,
+        tested_at_ms,
+        account_name,
+    });
     ConnectionRecord {
         id,
         workspace_id,
@@ -41,6 +90,7 @@ fn connection_of(row: ConnectionRow) -> ConnectionRecord {
         account_id,
         api_token_credential_id,
         created_at_ms,
+        last_test,
     }
 }
 
@@ -93,8 +143,15 @@ impl ConnectionStore {
     }
 
     pub async fn create(&self, record: &ConnectionRecord) -> Result<(), DbtCloudError> {
+        let test = record.last_test.clone().unwrap_or(LastTest {
+            ok: false,
+            problem: 0,
+            message: String::new(),
+            tested_at_ms: 0,
+            account_name: String::new(),
+        });
         let inserted = sqlx::query(&format!(
-            "INSERT INTO dbt_connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            "INSERT INTO dbt_connections ({CONNECTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&record.id)
         .bind(&record.workspace_id)
@@ -103,6 +160,11 @@ impl ConnectionStore {
         .bind(record.account_id)
         .bind(&record.api_token_credential_id)
         .bind(record.created_at_ms)
+        .bind(test.tested_at_ms)
+        .bind(i64::from(test.ok))
+        .bind(i64::from(test.problem))
+        .bind(&test.message)
+        .bind(&test.account_name)
         .execute(self.db.pool())
         .await;
         match inserted {
@@ -124,6 +186,47 @@ impl ConnectionStore {
         ))
         .bind(workspace_id)
         .bind(connection_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.map(connection_of))
+    }
+
+    /// Stores the newest check; false when the connection is gone.
+    pub async fn set_last_test(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        test: &LastTest,
+    ) -> Result<bool, DbtCloudError> {
+        let updated = sqlx::query(
+            "UPDATE dbt_connections SET last_test_at_ms = $3, last_test_ok = $4, last_test_problem = $5, \
+             last_test_message = $6, last_test_account_name = $7 WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(test.tested_at_ms)
+        .bind(i64::from(test.ok))
+        .bind(i64::from(test.problem))
+        .bind(&test.message)
+        .bind(&test.account_name)
+        .execute(self.db.pool())
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// The connection a workspace's syncs on `account_id` go through: the oldest one
+    /// for that account, if any.
+    pub async fn connection_for_account(
+        &self,
+        workspace_id: &str,
+        account_id: i64,
+    ) -> Result<Option<ConnectionRecord>, DbtCloudError> {
+        let row: Option<ConnectionRow> = sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM dbt_connections WHERE workspace_id = $1 AND account_id = $2 \
+             ORDER BY created_at_ms, id LIMIT 1"
+        ))
+        .bind(workspace_id)
+        .bind(account_id)
         .fetch_optional(self.db.pool())
         .await?;
         Ok(row.map(connection_of))
