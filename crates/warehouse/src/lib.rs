@@ -17,6 +17,7 @@ pub mod http;
 pub mod query;
 pub mod source;
 pub mod types;
+pub mod write;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -32,6 +33,7 @@ pub use error::WarehouseError;
 pub use query::{QueryOptions, ReadOnlyQuery, RelationRef};
 pub use source::{connect, SecretMaterial, SourceSettings, WarehouseKind};
 pub use types::{Column, RowStream, TestReport};
+pub use write::{schema_writer, Applied, Param, SchemaWriter, Statement};
 
 /// One warehouse, connected (lazily: nothing is dialled until the first call).
 ///

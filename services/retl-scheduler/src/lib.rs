@@ -19,6 +19,7 @@ pub mod scheduler;
 pub mod store;
 pub mod sync;
 pub mod ticker;
+pub mod warehouse_diff;
 
 pub use app::App;
 pub use config::Config;

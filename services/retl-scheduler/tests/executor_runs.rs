@@ -29,7 +29,7 @@ use backflow_retl_scheduler::destinations::{
 use backflow_retl_scheduler::executor::error::ExecError;
 use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
 use backflow_retl_scheduler::executor::resolve::{
-    DestinationSource, FixedDestination, ModelSource, ResolvedModel, StoreDestinations,
+    writable, DestinationSource, FixedDestination, ModelSource, ResolvedModel, StoreDestinations,
 };
 use backflow_retl_scheduler::executor::Executor;
 use backflow_retl_scheduler::run::{manual_cause, RunRecord};
@@ -201,18 +201,18 @@ impl ModelSource for Tables {
             ("sslmode".to_string(), "disable".to_string()),
         ]
         .into();
-        let connector = backflow_warehouse::connect(
-            WarehouseKind::Postgres,
-            &settings,
-            SecretMaterial("unused".to_string().into()),
-        )?;
+        let secret = SecretMaterial("unused".to_string().into());
+        let writable = writable(WarehouseKind::Postgres, &settings, &secret, "backflow");
+        let connector = backflow_warehouse::connect(WarehouseKind::Postgres, &settings, secret)?;
         Ok(ResolvedModel {
             retl_model_id: retl_model_id.into(),
             sql: format!("select id, email, plan from {retl_model_id}"),
             primary_key: vec!["id".into()],
             columns: vec!["id".into(), "email".into(), "plan".into()],
             connector,
-            backflow_schema: String::new(),
+            backflow_schema: "backflow".into(),
+            writable,
+            run_ledger: false,
         })
     }
 }
@@ -246,6 +246,10 @@ impl Harness {
             .map(|(_, n)| n.to_string())
             .unwrap_or_default();
         let warehouse = sqlx::PgPool::connect(&warehouse_url).await?;
+        // the schema a warehouse-side sync keeps its state in
+        sqlx::query("CREATE SCHEMA backflow")
+            .execute(&warehouse)
+            .await?;
         let db = Database::connect(&testing::fresh_postgres_url(label).await?, &MIGRATIONS).await?;
         let bus = Bus::connect(&testing::fresh_nats(label)).await?;
         for spec in [streams::CMD_RETL, streams::EVT_RETL] {
@@ -320,6 +324,15 @@ impl Harness {
     }
 
     async fn sync(&self, table: &str, mode: SyncMode) -> anyhow::Result<String> {
+        self.sync_with(table, mode, DiffStrategy::Backflow).await
+    }
+
+    async fn sync_with(
+        &self,
+        table: &str,
+        mode: SyncMode,
+        strategy: DiffStrategy,
+    ) -> anyhow::Result<String> {
         let now = backflow_platform::now_unix_ms();
         if self.store.get_destination(WS, "hook").await?.is_none() {
             self.store
@@ -343,7 +356,7 @@ impl Harness {
         let record = SyncRecord {
             id: format!("{table}-{}", backflow_platform::new_id()),
             workspace_id: WS.into(),
-            name: format!("{table} {mode:?}"),
+            name: format!("{table} {mode:?} {strategy:?}"),
             retl_model_id: table.into(),
             destination_id: "hook".into(),
             mode,
@@ -357,7 +370,7 @@ impl Harness {
             updated_at_ms: now,
             destination_options: BTreeMap::new(),
             guards: Guards::default(),
-            diff_strategy: DiffStrategy::Backflow,
+            diff_strategy: strategy,
             max_record_attempts: 5,
             only_if_model_rebuilt: false,
             state_epoch: 0,
@@ -524,15 +537,19 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
         SyncMode::Update,
         SyncMode::Mirror,
     ];
+    // every mode on both diff strategies: Backflow-side (NATS object store) and
+    // warehouse-side (state table in the warehouse's `backflow` schema, diff in SQL)
     let mut syncs = Vec::new();
     for mode in modes {
-        let id = h.sync("people", mode).await?;
-        if mode == SyncMode::Update {
-            // an update sync updates records the destination already has
-            let rows = h.rows("people").await?;
-            h.preload(&id, &expected(SyncMode::Upsert, &Held::new(), &rows));
+        for strategy in [DiffStrategy::Backflow, DiffStrategy::Warehouse] {
+            let id = h.sync_with("people", mode, strategy).await?;
+            if mode == SyncMode::Update {
+                // an update sync updates records the destination already has
+                let rows = h.rows("people").await?;
+                h.preload(&id, &expected(SyncMode::Upsert, &Held::new(), &rows));
+            }
+            syncs.push((mode, strategy, id));
         }
-        syncs.push((mode, id));
     }
     let steps: &[(&str, &[&str])] = &[
         ("first run", &[]),
@@ -559,20 +576,26 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
     for (step, statements) in steps {
         h.sql(statements).await?;
         let rows = h.rows("people").await?;
-        for (mode, sync_id) in &syncs {
+        let mut counts_by_mode = HashMap::new();
+        for (mode, strategy, sync_id) in &syncs {
             let before = h.held(sync_id);
             let run = h.run(sync_id).await?;
             assert_eq!(
                 run.status,
                 RunStatus::Succeeded,
-                "{step} {mode:?}: {}",
+                "{step} {mode:?} {strategy:?}: {}",
                 run.error
             );
             assert_eq!(
                 h.held(sync_id),
                 expected(*mode, &before, &rows),
-                "{step} {mode:?}"
+                "{step} {mode:?} {strategy:?}"
             );
+            // both strategies find the same changes
+            let mut counts = run.exec.counts;
+            counts.requests = 0;
+            let first = counts_by_mode.entry(*mode).or_insert(counts);
+            assert_eq!(*first, counts, "{step} {mode:?} {strategy:?}");
             if *step == "duplicate and null keys" {
                 assert_eq!(
                     run.exec.counts.rejected, 2,
@@ -596,7 +619,7 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
     }
     // nothing changed: nothing sent
     let requests = h.receiver.requests.load(Ordering::Relaxed);
-    for (_, sync_id) in &syncs {
+    for (_, _, sync_id) in &syncs {
         let run = h.run(sync_id).await?;
         assert_eq!(
             (run.exec.counts.delivered, run.exec.counts.requests),
@@ -604,6 +627,13 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
         );
     }
     assert_eq!(h.receiver.requests.load(Ordering::Relaxed), requests);
+    // the warehouse-side syncs kept their state in the warehouse, one table each
+    let (states,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM backflow.backflow_syncs WHERE version >= 9 AND state_epoch = 0",
+    )
+    .fetch_one(&h.warehouse)
+    .await?;
+    assert_eq!(states, 4);
     h.shutdown.cancel();
     Ok(())
 }

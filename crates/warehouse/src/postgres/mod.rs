@@ -56,6 +56,7 @@ pub(crate) mod settings;
 mod sql;
 mod stream;
 mod types;
+pub(crate) mod write;
 
 /// Which server dialect is on the other end of the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@
 //! number of additions, and merged from the back, so there is never a second full copy.
 
 use super::engine::DiffOutcome;
-use super::mode::{Change, DeliveryMode};
+use super::rules::{self, Next, Settled};
 use super::state::{Entry, State, DELIVERED, ROW_HASH_MASK};
 
 impl DiffOutcome {
@@ -34,39 +34,48 @@ impl DiffOutcome {
     pub fn commit_giving_up(self, mut failed: Vec<u64>, mut given_up: Vec<u64>) -> State {
         failed.sort_unstable();
         given_up.sort_unstable();
-        let is_given_up = |key: u64| !given_up.is_empty() && given_up.binary_search(&key).is_ok();
-        let is_failed = |key: u64| {
-            !failed.is_empty() && failed.binary_search(&key).is_ok() && !is_given_up(key)
+        let settled = |key: u64| {
+            if !given_up.is_empty() && given_up.binary_search(&key).is_ok() {
+                Settled::GivenUp
+            } else if !failed.is_empty() && failed.binary_search(&key).is_ok() {
+                Settled::Failed
+            } else {
+                Settled::Delivered
+            }
         };
         let diff = self.diff;
         let mode = diff.mode;
         let mut entries = diff.state.into_entries();
-        if mode.delivers(Change::Updated) {
-            for (&at, &row_hash) in diff.update_at.iter().zip(&diff.update_row) {
-                let entry = &mut entries[at as usize];
-                if is_given_up(entry.key) {
+        for (&at, &row_hash) in diff.update_at.iter().zip(&diff.update_row) {
+            let entry = &mut entries[at as usize];
+            match rules::updated(mode, settled(entry.key)) {
+                Next::Put { delivered: true } => *entry = Entry::delivered(entry.key, row_hash),
+                Next::Put { delivered: false } => *entry = Entry::observed(entry.key, row_hash),
+                Next::PutKeepFlag => {
                     entry.row = (row_hash & ROW_HASH_MASK) | (entry.row & DELIVERED);
-                } else if !is_failed(entry.key) {
-                    *entry = Entry::delivered(entry.key, row_hash);
                 }
+                Next::Keep | Next::Drop => {}
             }
         }
-        let mirror = mode == DeliveryMode::Mirror;
         let mut at = 0;
         entries.retain(|entry| {
             let seen = diff.seen.get(at);
             at += 1;
-            seen || (entry.is_delivered() && (!mirror || is_failed(entry.key)))
+            seen || rules::missing(mode, entry.is_delivered(), settled(entry.key)) == Next::Keep
         });
         let mut adds = diff.adds;
-        if mode.delivers(Change::Added) {
-            adds.retain(|entry| !is_failed(entry.key));
-            for entry in &mut adds {
-                if !is_given_up(entry.key) {
-                    entry.row |= DELIVERED;
-                }
+        adds.retain_mut(|entry| match rules::added(mode, settled(entry.key)) {
+            Next::Put { delivered } => {
+                *entry = if delivered {
+                    Entry::delivered(entry.key, entry.row)
+                } else {
+                    Entry::observed(entry.key, entry.row)
+                };
+                true
             }
-        }
+            Next::Drop => false,
+            Next::Keep | Next::PutKeepFlag => true,
+        });
         if entries.is_empty() {
             // A first run (or nothing kept): the additions are the state, no copy.
             entries = adds;
@@ -104,7 +113,7 @@ mod tests {
 
     #[test]
     fn given_up_records_are_recorded_without_being_retried() {
-        use crate::diff::{Diff, RowSpec};
+        use crate::diff::{DeliveryMode, Diff, RowSpec};
         use arrow_array::{Int64Array, RecordBatch, StringArray};
         use std::sync::Arc;
         let batch = |ids: &[i64], names: &[&str]| {

@@ -14,6 +14,7 @@ pub mod encode;
 pub mod engine;
 pub mod error;
 pub mod mode;
+pub mod rules;
 pub mod select;
 pub mod state;
 

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod resolve;
 pub mod settings;
 pub mod spill;
+pub mod warehouse_run;
 
 use crate::store::runs::{Claim, LEASE_KIND};
 use backflow_platform::bus::{streams, Bus, ConsumerSpec, Delivery, Outcome};

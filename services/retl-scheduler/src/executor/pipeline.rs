@@ -16,11 +16,12 @@ use crate::executor::guards::{self, GuardInput};
 use crate::executor::mapping::RecordMapper;
 use crate::executor::resolve::{DestinationSource, ModelSource};
 use crate::executor::settings::SyncSettings;
-use crate::executor::spill::{SpillWriter, Spilled};
+use crate::executor::spill::{SpillReader, SpillWriter, Spilled};
 use crate::run::{RunCounts, RunRecord, Sample};
 use crate::store::diff_state::DiffStateStore;
 use crate::store::runs::{Finish, RecordError};
 use crate::store::SyncStore;
+use crate::warehouse_diff::Strategy;
 use backflow_platform::lease::RenewalGuard;
 use backflow_proto::retl::v1::{RecordChange, RunPhase, RunStatus};
 use backflow_warehouse::{QueryOptions, ReadOnlyQuery};
@@ -69,20 +70,20 @@ pub struct RunContext {
 }
 
 /// Counts, timings and the phase, saved to the run row every `progress_every`.
-struct Progress<'a> {
+pub(crate) struct Progress<'a> {
     ctx: &'a RunContext,
     run_id: String,
     phase: RunPhase,
     phase_started: Instant,
     last_save: Instant,
-    counts: RunCounts,
+    pub(crate) counts: RunCounts,
     timings: Vec<(RunPhase, i64)>,
-    cancel: CancellationToken,
+    pub(crate) cancel: CancellationToken,
     lease: Option<&'a RenewalGuard>,
 }
 
 impl Progress<'_> {
-    fn enter(&mut self, phase: RunPhase) {
+    pub(crate) fn enter(&mut self, phase: RunPhase) {
         let millis = i64::try_from(self.phase_started.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.timings.push((self.phase, millis));
         self.phase = phase;
@@ -91,7 +92,7 @@ impl Progress<'_> {
     }
 
     /// Saves progress when due; stops the run when a cancel was asked or the lease lost.
-    async fn tick(&mut self) -> Result<(), ExecError> {
+    pub(crate) async fn tick(&mut self) -> Result<(), ExecError> {
         if self.lease.is_some_and(|lease| lease.is_lost()) {
             return Err(ExecError::LeaseLost);
         }
@@ -241,95 +242,42 @@ async fn run_phases(
             model.retl_model_id
         )));
     }
-    let loaded = ctx.states.load(&run.sync_id).await?;
-    let expected = loaded.expected();
-    let previous = loaded.state.len() as u64;
-    let previous_delivered = loaded
-        .state
-        .entries()
-        .iter()
-        .filter(|entry| entry.is_delivered())
-        .count() as u64;
-    let spec = RowSpec {
-        key_columns: model.primary_key.clone(),
-        mapped_columns: settings.mapped_columns(),
+    let strategy = crate::warehouse_diff::choose(sync.diff_strategy, &model.writable)
+        .map_err(ExecError::Sync)?;
+    tracing::debug!(run_id = %run.id, sync_id = %run.sync_id, strategy = strategy.name(), "diff strategy chosen");
+    let Extracted {
+        previous,
+        previous_delivered,
+        extracted,
+        spill,
+        duplicates,
+        repeated,
+        deletes,
+        delete_keys,
+        pending,
+    } = match &strategy {
+        Strategy::Backflow => {
+            backflow_extract(ctx, run, &settings, &model, progress, errors).await?
+        }
+        Strategy::Warehouse(writer) => {
+            crate::executor::warehouse_run::extract(
+                ctx,
+                run,
+                &settings,
+                &model,
+                writer.clone(),
+                progress,
+                errors,
+            )
+            .await?
+        }
     };
-    let mut diff = Diff::new(loaded.state, spec, mode)?;
-    let query = ReadOnlyQuery::from_sql_for(model.connector.kind(), &model.sql)?;
-    let options = QueryOptions {
-        statement_timeout: ctx.settings.statement_timeout,
-        batch_rows: ctx.settings.batch_rows,
-        max_rows: None,
-        cancel: progress.cancel.child_token(),
-    };
-    let mut stream = model.connector.stream(&query, &options).await?;
-    let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;
-    let mut spill = SpillWriter::create(ctx.settings.spill_dir.as_deref())?;
-    // Key values of rows repeating a state key, to report each duplicated key once.
-    let mut repeated: HashMap<u64, String> = HashMap::new();
-    loop {
-        let next = tokio::select! {
-            () = progress.cancel.cancelled() => return Err(ExecError::Cancelled),
-            next = stream.batches.next() => next,
-        };
-        let Some(batch) = next else { break };
-        let batch = batch?;
-        diff.push(&batch)?;
-        for (row, column) in diff.last_null_keys() {
-            progress.counts.rejected += 1;
-            errors.push(RecordError {
-                change: RecordChange::Unspecified,
-                key_json: json_text(&mapper.key(&batch, row)),
-                rejected: true,
-                message: format!("primary key column {column:?} is null"),
-                destination_status: 0,
-                attempts: 0,
-                given_up: false,
-            });
-        }
-        for (row, key_hash) in diff.last_repeats() {
-            if repeated.len() < crate::store::runs::MAX_STORED_RECORD_ERRORS {
-                repeated
-                    .entry(key_hash)
-                    .or_insert_with(|| json_text(&mapper.key(&batch, row)));
-            }
-        }
-        for (row, change, key_hash, row_hash) in diff.last_candidates() {
-            if !mode.delivers(change) {
-                continue;
-            }
-            spill.write(&Spilled {
-                key_hash,
-                row_hash,
-                added: change == Change::Added,
-                key: mapper.key(&batch, row),
-                fields: mapper.fields(&batch, row).map_err(|refusal| refusal.reason),
-            })?;
-        }
-        progress.counts.extracted = diff.rows_pushed() as i64;
-        progress.tick().await?;
-    }
-    drop(stream);
-
-    progress.enter(RunPhase::Diffing);
-    let outcome = diff.finish();
-    let counts = outcome.counts;
-    let duplicates = outcome.duplicate_keys().to_vec();
-    let deletes: Vec<u64> = outcome.deletes().collect();
-    progress.counts.extracted = counts.extracted as i64;
-    progress.counts.rejected += counts.duplicate_keys as i64;
-    if mode.delivers(Change::Added) {
-        progress.counts.added = counts.added as i64;
-    }
-    if mode.delivers(Change::Updated) {
-        progress.counts.updated = counts.updated as i64;
-    }
     progress.counts.deleted = deletes.len() as i64;
     if !run.exec.dry_run && !run.exec.approved {
         let input = GuardInput {
             previous,
             previous_delivered,
-            extracted: counts.extracted,
+            extracted,
             deletes: deletes.len() as u64,
         };
         if let Some(reason) = guards::check(&settings.guards, &input) {
@@ -337,7 +285,7 @@ async fn run_phases(
             return Ok(Ended::AwaitingApproval(reason));
         }
     }
-    let mut reader = spill.finish()?;
+    let mut reader = spill;
     let is_duplicate = |key: u64| duplicates.binary_search(&key).is_ok();
     if run.exec.dry_run {
         let mut per_change: HashMap<Change, usize> = HashMap::new();
@@ -361,7 +309,14 @@ async fn run_phases(
             }
         }
         let sample_deletes: Vec<u64> = deletes.iter().take(SAMPLES_PER_CHANGE).copied().collect();
-        for (_, key_json) in ctx.store.load_keys(&run.sync_id, &sample_deletes).await? {
+        let sampled = match &delete_keys {
+            Some(known) => sample_deletes
+                .iter()
+                .filter_map(|key| known.get(key).map(|json| (*key, json.clone())))
+                .collect(),
+            None => ctx.store.load_keys(&run.sync_id, &sample_deletes).await?,
+        };
+        for (_, key_json) in sampled {
             samples.push(Sample {
                 change: RecordChange::Deleted as i32,
                 key_json,
@@ -475,6 +430,7 @@ async fn run_phases(
             ctx,
             run,
             &deletes,
+            delete_keys.as_ref(),
             &mut sender,
             progress,
             &mut checkpoint,
@@ -526,20 +482,36 @@ async fn run_phases(
             run.sync_id
         )));
     }
-    let state = outcome.commit_giving_up(not_committed, given_up);
-    // The key values of delivered additions are kept before the state says they were
-    // delivered: a crash between the two then leaves extra key values (harmless), never
-    // a delivered record whose later delete finds no key to send.
-    if mode == DeliveryMode::Mirror {
-        ctx.store
-            .save_keys(&run.sync_id, &outcomes.delivered_adds)
-            .await?;
-    }
-    ctx.states.commit(&run.sync_id, &state, expected).await?;
-    if mode == DeliveryMode::Mirror {
-        ctx.store
-            .delete_keys(&run.sync_id, &outcomes.delivered_deletes)
-            .await?;
+    match pending {
+        Pending::Backflow { outcome, expected } => {
+            let state = outcome.commit_giving_up(not_committed, given_up);
+            // The key values of delivered additions are kept before the state says they
+            // were delivered: a crash between the two then leaves extra key values
+            // (harmless), never a delivered record whose later delete finds no key to send.
+            if mode == DeliveryMode::Mirror {
+                ctx.store
+                    .save_keys(&run.sync_id, &outcomes.delivered_adds)
+                    .await?;
+            }
+            ctx.states.commit(&run.sync_id, &state, expected).await?;
+            if mode == DeliveryMode::Mirror {
+                ctx.store
+                    .delete_keys(&run.sync_id, &outcomes.delivered_deletes)
+                    .await?;
+            }
+        }
+        Pending::Warehouse(pending) => {
+            // key values live in the state table itself, committed in the same transaction
+            pending
+                .commit(
+                    run,
+                    &settings,
+                    &not_committed,
+                    &given_up,
+                    ctx.settings.statement_timeout,
+                )
+                .await?;
+        }
     }
     ctx.store
         .update_record_attempts(&run.sync_id, &still_failing, &cleared)
@@ -556,11 +528,151 @@ async fn run_phases(
     Ok(Ended::Succeeded)
 }
 
+/// What the extract and diff of either strategy hand to guards, delivery and commit.
+pub(crate) struct Extracted {
+    pub previous: u64,
+    pub previous_delivered: u64,
+    pub extracted: u64,
+    /// Candidates to deliver, in extract order.
+    pub spill: SpillReader,
+    /// Key hashes rejected as duplicates, ascending (skipped when read from the spill).
+    pub duplicates: Vec<u64>,
+    /// Key values of duplicated keys seen only as repeats, to report each once.
+    pub repeated: HashMap<u64, String>,
+    /// Keys to delete (mirror).
+    pub deletes: Vec<u64>,
+    /// Their key values when the strategy keeps them (else the service's key table).
+    pub delete_keys: Option<HashMap<u64, String>>,
+    pub pending: Pending,
+}
+
+/// What committing needs, per strategy.
+pub(crate) enum Pending {
+    Backflow {
+        outcome: Box<crate::diff::DiffOutcome>,
+        expected: crate::store::diff_state::Expected,
+    },
+    Warehouse(crate::executor::warehouse_run::PendingCommit),
+}
+
+/// Backflow-side: streams the extract through the diff against the state in object
+/// storage, spilling candidates as they pass.
+async fn backflow_extract(
+    ctx: &RunContext,
+    run: &RunRecord,
+    settings: &SyncSettings,
+    model: &crate::executor::resolve::ResolvedModel,
+    progress: &mut Progress<'_>,
+    errors: &mut Vec<RecordError>,
+) -> Result<Extracted, ExecError> {
+    let mode = settings.mode;
+    let loaded = ctx.states.load(&run.sync_id).await?;
+    let expected = loaded.expected();
+    let previous = loaded.state.len() as u64;
+    let previous_delivered = loaded
+        .state
+        .entries()
+        .iter()
+        .filter(|entry| entry.is_delivered())
+        .count() as u64;
+    let spec = RowSpec {
+        key_columns: model.primary_key.clone(),
+        mapped_columns: settings.mapped_columns(),
+    };
+    let mut diff = Diff::new(loaded.state, spec, mode)?;
+    let query = ReadOnlyQuery::from_sql_for(model.connector.kind(), &model.sql)?;
+    let options = QueryOptions {
+        statement_timeout: ctx.settings.statement_timeout,
+        batch_rows: ctx.settings.batch_rows,
+        max_rows: None,
+        cancel: progress.cancel.child_token(),
+    };
+    let mut stream = model.connector.stream(&query, &options).await?;
+    let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;
+    let mut spill = SpillWriter::create(ctx.settings.spill_dir.as_deref())?;
+    // Key values of rows repeating a state key, to report each duplicated key once.
+    let mut repeated: HashMap<u64, String> = HashMap::new();
+    loop {
+        let next = tokio::select! {
+            () = progress.cancel.cancelled() => return Err(ExecError::Cancelled),
+            next = stream.batches.next() => next,
+        };
+        let Some(batch) = next else { break };
+        let batch = batch?;
+        diff.push(&batch)?;
+        for (row, column) in diff.last_null_keys() {
+            progress.counts.rejected += 1;
+            errors.push(RecordError {
+                change: RecordChange::Unspecified,
+                key_json: json_text(&mapper.key(&batch, row)),
+                rejected: true,
+                message: format!("primary key column {column:?} is null"),
+                destination_status: 0,
+                attempts: 0,
+                given_up: false,
+            });
+        }
+        for (row, key_hash) in diff.last_repeats() {
+            if repeated.len() < crate::store::runs::MAX_STORED_RECORD_ERRORS {
+                repeated
+                    .entry(key_hash)
+                    .or_insert_with(|| json_text(&mapper.key(&batch, row)));
+            }
+        }
+        for (row, change, key_hash, row_hash) in diff.last_candidates() {
+            if !mode.delivers(change) {
+                continue;
+            }
+            spill.write(&Spilled {
+                key_hash,
+                row_hash,
+                added: change == Change::Added,
+                key: mapper.key(&batch, row),
+                fields: mapper.fields(&batch, row).map_err(|refusal| refusal.reason),
+            })?;
+        }
+        progress.counts.extracted = diff.rows_pushed() as i64;
+        progress.tick().await?;
+    }
+    drop(stream);
+
+    progress.enter(RunPhase::Diffing);
+    let outcome = diff.finish();
+    let counts = outcome.counts;
+    let duplicates = outcome.duplicate_keys().to_vec();
+    let deletes: Vec<u64> = outcome.deletes().collect();
+    progress.counts.extracted = counts.extracted as i64;
+    progress.counts.rejected += counts.duplicate_keys as i64;
+    if mode.delivers(Change::Added) {
+        progress.counts.added = counts.added as i64;
+    }
+    if mode.delivers(Change::Updated) {
+        progress.counts.updated = counts.updated as i64;
+    }
+    progress.counts.deleted = deletes.len() as i64;
+    let reader = spill.finish()?;
+    Ok(Extracted {
+        previous,
+        previous_delivered,
+        extracted: counts.extracted,
+        spill: reader,
+        duplicates,
+        repeated,
+        deletes,
+        delete_keys: None,
+        pending: Pending::Backflow {
+            outcome: Box::new(outcome),
+            expected,
+        },
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn deliver_deletes(
     ctx: &RunContext,
     run: &RunRecord,
     deletes: &[u64],
+    known_keys: Option<&HashMap<u64, String>>,
     sender: &mut Sender<'_>,
     progress: &mut Progress<'_>,
     checkpoint: &mut Checkpoint,
@@ -568,12 +680,18 @@ async fn deliver_deletes(
 ) -> Result<(), ExecError> {
     let supported = sender.deliverer.destination().capabilities().deletes;
     for chunk in deletes.chunks(500) {
-        let known: HashMap<u64, String> = ctx
-            .store
-            .load_keys(&run.sync_id, chunk)
-            .await?
-            .into_iter()
-            .collect();
+        let known: HashMap<u64, String> = match known_keys {
+            Some(keys) => chunk
+                .iter()
+                .filter_map(|key| keys.get(key).map(|json| (*key, json.clone())))
+                .collect(),
+            None => ctx
+                .store
+                .load_keys(&run.sync_id, chunk)
+                .await?
+                .into_iter()
+                .collect(),
+        };
         for key_hash in chunk {
             let Some(key_json) = known.get(key_hash) else {
                 sender.outcomes.failed.push(*key_hash);

@@ -27,6 +27,25 @@ pub struct ResolvedModel {
     pub connector: Arc<dyn Connector>,
     /// Schema Backflow may write to in the source (empty: read-only).
     pub backflow_schema: String,
+    /// A writer for that schema, or why there is none (no schema, a warehouse whose
+    /// writes are not built): decides the warehouse-side diff and the run ledger.
+    pub writable: crate::warehouse_diff::strategy::Writable,
+    /// The source asks for a run ledger in its Backflow schema.
+    pub run_ledger: bool,
+}
+
+/// The writer of a source's Backflow schema, or why there is none.
+pub fn writable(
+    kind: WarehouseKind,
+    settings: &backflow_warehouse::SourceSettings,
+    secret: &SecretMaterial,
+    backflow_schema: &str,
+) -> crate::warehouse_diff::strategy::Writable {
+    if backflow_schema.trim().is_empty() {
+        return Err("the source has no backflow schema (it is read-only to backflow)".into());
+    }
+    backflow_warehouse::schema_writer(kind, settings, secret.clone(), backflow_schema.trim())
+        .map_err(|error| error.to_string())
 }
 
 #[async_trait::async_trait]
@@ -171,7 +190,9 @@ impl ModelSource for LiveModels {
             material
         };
         let settings = source.settings.into_iter().collect();
-        let connector = backflow_warehouse::connect(kind, &settings, SecretMaterial(material))?;
+        let secret = SecretMaterial(material);
+        let writable = writable(kind, &settings, &secret, &source.backflow_schema);
+        let connector = backflow_warehouse::connect(kind, &settings, secret)?;
         Ok(ResolvedModel {
             retl_model_id: retl_model_id.to_string(),
             sql: resolved.sql,
@@ -179,6 +200,8 @@ impl ModelSource for LiveModels {
             columns: resolved.columns.into_iter().map(|c| c.name).collect(),
             connector,
             backflow_schema: source.backflow_schema,
+            writable,
+            run_ledger: false,
         })
     }
 }

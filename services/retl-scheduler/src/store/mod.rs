@@ -10,6 +10,7 @@ mod rows;
 pub mod runs;
 mod syncs;
 mod ticks;
+pub mod warehouse_state;
 
 pub use events::sync_changed;
 pub use ticks::{tick_message_id, DueSync};

@@ -102,6 +102,8 @@ impl ModelSource for Tables {
             columns: self.columns.clone(),
             connector,
             backflow_schema: String::new(),
+            writable: Err("the source has no backflow schema".into()),
+            run_ledger: false,
         })
     }
 }

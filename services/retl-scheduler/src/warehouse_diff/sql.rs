@@ -1,0 +1,494 @@
+//! Every SQL text of the warehouse-side strategy (PostgreSQL), built here so it is
+//! unit-tested as text: the bookkeeping tables in the Backflow schema, the diff query,
+//! and the commit statements.
+//!
+//! The diff query computes, per model row, a key hash and a row hash over a canonical
+//! typed text of the key columns and of the mapped columns (in mapping order): each value
+//! is `<type tag><char length>:<text>`, a NULL is `~`, so the concatenation is injective.
+//! The text of a value follows the Arrow value Backflow-side hashing sees (see
+//! `diff::encode`), so both strategies call the same values equal: integers, decimals,
+//! text, uuids, booleans as their text; floats as their IEEE bits with `-0` as `0` and every
+//! NaN alike; dates as days since 2000-01-01; timestamps (with or without time zone) and
+//! times as their binary send form (microseconds, independent of the session's time zone);
+//! JSON as its text, arrays and composites as `to_json(..)` text (what the extract reads);
+//! bytea as hex; other types as the `::text` the extract reads. The hashes are PostgreSQL's
+//! `hashtextextended` (64 bits; the row hash keeps 63, as Backflow-side). They are not the
+//! Backflow-side XXH3 values: a state belongs to one strategy.
+//!
+//! The query returns only what the run needs, one class per row (`__bf_class`):
+//! `a` added / `u` updated rows with every model column (updates only for modes that send
+//! them), `n` rows with a NULL key column, `d` one row per duplicated key, `m` / `x` state
+//! entries missing from the model (observed / delivered; delivered ones only for mirror,
+//! with the key values kept in the state), and one `t` row whose key hash holds the count
+//! of model rows.
+
+use crate::diff::{Change, DeliveryMode, RowSpec};
+use arrow_schema::DataType;
+use backflow_warehouse::write::{qualified, quote_ident, Param, Statement};
+use backflow_warehouse::Column;
+
+/// The table of every warehouse-side sync: which state table, its epoch and version.
+pub const SYNCS_TABLE: &str = "backflow_syncs";
+/// Ledger tables.
+pub const RUNS_TABLE: &str = "backflow_runs";
+pub const RECORDS_TABLE: &str = "backflow_run_records";
+/// Prefix of per-sync state tables.
+pub const STATE_PREFIX: &str = "backflow_state_";
+/// Rows per bound array in commit and ledger statements.
+pub const CHUNK: usize = 50_000;
+
+/// Output column names the diff query adds to the model's.
+pub const CLASS: &str = "__bf_class";
+pub const KEY_HASH: &str = "__bf_key_hash";
+pub const ROW_HASH: &str = "__bf_row_hash";
+pub const STATE_KEY: &str = "__bf_state_key";
+
+/// A model column the diff query cannot hash, or a name it cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    #[error("column {column:?} has type {data_type}, which the warehouse-side diff cannot hash")]
+    UnsupportedType { column: String, data_type: String },
+    #[error("column {0:?} is not in the model")]
+    MissingColumn(String),
+    #[error("the model has two columns named {0:?}; the warehouse-side diff needs unique names")]
+    DuplicateColumn(String),
+    #[error("column name {0:?} is reserved by the warehouse-side diff")]
+    Reserved(String),
+}
+
+/// `CREATE ... IF NOT EXISTS` for the syncs table, the sync's state table and its row.
+pub fn ensure_state(schema: &str, sync_id: &str, state_table: &str) -> Vec<Statement> {
+    let syncs = qualified(schema, SYNCS_TABLE);
+    let state = qualified(schema, state_table);
+    vec![
+        Statement::new(format!(
+            "CREATE TABLE IF NOT EXISTS {syncs} (sync_id text PRIMARY KEY, state_table text NOT NULL, \
+             state_epoch bigint NOT NULL, version bigint NOT NULL, last_run_id text, committed_at timestamptz)"
+        )),
+        Statement::new(format!(
+            "CREATE TABLE IF NOT EXISTS {state} (key_hash bigint PRIMARY KEY, row_hash bigint NOT NULL, \
+             delivered boolean NOT NULL, key_json text)"
+        )),
+        Statement::new(format!(
+            "INSERT INTO {syncs} (sync_id, state_table, state_epoch, version) VALUES ($1, $2, -1, 0) \
+             ON CONFLICT (sync_id) DO NOTHING"
+        ))
+        .bind(Param::Text(sync_id.to_string()))
+        .bind(Param::Text(state_table.to_string())),
+    ]
+}
+
+/// Epoch and version of the sync's state, and its entries (all, delivered).
+pub fn read_meta(schema: &str, state_table: &str) -> String {
+    format!(
+        "SELECT m.state_epoch::text, m.version::text, \
+         (SELECT count(*) FROM {state})::text, (SELECT count(*) FROM {state} WHERE delivered)::text \
+         FROM {syncs} m WHERE m.sync_id = $1",
+        syncs = qualified(schema, SYNCS_TABLE),
+        state = qualified(schema, state_table),
+    )
+}
+
+/// The canonical text of one value of `column` (NULL when the value is NULL), and its tag.
+fn value_text(column: &Column, expr: &str) -> Result<(char, String), SqlError> {
+    let unsupported = || SqlError::UnsupportedType {
+        column: column.name.clone(),
+        data_type: column.data_type.to_string(),
+    };
+    let pg_type = column.warehouse_type.to_ascii_lowercase();
+    Ok(match &column.data_type {
+        DataType::Boolean => ('b', format!("{expr}::text")),
+        DataType::Int64 => ('i', format!("{expr}::text")),
+        DataType::Float64 => (
+            'f',
+            format!(
+                "(case when {expr} = 0 then '0' when {expr} = 'NaN' then 'nan' \
+                 else encode(float8send({expr}::float8), 'hex') end)"
+            ),
+        ),
+        DataType::Decimal128(..) => ('d', format!("{expr}::text")),
+        // arrays are read as `to_json(..)::text`; json, jsonb and the rest as their text
+        DataType::Utf8 | DataType::LargeUtf8 if pg_type.ends_with("[]") => {
+            ('j', format!("to_json({expr})::text"))
+        }
+        DataType::Utf8 | DataType::LargeUtf8 if pg_type == "json" || pg_type == "jsonb" => {
+            ('j', format!("{expr}::text"))
+        }
+        DataType::Utf8 | DataType::LargeUtf8 => ('s', format!("{expr}::text")),
+        DataType::Date32 => ('D', format!("({expr} - date '2000-01-01')::text")),
+        DataType::Timestamp(_, None) => ('T', format!("encode(timestamp_send({expr}), 'hex')")),
+        DataType::Timestamp(_, Some(_)) => {
+            ('Z', format!("encode(timestamptz_send({expr}), 'hex')"))
+        }
+        DataType::Time64(_) => ('H', format!("encode(time_send({expr}), 'hex')")),
+        DataType::Binary | DataType::LargeBinary => ('B', format!("encode({expr}, 'hex')")),
+        _ => return Err(unsupported()),
+    })
+}
+
+/// `coalesce('<tag>' || length(v) || ':' || v, '~')` per column, concatenated.
+fn encoding(columns: &[&Column], alias: &str) -> Result<String, SqlError> {
+    if columns.is_empty() {
+        return Ok("''".into());
+    }
+    let parts = columns
+        .iter()
+        .map(|column| {
+            let expr = format!("{alias}.{}", quote_ident(&column.name));
+            let (tag, text) = value_text(column, &expr)?;
+            Ok(format!(
+                "coalesce('{tag}' || length({text})::text || ':' || {text}, '~')"
+            ))
+        })
+        .collect::<Result<Vec<_>, SqlError>>()?;
+    Ok(parts.join(" || "))
+}
+
+fn find<'a>(columns: &'a [Column], name: &str) -> Result<&'a Column, SqlError> {
+    columns
+        .iter()
+        .find(|column| column.name == name)
+        .ok_or_else(|| SqlError::MissingColumn(name.to_string()))
+}
+
+/// The diff query of one run. `state_table` is `None` when the state is void (first run,
+/// or reset): every row is then an addition.
+pub fn diff_query(
+    model_sql: &str,
+    columns: &[Column],
+    spec: &RowSpec,
+    mode: DeliveryMode,
+    schema: &str,
+    state_table: Option<&str>,
+) -> Result<String, SqlError> {
+    let mut names = std::collections::BTreeSet::new();
+    for column in columns {
+        if column.name.starts_with("__bf_") {
+            return Err(SqlError::Reserved(column.name.clone()));
+        }
+        if !names.insert(column.name.as_str()) {
+            return Err(SqlError::DuplicateColumn(column.name.clone()));
+        }
+    }
+    let keys = spec
+        .key_columns
+        .iter()
+        .map(|name| find(columns, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mapped = spec
+        .mapped_columns
+        .iter()
+        .map(|name| find(columns, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key_text = encoding(&keys, "backflow_q")?;
+    let row_text = encoding(&mapped, "backflow_q")?;
+    let null_key = keys
+        .iter()
+        .map(|c| format!("backflow_q.{} IS NULL", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let state = match state_table {
+        Some(table) => format!(
+            "SELECT key_hash, row_hash, delivered, key_json FROM {}",
+            qualified(schema, table)
+        ),
+        None => "SELECT NULL::bigint AS key_hash, NULL::bigint AS row_hash, NULL::boolean AS delivered, \
+                 NULL::text AS key_json WHERE false"
+            .into(),
+    };
+    let is_key = |name: &str| spec.key_columns.iter().any(|k| k == name);
+    let all_columns = |alias: &str| {
+        columns
+            .iter()
+            .map(|c| format!("{alias}.{}", quote_ident(&c.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let key_columns_only = |alias: &str| {
+        columns
+            .iter()
+            .map(|c| {
+                if is_key(&c.name) {
+                    format!("{alias}.{}", quote_ident(&c.name))
+                } else {
+                    "NULL".to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let no_columns = vec!["NULL"; columns.len()].join(", ");
+    let updates = if mode.delivers(Change::Updated) {
+        "(s.key_hash IS NULL OR s.row_hash <> m.__bf_row_hash)"
+    } else {
+        // a mode that sends no updates keeps the old entries: nothing to pull
+        "s.key_hash IS NULL"
+    };
+    let missing = if mode == DeliveryMode::Mirror {
+        ""
+    } else {
+        // other modes keep delivered entries: only observed ones (to drop) are needed
+        " AND NOT s.delivered"
+    };
+    Ok(format!(
+        "WITH backflow_m AS MATERIALIZED (\n\
+         SELECT backflow_q.*, hashtextextended(({key_text}) COLLATE \"C\", 0) AS {KEY_HASH}, \
+         (hashtextextended(({row_text}) COLLATE \"C\", 0) & 9223372036854775807) AS {ROW_HASH}, \
+         ({null_key}) AS __bf_null_key\n\
+         FROM (\n{model_sql}\n) AS backflow_q\n),\n\
+         backflow_dup AS (SELECT {KEY_HASH} FROM backflow_m WHERE NOT __bf_null_key GROUP BY 1 HAVING count(*) > 1),\n\
+         backflow_s AS ({state})\n\
+         SELECT {all_m}, CASE WHEN s.key_hash IS NULL THEN 'a' ELSE 'u' END AS {CLASS}, \
+         m.{KEY_HASH} AS {KEY_HASH}, m.{ROW_HASH} AS {ROW_HASH}, NULL::text AS {STATE_KEY}\n\
+         FROM backflow_m m LEFT JOIN backflow_s s ON s.key_hash = m.{KEY_HASH}\n\
+         WHERE NOT m.__bf_null_key AND {updates} \
+         AND NOT EXISTS (SELECT 1 FROM backflow_dup d WHERE d.{KEY_HASH} = m.{KEY_HASH})\n\
+         UNION ALL\n\
+         SELECT {keys_m}, 'n', 0::bigint, 0::bigint, NULL FROM backflow_m m WHERE m.__bf_null_key\n\
+         UNION ALL\n\
+         (SELECT DISTINCT ON (m.{KEY_HASH}) {keys_m}, 'd', m.{KEY_HASH}, 0::bigint, NULL \
+         FROM backflow_m m JOIN backflow_dup d ON d.{KEY_HASH} = m.{KEY_HASH} ORDER BY m.{KEY_HASH})\n\
+         UNION ALL\n\
+         SELECT {no_columns}, CASE WHEN s.delivered THEN 'x' ELSE 'm' END, s.key_hash, s.row_hash, s.key_json \
+         FROM backflow_s s WHERE NOT EXISTS \
+         (SELECT 1 FROM backflow_m m WHERE NOT m.__bf_null_key AND m.{KEY_HASH} = s.key_hash){missing}\n\
+         UNION ALL\n\
+         SELECT {no_columns}, 't', (SELECT count(*) FROM backflow_m), 0::bigint, NULL",
+        all_m = all_columns("m"),
+        keys_m = key_columns_only("m"),
+    ))
+}
+
+/// One put of the commit: the entry's new row hash and flag (and key values, for mirror).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    pub key_hash: u64,
+    pub row_hash: u64,
+    pub delivered: bool,
+    pub key_json: Option<String>,
+}
+
+/// What a commit changes in the state table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// Void the whole state first (its epoch is older than the sync's).
+    pub replace: bool,
+    pub puts: Vec<Put>,
+    /// New row hash, flag unchanged (given-up updates).
+    pub rehash: Vec<(u64, u64)>,
+    pub drops: Vec<u64>,
+}
+
+/// The commit transaction: bump the version (expecting the one read at the start, so a
+/// concurrent commit makes this one a conflict), then apply the delta in chunks.
+#[allow(clippy::too_many_arguments)]
+pub fn commit(
+    schema: &str,
+    state_table: &str,
+    sync_id: &str,
+    run_id: &str,
+    epoch: i64,
+    version: i64,
+    delta: &Delta,
+) -> Vec<Statement> {
+    let syncs = qualified(schema, SYNCS_TABLE);
+    let state = qualified(schema, state_table);
+    let mut statements = vec![Statement::new(format!(
+        "UPDATE {syncs} SET version = version + 1, state_epoch = $1, last_run_id = $2, committed_at = now() \
+         WHERE sync_id = $3 AND version = $4"
+    ))
+    .bind(Param::I64(epoch))
+    .bind(Param::Text(run_id.to_string()))
+    .bind(Param::Text(sync_id.to_string()))
+    .bind(Param::I64(version))
+    .expect(1)];
+    if delta.replace {
+        statements.push(Statement::new(format!("TRUNCATE {state}")));
+    }
+    for chunk in delta.drops.chunks(CHUNK) {
+        statements.push(
+            Statement::new(format!(
+                "DELETE FROM {state} WHERE key_hash = ANY($1::bigint[])"
+            ))
+            .bind(Param::I64s(chunk.iter().map(|&k| k as i64).collect())),
+        );
+    }
+    for chunk in delta.puts.chunks(CHUNK) {
+        statements.push(
+            Statement::new(format!(
+                "INSERT INTO {state} AS s (key_hash, row_hash, delivered, key_json) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::text[]) \
+                 ON CONFLICT (key_hash) DO UPDATE SET row_hash = excluded.row_hash, \
+                 delivered = excluded.delivered, key_json = coalesce(excluded.key_json, s.key_json)"
+            ))
+            .bind(Param::I64s(
+                chunk.iter().map(|p| p.key_hash as i64).collect(),
+            ))
+            .bind(Param::I64s(
+                chunk.iter().map(|p| p.row_hash as i64).collect(),
+            ))
+            .bind(Param::Bools(chunk.iter().map(|p| p.delivered).collect()))
+            .bind(Param::Texts(
+                chunk.iter().map(|p| p.key_json.clone()).collect(),
+            ))
+            .expect(chunk.len() as u64),
+        );
+    }
+    for chunk in delta.rehash.chunks(CHUNK) {
+        statements.push(
+            Statement::new(format!(
+                "UPDATE {state} AS s SET row_hash = u.r FROM unnest($1::bigint[], $2::bigint[]) AS u(k, r) \
+                 WHERE s.key_hash = u.k"
+            ))
+            .bind(Param::I64s(chunk.iter().map(|(k, _)| *k as i64).collect()))
+            .bind(Param::I64s(chunk.iter().map(|(_, r)| *r as i64).collect())),
+        );
+    }
+    statements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, warehouse_type: &str, data_type: DataType) -> Column {
+        Column {
+            name: name.into(),
+            warehouse_type: warehouse_type.into(),
+            data_type,
+            nullable: true,
+        }
+    }
+
+    fn columns() -> Vec<Column> {
+        vec![
+            column("id", "bigint", DataType::Int64),
+            column("email", "text", DataType::Utf8),
+            column("score", "double precision", DataType::Float64),
+            column("tags", "text[]", DataType::Utf8),
+            column(
+                "seen",
+                "timestamp with time zone",
+                DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, Some("UTC".into())),
+            ),
+        ]
+    }
+
+    fn spec() -> RowSpec {
+        RowSpec {
+            key_columns: vec!["id".into()],
+            mapped_columns: vec!["email".into(), "score".into(), "tags".into(), "seen".into()],
+        }
+    }
+
+    #[test]
+    fn values_encode_by_type_independent_of_session_settings() {
+        let sql = diff_query(
+            "select * from people",
+            &columns(),
+            &spec(),
+            DeliveryMode::Upsert,
+            "bf",
+            Some("backflow_state_s1"),
+        )
+        .unwrap();
+        assert!(sql.contains("coalesce('i' || length(backflow_q.\"id\"::text)::text || ':' || backflow_q.\"id\"::text, '~')"), "{sql}");
+        assert!(sql.contains("encode(float8send(backflow_q.\"score\"::float8), 'hex')"));
+        assert!(sql.contains("to_json(backflow_q.\"tags\")::text"));
+        assert!(sql.contains("timestamptz_send(backflow_q.\"seen\")"));
+        assert!(sql.contains("FROM \"bf\".\"backflow_state_s1\""));
+        assert!(sql.contains("(s.key_hash IS NULL OR s.row_hash <> m.__bf_row_hash)"));
+        assert!(
+            sql.contains("AND NOT s.delivered"),
+            "upsert keeps delivered missing entries"
+        );
+        assert!(sql.contains("\nselect * from people\n"));
+    }
+
+    #[test]
+    fn modes_pull_only_what_they_need() {
+        let insert = diff_query(
+            "select 1",
+            &columns(),
+            &spec(),
+            DeliveryMode::Insert,
+            "bf",
+            None,
+        )
+        .unwrap();
+        assert!(insert.contains("WHERE NOT m.__bf_null_key AND s.key_hash IS NULL AND"));
+        assert!(insert.contains("WHERE false"), "a void state");
+        let mirror = diff_query(
+            "select 1",
+            &columns(),
+            &spec(),
+            DeliveryMode::Mirror,
+            "bf",
+            Some("t"),
+        )
+        .unwrap();
+        assert!(!mirror.contains("AND NOT s.delivered"));
+    }
+
+    #[test]
+    fn unusable_models_are_refused() {
+        let mut cols = columns();
+        cols.push(column("__bf_class", "text", DataType::Utf8));
+        assert!(matches!(
+            diff_query("select 1", &cols, &spec(), DeliveryMode::Upsert, "bf", None),
+            Err(SqlError::Reserved(_))
+        ));
+        let cols = vec![column(
+            "id",
+            "interval",
+            DataType::Duration(arrow_schema::TimeUnit::Microsecond),
+        )];
+        let spec = RowSpec {
+            key_columns: vec!["id".into()],
+            mapped_columns: vec![],
+        };
+        assert!(matches!(
+            diff_query("select 1", &cols, &spec, DeliveryMode::Upsert, "bf", None),
+            Err(SqlError::UnsupportedType { .. })
+        ));
+        let spec = RowSpec {
+            key_columns: vec!["nope".into()],
+            mapped_columns: vec![],
+        };
+        assert!(matches!(
+            diff_query(
+                "select 1",
+                &columns(),
+                &spec,
+                DeliveryMode::Upsert,
+                "bf",
+                None
+            ),
+            Err(SqlError::MissingColumn(_))
+        ));
+    }
+
+    #[test]
+    fn commits_check_the_version_and_chunk_rows() {
+        let delta = Delta {
+            replace: true,
+            puts: (0..(CHUNK as u64 + 1))
+                .map(|k| Put {
+                    key_hash: k,
+                    row_hash: 1,
+                    delivered: true,
+                    key_json: None,
+                })
+                .collect(),
+            rehash: vec![(1, 2)],
+            drops: vec![u64::MAX],
+        };
+        let statements = commit("bf", "t", "s1", "r1", 3, 7, &delta);
+        assert_eq!(statements.len(), 1 + 1 + 1 + 2 + 1);
+        assert_eq!(statements[0].expect_rows, Some(1));
+        assert_eq!(statements[0].params[3], Param::I64(7));
+        assert!(statements[1].sql.starts_with("TRUNCATE"));
+        assert_eq!(statements[2].params[0], Param::I64s(vec![-1]));
+        assert_eq!(statements[4].expect_rows, Some(1));
+    }
+}
