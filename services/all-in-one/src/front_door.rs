@@ -72,8 +72,18 @@ pub async fn start(built: &[BuiltService], config: &BackflowConfig) -> anyhow::R
         &addr.to_string(),
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
-    crate::tokens::write_dev_token(&tokens, &format!("{scheme}://{addr}"), Path::new(CLI_FILE))
-        .await?;
+    let dbt_core_url = built
+        .iter()
+        .find(|service| service.name == ServiceName::DbtCloudListener)
+        .and_then(|service| service.http_addr)
+        .map(|http| format!("http://{http}/dbt-core/run-results"));
+    crate::tokens::write_dev_token(
+        &tokens,
+        &format!("{scheme}://{addr}"),
+        dbt_core_url.as_deref(),
+        Path::new(CLI_FILE),
+    )
+    .await?;
     println!("backflow: front door (every service) on {addr}");
     println!("backflow: dev admin token for workspace default written to ./{CLI_FILE}");
     Ok(FrontDoor {

@@ -178,11 +178,19 @@ struct CliFile<'a> {
     addr: &'a str,
     token: &'a str,
     workspace: &'a str,
+    /// Where `backflow dbt-run notify` posts (the dbt Cloud listener's HTTP port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dbt_core_url: Option<&'a str>,
 }
 
 /// Creates this start's dev admin token for workspace `default`, revokes the tokens
 /// of earlier starts and writes `path` (mode 0600) for the CLI.
-pub async fn write_dev_token(tokens: &ApiTokens, addr: &str, path: &Path) -> anyhow::Result<()> {
+pub async fn write_dev_token(
+    tokens: &ApiTokens,
+    addr: &str,
+    dbt_core_url: Option<&str>,
+    path: &Path,
+) -> anyhow::Result<()> {
     let created = tokens
         .create(Some(DEV_WORKSPACE), Role::Admin, DEV_TOKEN_LABEL)
         .await?;
@@ -193,6 +201,7 @@ pub async fn write_dev_token(tokens: &ApiTokens, addr: &str, path: &Path) -> any
         addr,
         token: &created.token,
         workspace: DEV_WORKSPACE,
+        dbt_core_url,
     })?;
     write_private(path, &body)
         .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))

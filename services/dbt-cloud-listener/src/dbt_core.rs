@@ -60,12 +60,39 @@ pub fn workspace_of(
     }
 }
 
+/// Longest project name accepted (`?project=`).
+pub const MAX_PROJECT_NAME: usize = 256;
+
+/// The cause id the scheduler gives the runs a dbt Core invocation triggers (told to the
+/// notifier so it can find them).
+pub fn cause_of(invocation_id: &str) -> String {
+    format!("dbt-core:{invocation_id}")
+}
+
+/// The `?project=` a notifier named: trimmed, a dbt project name (letters, digits, `_`).
+pub fn project_of(requested: Option<&str>) -> Result<String, NotifyError> {
+    let project = requested.map(str::trim).unwrap_or_default();
+    let valid = project.len() <= MAX_PROJECT_NAME
+        && project
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(project.to_string())
+    } else {
+        Err(NotifyError::BadRequest(format!(
+            "project {project:?} is not a dbt project name (letters, digits and _)"
+        )))
+    }
+}
+
 /// What to store and announce for one notified run.
 pub fn decide(
     workspace_id: &str,
+    project: Option<&str>,
     body: &[u8],
     received_at_ms: i64,
 ) -> Result<(ReceivedEventRecord, RunCompletedEvent, NodeResults), NotifyError> {
+    let project_name = project_of(project)?;
     let results =
         run_results::parse(body).map_err(|error| NotifyError::BadRequest(error.to_string()))?;
     if results.invocation_id.is_empty() {
@@ -90,6 +117,8 @@ pub fn decide(
         succeeded_node_ids: results.succeeded.clone(),
         failed_node_ids: results.failed.clone(),
         origin: "dbt_core".into(),
+        invocation_id: results.invocation_id.clone(),
+        project_name,
         ..Default::default()
     };
     Ok((record, event, results))
@@ -162,7 +191,14 @@ mod tests {
             "args": {"which": "build"}
         })
         .to_string();
-        let (record, event, _) = decide("ws", body.as_bytes(), 5).unwrap();
+        let (record, event, _) = decide("ws", Some(" p "), body.as_bytes(), 5).unwrap();
+        assert_eq!(event.invocation_id, "inv-1");
+        assert_eq!(event.project_name, "p");
+        assert_eq!(cause_of(&event.invocation_id), "dbt-core:inv-1");
+        assert!(matches!(
+            decide("ws", Some("a/b"), body.as_bytes(), 5),
+            Err(NotifyError::BadRequest(m)) if m.contains("not a dbt project name")
+        ));
         assert_eq!(record.event_id, "core:inv-1");
         assert_eq!(record.event_type, "dbt.core.build");
         assert_eq!(event.origin, "dbt_core");

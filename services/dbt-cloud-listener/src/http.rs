@@ -148,6 +148,7 @@ pub fn router(state: WebhookState) -> Router {
 #[derive(Debug, serde::Deserialize)]
 struct NotifyQuery {
     workspace: Option<String>,
+    project: Option<String>,
 }
 
 #[tracing::instrument(name = "dbt_core.notify", skip_all)]
@@ -178,7 +179,13 @@ async fn notify_core_run(
     };
     let outcome =
         dbt_core::workspace_of(principal.as_ref(), query.workspace.as_deref()).and_then(|ws| {
-            dbt_core::decide(&ws, &body, backflow_platform::now_unix_ms()).map(|d| (ws, d))
+            dbt_core::decide(
+                &ws,
+                query.project.as_deref(),
+                &body,
+                backflow_platform::now_unix_ms(),
+            )
+            .map(|d| (ws, d))
         });
     let (workspace_id, (record, event, results)) = match outcome {
         Ok(decided) => decided,
@@ -210,7 +217,10 @@ async fn notify_core_run(
                 StatusCode::OK,
                 json!({
                     "status": dbt_core::status_name(received),
+                    "workspace_id": workspace_id,
                     "invocation_id": results.invocation_id,
+                    "project": event.project_name,
+                    "cause_id": dbt_core::cause_of(&results.invocation_id),
                     "succeeded_nodes": results.succeeded.len(),
                     "failed_nodes": results.failed.len(),
                 }),

@@ -1,6 +1,8 @@
 //! Turns what the dbt engine read into what the catalog stores: one `Model` per enabled
-//! dbt model with its relation, compiled SQL, columns, tests and primary-key
-//! suggestions (columns that carry both `unique` and `not_null` tests). Pure.
+//! dbt model with its relation, compiled SQL, columns, tests (by name per column, and
+//! the unique ids of every data test of the model, so a trigger can tell whether they
+//! passed in a dbt run) and primary-key suggestions (columns that carry both `unique`
+//! and `not_null` tests). Pure.
 
 use backflow_dbt::catalog::{Catalog, CompileStatus, Node};
 use backflow_proto::catalog::v1 as pb;
@@ -9,12 +11,53 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Generic tests per (model, column): test names such as `unique`, `not_null`.
 type ColumnTests = BTreeMap<(String, String), BTreeSet<String>>;
 
+/// Unique ids of the data tests of each model.
+type ModelTests = BTreeMap<String, BTreeSet<String>>;
+
 pub fn models_of(catalog: &Catalog, connection_id: &str, commit_sha: &str) -> Vec<pb::Model> {
     let tests = column_tests(catalog);
+    let test_ids = model_tests(catalog);
     catalog
         .models()
-        .map(|node| model_of(node, &tests, connection_id, commit_sha))
+        .map(|node| {
+            let mut model = model_of(node, &tests, connection_id, commit_sha);
+            model.test_unique_ids = test_ids
+                .get(&node.unique_id)
+                .map(|ids| ids.iter().cloned().collect())
+                .unwrap_or_default();
+            model
+        })
         .collect()
+}
+
+/// A test belongs to the node it is attached to (generic tests: dbt's `attached_node`);
+/// a test attached to nothing (singular tests) belongs to every model it depends on.
+fn model_tests(catalog: &Catalog) -> ModelTests {
+    let mut out = ModelTests::new();
+    for node in catalog.nodes.values() {
+        for test in &node.tests {
+            out.entry(node.unique_id.clone())
+                .or_default()
+                .insert(test.clone());
+        }
+    }
+    for test in catalog.nodes.values().filter(|n| n.resource_type == "test") {
+        match &test.attached_node {
+            Some(attached) => {
+                out.entry(attached.clone())
+                    .or_default()
+                    .insert(test.unique_id.clone());
+            }
+            None => {
+                for parent in &test.depends_on.nodes {
+                    out.entry(parent.clone())
+                        .or_default()
+                        .insert(test.unique_id.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn column_tests(catalog: &Catalog) -> ColumnTests {
@@ -88,6 +131,7 @@ fn model_of(node: &Node, tests: &ColumnTests, connection_id: &str, commit_sha: &
         checksum: node.checksum.clone(),
         primary_key_suggestions,
         compile_error,
+        test_unique_ids: Vec::new(),
     }
 }
 
@@ -164,7 +208,17 @@ mod tests {
             customers.relation_name,
             "\"warehouse\".\"analytics\".\"customers\""
         );
+        assert_eq!(customers.test_unique_ids.len(), 3, "{customers:?}");
+        assert!(customers
+            .test_unique_ids
+            .iter()
+            .all(|id| id.starts_with("test.shop.")));
+        assert!(customers
+            .test_unique_ids
+            .iter()
+            .any(|id| id.starts_with("test.shop.not_null_customers_id")));
         let orders = models.iter().find(|m| m.name == "orders").expect("orders");
+        assert_eq!(orders.test_unique_ids, Vec::<String>::new());
         assert_eq!(orders.depends_on, vec!["model.shop.customers".to_string()]);
         assert!(orders
             .compiled_sql

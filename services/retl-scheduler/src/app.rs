@@ -195,8 +195,10 @@ impl App {
     pub async fn run(self, shutdown: Shutdown) -> Result<(), RetlStartupError> {
         let bus = self.base.bus.clone();
         let store = self.scheduler.store().clone();
-        let dbt_runs: Task =
-            Box::new(move |shutdown| Box::pin(consumers::run_dbt_runs(bus, store, shutdown)));
+        let models = self.scheduler.models();
+        let dbt_runs: Task = Box::new(move |shutdown| {
+            Box::pin(consumers::run_dbt_runs(bus, store, models, shutdown))
+        });
         let ticker = self.ticker.clone();
         let ticks: Task = Box::new(move |shutdown| Box::pin(ticker.run(shutdown)));
         let mut tasks = vec![dbt_runs, ticks];

@@ -1,6 +1,6 @@
 //! The Reverse ETL scheduler owns syncs (model → destination, mode, field mapping,
 //! schedule) and records every run. It turns a manual trigger, a schedule tick or a
-//! successful dbt Cloud job into exactly one run and queues `cmd.retl.run_sync.<id>`
+//! successful dbt Cloud job or dbt Core run into exactly one run and queues `cmd.retl.run_sync.<id>`
 //! for the workers, through the outbox in the same transaction.
 
 pub mod app;
@@ -19,6 +19,7 @@ pub mod scheduler;
 pub mod store;
 pub mod sync;
 pub mod ticker;
+pub mod trigger;
 pub mod warehouse_diff;
 
 pub use app::App;

@@ -1,8 +1,8 @@
 //! Runs and what causes them. A run's cause id is deterministic for everything but a
-//! manual trigger (`sync:<id>:<tick>`, `dbt:<account>:<run>`), and runs are unique per
+//! manual trigger (`sync:<id>:<tick>`, `dbt:<account>:<run>`, `dbt-core:<invocation>`),
+//! and runs are unique per
 //! (sync, cause), so replicas and redeliveries that see the same cause make one run.
 
-use backflow_proto::dbtcloud::v1::RunCompletedEvent;
 use backflow_proto::retl::v1::{RunPhase, RunStatus, RunTrigger};
 use serde::{Deserialize, Serialize};
 
@@ -10,10 +10,6 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PAGE: i64 = 50;
 /// Most runs listed at once.
 pub const MAX_PAGE: i64 = 500;
-/// `RunCompletedEvent.origin` of a dbt Core run notified to the listener.
-pub const DBT_CORE_ORIGIN: &str = "dbt_core";
-/// dbt Cloud's `runStatusCode` for a successful run.
-pub const DBT_RUN_SUCCESS: i64 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
@@ -157,6 +153,11 @@ pub fn dbt_cause(account_id: i64, run_id: i64) -> String {
     format!("dbt:{account_id}:{run_id}")
 }
 
+/// Cause of the runs a dbt Core invocation (notified run_results) triggers.
+pub fn dbt_core_cause(invocation_id: &str) -> String {
+    format!("dbt-core:{invocation_id}")
+}
+
 /// Cause of a scheduled run at `tick_ms`.
 pub fn schedule_cause(sync_id: &str, tick_ms: i64) -> String {
     format!("sync:{sync_id}:{tick_ms}")
@@ -171,98 +172,9 @@ pub fn page_size(requested: i32) -> i64 {
     }
 }
 
-/// What a completed dbt Cloud run means for the syncs bound to its job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbtRunDecision {
-    /// It succeeded: queue one run per bound sync with this cause id.
-    Trigger { cause_id: String },
-    /// Cancelled or errored: nothing to do.
-    Ignore,
-}
-
-/// Decides on a completed dbt Cloud run; `Err` names what makes the event unusable.
-pub fn decide_dbt_run(event: &RunCompletedEvent) -> Result<DbtRunDecision, String> {
-    if event.workspace_id.trim().is_empty() {
-        return Err("run completed event without workspace_id".into());
-    }
-    // A dbt Core run (posted run_results) has no account, job or run id; syncs do not
-    // yet have an "after a dbt Core run" schedule, so it triggers nothing (and is not a
-    // dead letter).
-    if event.origin == DBT_CORE_ORIGIN {
-        return Ok(DbtRunDecision::Ignore);
-    }
-    if event.account_id <= 0 || event.job_id <= 0 || event.run_id <= 0 {
-        return Err(format!(
-            "run completed event with invalid ids: account {}, job {}, run {}",
-            event.account_id, event.job_id, event.run_id
-        ));
-    }
-    if event.run_status_code == DBT_RUN_SUCCESS && event.succeeded {
-        Ok(DbtRunDecision::Trigger {
-            cause_id: dbt_cause(event.account_id, event.run_id),
-        })
-    } else {
-        Ok(DbtRunDecision::Ignore)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(code: i64, succeeded: bool) -> RunCompletedEvent {
-        RunCompletedEvent {
-            workspace_id: "ws".into(),
-            connection_id: "conn".into(),
-            account_id: 1,
-            job_id: 123,
-            run_id: 12345,
-            run_status_code: code,
-            succeeded,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn successful_runs_trigger_with_a_deterministic_cause() {
-        assert_eq!(
-            decide_dbt_run(&event(10, true)),
-            Ok(DbtRunDecision::Trigger {
-                cause_id: "dbt:1:12345".into()
-            })
-        );
-    }
-
-    #[test]
-    fn errored_cancelled_or_inconsistent_runs_are_ignored() {
-        for (code, succeeded) in [(20, false), (30, false), (10, false), (20, true)] {
-            assert_eq!(
-                decide_dbt_run(&event(code, succeeded)),
-                Ok(DbtRunDecision::Ignore)
-            );
-        }
-    }
-
-    #[test]
-    fn dbt_core_runs_are_ignored_not_refused() {
-        let core = RunCompletedEvent {
-            workspace_id: "ws".into(),
-            origin: DBT_CORE_ORIGIN.into(),
-            succeeded: true,
-            ..Default::default()
-        };
-        assert_eq!(decide_dbt_run(&core), Ok(DbtRunDecision::Ignore));
-    }
-
-    #[test]
-    fn unusable_events_are_refused() {
-        let mut no_workspace = event(10, true);
-        no_workspace.workspace_id.clear();
-        assert!(decide_dbt_run(&no_workspace).is_err());
-        let mut no_job = event(10, true);
-        no_job.job_id = 0;
-        assert!(decide_dbt_run(&no_job).is_err());
-    }
 
     #[test]
     fn page_size_has_a_default_and_a_cap() {
@@ -277,5 +189,7 @@ mod tests {
     fn causes_are_shaped_as_documented() {
         assert_eq!(manual_cause("u"), "manual:u");
         assert_eq!(schedule_cause("s", 60_000), "sync:s:60000");
+        assert_eq!(dbt_cause(1, 2), "dbt:1:2");
+        assert_eq!(dbt_core_cause("inv"), "dbt-core:inv");
     }
 }

@@ -1,5 +1,6 @@
 //! When a sync runs: by hand, every N seconds, on a cron expression in a time zone,
-//! or after a dbt Cloud job succeeds. Validation and tick computation are pure so the
+//! after a dbt Cloud job succeeds, or after a dbt Core run (any orchestrator, notified
+//! to Backflow) rebuilt the sync's model. Validation and tick computation are pure so the
 //! rules are tested without a clock or a database.
 //!
 //! Cron expressions have five fields (minute, hour, day of month, month, day of week)
@@ -34,7 +35,14 @@ pub enum Schedule {
         account_id: i64,
         job_id: i64,
     },
+    /// After a dbt Core run of `project_name` (empty: any project) rebuilt the model.
+    AfterDbtCoreRun {
+        project_name: String,
+    },
 }
+
+/// Longest dbt project name a schedule names.
+pub const MAX_PROJECT_NAME: usize = 256;
 
 impl Schedule {
     /// Stable name of the kind, as stored.
@@ -44,6 +52,7 @@ impl Schedule {
             Self::Interval { .. } => "interval",
             Self::Cron { .. } => "cron",
             Self::AfterDbtCloudJob { .. } => "after_dbt_cloud_job",
+            Self::AfterDbtCoreRun { .. } => "after_dbt_core_run",
         }
     }
 }
@@ -87,6 +96,19 @@ pub fn validate(schedule: Schedule) -> Result<Schedule, String> {
                 ));
             }
             Ok(Schedule::AfterDbtCloudJob { account_id, job_id })
+        }
+        Schedule::AfterDbtCoreRun { project_name } => {
+            let project_name = project_name.trim().to_string();
+            let valid = project_name.len() <= MAX_PROJECT_NAME
+                && project_name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "schedule.after_dbt_core_run.project_name {project_name:?} is not a dbt project name (letters, digits and _; empty for any project)"
+                ));
+            }
+            Ok(Schedule::AfterDbtCoreRun { project_name })
         }
     }
 }
@@ -240,6 +262,31 @@ mod tests {
             job_id: -2
         })
         .is_err_and(|e| e.contains("job_id")));
+    }
+
+    #[test]
+    fn dbt_core_run_names_a_project_or_none() {
+        assert_eq!(
+            validate(Schedule::AfterDbtCoreRun {
+                project_name: " shop ".into()
+            }),
+            Ok(Schedule::AfterDbtCoreRun {
+                project_name: "shop".into()
+            })
+        );
+        assert!(validate(Schedule::AfterDbtCoreRun {
+            project_name: String::new()
+        })
+        .is_ok());
+        assert!(validate(Schedule::AfterDbtCoreRun {
+            project_name: "my-shop".into()
+        })
+        .is_err_and(|e| e.contains("project_name")));
+        let core = Schedule::AfterDbtCoreRun {
+            project_name: "shop".into(),
+        };
+        assert_eq!(core.kind(), "after_dbt_core_run");
+        assert_eq!(next_tick(&core, 0, 0), None);
     }
 
     #[test]

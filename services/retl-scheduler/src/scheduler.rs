@@ -48,6 +48,11 @@ impl Scheduler {
         &self.store
     }
 
+    /// The catalog's Reverse ETL models (also what the dbt run consumer looks up).
+    pub fn models(&self) -> Arc<dyn RetlModelLookup> {
+        self.models.clone()
+    }
+
     pub fn destinations(&self) -> &DestinationAdmin {
         &self.destinations
     }

@@ -118,6 +118,12 @@ async fn contract(url: &str) -> anyhow::Result<()> {
         ("manual", Schedule::Manual),
         ("interval", Schedule::Interval { seconds: 900 }),
         ("dbt", after_job(123)),
+        (
+            "dbt core",
+            Schedule::AfterDbtCoreRun {
+                project_name: "shop".into(),
+            },
+        ),
     ] {
         let sync = scheduler
             .create_sync(new_sync("ws-a", name, schedule.clone()))
@@ -383,6 +389,36 @@ async fn sync_changes(scheduler: &Scheduler, sync_id: &str) -> anyhow::Result<()
     Ok(())
 }
 
+/// What the dbt run consumer writes for a run of job 7 in ws-d: a run per unpaused
+/// bound sync, `skip` skipped.
+async fn queue_bound(
+    store: &backflow_retl_scheduler::store::SyncStore,
+    message_id: &str,
+    cause_id: &str,
+    skip: Option<&str>,
+) -> anyhow::Result<DbtRunHandled> {
+    let decisions: Vec<(String, Option<String>)> = store
+        .dbt_bound_syncs("ws-d", &after_job(7))
+        .await?
+        .into_iter()
+        .map(|sync| {
+            let reason =
+                (skip == Some(sync.id.as_str())).then(|| "skipped: not rebuilt".to_string());
+            (sync.id, reason)
+        })
+        .collect();
+    Ok(store
+        .record_dbt_run(
+            CONSUMER,
+            message_id,
+            "ws-d",
+            RunTrigger::DbtCloudJob,
+            cause_id,
+            &decisions,
+        )
+        .await?)
+}
+
 /// Runs triggered by dbt Cloud: only unpaused syncs bound to the job, in the event's
 /// workspace; once per message id and once per dbt run.
 async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
@@ -405,9 +441,7 @@ async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
         .await?;
     let before = pending_commands(store.database()).await?;
 
-    let DbtRunHandled::Queued(runs) = store
-        .queue_dbt_runs(CONSUMER, "evt-1", "ws-d", 1, 7, "dbt:1:100")
-        .await?
+    let DbtRunHandled::Recorded(runs) = queue_bound(store, "evt-1", "dbt:1:100", None).await?
     else {
         anyhow::bail!("first delivery was taken for a duplicate");
     };
@@ -423,27 +457,29 @@ async fn dbt_runs(scheduler: &Scheduler) -> anyhow::Result<()> {
 
     // the same message again: nothing
     assert_eq!(
-        store
-            .queue_dbt_runs(CONSUMER, "evt-1", "ws-d", 1, 7, "dbt:1:100")
-            .await?,
+        queue_bound(store, "evt-1", "dbt:1:100", None).await?,
         DbtRunHandled::Duplicate
     );
     // the same dbt run under another message id (webhook and poll): no second run
     assert_eq!(
-        store
-            .queue_dbt_runs(CONSUMER, "evt-2", "ws-d", 1, 7, "dbt:1:100")
-            .await?,
-        DbtRunHandled::Queued(Vec::new())
+        queue_bound(store, "evt-2", "dbt:1:100", None).await?,
+        DbtRunHandled::Recorded(Vec::new())
     );
-    // the next dbt run: one more each
-    let DbtRunHandled::Queued(next) = store
-        .queue_dbt_runs(CONSUMER, "evt-3", "ws-d", 1, 7, "dbt:1:101")
-        .await?
+    // the next dbt run: one more each, one of them skipped (with its reason, no command)
+    let DbtRunHandled::Recorded(next) =
+        queue_bound(store, "evt-3", "dbt:1:101", Some(&also_bound.id)).await?
     else {
         anyhow::bail!("next delivery was taken for a duplicate");
     };
     assert_eq!(next.len(), 2);
-    assert_eq!(pending_commands(store.database()).await?, before + 4);
+    assert_eq!(pending_commands(store.database()).await?, before + 3);
+    let skipped = scheduler
+        .list_runs("ws-d", &also_bound.id, 1)
+        .await?
+        .remove(0);
+    assert_eq!(skipped.status, backflow_proto::retl::v1::RunStatus::Skipped);
+    assert_eq!(skipped.error, "skipped: not rebuilt");
+    assert_eq!(skipped.exec.phase, backflow_proto::retl::v1::RunPhase::Done);
     for (sync, expected_runs) in [(&bound, 2), (&also_bound, 2), (&paused, 0), (&other_job, 0)] {
         assert_eq!(
             scheduler.list_runs("ws-d", &sync.id, 0).await?.len(),

@@ -102,6 +102,8 @@ struct CliConfigFile {
     token: Option<String>,
     #[serde(default)]
     workspace: Option<String>,
+    #[serde(default)]
+    dbt_core_url: Option<String>,
 }
 
 /// Where to connect and as whom, after resolution.
@@ -110,6 +112,8 @@ pub struct Target {
     pub addr: String,
     pub token: Option<SecretString>,
     pub workspace: String,
+    /// The dbt Core endpoint `backflow dev` wrote to the cli config, if any.
+    pub dbt_core_url: Option<String>,
 }
 
 impl Target {
@@ -133,6 +137,7 @@ impl Target {
             addr: normalize_addr(&addr),
             token,
             workspace,
+            dbt_core_url: file.dbt_core_url.filter(|url| !url.trim().is_empty()),
         })
     }
 }

@@ -15,6 +15,7 @@
 pub mod client;
 mod configured;
 mod connections;
+mod dbt_runs;
 mod dead_letters;
 mod destinations;
 mod model_reads;
@@ -61,6 +62,8 @@ pub enum ClientCommand {
     Syncs(Box<Group<syncs::Command>>),
     /// Messages a service could not handle: list, replay after a fix (operator).
     DeadLetters(Group<dead_letters::Command>),
+    /// dbt Core runs (any orchestrator): notify a finished run so its syncs start.
+    DbtRun(Group<dbt_runs::Command>),
 }
 
 /// A command group with the connection flags.
@@ -152,6 +155,7 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::DeadLetters(group) => {
             dead_letters::run(&ctx(&group.connect)?, group.command).await
         }
+        ClientCommand::DbtRun(group) => dbt_runs::run(&ctx(&group.connect)?, group.command).await,
     }
 }
 

@@ -3,7 +3,7 @@
 //! server: `--map COLUMN[=FIELD]`, `--constant FIELD=VALUE`, `--null-policy
 //! FIELD=send-null|omit|reject` (the field, or the column feeding it), one schedule
 //! flag (`--manual`, `--every 15m`, `--cron EXPR [--time-zone TZ]`,
-//! `--after-dbt-job ACCOUNT:JOB`).
+//! `--after-dbt-job ACCOUNT:JOB`, `--after-dbt-core-run [PROJECT]`).
 
 use super::names;
 use backflow_proto::retl::v1 as pb;
@@ -94,20 +94,24 @@ pub fn parse_dbt_job(text: &str) -> Result<(i64, i64), String> {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ScheduleArgs {
     /// Run only when triggered.
-    #[arg(long, conflicts_with_all = ["every", "cron", "after_dbt_job"])]
+    #[arg(long, conflicts_with_all = ["every", "cron", "after_dbt_job", "after_dbt_core_run"])]
     pub manual: bool,
     /// Run every DURATION (`15m`, `1h`, `2d`; at least a minute).
-    #[arg(long, value_name = "DURATION", value_parser = parse_every, conflicts_with_all = ["cron", "after_dbt_job"])]
+    #[arg(long, value_name = "DURATION", value_parser = parse_every, conflicts_with_all = ["cron", "after_dbt_job", "after_dbt_core_run"])]
     pub every: Option<i64>,
     /// Run on a five-field cron expression (`0 9 * * 1-5`).
-    #[arg(long, value_name = "EXPR", conflicts_with = "after_dbt_job")]
+    #[arg(long, value_name = "EXPR", conflicts_with_all = ["after_dbt_job", "after_dbt_core_run"])]
     pub cron: Option<String>,
     /// IANA time zone of `--cron` (default UTC).
     #[arg(long, value_name = "ZONE", requires = "cron")]
     pub time_zone: Option<String>,
     /// Run after dbt Cloud job JOB of account ACCOUNT succeeds.
-    #[arg(long, value_name = "ACCOUNT:JOB", value_parser = parse_dbt_job)]
+    #[arg(long, value_name = "ACCOUNT:JOB", value_parser = parse_dbt_job, conflicts_with = "after_dbt_core_run")]
     pub after_dbt_job: Option<(i64, i64)>,
+    /// Run after a dbt Core run notified to Backflow (`backflow dbt-run notify`) rebuilt
+    /// the sync's model; with PROJECT, only runs of that dbt project.
+    #[arg(long, value_name = "PROJECT", num_args = 0..=1, default_missing_value = "")]
+    pub after_dbt_core_run: Option<String>,
 }
 
 impl ScheduleArgs {
@@ -125,6 +129,10 @@ impl ScheduleArgs {
             })
         } else if let Some((account_id, job_id)) = self.after_dbt_job {
             Kind::AfterDbtCloudJob(pb::DbtCloudJobSchedule { account_id, job_id })
+        } else if let Some(project_name) = &self.after_dbt_core_run {
+            Kind::AfterDbtCoreRun(pb::DbtCoreRunSchedule {
+                project_name: project_name.trim().to_string(),
+            })
         } else {
             return None;
         };
@@ -368,5 +376,18 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(schedule_text(&dbt.to_proto()), "after dbt cloud job 1:2");
+        let core = ScheduleArgs {
+            after_dbt_core_run: Some(" shop ".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            schedule_text(&core.to_proto()),
+            "after a dbt core run of shop"
+        );
+        let any = ScheduleArgs {
+            after_dbt_core_run: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(schedule_text(&any.to_proto()), "after a dbt core run");
     }
 }

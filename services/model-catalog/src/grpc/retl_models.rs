@@ -284,8 +284,9 @@ pub(super) async fn resolve_run(
         source: Some(source.to_proto()),
         sql: query.sql().to_string(),
         columns,
-        // The catalog keeps column tests by name only, not dbt's test nodes: no ids yet.
-        test_unique_ids: Vec::new(),
+        // The data tests of the model at the commit the Reverse ETL model follows (empty
+        // for snapshots recorded before git-sync reported test ids).
+        test_unique_ids: model.test_unique_ids.clone(),
     })
 }
 

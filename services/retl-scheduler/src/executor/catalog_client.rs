@@ -83,11 +83,16 @@ impl crate::sync::RetlModelLookup for CatalogClient {
         retl_model_id: &str,
     ) -> Result<crate::sync::ModelShape, crate::error::RetlError> {
         match self.call(workspace_id, retl_model_id).await {
-            Ok(resolved) => Ok(crate::sync::ModelShape {
-                primary_key: resolved.model.map(|m| m.primary_key).unwrap_or_default(),
-                columns: resolved.columns.into_iter().map(|c| c.name).collect(),
-                broken_reason: None,
-            }),
+            Ok(resolved) => {
+                let model = resolved.model.unwrap_or_default();
+                Ok(crate::sync::ModelShape {
+                    primary_key: model.primary_key,
+                    columns: resolved.columns.into_iter().map(|c| c.name).collect(),
+                    broken_reason: None,
+                    unique_id: model.model_unique_id,
+                    test_unique_ids: resolved.test_unique_ids,
+                })
+            }
             Err(status) => match status.code() {
                 tonic::Code::NotFound => Err(crate::sync::model::model_not_found(retl_model_id)),
                 tonic::Code::FailedPrecondition => Ok(crate::sync::ModelShape {

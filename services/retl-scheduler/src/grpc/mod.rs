@@ -75,8 +75,9 @@ pub fn schedule_from_wire(schedule: Option<pb::Schedule>) -> Option<Schedule> {
             account_id: job.account_id,
             job_id: job.job_id,
         },
-        // Contract only so far (issue 11): refused as a missing schedule until it is built.
-        Kind::AfterDbtCoreRun(_) => return None,
+        Kind::AfterDbtCoreRun(run) => Schedule::AfterDbtCoreRun {
+            project_name: run.project_name,
+        },
     })
 }
 
@@ -93,6 +94,9 @@ fn schedule_to_wire(schedule: Schedule) -> pb::Schedule {
         }),
         Schedule::AfterDbtCloudJob { account_id, job_id } => {
             Kind::AfterDbtCloudJob(pb::DbtCloudJobSchedule { account_id, job_id })
+        }
+        Schedule::AfterDbtCoreRun { project_name } => {
+            Kind::AfterDbtCoreRun(pb::DbtCoreRunSchedule { project_name })
         }
     };
     pb::Schedule { kind: Some(kind) }
@@ -392,6 +396,9 @@ mod tests {
             Schedule::AfterDbtCloudJob {
                 account_id: 1,
                 job_id: 2,
+            },
+            Schedule::AfterDbtCoreRun {
+                project_name: "shop".into(),
             },
         ] {
             let wire = schedule_to_wire(schedule.clone());

@@ -18,18 +18,26 @@ pub use ticks::{tick_message_id, DueSync};
 use crate::error::RetlError;
 use crate::run::RunRecord;
 use crate::schedule::Schedule;
+use crate::sync::SyncRecord;
 use backflow_platform::db::{Database, Transaction};
 use backflow_platform::outbox::Outbox;
 use backflow_proto::retl::v1::RunSyncCommand;
-use rows::{run_of, RunRow, RUN_COLUMNS, RUN_INSERT_COLUMNS};
+use backflow_proto::retl::v1::{RunPhase, RunStatus, RunTrigger};
+use rows::{run_of, sync_of, RunRow, SyncRow, RUN_COLUMNS, RUN_INSERT_COLUMNS, SYNC_COLUMNS};
 
-/// What handling a delivered dbt Cloud run did.
+/// What handling a delivered dbt run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbtRunHandled {
     /// This message id was handled before; nothing was written.
     Duplicate,
-    /// Runs queued now (empty if no unpaused sync is bound, or all had this cause).
-    Queued(Vec<RunRecord>),
+    /// Runs written now, queued or skipped (empty if no unpaused sync is concerned, or
+    /// all had this cause already).
+    Recorded(Vec<RunRecord>),
+}
+
+/// `Nats-Msg-Id` (and outbox id) of the command of a run a dbt run caused.
+pub fn dbt_run_message_id(cause_id: &str, sync_id: &str) -> String {
+    format!("run_sync:{cause_id}:{sync_id}")
 }
 
 #[derive(Clone, Debug)]
@@ -74,51 +82,94 @@ impl SyncStore {
         Ok(())
     }
 
-    /// Handles one delivery of a successful dbt Cloud run: claims `message_id` in the
-    /// inbox of `consumer`, then queues a run (and its command) for every unpaused sync
-    /// of the workspace bound to that account and job, all in one transaction.
-    pub async fn queue_dbt_runs(
+    /// Whether `consumer` already handled `message_id` (to skip catalog look-ups early;
+    /// the claim in [`Self::record_dbt_run`] is what makes handling once certain).
+    pub async fn already_handled(
+        &self,
+        consumer: &str,
+        message_id: &str,
+    ) -> Result<bool, RetlError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT handled_at_ms FROM platform_inbox WHERE consumer = $1 AND message_id = $2",
+        )
+        .bind(consumer)
+        .bind(message_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Unpaused syncs of the workspace with a schedule of `kind` (for a dbt Cloud job:
+    /// bound to that account and job), by id.
+    pub async fn dbt_bound_syncs(
+        &self,
+        workspace_id: &str,
+        schedule: &Schedule,
+    ) -> Result<Vec<SyncRecord>, RetlError> {
+        let (account_id, job_id) = match schedule {
+            Schedule::AfterDbtCloudJob { account_id, job_id } => (*account_id, *job_id),
+            _ => (0, 0),
+        };
+        let rows: Vec<SyncRow> = sqlx::query_as(&format!(
+            "SELECT {SYNC_COLUMNS} FROM retl_syncs WHERE workspace_id = $1 AND schedule_kind = $2 \
+             AND dbt_account_id = $3 AND dbt_job_id = $4 AND paused = 0 ORDER BY id"
+        ))
+        .bind(workspace_id)
+        .bind(schedule.kind())
+        .bind(account_id)
+        .bind(job_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter().map(sync_of).collect()
+    }
+
+    /// Records what one delivered dbt run decided, in one transaction: claims
+    /// `message_id` in the inbox of `consumer`, then per sync (still there and unpaused)
+    /// a queued run and its command, or a skipped run with its reason. Runs are unique
+    /// per (sync, cause), and a command's `Nats-Msg-Id` is derived from both, so a
+    /// redelivery or a second replica makes nothing twice.
+    pub async fn record_dbt_run(
         &self,
         consumer: &str,
         message_id: &str,
         workspace_id: &str,
-        account_id: i64,
-        job_id: i64,
+        trigger: RunTrigger,
         cause_id: &str,
+        decisions: &[(String, Option<String>)],
     ) -> Result<DbtRunHandled, RetlError> {
         let mut tx = self.db.begin().await?;
         if !backflow_platform::inbox::claim(&mut tx, consumer, message_id).await? {
             return Ok(DbtRunHandled::Duplicate);
         }
-        let sync_ids: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM retl_syncs WHERE workspace_id = $1 AND dbt_account_id = $2 AND dbt_job_id = $3 \
-             AND schedule_kind = $4 AND paused = 0 ORDER BY id",
-        )
-        .bind(workspace_id)
-        .bind(account_id)
-        .bind(job_id)
-        .bind(Schedule::AfterDbtCloudJob { account_id, job_id }.kind())
-        .fetch_all(&mut *tx)
-        .await?;
         let now = backflow_platform::now_unix_ms();
-        let mut queued = Vec::new();
-        for (sync_id,) in sync_ids {
-            let run = RunRecord::queued(
-                workspace_id,
-                &sync_id,
-                backflow_proto::retl::v1::RunTrigger::DbtCloudJob,
-                cause_id.to_string(),
-                now,
-            );
-            if self.queue_run(&mut tx, &run, None).await? {
-                queued.push(run);
+        let mut recorded = Vec::new();
+        for (sync_id, skip_reason) in decisions {
+            let paused: Option<(i32,)> =
+                sqlx::query_as("SELECT paused FROM retl_syncs WHERE workspace_id = $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(sync_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if paused != Some((0,)) {
+                continue;
+            }
+            let mut run = RunRecord::queued(workspace_id, sync_id, trigger, cause_id.into(), now);
+            if let Some(reason) = skip_reason {
+                run.status = RunStatus::Skipped;
+                run.finished_at_ms = now;
+                run.error = reason.clone();
+                run.exec.phase = RunPhase::Done;
+            }
+            let message = dbt_run_message_id(cause_id, sync_id);
+            if self.queue_run(&mut tx, &run, Some(&message)).await? {
+                recorded.push(run);
             }
         }
         tx.commit().await?;
-        if !queued.is_empty() {
+        if recorded.iter().any(|run| run.status == RunStatus::Queued) {
             self.outbox.committed();
         }
-        Ok(DbtRunHandled::Queued(queued))
+        Ok(DbtRunHandled::Recorded(recorded))
     }
 
     /// Inserts the run unless one with the same (sync, cause) exists, and enqueues
@@ -148,6 +199,15 @@ impl SyncStore {
         .await?;
         if inserted.rows_affected() == 0 {
             return Ok(false);
+        }
+        if run.status != RunStatus::Queued {
+            // Recorded as already finished (skipped): nothing for a worker to do.
+            sqlx::query("UPDATE retl_runs SET phase = $1 WHERE id = $2")
+                .bind(run.exec.phase as i32)
+                .bind(&run.id)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(true);
         }
         let command = RunSyncCommand {
             workspace_id: run.workspace_id.clone(),

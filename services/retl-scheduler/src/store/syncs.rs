@@ -12,16 +12,17 @@ use backflow_platform::db::Transaction;
 use backflow_proto::retl::v1::RunStatus;
 
 /// The schedule flattened into its columns: interval seconds, cron expression, time
-/// zone, dbt account, dbt job.
-fn schedule_columns(schedule: &Schedule) -> (i64, &str, &str, i64, i64) {
+/// zone, dbt account, dbt job, dbt project.
+fn schedule_columns(schedule: &Schedule) -> (i64, &str, &str, i64, i64, &str) {
     match schedule {
-        Schedule::Manual => (0, "", "", 0, 0),
-        Schedule::Interval { seconds } => (*seconds, "", "", 0, 0),
+        Schedule::Manual => (0, "", "", 0, 0, ""),
+        Schedule::Interval { seconds } => (*seconds, "", "", 0, 0, ""),
         Schedule::Cron {
             expression,
             time_zone,
-        } => (0, expression.as_str(), time_zone.as_str(), 0, 0),
-        Schedule::AfterDbtCloudJob { account_id, job_id } => (0, "", "", *account_id, *job_id),
+        } => (0, expression.as_str(), time_zone.as_str(), 0, 0, ""),
+        Schedule::AfterDbtCloudJob { account_id, job_id } => (0, "", "", *account_id, *job_id, ""),
+        Schedule::AfterDbtCoreRun { project_name } => (0, "", "", 0, 0, project_name.as_str()),
     }
 }
 
@@ -56,8 +57,14 @@ impl SyncStore {
         let mappings = json("mappings", &record.mappings)?;
         let options = json("destination_options", &record.destination_options)?;
         let primary_key = json("primary_key", &record.primary_key)?;
-        let (interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id) =
-            schedule_columns(&record.schedule);
+        let (
+            interval_seconds,
+            cron_expression,
+            time_zone,
+            dbt_account_id,
+            dbt_job_id,
+            dbt_project_name,
+        ) = schedule_columns(&record.schedule);
         let anchor = record.created_at_ms;
         let next_tick = schedule::next_tick(&record.schedule, anchor, anchor).unwrap_or(0);
         let mut tx = self.db.begin().await?;
@@ -66,7 +73,7 @@ impl SyncStore {
         let inserted = sqlx::query(&format!(
             "INSERT INTO retl_syncs ({SYNC_COLUMNS}, schedule_anchor_ms, next_tick_ms) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-              $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
+              $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
         ))
         .bind(&record.id)
         .bind(&record.workspace_id)
@@ -93,6 +100,7 @@ impl SyncStore {
         .bind(record.state_epoch)
         .bind(primary_key)
         .bind(record.version)
+        .bind(dbt_project_name)
         .bind(anchor)
         .bind(next_tick)
         .execute(&mut *tx)
@@ -142,16 +150,22 @@ impl SyncStore {
         let mappings = json("mappings", &record.mappings)?;
         let options = json("destination_options", &record.destination_options)?;
         let primary_key = json("primary_key", &record.primary_key)?;
-        let (interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id) =
-            schedule_columns(&record.schedule);
+        let (
+            interval_seconds,
+            cron_expression,
+            time_zone,
+            dbt_account_id,
+            dbt_job_id,
+            dbt_project_name,
+        ) = schedule_columns(&record.schedule);
         let mut tx = self.db.begin().await?;
         let updated = sqlx::query(
             "UPDATE retl_syncs SET name = $1, mode = $2, mappings = $3, schedule_kind = $4, \
              interval_seconds = $5, cron_expression = $6, time_zone = $7, dbt_account_id = $8, \
              dbt_job_id = $9, updated_at_ms = $10, destination_options = $11, max_delete_share = $12, \
              allow_empty_extract = $13, max_record_attempts = $14, only_if_model_rebuilt = $15, \
-             model_primary_key = $16, version = $17 \
-             WHERE workspace_id = $18 AND id = $19 AND version = $20",
+             model_primary_key = $16, version = $17, dbt_project_name = $18 \
+             WHERE workspace_id = $19 AND id = $20 AND version = $21",
         )
         .bind(&record.name)
         .bind(record.mode as i32)
@@ -170,6 +184,7 @@ impl SyncStore {
         .bind(i32::from(record.only_if_model_rebuilt))
         .bind(primary_key)
         .bind(record.version)
+        .bind(dbt_project_name)
         .bind(&record.workspace_id)
         .bind(&record.id)
         .bind(current_version)

@@ -16,6 +16,10 @@ pub struct ModelShape {
     pub columns: Vec<String>,
     /// Why the model is broken (gone, disabled, lost a key column ...), if it is.
     pub broken_reason: Option<String>,
+    /// The dbt model's unique id (`model.<project>.<name>`); empty when unknown.
+    pub unique_id: String,
+    /// Unique ids of the dbt model's data tests (for "only if rebuilt").
+    pub test_unique_ids: Vec<String>,
 }
 
 /// Finds a Reverse ETL model of a workspace. A model that does not exist is
@@ -135,6 +139,7 @@ mod tests {
             primary_key: vec!["id".into()],
             columns: vec!["id".into(), "email".into(), "name".into()],
             broken_reason: None,
+            ..Default::default()
         }
     }
 

@@ -19,6 +19,8 @@ pub fn contacts_model() -> ModelShape {
         primary_key: vec!["id".into()],
         columns: vec!["id".into(), "email".into(), "name".into()],
         broken_reason: None,
+        unique_id: "model.shop.contacts".into(),
+        test_unique_ids: vec!["test.shop.unique_contacts_id.c1".into()],
     }
 }
 
