@@ -1,10 +1,11 @@
 //! What a completed dbt run means for each sync that waits on dbt. A dbt Cloud run starts
 //! every enabled sync bound to its (account, job); a dbt Core run (run_results notified
 //! by any orchestrator) starts every enabled "after a dbt Core run" sync of the workspace
-//! whose model it rebuilt. With `only_if_model_rebuilt` a sync runs only when its model
-//! is among the run's succeeded nodes and none of the model's tests failed; otherwise
-//! (node results unknown, model not built, model or a test failed) it gets a SKIPPED run
-//! whose error says why. Pure: the consumer looks the models up in the catalog and
+//! whose model it rebuilt (a run that did not touch the model leaves such a sync alone;
+//! one in which the model failed records a skip). With `only_if_model_rebuilt` a sync
+//! runs only when its model is among the run's succeeded nodes and none of the model's
+//! tests failed; otherwise (node results unknown, model not built, model or a test
+//! failed) it gets a SKIPPED run whose error says why. Pure: the consumer looks the models up in the catalog and
 //! writes what [`judge`] decides.
 
 use crate::schedule::Schedule;
@@ -200,10 +201,12 @@ pub fn judge(run: &DbtRun, sync: &SyncRecord, model: Option<&ModelFacts>) -> Ver
                 run.name()
             ))
         }
-        None => return Verdict::Skip(format!(
+        None => {
+            return Verdict::Skip(format!(
             "skipped: the model of the sync is not known, so {} does not show that it was rebuilt",
             run.name()
-        )),
+        ))
+        }
     };
     if run.failed.contains(unique_id) {
         return Verdict::Skip(format!(
@@ -212,7 +215,7 @@ pub fn judge(run: &DbtRun, sync: &SyncRecord, model: Option<&ModelFacts>) -> Ver
         ));
     }
     if !run.succeeded.contains(unique_id) {
-        if is_core {
+        if is_core && !sync.only_if_model_rebuilt {
             return Verdict::NotConcerned;
         }
         return Verdict::Skip(format!(
@@ -444,6 +447,12 @@ mod tests {
             judge(&built, &guarded, Some(&known())),
             Verdict::Skip(_)
         ));
+        assert_eq!(
+            judge(&elsewhere, &guarded, Some(&known())),
+            Verdict::Skip(
+                "skipped: dbt core run inv did not build model model.shop.customers".into()
+            )
+        );
     }
 
     #[test]

@@ -375,7 +375,7 @@ async fn dbt_core_runs_start_the_syncs_whose_model_they_rebuilt() -> anyhow::Res
             failed,
         )
     };
-    // a run that did not touch the model starts nothing
+    // a run that did not touch the model starts nothing (the guarded sync records why)
     harness
         .publish_raw(
             "core:other",
@@ -387,8 +387,24 @@ async fn dbt_core_runs_start_the_syncs_whose_model_they_rebuilt() -> anyhow::Res
     harness.publish_raw("core:inv-1", rebuilt.clone()).await?;
     harness.publish_raw("core:inv-1", rebuilt).await?;
     harness.wait_consumed(3).await?;
-    for sync in [&any, &shop] {
-        let run = harness.only_run(sync).await?;
+    let guarded_runs = harness.scheduler.list_runs("ws", &shop.id, 0).await?;
+    assert!(matches!(
+        guarded_runs.iter().find(|r| r.cause_id == "dbt-core:other"),
+        Some(r) if r.status == RunStatus::Skipped
+            && r.error == format!("skipped: dbt core run other did not build model {MODEL}")
+    ));
+    let any_run = harness.only_run(&any).await?;
+    for (sync, run) in [
+        (&any, Some(any_run)),
+        (
+            &shop,
+            guarded_runs
+                .iter()
+                .find(|r| r.cause_id == "dbt-core:inv-1")
+                .cloned(),
+        ),
+    ] {
+        let run = run.ok_or_else(|| anyhow::anyhow!("no run of {}", sync.name))?;
         assert_eq!(run.status, RunStatus::Queued, "{}", sync.name);
         assert_eq!(run.trigger, RunTrigger::DbtCore);
         assert_eq!(run.cause_id, "dbt-core:inv-1");
