@@ -128,7 +128,7 @@ impl Scheduler {
         Ok(next)
     }
 
-    /// Deletes a sync and its runs; refused while a run is running.
+    /// Deletes a sync, keeping its run history; refused while a run is running.
     pub async fn delete_sync(&self, workspace_id: &str, sync_id: &str) -> Result<(), RetlError> {
         require("workspace_id", workspace_id)?;
         require("sync_id", sync_id)?;
@@ -221,11 +221,14 @@ impl Scheduler {
         limit: i32,
     ) -> Result<Vec<RunRecord>, RetlError> {
         require("workspace_id", workspace_id)?;
-        if !sync_id.is_empty() {
+        let runs = self
+            .store
+            .list_runs(workspace_id, sync_id, run::page_size(limit))
+            .await?;
+        // a deleted sync's runs stay listed; an unknown sync is not found
+        if !sync_id.is_empty() && runs.is_empty() {
             self.get_sync(workspace_id, sync_id).await?;
         }
-        self.store
-            .list_runs(workspace_id, sync_id, run::page_size(limit))
-            .await
+        Ok(runs)
     }
 }

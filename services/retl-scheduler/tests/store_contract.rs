@@ -339,16 +339,42 @@ async fn lifecycle(scheduler: &Scheduler) -> anyhow::Result<()> {
     set_run_status(scheduler, &dry.id, RunStatus::Succeeded).await?;
     let reset = scheduler.reset_state("ws-a", &sync.id).await?;
     assert_eq!(reset.state_epoch, updated.state_epoch + 1);
+    // deleting keeps the run history; a run still queued ends cancelled
+    let queued = scheduler.dry_run("ws-a", &sync.id).await?;
     scheduler.delete_sync("ws-a", &sync.id).await?;
     assert!(matches!(
         scheduler.get_sync("ws-a", &sync.id).await,
         Err(RetlError::NotFound(_))
     ));
-    let (runs_left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM retl_runs WHERE sync_id = $1")
-        .bind(&sync.id)
-        .fetch_one(scheduler.store().database().pool())
-        .await?;
-    assert_eq!(runs_left, 0);
+    assert!(scheduler
+        .list_syncs("ws-a")
+        .await?
+        .iter()
+        .all(|s| s.id != sync.id));
+    let history = scheduler.list_runs("ws-a", &sync.id, 0).await?;
+    assert_eq!(
+        history
+            .iter()
+            .map(|run| (run.id.clone(), run.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (queued.id.clone(), RunStatus::Cancelled),
+            (dry.id.clone(), RunStatus::Succeeded)
+        ]
+    );
+    assert_eq!(history[0].error, "the sync was deleted");
+    assert_eq!(
+        scheduler.store().get_run("ws-a", &dry.id).await?.status,
+        RunStatus::Succeeded
+    );
+    assert!(matches!(
+        scheduler.list_runs("ws-b", &sync.id, 0).await,
+        Err(RetlError::NotFound(_))
+    ));
+    // its name is free again, and it no longer ticks
+    let again = scheduler.create_sync(new.clone()).await?;
+    assert_ne!(again.id, sync.id);
+    scheduler.delete_sync("ws-a", &again.id).await?;
     let last = events_of(scheduler, &sync.id).await?;
     let gone = last.last().ok_or_else(|| anyhow::anyhow!("no events"))?;
     assert!(gone.deleted && !gone.enabled);

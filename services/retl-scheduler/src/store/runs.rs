@@ -293,6 +293,31 @@ impl SyncStore {
         Ok(())
     }
 
+    /// Ends run `run_id` with `status` and `error` in the caller's transaction and
+    /// announces it.
+    pub(crate) async fn end_run_in(
+        &self,
+        tx: &mut Transaction<'_>,
+        run_id: &str,
+        status: RunStatus,
+        error: &str,
+    ) -> Result<(), RetlError> {
+        sqlx::query(
+            "UPDATE retl_runs SET status = $1, error = $2, phase = $3, finished_at_ms = $4 WHERE id = $5",
+        )
+        .bind(status as i32)
+        .bind(error)
+        .bind(RunPhase::Done as i32)
+        .bind(backflow_platform::now_unix_ms())
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?;
+        let record = Self::run_in(tx, run_id)
+            .await?
+            .ok_or_else(|| RetlError::RunNotFound(run_id.to_string()))?;
+        self.announce_finished(tx, &record).await
+    }
+
     /// Ends a run that is not running (queued or awaiting approval) with `status`.
     async fn end_waiting(
         &self,

@@ -272,8 +272,9 @@ impl SyncStore {
         Ok(true)
     }
 
-    /// Deletes a sync and its runs (refused while one of them is running) and announces
-    /// it as deleted. Returns the record as it was.
+    /// Deletes a sync (refused while one of its runs is running) and announces it as
+    /// deleted; its queued and guarded runs end cancelled, and its run history (runs,
+    /// record errors) stays readable in the workspace. Returns the record as it was.
     pub async fn delete_sync(
         &self,
         workspace_id: &str,
@@ -286,15 +287,40 @@ impl SyncStore {
                 "sync {sync_id} has a running run {run_id}; cancel it (or wait for it) before deleting the sync"
             )));
         }
-        sqlx::query("DELETE FROM retl_runs WHERE sync_id = $1")
-            .bind(sync_id)
-            .execute(&mut *tx)
+        // Runs that would never run now end, cancelled; the history stays readable.
+        let waiting: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM retl_runs WHERE sync_id = $1 AND status IN ($2, $3)")
+                .bind(sync_id)
+                .bind(RunStatus::Queued as i32)
+                .bind(RunStatus::AwaitingApproval as i32)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (run_id,) in waiting {
+            self.end_run_in(
+                &mut tx,
+                &run_id,
+                RunStatus::Cancelled,
+                "the sync was deleted",
+            )
             .await?;
-        sqlx::query("DELETE FROM retl_syncs WHERE workspace_id = $1 AND id = $2")
-            .bind(workspace_id)
-            .bind(sync_id)
-            .execute(&mut *tx)
-            .await?;
+        }
+        for table in ["retl_sync_keys", "retl_record_attempts"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE sync_id = $1"))
+                .bind(sync_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // The row stays as a tombstone outside every workspace (runs refer to it), so
+        // the sync's runs and their record errors stay in the workspace's history. It
+        // never ticks, frees its name and no longer holds its destination.
+        sqlx::query(
+            "UPDATE retl_syncs SET workspace_id = '', name = id, paused = 1, next_tick_ms = 0, \
+             dbt_account_id = 0, dbt_job_id = 0, version = version + 1 WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(workspace_id)
+        .bind(sync_id)
+        .execute(&mut *tx)
+        .await?;
         events::announce(&self.outbox, &mut tx, &record, record.version + 1, true).await?;
         tx.commit().await?;
         self.outbox.committed();
