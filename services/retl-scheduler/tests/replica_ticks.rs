@@ -328,7 +328,7 @@ async fn two_schedulers_and_two_executors_run_each_tick_once() -> anyhow::Result
         let replica = if n % 2 == 0 { &first } else { &second };
         syncs.push(replica.scheduler.create_sync(new).await?);
     }
-    // a few ticks of each, run to their end
+    // a few ticks of each (then no more, so the executors' backlog stays bounded)
     let ended = |runs: &[backflow_retl_scheduler::run::RunRecord]| {
         runs.iter()
             .filter(|run| !matches!(run.status, RunStatus::Queued | RunStatus::Running))
@@ -338,16 +338,16 @@ async fn two_schedulers_and_two_executors_run_each_tick_once() -> anyhow::Result
     loop {
         let mut fewest = usize::MAX;
         for sync in &syncs {
-            fewest = fewest.min(ended(&scheduler.list_runs("ws", &sync.id, 0).await?));
+            fewest = fewest.min(scheduler.list_runs("ws", &sync.id, 0).await?.len());
         }
         if fewest >= 3 {
             break;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "only {fewest} runs of a sync ended in time"
+            "only {fewest} ticks of a sync in time"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for sync in &syncs {
         scheduler.set_paused("ws", &sync.id, true).await?;

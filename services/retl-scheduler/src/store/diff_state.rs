@@ -51,6 +51,9 @@ pub fn bucket_name(bus: &Bus) -> String {
     })
 }
 
+/// How long a listing of state objects may go without an answer.
+const LIST_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The pointer's stored form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Pointer {
@@ -344,7 +347,19 @@ impl DiffStateStore {
             .await
             .map_err(|err| nats("list state objects")(err.to_string()))?;
         let mut names = Vec::new();
-        while let Some(info) = list.next().await {
+        // The client's listing (an ordered consumer that ends on the message with nothing
+        // pending) can wait forever when another writer's commit purges object metadata
+        // under it (two executors committing at once): a run then hung in its commit.
+        // A listing quiet for LIST_IDLE is abandoned instead (stale objects go next time).
+        loop {
+            let next = tokio::time::timeout(LIST_IDLE, list.next())
+                .await
+                .map_err(|_| {
+                    nats("list state objects")(format!(
+                        "no answer within {LIST_IDLE:?}; listing abandoned"
+                    ))
+                })?;
+            let Some(info) = next else { break };
             let info = info.map_err(|err| nats("list state objects")(err.to_string()))?;
             if !info.deleted && info.name.starts_with(&prefix) {
                 names.push(info.name);
