@@ -81,6 +81,7 @@ conformance-real: postgres-up
 bench: services-up deps
 	conformance/bench.sh
 	$(CARGO) bench -p backflow-tests --bench push_to_catalog
+	$(CARGO) bench -p backflow-tests --bench dbt_triggers
 	$(CARGO) bench -p backflow-warehouse --bench stream
 	$(CARGO) bench -p backflow-retl-scheduler --bench diff
 	$(CARGO) bench -p backflow-retl-scheduler --bench webhook_delivery

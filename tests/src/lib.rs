@@ -3,6 +3,7 @@
 //! holds.
 
 pub mod stack;
+pub mod triggers;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -21,6 +21,12 @@ pub struct Stack {
         credentials::credentials_service_client::CredentialsServiceClient<testing::AuthedChannel>,
     pub webhook_base: String,
     pub credentials_db_dir: std::path::PathBuf,
+    /// The NATS namespace the services share (more services may join it).
+    pub nats: backflow_platform::config::NatsConfig,
+    pub credentials_url: String,
+    pub catalog_url: String,
+    /// The workspace admin token the clients use.
+    pub token: String,
     background: Background,
 }
 
@@ -121,6 +127,10 @@ pub async fn start_stack_with(
         ),
         webhook_base: format!("http://{webhook_addr}"),
         credentials_db_dir,
+        nats,
+        credentials_url: format!("http://{credentials_addr}"),
+        catalog_url: format!("http://{catalog_addr}"),
+        token,
         background,
     })
 }
@@ -273,6 +283,16 @@ impl Stack {
             .into_inner()
             .runs
             .len())
+    }
+
+    /// Runs `task` until the stack stops.
+    pub fn spawn<F, Fut, E>(&mut self, run: F)
+    where
+        F: FnOnce(backflow_platform::shutdown::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.background.spawn(run);
     }
 
     pub async fn stop(self) {
