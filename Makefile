@@ -1,4 +1,5 @@
-# Backflow — the two commands a newcomer needs:
+# Backflow — the commands a newcomer needs:
+#   make demo   the product end to end on local parts (dbt project in Git → PostgreSQL → webhook)
 #   make dev    run every service in one process with embedded defaults
 #   make test   everything CI checks (fmt, clippy, unit, contract and cross-service tests)
 
@@ -9,7 +10,7 @@ NATS_HOST := $(firstword $(subst :, ,$(NATS_URL)))
 NATS_PORT := $(lastword $(subst :, ,$(NATS_URL)))
 PG_HOST ?= 127.0.0.1
 
-.PHONY: dev test check fmt clippy unit deps services-up nats-up postgres-up conformance conformance-refresh conformance-real bench k8s release clean
+.PHONY: demo drt dev test check fmt clippy unit deps services-up nats-up postgres-up conformance conformance-refresh conformance-real bench k8s release clean
 
 ## Install what is missing (Debian packages; Rust comes from rustup). Each package is
 ## named with what it is for before anything is installed.
@@ -21,6 +22,7 @@ deps:
 	need openssh-server    "[ -x /usr/sbin/sshd ]"          "sshd, the test git server for SSH connections (tests)"; \
 	need openssh-client    "command -v ssh-keygen"          "ssh and ssh-keygen, for SSH git connections and their tests"; \
 	need postgresql-client "command -v pg_isready"          "pg_isready, to check that PostgreSQL is up (tests)"; \
+	need jq                "command -v jq"                  "jq, to read the CLI's JSON output in make demo"; \
 	need pkg-config        "command -v pkg-config"          "pkg-config, to find system libraries when building"; \
 	need libssl-dev        "[ -f /usr/include/openssl/ssl.h ]" "OpenSSL headers, to build the git transport"; \
 	if [ -n "$$missing" ]; then \
@@ -50,6 +52,12 @@ postgres-up:
 
 services-up: nats-up postgres-up
 
+## The demo: a dbt project in a local Git repository, its tables in the local PostgreSQL,
+## a Reverse ETL sync to a local webhook receiver that prints what arrives; then a change
+## in the warehouse and a second run that sends only the change (demo/run.sh).
+demo: services-up deps
+	demo/run.sh
+
 dev: nats-up
 	$(CARGO) run -p backflow -- dev
 
@@ -76,15 +84,33 @@ conformance-refresh: postgres-up
 conformance-real: postgres-up
 	conformance/real.sh
 
+## drt (PyPI drt-core 1.2.1, the open-source peer the sync bench compares with), installed
+## from PyPI into .venv-drt; a failed install leaves the sync bench saying so.
+DRT_VERSION := 1.2.1
+drt: deps
+	@if [ ! -x .venv-drt/bin/drt ] || ! .venv-drt/bin/drt --version 2>/dev/null | grep -q "$(DRT_VERSION)"; then \
+	  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then \
+	    echo "installing python3-venv with apt-get (Python virtual environments, for drt)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv || true; \
+	  fi; \
+	  echo "installing drt-core[postgres]==$(DRT_VERSION) from PyPI into .venv-drt (for the sync bench's comparison)"; \
+	  python3 -m venv .venv-drt && .venv-drt/bin/pip install -q "drt-core[postgres]==$(DRT_VERSION)" \
+	    || echo "drt could not be installed; the sync bench will say so and print the rest"; \
+	fi
+
 ## Benchmarks: dbt engine vs dbt-core (same run), push webhook → catalog latency,
-## warehouse streaming vs raw COPY and preview latency vs sqlx.
-bench: services-up deps
+## warehouse streaming vs raw COPY and preview latency vs sqlx, the Backflow-side diff at
+## 10M keys, webhook delivery, and the sync bench (1M rows PostgreSQL → HTTP vs raw COPY
+## and vs drt). Benches build in release (cargo's bench profile).
+bench: services-up deps drt
 	conformance/bench.sh
 	$(CARGO) bench -p backflow-tests --bench push_to_catalog
 	$(CARGO) bench -p backflow-tests --bench dbt_triggers
 	$(CARGO) bench -p backflow-warehouse --bench stream
 	$(CARGO) bench -p backflow-retl-scheduler --bench diff
 	$(CARGO) bench -p backflow-retl-scheduler --bench webhook_delivery
+	$(CARGO) bench -p backflow-retl-scheduler --bench sync
 
 ## Render the Kubernetes manifests.
 k8s:
