@@ -188,6 +188,7 @@ impl Stack {
                 credential_id,
                 backflow_schema: backflow_schema.into(),
                 skip_test,
+                run_ledger: false,
             })
             .await?
             .into_inner()

@@ -110,6 +110,7 @@ impl Services {
                 credential_id: "cred-wh".into(),
                 backflow_schema: String::new(),
                 skip_test: true,
+                run_ledger: false,
             })
             .await?
             .into_inner()

@@ -182,6 +182,7 @@ async fn retl_and_sources(store: &CatalogStore) -> anyhow::Result<()> {
         version: 1,
         updated_at_ms: 1,
         last_test: None,
+        run_ledger: false,
     };
     store.create_source(&source).await?;
     // a password in the settings is refused, and nothing is stored

@@ -68,6 +68,13 @@ impl Scheduler {
             .resolve(&record.workspace_id, &record.retl_model_id)
             .await?;
         model::check_against(&record.retl_model_id, &shape, &record.mappings)?;
+        if record.diff_strategy == backflow_proto::retl::v1::DiffStrategy::Warehouse {
+            if let Some(Err(why)) = &shape.warehouse_diff {
+                return Err(RetlError::FailedPrecondition(format!(
+                    "diff_strategy warehouse: {why}; set a backflow schema on the source or use diff strategy auto or backflow"
+                )));
+            }
+        }
         record.primary_key = shape.primary_key;
         self.store.create_sync(&record).await?;
         tracing::info!(

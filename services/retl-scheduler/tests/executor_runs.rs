@@ -212,7 +212,8 @@ impl ModelSource for Tables {
             connector,
             backflow_schema: "backflow".into(),
             writable,
-            run_ledger: false,
+            // every run of these tests also writes the ledger (backflow.backflow_runs)
+            run_ledger: true,
         })
     }
 }
@@ -634,6 +635,118 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
     .fetch_one(&h.warehouse)
     .await?;
     assert_eq!(states, 4);
+    h.shutdown.cancel();
+    Ok(())
+}
+
+/// Columns of `backflow.backflow_runs` the ledger test reads.
+type RunLedgerRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+);
+
+/// A row of `backflow.backflow_run_records`.
+type LedgerRow = (String, String, String, i32, String, i32);
+
+fn ledger_row(
+    key: &str,
+    change: &str,
+    outcome: &str,
+    status: i32,
+    message: &str,
+    attempts: i32,
+) -> LedgerRow {
+    (
+        key.into(),
+        change.into(),
+        outcome.into(),
+        status,
+        message.into(),
+        attempts,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_ledger_in_the_warehouse_holds_each_run_and_record() -> anyhow::Result<()> {
+    let h = Harness::start("exec_ledger", 10).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE members (id bigint, email text, plan text)",
+        "INSERT INTO members VALUES (1, 'a@x', 'free'), (2, 'b@x', 'refused'), (NULL, 'n@x', 'free')",
+    ])
+    .await?;
+    let sync = h
+        .sync_with("members", SyncMode::Upsert, DiffStrategy::Warehouse)
+        .await?;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let run = h.run(&sync).await?;
+        assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+        runs.push(run);
+    }
+    let rows: Vec<RunLedgerRow> = sqlx::query_as(
+        "SELECT run_id, status, trigger, diff_strategy, extracted, added, delivered, failed, rejected, error \
+         FROM backflow.backflow_runs WHERE sync_id = $1 ORDER BY finished_at",
+    )
+    .bind(&sync)
+    .fetch_all(&h.warehouse)
+    .await?;
+    let run_row = |id: &str, added: i64, delivered: i64| {
+        (
+            id.to_string(),
+            "succeeded".to_string(),
+            "manual".to_string(),
+            "warehouse".to_string(),
+            3,
+            added,
+            delivered,
+            1,
+            1,
+            String::new(),
+        )
+    };
+    // the second run retries only the refused record
+    assert_eq!(
+        rows,
+        vec![run_row(&runs[0].id, 2, 1), run_row(&runs[1].id, 1, 0)]
+    );
+    let records = |run_id: String| {
+        let warehouse = h.warehouse.clone();
+        async move {
+            sqlx::query_as::<_, LedgerRow>(
+                "SELECT key_json, change, outcome, destination_status, message, attempts \
+                 FROM backflow.backflow_run_records WHERE run_id = $1 ORDER BY outcome, key_json",
+            )
+            .bind(run_id)
+            .fetch_all(&warehouse)
+            .await
+        }
+    };
+    let refused = "plan refused by the receiver";
+    let null_key = "primary key column \"id\" is null";
+    assert_eq!(
+        records(runs[0].id.clone()).await?,
+        vec![
+            ledger_row("{\"id\":1}", "added", "delivered", 0, "", 0),
+            ledger_row("{\"id\":2}", "added", "failed", 422, refused, 1),
+            ledger_row("{\"id\":null}", "none", "rejected", 0, null_key, 0),
+        ]
+    );
+    assert_eq!(
+        records(runs[1].id.clone()).await?,
+        vec![
+            ledger_row("{\"id\":2}", "added", "failed", 422, refused, 2),
+            ledger_row("{\"id\":null}", "none", "rejected", 0, null_key, 0),
+        ]
+    );
     h.shutdown.cancel();
     Ok(())
 }

@@ -28,6 +28,10 @@ pub enum Command {
         /// Schema Backflow may write to (diff state, run ledger); the test checks usage on it.
         #[arg(long)]
         backflow_schema: Option<String>,
+        /// Write a run ledger (tables backflow_runs, backflow_run_records) into the
+        /// backflow schema after every sync run from this source.
+        #[arg(long)]
+        run_ledger: bool,
         /// Store the source without testing the connection.
         #[arg(long)]
         skip_test: bool,
@@ -49,6 +53,9 @@ pub enum Command {
         credential_id: Option<String>,
         #[arg(long)]
         backflow_schema: Option<String>,
+        /// Turn the run ledger on (`true`) or off (`false`).
+        #[arg(long, value_name = "BOOL")]
+        run_ledger: Option<bool>,
         #[arg(long)]
         skip_test: bool,
     },
@@ -135,6 +142,7 @@ pub struct SourceJson {
     pub settings: BTreeMap<String, String>,
     pub credential_id: String,
     pub backflow_schema: String,
+    pub run_ledger: bool,
     pub version: i64,
     pub created_at_unix_ms: i64,
     pub updated_at_unix_ms: i64,
@@ -151,6 +159,7 @@ impl From<pb::WarehouseSource> for SourceJson {
             settings: source.settings.into_iter().collect(),
             credential_id: source.credential_id,
             backflow_schema: source.backflow_schema,
+            run_ledger: source.run_ledger,
             version: source.version,
             created_at_unix_ms: source.created_at_unix_ms,
             updated_at_unix_ms: source.updated_at_unix_ms,
@@ -166,6 +175,17 @@ fn details(source: &SourceJson) -> String {
         .field("kind", &source.kind)
         .field("credential", &source.credential_id)
         .field("backflow schema", &source.backflow_schema)
+        .field(
+            "diff state",
+            if source.backflow_schema.is_empty() {
+                "backflow-side (the source is read-only to backflow)"
+            } else if source.kind == "postgres" {
+                "warehouse-side for auto/warehouse syncs (state tables in the backflow schema)"
+            } else {
+                "backflow-side (warehouse-side is built for postgres only)"
+            },
+        )
+        .field("run ledger", if source.run_ledger { "on" } else { "off" })
         .field("version", source.version.to_string())
         .field("created", timestamp(source.created_at_unix_ms))
         .field("updated", timestamp(source.updated_at_unix_ms))
@@ -196,6 +216,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             settings,
             credential_id,
             backflow_schema,
+            run_ledger,
             skip_test,
         } => {
             let call = api
@@ -208,6 +229,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     credential_id: credential_id.unwrap_or_default(),
                     backflow_schema: backflow_schema.unwrap_or_default(),
                     skip_test,
+                    run_ledger,
                 })
                 .await;
             let source = source_of(api.done(call)?.source)?;
@@ -231,6 +253,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             replace_settings,
             credential_id,
             backflow_schema,
+            run_ledger,
             skip_test,
         } => {
             let call = api
@@ -244,6 +267,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     credential_id: credential_id.unwrap_or_default(),
                     backflow_schema,
                     skip_test,
+                    run_ledger,
                 })
                 .await;
             let source = source_of(api.done(call)?.source)?;

@@ -81,6 +81,8 @@ impl CatalogGrpc {
             request.credential_id.trim(),
         );
         record.backflow_schema = request.backflow_schema.trim().to_string();
+        record.run_ledger = request.run_ledger;
+        check_run_ledger(&record)?;
         if !request.skip_test {
             let result = self.warehouse()?.test(&record).await?;
             refuse_failed_test(&result)?;
@@ -151,6 +153,10 @@ impl CatalogGrpc {
         if let Some(schema) = &request.backflow_schema {
             record.backflow_schema = schema.trim().to_string();
         }
+        if let Some(run_ledger) = request.run_ledger {
+            record.run_ledger = run_ledger;
+        }
+        check_run_ledger(&record)?;
         source_kinds::check_settings(kind, &record.settings)?;
         record.version = current.version + 1;
         record.updated_at_ms = backflow_platform::now_unix_ms();
@@ -207,6 +213,17 @@ impl CatalogGrpc {
         tracing::info!(workspace_id = %request.workspace_id, source_id = %request.source_id, "warehouse source deleted");
         Ok(Response::new(pb::DeleteWarehouseSourceResponse {}))
     }
+}
+
+/// A run ledger is written into the Backflow schema: a source without one cannot have it.
+fn check_run_ledger(record: &SourceRecord) -> Result<(), CatalogError> {
+    if record.run_ledger && record.backflow_schema.is_empty() {
+        return Err(CatalogError::InvalidArgument(
+            "run_ledger needs a backflow_schema (the schema backflow may write its ledger tables to)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

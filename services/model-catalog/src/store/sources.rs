@@ -27,6 +27,8 @@ pub struct SourceRecord {
     pub updated_at_ms: i64,
     /// The newest connection test; `None` = never tested.
     pub last_test: Option<pb::SourceTestResult>,
+    /// Write a run ledger into `backflow_schema` (needs one).
+    pub run_ledger: bool,
 }
 
 impl SourceRecord {
@@ -51,6 +53,7 @@ impl SourceRecord {
             version: 1,
             updated_at_ms: now,
             last_test: None,
+            run_ledger: false,
         }
     }
 
@@ -71,6 +74,7 @@ impl SourceRecord {
             version: self.version,
             backflow_schema: self.backflow_schema.clone(),
             last_test: self.last_test.clone(),
+            run_ledger: self.run_ledger,
         }
     }
 }
@@ -87,8 +91,9 @@ type SourceRow = (
     i64,
     i64,
     Option<Vec<u8>>,
+    i64,
 );
-const SOURCE_COLUMNS: &str = "id, workspace_id, name, kind, settings, credential_id, created_at_ms, backflow_schema, version, updated_at_ms, last_test";
+const SOURCE_COLUMNS: &str = "id, workspace_id, name, kind, settings, credential_id, created_at_ms, backflow_schema, version, updated_at_ms, last_test, run_ledger";
 
 fn record_of(row: SourceRow) -> Result<SourceRecord, CatalogError> {
     let (
@@ -103,6 +108,7 @@ fn record_of(row: SourceRow) -> Result<SourceRecord, CatalogError> {
         version,
         updated_at_ms,
         last_test,
+        run_ledger,
     ) = row;
     let settings = serde_json::from_str(&settings)
         .map_err(|err| CatalogError::Corrupt(format!("settings of source {id}: {err}")))?;
@@ -122,6 +128,7 @@ fn record_of(row: SourceRow) -> Result<SourceRecord, CatalogError> {
         version,
         updated_at_ms,
         last_test,
+        run_ledger: run_ledger != 0,
     })
 }
 
@@ -179,7 +186,7 @@ impl CatalogStore {
         let settings = settings_json(record)?;
         let mut tx = self.db.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO warehouse_sources ({SOURCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            "INSERT INTO warehouse_sources ({SOURCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&record.id)
         .bind(&record.workspace_id)
@@ -192,6 +199,7 @@ impl CatalogStore {
         .bind(record.version)
         .bind(record.updated_at_ms)
         .bind(record.last_test.as_ref().map(Message::encode_to_vec))
+        .bind(i64::from(record.run_ledger))
         .execute(&mut *tx)
         .await
         .map_err(|error| name_taken(error, &record.name))?;
@@ -239,7 +247,7 @@ impl CatalogStore {
         let mut tx = self.db.begin().await?;
         let updated = sqlx::query(
             "UPDATE warehouse_sources SET name = $1, settings = $2, credential_id = $3, backflow_schema = $4, \
-             version = $5, updated_at_ms = $6, last_test = $7 WHERE workspace_id = $8 AND id = $9 AND version = $10",
+             version = $5, updated_at_ms = $6, last_test = $7, run_ledger = $11 WHERE workspace_id = $8 AND id = $9 AND version = $10",
         )
         .bind(&record.name)
         .bind(settings)
@@ -251,6 +259,7 @@ impl CatalogStore {
         .bind(&record.workspace_id)
         .bind(&record.id)
         .bind(expected)
+        .bind(i64::from(record.run_ledger))
         .execute(&mut *tx)
         .await
         .map_err(|error| name_taken(error, &record.name))?;

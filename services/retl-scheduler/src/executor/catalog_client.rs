@@ -86,6 +86,12 @@ impl crate::sync::RetlModelLookup for CatalogClient {
             Ok(resolved) => {
                 let model = resolved.model.unwrap_or_default();
                 Ok(crate::sync::ModelShape {
+                    warehouse_diff: resolved.source.as_ref().map(|source| {
+                        crate::warehouse_diff::strategy::warehouse_side_possible(
+                            source.kind,
+                            &source.backflow_schema,
+                        )
+                    }),
                     primary_key: model.primary_key,
                     columns: resolved.columns.into_iter().map(|c| c.name).collect(),
                     broken_reason: None,

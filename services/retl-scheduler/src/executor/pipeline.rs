@@ -160,6 +160,8 @@ struct InFlight {
 /// Delivery bookkeeping of one run.
 #[derive(Debug, Default)]
 struct Outcomes {
+    /// Key values and change of delivered records, when the run keeps a ledger.
+    ledger: Option<Vec<(String, Change)>>,
     /// Refused by the destination (retried next run until given up).
     failed: Vec<u64>,
     /// Refused by the mapping (null policy): kept out of the state, never given up.
@@ -192,7 +194,16 @@ pub async fn execute(
     };
     let mut samples = Vec::new();
     let mut errors = Vec::new();
-    let result = run_phases(ctx, run, &mut progress, &mut samples, &mut errors).await;
+    let mut ledger = None;
+    let result = run_phases(
+        ctx,
+        run,
+        &mut progress,
+        &mut samples,
+        &mut errors,
+        &mut ledger,
+    )
+    .await;
     let outage = matches!(&result, Err(error) if error.is_outage());
     let (status, error, approval_reason) = match result {
         Ok(Ended::Succeeded) => (RunStatus::Succeeded, String::new(), String::new()),
@@ -201,7 +212,7 @@ pub async fn execute(
         Err(error) => (RunStatus::Failed, error.to_string(), String::new()),
     };
     let (counts, timings, status) = progress.finish(status);
-    Finish {
+    let finish = Finish {
         status,
         error,
         approval_reason,
@@ -210,7 +221,13 @@ pub async fn execute(
         samples,
         record_errors: errors,
         outage,
+    };
+    if let Some(sink) = ledger {
+        if let Err(error) = crate::store::ledger::write(sink, run, &finish).await {
+            tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, %error, "the run ledger could not be written to the warehouse");
+        }
     }
+    finish
 }
 
 enum Ended {
@@ -224,6 +241,7 @@ async fn run_phases(
     progress: &mut Progress<'_>,
     samples: &mut Vec<Sample>,
     errors: &mut Vec<RecordError>,
+    ledger: &mut Option<crate::store::ledger::LedgerSink>,
 ) -> Result<Ended, ExecError> {
     let sync = ctx
         .store
@@ -245,6 +263,20 @@ async fn run_phases(
     let strategy = crate::warehouse_diff::choose(sync.diff_strategy, &model.writable)
         .map_err(ExecError::Sync)?;
     tracing::debug!(run_id = %run.id, sync_id = %run.sync_id, strategy = strategy.name(), "diff strategy chosen");
+    if model.run_ledger {
+        match &model.writable {
+            Ok(writer) => {
+                *ledger = Some(crate::store::ledger::LedgerSink {
+                    writer: writer.clone(),
+                    strategy: strategy.name(),
+                    delivered: Vec::new(),
+                });
+            }
+            Err(why) => {
+                tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, %why, "the source asks for a run ledger that cannot be written")
+            }
+        }
+    }
     let Extracted {
         previous,
         previous_delivered,
@@ -356,7 +388,10 @@ async fn run_phases(
         open: HashMap::new(),
         in_flight: FuturesUnordered::new(),
         acked: &acked,
-        outcomes: Outcomes::default(),
+        outcomes: Outcomes {
+            ledger: ledger.is_some().then(Vec::new),
+            ..Outcomes::default()
+        },
         attempts: &attempts,
         max_attempts: settings.max_record_attempts,
     };
@@ -448,7 +483,10 @@ async fn run_phases(
 
     progress.enter(RunPhase::Committing);
     progress.tick().await?;
-    let outcomes = std::mem::take(&mut sender.outcomes);
+    let mut outcomes = std::mem::take(&mut sender.outcomes);
+    if let (Some(sink), Some(delivered)) = (ledger.as_mut(), outcomes.ledger.take()) {
+        sink.delivered = delivered;
+    }
     errors.extend(outcomes.errors);
     let mut given_up = Vec::new();
     let mut still_failing = Vec::new();
@@ -926,6 +964,9 @@ impl<'a> Sender<'a> {
 
     fn settle_delivered(&mut self, meta: &InFlight) {
         self.outcomes.delivered.push(meta.key_hash);
+        if let Some(ledger) = &mut self.outcomes.ledger {
+            ledger.push((meta.key_json.clone(), meta.change));
+        }
         match meta.change {
             Change::Added => self
                 .outcomes

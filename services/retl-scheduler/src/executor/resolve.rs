@@ -199,9 +199,9 @@ impl ModelSource for LiveModels {
             primary_key: model.primary_key,
             columns: resolved.columns.into_iter().map(|c| c.name).collect(),
             connector,
+            run_ledger: source.run_ledger && !source.backflow_schema.is_empty(),
             backflow_schema: source.backflow_schema,
             writable,
-            run_ledger: false,
         })
     }
 }

@@ -6,6 +6,7 @@
 pub mod destinations;
 pub mod diff_state;
 mod events;
+pub mod ledger;
 mod rows;
 pub mod runs;
 mod syncs;

@@ -20,6 +20,9 @@ pub struct ModelShape {
     pub unique_id: String,
     /// Unique ids of the dbt model's data tests (for "only if rebuilt").
     pub test_unique_ids: Vec<String>,
+    /// Whether its source can keep a warehouse-side diff state (`Err`: why not);
+    /// `None` when the catalog did not say.
+    pub warehouse_diff: Option<Result<(), String>>,
 }
 
 /// Finds a Reverse ETL model of a workspace. A model that does not exist is

@@ -43,6 +43,28 @@ pub fn choose(configured: DiffStrategy, writable: &Writable) -> Result<Strategy,
     }
 }
 
+/// Whether a source (catalog wire kind, Backflow schema) can hold a warehouse-side state:
+/// checked when a sync asking for `WAREHOUSE` is created, before any run.
+pub fn warehouse_side_possible(kind: i32, backflow_schema: &str) -> Result<(), String> {
+    use backflow_proto::catalog::v1::WarehouseKind;
+    if backflow_schema.trim().is_empty() {
+        return Err(
+            "the model's source has no backflow schema (it is read-only to backflow)".into(),
+        );
+    }
+    match WarehouseKind::try_from(kind) {
+        Ok(WarehouseKind::Postgres) => Ok(()),
+        Ok(other) => Err(format!(
+            "the warehouse-side diff is built for postgres only; the model's source is {}",
+            other
+                .as_str_name()
+                .trim_start_matches("WAREHOUSE_KIND_")
+                .to_lowercase()
+        )),
+        Err(_) => Err(format!("warehouse kind {kind} is not known")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +84,12 @@ mod tests {
             choose(DiffStrategy::Backflow, &none),
             Ok(Strategy::Backflow)
         ));
+        use backflow_proto::catalog::v1::WarehouseKind;
+        assert!(warehouse_side_possible(WarehouseKind::Postgres as i32, "bf").is_ok());
+        assert!(matches!(
+            warehouse_side_possible(WarehouseKind::Snowflake as i32, "bf"),
+            Err(why) if why.ends_with("source is snowflake")
+        ));
+        assert!(warehouse_side_possible(WarehouseKind::Postgres as i32, " ").is_err());
     }
 }

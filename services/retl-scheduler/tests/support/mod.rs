@@ -21,6 +21,7 @@ pub fn contacts_model() -> ModelShape {
         broken_reason: None,
         unique_id: "model.shop.contacts".into(),
         test_unique_ids: vec!["test.shop.unique_contacts_id.c1".into()],
+        warehouse_diff: None,
     }
 }
 
