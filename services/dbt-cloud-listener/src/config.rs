@@ -49,8 +49,9 @@ pub struct Config {
     #[serde(default = "default_reconcile_lookback_secs")]
     pub reconcile_lookback_secs: u64,
     /// Access URLs accepted besides dbt's own domains, each an exact origin such as
-    /// `https://dbt.internal.example.com` (a single-tenant or proxied dbt Cloud).
-    #[serde(default)]
+    /// `https://dbt.internal.example.com` (a single-tenant or proxied dbt Cloud). A
+    /// list, or one comma-separated string (`BACKFLOW_DBT_CLOUD_LISTENER__ALLOWED_ACCESS_URLS`).
+    #[serde(default, deserialize_with = "list_or_commas")]
     pub allowed_access_urls: Vec<String>,
 }
 
@@ -87,4 +88,54 @@ fn default_reconcile_interval_secs() -> u64 {
 
 fn default_reconcile_lookback_secs() -> u64 {
     86_400
+}
+
+/// A list of strings, or one string of comma-separated entries (as environment
+/// variables give it); empty entries are dropped.
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    let entries = match ListOrText::deserialize(deserializer)? {
+        ListOrText::List(list) => list,
+        ListOrText::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|entry| entry.trim().to_string())
+        .filter(|entry| !entry.is_empty())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Allowed {
+        #[serde(deserialize_with = "list_or_commas")]
+        urls: Vec<String>,
+    }
+
+    #[test]
+    fn allowed_access_urls_come_as_a_list_or_comma_separated() {
+        let list: Allowed = serde_json::from_str(r#"{"urls": ["https://a.example", " "]}"#)
+            .unwrap_or(Allowed { urls: vec![] });
+        assert_eq!(list.urls, vec!["https://a.example".to_string()]);
+        let text: Allowed =
+            serde_json::from_str(r#"{"urls": "https://a.example, http://127.0.0.1:9,"}"#)
+                .unwrap_or(Allowed { urls: vec![] });
+        assert_eq!(
+            text.urls,
+            vec![
+                "https://a.example".to_string(),
+                "http://127.0.0.1:9".to_string()
+            ]
+        );
+    }
 }

@@ -34,7 +34,7 @@ pub fn validate_public_url(public_url: &str) -> Result<String, String> {
         .or_else(|| trimmed.strip_prefix("http://"))
         .ok_or_else(|| {
             format!(
-                "dbt_cloud_listener.public_url {trimmed:?} must start with https:// (dbt cloud only calls https urls)"
+                "dbt_cloud_listener.public_url {trimmed:?} must start with https:// (dbt cloud calls https urls; http:// only for a local stand-in)"
             )
         })?;
     let host = rest.split('/').next().unwrap_or("");

@@ -7,6 +7,7 @@
 
 use backflow_proto::catalog::v1::model_catalog_service_client::ModelCatalogServiceClient;
 use backflow_proto::credentials::v1::credentials_service_client::CredentialsServiceClient;
+use backflow_proto::dbtcloud::v1::dbt_cloud_listener_service_client::DbtCloudListenerServiceClient;
 use backflow_proto::gitsync::v1::git_sync_service_client::GitSyncServiceClient;
 use backflow_proto::ops::v1::dead_letter_service_client::DeadLetterServiceClient;
 use backflow_proto::retl::v1::retl_scheduler_service_client::RetlSchedulerServiceClient;
@@ -314,6 +315,15 @@ impl Client {
         let (channel, addr) = self.channel(Service::RetlScheduler)?;
         Ok(Api {
             inner: RetlSchedulerServiceClient::with_interceptor(channel, self.auth.clone()),
+            addr,
+        })
+    }
+
+    /// The dbt Cloud listener: connections, jobs, runs, webhook subscriptions.
+    pub fn dbt_cloud(&self) -> Result<Api<DbtCloudListenerServiceClient<Authed>>, CliError> {
+        let (channel, addr) = self.channel(Service::DbtCloudListener)?;
+        Ok(Api {
+            inner: DbtCloudListenerServiceClient::with_interceptor(channel, self.auth.clone()),
             addr,
         })
     }

@@ -15,6 +15,7 @@
 pub mod client;
 mod configured;
 mod connections;
+mod dbt_cloud;
 mod dbt_runs;
 mod dead_letters;
 mod destinations;
@@ -60,6 +61,9 @@ pub enum ClientCommand {
     Destinations(Group<destinations::Command>),
     /// Reverse ETL syncs: create, update, pause, resume, trigger, reset, dry-run, delete; approve/reject/cancel runs.
     Syncs(Box<Group<syncs::Command>>),
+    /// dbt Cloud: connect an account, test it, list its jobs and runs, and the webhook
+    /// subscriptions kept for jobs that syncs wait on.
+    DbtCloud(Group<dbt_cloud::Command>),
     /// Messages a service could not handle: list, replay after a fix (operator).
     DeadLetters(Group<dead_letters::Command>),
     /// dbt Core runs (any orchestrator): notify a finished run so its syncs start.
@@ -152,6 +156,9 @@ async fn run(command: ClientCommand) -> Result<(), CliError> {
             destinations::run(&ctx(&group.connect)?, group.command).await
         }
         ClientCommand::Syncs(group) => syncs::run(&ctx(&group.connect)?, group.command).await,
+        ClientCommand::DbtCloud(group) => {
+            dbt_cloud::run(&ctx(&group.connect)?, group.command).await
+        }
         ClientCommand::DeadLetters(group) => {
             dead_letters::run(&ctx(&group.connect)?, group.command).await
         }

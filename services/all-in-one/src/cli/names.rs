@@ -53,6 +53,7 @@ proto_name!(
     backflow_proto::retl::v1::DestinationKind,
     backflow_proto::retl::v1::NullPolicy,
     backflow_proto::retl::v1::DiffStrategy,
+    backflow_proto::dbtcloud::v1::ConnectionProblem,
 );
 
 pub fn secret_kind(value: i32) -> String {
@@ -135,4 +136,8 @@ mod tests {
         assert_eq!(sync_status(SyncStatus::Succeeded as i32), "succeeded");
         assert_eq!(sync_status(42), "unknown(42)");
     }
+}
+
+pub fn connection_problem(value: i32) -> String {
+    of::<backflow_proto::dbtcloud::v1::ConnectionProblem>(value, "CONNECTION_PROBLEM_")
 }

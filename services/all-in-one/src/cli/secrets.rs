@@ -104,7 +104,7 @@ impl Kind {
 }
 
 /// Reads material from a file, or stdin for `-`; empty material is refused.
-fn read_material(path: &Path) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_material(path: &Path) -> Result<Vec<u8>, CliError> {
     let material = if path == Path::new("-") {
         let mut buffer = Vec::new();
         std::io::stdin().read_to_end(&mut buffer).map_err(|error| {
@@ -151,7 +151,7 @@ fn with_known_hosts(
 }
 
 /// Drops one trailing `\n` or `\r\n`.
-fn strip_final_newline(mut material: Vec<u8>) -> Vec<u8> {
+pub(super) fn strip_final_newline(mut material: Vec<u8>) -> Vec<u8> {
     if material.last() == Some(&b'\n') {
         material.pop();
         if material.last() == Some(&b'\r') {
