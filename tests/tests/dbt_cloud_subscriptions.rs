@@ -56,7 +56,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start(with_public_url: bool) -> anyhow::Result<Setup> {
+async fn start(with_public_url: bool, reconcile_interval_secs: u64) -> anyhow::Result<Setup> {
     let cloud = StandIn::start(ACCOUNT, TOKEN).await?;
     for id in 1..=250 {
         cloud.add_job(id, &format!("job {id}"), if id % 2 == 0 { 7 } else { 8 });
@@ -98,7 +98,7 @@ async fn start(with_public_url: bool) -> anyhow::Result<Setup> {
     } else {
         String::new()
     };
-    config.reconcile_interval_secs = 1;
+    config.reconcile_interval_secs = reconcile_interval_secs;
     // The stand-in and a closed port are the only non-dbt hosts allowed.
     config.allowed_access_urls = vec![cloud.base_url.clone(), "http://127.0.0.1:1".into()];
     let listener_app = backflow_dbt_cloud_listener::App::build(config, &nats).await?;
@@ -240,7 +240,7 @@ async fn secret_names(setup: &mut Setup) -> anyhow::Result<Vec<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_says_what_is_wrong_and_lists_jobs_and_runs() -> anyhow::Result<()> {
-    let mut setup = start(true).await?;
+    let mut setup = start(true, 1).await?;
     let base = setup.cloud.base_url.clone();
     let good = setup.token_secret.clone();
 
@@ -489,7 +489,7 @@ async fn connecting_says_what_is_wrong_and_lists_jobs_and_runs() -> anyhow::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_events_keep_one_subscription_per_job_and_missed_runs_are_reconciled(
 ) -> anyhow::Result<()> {
-    let mut setup = start(true).await?;
+    let mut setup = start(true, 1).await?;
     let connection = connect(&mut setup).await?;
 
     // A sync waits on job 4: one subscription, pointing at Backflow, secret kept.
@@ -670,10 +670,19 @@ async fn sync_events_keep_one_subscription_per_job_and_missed_runs_are_reconcile
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_made_just_before_a_crash_is_found_by_its_url() -> anyhow::Result<()> {
-    let mut setup = start(true).await?;
-    let connection = connect(&mut setup).await?;
-    // The state a crash leaves: a pending row, a subscription dbt Cloud made for its
-    // url, the secret kept; and for a second job, a subscription whose secret was lost.
+    // No periodic sweep: the crash state below is written by hand before any event.
+    let mut setup = start(true, 0).await?;
+    let connection = backflow_dbt_cloud_listener::store::ConnectionRecord {
+        id: "conn-crash".into(),
+        workspace_id: WS.into(),
+        name: "prod".into(),
+        access_url: setup.cloud.base_url.clone(),
+        account_id: ACCOUNT,
+        api_token_credential_id: setup.token_secret.clone(),
+        created_at_ms: 1,
+        last_test: None,
+    };
+    setup.store.create(&connection).await?;
     assert!(subscriptions(&mut setup).await?.is_empty());
     let api = backflow_dbt_cloud_listener::api::DbtCloudClient::new(
         &setup.cloud.base_url,
@@ -786,7 +795,7 @@ async fn a_subscription_made_just_before_a_crash_is_found_by_its_url() -> anyhow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_public_url_nothing_is_created_and_the_subscription_says_why(
 ) -> anyhow::Result<()> {
-    let mut setup = start(false).await?;
+    let mut setup = start(false, 1).await?;
     connect(&mut setup).await?;
     publish_sync(&setup, "p1", "s1", 1, true, 4).await?;
     let grpc = setup.grpc.clone();

@@ -120,6 +120,10 @@ pub fn diff_strategy(value: i32) -> String {
     of::<backflow_proto::retl::v1::DiffStrategy>(value, "DIFF_STRATEGY_")
 }
 
+pub fn connection_problem(value: i32) -> String {
+    of::<backflow_proto::dbtcloud::v1::ConnectionProblem>(value, "CONNECTION_PROBLEM_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,8 +140,4 @@ mod tests {
         assert_eq!(sync_status(SyncStatus::Succeeded as i32), "succeeded");
         assert_eq!(sync_status(42), "unknown(42)");
     }
-}
-
-pub fn connection_problem(value: i32) -> String {
-    of::<backflow_proto::dbtcloud::v1::ConnectionProblem>(value, "CONNECTION_PROBLEM_")
 }
