@@ -25,6 +25,10 @@ pub fn compile_tests(ws: &Workspace, scope: &Arc<Scope>, tests: &mut [Node]) -> 
 /// Compiles one generic test node (singular tests are compiled like models); returns the
 /// macros the compilation called.
 pub fn compile_test(ws: &Workspace, scope: &Arc<Scope>, t: &mut Node) -> Vec<String> {
+    // a test of a disabled node is never selected, so never compiled
+    if !t.enabled {
+        return Vec::new();
+    }
     let Some(source) = call_source(t) else {
         return Vec::new();
     };
@@ -66,29 +70,51 @@ fn call_source(t: &Node) -> Option<String> {
         .find(|m| m.ends_with(&format!(".test_{name}")))?;
     let callee = macro_id.strip_prefix("macro.")?;
     let kwargs = meta.get("kwargs")?.as_object()?;
+    let mut prelude = String::new();
     let args: Vec<String> = kwargs
         .iter()
-        .map(|(k, v)| format!("{k}={}", argument(k, v)))
+        .enumerate()
+        .map(|(i, (k, v))| match argument(k, v) {
+            Arg::Expr(e) => format!("{k}={e}"),
+            Arg::Template(text) => {
+                // rendered first, as dbt renders every string kwarg before the call
+                prelude.push_str(&format!(
+                    "{{% set __bf_test_arg_{i} %}}{text}{{% endset %}}"
+                ));
+                format!("{k}=__bf_test_arg_{i}")
+            }
+        })
         .collect();
-    Some(format!("{{{{ {callee}({}) }}}}", args.join(", ")))
+    Some(format!("{prelude}{{{{ {callee}({}) }}}}", args.join(", ")))
 }
 
-fn argument(key: &str, v: &Value) -> String {
+/// How one test kwarg is handed to the test macro.
+#[derive(Debug, PartialEq)]
+enum Arg {
+    /// a Jinja expression (a literal, or the inside of a `{{ ... }}` argument)
+    Expr(String),
+    /// text with Jinja inside (`"x in {{ var('codes') }}"`), rendered to a string first
+    Template(String),
+}
+
+fn argument(key: &str, v: &Value) -> Arg {
     match v {
-        Value::String(s) if key == "column_name" => literal(&Value::String(s.clone())),
+        Value::String(s) if key == "column_name" => Arg::Expr(literal(&Value::String(s.clone()))),
         Value::String(s) => {
             let inner = s
                 .trim()
                 .strip_prefix("{{")
                 .and_then(|x| x.strip_suffix("}}"))
-                .map(str::trim);
+                .map(str::trim)
+                .filter(|e| !e.contains("}}") && !e.contains("{{"));
             match inner {
-                Some(expr) => expr.to_string(),
-                None if looks_like_call(s) => s.trim().to_string(),
-                None => literal(v),
+                Some(expr) => Arg::Expr(expr.to_string()),
+                None if looks_like_call(s) => Arg::Expr(s.trim().to_string()),
+                None if s.contains("{{") || s.contains("{%") => Arg::Template(s.clone()),
+                None => Arg::Expr(literal(v)),
             }
         }
-        other => literal(other),
+        other => Arg::Expr(literal(other)),
     }
 }
 
@@ -128,18 +154,27 @@ mod tests {
 
     #[test]
     fn arguments_like_dbt() {
+        let expr = |s: &str| Arg::Expr(s.to_string());
         assert_eq!(
             argument("to", &json!("ref('customers')")),
-            "ref('customers')"
+            expr("ref('customers')")
         );
         assert_eq!(
             argument("model", &json!("{{ get_where_subquery(ref('x')) }}")),
-            "get_where_subquery(ref('x'))"
+            expr("get_where_subquery(ref('x'))")
         );
-        assert_eq!(argument("column_name", &json!("id")), "\"id\"");
+        assert_eq!(argument("column_name", &json!("id")), expr("\"id\""));
         assert_eq!(
             argument("values", &json!(["a", 1, true, null])),
-            "[\"a\", 1, true, none]"
+            expr("[\"a\", 1, true, none]")
+        );
+        assert_eq!(
+            argument("expression", &json!("sku in {{ var('skus') }}")),
+            Arg::Template("sku in {{ var('skus') }}".into())
+        );
+        assert_eq!(
+            argument("expression", &json!("{{ a }} = {{ b }}")),
+            Arg::Template("{{ a }} = {{ b }}".into())
         );
     }
 }

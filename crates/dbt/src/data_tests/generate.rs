@@ -129,9 +129,11 @@ fn test_names(test_type: &str, target: &str, args: &Map<String, Value>) -> (Stri
 }
 
 /// Nodes that `ref(...)` / `source(...)` calls inside test arguments resolve to (e.g. the
-/// `to:` of a relationships test), in argument order.
-fn kwarg_refs(scope: &Scope, args: &Map<String, Value>, package: &str) -> Vec<String> {
+/// `to:` of a relationships test), in argument order, and whether every call resolved (one
+/// to a disabled or missing node disables the test, as dbt's ref processing does).
+fn kwarg_refs(scope: &Scope, args: &Map<String, Value>, package: &str) -> (Vec<String>, bool) {
     let mut out = Vec::new();
+    let mut all = true;
     for v in args.values() {
         let Some(text) = v.as_str() else { continue };
         for call in crate::jinja::calls::find_calls(text) {
@@ -153,10 +155,11 @@ fn kwarg_refs(scope: &Scope, args: &Map<String, Value>, package: &str) -> Vec<St
                     _ => None,
                 },
             };
+            all &= id.is_some();
             out.extend(id);
         }
     }
-    out
+    (out, all)
 }
 
 fn clean_arg(s: &str) -> String {
@@ -218,7 +221,13 @@ fn py_quote(s: &str) -> String {
 
 /// What a test is attached to.
 struct Target<'a> {
+    /// the tested node; empty when the YAML names no enabled node
     unique_id: &'a str,
+    /// false when the tested node is disabled or missing: dbt keeps such a test in the
+    /// manifest, disabled, with no dependency on it
+    enabled: bool,
+    /// `attached_node`: the tested node, or the disabled node of that name
+    attached: Option<&'a str>,
     package: &'a str,
     /// `stg_orders`, `dim_accounts_v1` or `shop_orders` (a source table)
     label: String,
@@ -257,11 +266,16 @@ impl<'a> TestTrees<'a> {
     }
 }
 
-/// Builds test nodes for every YAML-declared test of enabled nodes and sources.
+/// A disabled node YAML tests may name: (unique id, package, name).
+pub type DisabledNode<'a> = (&'a str, &'a str, &'a str);
+
+/// Builds test nodes for every YAML-declared test of enabled nodes and sources, and (kept
+/// disabled, as dbt keeps them) the tests of YAML entries whose node is disabled or missing.
 pub fn build_tests(
     ws: &Workspace,
     scope: &Scope,
     nodes: &BTreeMap<String, Node>,
+    disabled: &[DisabledNode<'_>],
     sources: &[Source],
     opts: &ParseOptions,
 ) -> Vec<Node> {
@@ -270,6 +284,7 @@ pub fn build_tests(
         .par_iter()
         .flat_map_iter(|node| node_tests(ws, scope, node, opts))
         .collect();
+    out.extend(orphan_tests(ws, scope, nodes, disabled, opts));
     let defs: HashMap<(&str, &str, &str), &SourceTableDef> = ws
         .source_defs
         .iter()
@@ -291,6 +306,75 @@ pub fn build_tests(
             .map(|def| source_tests(ws, scope, s, def, opts))
             .unwrap_or_default()
     }));
+    out
+}
+
+/// Tests of YAML entries no enabled node of their package and kind took. dbt builds them
+/// anyway, on `ref(name)`: an entry under the wrong key (a seed patched under `models:`;
+/// dbt ignores the patch but tests the seed), one whose own node is disabled while another
+/// package has an enabled node of that name, or (kept in the manifest, disabled) one whose
+/// node is disabled or does not exist.
+fn orphan_tests(
+    ws: &Workspace,
+    scope: &Scope,
+    nodes: &BTreeMap<String, Node>,
+    disabled: &[DisabledNode<'_>],
+    opts: &ParseOptions,
+) -> Vec<Node> {
+    let taken: std::collections::HashSet<(&str, &str, &str)> = nodes
+        .values()
+        .map(|n| {
+            (
+                n.package_name.as_str(),
+                n.name.as_str(),
+                leak_kind(&n.resource_type),
+            )
+        })
+        .collect();
+    let mut keys: Vec<&(String, String, &'static str)> = ws
+        .patches
+        .keys()
+        .filter(|(pkg, name, kind)| !taken.contains(&(pkg.as_str(), name.as_str(), *kind)))
+        .collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for key in keys {
+        let patch = &ws.patches[key];
+        let (pkg, name) = (key.0.as_str(), key.1.as_str());
+        // versioned entries and entries without tests need nothing here
+        if !patch.versions.is_empty()
+            || (patch.tests.is_empty() && patch.columns.iter().all(|c| c.tests.is_empty()))
+        {
+            continue;
+        }
+        // the test's `ref(name)` from the YAML's package, as dbt resolves it
+        let resolved = scope
+            .resolve_ref(name, None, None, pkg)
+            .and_then(|t| nodes.get(&t.unique_id));
+        let disabled_node = disabled
+            .iter()
+            .find(|(_, p, n)| *p == pkg && *n == name)
+            .or_else(|| disabled.iter().find(|(_, _, n)| *n == name))
+            .map(|(id, _, _)| *id);
+        let (unique_id, enabled, attached) = match resolved {
+            Some(n) => (n.unique_id.as_str(), true, Some(n.unique_id.as_str())),
+            None => ("", false, disabled_node),
+        };
+        let target = Target {
+            unique_id,
+            enabled,
+            attached,
+            package: pkg,
+            label: name.to_string(),
+            is_source: false,
+            tags: Vec::new(),
+            model_expr: format!("{{{{ get_where_subquery(ref('{name}')) }}}}"),
+            yml_file: &patch.file,
+            fqn_dirs: yml_dirs(&patch.file),
+            trees: TestTrees::of(ws, pkg),
+        };
+        collect(&target, &patch.tests, &patch.columns, opts, scope, &mut out);
+    }
     out
 }
 
@@ -316,6 +400,8 @@ fn node_tests(ws: &Workspace, scope: &Scope, node: &Node, opts: &ParseOptions) -
     };
     let target = Target {
         unique_id: &node.unique_id,
+        enabled: true,
+        attached: Some(&node.unique_id),
         package: &node.package_name,
         label,
         is_source: false,
@@ -346,6 +432,8 @@ fn source_tests(
 ) -> Vec<Node> {
     let target = Target {
         unique_id: &s.unique_id,
+        enabled: true,
+        attached: None,
         package: &s.package_name,
         label: format!("{}_{}", s.source_name, s.name),
         is_source: true,
@@ -372,6 +460,13 @@ pub fn attach(
 ) -> Vec<Disabled> {
     let mut disabled = Vec::new();
     for t in tests {
+        // disabled with its tested node: kept in the manifest, attached to nothing
+        if !t.enabled {
+            nodes
+                .entry(t.unique_id.clone())
+                .or_insert_with(|| t.clone());
+            continue;
+        }
         if t.config.get("enabled") == Some(&Value::Bool(false)) {
             disabled.push(Disabled {
                 unique_id: t.unique_id.clone(),
@@ -471,6 +566,39 @@ fn test_tags(
     tags
 }
 
+/// A test's `depends_on.macros`: its macro and `get_where_subquery` (from the `model`
+/// argument), plus a project's own `ref` / `source` macro when it takes the built-in's place
+/// (the `model` argument and arguments like `to: ref(...)` call it). A shortcut test that is
+/// never compiled (its model is disabled) has only its macro.
+fn test_macros(
+    scope: &Scope,
+    target: &Target<'_>,
+    args: &Map<String, Value>,
+    macro_id: &str,
+    never_rendered: bool,
+) -> Vec<String> {
+    let mut out = vec![macro_id.to_string()];
+    if never_rendered {
+        return out;
+    }
+    out.push("macro.dbt.get_where_subquery".into());
+    for builtin in ["ref", "source"] {
+        let called = (builtin == "source") == target.is_source
+            || args.values().any(|v| {
+                v.as_str()
+                    .is_some_and(|s| s.contains(&format!("{builtin}(")))
+            });
+        let shadow = scope
+            .macros
+            .get(target.package, builtin)
+            .or_else(|| scope.macros.get(&scope.root_package, builtin));
+        if let (true, Some(m)) = (called, shadow) {
+            out.push(m.unique_id.clone());
+        }
+    }
+    out
+}
+
 fn make_test(
     target: &Target<'_>,
     spec: TestSpec,
@@ -520,12 +648,17 @@ fn make_test(
     let mut fqn = vec![target.package.to_string()];
     fqn.extend(target.fqn_dirs.clone());
     fqn.push(name.clone());
-    let mut nodes = vec![target.unique_id.to_string()];
-    for id in kwarg_refs(scope, &args, target.package) {
+    let mut nodes = Vec::new();
+    if target.enabled {
+        nodes.push(target.unique_id.to_string());
+    }
+    let (arg_nodes, resolved) = kwarg_refs(scope, &args, target.package);
+    for id in arg_nodes {
         if !nodes.contains(&id) {
             nodes.push(id);
         }
     }
+    let target_enabled = target.enabled && resolved;
     let mut config = json!({
         "enabled": true, "alias": null, "schema": "dbt_test__audit", "database": null,
         "tags": [], "meta": {}, "materialized": "test", "severity": "ERROR",
@@ -581,7 +714,13 @@ fn make_test(
             c.insert("alias".into(), Value::from(short.clone()));
         }
     }
-    let config = config.as_object().cloned().unwrap_or_default();
+    let mut config = config.as_object().cloned().unwrap_or_default();
+    // a test disabled by its own config goes to `disabled` (Node::enabled stays true); one
+    // whose tested node is disabled or missing stays a node, disabled (Node::enabled false)
+    let own_disabled = config.get("enabled") == Some(&Value::Bool(false));
+    if !target_enabled && !own_disabled {
+        config.insert("enabled".into(), Value::Bool(false));
+    }
     Node {
         unique_id,
         resource_type: "test".into(),
@@ -597,7 +736,7 @@ fn make_test(
         alias: short,
         relation_name: None,
         materialized: "test".into(),
-        enabled: true,
+        enabled: target_enabled || own_disabled,
         tags: test_tags(target, &spec, column_def, &config),
         meta: Map::new(),
         description: String::new(),
@@ -606,10 +745,13 @@ fn make_test(
         sources: Vec::new(),
         depends_on: DependsOn {
             nodes,
-            macros: vec![
-                format!("macro.{macro_pkg}.test_{}", spec.name),
-                "macro.dbt.get_where_subquery".into(),
-            ],
+            macros: test_macros(
+                scope,
+                target,
+                &args,
+                &macro_id,
+                fast_path && !target_enabled,
+            ),
         },
         raw_code: format!("{{{{ test_{}(**_dbt_generic_test_kwargs) }}}}", spec.name),
         compiled_code: None,
@@ -625,7 +767,7 @@ fn make_test(
         tests: Vec::new(),
         test_metadata: Some(metadata),
         column_name: column.map(str::to_string),
-        attached_node: (!target.is_source).then(|| target.unique_id.to_string()),
+        attached_node: target.attached.map(str::to_string),
         extra_ctes: Vec::new(),
         // a rendered test captures `get_where_subquery` (from its `model` argument) at parse
         // time already; the shortcut only when it is compiled

@@ -71,6 +71,8 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     cache.parse = parse_render(&ws, &mut nodes, opts, &std::mem::take(&mut cache.parse));
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(ParsedNode::is_enabled);
+    let adopted = crate::parse::foreign_patch::adopt(&ws, &mut enabled, opts);
+    cache.parse.extend(adopted);
     cache.naming = name_relations(&ws, &mut enabled, opts, &std::mem::take(&mut cache.naming));
     let (sources, source_index) = build_sources(&ws, opts, &mut cache.descriptions);
     let mut scope: Scope = (*ws.scope).clone();
@@ -99,11 +101,15 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
         out_nodes.insert(node.unique_id.clone(), node);
     }
     let mut test_errors = Vec::new();
+    let disabled_refs: Vec<tests_gen::DisabledNode<'_>> = disabled_nodes
+        .iter()
+        .map(|n| (n.unique_id.as_str(), n.package.as_str(), n.name.as_str()))
+        .collect();
     let (disabled_tests, test_invoked) = attach_tests(
         &ws,
         &scope,
         &mut out_nodes,
-        &sources,
+        (&disabled_refs, &sources),
         opts,
         cache,
         &mut test_errors,
@@ -179,7 +185,8 @@ fn attach_tests(
     ws: &Workspace,
     scope: &Arc<Scope>,
     nodes: &mut BTreeMap<String, Node>,
-    sources: &[Source],
+    // the disabled nodes YAML tests may name, and the sources
+    (disabled, sources): (&[tests_gen::DisabledNode<'_>], &[Source]),
     opts: &ParseOptions,
     cache: &mut Cache,
     errors: &mut Vec<NodeError>,
@@ -195,11 +202,11 @@ fn attach_tests(
         .filter(|s| s.enabled)
         .map(|s| &s.unique_id)
         .collect();
-    let key = fingerprint(&(ws.fingerprint, tested_text, source_ids));
+    let key = fingerprint(&(ws.fingerprint, tested_text, source_ids, disabled));
     let tests = match cache.tests.take() {
         Some(t) if t.key == key => t,
         _ => {
-            let mut nodes = tests_gen::build_tests(ws, scope, nodes, sources, opts);
+            let mut nodes = tests_gen::build_tests(ws, scope, nodes, disabled, sources, opts);
             let invoked = tests_compile::compile_tests(ws, scope, &mut nodes);
             Tests {
                 key,

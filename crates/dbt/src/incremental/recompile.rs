@@ -11,20 +11,17 @@ use crate::data_tests::compile as tests_compile;
 use crate::incremental::cache::Cache;
 use crate::incremental::State;
 use crate::ir::catalog::Node;
-use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub(super) fn recompile_nodes(state: &mut State, set: &BTreeSet<usize>) {
     let (ws, scope) = (&state.ws, &state.scope);
-    let done: Vec<(usize, Deps, Compiled)> = set
-        .par_iter()
-        .map(|&i| {
-            let n = &state.enabled[i];
-            let deps = resolve_deps(scope, n);
-            let compiled = compile_node(ws, scope, n, &deps);
-            (i, deps, compiled)
-        })
-        .collect();
+    let set: Vec<usize> = set.iter().copied().collect();
+    let done: Vec<(usize, Deps, Compiled)> = crate::ir::par::map(set, |i| {
+        let n = &state.enabled[i];
+        let deps = resolve_deps(scope, n);
+        let compiled = compile_node(ws, scope, n, &deps);
+        (i, deps, compiled)
+    });
     for (i, deps, compiled) in done {
         state.deps[i] = deps;
         state.compiled[i] = compiled;
@@ -67,25 +64,38 @@ pub(super) fn recompile_generic_tests(
         return;
     }
     let (ws, scope) = (&state.ws, &state.scope);
-    let by_id = id_index(&state.enabled);
     let mut memo = HashMap::new();
     let test_invoked = &mut state.test_invoked;
+    // tests whose compilation called a changed macro, found from the (short) list of tests
+    // that call any macro rather than by hashing every test's id
+    let calls_changed: HashSet<&str> = if changed_macros.is_empty() {
+        HashSet::new()
+    } else {
+        test_invoked
+            .iter()
+            .filter(|(_, m)| m.iter().any(|id| changed_macros.contains(id)))
+            .map(|(t, _)| t.as_str())
+            .collect()
+    };
     let stale: Vec<&mut Node> = state
         .catalog
         .nodes
         .values_mut()
         .filter(|n| n.test_metadata.is_some())
         .filter(|n| {
-            n.depends_on.nodes.iter().any(|d| moved.contains(d))
-                || n.extra_ctes.iter().any(|c| reinjected.contains(c))
-                || test_invoked
-                    .get(&n.unique_id)
-                    .is_some_and(|m| m.iter().any(|id| changed_macros.contains(id)))
+            (!moved.is_empty() && n.depends_on.nodes.iter().any(|d| moved.contains(d)))
+                || (!reinjected.is_empty() && n.extra_ctes.iter().any(|c| reinjected.contains(c)))
+                || (!calls_changed.is_empty() && calls_changed.contains(n.unique_id.as_str()))
         })
         .collect();
+    // the id index serves CTE injection only: built when a recompiled test inlines a model
+    let mut by_id: Option<HashMap<&str, usize>> = None;
     stale.into_iter().for_each(|t| {
         let invoked = tests_compile::compile_test(ws, scope, t);
-        inject_test_ctes(t, &state.enabled, &state.compiled, &by_id, &mut memo);
+        if !t.extra_ctes.is_empty() {
+            let index = by_id.get_or_insert_with(|| id_index(&state.enabled));
+            inject_test_ctes(t, &state.enabled, &state.compiled, index, &mut memo);
+        }
         if invoked.is_empty() {
             test_invoked.remove(&t.unique_id);
         } else {
@@ -96,7 +106,12 @@ pub(super) fn recompile_generic_tests(
 
 /// Re-injects CTEs and rebuilds the catalog nodes of `set`, keeping their attached tests.
 pub(super) fn reassemble(state: &mut State, set: &BTreeSet<usize>, cache: &mut Cache) {
-    let by_id = id_index(&state.enabled);
+    // the index serves CTE injection only
+    let by_id = if set.iter().any(|&i| !state.compiled[i].ctes.is_empty()) {
+        id_index(&state.enabled)
+    } else {
+        HashMap::new()
+    };
     let mut memo = HashMap::new();
     for &i in set {
         let injected = inject_one(i, &state.enabled, &state.compiled, &by_id, &mut memo);

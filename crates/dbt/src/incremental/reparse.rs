@@ -10,7 +10,6 @@ use crate::parse::discover::{discover_file, versioned_files};
 use crate::parse::relations::name_node;
 use crate::parse::render::parse_node;
 use crate::parse::ParsedNode;
-use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -64,27 +63,30 @@ pub(super) fn reparse_edits(
             .find(|n| n.unique_id == old.unique_id)?;
         found.push((i, node));
     }
-    let done: Vec<Option<Edit>> = found
-        .into_par_iter()
-        .map(|(index, mut node)| {
-            parse_node(&ws, &mut node, opts, &HashMap::new());
-            if !node.is_enabled() {
-                return None;
+    let done: Vec<Option<Edit>> = crate::ir::par::map(found, |(index, mut node)| {
+        // a patch adopted from another package (`foreign_patch`) stays: YAML is unchanged
+        if node.patch.is_none() {
+            if let Some(p) = &state.enabled[index].patch {
+                node.columns = p.columns.clone();
+                node.patch = Some(p.clone());
             }
-            let _named = name_node(&ws, &mut node, opts, &HashMap::new());
-            let old = &state.enabled[index];
-            if !same_identity(old, &node) {
-                return None;
-            }
-            let ref_changed =
-                old.relation != node.relation || is_ephemeral(old) != is_ephemeral(&node);
-            Some(Edit {
-                index,
-                node,
-                ref_changed,
-            })
+        }
+        parse_node(&ws, &mut node, opts, &HashMap::new());
+        if !node.is_enabled() {
+            return None;
+        }
+        let _named = name_node(&ws, &mut node, opts, &HashMap::new());
+        let old = &state.enabled[index];
+        if !same_identity(old, &node) {
+            return None;
+        }
+        let ref_changed = old.relation != node.relation || is_ephemeral(old) != is_ephemeral(&node);
+        Some(Edit {
+            index,
+            node,
+            ref_changed,
         })
-        .collect();
+    });
     let mut edits: Vec<Edit> = done.into_iter().collect::<Option<_>>()?;
     update_ref_targets(state, &edits);
     edits.sort_by_key(|e| e.index);

@@ -6,3 +6,4 @@ pub mod catalog;
 pub mod error;
 pub mod fingerprint;
 pub mod options;
+pub mod par;

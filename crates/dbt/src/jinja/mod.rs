@@ -1,9 +1,11 @@
 //! dbt's Jinja dialect on top of minijinja: macro extraction, the shared environment (Python
 //! compatible methods and output), and rendering a node with its context.
 
+mod adapter_obj;
 pub mod agate;
 pub mod api;
 pub mod blocks;
+mod builtins;
 pub mod caller;
 pub mod calls;
 pub mod catchall;
@@ -14,11 +16,12 @@ pub mod pydatetime;
 pub mod pyfuncs;
 pub mod pymodules;
 pub mod relation;
+pub mod runtime_config;
 pub mod scope;
 pub mod values;
 
 use blocks::{find_blocks, wrap_mutable_sets, BlockError, MUT_FN};
-use minijinja::value::{Rest, Value};
+use minijinja::value::{Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 use scope::{MacroDef, MacroIndex, DBT_PACKAGE};
 use std::sync::Arc;
@@ -285,7 +288,7 @@ fn configure(env: &mut Environment<'static>) {
     env.add_global("exceptions", Value::from_object(pyfuncs::Exceptions));
     env.add_global("run_started_at", pydatetime::run_started_at());
     env.add_global("invocation_id", "00000000-0000-0000-0000-000000000000");
-    env.add_global("dbt_version", "1.7.20");
+    env.add_global("dbt_version", runtime_config::DBT_VERSION);
     env.add_global(
         "modules",
         Value::from_iter([
@@ -311,6 +314,11 @@ fn unknown_method(
 ) -> Result<Value, Error> {
     match minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args) {
         Err(e) if e.kind() == ErrorKind::UnknownMethod => match method {
+            // `(nodes | selectattr(...) | list).pop()`: popping a value nothing else holds
+            // (codegen does) works on a copy; the copy's loss of the item is invisible
+            "pop" if matches!(value.kind(), ValueKind::Seq | ValueKind::Map) => {
+                values::make_mutable(value.clone())?.call_method(state, method, args)
+            }
             "append" | "extend" | "update" | "pop" | "insert" | "remove" => Err(Error::new(
                 ErrorKind::InvalidOperation,
                 format!("cannot call {method}() on this value: only lists and dicts bound with {{% set %}} are mutable"),

@@ -1,9 +1,10 @@
-//! More of dbt's Jinja context: `modules.re` (Python's `re` on top of the `regex` crate),
+//! More of dbt's Jinja context: `modules.re` (Python's `re` on top of `fancy-regex`, which
+//! adds the lookaround and backreferences of Python patterns to the `regex` crate),
 //! `toyaml` (PyYAML's block-style `safe_dump`) and Jinja's `truncate` filter.
 
+use fancy_regex::Regex;
 use minijinja::value::{from_args, Kwargs, Object, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
-use regex::Regex;
 use std::sync::Arc;
 
 fn err(msg: impl Into<String>) -> Error {
@@ -16,6 +17,11 @@ pub struct ReModule;
 
 fn compile(pattern: &str) -> Result<Regex, Error> {
     Regex::new(pattern).map_err(|e| err(format!("re: invalid pattern {pattern:?}: {e}")))
+}
+
+/// A match-time failure (backtracking limit) as a render error.
+fn runtime(pattern: &str, e: fancy_regex::Error) -> Error {
+    err(format!("re: matching {pattern:?} failed: {e}"))
 }
 
 /// Python's `\1` / `\g<name>` replacement syntax in the regex crate's `${1}` form.
@@ -51,9 +57,99 @@ fn python_replacement(repl: &str) -> String {
     out
 }
 
+/// Python's `re` flag values (`re.IGNORECASE` is 2, ...), as inline-flag letters.
+const FLAGS: [(&str, i64, char); 8] = [
+    ("I", 2, 'i'),
+    ("IGNORECASE", 2, 'i'),
+    ("M", 8, 'm'),
+    ("MULTILINE", 8, 'm'),
+    ("S", 16, 's'),
+    ("DOTALL", 16, 's'),
+    ("X", 64, 'x'),
+    ("VERBOSE", 64, 'x'),
+];
+
+/// The pattern with Python flags given as an argument turned into an inline `(?ims)` group.
+fn with_flags(pattern: &str, flags: i64) -> String {
+    let mut letters = String::new();
+    for (_, bit, letter) in FLAGS {
+        if flags & bit != 0 && !letters.contains(letter) {
+            letters.push(letter);
+        }
+    }
+    if letters.is_empty() {
+        pattern.to_string()
+    } else {
+        format!("(?{letters}){pattern}")
+    }
+}
+
+/// A `re` flag (`re.IGNORECASE`): renders as Python's `RegexFlag` does.
+#[derive(Debug)]
+struct ReFlag(i64);
+
+impl Object for ReFlag {
+    fn is_true(self: &Arc<Self>) -> bool {
+        self.0 != 0
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // the long names, as `str(re.I)` gives on Python 3.11
+        let names: Vec<&str> = FLAGS
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .filter(|(_, bit, _)| self.0 & bit != 0)
+            .map(|(name, _, _)| *name)
+            .collect();
+        write!(f, "re.{}", names.join("|re."))
+    }
+}
+
+/// A flags argument: a `re` flag or a plain integer.
+fn flag_bits(v: &Value) -> Result<i64, Error> {
+    if let Some(flag) = v.downcast_object_ref::<ReFlag>() {
+        return Ok(flag.0);
+    }
+    if v.is_none() || v.is_undefined() {
+        return Ok(0);
+    }
+    i64::try_from(v.clone()).map_err(|_| err(format!("re: flags must be re flags, not {v}")))
+}
+
+/// Splits a call's arguments into positional ones and its keyword arguments.
+fn split_args(args: &[Value]) -> Result<(&[Value], Option<Kwargs>), Error> {
+    match args.last() {
+        Some(last) if last.is_kwargs() => Ok((
+            &args[..args.len() - 1],
+            Some(Kwargs::try_from(last.clone())?),
+        )),
+        _ => Ok((args, None)),
+    }
+}
+
+/// `(pattern, string, flags=0)`, flags positional or by keyword.
+fn pattern_text_flags(args: &[Value]) -> Result<(String, String, i64), Error> {
+    let (positional, kw) = split_args(args)?;
+    let (pattern, text, flags): (String, String, Option<Value>) = from_args(positional)?;
+    let flags = match kw {
+        Some(kw) => kw.get::<Option<Value>>("flags")?.or(flags),
+        None => flags,
+    };
+    Ok((pattern, text, flags.as_ref().map_or(Ok(0), flag_bits)?))
+}
+
 impl Object for ReModule {
     fn is_true(self: &Arc<Self>) -> bool {
         true
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        FLAGS
+            .iter()
+            .find(|(name, _, _)| *name == key)
+            .map(|(_, bit, _)| Value::from_object(ReFlag(*bit)))
     }
 
     fn call_method(
@@ -64,26 +160,36 @@ impl Object for ReModule {
     ) -> Result<Value, Error> {
         match method {
             "sub" => {
-                let (pattern, repl, text, count, _kw): (
+                let (positional, kw) = split_args(args)?;
+                let (pattern, repl, text, count, flags): (
                     String,
                     String,
                     String,
                     Option<usize>,
-                    Option<Kwargs>,
-                ) = from_args(args)?;
-                let re = compile(&pattern)?;
+                    Option<Value>,
+                ) = from_args(positional)?;
+                let (count, flags) = match &kw {
+                    Some(kw) => (
+                        kw.get::<Option<usize>>("count")?.or(count),
+                        kw.get::<Option<Value>>("flags")?.or(flags),
+                    ),
+                    None => (count, flags),
+                };
+                let flags = flags.as_ref().map_or(Ok(0), flag_bits)?;
+                let re = compile(&with_flags(&pattern, flags))?;
                 let repl = python_replacement(&repl);
-                Ok(Value::from(
-                    re.replacen(&text, count.unwrap_or(0), repl.as_str())
-                        .into_owned(),
-                ))
+                let out = re
+                    .try_replacen(&text, count.unwrap_or(0), repl.as_str())
+                    .map_err(|e| runtime(&pattern, e))?;
+                Ok(Value::from(out.into_owned()))
             }
             "findall" => {
-                let (pattern, text): (String, String) = from_args(args)?;
-                let re = compile(&pattern)?;
-                let found: Vec<Value> = re
-                    .captures_iter(&text)
-                    .map(|c| match c.len() {
+                let (pattern, text, flags) = pattern_text_flags(args)?;
+                let re = compile(&with_flags(&pattern, flags))?;
+                let mut found: Vec<Value> = Vec::new();
+                for c in re.captures_iter(text.as_str()) {
+                    let c = c.map_err(|e| runtime(&pattern, e))?;
+                    found.push(match c.len() {
                         1 => Value::from(c.get(0).map_or("", |m| m.as_str())),
                         2 => Value::from(c.get(1).map_or("", |m| m.as_str())),
                         _ => Value::from(
@@ -92,30 +198,38 @@ impl Object for ReModule {
                                 .map(|m| Value::from(m.map_or("", |m| m.as_str())))
                                 .collect::<Vec<_>>(),
                         ),
-                    })
-                    .collect();
+                    });
+                }
                 Ok(Value::from(found))
             }
             "split" => {
-                let (pattern, text): (String, String) = from_args(args)?;
-                let re = compile(&pattern)?;
-                Ok(Value::from(
-                    re.split(&text).map(Value::from).collect::<Vec<_>>(),
-                ))
+                let (pattern, text, flags) = pattern_text_flags(args)?;
+                let re = compile(&with_flags(&pattern, flags))?;
+                let parts = re
+                    .split(&text)
+                    .map(|p| p.map(Value::from))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| runtime(&pattern, e))?;
+                Ok(Value::from(parts))
             }
             "escape" => {
                 let (text,): (String,) = from_args(args)?;
                 Ok(Value::from(regex::escape(&text)))
             }
             "search" | "match" | "fullmatch" => {
-                let (pattern, text): (String, String) = from_args(args)?;
+                let (pattern, text, flags) = pattern_text_flags(args)?;
+                let pattern = with_flags(&pattern, flags);
+                // `\A` / `\z`: Python's match anchors at the start of the text, never of a line
                 let anchored = match method {
-                    "match" => format!("^(?:{pattern})"),
-                    "fullmatch" => format!("^(?:{pattern})$"),
+                    "match" => format!("\\A(?:{pattern})"),
+                    "fullmatch" => format!("\\A(?:{pattern})\\z"),
                     _ => pattern,
                 };
                 let re = compile(&anchored)?;
-                Ok(re.captures(&text).map_or(Value::from(()), |c| {
+                let caps = re
+                    .captures(text.as_str())
+                    .map_err(|e| runtime(&anchored, e))?;
+                Ok(caps.map_or(Value::from(()), |c| {
                     let groups: Vec<Option<String>> = c
                         .iter()
                         .map(|m| m.map(|m| m.as_str().to_string()))

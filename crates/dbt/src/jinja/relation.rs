@@ -86,6 +86,16 @@ fn opt(v: &Option<String>) -> Value {
 /// Keys a relation exposes as a mapping (dbt's relations are `Mapping`s over their fields).
 const RELATION_KEYS: &[&str] = &["database", "schema", "identifier", "type"];
 
+/// Methods a relation has (readable as attributes, e.g. `rel.include is defined`).
+const RELATION_METHODS: &[&str] = &[
+    "render",
+    "get",
+    "include",
+    "quote",
+    "incorporate",
+    "information_schema",
+];
+
 impl Object for Relation {
     /// A mapping, as dbt's `BaseRelation` is: dbt_utils' `_is_relation` checks
     /// `obj is mapping and obj.get('metadata', {}).get('type', '').endswith('Relation')`.
@@ -98,7 +108,8 @@ impl Object for Relation {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(match key.as_str()? {
+        let key = key.as_str()?;
+        Some(match key {
             "database" => opt(&self.database),
             "schema" => opt(&self.schema),
             "identifier" | "name" | "table" => opt(&self.identifier),
@@ -106,7 +117,11 @@ impl Object for Relation {
             "is_cte" => Value::from(self.kind.as_deref() == Some("cte")),
             "is_table" => Value::from(self.kind.as_deref() == Some("table")),
             "is_view" => Value::from(self.kind.as_deref() == Some("view")),
-            _ => return None,
+            // methods are attributes too (`rel.include is defined`), callable as bound methods
+            _ => Value::from_object(BoundMethod {
+                target: Value::from_dyn_object(self.clone()),
+                method: RELATION_METHODS.iter().find(|m| **m == key)?,
+            }),
         })
     }
 
@@ -219,6 +234,23 @@ impl Object for Relation {
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&Relation::render(self))
+    }
+}
+
+/// `obj.method` read as an attribute: calling it calls the method (Python's bound method).
+#[derive(Debug)]
+pub struct BoundMethod {
+    pub target: Value,
+    pub method: &'static str,
+}
+
+impl Object for BoundMethod {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.target.call_method(state, self.method, args)
     }
 }
 

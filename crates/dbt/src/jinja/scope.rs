@@ -101,6 +101,8 @@ pub struct Scope {
     pub graph: Option<minijinja::Value>,
     /// config set by `config(...)` calls inside generic test macros, by macro unique id
     pub test_configs: HashMap<String, Map<String, Json>>,
+    /// each loaded project's `version:` (dbt_project.yml), by project name
+    pub package_versions: HashMap<String, String>,
 }
 
 impl Scope {

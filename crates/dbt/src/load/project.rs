@@ -28,6 +28,8 @@ pub struct Project {
     pub dispatch: Vec<(String, Vec<String>)>,
     /// `quoting:` at project level
     pub quoting: Map<String, Value>,
+    /// `version:` as written (a string, or a number YAML read as one)
+    pub version: Option<String>,
 }
 
 /// Loads `dir/dbt_project.yml`. `dir` must already be confined to the checkout.
@@ -107,6 +109,11 @@ pub fn load_project(checkout: &Checkout, dir: &Path) -> Result<Project, ProjectE
         configs,
         dispatch: parse_dispatch(map.get("dispatch")),
         quoting: as_map(map.get("quoting")),
+        version: match map.get("version") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        },
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod descriptions;
 pub mod discover;
+pub mod foreign_patch;
 pub mod naming;
 pub mod node_config;
 pub mod project_render;

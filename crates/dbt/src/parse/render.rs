@@ -57,6 +57,8 @@ pub fn parse_node(
         &node.unique_id,
         &node.file.checksum,
         &node.raw_code,
+        // which patch applies can depend on other nodes (`foreign_patch`)
+        node.patch.as_ref().map(|p| (&p.package, &p.file)),
     ));
     node.parse_key = key;
     let result = match previous.get(&key) {

@@ -46,14 +46,17 @@ pub fn collect(env: &Environment<'static>, scope: &Scope) -> HashMap<String, Map
             package: m.package.clone(),
             ..NodeFacts::default()
         };
-        let rc = RenderCtx::new(ctx_scope.clone(), facts, false);
-        let template: String = calls.iter().map(|c| format!("{{{{ {c} }}}}")).collect();
-        if render(env, &rc, "test config", &template).is_err() {
-            continue;
-        }
+        // each call on its own (after the `set`s it reads), so one that needs the test's
+        // arguments does not lose the others
         let mut config = Map::new();
-        for call in rc.take_recording().config_calls {
-            crate::parse::config::merge_into(&mut config, &call);
+        for call in &calls {
+            let rc = RenderCtx::new(ctx_scope.clone(), facts.clone(), false);
+            if render(env, &rc, "test config", call).is_err() {
+                continue;
+            }
+            for call in rc.take_recording().config_calls {
+                crate::parse::config::merge_into(&mut config, &call);
+            }
         }
         if !config.is_empty() {
             out.insert(m.unique_id.clone(), config);
@@ -92,7 +95,9 @@ fn gather(
     calls: &mut Vec<String>,
 ) {
     if m.source.contains("config") {
-        calls.extend(config_calls(&m.source).into_iter().map(str::to_string));
+        for call in config_calls(&m.source) {
+            calls.push(format!("{}{{{{ {call} }}}}", sets_read(&m.source, call)));
+        }
     }
     if depth >= 4 {
         return;
@@ -120,6 +125,40 @@ fn gather(
         seen.push(d.unique_id.clone());
         gather(scope, &d, depth + 1, seen, calls);
     }
+}
+
+#[allow(clippy::expect_used)] // a constant pattern: it compiles or every test fails
+fn set_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?s)\{%-?\s*set\s+(\w+)\s*-?%\}.*?\{%-?\s*endset\s*-?%\}|\{%-?\s*set\s+(\w+)\s*=.*?-?%\}",
+        )
+        .expect("static regex")
+    })
+}
+
+/// The `{% set x %}...{% endset %}` blocks and `{% set x = ... %}` statements of `source`
+/// that assign a name `call` reads (dbt_utils' `equality` builds its `fail_calc` in a set
+/// block), in source order, as a template prefix.
+fn sets_read(source: &str, call: &str) -> String {
+    let reads = |name: &str| {
+        call.match_indices(name).any(|(i, _)| {
+            let b = call.as_bytes();
+            let before = i.checked_sub(1).map(|j| b[j]);
+            let after = b.get(i + name.len()).copied();
+            let ident = |c: Option<u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_');
+            !ident(before) && !ident(after) && before != Some(b'.')
+        })
+    };
+    let mut out = String::new();
+    for c in set_re().captures_iter(source) {
+        let name = c.get(1).or_else(|| c.get(2)).map_or("", |m| m.as_str());
+        if reads(name) {
+            out.push_str(&c[0]);
+        }
+    }
+    out
 }
 
 /// The text of each `config(...)` call (balanced parentheses, strings skipped).
@@ -162,6 +201,18 @@ fn config_calls(source: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_calls_take_the_sets_they_read() {
+        let src = "{% set unused = 1 %}{% set diff %} count(*) + 1 {% endset %}\
+                   {%- set sev = 'warn' -%}{{ config(fail_calc=diff, severity=sev) }}";
+        let call = config_calls(src)[0];
+        assert_eq!(
+            sets_read(src, call),
+            "{% set diff %} count(*) + 1 {% endset %}{%- set sev = 'warn' -%}"
+        );
+        assert_eq!(sets_read("{% set x = 1 %}", "config(a=y.x, b=xx)"), "");
+    }
 
     #[test]
     fn finds_balanced_config_calls() {

@@ -125,6 +125,11 @@ pub fn build_workspace(loaded: &Loaded, opts: &ParseOptions, fingerprint: u64) -
         sources: HashMap::new(),
         graph: None,
         test_configs: HashMap::new(),
+        package_versions: loaded
+            .projects
+            .iter()
+            .filter_map(|p| Some((p.name.clone(), p.version.clone()?)))
+            .collect(),
     };
     let (env, compile_errors) = build_env(&scope.macros);
     let mut scope = scope;
