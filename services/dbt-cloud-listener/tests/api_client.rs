@@ -294,3 +294,47 @@ async fn creates_lists_and_deletes_subscriptions() {
     api.delete_subscription(&created.id).await.unwrap();
     assert!(api.subscriptions().await.unwrap().is_empty());
 }
+
+/// Without `Retry-After` the client backs off (0.5 s, then 2 s) and goes on; with an HTTP
+/// date it waits until then; through the shared stand-in, which pages jobs like dbt.
+#[tokio::test]
+async fn backs_off_on_429_without_retry_after_and_honours_a_date() {
+    use backflow_dbt_cloud_listener::stand_in::StandIn;
+    let cloud = StandIn::start(ACCOUNT, TOKEN).await.unwrap();
+    for id in 1..=120 {
+        cloud.add_job(id, &format!("job {id}"), 7);
+    }
+    let api = client(&cloud.base_url, ACCOUNT, TOKEN);
+    cloud.cloud().rate_limit_next = 1;
+    let started = std::time::Instant::now();
+    assert_eq!(api.jobs(None).await.map(|jobs| jobs.len()), Ok(120));
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(500)
+            && waited < std::time::Duration::from_secs(2),
+        "{waited:?}"
+    );
+    {
+        let mut state = cloud.cloud();
+        state.rate_limit_next = 1;
+        let at = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        state.retry_after = Some(httpdate::fmt_http_date(at));
+    }
+    let started = std::time::Instant::now();
+    api.check_account().await.unwrap();
+    // HTTP dates have whole seconds: at least one of the two is waited.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let pages: Vec<String> = cloud.calls_like("GET jobs");
+    assert_eq!(
+        pages,
+        vec![
+            "GET jobs?limit=100&offset=0",
+            "GET jobs?limit=100&offset=0",
+            "GET jobs?limit=100&offset=100",
+        ]
+    );
+}
