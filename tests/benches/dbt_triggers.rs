@@ -197,10 +197,21 @@ async fn main() -> anyhow::Result<()> {
         ms(latencies.last().copied().unwrap_or_default()),
     );
 
+    // the scheduler works through the announcements of part 1 first: one triggered run
+    // behind them shows the backlog is gone
+    let body = delivery(&template, 123, 2)?;
+    client
+        .post(&url_a)
+        .header("authorization", sign(&body))
+        .body(body)
+        .send()
+        .await?;
+    world.finished_run(&sync_id, "dbt:1:2").await?;
+
     // 2. webhook → the triggered sync's first warehouse query, one run at a time
     let mut to_query = Vec::new();
     for n in 0..triggers {
-        let run_id = 2 + n as i64;
+        let run_id = 3 + n as i64;
         let body = delivery(&template, 123, run_id)?;
         let signature = sign(&body);
         let sent = Instant::now();

@@ -330,7 +330,7 @@ impl World {
         let retl = self.retl.clone();
         let workspace = self.stack.workspace.clone();
         eventually(
-            Duration::from_secs(60),
+            Duration::from_secs(120),
             &format!("a finished run of {cause}"),
             || {
                 let (mut retl, workspace) = (retl.clone(), workspace.clone());
