@@ -1,4 +1,8 @@
-//! Helpers the `backflow` binary's integration tests share.
+//! Helpers the `backflow` binary's integration tests share (each test uses some).
+
+#![allow(dead_code)]
+
+pub mod cli;
 
 use std::collections::BTreeSet;
 
