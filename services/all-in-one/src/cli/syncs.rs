@@ -168,7 +168,7 @@ pub enum Command {
     Reset { sync_id: String },
     /// Queue a run that reports what it would send, and sends nothing.
     DryRun { sync_id: String },
-    /// Delete a sync and its runs (refused while a run is running).
+    /// Delete a sync (refused while a run is running); its run history stays listed.
     Delete { sync_id: String },
     /// List the workspace's syncs.
     List,
