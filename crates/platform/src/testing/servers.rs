@@ -14,11 +14,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where PostgreSQL 15's binaries live (override with `BACKFLOW_TEST_PG_BIN`).
+/// Where PostgreSQL's server binaries live: `BACKFLOW_TEST_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/<version>/bin` (Debian's layout), else `PATH`.
 fn pg_bin(tool: &str) -> PathBuf {
-    let dir = std::env::var("BACKFLOW_TEST_PG_BIN")
-        .unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_string());
-    Path::new(&dir).join(tool)
+    if let Ok(dir) = std::env::var("BACKFLOW_TEST_PG_BIN") {
+        return Path::new(&dir).join(tool);
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .max_by_key(|(version, _)| *version);
+    match newest {
+        Some((_, bin)) => bin.join(tool),
+        None => PathBuf::from(tool),
+    }
 }
 
 /// A port nothing listens on right now (bound and released).
