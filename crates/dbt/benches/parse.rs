@@ -549,7 +549,15 @@ fn main() {
             if k == 0 || k >= 3 {
                 verdicts.push((
                     format!(
-                        "{} re-parse {:.1} ms <= {TARGET_EDIT_MS} ms, in place",
+                        "{} re-parse, told the path: {:.1} ms <= {TARGET_EDIT_MS} ms, in place",
+                        kind.label,
+                        ms(told_med)
+                    ),
+                    Some(told_in_place && ms(told_med) <= TARGET_EDIT_MS),
+                ));
+                verdicts.push((
+                    format!(
+                        "{} re-parse, found by stat-ing every file: {:.1} ms <= {TARGET_EDIT_MS} ms, in place",
                         kind.label,
                         ms(med)
                     ),
