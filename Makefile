@@ -111,6 +111,7 @@ bench: services-up deps drt
 	$(CARGO) bench -p backflow-retl-scheduler --bench diff
 	$(CARGO) bench -p backflow-retl-scheduler --bench webhook_delivery
 	$(CARGO) bench -p backflow-retl-scheduler --bench sync
+	$(CARGO) bench -p backflow-retl-scheduler --bench warehouse_diff
 
 ## Render the Kubernetes manifests.
 k8s:

@@ -836,13 +836,25 @@ async fn guards_stop_for_approval_and_dry_runs_send_nothing() -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_executor_died_resumes_without_losing_records() -> anyhow::Result<()> {
-    let h = Harness::start("exec_resume", 100).await?;
+    resumes_without_losing_records(DiffStrategy::Backflow, "exec_resume").await
+}
+
+/// The same with the state in the warehouse: the resumed run diffs again in SQL (the
+/// interrupted attempt committed nothing) and skips what its checkpoint says was acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warehouse_side_run_whose_executor_died_resumes_without_losing_records(
+) -> anyhow::Result<()> {
+    resumes_without_losing_records(DiffStrategy::Warehouse, "exec_resume_wh").await
+}
+
+async fn resumes_without_losing_records(strategy: DiffStrategy, label: &str) -> anyhow::Result<()> {
+    let h = Harness::start(label, 100).await?;
     h.sql(&[
         "CREATE TABLE events (id bigint, email text, plan text)",
         "INSERT INTO events SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 6000) g",
     ])
     .await?;
-    let sync = h.sync("events", SyncMode::Upsert).await?;
+    let sync = h.sync_with("events", SyncMode::Upsert, strategy).await?;
     h.receiver.delay_ms.store(20, Ordering::Relaxed);
     let first = h.executor();
     let run_id = h.queue(&sync, false).await?;

@@ -191,7 +191,17 @@ fn details(sync: &SyncJson) -> String {
         .field("mode", &sync.mode)
         .field("schedule", &sync.schedule)
         .field("paused", sync.paused.to_string())
-        .field("diff strategy", &sync.diff_strategy)
+        .field(
+            "diff strategy",
+            match sync.diff_strategy.as_str() {
+                "auto" | "unspecified" => {
+                    "auto (warehouse-side when the model's postgres source has a backflow schema, else backflow-side)".to_string()
+                }
+                "warehouse" => "warehouse (state table and diff in the source's backflow schema)".to_string(),
+                "backflow" => "backflow (state in backflow's object store)".to_string(),
+                other => other.to_string(),
+            },
+        )
         .field("max delete share", sync.max_delete_share.to_string())
         .field("allow empty extract", sync.allow_empty_extract.to_string())
         .field("max record attempts", sync.max_record_attempts.to_string())

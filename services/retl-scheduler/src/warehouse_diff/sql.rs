@@ -4,7 +4,8 @@
 //!
 //! The diff query computes, per model row, a key hash and a row hash over a canonical
 //! typed text of the key columns and of the mapped columns (in mapping order): each value
-//! is `<type tag><char length>:<text>`, a NULL is `~`, so the concatenation is injective.
+//! is `<type tag>` + `quote_nullable(<text>)` (`NULL`, or the text as a quoted literal), so
+//! the concatenation is injective; each value's text is computed once.
 //! The text of a value follows the Arrow value Backflow-side hashing sees (see
 //! `diff::encode`), so both strategies call the same values equal: integers, decimals,
 //! text, uuids, booleans as their text; floats as their IEEE bits with `-0` as `0` and every
@@ -126,7 +127,8 @@ fn value_text(column: &Column, expr: &str) -> Result<(char, String), SqlError> {
     })
 }
 
-/// `coalesce('<tag>' || length(v) || ':' || v, '~')` per column, concatenated.
+/// `'<tag>' || quote_nullable(v)` per column, concatenated: each value is `NULL` or a
+/// quoted literal (quotes doubled), so the concatenation decodes one way only.
 fn encoding(columns: &[&Column], alias: &str) -> Result<String, SqlError> {
     if columns.is_empty() {
         return Ok("''".into());
@@ -136,9 +138,7 @@ fn encoding(columns: &[&Column], alias: &str) -> Result<String, SqlError> {
         .map(|column| {
             let expr = format!("{alias}.{}", quote_ident(&column.name));
             let (tag, text) = value_text(column, &expr)?;
-            Ok(format!(
-                "coalesce('{tag}' || length({text})::text || ':' || {text}, '~')"
-            ))
+            Ok(format!("'{tag}' || quote_nullable({text})"))
         })
         .collect::<Result<Vec<_>, SqlError>>()?;
     Ok(parts.join(" || "))
@@ -313,13 +313,18 @@ pub fn commit(
             .bind(Param::I64s(chunk.iter().map(|&k| k as i64).collect())),
         );
     }
+    // after TRUNCATE no key can conflict: a plain insert
+    let on_conflict = if delta.replace {
+        ""
+    } else {
+        " ON CONFLICT (key_hash) DO UPDATE SET row_hash = excluded.row_hash, \
+          delivered = excluded.delivered, key_json = coalesce(excluded.key_json, s.key_json)"
+    };
     for chunk in delta.puts.chunks(CHUNK) {
         statements.push(
             Statement::new(format!(
                 "INSERT INTO {state} AS s (key_hash, row_hash, delivered, key_json) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::text[]) \
-                 ON CONFLICT (key_hash) DO UPDATE SET row_hash = excluded.row_hash, \
-                 delivered = excluded.delivered, key_json = coalesce(excluded.key_json, s.key_json)"
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::text[]){on_conflict}"
             ))
             .bind(Param::I64s(
                 chunk.iter().map(|p| p.key_hash as i64).collect(),
@@ -392,7 +397,10 @@ mod tests {
             Some("backflow_state_s1"),
         )
         .unwrap();
-        assert!(sql.contains("coalesce('i' || length(backflow_q.\"id\"::text)::text || ':' || backflow_q.\"id\"::text, '~')"), "{sql}");
+        assert!(
+            sql.contains("'i' || quote_nullable(backflow_q.\"id\"::text)"),
+            "{sql}"
+        );
         assert!(sql.contains("encode(float8send(backflow_q.\"score\"::float8), 'hex')"));
         assert!(sql.contains("to_json(backflow_q.\"tags\")::text"));
         assert!(sql.contains("timestamptz_send(backflow_q.\"seen\")"));
