@@ -539,7 +539,7 @@ async fn run() -> anyhow::Result<()> {
         .rsplit_once('/')
         .map(|(_, name)| name.to_string())
         .unwrap_or_default();
-    {
+    let result = async {
         let mut conn = sqlx::PgConnection::connect(&warehouse_url).await?;
         sqlx::raw_sql(&create_model(rows))
             .execute(&mut conn)
@@ -549,8 +549,9 @@ async fn run() -> anyhow::Result<()> {
             .execute(&mut conn)
             .await?;
         conn.close().await?;
+        measure(rows, &warehouse_url, &warehouse_db).await
     }
-    let result = measure(rows, &warehouse_url, &warehouse_db).await;
+    .await;
     // The model is large: drop its database whatever happened.
     if let Ok(mut admin) = sqlx::PgConnection::connect(&testing::postgres_admin_url()).await {
         let _ = sqlx::query(&format!(
