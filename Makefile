@@ -22,6 +22,7 @@ deps:
 	need openssh-server    "[ -x /usr/sbin/sshd ]"          "sshd, the test git server for SSH connections (tests)"; \
 	need openssh-client    "command -v ssh-keygen"          "ssh and ssh-keygen, for SSH git connections and their tests"; \
 	need postgresql-client "command -v pg_isready"          "pg_isready, to check that PostgreSQL is up (tests)"; \
+	need postgresql        "ls /usr/lib/postgresql/*/bin/initdb" "PostgreSQL server: the local cluster make postgres-up starts, and initdb/pg_ctl for tests that run a private server"; \
 	need jq                "command -v jq"                  "jq, to read the CLI's JSON output in make demo"; \
 	need pkg-config        "command -v pkg-config"          "pkg-config, to find system libraries when building"; \
 	need libssl-dev        "[ -f /usr/include/openssl/ssl.h ]" "OpenSSL headers, to build the git transport"; \
@@ -42,12 +43,18 @@ nats-up: deps
 	  for i in $$(seq 50); do (exec 3<>/dev/tcp/$(NATS_HOST)/$(NATS_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	fi
 
-## Start the local PostgreSQL cluster unless it is already up (tests use it).
-postgres-up:
+## Start the local PostgreSQL cluster unless it is already up (tests use it), then check
+## that user postgres gets in without a password (trust auth), as the tests connect.
+postgres-up: deps
 	@if ! pg_isready -q -h $(PG_HOST); then \
 	  echo "starting postgresql"; \
-	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | sort -V | tail -n 1) main start; \
 	  for i in $$(seq 50); do pg_isready -q -h $(PG_HOST) && break; sleep 0.2; done; \
+	fi
+	@if ! psql -h $(PG_HOST) -U postgres -w -d postgres -Atqc 'select 1' >/dev/null 2>&1; then \
+	  echo "PostgreSQL on $(PG_HOST) does not let user postgres in without a password; the tests need trust auth:" >&2; \
+	  echo "  add 'host all postgres $(PG_HOST)/32 trust' at the top of pg_hba.conf (psql -U postgres -c 'show hba_file'), then reload" >&2; \
+	  exit 1; \
 	fi
 
 services-up: nats-up postgres-up

@@ -14,19 +14,10 @@ use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::cli::{operator_json, Dev};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Code;
-
-const SECTIONS: [&str; 5] = [
-    "CREDENTIALS",
-    "GIT_SYNC",
-    "MODEL_CATALOG",
-    "DBT_CLOUD_LISTENER",
-    "RETL_SCHEDULER",
-];
 
 /// Raw bytes in, raw bytes out: requests are built from the descriptors.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,101 +53,19 @@ impl Decoder for RawCodec {
     }
 }
 
-struct Dev {
-    child: Child,
-    workdir: std::path::PathBuf,
-    /// Service name (`credentials`, `git-sync`, ...) → its own gRPC address.
-    ports: BTreeMap<String, String>,
-    front_door: String,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.workdir);
-    }
-}
-
-fn backflow(workdir: &std::path::Path, namespace: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
-    command
-        .current_dir(workdir)
-        .env_remove("BACKFLOW_CONFIG")
-        .env("BACKFLOW_NATS__NAMESPACE", namespace)
-        .env("BACKFLOW_NATS__URL", backflow_platform::testing::nats_url())
-        .env("BACKFLOW_TELEMETRY__FORMAT", "json")
-        .env("BACKFLOW_TELEMETRY__LEVEL", "warn");
-    for section in SECTIONS {
-        command.env(format!("BACKFLOW_{section}__GRPC_LISTEN"), "127.0.0.1:0");
-    }
-    command
-        .env("BACKFLOW_GIT_SYNC__HTTP_LISTEN", "127.0.0.1:0")
-        .env("BACKFLOW_DBT_CLOUD_LISTENER__HTTP_LISTEN", "127.0.0.1:0")
-        .env("BACKFLOW_FRONT_DOOR__LISTEN", "127.0.0.1:0")
-        .env("BACKFLOW_GIT_SYNC__POLL_INTERVAL_SECONDS", "0");
-    command
-}
-
-async fn start_dev() -> anyhow::Result<(Dev, String)> {
+/// A `backflow dev` in an empty work dir (the shared CLI harness).
+fn start_dev() -> anyhow::Result<Dev> {
     let workdir =
         std::env::temp_dir().join(format!("backflow-auth-{}", backflow_platform::new_id()));
     std::fs::create_dir_all(&workdir)?;
-    let namespace = backflow_platform::testing::fresh_nats("auth").namespace;
-    let mut child = backflow(&workdir, &namespace)
-        .arg("dev")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut dev = Dev {
-        child,
-        workdir,
-        ports: BTreeMap::new(),
-        front_door: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
-        if let Some((head, addr)) = line.split_once(" grpc on ") {
-            let name = head.trim_start_matches("backflow: ").to_string();
-            dev.ports.insert(name, addr.trim().to_string());
-        }
-        if let Some((_, addr)) = line.split_once("front door (every service) on ") {
-            dev.front_door = addr.trim().to_string();
-        }
-        if line.starts_with("backflow: ready") {
-            break;
-        }
-    }
-    Ok((dev, namespace))
+    Dev::start(&workdir)
 }
 
 /// `backflow tokens …` against the same ./data as the running dev process.
-fn tokens(dev: &Dev, namespace: &str, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let output = backflow(&dev.workdir, namespace)
-        .arg("tokens")
-        .args(args)
-        .args(["--output", "json"])
-        .stdin(Stdio::null())
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "backflow tokens {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(serde_json::from_slice(&output.stdout)?)
+fn tokens(dev: &Dev, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let mut args = args.to_vec();
+    args.insert(0, "tokens");
+    operator_json(dev, &args)
 }
 
 struct Method {
@@ -278,7 +187,7 @@ fn port_of<'a>(dev: &'a Dev, grpc_service: &str) -> anyhow::Result<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_is_authenticated_and_scoped() -> anyhow::Result<()> {
-    let (dev, namespace) = start_dev().await?;
+    let dev = start_dev()?;
     assert_eq!(dev.ports.len(), 5, "{:?}", dev.ports);
     assert!(!dev.front_door.is_empty(), "front door address printed");
 
@@ -296,35 +205,22 @@ async fn every_rpc_is_authenticated_and_scoped() -> anyhow::Result<()> {
         assert_eq!(mode, 0o600, "cli.json mode {mode:o}");
     }
 
-    let other = tokens(
-        &dev,
-        &namespace,
-        &["create", "--workspace", "other", "--role", "admin"],
-    )?;
+    let other = tokens(&dev, &["create", "--workspace", "other", "--role", "admin"])?;
     let other_token = other["token"].as_str().unwrap_or_default().to_string();
     let viewer = tokens(
         &dev,
-        &namespace,
         &["create", "--workspace", "default", "--role", "viewer"],
     )?;
     let viewer_token = viewer["token"].as_str().unwrap_or_default().to_string();
     let viewer_id = viewer["id"].as_str().unwrap_or_default().to_string();
-    let operator = tokens(
-        &dev,
-        &namespace,
-        &["create", "--operator", "--role", "admin"],
-    )?;
+    let operator = tokens(&dev, &["create", "--operator", "--role", "admin"])?;
     let operator_token = operator["token"].as_str().unwrap_or_default().to_string();
-    let operator_viewer = tokens(
-        &dev,
-        &namespace,
-        &["create", "--operator", "--role", "viewer"],
-    )?;
+    let operator_viewer = tokens(&dev, &["create", "--operator", "--role", "viewer"])?;
     let operator_viewer_token = operator_viewer["token"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let listed = tokens(&dev, &namespace, &["list"])?;
+    let listed = tokens(&dev, &["list"])?;
     let listed_text = listed.to_string();
     assert!(listed_text.contains(&viewer_id));
     assert!(
@@ -474,7 +370,7 @@ async fn every_rpc_is_authenticated_and_scoped() -> anyhow::Result<()> {
             .await?
             .code()
     ));
-    tokens(&dev, &namespace, &["revoke", &viewer_id])?;
+    tokens(&dev, &["revoke", &viewer_id])?;
     let revoked = Instant::now();
     let front = call(&dev.front_door, list_secrets, Some(&viewer_token)).await?;
     assert_eq!(front.code(), Code::Unauthenticated, "{front:?}");

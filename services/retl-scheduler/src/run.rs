@@ -23,6 +23,9 @@ pub struct RunRecord {
     /// 0 while the run has not finished.
     pub finished_at_ms: i64,
     pub error: String,
+    /// Schedule ticks that came while this run was still queued and were folded into it
+    /// (they made no run of their own).
+    pub coalesced_ticks: i32,
     /// What the executor did with it (all defaults while queued).
     pub exec: RunExecution,
 }
@@ -132,6 +135,7 @@ impl RunRecord {
             queued_at_ms: now_ms,
             finished_at_ms: 0,
             error: String::new(),
+            coalesced_ticks: 0,
             exec: RunExecution::default(),
         }
     }

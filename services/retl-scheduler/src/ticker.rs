@@ -7,9 +7,14 @@
 //! Ticks missed while every replica was down fire once (the first missed one), and the
 //! next tick is computed from now, so a backlog never turns into a burst. Paused syncs
 //! fire nothing, and resuming one restarts its ticks from the moment of resuming.
+//!
+//! A tick that comes while a run of its sync is still queued makes no run: it is folded
+//! into the queued one (counted on it, and logged), so a sync slower than its schedule
+//! never builds a backlog. Replica safety is unchanged: the compare-and-set lets one
+//! replica fire (queue or coalesce) each tick.
 
 use crate::schedule::{self, Schedule};
-use crate::store::SyncStore;
+use crate::store::{Fired, SyncStore};
 use backflow_platform::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,16 +84,31 @@ impl Ticker {
             else {
                 continue;
             };
-            if let Some(run) = self.store.fire_tick(&due, plan.next_ms, now).await? {
-                queued += 1;
-                tracing::info!(
-                    workspace_id = %run.workspace_id,
-                    sync_id = %run.sync_id,
-                    run_id = %run.id,
+            match self.store.fire_tick(&due, plan.next_ms, now).await? {
+                Fired::Queued(run) => {
+                    queued += 1;
+                    tracing::info!(
+                        workspace_id = %run.workspace_id,
+                        sync_id = %run.sync_id,
+                        run_id = %run.id,
+                        tick_ms = plan.fire_ms,
+                        next_tick_ms = plan.next_ms,
+                        "scheduled run queued"
+                    );
+                }
+                Fired::Coalesced {
+                    run_id,
+                    coalesced_ticks,
+                } => tracing::info!(
+                    workspace_id = %due.record.workspace_id,
+                    sync_id = %due.record.id,
+                    %run_id,
+                    coalesced_ticks,
                     tick_ms = plan.fire_ms,
                     next_tick_ms = plan.next_ms,
-                    "scheduled run queued"
-                );
+                    "scheduled tick coalesced into the run still queued"
+                ),
+                Fired::NotFired => {}
             }
         }
         Ok(queued)

@@ -311,8 +311,21 @@ impl Harness {
         })
     }
 
+    /// An executor whose leases outlive any stall under load (renewed every 5 s, lapsing
+    /// after 15 s without renewal): a run is never reaped and resumed behind the test's
+    /// back, which would change its counts.
     fn executor(&self) -> tokio::task::JoinHandle<()> {
-        let policy = LeasePolicy::from_ttl(Duration::from_millis(1200)).unwrap();
+        self.executor_with(Duration::from_secs(15))
+    }
+
+    /// An executor whose leases lapse soon after it dies (for the resume tests), still
+    /// renewed often enough (every second) not to lapse while it lives.
+    fn lapsing_executor(&self) -> tokio::task::JoinHandle<()> {
+        self.executor_with(Duration::from_secs(3))
+    }
+
+    fn executor_with(&self, lease_ttl: Duration) -> tokio::task::JoinHandle<()> {
+        let policy = LeasePolicy::from_ttl(lease_ttl).unwrap();
         let executor = Executor::new(self.ctx.clone(), policy, 4);
         tokio::spawn(executor.run(self.bus.clone(), self.shutdown.clone()))
     }
@@ -587,6 +600,8 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
                 "{step} {mode:?} {strategy:?}: {}",
                 run.error
             );
+            // a resumed run would have other counts (its first attempt may have committed)
+            assert_eq!(run.exec.resumed, 0, "{step} {mode:?} {strategy:?}");
             assert_eq!(
                 h.held(sync_id),
                 expected(*mode, &before, &rows),
@@ -856,7 +871,7 @@ async fn resumes_without_losing_records(strategy: DiffStrategy, label: &str) -> 
     .await?;
     let sync = h.sync_with("events", SyncMode::Upsert, strategy).await?;
     h.receiver.delay_ms.store(20, Ordering::Relaxed);
-    let first = h.executor();
+    let first = h.lapsing_executor();
     let run_id = h.queue(&sync, false).await?;
     // kill the executor once a good part was acknowledged
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -873,7 +888,7 @@ async fn resumes_without_losing_records(strategy: DiffStrategy, label: &str) -> 
     );
     // a new executor reaps the lapsed lease and resumes the run
     h.receiver.delay_ms.store(0, Ordering::Relaxed);
-    let _second = h.executor();
+    let _second = h.lapsing_executor();
     let run = h
         .wait(&run_id, &[RunStatus::Succeeded, RunStatus::Failed])
         .await?;

@@ -1,6 +1,8 @@
 //! Two scheduler replicas (two `App`s) on one PostgreSQL database and one NATS server
 //! tick the same schedules: every tick makes exactly one run and exactly one
 //! `cmd.retl.run_sync.<id>` message on the CMD stream, and a paused sync fires nothing.
+//! A tick while a run of the sync is still queued makes no run (it is coalesced into
+//! the queued one), also with two replicas; a running run does not hold a tick back.
 //! With two executors pulling the one work queue besides them, every tick's run is
 //! executed exactly once, and both executors take work (issue 10, acceptance 4).
 //!
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
+use backflow_platform::lease::{LeasePolicy, Leases};
 use backflow_proto::retl::v1::RunStatus;
 use backflow_retl_scheduler::destination_config::{DestinationRecord, NoSecrets};
 use backflow_retl_scheduler::destinations::test_support::webhook::WebhookReceiver;
@@ -32,7 +35,9 @@ use backflow_retl_scheduler::executor::error::ExecError;
 use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
 use backflow_retl_scheduler::executor::resolve::{ModelSource, ResolvedModel, StoreDestinations};
 use backflow_retl_scheduler::executor::Executor;
+use backflow_retl_scheduler::run::RunRecord;
 use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
+use backflow_retl_scheduler::store::runs::{Claim, LEASE_KIND};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const SPEED: i64 = 120;
@@ -120,16 +125,59 @@ async fn commands(bus: &Bus) -> anyhow::Result<BTreeMap<String, Vec<RunSyncComma
     Ok(by_subject)
 }
 
-#[tokio::test]
-async fn two_replicas_make_one_run_and_one_command_per_tick() -> anyhow::Result<()> {
-    let database_url = testing::fresh_postgres_url("retlticks").await?;
-    let nats = testing::fresh_nats("retlticks");
+/// Two scheduler replicas on one fresh database and NATS namespace, sharing a fast
+/// clock, with the webhook destination `hook` in workspace `ws`.
+struct Replicas {
+    first: Replica,
+    second: Replica,
+    nats: backflow_platform::config::NatsConfig,
+    _authority: testing::TokenAuthority,
+}
+
+async fn two_replicas(label: &str) -> anyhow::Result<Replicas> {
+    let database_url = testing::fresh_postgres_url(label).await?;
+    let nats = testing::fresh_nats(label);
     let authority = testing::TokenAuthority::start().await?;
     let clock = fast_clock();
     let first = replica(&database_url, &nats, &authority, clock.clone()).await?;
-    let second = replica(&database_url, &nats, &authority, clock.clone()).await?;
+    let second = replica(&database_url, &nats, &authority, clock).await?;
+    support::webhook(first.scheduler.store(), "ws", "hook").await?;
+    Ok(Replicas {
+        first,
+        second,
+        nats,
+        _authority: authority,
+    })
+}
+
+/// Waits until the relays published every outbox row.
+async fn outbox_drained(scheduler: &Scheduler) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (pending,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM platform_outbox WHERE published_at_ms IS NULL")
+                .fetch_one(scheduler.store().database().pool())
+                .await?;
+        if pending == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{pending} outbox rows never published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_make_one_run_and_one_command_per_tick() -> anyhow::Result<()> {
+    let Replicas {
+        first,
+        second,
+        nats,
+        _authority,
+    } = two_replicas("retlticks").await?;
     let scheduler = first.scheduler.clone();
-    support::webhook(scheduler.store(), "ws", "hook").await?;
 
     let sync = |name: &str, schedule: Schedule| {
         NewSync::basic(
@@ -161,11 +209,19 @@ async fn two_replicas_make_one_run_and_one_command_per_tick() -> anyhow::Result<
         .create_sync(sync("manual", Schedule::Manual))
         .await?;
 
-    // wait for a few ticks of each scheduled sync
+    // wait for a few runs of each scheduled sync; no executor runs them, so each is
+    // cancelled once seen (a tick while one is queued would be coalesced into it)
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let a = scheduler.list_runs("ws", &every_minute.id, 0).await?.len();
-        let b = scheduler.list_runs("ws", &cron.id, 0).await?.len();
+        let mut seen = [0; 2];
+        for (at, sync) in [&every_minute, &cron].into_iter().enumerate() {
+            let runs = scheduler.list_runs("ws", &sync.id, 0).await?;
+            seen[at] = runs.len();
+            for run in runs.iter().filter(|run| run.status == RunStatus::Queued) {
+                scheduler.store().cancel_run("ws", &run.id).await?;
+            }
+        }
+        let [a, b] = seen;
         if a >= TICKS_WANTED && b >= TICKS_WANTED {
             break;
         }
@@ -178,21 +234,7 @@ async fn two_replicas_make_one_run_and_one_command_per_tick() -> anyhow::Result<
     // stop the ticks (pausing is announced through the same outbox), then let the relays drain
     scheduler.set_paused("ws", &every_minute.id, true).await?;
     second.scheduler.set_paused("ws", &cron.id, true).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (pending,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM platform_outbox WHERE published_at_ms IS NULL")
-                .fetch_one(scheduler.store().database().pool())
-                .await?;
-        if pending == 0 {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{pending} outbox rows never published"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outbox_drained(&scheduler).await?;
 
     let bus = Bus::connect(&nats).await?;
     let published = commands(&bus).await?;
@@ -219,6 +261,128 @@ async fn two_replicas_make_one_run_and_one_command_per_tick() -> anyhow::Result<
         let subject = bus.subject(&format!("cmd.retl.run_sync.{}", quiet.id));
         assert!(!published.contains_key(&subject), "{} fired", quiet.name);
     }
+
+    for replica in [first, second] {
+        replica.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), replica.server).await???;
+    }
+    Ok(())
+}
+
+/// Waits until `sync` has a run matching `wanted`, returning every run (newest first).
+async fn runs_until(
+    scheduler: &Scheduler,
+    sync_id: &str,
+    what: &str,
+    wanted: impl Fn(&[RunRecord]) -> bool,
+) -> anyhow::Result<Vec<RunRecord>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = scheduler.list_runs("ws", sync_id, 0).await?;
+        if wanted(&runs) {
+            return Ok(runs);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "never {what}: {runs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_tick_while_a_run_is_queued_is_coalesced_on_both_replicas() -> anyhow::Result<()> {
+    let Replicas {
+        first,
+        second,
+        nats,
+        _authority,
+    } = two_replicas("retlcoalesce").await?;
+    let scheduler = first.scheduler.clone();
+    let mut new = NewSync::basic(
+        "ws",
+        "every minute",
+        "model",
+        "hook",
+        SyncMode::Upsert,
+        vec![Mapping::column("email", "Email")],
+        Schedule::Interval { seconds: 60 },
+    );
+    new.paused = true;
+    let sync = scheduler.create_sync(new).await?;
+    // a queued dry run sends nothing: ticks are not folded into it
+    let dry = scheduler.dry_run("ws", &sync.id).await?;
+    second.scheduler.set_paused("ws", &sync.id, false).await?;
+
+    // no executor runs anything: the first tick queues a run, the next ones fold into it
+    let scheduled = |runs: &[RunRecord]| -> Vec<RunRecord> {
+        runs.iter()
+            .filter(|run| run.trigger == RunTrigger::Schedule)
+            .cloned()
+            .collect()
+    };
+    let runs = runs_until(&scheduler, &sync.id, "three ticks coalesced", |runs| {
+        scheduled(runs).iter().any(|run| run.coalesced_ticks >= 3)
+    })
+    .await?;
+    let first_run = scheduled(&runs).remove(0);
+    assert_eq!(
+        scheduled(&runs).len(),
+        1,
+        "a queued run held the ticks back"
+    );
+    assert_eq!(first_run.status, RunStatus::Queued);
+    let dry = runs.iter().find(|run| run.id == dry.id).cloned();
+    assert!(
+        matches!(dry, Some(run) if run.coalesced_ticks == 0 && run.status == RunStatus::Queued)
+    );
+
+    // once the run has started, the next tick queues a run again, and later ticks fold
+    // into that one
+    let leases = Leases::new(
+        scheduler.store().database().clone(),
+        LEASE_KIND,
+        LeasePolicy::from_ttl(Duration::from_secs(600))?,
+    );
+    let claimed = scheduler.store().claim_run(&leases, &first_run.id).await?;
+    assert!(matches!(claimed, Claim::Claimed(_)), "{claimed:?}");
+    let runs = runs_until(&scheduler, &sync.id, "a second run coalescing", |runs| {
+        let scheduled = scheduled(runs);
+        scheduled.len() >= 2 && scheduled[0].coalesced_ticks >= 2
+    })
+    .await?;
+    let scheduled_runs = scheduled(&runs);
+    assert_eq!(
+        scheduled_runs.len(),
+        2,
+        "one queued run behind the running one"
+    );
+    assert_eq!(scheduled_runs[0].status, RunStatus::Queued);
+    assert_eq!(scheduled_runs[1].id, first_run.id);
+    assert_eq!(scheduled_runs[1].status, RunStatus::Running);
+    for run in &scheduled_runs {
+        assert!(run.cause_id.starts_with(&format!("sync:{}:", sync.id)));
+    }
+    assert_ne!(scheduled_runs[0].cause_id, scheduled_runs[1].cause_id);
+
+    // one command per run, whichever replica fired the tick
+    scheduler.set_paused("ws", &sync.id, true).await?;
+    outbox_drained(&scheduler).await?;
+    let bus = Bus::connect(&nats).await?;
+    let published = commands(&bus).await?;
+    let subject = bus.subject(&format!("cmd.retl.run_sync.{}", sync.id));
+    let sent: BTreeSet<_> = published
+        .get(&subject)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|command| command.run_id)
+        .collect();
+    let runs = scheduler.list_runs("ws", &sync.id, 0).await?;
+    let all: BTreeSet<_> = runs.iter().map(|run| run.id.clone()).collect();
+    assert_eq!(
+        runs.len(),
+        3,
+        "the dry run and two scheduled runs: {runs:?}"
+    );
+    assert_eq!(sent, all);
 
     for replica in [first, second] {
         replica.shutdown.cancel();
@@ -329,7 +493,7 @@ async fn two_schedulers_and_two_executors_run_each_tick_once() -> anyhow::Result
         syncs.push(replica.scheduler.create_sync(new).await?);
     }
     // a few ticks of each (then no more, so the executors' backlog stays bounded)
-    let ended = |runs: &[backflow_retl_scheduler::run::RunRecord]| {
+    let ended = |runs: &[RunRecord]| {
         runs.iter()
             .filter(|run| !matches!(run.status, RunStatus::Queued | RunStatus::Running))
             .count()

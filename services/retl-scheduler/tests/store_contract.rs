@@ -1,6 +1,7 @@
 //! The sync store behaves the same on SQLite and PostgreSQL: workspace isolation,
 //! pause rules, runs queued with their command in one transaction, one run per
-//! (sync, cause), and a dbt Cloud run handled once per message id.
+//! (sync, cause), a dbt Cloud run handled once per message id, and schedule ticks fired
+//! once per tick and coalesced into a run still queued.
 
 use backflow_platform::db::Database;
 use backflow_platform::outbox::Outbox;
@@ -9,8 +10,9 @@ use backflow_proto::retl::v1::{RunStatus, RunSyncCommand, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::scheduler::Scheduler;
-use backflow_retl_scheduler::store::{DbtRunHandled, SyncStore};
+use backflow_retl_scheduler::store::{DbtRunHandled, DueSync, Fired, SyncStore};
 use backflow_retl_scheduler::sync::{Mapping, NewSync, NullPolicy, SyncUpdate};
+use backflow_retl_scheduler::ticker;
 use backflow_retl_scheduler::RetlError;
 use prost::Message;
 
@@ -188,7 +190,108 @@ async fn contract(url: &str) -> anyhow::Result<()> {
 
     sync_changes(&scheduler, &created.id).await?;
     dbt_runs(&scheduler).await?;
-    lifecycle(&scheduler).await
+    lifecycle(&scheduler).await?;
+    ticks(&scheduler).await
+}
+
+/// Fires the due tick of `sync_id` at `now_ms` as the ticker does (read, plan, fire);
+/// also returns what was read, to fire it again as a second replica would.
+async fn fire_due(
+    store: &SyncStore,
+    sync_id: &str,
+    now_ms: i64,
+) -> anyhow::Result<(DueSync, Fired)> {
+    let due = store
+        .due_syncs(now_ms, 1000)
+        .await?
+        .into_iter()
+        .find(|due| due.record.id == sync_id)
+        .ok_or_else(|| anyhow::anyhow!("sync {sync_id} is not due at {now_ms}"))?;
+    let plan = ticker::plan(
+        &due.record.schedule,
+        due.anchor_ms,
+        due.next_tick_ms,
+        now_ms,
+    )
+    .ok_or_else(|| anyhow::anyhow!("nothing planned"))?;
+    let fired = store.fire_tick(&due, plan.next_ms, now_ms).await?;
+    Ok((due, fired))
+}
+
+/// A tick queues a run (once, whichever replica fires it), unless a run of the sync is
+/// still queued: then it is folded into that run and counted there. A running run or a
+/// queued dry run does not hold a tick back.
+async fn ticks(scheduler: &Scheduler) -> anyhow::Result<()> {
+    let store = scheduler.store();
+    let sync = scheduler
+        .create_sync(new_sync(
+            "ws-e",
+            "ticking",
+            Schedule::Interval { seconds: 60 },
+        ))
+        .await?;
+    let mut now = backflow_platform::now_unix_ms();
+    let mut next_tick = || {
+        now += 120_000;
+        now
+    };
+    let at = next_tick();
+    let (due, fired) = fire_due(store, &sync.id, at).await?;
+    let Fired::Queued(first) = fired else {
+        anyhow::bail!("the first tick queued no run: {fired:?}");
+    };
+    assert_eq!(
+        first.cause_id,
+        format!("sync:{}:{}", sync.id, due.next_tick_ms)
+    );
+    // the same tick fired by a second replica does nothing
+    assert_eq!(
+        store.fire_tick(&due, due.next_tick_ms + 60_000, at).await?,
+        Fired::NotFired
+    );
+    for coalesced_ticks in 1..=2 {
+        let (_, fired) = fire_due(store, &sync.id, next_tick()).await?;
+        assert_eq!(
+            fired,
+            Fired::Coalesced {
+                run_id: first.id.clone(),
+                coalesced_ticks
+            }
+        );
+    }
+    let runs = scheduler.list_runs("ws-e", &sync.id, 0).await?;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].coalesced_ticks, 2);
+
+    // started: the next tick queues a run again
+    set_run_status(scheduler, &first.id, RunStatus::Running).await?;
+    let (_, fired) = fire_due(store, &sync.id, next_tick()).await?;
+    let Fired::Queued(second) = fired else {
+        anyhow::bail!("a running run held the tick back: {fired:?}");
+    };
+    assert_ne!(second.cause_id, first.cause_id);
+    // a queued dry run sends nothing: a tick is not folded into it
+    set_run_status(scheduler, &second.id, RunStatus::Succeeded).await?;
+    let dry = scheduler.dry_run("ws-e", &sync.id).await?;
+    let (_, fired) = fire_due(store, &sync.id, next_tick()).await?;
+    let Fired::Queued(third) = fired else {
+        anyhow::bail!("a dry run held the tick back: {fired:?}");
+    };
+    let (_, fired) = fire_due(store, &sync.id, next_tick()).await?;
+    assert!(
+        matches!(fired, Fired::Coalesced { ref run_id, coalesced_ticks: 1 } if *run_id == third.id)
+    );
+    assert_eq!(store.get_run("ws-e", &dry.id).await?.coalesced_ticks, 0);
+    // one command per run
+    let subject = backflow_proto::subjects::RUN_SYNC.for_id(&sync.id);
+    let commanded: Vec<String> = queued_commands(scheduler)
+        .await?
+        .into_iter()
+        .filter(|(s, _)| *s == subject)
+        .map(|(_, command)| command.run_id)
+        .collect();
+    assert_eq!(commanded, [first.id, second.id, dry.id, third.id]);
+    Ok(())
 }
 
 /// The `SyncChangedEvent`s written for a sync, in order.

@@ -82,6 +82,8 @@ pub struct SyncRunJson {
     pub timings: Vec<(String, i64)>,
     pub samples: Vec<SampleJson>,
     pub resumed: i32,
+    /// Schedule ticks folded into this run while it was queued (they made no run).
+    pub coalesced_ticks: i32,
     pub queued_at_unix_ms: i64,
     pub started_at_unix_ms: i64,
     pub finished_at_unix_ms: i64,
@@ -147,6 +149,7 @@ impl From<pb::Run> for SyncRunJson {
                 })
                 .collect(),
             resumed: run.resumed,
+            coalesced_ticks: run.coalesced_ticks,
             queued_at_unix_ms: run.queued_at_unix_ms,
             started_at_unix_ms: run.started_at_unix_ms,
             finished_at_unix_ms: run.finished_at_unix_ms,
@@ -199,6 +202,7 @@ pub fn details(run: &SyncRunJson) -> Details {
         .field("given up", c.given_up.to_string())
         .field("requests", c.requests.to_string())
         .field("resumed", run.resumed.to_string())
+        .field("coalesced ticks", run.coalesced_ticks.to_string())
         .field("queued", timestamp(run.queued_at_unix_ms))
         .field("started", timestamp(run.started_at_unix_ms))
         .field("finished", timestamp(run.finished_at_unix_ms))

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -29,10 +30,19 @@ pub struct Dev {
     pub workdir: PathBuf,
     /// The configuration `backflow dev` runs with (also what `backflow tokens` needs).
     pub server_env: Vec<(String, String)>,
+    /// Service name (`credentials`, `git-sync`, ...) → its own gRPC address, as printed.
+    pub ports: BTreeMap<String, String>,
+    /// The front door's address (every service), as printed.
+    pub front_door: String,
 }
 
 impl Dev {
     pub fn start(workdir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(workdir, &[])
+    }
+
+    /// The same with `extra` configuration variables (`BACKFLOW_…`) on top.
+    pub fn start_with(workdir: &Path, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut server_env: Vec<(String, String)> = vec![
             (
                 "BACKFLOW_NATS__NAMESPACE".into(),
@@ -75,6 +85,7 @@ impl Dev {
                 "127.0.0.1:0".into(),
             ));
         }
+        server_env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
         command
             .arg("dev")
@@ -100,14 +111,23 @@ impl Dev {
                 }
             }
         });
-        let dev = Self {
+        let mut dev = Self {
             child,
             workdir: workdir.to_path_buf(),
             server_env,
+            ports: BTreeMap::new(),
+            front_door: String::new(),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let line = lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))?;
+            if let Some((head, addr)) = line.split_once(" grpc on ") {
+                let name = head.trim_start_matches("backflow: ").to_string();
+                dev.ports.insert(name, addr.trim().to_string());
+            }
+            if let Some((_, addr)) = line.split_once("front door (every service) on ") {
+                dev.front_door = addr.trim().to_string();
+            }
             if line.starts_with("backflow: ready") {
                 break;
             }
@@ -235,20 +255,13 @@ pub fn number(value: &Value, name: &str) -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow::anyhow!("no number {name} in {value}"))
 }
 
-/// Step 1 of the walkthrough: an operator makes an admin token for the workspace with
-/// `backflow tokens create` (against the same ./data and configuration as the running
-/// dev process); every later command sends it as BACKFLOW_TOKEN.
-pub fn admin_token(dev: &Dev) -> anyhow::Result<String> {
+/// `backflow <args> --output json` as an operator runs it: against the same ./data and
+/// configuration as the running dev process (what `backflow tokens` needs); it must
+/// succeed.
+pub fn operator_json(dev: &Dev, args: &[&str]) -> anyhow::Result<Value> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
     command
-        .args([
-            "tokens",
-            "create",
-            "--workspace",
-            "default",
-            "--role",
-            "admin",
-        ])
+        .args(args)
         .args(["--output", "json"])
         .current_dir(&dev.workdir)
         .env_remove("BACKFLOW_CONFIG")
@@ -260,10 +273,26 @@ pub fn admin_token(dev: &Dev) -> anyhow::Result<String> {
     let output = command.output()?;
     anyhow::ensure!(
         output.status.success(),
-        "backflow tokens create: {}",
+        "backflow {args:?}: {}",
         text(&output.stderr)
     );
-    let created: Value = serde_json::from_slice(&output.stdout)?;
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// Step 1 of the walkthrough: an operator makes an admin token for the workspace with
+/// `backflow tokens create`; every later command sends it as BACKFLOW_TOKEN.
+pub fn admin_token(dev: &Dev) -> anyhow::Result<String> {
+    let created = operator_json(
+        dev,
+        &[
+            "tokens",
+            "create",
+            "--workspace",
+            "default",
+            "--role",
+            "admin",
+        ],
+    )?;
     field(&created, "token")
 }
 
@@ -278,4 +307,14 @@ pub fn fails(dev: &Dev, token: Option<&str>, args: &[&str], code: i32) -> String
         text(&output.stderr)
     );
     text(&output.stderr)
+}
+
+/// Runs a command that may fail: (exit code, stdout, stderr).
+pub fn outcome(dev: &Dev, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let output = dev.cli(args, token);
+    (
+        output.status.code().unwrap_or(-1),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
 }

@@ -14,7 +14,7 @@ mod ticks;
 pub mod warehouse_state;
 
 pub use events::sync_changed;
-pub use ticks::{tick_message_id, DueSync};
+pub use ticks::{tick_message_id, DueSync, Fired};
 
 use crate::error::RetlError;
 use crate::run::RunRecord;

@@ -14,7 +14,8 @@ pub(super) const SYNC_COLUMNS: &str = "id, workspace_id, name, retl_model_id, de
 
 pub(super) const RUN_COLUMNS: &str =
     "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error, \
-     started_at_ms, phase, dry_run, approved, approval_reason, cancel_requested, resumed, counts, timings, samples";
+     started_at_ms, phase, dry_run, approved, approval_reason, cancel_requested, resumed, counts, timings, samples, \
+     coalesced_ticks";
 
 /// Columns a queued run is inserted with (the rest start at their defaults).
 pub(super) const RUN_INSERT_COLUMNS: &str =
@@ -128,6 +129,7 @@ pub(super) struct RunRow {
     counts: String,
     timings: String,
     samples: String,
+    coalesced_ticks: i32,
 }
 
 pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
@@ -162,6 +164,7 @@ pub(super) fn run_of(row: RunRow) -> Result<RunRecord, RetlError> {
         queued_at_ms: row.queued_at_ms,
         finished_at_ms: row.finished_at_ms,
         error: row.error,
+        coalesced_ticks: row.coalesced_ticks,
         exec: RunExecution {
             started_at_ms: row.started_at_ms,
             phase,

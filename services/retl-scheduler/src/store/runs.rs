@@ -103,6 +103,7 @@ pub fn run_to_proto(record: RunRecord) -> pb::Run {
             })
             .collect(),
         resumed: exec.resumed,
+        coalesced_ticks: record.coalesced_ticks,
     }
 }
 
