@@ -4,14 +4,18 @@
 //! model built as a table in a fresh database of the local PostgreSQL (the warehouse
 //! source, optionally reached through a proxy port), a Reverse ETL model on it, the dbt
 //! Cloud listener (connections `conn-1`/`conn-2` of account 1, subscriptions `sub-a` and
-//! `sub-b` on job 123, `sub-idle` on job 999) and the Reverse ETL scheduler with its
+//! `sub-b` on job 123, `sub-idle` on job 999; run artifacts read from the dbt Cloud API
+//! stand-in, with a short retry schedule) and the Reverse ETL scheduler with its
 //! executor on the same NATS namespace, and a webhook destination delivering to a local
-//! Standard Webhooks receiver.
+//! Standard Webhooks receiver. The listener runs on its own shutdown so a test can stop
+//! it and start it again on the same database.
 
 use crate::eventually;
 use crate::stack::{start_stack, Stack, SERVICE_TOKEN};
+use backflow_dbt_cloud_listener::stand_in::StandIn;
 use backflow_dbt_cloud_listener::store::subscriptions::{SubscriptionRecord, SubscriptionStatus};
-use backflow_dbt_cloud_listener::store::ConnectionRecord;
+use backflow_dbt_cloud_listener::store::{ConnectionRecord, ConnectionStore};
+use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
 use backflow_proto::catalog::v1 as catalog;
 use backflow_proto::credentials::v1 as credentials;
@@ -27,6 +31,8 @@ use std::time::Duration;
 pub const GIT_TOKEN: &str = "ghp_DbtTriggersToken0123456789abcd";
 pub const HMAC: &str = "It's a Secret to Everybody";
 pub const CUSTOMERS: &str = "model.shop.customers";
+/// The dbt Cloud API token the stand-in accepts (kept in credentials).
+pub const DBT_TOKEN: &str = "dbtc_TriggersToken0123456789";
 
 pub type Retl =
     retl::retl_scheduler_service_client::RetlSchedulerServiceClient<testing::AuthedChannel>;
@@ -61,6 +67,35 @@ pub fn fixture(name: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(&path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
 }
 
+/// A signed-to-be `job.run.completed` for `run_id` of `job_id`, made from `template`
+/// (the fixture's delivery) with its own event id.
+pub fn delivery(template: &serde_json::Value, job_id: i64, run_id: i64) -> anyhow::Result<Vec<u8>> {
+    let mut body = template.clone();
+    body["eventId"] = format!("wev_{job_id}_{run_id}").into();
+    body["data"]["jobId"] = job_id.to_string().into();
+    body["data"]["runId"] = run_id.to_string().into();
+    Ok(serde_json::to_vec(&body)?)
+}
+
+/// A dbt `run_results.json` (schema v5, `dbt build`) with these (unique id, status) nodes.
+pub fn run_results(invocation_id: &str, nodes: &[(&str, &str)]) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v5.json",
+            "dbt_version": "1.7.20",
+            "generated_at": "2026-12-01T10:00:00.000000Z",
+            "invocation_id": invocation_id,
+            "env": {}
+        },
+        "results": nodes
+            .iter()
+            .map(|(id, status)| serde_json::json!({"unique_id": id, "status": status}))
+            .collect::<Vec<_>>(),
+        "elapsed_time": 1.5,
+        "args": {"which": "build"}
+    })
+}
+
 pub async fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> anyhow::Result<u16> {
     let mut request = reqwest::Client::new().post(url).body(body.to_vec());
     for (name, value) in headers {
@@ -69,11 +104,61 @@ pub async fn post(url: &str, body: &[u8], headers: &[(&str, &str)]) -> anyhow::R
     Ok(request.send().await?.status().as_u16())
 }
 
+/// The dbt Cloud listener, on its own shutdown.
+pub struct RunningListener {
+    pub http: String,
+    pub store: ConnectionStore,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningListener {
+    async fn start(
+        config: &serde_json::Value,
+        nats: &backflow_platform::config::NatsConfig,
+    ) -> anyhow::Result<Self> {
+        let app =
+            backflow_dbt_cloud_listener::App::build(serde_json::from_value(config.clone())?, nats)
+                .await?;
+        let http = format!(
+            "http://{}",
+            app.http_addr()
+                .ok_or_else(|| anyhow::anyhow!("no listener http"))?
+        );
+        let store = app.connections().store().clone();
+        let shutdown = Shutdown::new();
+        let running = app.run(shutdown.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = running.await {
+                eprintln!("dbt cloud listener failed: {error}");
+            }
+        });
+        Ok(Self {
+            http,
+            store,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops it, abandoning whatever it was doing (a fetch in flight stays pending).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
 /// Everything the scenario runs on.
 pub struct World {
     pub stack: Stack,
     pub retl: Retl,
     pub listener_http: String,
+    pub listener: Option<RunningListener>,
+    listener_config: serde_json::Value,
+    /// The dbt Cloud API stand-in the connections point at (account 1, job 123).
+    pub cloud: StandIn,
+    /// The unique ids of the `customers` model's tests, as the catalog has them.
+    pub customers_tests: Vec<String>,
     pub receiver: WebhookReceiver,
     pub destination_id: String,
     pub retl_model_id: String,
@@ -159,6 +244,7 @@ pub async fn world(warehouse_port: u16) -> anyhow::Result<World> {
         customers.test_unique_ids.len() == 2,
         "the catalog should list the two tests of customers: {customers:?}"
     );
+    let customers_tests = customers.test_unique_ids.clone();
     sqlx::raw_sql(&format!(
         "CREATE TABLE {} AS {}",
         customers.relation_name, customers.compiled_sql
@@ -186,25 +272,34 @@ pub async fn world(warehouse_port: u16) -> anyhow::Result<World> {
     let hmac_id = stack
         .create_secret("dbt webhook", credentials::SecretKind::WebhookSecret, HMAC)
         .await?;
-    let listener = backflow_dbt_cloud_listener::App::build(
-        serde_json::from_value(serde_json::json!({
-            "database_url": testing::fresh_postgres_url("dbt_triggers_listener").await?,
-            "grpc_listen": "127.0.0.1:0",
-            "http_listen": "127.0.0.1:0",
-            "credentials_url": stack.credentials_url,
-            "service_token": SERVICE_TOKEN,
-            "reconcile_interval_secs": 0,
-        }))?,
-        &stack.nats,
-    )
-    .await?;
-    let listener_http = format!(
-        "http://{}",
-        listener
-            .http_addr()
-            .ok_or_else(|| anyhow::anyhow!("no listener http"))?
-    );
-    let store = listener.connections().store().clone();
+    let cloud = StandIn::start(1, DBT_TOKEN).await?;
+    // The subscriptions below are made by hand (one of them a second subscription on the
+    // same job, which the listener would tidy away): dbt Cloud refusing webhook
+    // management keeps the listener from touching them. Artifacts are served.
+    cloud
+        .cloud()
+        .broken
+        .insert(backflow_dbt_cloud_listener::stand_in::Endpoint::Webhooks);
+    let dbt_token_id = stack
+        .create_secret(
+            "dbt cloud token",
+            credentials::SecretKind::DbtCloudToken,
+            DBT_TOKEN,
+        )
+        .await?;
+    let listener_config = serde_json::json!({
+        "database_url": testing::fresh_postgres_url("dbt_triggers_listener").await?,
+        "grpc_listen": "127.0.0.1:0",
+        "http_listen": "127.0.0.1:0",
+        "credentials_url": stack.credentials_url,
+        "service_token": SERVICE_TOKEN,
+        "reconcile_interval_secs": 0,
+        "artifact_fetch_retry_ms": [200, 400],
+        "artifact_fetch_not_found_attempts": 2,
+    });
+    let listener = RunningListener::start(&listener_config, &stack.nats).await?;
+    let listener_http = listener.http.clone();
+    let store = listener.store.clone();
     for (connection, sub, webhook, job_id) in [
         ("conn-1", "sub-a", "wsu_12345abcde", 123),
         ("conn-2", "sub-b", "", 123),
@@ -215,9 +310,9 @@ pub async fn world(warehouse_port: u16) -> anyhow::Result<World> {
                 id: connection.into(),
                 workspace_id: stack.workspace.clone(),
                 name: connection.into(),
-                access_url: "https://cloud.getdbt.com".into(),
+                access_url: cloud.base_url.clone(),
                 account_id: 1,
-                api_token_credential_id: "unused".into(),
+                api_token_credential_id: dbt_token_id.clone(),
                 created_at_ms: 0,
                 last_test: None,
             })
@@ -236,7 +331,6 @@ pub async fn world(warehouse_port: u16) -> anyhow::Result<World> {
             })
             .await?;
     }
-    stack.spawn(|shutdown| listener.run(shutdown));
 
     // the scheduler with its executor
     let scheduler = backflow_retl_scheduler::App::build(
@@ -275,6 +369,10 @@ pub async fn world(warehouse_port: u16) -> anyhow::Result<World> {
         stack,
         retl,
         listener_http,
+        listener: Some(listener),
+        listener_config,
+        cloud,
+        customers_tests,
         receiver,
         destination_id,
         retl_model_id,
@@ -282,6 +380,60 @@ pub async fn world(warehouse_port: u16) -> anyhow::Result<World> {
 }
 
 impl World {
+    /// Stops the listener and starts it again on the same database (a new http port).
+    pub async fn restart_listener(&mut self) -> anyhow::Result<()> {
+        if let Some(listener) = self.listener.take() {
+            listener.stop().await;
+        }
+        let listener = RunningListener::start(&self.listener_config, &self.stack.nats).await?;
+        self.listener_http = listener.http.clone();
+        self.listener = Some(listener);
+        Ok(())
+    }
+
+    /// The listener's database (it outlives a stopped listener).
+    pub fn listener_database_url(&self) -> String {
+        self.listener_config["database_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn listener_store(&self) -> anyhow::Result<&ConnectionStore> {
+        self.listener
+            .as_ref()
+            .map(|listener| &listener.store)
+            .ok_or_else(|| anyhow::anyhow!("the listener is stopped"))
+    }
+
+    /// Waits until the listener knows that `syncs` enabled syncs wait on `job_id` (it
+    /// learns it from the scheduler's sync events).
+    pub async fn listener_knows(&self, job_id: i64, syncs: usize) -> anyhow::Result<()> {
+        let store = self.listener_store()?.clone();
+        eventually(
+            Duration::from_secs(60),
+            &format!("the listener to know {syncs} syncs on job {job_id}"),
+            || {
+                let store = store.clone();
+                async move {
+                    let jobs = store.watched_jobs().await.ok()?;
+                    jobs.iter()
+                        .any(|job| job.key.job_id == job_id && job.sync_ids.len() == syncs)
+                        .then_some(())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Stops the listener and the stack.
+    pub async fn stop(mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.stop().await;
+        }
+        self.stack.stop().await;
+    }
+
     pub async fn sync(
         &mut self,
         name: &str,

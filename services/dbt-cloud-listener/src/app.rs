@@ -28,6 +28,7 @@ pub struct App {
     http_tls: Option<Arc<backflow_platform::tls::rustls::ServerConfig>>,
     reconcile_interval: std::time::Duration,
     reconcile_lookback: std::time::Duration,
+    artifact_fetch: crate::artifact_fetch::RetrySchedule,
 }
 
 impl App {
@@ -86,6 +87,7 @@ impl App {
             http_tls,
             reconcile_interval: std::time::Duration::from_secs(config.reconcile_interval_secs),
             reconcile_lookback: std::time::Duration::from_secs(config.reconcile_lookback_secs),
+            artifact_fetch: config.artifact_fetch_schedule(),
         })
     }
 
@@ -150,6 +152,12 @@ impl App {
         let (bus, watcher) = (self.base.bus.clone(), self.connections.watcher().clone());
         tasks.push(Box::new(move |shutdown| {
             Box::pin(crate::consumers::run_sync_changes(bus, watcher, shutdown))
+        }));
+        let (watcher, schedule) = (self.connections.watcher().clone(), self.artifact_fetch);
+        tasks.push(Box::new(move |shutdown| {
+            Box::pin(crate::artifact_fetch::run_fetches(
+                watcher, schedule, shutdown,
+            ))
         }));
         if !self.reconcile_interval.is_zero() {
             let watcher = self.connections.watcher().clone();

@@ -14,6 +14,8 @@ public_url = ""
 reconcile_interval_secs = 300
 reconcile_lookback_secs = 86400
 allowed_access_urls = []
+artifact_fetch_retry_ms = [1000, 5000, 15000, 60000, 300000, 900000]
+artifact_fetch_not_found_attempts = 3
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +55,13 @@ pub struct Config {
     /// list, or one comma-separated string (`BACKFLOW_DBT_CLOUD_LISTENER__ALLOWED_ACCESS_URLS`).
     #[serde(default, deserialize_with = "list_or_commas")]
     pub allowed_access_urls: Vec<String>,
+    /// Delays between attempts at a dbt Cloud run's `run_results.json` (one fewer than
+    /// the attempts); after the last, the run's node results are announced as unknown.
+    #[serde(default = "default_artifact_fetch_retry_ms")]
+    pub artifact_fetch_retry_ms: Vec<u64>,
+    /// Attempts answered 404 (no artifact) before giving up.
+    #[serde(default = "default_artifact_fetch_not_found_attempts")]
+    pub artifact_fetch_not_found_attempts: i64,
 }
 
 impl Config {
@@ -70,8 +79,34 @@ impl Config {
             reconcile_interval_secs: default_reconcile_interval_secs(),
             reconcile_lookback_secs: default_reconcile_lookback_secs(),
             allowed_access_urls: Vec::new(),
+            artifact_fetch_retry_ms: default_artifact_fetch_retry_ms(),
+            artifact_fetch_not_found_attempts: default_artifact_fetch_not_found_attempts(),
         }
     }
+
+    /// The artifact fetch's retry schedule.
+    pub fn artifact_fetch_schedule(&self) -> crate::artifact_fetch::RetrySchedule {
+        crate::artifact_fetch::RetrySchedule {
+            delays: self
+                .artifact_fetch_retry_ms
+                .iter()
+                .map(|ms| std::time::Duration::from_millis(*ms))
+                .collect(),
+            not_found_attempts: self.artifact_fetch_not_found_attempts.max(1),
+        }
+    }
+}
+
+fn default_artifact_fetch_retry_ms() -> Vec<u64> {
+    crate::artifact_fetch::RetrySchedule::default()
+        .delays
+        .iter()
+        .map(|delay| u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+        .collect()
+}
+
+fn default_artifact_fetch_not_found_attempts() -> i64 {
+    crate::artifact_fetch::RetrySchedule::default().not_found_attempts
 }
 
 fn default_credentials_url() -> String {

@@ -2,11 +2,13 @@
 //! account id and the credential holding the API token), keeps a webhook subscription in
 //! dbt Cloud for every job enabled syncs wait on, and records the webhook deliveries it
 //! receives, so that a delivery retried by dbt Cloud, or a run found again by
-//! reconciliation, announces a completed run only once.
+//! reconciliation, announces a completed run only once. For syncs that run only when
+//! their model was rebuilt it then reads the run's `run_results.json` (`artifact_fetch`).
 
 pub mod access_url;
 pub mod api;
 pub mod app;
+pub mod artifact_fetch;
 pub mod config;
 pub mod connection_check;
 pub mod connections;

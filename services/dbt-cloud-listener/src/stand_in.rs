@@ -14,7 +14,8 @@
 //! - Every call checks `Authorization: Token <token>` (401 with the fixture's error
 //!   envelope) and the account id (404); a test can make an endpoint answer 403 or 404
 //!   (a token without the permission), rate limit the next calls (429 with
-//!   `Retry-After`), or fail with 500.
+//!   `Retry-After`), or fail with 500. A run without stored `run_results.json` answers
+//!   404 (a job whose steps wrote no artifact); artifact answers can be held back.
 //!
 //! [`StandIn::deliver`] plays dbt Cloud's side of a webhook: it posts a signed
 //! `job.run.completed` for a run to every active subscription on the run's job, the
@@ -68,6 +69,9 @@ pub struct Cloud {
     pub forbidden: BTreeSet<Endpoint>,
     /// Endpoints answering 500.
     pub broken: BTreeSet<Endpoint>,
+    /// While set, artifact requests wait (at most 30 s) before answering: a fetch in
+    /// flight that a test can observe, or cut off by stopping the listener.
+    pub hold_artifacts: bool,
     /// `METHOD path?query` of every call, in order.
     pub calls: Vec<String>,
     next_id: i64,
@@ -375,6 +379,10 @@ async fn artifact(
     let call = format!("GET artifact {r}");
     if let Some(resp) = guard(&s, &headers, call, a, Endpoint::Artifacts) {
         return resp;
+    }
+    let held_until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while lock(&s).hold_artifacts && std::time::Instant::now() < held_until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     match lock(&s).artifacts.get(&r) {
         // Artifacts are the file itself, not enveloped.

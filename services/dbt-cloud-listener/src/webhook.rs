@@ -79,7 +79,9 @@ pub fn decide(target: &WebhookTarget, delivery: &Delivery, received_at_ms: i64) 
 }
 
 /// The announcement of a successful dbt Cloud run, the same whether its webhook arrived
-/// or reconciliation found it, so the two paths are indistinguishable downstream.
+/// or reconciliation found it, so the two paths are indistinguishable downstream: its
+/// COMPLETED part, without node results (the store announces it whole instead when no
+/// enabled sync waits on the job; see `artifact_fetch` for the contract).
 pub fn successful_run(
     workspace_id: &str,
     connection_id: &str,
@@ -98,6 +100,7 @@ pub fn successful_run(
         // Node results come from the run's artifact, read after the webhook is acknowledged.
         node_results_known: false,
         origin: "dbt_cloud".into(),
+        part: backflow_proto::dbtcloud::v1::RunEventPart::Completed as i32,
         ..Default::default()
     }
 }

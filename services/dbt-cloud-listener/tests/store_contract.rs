@@ -1,7 +1,9 @@
 //! The connection store behaves the same on SQLite and PostgreSQL: workspace
 //! isolation, unique names, dbt-only hosts, received events recorded once, the last
 //! test kept, the sync → job projection (once per message, newest version wins,
-//! tombstones), and the subscription rows' pending → active life.
+//! tombstones), the subscription rows' pending → active life, and pending artifact
+//! fetches (queued with the announcement only for jobs a sync waits on, retried, ended
+//! once with the node-results announcement).
 
 use backflow_dbt_cloud_listener::app::MIGRATIONS;
 use backflow_dbt_cloud_listener::connections::{validate_new, Connections, NewConnection};
@@ -16,7 +18,7 @@ use backflow_platform::credentials_client::CredentialsClient;
 use backflow_platform::db::Database;
 use backflow_platform::outbox::{pending_count, Outbox};
 use backflow_platform::testing;
-use backflow_proto::dbtcloud::v1::RunCompletedEvent;
+use backflow_proto::dbtcloud::v1::{RunCompletedEvent, RunEventPart};
 use backflow_proto::retl::v1::{DbtCloudJobSchedule, SyncChangedEvent};
 
 async fn connections_on(url: &str) -> anyhow::Result<Connections> {
@@ -384,6 +386,79 @@ async fn subscription_rows(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn artifact_fetches(url: &str) -> anyhow::Result<()> {
+    let connections = connections_on(url).await?;
+    let store = connections.store();
+    store
+        .apply_sync_changed("c", "m1", &sync_event("s1", 1, true, Some(7)), 100)
+        .await?;
+    let completed = |job_id: i64, run_id: i64| RunCompletedEvent {
+        workspace_id: "ws".into(),
+        connection_id: "conn".into(),
+        account_id: 42,
+        job_id,
+        run_id,
+        run_status_code: 10,
+        succeeded: true,
+        origin: "dbt_cloud".into(),
+        part: RunEventPart::Completed as i32,
+        ..Default::default()
+    };
+    let mut event = received("conn", "wev_a", 1_000);
+    event.job_id = 7;
+    // a job a sync waits on: announced and a fetch queued, once however often delivered
+    for (event_id, expected) in [
+        ("wev_a", Received::Announced),
+        ("wev_b", Received::RunAlreadyAnnounced),
+    ] {
+        event.event_id = event_id.into();
+        assert_eq!(
+            store
+                .record_received("ws", &event, Some(&completed(7, 1)))
+                .await?,
+            expected
+        );
+    }
+    // a job no sync waits on: announced whole, nothing to fetch
+    event.event_id = "wev_c".into();
+    event.job_id = 8;
+    assert_eq!(
+        store
+            .record_received("ws", &event, Some(&completed(8, 2)))
+            .await?,
+        Received::Announced
+    );
+    let pending = store.pending_fetches().await?;
+    assert_eq!(
+        pending
+            .iter()
+            .map(|f| (f.job_id, f.run_id, f.attempts))
+            .collect::<Vec<_>>(),
+        [(7, 1, 0)]
+    );
+    assert_eq!(
+        store.due_fetches(999, 10).await?.len(),
+        0,
+        "due at the announcement's time"
+    );
+    let fetch = store.due_fetches(1_000, 10).await?.remove(0);
+    assert!(store.retry_fetch(&fetch, 5_000, "503").await?);
+    assert!(store.due_fetches(4_999, 10).await?.is_empty());
+    assert_eq!(store.next_fetch_due_ms().await?, Some(5_000));
+    let retried = store.due_fetches(5_000, 10).await?.remove(0);
+    assert_eq!((retried.attempts, retried.last_error.as_str()), (1, "503"));
+    let outbox_before = pending_count(store.database()).await?;
+    let mut results = completed(7, 1);
+    results.part = RunEventPart::NodeResults as i32;
+    assert!(store.finish_fetch(&retried, &results).await?);
+    assert!(!store.finish_fetch(&retried, &results).await?, "ended once");
+    assert!(!store.retry_fetch(&retried, 9_000, "late").await?);
+    assert_eq!(pending_count(store.database()).await?, outbox_before + 1);
+    assert!(store.pending_fetches().await?.is_empty());
+    assert_eq!(store.next_fetch_due_ms().await?, None);
+    Ok(())
+}
+
 #[tokio::test]
 async fn last_test_projection_and_subscriptions_on_sqlite_and_postgres() -> anyhow::Result<()> {
     for url in testing::both_backends("dbtcloudsubs").await? {
@@ -391,6 +466,7 @@ async fn last_test_projection_and_subscriptions_on_sqlite_and_postgres() -> anyh
             ("last test", last_test_is_kept(&url).await),
             ("projection", sync_jobs_projection(&url).await),
             ("subscriptions", subscription_rows(&url).await),
+            ("artifact fetches", artifact_fetches(&url).await),
         ] {
             result.map_err(|err| anyhow::anyhow!("{url} {name}: {err:#}"))?;
         }

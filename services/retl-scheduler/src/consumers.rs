@@ -1,6 +1,7 @@
 //! The scheduler's JetStream consumers. `retl-scheduler-dbt-runs` turns each
 //! successful dbt run (dbt Cloud job or dbt Core invocation) into one run per sync that
-//! waits on it, or a skipped run with the reason ([`crate::trigger`] decides). Models
+//! waits on it, or a skipped run with the reason ([`crate::trigger`] decides; a dbt
+//! Cloud run's COMPLETED and NODE_RESULTS events each judge their own syncs). Models
 //! are looked up in the catalog before the transaction; the inbox claim and the runs
 //! are written in one transaction, so a redelivered event changes nothing. A catalog
 //! that cannot be reached retries the delivery later.
@@ -148,6 +149,11 @@ async fn decide_and_record(
             Verdict::Run => decisions.push((sync.id.clone(), None)),
             Verdict::Skip(reason) => decisions.push((sync.id.clone(), Some(reason))),
             Verdict::NotConcerned => {}
+            Verdict::Later => tracing::debug!(
+                sync_id = %sync.id,
+                cause_id = %run.cause_id(),
+                "sync waits for the dbt run's node results"
+            ),
         }
     }
     store

@@ -5,12 +5,20 @@
 //! one in which the model failed records a skip). With `only_if_model_rebuilt` a sync
 //! runs only when its model is among the run's succeeded nodes and none of the model's
 //! tests failed; otherwise (node results unknown, model not built, model or a test
-//! failed) it gets a SKIPPED run whose error says why. Pure: the consumer looks the models up in the catalog and
-//! writes what [`judge`] decides.
+//! failed) it gets a SKIPPED run whose error says why.
+//!
+//! A dbt Cloud run whose node results the listener reads from its `run_results.json`
+//! comes in two parts (`RunCompletedEvent.part`): COMPLETED starts the bound syncs
+//! without the option at once, and leaves the guarded ones waiting ([`Verdict::Later`]);
+//! NODE_RESULTS judges only the guarded ones, with the results or the listener's reason
+//! for having none. An event without a part (dbt Core, or a job the listener knew no
+//! sync waits on) is judged whole. Runs are unique per (sync, cause), so a sync never
+//! runs twice for one dbt run whichever part comes first. Pure: the consumer looks the
+//! models up in the catalog and writes what [`judge`] decides.
 
 use crate::schedule::Schedule;
 use crate::sync::SyncRecord;
-use backflow_proto::dbtcloud::v1::RunCompletedEvent;
+use backflow_proto::dbtcloud::v1::{RunCompletedEvent, RunEventPart};
 use backflow_proto::retl::v1::RunTrigger;
 use std::collections::BTreeSet;
 
@@ -36,11 +44,23 @@ pub enum Origin {
     },
 }
 
+/// Which of the bound syncs one event of a run is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Every bound sync (node results, if any, are in the event).
+    Whole,
+    /// The run succeeded, node results follow: syncs without `only_if_model_rebuilt`.
+    Completed,
+    /// The node results, or why there are none: syncs with `only_if_model_rebuilt`.
+    NodeResults { missing_reason: String },
+}
+
 /// A successful dbt run, as the syncs waiting on it see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbtRun {
     pub workspace_id: String,
     pub origin: Origin,
+    pub part: Part,
     pub node_results_known: bool,
     pub succeeded: BTreeSet<String>,
     pub failed: BTreeSet<String>,
@@ -67,6 +87,8 @@ pub enum Verdict {
     Skip(String),
     /// The run has nothing to do with this sync: no run at all.
     NotConcerned,
+    /// Judged by the run's NODE_RESULTS part, still to come: nothing yet.
+    Later,
 }
 
 /// The dbt run an event announces: `Ok(None)` for one that did not succeed (recorded by
@@ -102,9 +124,26 @@ pub fn dbt_run_of(event: &RunCompletedEvent) -> Result<Option<DbtRun>, String> {
     if !event.succeeded {
         return Ok(None);
     }
+    let part = match RunEventPart::try_from(event.part) {
+        Ok(RunEventPart::Unspecified) => Part::Whole,
+        Ok(RunEventPart::Completed) => Part::Completed,
+        Ok(RunEventPart::NodeResults) => Part::NodeResults {
+            missing_reason: event.node_results_missing_reason.trim().to_string(),
+        },
+        Err(_) => {
+            return Err(format!(
+                "run completed event with unknown part {}",
+                event.part
+            ))
+        }
+    };
+    if part != Part::Whole && matches!(origin, Origin::Core { .. }) {
+        return Err("a dbt core run completed event comes whole, not in parts".into());
+    }
     Ok(Some(DbtRun {
         workspace_id: event.workspace_id.clone(),
         origin,
+        part,
         node_results_known: event.node_results_known,
         succeeded: event.succeeded_node_ids.iter().cloned().collect(),
         failed: event.failed_node_ids.iter().cloned().collect(),
@@ -181,12 +220,24 @@ impl DbtRun {
 /// catalog said, when [`DbtRun::needs_model`] asked for it.
 pub fn judge(run: &DbtRun, sync: &SyncRecord, model: Option<&ModelFacts>) -> Verdict {
     let is_core = matches!(run.origin, Origin::Core { .. });
+    match (&run.part, sync.only_if_model_rebuilt) {
+        (Part::Completed, true) => return Verdict::Later,
+        // started by the run's COMPLETED part
+        (Part::NodeResults { .. }, false) => return Verdict::NotConcerned,
+        _ => {}
+    }
     if !is_core && !sync.only_if_model_rebuilt {
         return Verdict::Run;
     }
     if !run.node_results_known {
+        let why = match &run.part {
+            Part::NodeResults { missing_reason } if !missing_reason.is_empty() => {
+                missing_reason.as_str()
+            }
+            _ => "its run_results.json was not read",
+        };
         return Verdict::Skip(format!(
-            "skipped: {} has no node results (its run_results.json could not be read), so it does not show that the model was rebuilt",
+            "skipped: {} has no node results ({why}), so it does not show that the model was rebuilt",
             run.name()
         ));
     }
@@ -278,6 +329,7 @@ mod tests {
             node_results_known: true,
             succeeded: succeeded.iter().map(|s| s.to_string()).collect(),
             failed: failed.iter().map(|s| s.to_string()).collect(),
+            part: Part::Whole,
         }
     }
 
@@ -471,5 +523,69 @@ mod tests {
         let named = core(&[MODEL], &[], "finance");
         assert!(!named.binds(&shop) && named.binds(&finance) && named.binds(&any));
         assert!(!named.binds(&job()));
+    }
+
+    fn part(mut run: DbtRun, part: Part) -> DbtRun {
+        run.part = part;
+        run
+    }
+
+    #[test]
+    fn a_cloud_run_in_two_parts_judges_each_sync_once() {
+        let plain = sync(job(), false);
+        let guarded = sync(job(), true);
+        // COMPLETED: plain syncs start, guarded ones wait
+        let completed = part(cloud_run(), Part::Completed);
+        assert_eq!(judge(&completed, &plain, None), Verdict::Run);
+        assert!(!completed.needs_model(&guarded));
+        assert_eq!(judge(&completed, &guarded, None), Verdict::Later);
+        // NODE_RESULTS: only guarded syncs are judged
+        let results = part(
+            with_results(cloud_run(), &[MODEL, TEST], &[]),
+            Part::NodeResults {
+                missing_reason: String::new(),
+            },
+        );
+        assert_eq!(judge(&results, &plain, None), Verdict::NotConcerned);
+        assert!(results.needs_model(&guarded));
+        assert_eq!(judge(&results, &guarded, Some(&known())), Verdict::Run);
+        // given up: the listener's reason is the skip's
+        let missing = part(
+            cloud_run(),
+            Part::NodeResults {
+                missing_reason:
+                    "run_results.json of dbt cloud run 12345 could not be had after 3 attempts: 404"
+                        .into(),
+            },
+        );
+        assert_eq!(
+            judge(&missing, &guarded, None),
+            Verdict::Skip("skipped: dbt cloud run 12345 has no node results (run_results.json of dbt cloud run 12345 could not be had after 3 attempts: 404), so it does not show that the model was rebuilt".into())
+        );
+    }
+
+    #[test]
+    fn parts_are_read_from_the_event() {
+        let mut event = cloud(10, true);
+        event.part = RunEventPart::NodeResults as i32;
+        event.node_results_missing_reason = " no artifact ".into();
+        let run = dbt_run_of(&event).ok().flatten().expect("a run");
+        assert_eq!(
+            run.part,
+            Part::NodeResults {
+                missing_reason: "no artifact".into()
+            }
+        );
+        event.part = 9;
+        assert!(dbt_run_of(&event).is_err_and(|e| e.contains("unknown part 9")));
+        let core_in_parts = RunCompletedEvent {
+            workspace_id: "ws".into(),
+            origin: DBT_CORE_ORIGIN.into(),
+            succeeded: true,
+            invocation_id: "inv".into(),
+            part: RunEventPart::Completed as i32,
+            ..Default::default()
+        };
+        assert!(dbt_run_of(&core_in_parts).is_err());
     }
 }

@@ -4,11 +4,13 @@
 use crate::error::DbtCloudError;
 use backflow_platform::db::Database;
 use backflow_platform::outbox::Outbox;
-use backflow_proto::dbtcloud::v1::RunCompletedEvent;
+use backflow_proto::dbtcloud::v1::{RunCompletedEvent, RunEventPart};
 
+pub mod artifact_fetches;
 pub mod problems;
 pub mod subscriptions;
 pub mod sync_jobs;
+pub use artifact_fetches::PendingFetch;
 pub use subscriptions::{SubscriptionRecord, SubscriptionStatus, WebhookTarget};
 pub use sync_jobs::{JobKey, SyncJobApplied, WatchedJob};
 
@@ -131,11 +133,17 @@ impl Received {
 pub struct ConnectionStore {
     db: Database,
     outbox: Outbox,
+    /// Woken after a commit that queued a node-results fetch (see `artifact_fetches`).
+    fetches_queued: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl ConnectionStore {
     pub fn new(db: Database, outbox: Outbox) -> Self {
-        Self { db, outbox }
+        Self {
+            db,
+            outbox,
+            fetches_queued: Default::default(),
+        }
     }
 
     pub fn database(&self) -> &Database {
@@ -276,7 +284,9 @@ impl ConnectionStore {
     /// When it is new and `announce` is given, the run is claimed in
     /// `dbt_announced_runs` and, if no delivery, subscription or poll claimed it first,
     /// `evt.dbt.run.completed.<account>` is published through the outbox — all in one
-    /// transaction, so a crash leaves either everything or nothing.
+    /// transaction, so a crash leaves either everything or nothing. A dbt Cloud run of
+    /// a job some enabled sync waits on is announced as its COMPLETED part and leaves a
+    /// pending fetch of its node results in the same transaction (`artifact_fetches`).
     pub async fn record_received(
         &self,
         workspace_id: &str,
@@ -340,15 +350,32 @@ impl ConnectionStore {
             tx.commit().await?;
             return Ok(Received::RunAlreadyAnnounced);
         }
+        let fetch = claim_run
+            && completed.part == RunEventPart::Completed as i32
+            && artifact_fetches::queue_if_waited_on(
+                &mut tx,
+                workspace_id,
+                completed,
+                event.received_at_ms,
+            )
+            .await?;
+        let mut announced = completed.clone();
+        if claim_run && !fetch {
+            // No sync waits on the job: nothing will read its node results.
+            announced.part = RunEventPart::Unspecified as i32;
+        }
         self.outbox
             .enqueue(
                 &mut tx,
                 &backflow_proto::subjects::DBT_RUN_COMPLETED.for_id(completed.account_id),
-                completed,
+                &announced,
             )
             .await?;
         tx.commit().await?;
         self.outbox.committed();
+        if fetch {
+            self.fetches_queued.notify_one();
+        }
         Ok(Received::Announced)
     }
 
