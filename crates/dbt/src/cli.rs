@@ -2,12 +2,15 @@
 //! standalone `backflow-dbt` binary) call. Prints the dbt-manifest-shaped JSON.
 
 use crate::adapters::Adapter;
+use crate::incremental::build::build_state;
+use crate::incremental::cache::Cache;
 use crate::ir::error::ProjectError;
 use crate::ir::options::ParseOptions;
 use crate::output::manifest::{manifest_json, write_manifest};
 use crate::yaml;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// `parse DIR --target-schema S [--var k=v] [--vars '{yaml}']`
@@ -66,19 +69,30 @@ pub fn options_from(cmd: &ParseCommand) -> Result<ParseOptions, ProjectError> {
 
 /// Runs the parse and returns the manifest JSON text.
 pub fn run_parse(cmd: &ParseCommand) -> Result<String, ProjectError> {
+    let mut out = Vec::new();
+    run_parse_to(cmd, &mut out)?;
+    String::from_utf8(out).map_err(|e| ProjectError::Serialize(e.to_string()))
+}
+
+/// Runs the parse and writes the manifest JSON text to `out` as it is serialised. For a
+/// process that exits right afterwards: what the parse built is never freed (tearing down
+/// hundreds of thousands of small allocations would only cost time before the exit).
+pub fn run_parse_to<W: Write>(cmd: &ParseCommand, out: &mut W) -> Result<(), ProjectError> {
     let opts = options_from(cmd)?;
-    let catalog = crate::parse_project(&cmd.dir, &opts)?;
-    if cmd.pretty {
-        return serde_json::to_string_pretty(&manifest_json(&catalog))
-            .map_err(|e| ProjectError::Serialize(e.to_string()));
-    }
-    let mut out = Vec::with_capacity(catalog.nodes.len() * 2048);
-    write_manifest(&catalog, &mut out).map_err(|source| ProjectError::Io {
+    let (_, loaded) = crate::load::load(&cmd.dir)?;
+    let mut cache = Cache::one_shot();
+    let state = build_state(&loaded, &opts, &mut cache);
+    let catalog = &state.catalog;
+    let io = |source| ProjectError::Io {
         path: cmd.dir.clone(),
         source,
-    })?;
-    // a one-shot command: the process exits right after printing, so tearing down the
-    // catalog (hundreds of thousands of small allocations) would only cost time
-    std::mem::forget(catalog);
-    String::from_utf8(out).map_err(|e| ProjectError::Serialize(e.to_string()))
+    };
+    let written = if cmd.pretty {
+        serde_json::to_writer_pretty(&mut *out, &manifest_json(catalog))
+            .map_err(|e| ProjectError::Serialize(e.to_string()))
+    } else {
+        write_manifest(catalog, out).map_err(io)
+    };
+    std::mem::forget((loaded, cache, state));
+    written
 }

@@ -1,8 +1,9 @@
 //! Standalone `backflow-dbt parse DIR --target-schema S ...`, the same code path as
 //! `backflow dbt parse`.
 
-use backflow_dbt::cli::{run_parse, ParseCommand};
+use backflow_dbt::cli::{run_parse_to, ParseCommand};
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::process::ExitCode;
 
 /// The parse is allocation-heavy (YAML trees, JSON values, rendered strings); mimalloc is
@@ -47,15 +48,24 @@ fn main() -> ExitCode {
     disable_huge_pages();
     let cli = Cli::parse();
     match cli.command {
-        Command::Parse(cmd) => match run_parse(&cmd) {
-            Ok(json) => {
-                println!("{json}");
-                ExitCode::SUCCESS
+        Command::Parse(cmd) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let done = run_parse_to(&cmd, &mut out).and_then(|()| {
+                out.write_all(b"\n")
+                    .and_then(|()| out.flush())
+                    .map_err(|source| backflow_dbt::ProjectError::Io {
+                        path: cmd.dir.clone(),
+                        source,
+                    })
+            });
+            match done {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }

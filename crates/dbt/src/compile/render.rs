@@ -28,14 +28,23 @@ pub struct Compiled {
 }
 
 /// Compiles every node (with its resolved `deps`), taking unchanged renders from `previous`;
-/// returns the results in node order and keyed for the next pass.
+/// returns the results in node order and (when `keep`) keyed for the next pass.
 pub fn compile_all(
     ws: &Workspace,
     scope: &Arc<Scope>,
     nodes: &[ParsedNode],
     deps: &[Deps],
     previous: &HashMap<u64, Compiled>,
+    keep: bool,
 ) -> (Vec<Compiled>, HashMap<u64, Compiled>) {
+    if !keep && previous.is_empty() {
+        let compiled = nodes
+            .par_iter()
+            .zip(deps.par_iter())
+            .map(|(n, d)| compile_node(ws, scope, n, d))
+            .collect();
+        return (compiled, HashMap::new());
+    }
     let keyed: Vec<(u64, Compiled)> = nodes
         .par_iter()
         .zip(deps.par_iter())
@@ -45,6 +54,9 @@ pub fn compile_all(
             (key, hit.unwrap_or_else(|| compile_node(ws, scope, n, d)))
         })
         .collect();
+    if !keep {
+        return (keyed.into_iter().map(|(_, c)| c).collect(), HashMap::new());
+    }
     let compiled = keyed.iter().map(|(_, c)| c.clone()).collect();
     (compiled, keyed.into_iter().collect())
 }

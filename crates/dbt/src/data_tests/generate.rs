@@ -285,16 +285,14 @@ fn source_tests(
 /// Tests disabled by their config are not attached; they are returned for the disabled list.
 pub fn attach(
     nodes: &mut BTreeMap<String, Node>,
-    tests: &[Node],
+    tests: Vec<Node>,
     errors: &mut Vec<NodeError>,
 ) -> Vec<Disabled> {
     let mut disabled = Vec::new();
     for t in tests {
         // disabled with its tested node: kept in the manifest, attached to nothing
         if !t.enabled {
-            nodes
-                .entry(t.unique_id.clone())
-                .or_insert_with(|| t.clone());
+            nodes.entry(t.unique_id.clone()).or_insert(t);
             continue;
         }
         if t.config.get("enabled") == Some(&Value::Bool(false)) {
@@ -317,7 +315,7 @@ pub fn attach(
             ));
             continue;
         }
-        nodes.insert(t.unique_id.clone(), t.clone());
+        nodes.insert(t.unique_id.clone(), t);
     }
     disabled
 }

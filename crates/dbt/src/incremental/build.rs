@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 /// Parses and compiles everything in `loaded`.
 pub fn build_catalog(loaded: &Loaded, opts: &ParseOptions) -> Catalog {
-    let mut cache = Cache::default();
+    let mut cache = Cache::one_shot();
     let state = build_state(loaded, opts, &mut cache);
     drop_in_background((
         state.ws,
@@ -68,7 +68,14 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     };
     cache.workspace = Some(ws.clone());
     let mut nodes = discover_nodes(&ws, loaded);
-    cache.parse = parse_render(&ws, &mut nodes, opts, &std::mem::take(&mut cache.parse));
+    let keep = !cache.one_shot;
+    cache.parse = parse_render(
+        &ws,
+        &mut nodes,
+        opts,
+        &std::mem::take(&mut cache.parse),
+        keep,
+    );
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(ParsedNode::is_enabled);
     let adopted = crate::parse::foreign_patch::adopt(&ws, &mut enabled, opts);
@@ -84,7 +91,7 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     }
     let scope = Arc::new(scope);
     let previous = std::mem::take(&mut cache.compile);
-    let (compiled, keyed) = compile_all(&ws, &scope, &enabled, &deps, &previous);
+    let (compiled, keyed) = compile_all(&ws, &scope, &enabled, &deps, &previous, keep);
     cache.compile = keyed;
     let injected = inject_all(&enabled, &compiled);
     let mut out_nodes = BTreeMap::new();
@@ -215,7 +222,6 @@ fn attach_tests(
             }
         }
     };
-    let disabled = tests_gen::attach(nodes, &tests.nodes, errors);
     let invoked = tests
         .nodes
         .iter()
@@ -223,6 +229,12 @@ fn attach_tests(
         .filter(|(_, m)| !m.is_empty())
         .map(|(t, m)| (t.unique_id.clone(), m.clone()))
         .collect();
-    cache.tests = Some(tests);
+    let disabled = if cache.one_shot {
+        tests_gen::attach(nodes, tests.nodes, errors)
+    } else {
+        let disabled = tests_gen::attach(nodes, tests.nodes.clone(), errors);
+        cache.tests = Some(tests);
+        disabled
+    };
     (disabled, invoked)
 }

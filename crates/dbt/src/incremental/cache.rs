@@ -35,6 +35,19 @@ pub struct Cache {
     pub descriptions: Descriptions,
     /// generic test nodes by (workspace, tested nodes)
     pub tests: Option<Tests>,
+    /// a cache for one parse only (`parse_project`, the CLI): per-node results are moved
+    /// into the catalog instead of being copied and kept for a next pass
+    pub one_shot: bool,
+}
+
+impl Cache {
+    /// A cache that keeps nothing for a next pass (see [`Cache::one_shot`]).
+    pub fn one_shot() -> Self {
+        Cache {
+            one_shot: true,
+            ..Cache::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for Cache {

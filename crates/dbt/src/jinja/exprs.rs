@@ -189,6 +189,16 @@ pub fn rewrite(expr: &str, statement: bool) -> String {
     let lead = usize::from(expr.starts_with(['-', '+']));
     let trail = usize::from(expr.len() > lead && expr.ends_with(['-', '+']));
     let inner = &expr[lead..expr.len() - trail];
+    if unchanged(inner) {
+        return expr.to_string();
+    }
+    rewrite_tag(expr, lead, trail, statement)
+}
+
+/// The rewrite proper of `expr`, whose first `lead` and last `trail` bytes are whitespace
+/// control markers.
+fn rewrite_tag(expr: &str, lead: usize, trail: usize, statement: bool) -> String {
+    let inner = &expr[lead..expr.len() - trail];
     let toks = tokenize(inner);
     let mut pos = 0;
     let (nodes, _) = build(&toks, &mut pos);
@@ -198,6 +208,74 @@ pub fn rewrite(expr: &str, statement: bool) -> String {
     emit_refs(inner, &refs, statement, &mut out);
     out.push_str(&expr[expr.len() - trail..]);
     out
+}
+
+/// A quick scan for the common case the rewrite leaves exactly as it is (most tags: calls
+/// such as `ref('x')`, `config(k=v)`, `m(a, [b, c])`): ASCII only, no `+ - * % ~ /` outside
+/// strings, no closing bracket without an opener, and every `(` opens a call (it follows a
+/// name that is not a keyword, a literal or a closing bracket), so no tuple is made. The
+/// full rewrite reproduces such input byte for byte (`fast_path_is_exact` checks it).
+fn unchanged(inner: &str) -> bool {
+    #[derive(Clone, Copy)]
+    enum Last {
+        Nothing,
+        Word(usize, usize),
+        Operand,
+        Other,
+    }
+    let b = inner.as_bytes();
+    let mut depth = 0usize;
+    let mut last = Last::Nothing;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' | b'"' => {
+                i = string_end(b, i);
+                last = Last::Operand;
+                continue;
+            }
+            b'+' | b'-' | b'*' | b'%' | b'~' | b'/' | 0x80.. => return false,
+            b'(' => {
+                let call = match last {
+                    Last::Word(s, e) => {
+                        let w = &inner[s..e];
+                        !KEYWORDS.contains(&w) && !STATEMENTS.contains(&w)
+                    }
+                    Last::Operand => true,
+                    Last::Nothing | Last::Other => false,
+                };
+                if !call {
+                    return false;
+                }
+                depth += 1;
+                last = Last::Other;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                last = Last::Other;
+            }
+            b')' | b']' | b'}' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                last = Last::Operand;
+            }
+            c if c.is_ascii_whitespace() => {}
+            c if c.is_ascii_alphanumeric() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                last = Last::Word(start, i);
+                continue;
+            }
+            _ => last = Last::Other,
+        }
+        i += 1;
+    }
+    true
 }
 
 /// `{% do f(x) if cond %}`: Jinja's `do` takes any expression, minijinja's only a call, so a
@@ -782,5 +860,73 @@ mod tests {
             "- set __bf_do = log(x) if q == [] -"
         );
         assert_eq!(rewrite(" do f(g(1)) ", true), " do f(g(1)) ");
+    }
+
+    /// Tags of every template we have (dbt's built-in and adapter macros, the conformance
+    /// projects, the bench generator's output is made of the same calls) plus corner cases:
+    /// wherever the fast path says "unchanged", the full rewrite gives the input back.
+    #[test]
+    fn fast_path_is_exact() {
+        let mut texts: Vec<String> = vec![
+            crate::jinja::BUILTIN_MACROS.to_string(),
+            crate::jinja::BUILTIN_CROSS_DB_MACROS.to_string(),
+        ];
+        for a in crate::adapters::Adapter::ALL {
+            texts.extend(a.spec().macros.iter().map(|(_, _, t)| t.to_string()));
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/projects");
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "sql" || x == "yml") {
+                    texts.push(std::fs::read_to_string(&p).unwrap_or_default());
+                }
+            }
+        }
+        let mut tags: Vec<(String, bool)> = [
+            "ref('a')", " x.y(1)[0](2) ", "(a)", " f (a, b) ", " in(1, 2) ", " x if(a, b) ",
+            "a) b", " f(a)) ", " for (a, b) in x ", " call(a) m() ", " set(x) ", " 1.5(2) ",
+            " 'a'(1) ", " x.in(1) ", " [1, (2, 3)] ", " {'a': (1,)} ", " f(x, (1)) ", " a\tb ",
+            " not(a, b) ", " d['k'](1) ", " \"q\\\"\"(1) ", " f(']') ) ",
+        ]
+        .iter()
+        .flat_map(|t| [(t.to_string(), false), (t.to_string(), true)])
+        .collect();
+        for t in &texts {
+            let b = t.as_bytes();
+            let mut i = 0;
+            while i + 1 < b.len() {
+                let close = match &b[i..i + 2] {
+                    b"{{" => "}}",
+                    b"{%" => "%}",
+                    _ => {
+                        i += 1;
+                        continue;
+                    }
+                };
+                let end = t[i + 2..].find(close).map_or(t.len(), |e| i + 2 + e);
+                if let Some(inner) = t.get(i + 2..end) {
+                    tags.push((inner.to_string(), close == "%}"));
+                }
+                i = end;
+            }
+        }
+        let mut fast = 0;
+        for (tag, statement) in &tags {
+            let lead = usize::from(tag.starts_with(['-', '+']));
+            let trail = usize::from(tag.len() > lead && tag.ends_with(['-', '+']));
+            if super::unchanged(&tag[lead..tag.len() - trail]) {
+                fast += 1;
+                assert_eq!(
+                    &super::rewrite_tag(tag, lead, trail, *statement),
+                    tag,
+                    "fast path wrong for {tag:?}"
+                );
+            }
+        }
+        assert!(fast > 1000, "only {fast} of {} tags took the fast path", tags.len());
     }
 }

@@ -2,131 +2,269 @@
 //! suite can compare node by node. Field names follow dbt's; extra Backflow facts
 //! (compile status, warehouse needs) are namespaced under `backflow`.
 
-use crate::ir::catalog::{columns_json, Catalog, Node, Source};
+use crate::ir::catalog::{columns_json, Catalog, ColumnDef, CompileStatus, Node, Source};
+use crate::jinja::context::RefCall;
 use rayon::prelude::*;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 /// dbt's config dict: hooks as `pre-hook`/`post-hook` lists of `{sql, transaction, index}`
 /// (dbt leaves `index` null for hooks from configs).
-fn config_json(cfg: &Map<String, Value>) -> Value {
-    let mut out = cfg.clone();
-    for key in ["pre-hook", "post-hook"] {
-        if let Some(Value::Array(items)) = cfg.get(key) {
-            let hooks: Vec<Value> = items
-                .iter()
-                .map(|h| match h {
-                    Value::String(sql) => json!({"sql": sql, "transaction": true, "index": null}),
-                    other => other.clone(),
-                })
-                .collect();
-            out.insert(key.to_string(), Value::Array(hooks));
+struct ConfigOut<'a>(&'a Map<String, Value>);
+
+impl Serialize for ConfigOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            match v {
+                Value::Array(items) if k == "pre-hook" || k == "post-hook" => {
+                    m.serialize_entry(k, &Hooks(items))?
+                }
+                _ => m.serialize_entry(k, v)?,
+            }
         }
+        m.end()
     }
-    Value::Object(out)
 }
 
-/// A node's `docs`: its config's `docs` over dbt's defaults.
-fn node_docs(cfg: &Map<String, Value>) -> Value {
-    let mut docs = json!({"show": true, "node_color": null});
-    if let (Value::Object(d), Some(Value::Object(c))) = (&mut docs, cfg.get("docs")) {
-        for (k, v) in c {
-            d.insert(k.clone(), v.clone());
+struct Hooks<'a>(&'a [Value]);
+
+impl Serialize for Hooks<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+        for h in self.0 {
+            match h {
+                Value::String(sql) => seq.serialize_element(&Hook {
+                    sql,
+                    transaction: (),
+                    index: None,
+                })?,
+                other => seq.serialize_element(other)?,
+            }
         }
+        seq.end()
     }
-    docs
 }
 
-fn node_json(n: &Node) -> Value {
-    let refs: Vec<Value> = n
-        .refs
-        .iter()
-        .map(|r| json!({"name": r.name, "package": r.package, "version": r.version.as_ref().map(|v| version_value(v))}))
-        .collect();
-    let sources: Vec<Value> = n.sources.iter().map(|(s, t)| json!([s, t])).collect();
-    let mut v = json!({
-        "unique_id": n.unique_id,
-        "resource_type": n.resource_type,
-        "name": n.name,
-        "package_name": n.package_name,
-        "path": n.path,
-        "original_file_path": n.original_file_path,
-        "patch_path": n.patch_path,
-        "fqn": n.fqn,
-        "language": n.language,
-        "database": n.database,
-        "schema": n.schema,
-        "alias": n.alias,
-        "relation_name": n.relation_name,
-        "config": config_json(&n.config),
-        "tags": n.tags,
-        "meta": n.meta,
-        "description": n.description,
-        "columns": columns_json(&n.columns),
-        "refs": refs,
-        "sources": sources,
-        "depends_on": {"nodes": n.depends_on.nodes, "macros": n.depends_on.macros},
-        "raw_code": n.raw_code,
-        "checksum": {"name": "sha256", "checksum": n.checksum},
-        "docs": node_docs(&n.config),
-        "backflow": {
-            "compile_status": n.compile_status,
-            "compile_error": n.compile_error,
-            "needs_warehouse": n.needs_warehouse,
-            "tests": n.tests,
-        },
-    });
-    let Value::Object(m) = &mut v else { return v };
-    if n.resource_type == "model" {
-        m.insert("version".into(), n.version.clone().unwrap_or(Value::Null));
-        m.insert(
-            "latest_version".into(),
-            n.latest_version.clone().unwrap_or(Value::Null),
-        );
-        m.insert("access".into(), Value::from(n.access.clone()));
-        m.insert(
-            "group".into(),
-            n.group.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert(
-            "contract".into(),
-            json!({"enforced": n.contract_enforced, "alias_types": true, "checksum": null}),
-        );
-        m.insert("constraints".into(), json!([]));
+#[derive(Serialize)]
+struct Hook<'a> {
+    sql: &'a str,
+    #[serde(serialize_with = "always_true")]
+    transaction: (),
+    index: Option<()>,
+}
+
+/// A node's `docs`: its config's `docs` over dbt's defaults (`show`, `node_color` first).
+struct DocsOut<'a>(Option<&'a Map<String, Value>>);
+
+impl Serialize for DocsOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(None)?;
+        let given = |k: &str| self.0.and_then(|d| d.get(k));
+        m.serialize_entry("show", given("show").unwrap_or(&Value::Bool(true)))?;
+        m.serialize_entry("node_color", given("node_color").unwrap_or(&Value::Null))?;
+        for (k, v) in self.0.into_iter().flatten() {
+            if k != "show" && k != "node_color" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
     }
-    if n.resource_type != "seed" {
-        m.insert("compiled".into(), Value::from(n.compiled_code.is_some()));
-        m.insert(
-            "compiled_code".into(),
-            n.compiled_code.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert(
-            "extra_ctes_injected".into(),
-            Value::from(n.compiled_code.is_some()),
-        );
+}
+
+/// Columns as a mapping by name; a name given twice keeps its first place and its last
+/// definition (as inserting into dbt's dict does).
+struct ColumnsOut<'a>(&'a [ColumnDef]);
+
+impl Serialize for ColumnsOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let cols = self.0;
+        let mut m = ser.serialize_map(None)?;
+        for (i, c) in cols.iter().enumerate() {
+            if cols[..i].iter().any(|p| p.name == c.name) {
+                continue;
+            }
+            let last = cols.iter().rev().find(|p| p.name == c.name).unwrap_or(c);
+            m.serialize_entry(&c.name, &ColumnOut(last))?;
+        }
+        m.end()
     }
-    if n.resource_type == "test" {
-        m.insert("checksum".into(), json!({"name": "none", "checksum": ""}));
-        m.insert(
-            "test_metadata".into(),
-            n.test_metadata.clone().unwrap_or(Value::Null),
-        );
-        m.insert(
-            "column_name".into(),
-            n.column_name.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert(
-            "attached_node".into(),
-            n.attached_node.clone().map_or(Value::Null, Value::from),
-        );
+}
+
+struct ColumnOut<'a>(&'a ColumnDef);
+
+impl Serialize for ColumnOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut m = ser.serialize_map(Some(7))?;
+        m.serialize_entry("name", &c.name)?;
+        m.serialize_entry("description", &c.description)?;
+        m.serialize_entry("meta", &c.meta)?;
+        m.serialize_entry("data_type", &c.data_type)?;
+        m.serialize_entry("constraints", &c.constraints)?;
+        m.serialize_entry("quote", &c.quote)?;
+        m.serialize_entry("tags", &c.tags)?;
+        m.end()
     }
-    v
+}
+
+struct RefsOut<'a>(&'a [RefCall]);
+
+impl Serialize for RefsOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+        for r in self.0 {
+            seq.serialize_element(&RefOut {
+                name: &r.name,
+                package: &r.package,
+                version: r.version.as_deref().map(VersionOut),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct RefOut<'a> {
+    name: &'a str,
+    package: &'a Option<String>,
+    version: Option<VersionOut<'a>>,
 }
 
 /// `version=1` is recorded as given; we keep numbers numeric.
-fn version_value(v: &str) -> Value {
-    v.parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| Value::from(v))
+struct VersionOut<'a>(&'a str);
+
+impl Serialize for VersionOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match self.0.parse::<i64>() {
+            Ok(n) => ser.serialize_i64(n),
+            Err(_) => ser.serialize_str(self.0),
+        }
+    }
+}
+
+fn always_true<S: Serializer>(_: &(), ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_bool(true)
+}
+
+#[derive(Serialize)]
+struct Checksum<'a> {
+    name: &'a str,
+    checksum: &'a str,
+}
+
+#[derive(Serialize)]
+struct BackflowOut<'a> {
+    compile_status: CompileStatus,
+    compile_error: &'a Option<String>,
+    needs_warehouse: &'a Option<String>,
+    tests: &'a [String],
+}
+
+#[derive(Serialize)]
+struct Contract {
+    enforced: bool,
+    #[serde(serialize_with = "always_true")]
+    alias_types: (),
+    checksum: Option<()>,
+}
+
+/// One node in the manifest's shape, serialised straight from the catalog (no JSON tree
+/// is built: the 3,000-model manifest is tens of megabytes of mostly borrowed text).
+struct NodeOut<'a>(&'a Node);
+
+impl Serialize for NodeOut<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let n = self.0;
+        let test = n.resource_type == "test";
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("unique_id", &n.unique_id)?;
+        m.serialize_entry("resource_type", &n.resource_type)?;
+        m.serialize_entry("name", &n.name)?;
+        m.serialize_entry("package_name", &n.package_name)?;
+        m.serialize_entry("path", &n.path)?;
+        m.serialize_entry("original_file_path", &n.original_file_path)?;
+        m.serialize_entry("patch_path", &n.patch_path)?;
+        m.serialize_entry("fqn", &n.fqn)?;
+        m.serialize_entry("language", &n.language)?;
+        m.serialize_entry("database", &n.database)?;
+        m.serialize_entry("schema", &n.schema)?;
+        m.serialize_entry("alias", &n.alias)?;
+        m.serialize_entry("relation_name", &n.relation_name)?;
+        m.serialize_entry("config", &ConfigOut(&n.config))?;
+        m.serialize_entry("tags", &n.tags)?;
+        m.serialize_entry("meta", &n.meta)?;
+        m.serialize_entry("description", &n.description)?;
+        m.serialize_entry("columns", &ColumnsOut(&n.columns))?;
+        m.serialize_entry("refs", &RefsOut(&n.refs))?;
+        m.serialize_entry("sources", &n.sources)?;
+        m.serialize_entry("depends_on", &n.depends_on)?;
+        m.serialize_entry("raw_code", &n.raw_code)?;
+        let checksum = if test {
+            Checksum {
+                name: "none",
+                checksum: "",
+            }
+        } else {
+            Checksum {
+                name: "sha256",
+                checksum: &n.checksum,
+            }
+        };
+        m.serialize_entry("checksum", &checksum)?;
+        let docs = match n.config.get("docs") {
+            Some(Value::Object(d)) => Some(d),
+            _ => None,
+        };
+        m.serialize_entry("docs", &DocsOut(docs))?;
+        m.serialize_entry(
+            "backflow",
+            &BackflowOut {
+                compile_status: n.compile_status,
+                compile_error: &n.compile_error,
+                needs_warehouse: &n.needs_warehouse,
+                tests: &n.tests,
+            },
+        )?;
+        if n.resource_type == "model" {
+            m.serialize_entry("version", n.version.as_ref().unwrap_or(&Value::Null))?;
+            m.serialize_entry(
+                "latest_version",
+                n.latest_version.as_ref().unwrap_or(&Value::Null),
+            )?;
+            m.serialize_entry("access", &n.access)?;
+            m.serialize_entry("group", &n.group)?;
+            m.serialize_entry(
+                "contract",
+                &Contract {
+                    enforced: n.contract_enforced,
+                    alias_types: (),
+                    checksum: None,
+                },
+            )?;
+            m.serialize_entry("constraints", &[(); 0])?;
+        }
+        if n.resource_type != "seed" {
+            let compiled = n.compiled_code.is_some();
+            m.serialize_entry("compiled", &compiled)?;
+            m.serialize_entry("compiled_code", &n.compiled_code)?;
+            m.serialize_entry("extra_ctes_injected", &compiled)?;
+        }
+        if test {
+            m.serialize_entry(
+                "test_metadata",
+                n.test_metadata.as_ref().unwrap_or(&Value::Null),
+            )?;
+            m.serialize_entry("column_name", &n.column_name)?;
+            m.serialize_entry("attached_node", &n.attached_node)?;
+        }
+        m.end()
+    }
+}
+
+fn node_json(n: &Node) -> Value {
+    serde_json::to_value(NodeOut(n)).unwrap_or(Value::Null)
 }
 
 fn source_json(s: &Source) -> Value {
@@ -156,6 +294,9 @@ fn source_json(s: &Source) -> Value {
     })
 }
 
+/// Nodes serialised per parallel task.
+const CHUNK: usize = 256;
+
 /// Streams the same document as [`manifest_json`] node by node, without building the whole
 /// JSON tree in memory (a 3,000-model manifest is tens of megabytes).
 pub fn write_manifest<W: std::io::Write>(catalog: &Catalog, out: &mut W) -> std::io::Result<()> {
@@ -164,32 +305,35 @@ pub fn write_manifest<W: std::io::Write>(catalog: &Catalog, out: &mut W) -> std:
     serde_json::to_writer(&mut *out, &head["metadata"])?;
     out.write_all(b",\"nodes\":{")?;
     let nodes: Vec<(&String, &Node)> = catalog.nodes.iter().collect();
-    // nodes are serialised in parallel, in chunks, and written in order
-    let chunks: Vec<std::io::Result<Vec<u8>>> = nodes
-        .par_chunks(256)
-        .map(|chunk| {
-            let mut buf = Vec::with_capacity(chunk.len() * 2048);
-            for (id, n) in chunk {
-                serde_json::to_writer(&mut buf, id)?;
-                buf.push(b':');
-                serde_json::to_writer(&mut buf, &node_json(n))?;
-                buf.push(b',');
-            }
-            Ok(buf)
-        })
-        .collect();
+    // nodes are serialised in parallel, in chunks, and written in order, a window of chunks
+    // at a time (so the whole document is never in memory)
     let mut first = true;
-    for chunk in chunks {
-        let chunk = chunk?;
-        let body = chunk.strip_suffix(b",").unwrap_or(&chunk);
-        if body.is_empty() {
-            continue;
+    for window in nodes.chunks(CHUNK * 16) {
+        let chunks: Vec<std::io::Result<Vec<u8>>> = window
+            .par_chunks(CHUNK)
+            .map(|chunk| {
+                let mut buf = Vec::with_capacity(chunk.len() * 4096);
+                for (id, n) in chunk {
+                    serde_json::to_writer(&mut buf, id)?;
+                    buf.push(b':');
+                    serde_json::to_writer(&mut buf, &NodeOut(n))?;
+                    buf.push(b',');
+                }
+                Ok(buf)
+            })
+            .collect();
+        for chunk in chunks {
+            let chunk = chunk?;
+            let body = chunk.strip_suffix(b",").unwrap_or(&chunk);
+            if body.is_empty() {
+                continue;
+            }
+            if !first {
+                out.write_all(b",")?;
+            }
+            out.write_all(body)?;
+            first = false;
         }
-        if !first {
-            out.write_all(b",")?;
-        }
-        out.write_all(body)?;
-        first = false;
     }
     out.write_all(b"}")?;
     for key in ["sources", "macros", "disabled", "errors"] {

@@ -39,7 +39,7 @@ pub fn adopt(
         let patch = ws.patches[key].clone();
         node.columns = patch.columns.clone();
         node.patch = Some(patch);
-        out.extend(parse_node(ws, node, opts, &HashMap::new()));
+        out.extend(parse_node(ws, node, opts, &HashMap::new(), true));
     }
     out
 }

@@ -26,26 +26,29 @@ pub struct ParseRender {
 
 /// Renders every node with execute = false to record refs, sources, config calls and macros.
 /// Results are taken from `previous` when the node text and the workspace are unchanged;
-/// returns this pass's results, the `previous` of the next one.
+/// returns this pass's results, the `previous` of the next one (nothing unless `keep`).
 pub fn parse_render(
     ws: &Workspace,
     nodes: &mut [ParsedNode],
     opts: &ParseOptions,
     previous: &HashMap<u64, ParseRender>,
+    keep: bool,
 ) -> HashMap<u64, ParseRender> {
     let fresh: Vec<Option<(u64, ParseRender)>> = nodes
         .par_iter_mut()
-        .map(|node| parse_node(ws, node, opts, previous))
+        .map(|node| parse_node(ws, node, opts, previous, keep))
         .collect();
     fresh.into_iter().flatten().collect()
 }
 
-/// The parse-time render of one node (taken from `previous` when its key is there).
+/// The parse-time render of one node (taken from `previous` when its key is there); the
+/// result under its key when `keep` (else it is only moved into the node).
 pub fn parse_node(
     ws: &Workspace,
     node: &mut ParsedNode,
     opts: &ParseOptions,
     previous: &HashMap<u64, ParseRender>,
+    keep: bool,
 ) -> Option<(u64, ParseRender)> {
     if node.resource_type == "seed" {
         node.config = node_config(ws, node, &[], true);
@@ -65,12 +68,13 @@ pub fn parse_node(
         Some(hit) => hit.clone(),
         None => render_for_parse(ws, node, opts),
     };
-    node.rec = result.rec.clone();
-    node.parse_error = result.error.clone();
-    node.config = result.config.clone();
+    let kept = keep.then(|| (key, result.clone()));
+    node.rec = result.rec;
+    node.parse_error = result.error;
+    node.config = result.config;
     take_render_error(node);
-    node.tags = result.tags.clone();
-    Some((key, result))
+    node.tags = result.tags;
+    kept
 }
 
 /// A project config value that failed to render (see `project_render`) is the node's error.
