@@ -45,7 +45,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every service in one process (SQLite under ./data, ports 50051-50055).
+    /// Run every service in one process (SQLite under ./data; front door 127.0.0.1:50050, services 50051-50055).
     Dev,
     /// Run one service.
     Serve { service: ServiceName },
@@ -88,7 +88,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("backflow: {error:#}");
-            ExitCode::from(2)
+            let code = error
+                .downcast_ref::<tokens::TokensError>()
+                .map_or(2, tokens::TokensError::exit_code);
+            ExitCode::from(code)
         }
     }
 }
@@ -97,7 +100,7 @@ fn main() -> ExitCode {
 fn dbt_parse(command: &backflow_dbt::cli::ParseCommand) -> ExitCode {
     match backflow_dbt::cli::run_parse(command) {
         Ok(json) => {
-            println!("{json}");
+            cli::output::print_stdout(&format!("{json}\n"));
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -6,6 +6,7 @@
 
 use crate::cli::output::{cell, timestamp, OutputFormat, Table, View};
 use crate::config::BackflowConfig;
+use backflow_credentials::error::CredentialsError;
 use backflow_credentials::tokens::{ApiTokens, TokenRecord};
 use backflow_platform::auth::Role;
 use backflow_platform::db::Database;
@@ -21,7 +22,7 @@ pub const DEV_WORKSPACE: &str = "default";
 #[derive(Debug, clap::Args)]
 pub struct TokensArgs {
     /// `table` (default) or `json`.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     #[command(subcommand)]
     pub command: TokensCommand,
@@ -113,6 +114,27 @@ fn scope(record: &TokenRecord) -> String {
         .unwrap_or_else(|| "(operator: every workspace)".into())
 }
 
+/// A `tokens` command that failed, and its exit code (as the client commands': 2 for
+/// what to fix on the command line, 1 for a call that failed).
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("no valid token {0}: it does not exist or is revoked already (`backflow tokens list` shows the ids)")]
+    NotFound(String),
+    #[error("{0}")]
+    Failed(CredentialsError),
+}
+
+impl TokensError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::NotFound(_) | Self::Failed(_) => 1,
+        }
+    }
+}
+
 pub async fn run(args: TokensArgs, config: &BackflowConfig) -> anyhow::Result<()> {
     let tokens = open(config).await?;
     let view = match args.command {
@@ -125,7 +147,11 @@ pub async fn run(args: TokensArgs, config: &BackflowConfig) -> anyhow::Result<()
             let workspace = if operator { None } else { workspace };
             let created = tokens
                 .create(workspace.as_deref(), role.into(), &label)
-                .await?;
+                .await
+                .map_err(|error| match error {
+                    CredentialsError::InvalidArgument(message) => TokensError::Usage(message),
+                    other => TokensError::Failed(other),
+                })?;
             #[derive(Serialize)]
             struct Created {
                 #[serde(flatten)]
@@ -164,11 +190,14 @@ pub async fn run(args: TokensArgs, config: &BackflowConfig) -> anyhow::Result<()
             View::new(&json, table.render())
         }
         TokensCommand::Revoke { id } => {
-            tokens.revoke(&id).await?;
+            tokens.revoke(&id).await.map_err(|error| match error {
+                CredentialsError::NotFound(_) => TokensError::NotFound(id.clone()),
+                other => TokensError::Failed(other),
+            })?;
             View::message(format!("revoked token {id}"))
         }
     };
-    print!("{}", view.render(args.output));
+    crate::cli::output::print_stdout(&view.render(args.output));
     Ok(())
 }
 

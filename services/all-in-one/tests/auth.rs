@@ -371,6 +371,15 @@ async fn every_rpc_is_authenticated_and_scoped() -> anyhow::Result<()> {
             .code()
     ));
     tokens(&dev, &["revoke", &viewer_id])?;
+    // revoking it again, or an unknown id: exit 1, saying so
+    let again = support::cli::operator(&dev, &["tokens", "revoke", &viewer_id])?;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains(&format!(
+            "no valid token {viewer_id}: it does not exist or is revoked already"
+        )),
+        "{again:?}"
+    );
     let revoked = Instant::now();
     let front = call(&dev.front_door, list_secrets, Some(&viewer_token)).await?;
     assert_eq!(front.code(), Code::Unauthenticated, "{front:?}");

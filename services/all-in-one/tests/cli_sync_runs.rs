@@ -19,6 +19,13 @@ fn a_sync_run_from_the_cli() -> anyhow::Result<()> {
     let (dev, token) = (&setup.dev, setup.token());
     let (model_id, destination_id) = (&setup.model_id, &setup.destination_id);
     let accepted = &setup.accepted;
+    // without --connection: every run of the workspace (here the connection's initial
+    // sync); an unknown connection is an error
+    let all = ok_json(dev, token, &["runs", "list"])?;
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["connection_id"], json!(setup.connection_id), "{all}");
+    let stderr = fails(dev, token, &["runs", "list", "--connection", "no-such"], 1);
+    assert!(stderr.contains("connection no-such not found"), "{stderr}");
     let sync = ok_json(
         dev,
         token,
@@ -94,13 +101,25 @@ fn a_sync_run_from_the_cli() -> anyhow::Result<()> {
     let stderr = fails(dev, token, &["sync-runs", "get", "no-such-run"], 1);
     assert!(stderr.contains("not found"), "{stderr}");
 
+    // a dry run followed to its end: one JSON document (the run as it ended), nothing sent
+    let dry = ok_json(dev, token, &["syncs", "dry-run", &sync_id, "--watch"])?;
+    assert_eq!(field(&dry, "status")?, "succeeded", "{dry}");
+    assert_eq!(dry["dry_run"], json!(true), "{dry}");
+    assert_eq!(dry["counts"]["delivered"], json!(0), "{dry}");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+    let stderr = fails(dev, token, &["syncs", "approve", &run_id], 1);
+    assert!(
+        stderr.contains("is not awaiting approval (succeeded)"),
+        "{stderr}"
+    );
+
     // deleting the sync keeps its history
     ok_json(dev, token, &["syncs", "delete", &sync_id])?;
     fails(dev, token, &["syncs", "get", &sync_id], 1);
     let kept = ok_json(dev, token, &["sync-runs", "get", &run_id])?;
     assert_eq!(field(&kept, "status")?, "succeeded");
     let listed = ok_json(dev, token, &["sync-runs", "list", "--sync", &sync_id])?;
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     let errors = ok_json(dev, token, &["sync-runs", "errors", &run_id])?;
     assert_eq!(errors.as_array().map(Vec::len), Some(1), "{errors}");
     Ok(())

@@ -473,6 +473,28 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
     assert_eq!(field(&project, "last_attempted_commit")?, broken_commit);
     assert_eq!(field(&project, "latest_commit_sha")?, second_commit);
     let listed = ok(&dev, token, &["projects", "list"]);
+    let header: Vec<&str> = listed
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split("  ")
+        .filter(|h| !h.is_empty())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "CONNECTION",
+            "NAME",
+            "BRANCH",
+            "STATUS",
+            "COMMIT",
+            "MODELS",
+            "ERRORS",
+            "LAST ERROR"
+        ],
+        "{listed}"
+    );
     assert!(
         listed
             .lines()
@@ -502,6 +524,29 @@ fn cli_walkthrough_against_backflow_dev() -> anyhow::Result<()> {
             .starts_with("error: cannot read the material file /nonexistent/token"),
         "{}",
         text(&missing_file.stderr)
+    );
+    // output into a pipe closed early (`| head`) ends quietly, no panic
+    let project = dev.workdir.join("project");
+    for (path, body) in PROJECT {
+        let path = project.join(path);
+        std::fs::create_dir_all(path.parent().unwrap_or(&project))?;
+        std::fs::write(path, body)?;
+    }
+    let mut parse = dev
+        .command(
+            &["dbt", "parse", "project", "--target-schema", "analytics"],
+            token,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    drop(parse.stdout.take());
+    let parsed = parse.wait_with_output()?;
+    assert_eq!(parsed.status.code(), Some(0), "{}", text(&parsed.stderr));
+    assert!(
+        !text(&parsed.stderr).contains("panicked"),
+        "{}",
+        text(&parsed.stderr)
     );
     let not_found = dev.cli(&["connections", "get", "nope"], token);
     assert_eq!(not_found.status.code(), Some(1));

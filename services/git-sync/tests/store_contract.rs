@@ -81,6 +81,9 @@ async fn contract(url: &str) -> anyhow::Result<()> {
 
     let runs = store.list_runs("ws-a", &connection.id, 10).await?;
     assert_eq!(runs.len(), 2);
+    // no connection named: the workspace's runs, and only its own
+    assert_eq!(store.list_runs("ws-a", "", 10).await?, runs);
+    assert!(store.list_runs("ws-b", "", 10).await?.is_empty());
     assert_eq!(store.get_run("ws-a", &initial.id).await?.id, initial.id);
     assert!(store.get_run("ws-b", &initial.id).await.is_err());
 

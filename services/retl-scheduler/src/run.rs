@@ -104,6 +104,15 @@ impl Default for RunExecution {
     }
 }
 
+/// `status` as messages to users say it: `succeeded`, `awaiting approval`.
+pub fn status_name(status: RunStatus) -> String {
+    status
+        .as_str_name()
+        .trim_start_matches("RUN_STATUS_")
+        .to_ascii_lowercase()
+        .replace('_', " ")
+}
+
 /// Whether a run in `status` has ended for good.
 pub fn is_terminal(status: RunStatus) -> bool {
     matches!(
@@ -195,5 +204,14 @@ mod tests {
         assert_eq!(schedule_cause("s", 60_000), "sync:s:60000");
         assert_eq!(dbt_cause(1, 2), "dbt:1:2");
         assert_eq!(dbt_core_cause("inv"), "dbt-core:inv");
+    }
+
+    #[test]
+    fn statuses_are_named_as_users_read_them() {
+        assert_eq!(status_name(RunStatus::Succeeded), "succeeded");
+        assert_eq!(
+            status_name(RunStatus::AwaitingApproval),
+            "awaiting approval"
+        );
     }
 }

@@ -63,8 +63,24 @@ fn call_message(status: &tonic::Status, addr: &str) -> String {
             )
         }
         _ if message.is_empty() => format!("{} ({addr})", status.code().description()),
-        _ => message.to_string(),
+        _ => with_flag_names(message),
     }
+}
+
+/// Request fields the servers' hints name, and the flag a CLI user gives instead.
+const FIELD_FLAGS: [(&str, &str); 3] = [
+    ("pass skip_test", "pass --skip-test"),
+    ("name it with credential_id", "name it with --credential"),
+    ("name it in credential_id", "name it with --credential"),
+];
+
+/// A server message whose hints name request fields, with the CLI's flags in their place.
+fn with_flag_names(message: &str) -> String {
+    FIELD_FLAGS
+        .iter()
+        .fold(message.to_string(), |text, (field, flag)| {
+            text.replace(field, flag)
+        })
 }
 
 /// The connection flags every client group takes.
@@ -430,5 +446,23 @@ mod tests {
             "Operation is not implemented or not supported (http://127.0.0.1:50050)"
         );
         assert_eq!(CliError::Usage("x".into()).exit_code(), 2);
+    }
+
+    #[test]
+    fn hints_name_the_flags_not_the_request_fields() {
+        let error = CliError::Call {
+            status: tonic::Status::failed_precondition(
+                "connection test failed (unreachable): cannot reach db:5432; fix the settings or credential, or pass skip_test to store it anyway",
+            ),
+            addr: DEFAULT_ADDR.into(),
+        };
+        assert_eq!(
+            error.to_string(),
+            "connection test failed (unreachable): cannot reach db:5432; fix the settings or credential, or pass --skip-test to store it anyway"
+        );
+        assert_eq!(
+            with_flag_names("settings.password: looks like a secret; store it in the credentials service and name it with credential_id"),
+            "settings.password: looks like a secret; store it in the credentials service and name it with --credential"
+        );
     }
 }

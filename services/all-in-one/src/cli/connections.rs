@@ -3,7 +3,7 @@
 //! now and, with `--watch`, follows it like `backflow runs watch`.
 
 use super::client::CliError;
-use super::output::{cell, timestamp, Details, Table, View};
+use super::output::{cell, timestamp, Details, OutputFormat, Table, View};
 use super::runs::{self, RunJson};
 use super::{names, Ctx};
 use backflow_proto::gitsync::v1 as pb;
@@ -324,11 +324,21 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 })
                 .await;
             let created = api.done(call)?;
+            let connection = connection_of(created.connection)?;
             let run = created.initial_run.map(RunJson::from);
-            let run_id = run.as_ref().map(|run| run.id.clone());
-            ctx.print(&changed_view(connection_of(created.connection)?, run));
-            if let (true, Some(run_id)) = (watch, run_id) {
-                return runs::watch(ctx, &run_id, runs::WatchArgs::default()).await;
+            match run {
+                // one JSON document: the connection and its initial run as it ended
+                Some(run) if watch && ctx.format == OutputFormat::Json => {
+                    let ended = runs::follow(ctx, &run.id, runs::WatchArgs::default()).await?;
+                    ctx.print(&changed_view(connection, Some(ended.clone())));
+                    return runs::outcome(&ended);
+                }
+                Some(run) if watch => {
+                    let run_id = run.id.clone();
+                    ctx.print(&changed_view(connection, Some(run)));
+                    return runs::watch(ctx, &run_id, runs::WatchArgs::default()).await;
+                }
+                run => ctx.print(&changed_view(connection, run)),
             }
         }
         Command::Get { id } => {

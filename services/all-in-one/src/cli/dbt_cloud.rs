@@ -219,7 +219,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             let (credential_id, stored) = match (credential, token_file) {
                 (Some(id), _) => (id, false),
                 (None, Some(path)) => {
-                    let material = strip_final_newline(read_material(&path)?);
+                    let material = strip_final_newline(read_material(&path, "token")?);
                     let mut secrets = ctx.client.credentials()?;
                     let call = secrets
                         .inner

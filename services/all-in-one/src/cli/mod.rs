@@ -35,7 +35,6 @@ mod syncs;
 
 use client::{CliError, Client, ConnectArgs, Target};
 use output::{OutputFormat, View};
-use std::io::Write as _;
 use std::process::ExitCode;
 
 /// The client command groups, flattened into `backflow`'s top-level commands.
@@ -88,9 +87,7 @@ pub struct Ctx {
 impl Ctx {
     /// Prints a result on stdout in the chosen format.
     pub fn print(&self, view: &View) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(view.render(self.format).as_bytes());
-        let _ = stdout.flush();
+        output::print_stdout(&view.render(self.format));
     }
 
     pub fn workspace(&self) -> String {

@@ -3,7 +3,7 @@
 //! compiled SQL, columns with their tests, and primary-key suggestions.
 
 use super::client::CliError;
-use super::output::{cell, Details, Table, View};
+use super::output::{cell, counted, Details, Table, View};
 use super::Ctx;
 use backflow_proto::catalog::v1 as pb;
 use serde::Serialize;
@@ -136,9 +136,12 @@ fn list_view(list: &ModelListJson) -> View {
         ]);
     }
     let text = format!(
-        "commit {}: {} models\n{}",
+        "commit {}: {}\n{}",
         cell(&list.commit_sha),
-        list.models.len(),
+        counted(
+            i64::try_from(list.models.len()).unwrap_or(i64::MAX),
+            "model"
+        ),
         table.render()
     );
     View::new(list, text)
@@ -264,14 +267,53 @@ pub(super) async fn resolve_unique_id(
         return Ok(model.to_string());
     }
     let list = list_all(ctx, connection_id, commit_sha, false).await?;
+    let none_at_all = list.models.is_empty();
     let mut found = list.models.into_iter().filter(|m| m.name == model);
     match (found.next(), found.next()) {
         (Some(only), None) => Ok(only.unique_id),
         (Some(_), Some(_)) => Err(CliError::Usage(format!(
             "more than one model is named {model:?}: give its unique id"
         ))),
-        (None, _) => Err(CliError::Failed(format!(
-            "no model named {model:?} in connection {connection_id}"
+        (None, _) => Err(CliError::Failed(no_such_model(
+            model,
+            connection_id,
+            commit_sha,
+            none_at_all,
         ))),
+    }
+}
+
+/// Why a model name was not found: at a commit that has no models at all (not one the
+/// connection synced, most likely), or before any sync, say so.
+fn no_such_model(model: &str, connection_id: &str, commit_sha: &str, none_at_all: bool) -> String {
+    let missing = format!("no model named {model:?} in connection {connection_id}");
+    let runs =
+        format!("`backflow runs list --connection {connection_id}` shows its synced commits");
+    match (none_at_all, commit_sha.is_empty()) {
+        (false, true) => missing,
+        (false, false) => format!("{missing} at commit {commit_sha}"),
+        (true, false) => format!(
+            "{missing}: commit {commit_sha} has no models here (is it a commit the connection synced? {runs})"
+        ),
+        (true, true) => format!("{missing}: it has no synced models yet ({runs})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_such_model;
+
+    #[test]
+    fn a_missing_model_says_when_the_commit_has_no_models() {
+        assert_eq!(
+            no_such_model("customers", "c1", "", false),
+            "no model named \"customers\" in connection c1"
+        );
+        assert_eq!(
+            no_such_model("customers", "c1", "deadbeef", true),
+            "no model named \"customers\" in connection c1: commit deadbeef has no models here \
+             (is it a commit the connection synced? `backflow runs list --connection c1` shows its synced commits)"
+        );
+        assert!(no_such_model("customers", "c1", "", true).contains("no synced models yet"));
     }
 }

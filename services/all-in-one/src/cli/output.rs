@@ -211,6 +211,24 @@ pub fn duration(ms: i64) -> String {
 }
 
 /// The first 12 characters of a commit sha (`-` when none).
+/// Writes `text` to stdout; a closed stdout (`| head`) is not an error worth a panic.
+pub fn print_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// `1 model`, `12 models`.
+pub fn counted(n: impl Into<i64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 pub fn short_sha(sha: &str) -> String {
     cell(&sha.chars().take(12).collect::<String>())
 }

@@ -99,9 +99,11 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 "connection",
                 "name",
                 "branch",
+                "status",
                 "commit",
                 "models",
-                "updated",
+                "errors",
+                "last error",
             ]);
             for p in &projects {
                 table.row(vec![

@@ -4,7 +4,7 @@
 //! outcome (0 succeeded, 1 failed).
 
 use super::client::CliError;
-use super::output::{cell, duration, short_sha, timestamp, Details, Table, View};
+use super::output::{cell, counted, duration, short_sha, timestamp, Details, Table, View};
 use super::progress::{Progress, Step};
 use super::{names, Ctx};
 use backflow_proto::gitsync::v1 as pb;
@@ -98,9 +98,9 @@ impl RunJson {
     fn summary(&self) -> String {
         match self.status.as_str() {
             "succeeded" => format!(
-                "succeeded at {} ({} models, {})",
+                "succeeded at {} ({}, {})",
                 short_sha(&self.commit_sha),
-                self.model_count,
+                counted(self.model_count, "model"),
                 duration(self.duration_ms)
             ),
             "failed" => format!("failed: {}", self.error),
@@ -147,6 +147,15 @@ async fn get_run(ctx: &Ctx, id: &str) -> Result<RunJson, CliError> {
 
 /// Follows a run until it succeeds (Ok) or fails ([`CliError::Failed`]); prints it.
 pub async fn watch(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<(), CliError> {
+    let run = follow(ctx, id, args).await?;
+    let text = details(&run).render();
+    ctx.print(&View::new(&run, text));
+    outcome(&run)
+}
+
+/// Follows a run until it ends (progress on stderr, nothing on stdout) and returns it
+/// as it ended.
+pub async fn follow(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<RunJson, CliError> {
     let started = Instant::now();
     let interval = Duration::from_millis(args.interval_ms.max(50));
     let mut progress = Progress::new(id);
@@ -177,8 +186,11 @@ pub async fn watch(ctx: &Ctx, id: &str, args: WatchArgs) -> Result<(), CliError>
         tokio::time::sleep(interval).await;
     };
     progress.finish(format!("run {}: {}", run.id, run.summary()));
-    let text = details(&run).render();
-    ctx.print(&View::new(&run, text));
+    Ok(run)
+}
+
+/// A watched run's exit: 1 when it failed.
+pub fn outcome(run: &RunJson) -> Result<(), CliError> {
     if run.status == "failed" {
         return Err(CliError::Failed(format!(
             "run {} failed: {}",
@@ -199,7 +211,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 .inner
                 .list_runs(pb::ListRunsRequest {
                     workspace_id: ctx.workspace(),
-                    connection_id: connection_id.unwrap_or_default(),
+                    connection_id: connection_id.clone().unwrap_or_default(),
                     limit: limit.map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
                 })
                 .await;
@@ -209,6 +221,17 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 .into_iter()
                 .map(RunJson::from)
                 .collect();
+            // no runs for a connection id: say so if there is no such connection
+            if let Some(connection_id) = connection_id.filter(|_| runs.is_empty()) {
+                let call = api
+                    .inner
+                    .get_connection(pb::GetConnectionRequest {
+                        workspace_id: ctx.workspace(),
+                        connection_id,
+                    })
+                    .await;
+                api.done(call)?;
+            }
             let mut table = Table::new(&[
                 "id",
                 "connection",

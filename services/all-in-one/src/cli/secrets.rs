@@ -4,7 +4,7 @@
 //! and cannot be read back.
 
 use super::client::CliError;
-use super::output::{cell, timestamp, Details, Table, View};
+use super::output::{cell, counted, timestamp, Details, Table, View};
 use super::{names, Ctx};
 use backflow_proto::credentials::v1 as pb;
 use serde::Serialize;
@@ -103,25 +103,26 @@ impl Kind {
     }
 }
 
-/// Reads material from a file, or stdin for `-`; empty material is refused.
-pub(super) fn read_material(path: &Path) -> Result<Vec<u8>, CliError> {
+/// Reads material from a file, or stdin for `-`; empty material is refused. `what`
+/// names it in errors (`material`, `token`), as the flag that gave the path does.
+pub(super) fn read_material(path: &Path, what: &str) -> Result<Vec<u8>, CliError> {
     let material = if path == Path::new("-") {
         let mut buffer = Vec::new();
         std::io::stdin().read_to_end(&mut buffer).map_err(|error| {
-            CliError::Usage(format!("cannot read the material from stdin: {error}"))
+            CliError::Usage(format!("cannot read the {what} from stdin: {error}"))
         })?;
         buffer
     } else {
         std::fs::read(path).map_err(|error| {
             CliError::Usage(format!(
-                "cannot read the material file {}: {error}",
+                "cannot read the {what} file {}: {error}",
                 path.display()
             ))
         })?
     };
     if material.iter().all(u8::is_ascii_whitespace) {
         return Err(CliError::Usage(format!(
-            "the material in {} is empty",
+            "the {what} in {} is empty",
             if path == Path::new("-") {
                 "stdin".into()
             } else {
@@ -209,7 +210,13 @@ fn details(secret: &SecretJson) -> View {
     for (key, value) in &secret.attributes {
         // known_hosts is many lines: its line count says enough in a listing.
         let shown = if value.contains('\n') {
-            format!("({} lines)", value.trim_end().lines().count())
+            format!(
+                "({})",
+                counted(
+                    i64::try_from(value.trim_end().lines().count()).unwrap_or(i64::MAX),
+                    "line"
+                )
+            )
         } else {
             value.clone()
         };
@@ -235,7 +242,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             known_hosts_file,
             attributes,
         } => {
-            let mut material = read_material(&material_file)?;
+            let mut material = read_material(&material_file, "material")?;
             if kind.single_line() {
                 material = strip_final_newline(material);
             }
@@ -254,7 +261,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             ctx.print(&details(&secret));
         }
         Command::Rotate { id, material_file } => {
-            let material = read_material(&material_file)?;
+            let material = read_material(&material_file, "material")?;
             // The kind decides about the final newline: ask for it first.
             let call = api
                 .inner
@@ -373,11 +380,13 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("backflow-empty-{}", backflow_platform::new_id()));
         std::fs::write(&path, "\n  \n")?;
-        assert!(matches!(read_material(&path), Err(CliError::Usage(m)) if m.contains("is empty")));
+        assert!(
+            matches!(read_material(&path, "material"), Err(CliError::Usage(m)) if m.contains("is empty"))
+        );
         std::fs::remove_file(&path)?;
         assert!(matches!(
-            read_material(Path::new("/nonexistent/token")),
-            Err(CliError::Usage(m)) if m.contains("/nonexistent/token")
+            read_material(Path::new("/nonexistent/token"), "token"),
+            Err(CliError::Usage(m)) if m == "cannot read the token file /nonexistent/token: No such file or directory (os error 2)"
         ));
         Ok(())
     }

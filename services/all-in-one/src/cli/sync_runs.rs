@@ -246,7 +246,7 @@ fn step<'a>(run: &SyncRunJson, state: &'a str) -> Step<'a> {
     }
 }
 
-async fn watch(ctx: &Ctx, id: &str) -> Result<(), CliError> {
+pub(super) async fn watch(ctx: &Ctx, id: &str) -> Result<(), CliError> {
     let mut api = ctx.client.retl()?;
     let call = api
         .inner

@@ -4,7 +4,7 @@
 //! sync made (the same calls as `backflow runs`). Flag rules: [`super::sync_args`].
 
 use super::client::CliError;
-use super::output::{cell, timestamp, Details, Table, View};
+use super::output::{cell, timestamp, Details, OutputFormat, Table, View};
 use super::sync_args::{
     mappings, parse_map, parse_null_policy, NullPolicyArg, RunJson, ScheduleArgs, SyncJson,
 };
@@ -163,11 +163,21 @@ pub enum Command {
     /// Schedule runs again (ticks missed while paused do not fire).
     Resume { sync_id: String },
     /// Queue a run now.
-    Trigger { sync_id: String },
+    Trigger {
+        sync_id: String,
+        /// Follow the run until it ends (exit 1 unless it succeeds), like `sync-runs watch`.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Forget what was synced: the next run sends every row again.
     Reset { sync_id: String },
     /// Queue a run that reports what it would send, and sends nothing.
-    DryRun { sync_id: String },
+    DryRun {
+        sync_id: String,
+        /// Wait for it and show what it found (counts and a few records per change).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Delete a sync (refused while a run is running); its run history stays listed.
     Delete { sync_id: String },
     /// List the workspace's syncs.
@@ -243,6 +253,15 @@ fn run_details(run: &RunJson) -> String {
         .field("approval reason", &run.approval_reason)
         .field("error", &run.error)
         .render()
+}
+
+/// `--watch`: the queued run (table output only, so JSON stays one document), then its
+/// progress on stderr until it ends, and the run as it ended.
+async fn watch_queued(ctx: &Ctx, run: RunJson) -> Result<(), CliError> {
+    if ctx.format == OutputFormat::Table {
+        ctx.print(&View::new(&run, run_details(&run)));
+    }
+    super::sync_runs::watch(ctx, &run.id).await
 }
 
 fn sync_of(sync: Option<pb::Sync>) -> Result<SyncJson, CliError> {
@@ -372,7 +391,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 .await;
             print_sync(sync_of(api.done(call)?.sync)?);
         }
-        Command::Trigger { sync_id } => {
+        Command::Trigger { sync_id, watch } => {
             let call = api
                 .inner
                 .trigger_sync(pb::TriggerSyncRequest {
@@ -380,9 +399,13 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     sync_id,
                 })
                 .await;
-            print_run(run_of(api.done(call)?.run)?);
+            let run = run_of(api.done(call)?.run)?;
+            if watch {
+                return watch_queued(ctx, run).await;
+            }
+            print_run(run);
         }
-        Command::DryRun { sync_id } => {
+        Command::DryRun { sync_id, watch } => {
             let call = api
                 .inner
                 .dry_run_sync(pb::DryRunSyncRequest {
@@ -390,7 +413,11 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     sync_id,
                 })
                 .await;
-            print_run(run_of(api.done(call)?.run)?);
+            let run = run_of(api.done(call)?.run)?;
+            if watch {
+                return watch_queued(ctx, run).await;
+            }
+            print_run(run);
         }
         Command::Approve { run_id } => {
             let call = api

@@ -259,10 +259,22 @@ pub fn number(value: &Value, name: &str) -> anyhow::Result<i64> {
 /// configuration as the running dev process (what `backflow tokens` needs); it must
 /// succeed.
 pub fn operator_json(dev: &Dev, args: &[&str]) -> anyhow::Result<Value> {
+    let mut args = args.to_vec();
+    args.extend(["-o", "json"]);
+    let output = operator(dev, &args)?;
+    anyhow::ensure!(
+        output.status.success(),
+        "backflow {args:?}: {}",
+        text(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// `backflow <args>` as an operator runs it (see [`operator_json`]), whatever its outcome.
+pub fn operator(dev: &Dev, args: &[&str]) -> anyhow::Result<Output> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_backflow"));
     command
         .args(args)
-        .args(["--output", "json"])
         .current_dir(&dev.workdir)
         .env_remove("BACKFLOW_CONFIG")
         .envs(dev.server_env.iter().map(|(k, v)| (k, v)))
@@ -270,13 +282,7 @@ pub fn operator_json(dev: &Dev, args: &[&str]) -> anyhow::Result<Value> {
     for var in CLIENT_VARS {
         command.env_remove(var);
     }
-    let output = command.output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "backflow {args:?}: {}",
-        text(&output.stderr)
-    );
-    Ok(serde_json::from_slice(&output.stdout)?)
+    Ok(command.output()?)
 }
 
 /// Step 1 of the walkthrough: an operator makes an admin token for the workspace with

@@ -275,7 +275,7 @@ impl GitSyncStore {
             .ok_or_else(|| not_found("sync run", run_id))
     }
 
-    /// Newest first.
+    /// Newest first; an empty `connection_id` lists the whole workspace's runs.
     pub async fn list_runs(
         &self,
         workspace_id: &str,
@@ -283,7 +283,8 @@ impl GitSyncStore {
         limit: i64,
     ) -> Result<Vec<RunRecord>, GitSyncError> {
         let rows = sqlx::query_as(&format!(
-            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE workspace_id = $1 AND connection_id = $2 ORDER BY queued_at_ms DESC, id DESC LIMIT $3"
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE workspace_id = $1 AND ($2 = '' OR connection_id = $2) \
+             ORDER BY queued_at_ms DESC, id DESC LIMIT $3"
         ))
         .bind(workspace_id)
         .bind(connection_id)

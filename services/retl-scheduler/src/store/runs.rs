@@ -11,7 +11,7 @@
 use super::rows::{run_of, RunRow, RUN_COLUMNS};
 use super::SyncStore;
 use crate::error::RetlError;
-use crate::run::{is_terminal, RunCounts, RunRecord, Sample};
+use crate::run::{is_terminal, status_name, RunCounts, RunRecord, Sample};
 use backflow_platform::db::Transaction;
 use backflow_platform::lease::Leases;
 use backflow_proto::retl::v1::{self as pb, RunPhase, RunStatus};
@@ -382,7 +382,7 @@ impl SyncStore {
         if run.status != RunStatus::Running {
             return Err(RetlError::FailedPrecondition(format!(
                 "run {run_id} has already ended ({})",
-                run.status.as_str_name()
+                status_name(run.status)
             )));
         }
         sqlx::query("UPDATE retl_runs SET cancel_requested = 1 WHERE id = $1 AND status = $2")
@@ -408,7 +408,7 @@ impl SyncStore {
         if run.status != RunStatus::AwaitingApproval {
             return Err(RetlError::FailedPrecondition(format!(
                 "run {run_id} is not awaiting approval ({})",
-                run.status.as_str_name()
+                status_name(run.status)
             )));
         }
         sqlx::query(
@@ -450,7 +450,7 @@ impl SyncStore {
                 let run = self.get_run(workspace_id, run_id).await?;
                 Err(RetlError::FailedPrecondition(format!(
                     "run {run_id} is not awaiting approval ({})",
-                    run.status.as_str_name()
+                    status_name(run.status)
                 )))
             }
         }
