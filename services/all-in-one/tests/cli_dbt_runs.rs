@@ -132,7 +132,7 @@ fn dbt_run_notify_triggers_the_syncs_whose_model_was_rebuilt() -> anyhow::Result
     let again = ok(dev, token, &args);
     assert!(
         again.starts_with(
-            "dbt core run inv-cli-rebuilt was notified before (1 nodes succeeded, 0 failed)"
+            "dbt core run inv-cli-rebuilt was notified before (1 node succeeded, 0 failed)"
         ),
         "{again}"
     );
@@ -161,7 +161,7 @@ fn dbt_run_notify_triggers_the_syncs_whose_model_was_rebuilt() -> anyhow::Result
         ],
     );
     assert!(
-        table.starts_with("dbt core run inv-cli-lacking accepted (1 nodes succeeded, 0 failed)"),
+        table.starts_with("dbt core run inv-cli-lacking accepted (1 node succeeded, 0 failed)"),
         "{table}"
     );
     let skipped_line = table

@@ -10,7 +10,7 @@
 
 use super::client::CliError;
 use super::names;
-use super::output::{cell, Table, View};
+use super::output::{cell, counted, Table, View};
 use super::Ctx;
 use backflow_proto::retl::v1 as pb;
 use secrecy::ExposeSecret;
@@ -233,14 +233,14 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         .await?
     };
     let mut text = format!(
-        "dbt core run {} {} ({} nodes succeeded, {} failed)\n",
+        "dbt core run {} {} ({} succeeded, {} failed)\n",
         accepted.invocation_id,
         if accepted.status == "duplicate" {
             "was notified before"
         } else {
             "accepted"
         },
-        accepted.succeeded_nodes,
+        counted(accepted.succeeded_nodes, "node"),
         accepted.failed_nodes
     );
     if runs.is_empty() {

@@ -267,7 +267,12 @@ pub(super) async fn watch(ctx: &Ctx, id: &str) -> Result<(), CliError> {
         let Some(run) = message.run.map(SyncRunJson::from) else {
             continue;
         };
-        let state = format!("{} {}", run.status, run.phase);
+        // `queued`, `running extracting`, `succeeded` (the phase when it says more)
+        let state = if matches!(run.phase.as_str(), "queued" | "done") {
+            run.status.clone()
+        } else {
+            format!("{} {}", run.status, run.phase)
+        };
         progress.update(step(&run, &state));
         let finished = message.finished;
         last = Some(run);
