@@ -874,7 +874,8 @@ mod tests {
         for a in crate::adapters::Adapter::ALL {
             texts.extend(a.spec().macros.iter().map(|(_, _, t)| t.to_string()));
         }
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/projects");
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/projects");
         let mut stack = vec![root];
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
@@ -887,10 +888,28 @@ mod tests {
             }
         }
         let mut tags: Vec<(String, bool)> = [
-            "ref('a')", " x.y(1)[0](2) ", "(a)", " f (a, b) ", " in(1, 2) ", " x if(a, b) ",
-            "a) b", " f(a)) ", " for (a, b) in x ", " call(a) m() ", " set(x) ", " 1.5(2) ",
-            " 'a'(1) ", " x.in(1) ", " [1, (2, 3)] ", " {'a': (1,)} ", " f(x, (1)) ", " a\tb ",
-            " not(a, b) ", " d['k'](1) ", " \"q\\\"\"(1) ", " f(']') ) ",
+            "ref('a')",
+            " x.y(1)[0](2) ",
+            "(a)",
+            " f (a, b) ",
+            " in(1, 2) ",
+            " x if(a, b) ",
+            "a) b",
+            " f(a)) ",
+            " for (a, b) in x ",
+            " call(a) m() ",
+            " set(x) ",
+            " 1.5(2) ",
+            " 'a'(1) ",
+            " x.in(1) ",
+            " [1, (2, 3)] ",
+            " {'a': (1,)} ",
+            " f(x, (1)) ",
+            " a\tb ",
+            " not(a, b) ",
+            " d['k'](1) ",
+            " \"q\\\"\"(1) ",
+            " f(']') ) ",
         ]
         .iter()
         .flat_map(|t| [(t.to_string(), false), (t.to_string(), true)])
@@ -927,6 +946,10 @@ mod tests {
                 );
             }
         }
-        assert!(fast > 1000, "only {fast} of {} tags took the fast path", tags.len());
+        assert!(
+            fast > 1000,
+            "only {fast} of {} tags took the fast path",
+            tags.len()
+        );
     }
 }
