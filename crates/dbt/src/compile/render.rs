@@ -5,8 +5,8 @@
 use crate::compile::Deps;
 use crate::ir::fingerprint::fingerprint;
 use crate::jinja::context::{NodeFacts, RenderCtx};
-use crate::jinja::render;
 use crate::jinja::scope::Scope;
+use crate::jinja::{render_node, NodeTemplates};
 use crate::parse::node_config::model_dict;
 use crate::parse::{ParsedNode, Workspace};
 use rayon::prelude::*;
@@ -35,13 +35,13 @@ pub fn compile_all(
     nodes: &[ParsedNode],
     deps: &[Deps],
     previous: &HashMap<u64, Compiled>,
-    keep: bool,
+    (keep, templates): (bool, Option<&NodeTemplates<'_>>),
 ) -> (Vec<Compiled>, HashMap<u64, Compiled>) {
     if !keep && previous.is_empty() {
         let compiled = nodes
             .par_iter()
             .zip(deps.par_iter())
-            .map(|(n, d)| compile_node(ws, scope, n, d))
+            .map(|(n, d)| compile_node(ws, scope, n, d, templates))
             .collect();
         return (compiled, HashMap::new());
     }
@@ -51,7 +51,10 @@ pub fn compile_all(
         .map(|(n, d)| {
             let key = compile_key(ws, scope, n, d);
             let hit = previous.get(&key).filter(|c| !c.uses_graph).cloned();
-            (key, hit.unwrap_or_else(|| compile_node(ws, scope, n, d)))
+            (
+                key,
+                hit.unwrap_or_else(|| compile_node(ws, scope, n, d, templates)),
+            )
         })
         .collect();
     if !keep {
@@ -108,6 +111,7 @@ pub(crate) fn compile_node(
     scope: &Arc<Scope>,
     n: &ParsedNode,
     deps: &Result<Vec<String>, String>,
+    templates: Option<&NodeTemplates<'_>>,
 ) -> Compiled {
     let skipped = |msg: String| Compiled {
         sql: Err(msg),
@@ -142,7 +146,12 @@ pub(crate) fn compile_node(
         config: n.config.clone(),
     };
     let rc = RenderCtx::new(scope.clone(), facts, true);
-    let result = render(&ws.env, &rc, &n.file.original_file_path, &n.raw_code);
+    let result = render_node(
+        &ws.env,
+        templates,
+        &rc,
+        (&n.unique_id, &n.file.original_file_path, &n.raw_code),
+    );
     let rec = rc.take_recording();
     Compiled {
         sql: result.map_err(|e| match e.line {

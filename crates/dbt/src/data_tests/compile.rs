@@ -7,8 +7,8 @@
 
 use crate::ir::catalog::{CompileStatus, Node};
 use crate::jinja::context::{NodeFacts, RenderCtx};
-use crate::jinja::render;
 use crate::jinja::scope::Scope;
+use crate::jinja::{has_jinja, render};
 use crate::parse::Workspace;
 use rayon::prelude::*;
 use serde_json::Value;
@@ -110,7 +110,7 @@ fn argument(key: &str, v: &Value) -> Arg {
             match inner {
                 Some(expr) => Arg::Expr(expr.to_string()),
                 None if looks_like_call(s) => Arg::Expr(s.trim().to_string()),
-                None if s.contains("{{") || s.contains("{%") => Arg::Template(s.clone()),
+                None if has_jinja(s) => Arg::Template(s.clone()),
                 None => Arg::Expr(literal(v)),
             }
         }

@@ -18,6 +18,7 @@ use crate::ir::error::NodeError;
 use crate::ir::fingerprint::fingerprint;
 use crate::ir::options::ParseOptions;
 use crate::jinja::scope::Scope;
+use crate::jinja::{NodeTemplates, PreparedSource};
 use crate::load::Loaded;
 use crate::parse::descriptions::Descriptions;
 use crate::parse::discover::discover_nodes;
@@ -26,6 +27,7 @@ use crate::parse::render::parse_render;
 use crate::parse::sources::build_sources;
 use crate::parse::workspace::{build_workspace, workspace_fingerprint};
 use crate::parse::{ParsedNode, Workspace};
+use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -69,12 +71,23 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     cache.workspace = Some(ws.clone());
     let mut nodes = discover_nodes(&ws, loaded);
     let keep = !cache.one_shot;
+    // a one-shot parse renders every node twice: each template is made once
+    let sources: Vec<PreparedSource> = if keep {
+        Vec::new()
+    } else {
+        nodes
+            .par_iter()
+            .filter(|n| n.resource_type != "seed")
+            .map(|n| PreparedSource::new(&n.unique_id, &n.file.original_file_path, &n.raw_code))
+            .collect()
+    };
+    let templates = (!keep).then(|| NodeTemplates::new(&ws.env, &sources));
     cache.parse = parse_render(
         &ws,
         &mut nodes,
         opts,
         &std::mem::take(&mut cache.parse),
-        keep,
+        (keep, templates.as_ref()),
     );
     let (mut enabled, disabled_nodes): (Vec<ParsedNode>, Vec<ParsedNode>) =
         nodes.into_iter().partition(ParsedNode::is_enabled);
@@ -91,7 +104,15 @@ pub fn build_state(loaded: &Loaded, opts: &ParseOptions, cache: &mut Cache) -> S
     }
     let scope = Arc::new(scope);
     let previous = std::mem::take(&mut cache.compile);
-    let (compiled, keyed) = compile_all(&ws, &scope, &enabled, &deps, &previous, keep);
+    let (compiled, keyed) = compile_all(
+        &ws,
+        &scope,
+        &enabled,
+        &deps,
+        &previous,
+        (keep, templates.as_ref()),
+    );
+    drop(templates);
     cache.compile = keyed;
     let injected = inject_all(&enabled, &compiled);
     let mut out_nodes = BTreeMap::new();

@@ -19,7 +19,7 @@ pub(super) fn recompile_nodes(state: &mut State, set: &BTreeSet<usize>) {
     let done: Vec<(usize, Deps, Compiled)> = crate::ir::par::map(set, |i| {
         let n = &state.enabled[i];
         let deps = resolve_deps(scope, n);
-        let compiled = compile_node(ws, scope, n, &deps);
+        let compiled = compile_node(ws, scope, n, &deps, None);
         (i, deps, compiled)
     });
     for (i, deps, compiled) in done {

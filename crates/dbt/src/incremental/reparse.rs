@@ -71,7 +71,7 @@ pub(super) fn reparse_edits(
                 node.patch = Some(p.clone());
             }
         }
-        parse_node(&ws, &mut node, opts, &HashMap::new(), true);
+        parse_node(&ws, &mut node, opts, &HashMap::new(), (true, None));
         if !node.is_enabled() {
             return None;
         }

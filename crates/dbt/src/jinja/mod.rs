@@ -22,7 +22,7 @@ pub mod values;
 
 use blocks::{find_blocks, wrap_mutable_sets, BlockError, MUT_FN};
 use minijinja::value::{Rest, Value, ValueKind};
-use minijinja::{Environment, Error, ErrorKind, State};
+use minijinja::{Environment, Error, ErrorKind, State, Template};
 use scope::{MacroDef, MacroIndex, DBT_PACKAGE};
 use std::sync::Arc;
 
@@ -186,6 +186,14 @@ fn group_end(b: &[u8], i: usize) -> usize {
         j += 1;
     }
     b.len()
+}
+
+/// Whether `s` opens a Jinja expression or statement (`{{` or `{%`): what decides whether a
+/// string is rendered at all. A byte scan (most strings tested are short YAML values).
+pub fn has_jinja(s: &str) -> bool {
+    s.as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'{' && (w[1] == b'{' || w[1] == b'%'))
 }
 
 /// Source rewrites applied before compiling any template: Jinja's newline normalisation
@@ -361,8 +369,99 @@ pub fn render(
     let tmpl = env
         .template_from_named_str(name, &prepared)
         .map_err(|e| to_render_error(&e, name))?;
+    render_template(&tmpl, rc, name)
+}
+
+fn render_template(
+    tmpl: &Template<'_, '_>,
+    rc: &Arc<context::RenderCtx>,
+    name: &str,
+) -> Result<String, RenderError> {
     tmpl.render(rc.root_value())
         .map_err(|e| to_render_error(&e, name))
+}
+
+/// A node's source as its templates are made from: named by its file, rewritten by
+/// [`prepare`].
+#[derive(Debug)]
+pub struct PreparedSource {
+    pub unique_id: String,
+    pub name: String,
+    pub raw: String,
+    prepared: String,
+}
+
+impl PreparedSource {
+    pub fn new(unique_id: &str, name: &str, raw: &str) -> Self {
+        PreparedSource {
+            unique_id: unique_id.to_string(),
+            name: name.to_string(),
+            raw: raw.to_string(),
+            prepared: prepare(raw),
+        }
+    }
+}
+
+/// Node templates compiled at most once per parse and shared by a node's two renders (parse
+/// time and compile time), which otherwise rewrite and compile the same source twice. Only a
+/// one-shot parse makes them: a long-lived engine renders most nodes from its cache.
+pub struct NodeTemplates<'a> {
+    env: &'a Environment<'static>,
+    sources: &'a [PreparedSource],
+    by_id: std::collections::HashMap<&'a str, usize>,
+    compiled: Vec<std::sync::OnceLock<Result<Template<'a, 'a>, RenderError>>>,
+}
+
+impl<'a> NodeTemplates<'a> {
+    pub fn new(env: &'a Environment<'static>, sources: &'a [PreparedSource]) -> Self {
+        NodeTemplates {
+            env,
+            sources,
+            by_id: sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.unique_id.as_str(), i))
+                .collect(),
+            compiled: sources.iter().map(|_| std::sync::OnceLock::new()).collect(),
+        }
+    }
+
+    /// Renders node `unique_id` when its template is here for exactly this file name and
+    /// text (as [`render`] would); `None` otherwise.
+    pub fn render(
+        &self,
+        rc: &Arc<context::RenderCtx>,
+        unique_id: &str,
+        name: &str,
+        raw: &str,
+    ) -> Option<Result<String, RenderError>> {
+        let i = *self.by_id.get(unique_id)?;
+        let src = &self.sources[i];
+        if src.name != name || src.raw != raw {
+            return None;
+        }
+        let tmpl = self.compiled[i].get_or_init(|| {
+            self.env
+                .template_from_named_str(&src.name, &src.prepared)
+                .map_err(|e| to_render_error(&e, &src.name))
+        });
+        Some(match tmpl {
+            Ok(t) => render_template(t, rc, name),
+            Err(e) => Err(e.clone()),
+        })
+    }
+}
+
+/// [`NodeTemplates::render`] when `templates` has the node, else [`render`].
+pub fn render_node(
+    env: &Environment<'static>,
+    templates: Option<&NodeTemplates<'_>>,
+    rc: &Arc<context::RenderCtx>,
+    (unique_id, name, raw): (&str, &str, &str),
+) -> Result<String, RenderError> {
+    templates
+        .and_then(|t| t.render(rc, unique_id, name, raw))
+        .unwrap_or_else(|| render(env, rc, name, raw))
 }
 
 fn to_render_error(e: &Error, node_template: &str) -> RenderError {

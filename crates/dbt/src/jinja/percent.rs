@@ -11,7 +11,7 @@ use minijinja::{Error, ErrorKind};
 
 /// Rewrites the expressions inside Jinja tags (see `exprs.rs`).
 pub fn rewrite_percent(src: &str) -> String {
-    if !src.contains("{{") && !src.contains("{%") {
+    if !super::has_jinja(src) {
         return src.to_string();
     }
     let b = src.as_bytes();

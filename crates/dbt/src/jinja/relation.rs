@@ -55,20 +55,23 @@ impl Relation {
         }
         let parts = [&self.database, &self.schema, &self.identifier];
         let q = self.adapter.spec().quote_char;
-        parts
-            .iter()
-            .zip(self.quote)
-            .filter_map(|(p, quoted)| {
-                p.as_ref().filter(|s| !s.is_empty()).map(|s| {
-                    if quoted {
-                        format!("{q}{s}{q}")
-                    } else {
-                        s.clone()
-                    }
-                })
-            })
-            .collect::<Vec<_>>()
-            .join(".")
+        let mut out = String::with_capacity(64);
+        for (part, quoted) in parts.iter().zip(self.quote) {
+            let Some(s) = part.as_deref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            if !out.is_empty() {
+                out.push('.');
+            }
+            if quoted {
+                out.push(q);
+                out.push_str(s);
+                out.push(q);
+            } else {
+                out.push_str(s);
+            }
+        }
+        out
     }
 }
 

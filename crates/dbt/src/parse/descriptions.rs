@@ -4,7 +4,7 @@
 
 use crate::ir::fingerprint::fingerprint;
 use crate::jinja::context::{NodeFacts, RenderCtx};
-use crate::jinja::render;
+use crate::jinja::{has_jinja, render};
 use crate::parse::Workspace;
 use std::collections::{BTreeSet, HashMap};
 
@@ -22,7 +22,7 @@ pub fn render_description(
     text: &str,
     memo: &mut Descriptions,
 ) -> String {
-    if !text.contains("{{") && !text.contains("{%") {
+    if !has_jinja(text) {
         return text.to_string();
     }
     let key = fingerprint(&(ws.fingerprint, package, text));

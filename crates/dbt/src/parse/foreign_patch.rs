@@ -7,7 +7,7 @@
 use crate::ir::options::ParseOptions;
 use crate::parse::render::{parse_node, ParseRender};
 use crate::parse::{ParsedNode, Workspace};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Gives enabled nodes without a patch of their own the patches other packages wrote for
 /// their name, re-rendering them; returns the new parse-time renders (for the parse cache).
@@ -18,19 +18,24 @@ pub fn adopt(
 ) -> Vec<(u64, ParseRender)> {
     let mut keys: Vec<&(String, String, &'static str)> = ws.patches.keys().collect();
     keys.sort();
+    // which (package, name) has an enabled node, and the first unversioned node of a name
+    let owned: HashSet<(String, String)> = enabled
+        .iter()
+        .map(|n| (n.package.clone(), n.name.clone()))
+        .collect();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for (i, n) in enabled.iter().enumerate() {
+        if n.version.is_none() {
+            by_name.entry(n.name.clone()).or_insert(i);
+        }
+    }
     let mut out = Vec::new();
     for key in keys {
         let (package, name, kind) = (key.0.as_str(), key.1.as_str(), key.2);
-        if enabled
-            .iter()
-            .any(|n| n.package == package && n.name == name)
-        {
+        if owned.contains(&(package.to_string(), name.to_string())) {
             continue;
         }
-        let Some(node) = enabled
-            .iter_mut()
-            .find(|n| n.name == name && n.version.is_none())
-        else {
+        let Some(node) = by_name.get(name).map(|&i| &mut enabled[i]) else {
             continue;
         };
         if node.resource_type != kind || node.patch.is_some() {
@@ -39,7 +44,7 @@ pub fn adopt(
         let patch = ws.patches[key].clone();
         node.columns = patch.columns.clone();
         node.patch = Some(patch);
-        out.extend(parse_node(ws, node, opts, &HashMap::new(), true));
+        out.extend(parse_node(ws, node, opts, &HashMap::new(), (true, None)));
     }
     out
 }

@@ -6,7 +6,7 @@ use crate::ir::options::ParseOptions;
 use crate::jinja::context::{NodeFacts, RenderCtx};
 use crate::jinja::pyfuncs::native_from_str;
 use crate::jinja::scope::{MacroIndex, Scope};
-use crate::jinja::{build_env, render};
+use crate::jinja::{build_env, has_jinja, render};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ fn walk_project(
     in_config: bool,
 ) -> (Value, Vec<String>) {
     match v {
-        Value::String(s) if s.contains("{{") || s.contains("{%") => match f(s) {
+        Value::String(s) if has_jinja(s) => match f(s) {
             Ok(v) => (v, Vec::new()),
             Err(e) => (Value::Null, vec![e]),
         },
@@ -119,7 +119,7 @@ pub fn render_properties(doc: &Value, scope: &Arc<Scope>, package: &str, file: &
 
 fn contains_jinja(v: &Value) -> bool {
     match v {
-        Value::String(s) => s.contains("{{") || s.contains("{%"),
+        Value::String(s) => has_jinja(s),
         Value::Array(items) => items.iter().any(contains_jinja),
         Value::Object(m) => m.values().any(contains_jinja),
         _ => false,
@@ -136,7 +136,7 @@ fn is_hook(key: &str) -> bool {
 /// Renders templated strings of `v` with `f`, except under keys `skip` accepts.
 fn walk_filtered(v: &Value, f: &dyn Fn(&str) -> Value, skip: &dyn Fn(&str) -> bool) -> Value {
     match v {
-        Value::String(s) if s.contains("{{") || s.contains("{%") => f(s),
+        Value::String(s) if has_jinja(s) => f(s),
         Value::Array(items) => {
             Value::Array(items.iter().map(|i| walk_filtered(i, f, skip)).collect())
         }

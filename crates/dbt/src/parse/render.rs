@@ -6,7 +6,7 @@ use crate::ir::fingerprint::fingerprint;
 use crate::ir::options::ParseOptions;
 use crate::jinja::context::{NodeFacts, Recording, RenderCtx};
 use crate::jinja::relation::Relation;
-use crate::jinja::render;
+use crate::jinja::{has_jinja, render, render_node, NodeTemplates};
 use crate::parse::node_config::{model_dict, node_config};
 use crate::parse::properties::NodePatch;
 use crate::parse::{ParsedNode, Workspace};
@@ -32,11 +32,11 @@ pub fn parse_render(
     nodes: &mut [ParsedNode],
     opts: &ParseOptions,
     previous: &HashMap<u64, ParseRender>,
-    keep: bool,
+    (keep, templates): (bool, Option<&NodeTemplates<'_>>),
 ) -> HashMap<u64, ParseRender> {
     let fresh: Vec<Option<(u64, ParseRender)>> = nodes
         .par_iter_mut()
-        .map(|node| parse_node(ws, node, opts, previous, keep))
+        .map(|node| parse_node(ws, node, opts, previous, (keep, templates)))
         .collect();
     fresh.into_iter().flatten().collect()
 }
@@ -48,7 +48,7 @@ pub fn parse_node(
     node: &mut ParsedNode,
     opts: &ParseOptions,
     previous: &HashMap<u64, ParseRender>,
-    keep: bool,
+    (keep, templates): (bool, Option<&NodeTemplates<'_>>),
 ) -> Option<(u64, ParseRender)> {
     if node.resource_type == "seed" {
         node.config = node_config(ws, node, &[], true);
@@ -66,7 +66,7 @@ pub fn parse_node(
     node.parse_key = key;
     let result = match previous.get(&key) {
         Some(hit) => hit.clone(),
-        None => render_for_parse(ws, node, opts),
+        None => render_for_parse(ws, node, opts, templates),
     };
     let kept = keep.then(|| (key, result.clone()));
     node.rec = result.rec;
@@ -88,7 +88,12 @@ fn take_render_error(node: &mut ParsedNode) {
     }
 }
 
-fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> ParseRender {
+fn render_for_parse(
+    ws: &Workspace,
+    node: &ParsedNode,
+    opts: &ParseOptions,
+    templates: Option<&NodeTemplates<'_>>,
+) -> ParseRender {
     let pre = node_config(ws, node, &[], true);
     let facts = NodeFacts {
         unique_id: node.unique_id.clone(),
@@ -105,7 +110,16 @@ fn render_for_parse(ws: &Workspace, node: &ParsedNode, opts: &ParseOptions) -> P
         config: pre,
     };
     let rc = RenderCtx::new(ws.scope.clone(), facts, false);
-    let result = render(&ws.env, &rc, &node.file.original_file_path, &node.raw_code);
+    let result = render_node(
+        &ws.env,
+        templates,
+        &rc,
+        (
+            &node.unique_id,
+            &node.file.original_file_path,
+            &node.raw_code,
+        ),
+    );
     let mut rec = rc.take_recording();
     if result.is_err() {
         crate::parse::static_refs::complete(&node.raw_code, &mut rec.refs, &mut rec.sources);
@@ -143,7 +157,7 @@ fn hook_macros(
                 Value::Object(m) => m.get("sql").and_then(Value::as_str).unwrap_or_default(),
                 _ => "",
             };
-            if !sql.contains("{{") && !sql.contains("{%") {
+            if !has_jinja(sql) {
                 continue;
             }
             // the hook's output and errors do not matter here, only the calls it makes
