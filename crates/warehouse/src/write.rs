@@ -8,7 +8,8 @@
 //! expected row count; a statement affecting another number of rows rolls the whole
 //! transaction back and answers [`Applied::Conflict`] (optimistic concurrency on a version
 //! row). Callers build statements with [`qualified`] so every name is quoted and inside the
-//! schema. Built for PostgreSQL; [`schema_writer`] refuses the other kinds with a
+//! schema. [`SchemaWriter::ensure_schema`] creates the schema when it is missing and the
+//! role may, and otherwise says what to grant. Built for PostgreSQL; [`schema_writer`] refuses the other kinds with a
 //! [`WarehouseError::Settings`] on `backflow_schema` that says so.
 
 use std::sync::Arc;
@@ -96,6 +97,106 @@ pub trait SchemaWriter: Send + Sync + std::fmt::Debug {
         max_rows: usize,
         timeout: Duration,
     ) -> Result<Vec<Vec<Option<String>>>, WarehouseError>;
+
+    /// Makes sure the schema exists, creating it when it is missing and the role may
+    /// (`CREATE` on the database), and that the role may use it and create tables in it.
+    /// Otherwise a [`WarehouseError::MissingPrivilege`] that says what to grant.
+    async fn ensure_schema(&self, timeout: Duration) -> Result<(), WarehouseError> {
+        let check = || async {
+            let rows = self
+                .query_text(SCHEMA_CHECK, &[Param::Text(self.schema().to_string())], 1, timeout)
+                .await?;
+            let row = rows.into_iter().next().unwrap_or_default();
+            Ok::<_, WarehouseError>(SchemaCheck::of(self.schema(), &row))
+        };
+        let first = check().await?;
+        if first.exists {
+            return first.usable();
+        }
+        if !first.may_create {
+            return Err(first.missing());
+        }
+        let create = Statement::new(format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(self.schema())
+        ));
+        if let Err(error) = self.transaction(&[create], timeout).await {
+            // two runs creating it at once: one loses the race; the check says which
+            let again = check().await?;
+            if !again.exists {
+                return Err(error);
+            }
+            return again.usable();
+        }
+        check().await?.usable()
+    }
+}
+
+/// What [`SchemaWriter::ensure_schema`] asks: does the schema exist, may the role use it
+/// and create in it, may it create schemas, and who is asking.
+const SCHEMA_CHECK: &str = "SELECT (n.oid IS NOT NULL)::text, \
+     coalesce(has_schema_privilege(n.oid, 'USAGE') AND has_schema_privilege(n.oid, 'CREATE'), false)::text, \
+     has_database_privilege(current_database(), 'CREATE')::text, current_user::text, current_database()::text \
+     FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $1";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SchemaCheck {
+    schema: String,
+    exists: bool,
+    usable: bool,
+    may_create: bool,
+    role: String,
+    database: String,
+}
+
+impl SchemaCheck {
+    fn of(schema: &str, row: &[Option<String>]) -> Self {
+        let flag = |at: usize| row.get(at).and_then(|c| c.as_deref()) == Some("true");
+        let text = |at: usize| {
+            row.get(at)
+                .and_then(|c| c.clone())
+                .unwrap_or_else(|| "?".into())
+        };
+        Self {
+            schema: schema.to_string(),
+            exists: flag(0),
+            usable: flag(1),
+            may_create: flag(2),
+            role: text(3),
+            database: text(4),
+        }
+    }
+
+    fn usable(&self) -> Result<(), WarehouseError> {
+        if self.usable {
+            return Ok(());
+        }
+        Err(WarehouseError::MissingPrivilege {
+            detail: format!(
+                "role {role:?} may not create tables in the backflow schema {schema:?}; grant it with \
+                 GRANT USAGE, CREATE ON SCHEMA {quoted} TO {role_quoted}, or clear the source's backflow schema",
+                role = self.role,
+                schema = self.schema,
+                quoted = quote_ident(&self.schema),
+                role_quoted = quote_ident(&self.role),
+            ),
+        })
+    }
+
+    fn missing(&self) -> WarehouseError {
+        WarehouseError::MissingPrivilege {
+            detail: format!(
+                "the backflow schema {schema:?} does not exist and role {role:?} may not create it \
+                 (no CREATE on database {database:?}); create it with CREATE SCHEMA {quoted} and \
+                 GRANT USAGE, CREATE ON SCHEMA {quoted} TO {role_quoted}, or clear the source's backflow schema",
+                schema = self.schema,
+                role = self.role,
+                database = self.database,
+                quoted = quote_ident(&self.schema),
+                role_quoted = quote_ident(&self.role),
+            ),
+        }
+    }
 }
 
 /// The writer for the schema `schema` of a source, or why there is none.
@@ -195,6 +296,24 @@ mod tests {
         assert!(long.len() <= 63, "{long}");
         assert!(check_schema_name("").is_err());
         assert!(check_schema_name("backflow").is_ok());
+    }
+
+    #[test]
+    fn schema_checks_say_what_to_grant() {
+        let row = |cells: [&str; 5]| cells.map(|c| Some(c.to_string())).to_vec();
+        let fine = SchemaCheck::of("bf", &row(["true", "true", "false", "app", "db"]));
+        assert!(fine.exists && fine.usable().is_ok());
+        let no_rights = SchemaCheck::of("bf", &row(["true", "false", "false", "app", "db"]));
+        assert!(matches!(
+            no_rights.usable(),
+            Err(WarehouseError::MissingPrivilege { detail }) if detail.contains("GRANT USAGE, CREATE ON SCHEMA \"bf\" TO \"app\"")
+        ));
+        let missing = SchemaCheck::of("bf", &row(["false", "false", "false", "app", "db"]));
+        assert!(!missing.exists && !missing.may_create);
+        assert!(matches!(
+            missing.missing(),
+            WarehouseError::MissingPrivilege { detail } if detail.contains("does not exist") && detail.contains("CREATE SCHEMA \"bf\"")
+        ));
     }
 
     #[test]

@@ -127,3 +127,62 @@ async fn a_role_without_rights_in_the_schema_is_told_so() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn a_missing_schema_is_created_when_the_role_may_and_explained_when_it_may_not() {
+    let mut scratch = Scratch::new("write_schema").await;
+    // the admin may create schemas: a missing one is created, twice is harmless
+    let admin = schema_writer(
+        WarehouseKind::Postgres,
+        &scratch.settings(&scratch.admin_user()),
+        secret(""),
+        "bf_new",
+    )
+    .unwrap();
+    admin.ensure_schema(T).await.unwrap();
+    admin.ensure_schema(T).await.unwrap();
+    admin
+        .transaction(
+            &[Statement::new(format!(
+                "CREATE TABLE {} (k bigint)",
+                qualified("bf_new", "t")
+            ))],
+            T,
+        )
+        .await
+        .unwrap();
+
+    // a role without CREATE on the database: told what to create and grant
+    let role = scratch.role("plain", "LOGIN").await;
+    let plain = schema_writer(
+        WarehouseKind::Postgres,
+        &scratch.settings(&role),
+        secret(""),
+        "bf_other",
+    )
+    .unwrap();
+    let refused = plain.ensure_schema(T).await;
+    assert!(
+        matches!(&refused, Err(WarehouseError::MissingPrivilege { detail })
+            if detail.contains("does not exist") && detail.contains("CREATE SCHEMA \"bf_other\"")),
+        "{refused:?}"
+    );
+    // an existing schema it may not create tables in: told what to grant
+    let in_existing = schema_writer(
+        WarehouseKind::Postgres,
+        &scratch.settings(&role),
+        secret(""),
+        "bf_new",
+    )
+    .unwrap();
+    let refused = in_existing.ensure_schema(T).await;
+    assert!(
+        matches!(&refused, Err(WarehouseError::MissingPrivilege { detail })
+            if detail.contains(&format!("GRANT USAGE, CREATE ON SCHEMA \"bf_new\" TO \"{role}\""))),
+        "{refused:?}"
+    );
+    scratch
+        .exec(&format!("GRANT USAGE, CREATE ON SCHEMA bf_new TO \"{role}\""))
+        .await;
+    in_existing.ensure_schema(T).await.unwrap();
+}

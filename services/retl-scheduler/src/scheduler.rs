@@ -127,10 +127,29 @@ impl Scheduler {
             model::check_against(&current.retl_model_id, &shape, &next.mappings)?;
             next.primary_key = shape.primary_key;
         }
+        if next.diff_strategy != current.diff_strategy
+            && next.diff_strategy == backflow_proto::retl::v1::DiffStrategy::Warehouse
+        {
+            let shape = self
+                .models
+                .resolve(workspace_id, &current.retl_model_id)
+                .await?;
+            if let Some(Err(why)) = &shape.warehouse_diff {
+                return Err(RetlError::FailedPrecondition(format!(
+                    "diff_strategy warehouse: {why}; set a backflow schema on the source or use diff strategy auto or backflow"
+                )));
+            }
+        }
         let schedule_changed = next.schedule != current.schedule;
         self.store
             .update_sync(&next, current.version, schedule_changed)
             .await?;
+        if next.diff_strategy != current.diff_strategy {
+            // runs commit a state stamped with the sync's epoch and void the other
+            // strategy's on their first commit (`store::diff_state::load_at`)
+            tracing::info!(%workspace_id, %sync_id, from = ?current.diff_strategy, to = ?next.diff_strategy,
+                "diff strategy changed: if the state now lives elsewhere, the next run starts from an empty state and sends every row");
+        }
         tracing::info!(%workspace_id, %sync_id, version = next.version, "sync updated");
         Ok(next)
     }

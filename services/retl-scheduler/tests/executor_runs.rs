@@ -645,7 +645,7 @@ async fn the_mode_table_holds_for_every_mode() -> anyhow::Result<()> {
     assert_eq!(h.receiver.requests.load(Ordering::Relaxed), requests);
     // the warehouse-side syncs kept their state in the warehouse, one table each
     let (states,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM backflow.backflow_syncs WHERE version >= 9 AND state_epoch = 0",
+        "SELECT count(*) FROM backflow.backflow_syncs WHERE version >= 9 AND state_epoch = 1",
     )
     .fetch_one(&h.warehouse)
     .await?;
@@ -687,6 +687,67 @@ fn ledger_row(
         message.into(),
         attempts,
     )
+}
+
+/// A sync's diff strategy changes back and forth: each first run under a strategy starts
+/// from an empty state (the other strategy's state is never trusted again, so a change made
+/// while the other strategy ran is not missed), later runs diff normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Result<()> {
+    let h = Harness::start("exec_strategy", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE switching (id bigint, email text, plan text)",
+        "INSERT INTO switching SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 20) g",
+    ])
+    .await?;
+    let sync_id = h
+        .sync_with("switching", SyncMode::Upsert, DiffStrategy::Backflow)
+        .await?;
+    let switch = |strategy: DiffStrategy| {
+        let (store, sync_id) = (h.store.clone(), sync_id.clone());
+        async move {
+            let current = store.get_sync(WS, &sync_id).await?.expect("sync");
+            let mut next = current.clone();
+            next.diff_strategy = strategy;
+            next.version += 1;
+            store.update_sync(&next, current.version, false).await?;
+            anyhow::Ok(())
+        }
+    };
+    let counts = |run: &RunRecord| {
+        assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+        (run.exec.counts.added, run.exec.counts.updated, run.exec.counts.delivered)
+    };
+    assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
+    assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
+
+    // to the warehouse: no state there yet, every row again
+    h.sql(&["UPDATE switching SET plan = 'pro' WHERE id = 1"]).await?;
+    switch(DiffStrategy::Warehouse).await?;
+    assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
+    h.sql(&["UPDATE switching SET plan = 'team' WHERE id = 2"]).await?;
+    assert_eq!(counts(&h.run(&sync_id).await?), (0, 1, 1));
+
+    // back: row 1 is as the old backflow-side state says, but the destination holds
+    // 'pro'; that state is void, so every row is sent again
+    h.sql(&["UPDATE switching SET plan = 'free' WHERE id = 1"]).await?;
+    switch(DiffStrategy::Backflow).await?;
+    assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
+    assert_eq!(h.held(&sync_id)[&1].1, json!("free"));
+    assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
+
+    // and the warehouse state of before is void too
+    switch(DiffStrategy::Warehouse).await?;
+    assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
+    assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
+    let rows = h.rows("switching").await?;
+    assert_eq!(h.held(&sync_id), expected(SyncMode::Upsert, &Held::new(), &rows));
+    // one new epoch per first commit under a strategy
+    let sync = h.store.get_sync(WS, &sync_id).await?.expect("sync");
+    assert_eq!(sync.state_epoch, 4);
+    h.shutdown.cancel();
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,6 +157,10 @@ pub enum Command {
         max_record_attempts: Option<i32>,
         #[arg(long, value_name = "BOOL")]
         only_if_model_rebuilt: Option<bool>,
+        /// Where the diff state lives. If that changes, the next run starts from an empty
+        /// state under the new strategy and sends every row again (as after `reset`).
+        #[arg(long, value_enum)]
+        diff_strategy: Option<Strategy>,
     },
     /// Stop scheduled runs (triggers are refused; dry runs still work).
     Pause { sync_id: String },
@@ -328,6 +332,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             guards,
             max_record_attempts,
             only_if_model_rebuilt,
+            diff_strategy,
         } => {
             if replace_mappings && mapping.is_empty() {
                 return Err(CliError::Usage(
@@ -347,9 +352,17 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 guards: guards.to_proto(),
                 max_record_attempts,
                 only_if_model_rebuilt,
+                diff_strategy: diff_strategy.map(|s| s.to_proto() as i32),
             };
             let call = api.inner.update_sync(request).await;
-            print_sync(sync_of(api.done(call)?.sync)?);
+            let strategy_given = diff_strategy.is_some();
+            let sync = sync_of(api.done(call)?.sync)?;
+            if strategy_given {
+                eprintln!(
+                    "note: if the diff state now lives elsewhere (backflow-side or in the warehouse), the next run starts from an empty state and sends every row again, as after `backflow syncs reset`"
+                );
+            }
+            print_sync(sync);
         }
         Command::Pause { sync_id } => {
             let call = api

@@ -20,7 +20,11 @@ use super::bitset::Bitset;
 use super::encode::{BatchHashes, RowHasher, RowSpec};
 use super::error::DiffError;
 use super::mode::{Change, DeliveryMode};
-use super::state::{Entry, KeyIndex, State};
+use super::state::{prefetch, Bucket, Entry, KeyIndex, State};
+
+/// How many rows ahead a lookup prefetches its bucket: enough DRAM accesses in flight to
+/// hide their latency, few enough that the lines are still cached when used.
+const PREFETCH_AHEAD: usize = 16;
 use arrow_array::RecordBatch;
 
 /// What the diff found, per class.
@@ -73,6 +77,8 @@ pub struct Diff {
     pub(super) null_keys: u64,
     pub(super) hasher: RowHasher,
     hashes: BatchHashes,
+    /// Directory buckets of the batch being classified (reused).
+    buckets: Vec<Bucket>,
     /// Rows of the batch pushed last that repeated a state key seen earlier.
     last_repeats: Vec<usize>,
 }
@@ -96,6 +102,7 @@ impl Diff {
             null_keys: 0,
             hasher: RowHasher::new(spec)?,
             hashes: BatchHashes::default(),
+            buckets: Vec::new(),
             last_repeats: Vec::new(),
         })
     }
@@ -125,14 +132,31 @@ impl Diff {
         let mut candidates = 0;
         let mut rejected = hashes.null_keys.len();
         self.last_repeats.clear();
+        // Directory reads for the whole batch first (independent loads that overlap), then
+        // the searches, each prefetching the bucket PREFETCH_AHEAD rows later.
+        let mut buckets = std::mem::take(&mut self.buckets);
+        buckets.clear();
+        if !entries.is_empty() {
+            buckets.extend(hashes.keys.iter().map(|&key| self.index.bucket(key)));
+            for bucket in buckets.iter().take(PREFETCH_AHEAD) {
+                prefetch(entries, *bucket);
+            }
+        }
         for row in 0..rows {
+            if let Some(ahead) = buckets.get(row + PREFETCH_AHEAD) {
+                prefetch(entries, *ahead);
+            }
             if nulls.peek() == Some(&row) {
                 nulls.next();
                 continue;
             }
             let key = hashes.keys[row];
             let row_hash = hashes.rows[row];
-            match self.index.find(entries, key) {
+            let found = match buckets.get(row) {
+                Some(bucket) => KeyIndex::find_in(entries, *bucket, key),
+                None => None,
+            };
+            match found {
                 Some(at) => {
                     if self.seen.set(at) {
                         self.dup_keys.push(key);
@@ -157,6 +181,7 @@ impl Diff {
                 }
             }
         }
+        self.buckets = buckets;
         self.null_keys += hashes.null_keys.len() as u64;
         if rejected > 0 {
             self.rejected_batches.push(batch);

@@ -8,7 +8,10 @@
 //! Lookups go through a [`KeyIndex`]: key hashes are uniform, so a directory of the first
 //! position per top-bits prefix (one `u32` per 8 to 16 entries, under 0.5 byte per key) narrows any
 //! key to a few adjacent entries: one random memory access instead of a binary search's
-//! twenty-odd.
+//! twenty-odd. The diff looks up a whole batch at once: directory reads first, then the
+//! searches, each [`prefetch`]ing the bucket of a row a few rows ahead, so the DRAM accesses
+//! of a large state overlap instead of queueing (they are what a run with few changes spends
+//! its time on).
 
 use super::error::DiffError;
 
@@ -140,9 +143,24 @@ impl KeyIndex {
     /// Position of `key` in `entries` (the slice the index was built over).
     #[inline]
     pub fn find(&self, entries: &[Entry], key: u64) -> Option<usize> {
+        Self::find_in(entries, self.bucket(key), key)
+    }
+
+    /// The range of entries where `key` would be (a directory read only).
+    #[inline]
+    pub fn bucket(&self, key: u64) -> Bucket {
         let slot = prefix(key, self.bits) as usize;
-        let start = self.starts[slot] as usize;
-        let end = self.starts[slot + 1] as usize;
+        Bucket {
+            start: self.starts[slot],
+            end: self.starts[slot + 1],
+        }
+    }
+
+    /// Position of `key` in `entries`, searching only `bucket` (from [`Self::bucket`]).
+    #[inline]
+    pub fn find_in(entries: &[Entry], bucket: Bucket, key: u64) -> Option<usize> {
+        let start = bucket.start as usize;
+        let end = bucket.end as usize;
         let bucket = &entries[start..end];
         if bucket.len() <= 16 {
             bucket
@@ -160,6 +178,45 @@ impl KeyIndex {
     pub fn heap_bytes(&self) -> usize {
         self.starts.capacity() * 4
     }
+}
+
+/// A directory slot's entries, `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bucket {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Asks the CPU to start loading the cache lines of `bucket` (a hint: no effect on
+/// results). A lookup in a large state is one random DRAM access; issued a few rows ahead,
+/// many of them are in flight at once instead of one after the other.
+#[inline]
+pub fn prefetch(entries: &[Entry], bucket: Bucket) {
+    let (start, end) = (bucket.start as usize, bucket.end as usize);
+    if start >= end || end > entries.len() {
+        return;
+    }
+    // 64-byte lines hold four entries; the last one is touched too (a bucket is rarely
+    // line-aligned).
+    let mut at = start;
+    while at < end {
+        prefetch_line(&entries[at]);
+        at += 4;
+    }
+    prefetch_line(&entries[end - 1]);
+}
+
+#[inline]
+fn prefetch_line(entry: &Entry) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of every x86_64 target, and a prefetch is only a hint: it
+        // reads nothing into the program and cannot fault, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(entry).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = entry;
 }
 
 #[inline]

@@ -520,8 +520,19 @@ async fn run_phases(
             run.sync_id
         )));
     }
+    // A commit replacing a void state moves the sync to a new epoch first, so the other
+    // strategy's state (if any) is void from then on (`store::diff_state::load_at`).
+    let epoch = if pending.replaces() {
+        ctx.store
+            .advance_state_epoch(&run.workspace_id, &run.sync_id, settings.state_epoch)
+            .await?
+    } else {
+        settings.state_epoch
+    };
     match pending {
-        Pending::Backflow { outcome, expected } => {
+        Pending::Backflow {
+            outcome, expected, ..
+        } => {
             let state = outcome.commit_giving_up(not_committed, given_up);
             // The key values of delivered additions are kept before the state says they
             // were delivered: a crash between the two then leaves extra key values
@@ -531,7 +542,9 @@ async fn run_phases(
                     .save_keys(&run.sync_id, &outcomes.delivered_adds)
                     .await?;
             }
-            ctx.states.commit(&run.sync_id, &state, expected).await?;
+            ctx.states
+                .commit_at(&run.sync_id, &state, expected, epoch)
+                .await?;
             if mode == DeliveryMode::Mirror {
                 ctx.store
                     .delete_keys(&run.sync_id, &outcomes.delivered_deletes)
@@ -544,6 +557,7 @@ async fn run_phases(
                 .commit(
                     run,
                     &settings,
+                    epoch,
                     &not_committed,
                     &given_up,
                     ctx.settings.statement_timeout,
@@ -589,8 +603,21 @@ pub(crate) enum Pending {
     Backflow {
         outcome: Box<crate::diff::DiffOutcome>,
         expected: crate::store::diff_state::Expected,
+        /// No current state was loaded (see `Pending::replaces`).
+        replaces: bool,
     },
     Warehouse(crate::executor::warehouse_run::PendingCommit),
+}
+
+impl Pending {
+    /// Whether the commit replaces a void state (first commit, after a reset, after the
+    /// diff strategy changed).
+    fn replaces(&self) -> bool {
+        match self {
+            Pending::Backflow { replaces, .. } => *replaces,
+            Pending::Warehouse(pending) => pending.replaces(),
+        }
+    }
 }
 
 /// Backflow-side: streams the extract through the diff against the state in object
@@ -604,8 +631,12 @@ async fn backflow_extract(
     errors: &mut Vec<RecordError>,
 ) -> Result<Extracted, ExecError> {
     let mode = settings.mode;
-    let loaded = ctx.states.load(&run.sync_id).await?;
+    let loaded = ctx
+        .states
+        .load_at(&run.sync_id, settings.state_epoch)
+        .await?;
     let expected = loaded.expected();
+    let replaces = loaded.replaces();
     let previous = loaded.state.len() as u64;
     let previous_delivered = loaded
         .state
@@ -701,6 +732,7 @@ async fn backflow_extract(
         pending: Pending::Backflow {
             outcome: Box::new(outcome),
             expected,
+            replaces,
         },
     })
 }

@@ -38,12 +38,20 @@ pub struct PendingCommit {
 }
 
 impl PendingCommit {
+    /// Whether the state read was void (its epoch is not the sync's): the commit replaces
+    /// it, at the new epoch the caller moved the sync to.
+    pub fn replaces(&self) -> bool {
+        self.replace
+    }
+
     /// Settles the changes by the destination's answers and commits them in one
-    /// transaction (refused if another commit happened since the run read the version).
+    /// transaction (refused if another commit happened since the run read the version),
+    /// stamping the state with `epoch`.
     pub async fn commit(
         self,
         run: &RunRecord,
         settings: &SyncSettings,
+        epoch: i64,
         failed: &[u64],
         given_up: &[u64],
         timeout: Duration,
@@ -59,7 +67,7 @@ impl PendingCommit {
         self.state
             .commit(
                 &run.id,
-                settings.state_epoch,
+                epoch,
                 self.meta.version,
                 &delta,
                 timeout,
@@ -116,20 +124,21 @@ pub(crate) async fn extract(
     )
     .map_err(|error| ExecError::Sync(error.to_string()))?;
     let query = ReadOnlyQuery::from_sql_for(kind, &diff_sql)?;
-    let options = QueryOptions {
+    let cancel = progress.cancel.clone();
+    let options = || QueryOptions {
         statement_timeout: ctx.settings.statement_timeout,
         batch_rows: ctx.settings.batch_rows,
         max_rows: None,
-        cancel: progress.cancel.child_token(),
+        cancel: cancel.child_token(),
     };
-    let mut stream = model.connector.stream(&query, &options).await?;
+    let mut stream = model.connector.stream(&query, &options()).await?;
     let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;
     let mut spill = SpillWriter::create(ctx.settings.spill_dir.as_deref())?;
     let mut changes = Vec::new();
     let mut missing = Vec::new();
     let mut deletes = Vec::new();
     let mut delete_keys = HashMap::new();
-    let (mut added, mut updated, mut extracted, mut pulled) = (0i64, 0i64, 0u64, 0i64);
+    let (mut added_rows, mut extracted, mut null_rows, mut pulled) = (0u64, 0u64, 0u64, 0i64);
     loop {
         let next = tokio::select! {
             () = progress.cancel.cancelled() => return Err(ExecError::Cancelled),
@@ -159,21 +168,20 @@ pub(crate) async fn extract(
             match classes.value(row) {
                 class @ ("a" | "u") => {
                     let change = if class == "a" {
-                        added += 1;
+                        added_rows += 1;
                         Change::Added
                     } else {
-                        updated += 1;
                         Change::Updated
                     };
                     pulled += 1;
-                    let key = mapper.key(&batch, row);
-                    let key_json = (mode == DeliveryMode::Mirror).then(|| json_text(&key));
+                    let key_json = (mode == DeliveryMode::Mirror)
+                        .then(|| json_text(&mapper.key(&batch, row)));
                     if mode.delivers(change) {
                         spill.write(&Spilled {
                             key_hash,
                             row_hash,
                             added: change == Change::Added,
-                            key,
+                            key: mapper.key(&batch, row),
                             fields: mapper.fields(&batch, row).map_err(|refusal| refusal.reason),
                         })?;
                     }
@@ -207,19 +215,6 @@ pub(crate) async fn extract(
                         given_up: false,
                     });
                 }
-                "d" => {
-                    pulled += 1;
-                    progress.counts.rejected += 1;
-                    errors.push(RecordError {
-                        change: RecordChange::Unspecified,
-                        key_json: json_text(&mapper.key(&batch, row)),
-                        rejected: true,
-                        message: "primary key occurs more than once in the model".into(),
-                        destination_status: 0,
-                        attempts: 0,
-                        given_up: false,
-                    });
-                }
                 class @ ("m" | "x") => {
                     pulled += 1;
                     let delivered = class == "x";
@@ -234,7 +229,10 @@ pub(crate) async fn extract(
                         }
                     }
                 }
-                "t" => extracted = key_hash,
+                "t" => {
+                    extracted = key_hash;
+                    null_rows = row_hash;
+                }
                 other => {
                     return Err(ExecError::Sync(format!(
                         "the warehouse-side diff query returned an unknown class {other:?}"
@@ -248,6 +246,48 @@ pub(crate) async fn extract(
     drop(stream);
     progress.enter(RunPhase::Diffing);
     progress.counts.extracted = extracted as i64;
+    // Duplicate keys: repeated among the pulled rows, or (unchanged rows are not pulled)
+    // betrayed by the counts; then one more query names them all.
+    let repeats = {
+        let mut pulled_keys: Vec<u64> = changes.iter().map(|c| c.key_hash).collect();
+        pulled_keys.sort_unstable();
+        pulled_keys.windows(2).any(|w| w[0] == w[1])
+    };
+    let mut duplicates = Vec::new();
+    let mut repeated = HashMap::new();
+    if repeats || sql::duplicates_possible(extracted, null_rows, added_rows, previous, missing.len() as u64) {
+        let dup_sql = sql::duplicates_query(model_query.sql(), &columns, &spec)
+            .map_err(|error| ExecError::Sync(error.to_string()))?;
+        let query = ReadOnlyQuery::from_sql_for(kind, &dup_sql)?;
+        let mut stream = model.connector.stream(&query, &options()).await?;
+        let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;
+        loop {
+            let next = tokio::select! {
+                () = progress.cancel.cancelled() => return Err(ExecError::Cancelled),
+                next = stream.batches.next() => next,
+            };
+            let Some(batch) = next else { break };
+            let batch = batch?;
+            let keys = batch
+                .column(column_index(&batch, KEY_HASH)?)
+                .as_primitive::<Int64Type>()
+                .clone();
+            for row in 0..batch.num_rows() {
+                let key_hash = keys.value(row) as u64;
+                duplicates.push(key_hash);
+                if repeated.len() < crate::store::runs::MAX_STORED_RECORD_ERRORS {
+                    repeated.insert(key_hash, json_text(&mapper.key(&batch, row)));
+                }
+            }
+        }
+        duplicates.sort_unstable();
+        duplicates.dedup();
+        progress.counts.rejected += duplicates.len() as i64;
+        // a duplicated key is rejected: its state entry (if any) stays as it was
+        changes.retain(|c| duplicates.binary_search(&c.key_hash).is_err());
+    }
+    let added = changes.iter().filter(|c| c.change == Change::Added).count() as i64;
+    let updated = changes.len() as i64 - added;
     if mode.delivers(Change::Added) {
         progress.counts.added = added;
     }
@@ -268,8 +308,8 @@ pub(crate) async fn extract(
         previous_delivered,
         extracted,
         spill: spill.finish()?,
-        duplicates: Vec::new(),
-        repeated: HashMap::new(),
+        duplicates,
+        repeated,
         deletes,
         delete_keys: Some(delete_keys),
         pending: Pending::Warehouse(PendingCommit {

@@ -70,6 +70,7 @@ fn update_of(request: pb::UpdateSyncRequest) -> Result<SyncUpdate, RetlError> {
         guards: guards_of(request.guards)?,
         max_record_attempts: request.max_record_attempts,
         only_if_model_rebuilt: request.only_if_model_rebuilt,
+        diff_strategy: request.diff_strategy,
     })
 }
 

@@ -59,6 +59,10 @@ const LIST_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 struct Pointer {
     object: String,
     entries: u64,
+    /// The sync's state epoch the state was committed at (absent in pointers written
+    /// before epochs were stamped: those count as current).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<i64>,
 }
 
 /// The committed version a state was loaded from (what the next commit must replace).
@@ -80,6 +84,12 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Whether the next commit replaces no state (none committed, reset, or one of an
+    /// older epoch): then the sync moves to a new epoch, see [`DiffStateStore::load_at`].
+    pub fn replaces(&self) -> bool {
+        self.version.is_none()
+    }
+
     /// What [`DiffStateStore::switch`] expects to find.
     pub fn expected(&self) -> Expected {
         match (&self.version, self.deleted_revision) {
@@ -103,6 +113,8 @@ pub struct Written {
     pub sync_id: String,
     pub object: String,
     pub entries: u64,
+    /// Stamped on the pointer.
+    pub epoch: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -161,6 +173,23 @@ impl DiffStateStore {
 
     /// The committed state of `sync_id` (empty before the first commit).
     pub async fn load(&self, sync_id: &str) -> Result<Loaded, StateStoreError> {
+        self.load_checked(sync_id, None).await
+    }
+
+    /// The committed state of `sync_id` if it was committed at `epoch`, else empty (a state
+    /// of an older epoch is void: the sync was reset, or its diff strategy changed and
+    /// another strategy's state is newer). Each commit that replaces a void state moves the
+    /// sync to a new epoch first ([`Loaded::replaces`]), so of a sync's two possible states
+    /// (here and in the warehouse) only the one written last is ever current.
+    pub async fn load_at(&self, sync_id: &str, epoch: i64) -> Result<Loaded, StateStoreError> {
+        self.load_checked(sync_id, Some(epoch)).await
+    }
+
+    async fn load_checked(
+        &self,
+        sync_id: &str,
+        epoch: Option<i64>,
+    ) -> Result<Loaded, StateStoreError> {
         let entry = self
             .pointers
             .entry(sync_id)
@@ -185,6 +214,16 @@ impl DiffStateStore {
                 sync_id: sync_id.to_string(),
                 message: err.to_string(),
             })?;
+        if let (Some(wanted), Some(stamped)) = (epoch, pointer.epoch) {
+            if wanted != stamped {
+                tracing::info!(sync_id, stamped, epoch = wanted, "diff state of an older epoch is void");
+                return Ok(Loaded {
+                    state: State::default(),
+                    version: None,
+                    deleted_revision: Some(entry.revision),
+                });
+            }
+        }
         let state = self.read_object(&pointer.object).await?;
         if state.len() as u64 != pointer.entries {
             return Err(DiffError::Corrupt(format!(
@@ -239,6 +278,7 @@ impl DiffStateStore {
             sync_id: sync_id.to_string(),
             object,
             entries: state.len() as u64,
+            epoch: None,
         })
     }
 
@@ -251,6 +291,7 @@ impl DiffStateStore {
         let pointer = Pointer {
             object: written.object.clone(),
             entries: written.entries,
+            epoch: written.epoch,
         };
         let value = serde_json::to_vec(&pointer).map_err(|err| StateStoreError::Pointer {
             sync_id: written.sync_id.clone(),
@@ -311,7 +352,30 @@ impl DiffStateStore {
         state: &State,
         expected: Expected,
     ) -> Result<Version, StateStoreError> {
-        let written = self.write(sync_id, state).await?;
+        self.commit_stamped(sync_id, state, expected, None).await
+    }
+
+    /// [`Self::commit`], stamping the state with the sync's epoch (see [`Self::load_at`]).
+    pub async fn commit_at(
+        &self,
+        sync_id: &str,
+        state: &State,
+        expected: Expected,
+        epoch: i64,
+    ) -> Result<Version, StateStoreError> {
+        self.commit_stamped(sync_id, state, expected, Some(epoch))
+            .await
+    }
+
+    async fn commit_stamped(
+        &self,
+        sync_id: &str,
+        state: &State,
+        expected: Expected,
+        epoch: Option<i64>,
+    ) -> Result<Version, StateStoreError> {
+        let mut written = self.write(sync_id, state).await?;
+        written.epoch = epoch;
         let version = match self.switch(&written, expected).await {
             Ok(version) => version,
             Err(err) => {

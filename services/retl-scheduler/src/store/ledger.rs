@@ -210,6 +210,7 @@ pub async fn write(sink: LedgerSink, run: &RunRecord, finish: &Finish) -> Result
         backflow_platform::now_unix_ms(),
         &rows,
     );
+    sink.writer.ensure_schema(Duration::from_secs(60)).await?;
     match sink
         .writer
         .transaction(&statements, Duration::from_secs(600))

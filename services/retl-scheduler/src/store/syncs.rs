@@ -164,8 +164,8 @@ impl SyncStore {
              interval_seconds = $5, cron_expression = $6, time_zone = $7, dbt_account_id = $8, \
              dbt_job_id = $9, updated_at_ms = $10, destination_options = $11, max_delete_share = $12, \
              allow_empty_extract = $13, max_record_attempts = $14, only_if_model_rebuilt = $15, \
-             model_primary_key = $16, version = $17, dbt_project_name = $18 \
-             WHERE workspace_id = $19 AND id = $20 AND version = $21",
+             model_primary_key = $16, version = $17, dbt_project_name = $18, diff_strategy = $19 \
+             WHERE workspace_id = $20 AND id = $21 AND version = $22",
         )
         .bind(&record.name)
         .bind(record.mode as i32)
@@ -185,6 +185,7 @@ impl SyncStore {
         .bind(primary_key)
         .bind(record.version)
         .bind(dbt_project_name)
+        .bind(record.diff_strategy as i32)
         .bind(&record.workspace_id)
         .bind(&record.id)
         .bind(current_version)
@@ -349,6 +350,33 @@ impl SyncStore {
         let record = self.sync_in(&mut tx, workspace_id, sync_id).await?;
         tx.commit().await?;
         Ok(record)
+    }
+
+    /// Moves the sync from state epoch `from` to `from + 1`: what a run does before
+    /// committing a state that replaces a void one (first commit, after a reset, under a
+    /// new diff strategy), so any state of the older epoch, wherever it lives, is void from
+    /// then on. FAILED_PRECONDITION if the epoch is no longer `from` (reset meanwhile).
+    pub async fn advance_state_epoch(
+        &self,
+        workspace_id: &str,
+        sync_id: &str,
+        from: i64,
+    ) -> Result<i64, RetlError> {
+        let done = sqlx::query(
+            "UPDATE retl_syncs SET state_epoch = $1 WHERE workspace_id = $2 AND id = $3 AND state_epoch = $4",
+        )
+        .bind(from + 1)
+        .bind(workspace_id)
+        .bind(sync_id)
+        .bind(from)
+        .execute(self.db.pool())
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(RetlError::FailedPrecondition(format!(
+                "the state of sync {sync_id} was reset during the run; nothing was committed"
+            )));
+        }
+        Ok(from + 1)
     }
 
     /// FAILED_PRECONDITION when a run of the sync is running or awaiting approval.

@@ -63,8 +63,10 @@ impl WarehouseState {
         &self.table
     }
 
-    /// Creates the tables and the sync's row if missing; reads epoch, version and counts.
+    /// Creates the schema (when missing and the role may), the tables and the sync's row
+    /// if missing; reads epoch, version and counts.
     pub async fn open(&self) -> Result<Meta, ExecError> {
+        self.writer.ensure_schema(SMALL).await?;
         let ensure = sql::ensure_state(self.schema(), &self.sync_id, &self.table);
         if let Err(first) = self.writer.transaction(&ensure, SMALL).await {
             // two syncs creating `backflow_syncs` at once: one loses the race; once more

@@ -21,6 +21,8 @@ pub struct SyncUpdate {
     pub guards: Option<Guards>,
     pub max_record_attempts: Option<i32>,
     pub only_if_model_rebuilt: Option<bool>,
+    /// Raw wire value of the diff strategy.
+    pub diff_strategy: Option<i32>,
 }
 
 impl SyncUpdate {
@@ -83,6 +85,9 @@ pub fn apply_update(
     }
     if let Some(only) = update.only_if_model_rebuilt {
         next.only_if_model_rebuilt = only;
+    }
+    if let Some(strategy) = update.diff_strategy {
+        next.diff_strategy = super::diff_strategy_of(strategy)?;
     }
     if next == *current {
         return Ok(None);

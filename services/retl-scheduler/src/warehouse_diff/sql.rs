@@ -16,12 +16,15 @@
 //! `hashtextextended` (64 bits; the row hash keeps 63, as Backflow-side). They are not the
 //! Backflow-side XXH3 values: a state belongs to one strategy.
 //!
-//! The query returns only what the run needs, one class per row (`__bf_class`):
-//! `a` added / `u` updated rows with every model column (updates only for modes that send
-//! them), `n` rows with a NULL key column, `d` one row per duplicated key, `m` / `x` state
-//! entries missing from the model (observed / delivered; delivered ones only for mirror,
-//! with the key values kept in the state), and one `t` row whose key hash holds the count
-//! of model rows.
+//! The query returns only what the run needs, one class per row (`__bf_class`), from one
+//! pass of the hashed model through a hash full join with the state: `a` added rows (every
+//! column when the mode sends additions, else only the key columns), `u` updated rows
+//! (modes that send updates), `n` rows with a NULL key column, `m` / `x` state entries
+//! missing from the model (observed / delivered; key values only for mirror, which
+//! deletes), and one `t` row with the model's row count. Duplicate keys are found from the
+//! pulled rows and the counts, and named by a second query only when there are some.
+//! A replacing commit (first run, reset, strategy change) loads a new state table and
+//! builds its primary key after the rows are in.
 
 use crate::diff::{Change, DeliveryMode, RowSpec};
 use arrow_schema::DataType;
@@ -57,6 +60,14 @@ pub enum SqlError {
     Reserved(String),
 }
 
+/// The state table's columns (its primary key is `key_hash`).
+const STATE_COLUMNS: &str =
+    "(key_hash bigint PRIMARY KEY, row_hash bigint NOT NULL, delivered boolean NOT NULL, key_json text)";
+/// The same without the key: a replacing commit loads the rows first and builds the
+/// index once after (several times faster than a million inserts into a B-tree).
+const STATE_COLUMNS_UNINDEXED: &str =
+    "(key_hash bigint NOT NULL, row_hash bigint NOT NULL, delivered boolean NOT NULL, key_json text)";
+
 /// `CREATE ... IF NOT EXISTS` for the syncs table, the sync's state table and its row.
 pub fn ensure_state(schema: &str, sync_id: &str, state_table: &str) -> Vec<Statement> {
     let syncs = qualified(schema, SYNCS_TABLE);
@@ -66,10 +77,7 @@ pub fn ensure_state(schema: &str, sync_id: &str, state_table: &str) -> Vec<State
             "CREATE TABLE IF NOT EXISTS {syncs} (sync_id text PRIMARY KEY, state_table text NOT NULL, \
              state_epoch bigint NOT NULL, version bigint NOT NULL, last_run_id text, committed_at timestamptz)"
         )),
-        Statement::new(format!(
-            "CREATE TABLE IF NOT EXISTS {state} (key_hash bigint PRIMARY KEY, row_hash bigint NOT NULL, \
-             delivered boolean NOT NULL, key_json text)"
-        )),
+        Statement::new(format!("CREATE TABLE IF NOT EXISTS {state} {STATE_COLUMNS}")),
         Statement::new(format!(
             "INSERT INTO {syncs} (sync_id, state_table, state_epoch, version) VALUES ($1, $2, -1, 0) \
              ON CONFLICT (sync_id) DO NOTHING"
@@ -151,16 +159,33 @@ fn find<'a>(columns: &'a [Column], name: &str) -> Result<&'a Column, SqlError> {
         .ok_or_else(|| SqlError::MissingColumn(name.to_string()))
 }
 
-/// The diff query of one run. `state_table` is `None` when the state is void (first run,
-/// or reset): every row is then an addition.
-pub fn diff_query(
+/// The hashed model: its columns plus key hash (NULL where a key column is NULL), row
+/// hash and the NULL-key flag.
+fn hashed_model(
     model_sql: &str,
-    columns: &[Column],
-    spec: &RowSpec,
-    mode: DeliveryMode,
-    schema: &str,
-    state_table: Option<&str>,
+    keys: &[&Column],
+    mapped: &[&Column],
 ) -> Result<String, SqlError> {
+    let key_text = encoding(keys, "backflow_q")?;
+    let row_text = encoding(mapped, "backflow_q")?;
+    let null_key = keys
+        .iter()
+        .map(|c| format!("backflow_q.{} IS NULL", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    Ok(format!(
+        "SELECT backflow_q.*, CASE WHEN {null_key} THEN NULL ELSE hashtextextended(({key_text}) COLLATE \"C\", 0) END AS {KEY_HASH}, \
+         (hashtextextended(({row_text}) COLLATE \"C\", 0) & 9223372036854775807) AS {ROW_HASH}, \
+         ({null_key}) AS __bf_null_key\n\
+         FROM (\n{model_sql}\n) AS backflow_q"
+    ))
+}
+
+/// The key and mapped columns of `spec`, after checking the model's column names.
+fn spec_columns<'a>(
+    columns: &'a [Column],
+    spec: &RowSpec,
+) -> Result<(Vec<&'a Column>, Vec<&'a Column>), SqlError> {
     let mut names = std::collections::BTreeSet::new();
     for column in columns {
         if column.name.starts_with("__bf_") {
@@ -180,13 +205,32 @@ pub fn diff_query(
         .iter()
         .map(|name| find(columns, name))
         .collect::<Result<Vec<_>, _>>()?;
-    let key_text = encoding(&keys, "backflow_q")?;
-    let row_text = encoding(&mapped, "backflow_q")?;
-    let null_key = keys
-        .iter()
-        .map(|c| format!("backflow_q.{} IS NULL", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(" OR ");
+    Ok((keys, mapped))
+}
+
+/// The diff query of one run. `state_table` is `None` when the state is void (first run,
+/// or reset): every row is then an addition.
+///
+/// One pass: the hashed model streams through a full join with the state (hashed on the
+/// state side, so nothing of the model is materialized or sorted), and only rows with
+/// work leave it: `a` additions (every column when the mode sends additions, else the key
+/// columns only: update mode just records them), `u` updates (modes that send them), `n`
+/// NULL keys (key columns), `m` / `x` state entries missing from the model (observed /
+/// delivered; key values kept in the state only for mirror, which deletes). A last `t` row
+/// counts the model's rows (key hash) and those with a NULL key (row hash) from a second,
+/// hash-free evaluation of the model. Duplicate keys are not settled here: the caller finds
+/// repeated key hashes among the rows it pulled and checks [`duplicates_possible`] with
+/// the counts; only then does it run [`duplicates_query`].
+pub fn diff_query(
+    model_sql: &str,
+    columns: &[Column],
+    spec: &RowSpec,
+    mode: DeliveryMode,
+    schema: &str,
+    state_table: Option<&str>,
+) -> Result<String, SqlError> {
+    let (keys, mapped) = spec_columns(columns, spec)?;
+    let hashed = hashed_model(model_sql, &keys, &mapped)?;
     let state = match state_table {
         Some(table) => format!(
             "SELECT key_hash, row_hash, delivered, key_json FROM {}",
@@ -197,65 +241,98 @@ pub fn diff_query(
             .into(),
     };
     let is_key = |name: &str| spec.key_columns.iter().any(|k| k == name);
-    let all_columns = |alias: &str| {
-        columns
-            .iter()
-            .map(|c| format!("{alias}.{}", quote_ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ")
+    // rows that carry every column: updates, and additions when the mode sends them
+    let full_row = if mode.delivers(Change::Added) {
+        "NOT m.__bf_null_key"
+    } else {
+        "s.key_hash IS NOT NULL"
     };
-    let key_columns_only = |alias: &str| {
-        columns
-            .iter()
-            .map(|c| {
-                if is_key(&c.name) {
-                    format!("{alias}.{}", quote_ident(&c.name))
-                } else {
-                    "NULL".to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let projected = columns
+        .iter()
+        .map(|c| {
+            let column = format!("m.{}", quote_ident(&c.name));
+            if is_key(&c.name) {
+                column
+            } else {
+                format!("CASE WHEN {full_row} THEN {column} END")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let no_columns = vec!["NULL"; columns.len()].join(", ");
     let updates = if mode.delivers(Change::Updated) {
-        "(s.key_hash IS NULL OR s.row_hash <> m.__bf_row_hash)"
+        " OR s.row_hash <> m.__bf_row_hash"
     } else {
         // a mode that sends no updates keeps the old entries: nothing to pull
-        "s.key_hash IS NULL"
-    };
-    let missing = if mode == DeliveryMode::Mirror {
         ""
-    } else {
-        // other modes keep delivered entries: only observed ones (to drop) are needed
-        " AND NOT s.delivered"
     };
+    let state_key = if mode == DeliveryMode::Mirror {
+        "s.key_json"
+    } else {
+        "NULL::text"
+    };
+    let null_key = keys
+        .iter()
+        .map(|c| format!("backflow_q.{} IS NULL", quote_ident(&c.name)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
     Ok(format!(
-        "WITH backflow_m AS MATERIALIZED (\n\
-         SELECT backflow_q.*, hashtextextended(({key_text}) COLLATE \"C\", 0) AS {KEY_HASH}, \
-         (hashtextextended(({row_text}) COLLATE \"C\", 0) & 9223372036854775807) AS {ROW_HASH}, \
-         ({null_key}) AS __bf_null_key\n\
-         FROM (\n{model_sql}\n) AS backflow_q\n),\n\
-         backflow_dup AS (SELECT {KEY_HASH} FROM backflow_m WHERE NOT __bf_null_key GROUP BY 1 HAVING count(*) > 1),\n\
+        "WITH backflow_m AS (\n{hashed}\n),\n\
          backflow_s AS ({state})\n\
-         SELECT {all_m}, CASE WHEN s.key_hash IS NULL THEN 'a' ELSE 'u' END AS {CLASS}, \
-         m.{KEY_HASH} AS {KEY_HASH}, m.{ROW_HASH} AS {ROW_HASH}, NULL::text AS {STATE_KEY}\n\
-         FROM backflow_m m LEFT JOIN backflow_s s ON s.key_hash = m.{KEY_HASH}\n\
-         WHERE NOT m.__bf_null_key AND {updates} \
-         AND NOT EXISTS (SELECT 1 FROM backflow_dup d WHERE d.{KEY_HASH} = m.{KEY_HASH})\n\
+         SELECT {projected}, \
+         CASE WHEN m.__bf_null_key IS NULL THEN (CASE WHEN s.delivered THEN 'x' ELSE 'm' END) \
+         WHEN m.__bf_null_key THEN 'n' WHEN s.key_hash IS NULL THEN 'a' ELSE 'u' END AS {CLASS}, \
+         coalesce(m.{KEY_HASH}, s.key_hash, 0) AS {KEY_HASH}, coalesce(m.{ROW_HASH}, s.row_hash) AS {ROW_HASH}, \
+         {state_key} AS {STATE_KEY}\n\
+         FROM backflow_m m FULL JOIN backflow_s s ON s.key_hash = m.{KEY_HASH}\n\
+         WHERE m.__bf_null_key IS NULL OR m.__bf_null_key OR s.key_hash IS NULL{updates}\n\
          UNION ALL\n\
-         SELECT {keys_m}, 'n', 0::bigint, 0::bigint, NULL FROM backflow_m m WHERE m.__bf_null_key\n\
-         UNION ALL\n\
-         (SELECT DISTINCT ON (m.{KEY_HASH}) {keys_m}, 'd', m.{KEY_HASH}, 0::bigint, NULL \
-         FROM backflow_m m JOIN backflow_dup d ON d.{KEY_HASH} = m.{KEY_HASH} ORDER BY m.{KEY_HASH})\n\
-         UNION ALL\n\
-         SELECT {no_columns}, CASE WHEN s.delivered THEN 'x' ELSE 'm' END, s.key_hash, s.row_hash, s.key_json \
-         FROM backflow_s s WHERE NOT EXISTS \
-         (SELECT 1 FROM backflow_m m WHERE NOT m.__bf_null_key AND m.{KEY_HASH} = s.key_hash){missing}\n\
-         UNION ALL\n\
-         SELECT {no_columns}, 't', (SELECT count(*) FROM backflow_m), 0::bigint, NULL",
-        all_m = all_columns("m"),
-        keys_m = key_columns_only("m"),
+         SELECT {no_columns}, 't', count(*), count(*) FILTER (WHERE {null_key}), NULL \
+         FROM (\n{model_sql}\n) AS backflow_q",
+    ))
+}
+
+/// Whether keys of the state may repeat in the model although no pulled row showed it
+/// (two unchanged rows of one key are not pulled): the model's rows with a key in the state
+/// (`rows - null_keys - added_rows`) outnumber the state entries it matched
+/// (`state_entries - missing`).
+pub fn duplicates_possible(
+    rows: u64,
+    null_keys: u64,
+    added_rows: u64,
+    state_entries: u64,
+    missing: u64,
+) -> bool {
+    let matched_rows = rows.saturating_sub(null_keys).saturating_sub(added_rows);
+    matched_rows > state_entries.saturating_sub(missing)
+}
+
+/// Every key occurring more than once in the model: one row per key, its key columns (the
+/// other columns NULL) and key hash. Run only when [`duplicates_possible`].
+pub fn duplicates_query(
+    model_sql: &str,
+    columns: &[Column],
+    spec: &RowSpec,
+) -> Result<String, SqlError> {
+    let (keys, _) = spec_columns(columns, spec)?;
+    let hashed = hashed_model(model_sql, &keys, &[])?;
+    let is_key = |name: &str| spec.key_columns.iter().any(|k| k == name);
+    let keys_only = columns
+        .iter()
+        .map(|c| {
+            if is_key(&c.name) {
+                format!("m.{}", quote_ident(&c.name))
+            } else {
+                "NULL".to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(format!(
+        "WITH backflow_m AS MATERIALIZED (\n{hashed}\n),\n\
+         backflow_dup AS (SELECT {KEY_HASH} FROM backflow_m WHERE NOT __bf_null_key GROUP BY 1 HAVING count(*) > 1)\n\
+         SELECT DISTINCT ON (m.{KEY_HASH}) {keys_only}, m.{KEY_HASH} AS {KEY_HASH} \
+         FROM backflow_m m JOIN backflow_dup d ON d.{KEY_HASH} = m.{KEY_HASH} ORDER BY m.{KEY_HASH}"
     ))
 }
 
@@ -303,7 +380,10 @@ pub fn commit(
     .bind(Param::I64(version))
     .expect(1)];
     if delta.replace {
-        statements.push(Statement::new(format!("TRUNCATE {state}")));
+        statements.push(Statement::new(format!("DROP TABLE IF EXISTS {state}")));
+        statements.push(Statement::new(format!(
+            "CREATE TABLE {state} {STATE_COLUMNS_UNINDEXED}"
+        )));
     }
     for chunk in delta.drops.chunks(CHUNK) {
         statements.push(
@@ -313,7 +393,7 @@ pub fn commit(
             .bind(Param::I64s(chunk.iter().map(|&k| k as i64).collect())),
         );
     }
-    // after TRUNCATE no key can conflict: a plain insert
+    // into a new table no key can conflict: a plain insert
     let on_conflict = if delta.replace {
         ""
     } else {
@@ -338,6 +418,11 @@ pub fn commit(
             ))
             .expect(chunk.len() as u64),
         );
+    }
+    if delta.replace {
+        statements.push(Statement::new(format!(
+            "ALTER TABLE {state} ADD PRIMARY KEY (key_hash)"
+        )));
     }
     for chunk in delta.rehash.chunks(CHUNK) {
         statements.push(
@@ -405,12 +490,15 @@ mod tests {
         assert!(sql.contains("to_json(backflow_q.\"tags\")::text"));
         assert!(sql.contains("timestamptz_send(backflow_q.\"seen\")"));
         assert!(sql.contains("FROM \"bf\".\"backflow_state_s1\""));
-        assert!(sql.contains("(s.key_hash IS NULL OR s.row_hash <> m.__bf_row_hash)"));
+        assert!(sql.contains("OR s.key_hash IS NULL OR s.row_hash <> m.__bf_row_hash\n"));
+        assert!(sql.contains("FULL JOIN backflow_s s ON s.key_hash = m.__bf_key_hash"));
+        assert!(!sql.contains("MATERIALIZED"), "one pass, nothing materialized");
         assert!(
-            sql.contains("AND NOT s.delivered"),
-            "upsert keeps delivered missing entries"
+            sql.contains("NULL::text AS __bf_state_key"),
+            "upsert deletes nothing: no key values of missing entries"
         );
-        assert!(sql.contains("\nselect * from people\n"));
+        assert!(sql.contains("CASE WHEN NOT m.__bf_null_key THEN m.\"email\" END"));
+        assert_eq!(sql.matches("\nselect * from people\n").count(), 2, "hashed once, counted once");
     }
 
     #[test]
@@ -424,8 +512,22 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(insert.contains("WHERE NOT m.__bf_null_key AND s.key_hash IS NULL AND"));
+        assert!(insert.contains("OR m.__bf_null_key OR s.key_hash IS NULL\n"));
         assert!(insert.contains("WHERE false"), "a void state");
+        let update = diff_query(
+            "select 1",
+            &columns(),
+            &spec(),
+            DeliveryMode::Update,
+            "bf",
+            Some("t"),
+        )
+        .unwrap();
+        assert!(
+            update.contains("CASE WHEN s.key_hash IS NOT NULL THEN m.\"email\" END"),
+            "additions it never sends: key columns only"
+        );
+        assert!(update.contains("m.\"id\", CASE"), "key columns always");
         let mirror = diff_query(
             "select 1",
             &columns(),
@@ -435,7 +537,19 @@ mod tests {
             Some("t"),
         )
         .unwrap();
-        assert!(!mirror.contains("AND NOT s.delivered"));
+        assert!(mirror.contains("s.key_json AS __bf_state_key"));
+        let dups = duplicates_query("select 1", &columns(), &spec()).unwrap();
+        assert!(dups.contains("HAVING count(*) > 1"));
+    }
+
+    #[test]
+    fn counts_betray_repeated_state_keys() {
+        // 10 rows, 1 null key, 2 additions, 8 state entries of which 1 missing: 7 rows
+        // matched 7 entries
+        assert!(!duplicates_possible(10, 1, 2, 8, 1));
+        // one more row matching a state key: two rows share an entry
+        assert!(duplicates_possible(11, 1, 2, 8, 1));
+        assert!(!duplicates_possible(5, 0, 5, 0, 0), "a first run");
     }
 
     #[test]
@@ -492,11 +606,14 @@ mod tests {
             drops: vec![u64::MAX],
         };
         let statements = commit("bf", "t", "s1", "r1", 3, 7, &delta);
-        assert_eq!(statements.len(), 1 + 1 + 1 + 2 + 1);
+        assert_eq!(statements.len(), 1 + 2 + 1 + 2 + 1 + 1);
         assert_eq!(statements[0].expect_rows, Some(1));
         assert_eq!(statements[0].params[3], Param::I64(7));
-        assert!(statements[1].sql.starts_with("TRUNCATE"));
-        assert_eq!(statements[2].params[0], Param::I64s(vec![-1]));
-        assert_eq!(statements[4].expect_rows, Some(1));
+        assert!(statements[1].sql.starts_with("DROP TABLE IF EXISTS"));
+        assert!(statements[2].sql.starts_with("CREATE TABLE") && !statements[2].sql.contains("PRIMARY KEY"));
+        assert_eq!(statements[3].params[0], Param::I64s(vec![-1]));
+        assert_eq!(statements[5].expect_rows, Some(1));
+        assert!(!statements[4].sql.contains("ON CONFLICT"), "a new table: plain inserts");
+        assert!(statements[6].sql.ends_with("ADD PRIMARY KEY (key_hash)"));
     }
 }
