@@ -254,7 +254,10 @@ pub fn diff_query(
             if is_key(&c.name) {
                 column
             } else {
-                format!("CASE WHEN {full_row} THEN {column} END")
+                format!(
+                    "CASE WHEN {full_row} THEN {column} END AS {}",
+                    quote_ident(&c.name)
+                )
             }
         })
         .collect::<Vec<_>>()
@@ -323,7 +326,7 @@ pub fn duplicates_query(
             if is_key(&c.name) {
                 format!("m.{}", quote_ident(&c.name))
             } else {
-                "NULL".to_string()
+                format!("NULL AS {}", quote_ident(&c.name))
             }
         })
         .collect::<Vec<_>>()
@@ -497,7 +500,7 @@ mod tests {
             sql.contains("NULL::text AS __bf_state_key"),
             "upsert deletes nothing: no key values of missing entries"
         );
-        assert!(sql.contains("CASE WHEN NOT m.__bf_null_key THEN m.\"email\" END"));
+        assert!(sql.contains("CASE WHEN NOT m.__bf_null_key THEN m.\"email\" END AS \"email\""));
         assert_eq!(sql.matches("\nselect * from people\n").count(), 2, "hashed once, counted once");
     }
 
