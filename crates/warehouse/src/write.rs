@@ -104,7 +104,12 @@ pub trait SchemaWriter: Send + Sync + std::fmt::Debug {
     async fn ensure_schema(&self, timeout: Duration) -> Result<(), WarehouseError> {
         let check = || async {
             let rows = self
-                .query_text(SCHEMA_CHECK, &[Param::Text(self.schema().to_string())], 1, timeout)
+                .query_text(
+                    SCHEMA_CHECK,
+                    &[Param::Text(self.schema().to_string())],
+                    1,
+                    timeout,
+                )
                 .await?;
             let row = rows.into_iter().next().unwrap_or_default();
             Ok::<_, WarehouseError>(SchemaCheck::of(self.schema(), &row))

@@ -182,7 +182,9 @@ async fn a_missing_schema_is_created_when_the_role_may_and_explained_when_it_may
         "{refused:?}"
     );
     scratch
-        .exec(&format!("GRANT USAGE, CREATE ON SCHEMA bf_new TO \"{role}\""))
+        .exec(&format!(
+            "GRANT USAGE, CREATE ON SCHEMA bf_new TO \"{role}\""
+        ))
         .await;
     in_existing.ensure_schema(T).await.unwrap();
 }

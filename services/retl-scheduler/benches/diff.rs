@@ -338,7 +338,10 @@ fn run(
     let per_key = |bytes: f64| bytes / keys as f64;
     let diff = times.diff();
     let (cpu, wall) = diff.ms();
-    println!("diff bench, {name}: {keys} keys (load average {load_before} at start, {} at end)", load_average());
+    println!(
+        "diff bench, {name}: {keys} keys (load average {load_before} at start, {} at end)",
+        load_average()
+    );
     println!(
         "  rows extracted {}, added {}, updated {}, unchanged {}, deleted {}; delivered {delivered} + {deletes} deletes; new state {entries} entries ({:.1} MiB stored)",
         counts.extracted, counts.added, counts.updated, counts.unchanged, counts.deleted, bytes as f64 / 1048576.0

@@ -717,21 +717,28 @@ async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Res
     };
     let counts = |run: &RunRecord| {
         assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
-        (run.exec.counts.added, run.exec.counts.updated, run.exec.counts.delivered)
+        (
+            run.exec.counts.added,
+            run.exec.counts.updated,
+            run.exec.counts.delivered,
+        )
     };
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
 
     // to the warehouse: no state there yet, every row again
-    h.sql(&["UPDATE switching SET plan = 'pro' WHERE id = 1"]).await?;
+    h.sql(&["UPDATE switching SET plan = 'pro' WHERE id = 1"])
+        .await?;
     switch(DiffStrategy::Warehouse).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
-    h.sql(&["UPDATE switching SET plan = 'team' WHERE id = 2"]).await?;
+    h.sql(&["UPDATE switching SET plan = 'team' WHERE id = 2"])
+        .await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 1, 1));
 
     // back: row 1 is as the old backflow-side state says, but the destination holds
     // 'pro'; that state is void, so every row is sent again
-    h.sql(&["UPDATE switching SET plan = 'free' WHERE id = 1"]).await?;
+    h.sql(&["UPDATE switching SET plan = 'free' WHERE id = 1"])
+        .await?;
     switch(DiffStrategy::Backflow).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
     assert_eq!(h.held(&sync_id)[&1].1, json!("free"));
@@ -742,7 +749,10 @@ async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Res
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
     let rows = h.rows("switching").await?;
-    assert_eq!(h.held(&sync_id), expected(SyncMode::Upsert, &Held::new(), &rows));
+    assert_eq!(
+        h.held(&sync_id),
+        expected(SyncMode::Upsert, &Held::new(), &rows)
+    );
     // one new epoch per first commit under a strategy
     let sync = h.store.get_sync(WS, &sync_id).await?.expect("sync");
     assert_eq!(sync.state_epoch, 4);

@@ -65,13 +65,7 @@ impl PendingCommit {
             given_up,
         );
         self.state
-            .commit(
-                &run.id,
-                epoch,
-                self.meta.version,
-                &delta,
-                timeout,
-            )
+            .commit(&run.id, epoch, self.meta.version, &delta, timeout)
             .await
     }
 }
@@ -174,8 +168,8 @@ pub(crate) async fn extract(
                         Change::Updated
                     };
                     pulled += 1;
-                    let key_json = (mode == DeliveryMode::Mirror)
-                        .then(|| json_text(&mapper.key(&batch, row)));
+                    let key_json =
+                        (mode == DeliveryMode::Mirror).then(|| json_text(&mapper.key(&batch, row)));
                     if mode.delivers(change) {
                         spill.write(&Spilled {
                             key_hash,
@@ -255,7 +249,15 @@ pub(crate) async fn extract(
     };
     let mut duplicates = Vec::new();
     let mut repeated = HashMap::new();
-    if repeats || sql::duplicates_possible(extracted, null_rows, added_rows, previous, missing.len() as u64) {
+    if repeats
+        || sql::duplicates_possible(
+            extracted,
+            null_rows,
+            added_rows,
+            previous,
+            missing.len() as u64,
+        )
+    {
         let dup_sql = sql::duplicates_query(model_query.sql(), &columns, &spec)
             .map_err(|error| ExecError::Sync(error.to_string()))?;
         let query = ReadOnlyQuery::from_sql_for(kind, &dup_sql)?;

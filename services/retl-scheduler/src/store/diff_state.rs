@@ -216,7 +216,12 @@ impl DiffStateStore {
             })?;
         if let (Some(wanted), Some(stamped)) = (epoch, pointer.epoch) {
             if wanted != stamped {
-                tracing::info!(sync_id, stamped, epoch = wanted, "diff state of an older epoch is void");
+                tracing::info!(
+                    sync_id,
+                    stamped,
+                    epoch = wanted,
+                    "diff state of an older epoch is void"
+                );
                 return Ok(Loaded {
                     state: State::default(),
                     version: None,

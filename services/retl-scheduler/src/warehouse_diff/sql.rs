@@ -161,11 +161,7 @@ fn find<'a>(columns: &'a [Column], name: &str) -> Result<&'a Column, SqlError> {
 
 /// The hashed model: its columns plus key hash (NULL where a key column is NULL), row
 /// hash and the NULL-key flag.
-fn hashed_model(
-    model_sql: &str,
-    keys: &[&Column],
-    mapped: &[&Column],
-) -> Result<String, SqlError> {
+fn hashed_model(model_sql: &str, keys: &[&Column], mapped: &[&Column]) -> Result<String, SqlError> {
     let key_text = encoding(keys, "backflow_q")?;
     let row_text = encoding(mapped, "backflow_q")?;
     let null_key = keys
@@ -495,13 +491,20 @@ mod tests {
         assert!(sql.contains("FROM \"bf\".\"backflow_state_s1\""));
         assert!(sql.contains("OR s.key_hash IS NULL OR s.row_hash <> m.__bf_row_hash\n"));
         assert!(sql.contains("FULL JOIN backflow_s s ON s.key_hash = m.__bf_key_hash"));
-        assert!(!sql.contains("MATERIALIZED"), "one pass, nothing materialized");
+        assert!(
+            !sql.contains("MATERIALIZED"),
+            "one pass, nothing materialized"
+        );
         assert!(
             sql.contains("NULL::text AS __bf_state_key"),
             "upsert deletes nothing: no key values of missing entries"
         );
         assert!(sql.contains("CASE WHEN NOT m.__bf_null_key THEN m.\"email\" END AS \"email\""));
-        assert_eq!(sql.matches("\nselect * from people\n").count(), 2, "hashed once, counted once");
+        assert_eq!(
+            sql.matches("\nselect * from people\n").count(),
+            2,
+            "hashed once, counted once"
+        );
     }
 
     #[test]
@@ -613,10 +616,16 @@ mod tests {
         assert_eq!(statements[0].expect_rows, Some(1));
         assert_eq!(statements[0].params[3], Param::I64(7));
         assert!(statements[1].sql.starts_with("DROP TABLE IF EXISTS"));
-        assert!(statements[2].sql.starts_with("CREATE TABLE") && !statements[2].sql.contains("PRIMARY KEY"));
+        assert!(
+            statements[2].sql.starts_with("CREATE TABLE")
+                && !statements[2].sql.contains("PRIMARY KEY")
+        );
         assert_eq!(statements[3].params[0], Param::I64s(vec![-1]));
         assert_eq!(statements[5].expect_rows, Some(1));
-        assert!(!statements[4].sql.contains("ON CONFLICT"), "a new table: plain inserts");
+        assert!(
+            !statements[4].sql.contains("ON CONFLICT"),
+            "a new table: plain inserts"
+        );
         assert!(statements[6].sql.ends_with("ADD PRIMARY KEY (key_hash)"));
     }
 }
