@@ -6,7 +6,8 @@
 //! - Backflow's full first sync, a sync with nothing changed and a sync with 1% of rows
 //!   changed, each a real run (claim → `pipeline::execute` → `finish_run`) on the real
 //!   store (PostgreSQL), diff state (NATS object store) and webhook destination (Standard
-//!   Webhooks signed JSON batches, its largest batch, 10,000 records); requests the receiver
+//!   Webhooks JSON batches signed with a `whsec_` secret as a user's would be, its largest
+//!   batch, 10,000 records, its default 8 requests in flight); requests the receiver
 //!   got and peak RSS (VmHWM, reset before each run; the whole process, receiver included);
 //! - the open-source peer drt (PyPI `drt-core`, `make bench` installs it into `.venv-drt`)
 //!   as Postgres source → `rest_api` destination in batch mode, same rows and receiver, its
@@ -35,8 +36,9 @@ use backflow_platform::outbox::Outbox;
 use backflow_platform::testing;
 use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
-use backflow_retl_scheduler::destination_config::{DestinationRecord, NoSecrets};
+use backflow_retl_scheduler::destination_config::{DestinationRecord, SecretResolver};
 use backflow_retl_scheduler::destinations::DestinationKind;
+use backflow_retl_scheduler::error::RetlError;
 use backflow_retl_scheduler::executor::error::ExecError;
 use backflow_retl_scheduler::executor::pipeline::{self, RunContext, RunSettings};
 use backflow_retl_scheduler::executor::resolve::{ModelSource, ResolvedModel, StoreDestinations};
@@ -176,6 +178,19 @@ fn reset_hwm() {
 // ---------------------------------------------------------------------------------------
 // Backflow.
 
+/// The webhook's signing secret (every request is signed, as a user's would be).
+#[derive(Debug)]
+struct SigningSecret;
+
+#[async_trait::async_trait]
+impl SecretResolver for SigningSecret {
+    async fn resolve(&self, _: &str, _: &str, _: &str) -> Result<secrecy::SecretString, RetlError> {
+        Ok(secrecy::SecretString::from(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        ))
+    }
+}
+
 #[derive(Debug)]
 struct BenchModel {
     database: String,
@@ -301,7 +316,7 @@ async fn backflow(
             ]
             .into_iter()
             .collect(),
-            credential_id: String::new(),
+            credential_id: "bench-signing-secret".into(),
             rate_limit_per_second: 0.0,
             created_at_ms: now,
             updated_at_ms: now,
@@ -344,7 +359,7 @@ async fn backflow(
         }),
         destinations: Arc::new(StoreDestinations {
             store: store.clone(),
-            secrets: Arc::new(NoSecrets),
+            secrets: Arc::new(SigningSecret),
         }),
         settings: RunSettings::default(),
     };

@@ -363,8 +363,8 @@ mod tests {
     fn record(hash: u64) -> OutboundRecord {
         OutboundRecord {
             key_hash: hash,
-            key: serde_json::Map::new(),
-            fields: serde_json::Map::new(),
+            key: super::super::JsonObject::default(),
+            fields: super::super::JsonObject::default(),
         }
     }
 

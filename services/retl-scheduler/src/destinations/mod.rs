@@ -20,6 +20,7 @@ pub mod delivery;
 mod factory;
 pub mod http;
 pub mod hubspot;
+pub mod json_object;
 pub mod postgres;
 pub mod rate_limit;
 pub mod retry;
@@ -33,6 +34,7 @@ pub mod webhook;
 
 pub use delivery::{Batcher, DeliveredBatch, Deliverer, DeliveryOptions};
 pub use factory::{build, kind_from_name, kind_from_wire, kind_name, kind_to_wire};
+pub use json_object::JsonObject;
 pub use retry::RetrySchedule;
 
 /// Which API a destination speaks (the proto enum, minus "unspecified").
@@ -61,12 +63,14 @@ pub enum Operation {
 /// One record to send. `key` and `fields` are JSON objects: `key` holds the primary-key
 /// columns (source column names), `fields` the mapped destination fields after the field
 /// mapping, constants and null policy were applied. Deletes carry an empty `fields`.
+/// Both are encoded once, as text ([`JsonObject`]): a body that embeds them splices the
+/// text, a destination that reshapes values reads the parsed map.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundRecord {
     /// XXH3 hash of the key (the diff's identity of the record); results refer to it.
     pub key_hash: u64,
-    pub key: serde_json::Map<String, serde_json::Value>,
-    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub key: JsonObject,
+    pub fields: JsonObject,
 }
 
 /// Records of one operation, at most the destination's [`Capabilities::max_batch_records`].

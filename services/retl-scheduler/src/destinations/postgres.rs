@@ -160,7 +160,7 @@ pub fn statement(operation: Operation, table: &str, keys: &[String], columns: &[
 }
 
 fn row(record: &OutboundRecord) -> Value {
-    let mut row: Map<String, Value> = record.fields.clone();
+    let mut row: Map<String, Value> = record.fields.to_map();
     for (k, v) in &record.key {
         row.insert(k.clone(), v.clone());
     }

@@ -199,7 +199,7 @@ pub fn message(
     record: &OutboundRecord,
 ) -> Result<Value, String> {
     let user_field = optional(&batch.options, "user_id_field");
-    let fields = Value::Object(record.fields.clone());
+    let fields = Value::Object(record.fields.to_map());
     let mut m = Map::new();
     m.insert(
         "messageId".into(),
@@ -387,8 +387,8 @@ mod tests {
     fn record(key: Value, fields: Value) -> OutboundRecord {
         OutboundRecord {
             key_hash: 0xab,
-            key: key.as_object().cloned().unwrap(),
-            fields: fields.as_object().cloned().unwrap(),
+            key: key.as_object().cloned().unwrap().into(),
+            fields: fields.as_object().cloned().unwrap().into(),
         }
     }
 

@@ -28,7 +28,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::http;
 use super::settings::{bounded, only_known, required};
@@ -111,54 +111,54 @@ pub fn operation_name(operation: Operation) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    data: Data<'a>,
+/// A JSON string literal (escaped as serde_json escapes).
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    let _ = serde::Serializer::serialize_str(&mut serde_json::Serializer::new(&mut *out), text);
 }
 
-#[derive(Serialize)]
-struct Data<'a> {
-    sync_id: &'a str,
-    run_id: &'a str,
-    batch: &'a str,
-    operation: &'static str,
-    records: Vec<Record<'a>>,
-}
-
-#[derive(Serialize)]
-struct Record<'a> {
-    key_hash: String,
-    key: &'a serde_json::Map<String, serde_json::Value>,
-    fields: &'a serde_json::Map<String, serde_json::Value>,
-}
-
-/// The request body of a batch (exactly what is signed and sent).
+/// The request body of a batch (exactly what is signed and sent). Each record's key and
+/// fields objects are spliced in as their encoded text.
 pub fn body(batch: &OutboundBatch) -> Result<Vec<u8>, DestinationError> {
     let operation = operation_name(batch.operation);
-    let body = Body {
-        kind: format!("backflow.records.{operation}"),
-        data: Data {
-            sync_id: &batch.sync_id,
-            run_id: &batch.run_id,
-            batch: &batch.idempotency_key,
-            operation,
-            records: batch
-                .records
-                .iter()
-                .map(|r| Record {
-                    key_hash: format!("{:016x}", r.key_hash),
-                    key: &r.key,
-                    fields: &r.fields,
-                })
-                .collect(),
-        },
-    };
-    serde_json::to_vec(&body).map_err(|e| DestinationError::Rejected {
-        message: format!("cannot encode the batch as json: {e}"),
-        status: 0,
-    })
+    let records: usize = batch
+        .records
+        .iter()
+        .map(|r| r.key.as_str().len() + r.fields.as_str().len() + 48)
+        .sum();
+    let mut out = Vec::with_capacity(records + 160 + batch.idempotency_key.len());
+    out.extend_from_slice(b"{\"type\":\"backflow.records.");
+    out.extend_from_slice(operation.as_bytes());
+    out.extend_from_slice(b"\",\"data\":{\"sync_id\":");
+    push_json_str(&mut out, &batch.sync_id);
+    out.extend_from_slice(b",\"run_id\":");
+    push_json_str(&mut out, &batch.run_id);
+    out.extend_from_slice(b",\"batch\":");
+    push_json_str(&mut out, &batch.idempotency_key);
+    out.extend_from_slice(b",\"operation\":\"");
+    out.extend_from_slice(operation.as_bytes());
+    out.extend_from_slice(b"\",\"records\":[");
+    for (i, record) in batch.records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key_hash\":\"");
+        push_hex16(&mut out, record.key_hash);
+        out.extend_from_slice(b"\",\"key\":");
+        out.extend_from_slice(record.key.as_str().as_bytes());
+        out.extend_from_slice(b",\"fields\":");
+        out.extend_from_slice(record.fields.as_str().as_bytes());
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}}");
+    Ok(out)
+}
+
+/// `value` as 16 lower-case hex digits.
+fn push_hex16(out: &mut Vec<u8>, value: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(DIGITS[((value >> (shift * 4)) & 0xf) as usize]);
+    }
 }
 
 #[derive(Deserialize)]
@@ -263,11 +263,16 @@ mod tests {
     fn batch() -> OutboundBatch {
         let record = |hash: u64, id: i64| super::super::OutboundRecord {
             key_hash: hash,
-            key: serde_json::json!({"id": id}).as_object().cloned().unwrap(),
+            key: serde_json::json!({"id": id})
+                .as_object()
+                .cloned()
+                .unwrap()
+                .into(),
             fields: serde_json::json!({"email": format!("u{id}@x")})
                 .as_object()
                 .cloned()
-                .unwrap(),
+                .unwrap()
+                .into(),
         };
         OutboundBatch {
             sync_id: "s1".into(),
@@ -293,6 +298,19 @@ mod tests {
             })
         );
         assert_eq!(message_id("a.b:c"), "a_b:c");
+        let mut b = batch();
+        b.sync_id = "s\"1\n".into();
+        let text = String::from_utf8(super::body(&b).unwrap()).unwrap();
+        assert!(
+            text.starts_with(r#"{"type":"backflow.records.upsert","data":{"sync_id":"s\"1\n","#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                r#"{"key_hash":"0000000000000abc","key":{"id":2},"fields":{"email":"u2@x"}}]}}"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

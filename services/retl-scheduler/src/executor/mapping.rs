@@ -1,6 +1,7 @@
 //! From an extracted row to what a destination receives: the key object (primary-key
-//! columns by source name) and the fields object (the sync's field mapping: a column or
-//! a constant per destination field, with a null policy per field), as JSON.
+//! columns by source name, in key order) and the fields object (the sync's field mapping:
+//! a column or a constant per destination field, in mapping order, with a null policy per
+//! field), as JSON text written straight from the batch's columns ([`cells`]).
 //!
 //! Arrow values become JSON as a destination expects them, never silently lossy:
 //! booleans, 64-bit integers and floats as numbers (a NaN or infinity as null), decimals
@@ -9,18 +10,12 @@
 //! `HH:MM:SS[.ffffff]`, binary as lower-case hex. Pure; the pipeline calls it only for
 //! rows the diff picked.
 
-use crate::diff::encode::LOGICAL_TYPE_KEY;
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Date32Type, Decimal128Type, Float64Type, Int64Type, Time64MicrosecondType,
-    Time64NanosecondType, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
-};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use chrono::format::{Item, StrftimeItems};
-use serde_json::{Map, Value};
-use std::sync::OnceLock;
+mod cells;
+
+use crate::destinations::JsonObject;
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema};
+use cells::CellColumn;
 
 /// What to do with a NULL in a mapped column (the wire `NullPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,11 +66,35 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// One member of an output object: its `"name":` prefix, ready to copy.
+#[derive(Debug, Clone)]
+struct Member {
+    prefix: Vec<u8>,
+    source: Source,
+    null_policy: NullPolicy,
+    /// Why a NULL is refused (RejectRecord), worded once.
+    refusal: String,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Column(usize),
+    /// The constant as a JSON string literal.
+    Constant(Vec<u8>),
+}
+
+fn member_prefix(name: &str) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(name.len() + 3);
+    cells::push_str(&mut prefix, name);
+    prefix.push(b':');
+    prefix
+}
+
 /// Maps rows of batches with one schema.
 #[derive(Debug, Clone)]
 pub struct RecordMapper {
-    keys: Vec<(String, usize)>,
-    fields: Vec<(FieldSpec, Option<usize>)>,
+    keys: Vec<Member>,
+    fields: Vec<Member>,
 }
 
 impl RecordMapper {
@@ -94,72 +113,152 @@ impl RecordMapper {
         };
         let keys = key_columns
             .iter()
-            .map(|name| Ok((name.clone(), index(name)?)))
-            .collect::<Result<Vec<_>, MapError>>()?;
-        let fields = fields
-            .iter()
-            .map(|spec| {
-                let at = match &spec.source {
-                    FieldSource::Column(name) => Some(index(name)?),
-                    FieldSource::Constant(_) => None,
-                };
-                Ok((spec.clone(), at))
+            .map(|name| {
+                Ok(Member {
+                    prefix: member_prefix(name),
+                    source: Source::Column(index(name)?),
+                    null_policy: NullPolicy::SendNull,
+                    refusal: String::new(),
+                })
             })
             .collect::<Result<Vec<_>, MapError>>()?;
-        Ok(Self { keys, fields })
+        let mut members: Vec<Member> = Vec::with_capacity(fields.len());
+        for (at, spec) in fields.iter().enumerate() {
+            // A field mapped twice (refused when syncs are saved) keeps its last mapping.
+            if fields[at + 1..]
+                .iter()
+                .any(|later| later.destination_field == spec.destination_field)
+            {
+                continue;
+            }
+            let (source, column) = match &spec.source {
+                FieldSource::Column(name) => (Source::Column(index(name)?), name.as_str()),
+                FieldSource::Constant(text) => {
+                    let mut literal = Vec::with_capacity(text.len() + 2);
+                    cells::push_str(&mut literal, text);
+                    (Source::Constant(literal), "")
+                }
+            };
+            members.push(Member {
+                prefix: member_prefix(&spec.destination_field),
+                source,
+                null_policy: spec.null_policy,
+                refusal: format!(
+                    "column {column:?} (field {:?}) is null and its null policy rejects the record",
+                    spec.destination_field
+                ),
+            });
+        }
+        Ok(Self {
+            keys,
+            fields: members,
+        })
+    }
+
+    /// The columns of `batch` this mapper reads, downcast once for all its rows.
+    pub fn rows<'a>(&'a self, batch: &'a RecordBatch) -> MappedRows<'a> {
+        let schema = batch.schema_ref();
+        let column = |member: &Member| match member.source {
+            Source::Column(at) => {
+                Some(CellColumn::new(schema.field(at), batch.column(at).as_ref()))
+            }
+            Source::Constant(_) => None,
+        };
+        MappedRows {
+            keys: self.keys.iter().map(column).collect(),
+            fields: self.fields.iter().map(column).collect(),
+            mapper: self,
+        }
     }
 
     /// The key object of `row`.
-    pub fn key(&self, batch: &RecordBatch, row: usize) -> Map<String, Value> {
-        let schema = batch.schema();
-        self.keys
-            .iter()
-            .map(|(name, at)| {
-                (
-                    name.clone(),
-                    cell(schema.field(*at), batch.column(*at).as_ref(), row),
-                )
-            })
-            .collect()
+    pub fn key(&self, batch: &RecordBatch, row: usize) -> JsonObject {
+        let mut out = Vec::with_capacity(32);
+        self.rows(batch).key_into(row, &mut out);
+        encoded(out)
     }
 
     /// The fields object of `row`, or why the row may not be sent.
-    pub fn fields(&self, batch: &RecordBatch, row: usize) -> Result<Map<String, Value>, Refusal> {
-        let schema = batch.schema();
-        let mut out = Map::new();
-        for (spec, at) in &self.fields {
-            let value = match (&spec.source, at) {
-                (FieldSource::Constant(text), _) => Value::String(text.clone()),
-                (FieldSource::Column(_), Some(at)) => {
-                    cell(schema.field(*at), batch.column(*at).as_ref(), row)
+    pub fn fields(&self, batch: &RecordBatch, row: usize) -> Result<JsonObject, Refusal> {
+        let mut out = Vec::with_capacity(256);
+        self.rows(batch).fields_into(row, &mut out)?;
+        Ok(encoded(out))
+    }
+}
+
+/// Text the mapping wrote (always UTF-8: serde_json strings and ASCII).
+fn encoded(bytes: Vec<u8>) -> JsonObject {
+    String::from_utf8(bytes)
+        .map(|text| JsonObject::from_encoded(text.into_boxed_str()))
+        .unwrap_or_default()
+}
+
+/// One batch's columns, as the mapper reads them.
+pub struct MappedRows<'a> {
+    mapper: &'a RecordMapper,
+    keys: Vec<Option<CellColumn<'a>>>,
+    fields: Vec<Option<CellColumn<'a>>>,
+}
+
+impl MappedRows<'_> {
+    /// Appends the key object of `row` to `out`.
+    pub fn key_into(&self, row: usize, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (member, column)) in self.mapper.keys.iter().zip(&self.keys).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&member.prefix);
+            match column {
+                Some(column) => {
+                    column.write(row, out);
                 }
-                (FieldSource::Column(name), None) => {
-                    return Err(Refusal {
-                        reason: format!("column {name:?} is missing"),
-                    })
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// Appends the fields object of `row` to `out`, or says why the row may not be sent
+    /// (`out` then holds a partial object: the caller discards it).
+    pub fn fields_into(&self, row: usize, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        out.push(b'{');
+        let mut first = true;
+        for (member, column) in self.mapper.fields.iter().zip(&self.fields) {
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            out.extend_from_slice(&member.prefix);
+            let null = match (&member.source, column) {
+                (Source::Constant(literal), _) => {
+                    out.extend_from_slice(literal);
+                    false
+                }
+                (Source::Column(_), Some(column)) => column.write(row, out),
+                (Source::Column(_), None) => {
+                    out.extend_from_slice(b"null");
+                    true
                 }
             };
-            if value.is_null() {
-                match spec.null_policy {
+            if null {
+                match member.null_policy {
                     NullPolicy::SendNull => {}
-                    NullPolicy::OmitField => continue,
+                    NullPolicy::OmitField => {
+                        out.truncate(mark);
+                        continue;
+                    }
                     NullPolicy::RejectRecord => {
-                        let column = match &spec.source {
-                            FieldSource::Column(name) => name.as_str(),
-                            FieldSource::Constant(_) => "",
-                        };
                         return Err(Refusal {
-                            reason: format!(
-                                "column {column:?} (field {:?}) is null and its null policy rejects the record",
-                                spec.destination_field
-                            ),
-                        });
+                            reason: member.refusal.clone(),
+                        })
                     }
                 }
             }
-            out.insert(spec.destination_field.clone(), value);
+            first = false;
         }
-        Ok(out)
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -183,147 +282,16 @@ fn check_type(field: &Field) -> Result<(), MapError> {
     }
 }
 
-/// `%Y-%m-%d`, parsed once (parsing a strftime string per cell was a tenth of a full
-/// sync's CPU in the sync bench's profile).
-fn date_items() -> &'static [Item<'static>] {
-    static ITEMS: OnceLock<Vec<Item<'static>>> = OnceLock::new();
-    ITEMS.get_or_init(|| StrftimeItems::new("%Y-%m-%d").collect())
-}
-
-/// `%Y-%m-%dT%H:%M:%S%.f` (fraction: none, 3, 6 or 9 digits), parsed once.
-fn timestamp_items() -> &'static [Item<'static>] {
-    static ITEMS: OnceLock<Vec<Item<'static>>> = OnceLock::new();
-    ITEMS.get_or_init(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S%.f").collect())
-}
-
-/// `at` in `items`, then `suffix`, in one allocation.
-fn formatted(at: chrono::NaiveDateTime, items: &[Item<'static>], suffix: &str) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::with_capacity(32);
-    let _ = write!(text, "{}", at.format_with_items(items.iter()));
-    text.push_str(suffix);
-    text
-}
-
-/// One cell as JSON (types were checked when the mapper was built; anything else is null).
-pub fn cell(field: &Field, array: &dyn Array, row: usize) -> Value {
-    if array.is_null(row) {
-        return Value::Null;
-    }
-    match array.data_type() {
-        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
-        DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(row)),
-        DataType::Float64 => {
-            serde_json::Number::from_f64(array.as_primitive::<Float64Type>().value(row))
-                .map(Value::Number)
-                .unwrap_or(Value::Null)
-        }
-        DataType::Decimal128(_, scale) => Value::String(decimal_text(
-            array.as_primitive::<Decimal128Type>().value(row),
-            *scale,
-        )),
-        DataType::Utf8 | DataType::LargeUtf8 => {
-            let text = if matches!(array.data_type(), DataType::Utf8) {
-                array.as_string::<i32>().value(row)
-            } else {
-                array.as_string::<i64>().value(row)
-            };
-            let json = field
-                .metadata()
-                .get(LOGICAL_TYPE_KEY)
-                .is_some_and(|logical| logical == "json");
-            if json {
-                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-            } else {
-                Value::String(text.to_string())
-            }
-        }
-        DataType::Date32 => {
-            let days = array.as_primitive::<Date32Type>().value(row);
-            chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
-                .map(|at| Value::String(formatted(at.naive_utc(), date_items(), "")))
-                .unwrap_or(Value::Null)
-        }
-        DataType::Timestamp(unit, tz) => {
-            let micros = match unit {
-                TimeUnit::Second => array
-                    .as_primitive::<TimestampSecondType>()
-                    .value(row)
-                    .saturating_mul(1_000_000),
-                TimeUnit::Millisecond => array
-                    .as_primitive::<TimestampMillisecondType>()
-                    .value(row)
-                    .saturating_mul(1_000),
-                TimeUnit::Microsecond => {
-                    array.as_primitive::<TimestampMicrosecondType>().value(row)
-                }
-                TimeUnit::Nanosecond => array
-                    .as_primitive::<TimestampNanosecondType>()
-                    .value(row)
-                    .div_euclid(1_000),
-            };
-            chrono::DateTime::from_timestamp_micros(micros)
-                .map(|at| {
-                    let zone = if tz.is_some() { "Z" } else { "" };
-                    Value::String(formatted(at.naive_utc(), timestamp_items(), zone))
-                })
-                .unwrap_or(Value::Null)
-        }
-        DataType::Time64(unit) => {
-            let micros = match unit {
-                TimeUnit::Nanosecond => {
-                    array.as_primitive::<Time64NanosecondType>().value(row) / 1_000
-                }
-                _ => array.as_primitive::<Time64MicrosecondType>().value(row),
-            };
-            let seconds = micros.div_euclid(1_000_000);
-            let fraction = micros.rem_euclid(1_000_000);
-            let (h, m, s) = (seconds / 3600, (seconds / 60) % 60, seconds % 60);
-            Value::String(if fraction == 0 {
-                format!("{h:02}:{m:02}:{s:02}")
-            } else {
-                format!("{h:02}:{m:02}:{s:02}.{fraction:06}")
-            })
-        }
-        DataType::Binary => Value::String(hex(array.as_binary::<i32>().value(row))),
-        DataType::LargeBinary => Value::String(hex(array.as_binary::<i64>().value(row))),
-        _ => Value::Null,
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The exact decimal text of an unscaled value at `scale`.
-pub fn decimal_text(unscaled: i128, scale: i8) -> String {
-    if scale <= 0 {
-        let zeros = "0".repeat(usize::from(scale.unsigned_abs()));
-        return if unscaled == 0 {
-            "0".into()
-        } else {
-            format!("{unscaled}{zeros}")
-        };
-    }
-    let scale = usize::from(scale.unsigned_abs());
-    let negative = unscaled < 0;
-    let digits = unscaled.unsigned_abs().to_string();
-    let padded = if digits.len() <= scale {
-        format!("{}{digits}", "0".repeat(scale - digits.len() + 1))
-    } else {
-        digits
-    };
-    let (whole, fraction) = padded.split_at(padded.len() - scale);
-    format!("{}{whole}.{fraction}", if negative { "-" } else { "" })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diff::encode::LOGICAL_TYPE_KEY;
     use arrow_array::{
         ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
         StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
     };
+    use arrow_schema::TimeUnit;
+    use serde_json::Value;
     use std::collections::HashMap;
     use std::sync::Arc;
 
@@ -416,13 +384,16 @@ mod tests {
             null_policy: NullPolicy::SendNull,
         });
         let mapper = RecordMapper::new(&batch.schema(), &["id".into()], &specs).expect("mapper");
-        assert_eq!(
-            Value::Object(mapper.key(&batch, 0)),
-            serde_json::json!({"id": 1})
-        );
+        assert_eq!(mapper.key(&batch, 0).as_str(), r#"{"id":1}"#);
         let first = mapper.fields(&batch, 0).expect("fields");
+        assert!(
+            first
+                .as_str()
+                .starts_with(r#"{"email":"a@x","score":"-0.05","#),
+            "{first:?}"
+        );
         assert_eq!(
-            Value::Object(first),
+            Value::Object(first.to_map()),
             serde_json::json!({
                 "email": "a@x", "score": "-0.05", "ok": true, "ratio": 0.5, "day": "2024-01-01",
                 "at": "1970-01-01T00:00:01.500Z", "t": "01:02:03.000001", "attrs": {"a": [1, 2]},
@@ -467,11 +438,33 @@ mod tests {
     }
 
     #[test]
-    fn decimals_keep_every_digit() {
-        assert_eq!(decimal_text(150, 2), "1.50");
-        assert_eq!(decimal_text(-5, 2), "-0.05");
-        assert_eq!(decimal_text(0, 2), "0.00");
-        assert_eq!(decimal_text(7, 0), "7");
-        assert_eq!(decimal_text(7, -2), "700");
+    fn json_null_and_nan_follow_the_null_policy() {
+        let batch = batch();
+        let reject = RecordMapper::new(
+            &batch.schema(),
+            &["id".into()],
+            &[field("r", "ratio", NullPolicy::RejectRecord)],
+        )
+        .expect("mapper");
+        assert!(reject.fields(&batch, 0).is_ok());
+        assert!(reject.fields(&batch, 1).is_err());
+        let omit = RecordMapper::new(
+            &batch.schema(),
+            &["id".into()],
+            &[
+                field("a", "email", NullPolicy::OmitField),
+                field("b", "ok", NullPolicy::SendNull),
+                field("c", "email", NullPolicy::OmitField),
+            ],
+        )
+        .expect("mapper");
+        assert_eq!(
+            omit.fields(&batch, 1).expect("fields").as_str(),
+            r#"{"b":false}"#
+        );
+        assert_eq!(
+            omit.fields(&batch, 0).expect("fields").as_str(),
+            r#"{"a":"a@x","b":true,"c":"a@x"}"#
+        );
     }
 }

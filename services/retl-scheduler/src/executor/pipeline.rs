@@ -6,17 +6,21 @@
 //!
 //! I/O (catalog, warehouse, destination, state store, database) is reached only through
 //! [`RunContext`]; the decisions (diff, mapping, guards, commit) are the pure modules.
+//! The Backflow-side extract is [`backflow_side`], delivery [`sender`] (and [`deletes`]).
 
-use crate::destinations::delivery::{content_key, Deliverer, DeliveryOptions};
-use crate::destinations::{Operation, OutboundBatch, OutboundRecord, RecordOutcome};
-use crate::diff::{Change, DeliveryMode, Diff, RowSpec, DELIVERED};
+mod backflow_side;
+mod deletes;
+mod sender;
+
+use crate::destinations::delivery::{Deliverer, DeliveryOptions};
+use crate::destinations::{Operation, OutboundRecord};
+use crate::diff::{Change, DeliveryMode, DELIVERED};
 use crate::executor::checkpoint::Checkpoint;
 use crate::executor::error::ExecError;
 use crate::executor::guards::{self, GuardInput};
-use crate::executor::mapping::RecordMapper;
 use crate::executor::resolve::{DestinationSource, ModelSource};
 use crate::executor::settings::SyncSettings;
-use crate::executor::spill::{SpillReader, SpillWriter, Spilled};
+use crate::executor::spill::SpillReader;
 use crate::run::{RunCounts, RunRecord, Sample};
 use crate::store::diff_state::DiffStateStore;
 use crate::store::runs::{Finish, RecordError};
@@ -24,9 +28,8 @@ use crate::store::SyncStore;
 use crate::warehouse_diff::Strategy;
 use backflow_platform::lease::RenewalGuard;
 use backflow_proto::retl::v1::{RecordChange, RunPhase, RunStatus};
-use backflow_warehouse::{QueryOptions, ReadOnlyQuery};
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use sender::{InFlight, Outcomes, Sender};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,7 +129,7 @@ impl Progress<'_> {
     }
 }
 
-fn record_change(change: Change) -> RecordChange {
+pub(crate) fn record_change(change: Change) -> RecordChange {
     match change {
         Change::Added => RecordChange::Added,
         Change::Updated => RecordChange::Updated,
@@ -144,37 +147,6 @@ pub fn operation(mode: DeliveryMode, change: Change) -> Operation {
     }
 }
 
-fn json_text(map: &serde_json::Map<String, serde_json::Value>) -> String {
-    serde_json::to_string(map).unwrap_or_default()
-}
-
-/// What a record in flight is, to settle its result.
-#[derive(Debug, Clone)]
-struct InFlight {
-    key_hash: u64,
-    row_word: u64,
-    change: Change,
-    key_json: String,
-}
-
-/// Delivery bookkeeping of one run.
-#[derive(Debug, Default)]
-struct Outcomes {
-    /// Key values and change of delivered records, when the run keeps a ledger.
-    ledger: Option<Vec<(String, Change)>>,
-    /// Refused by the destination (retried next run until given up).
-    failed: Vec<u64>,
-    /// Refused by the mapping (null policy): kept out of the state, never given up.
-    rejected: Vec<u64>,
-    /// Keys that got through, with whether they were additions (for the attempt table
-    /// and the mirror's key values).
-    delivered_adds: Vec<(u64, String)>,
-    delivered_deletes: Vec<u64>,
-    delivered: Vec<u64>,
-    errors: Vec<RecordError>,
-}
-
-/// Executes a claimed run; `Ok` carries how it ended (incl. awaiting approval).
 pub async fn execute(
     ctx: &RunContext,
     run: &RunRecord,
@@ -289,7 +261,7 @@ async fn run_phases(
         pending,
     } = match &strategy {
         Strategy::Backflow => {
-            backflow_extract(ctx, run, &settings, &model, progress, errors).await?
+            backflow_side::extract(ctx, run, &settings, &model, progress, errors).await?
         }
         Strategy::Warehouse(writer) => {
             crate::executor::warehouse_run::extract(
@@ -335,8 +307,8 @@ async fn run_phases(
                 *taken += 1;
                 samples.push(Sample {
                     change: record_change(change) as i32,
-                    key_json: json_text(&record.key),
-                    fields_json: json_text(&fields),
+                    key_json: record.key.as_str().to_string(),
+                    fields_json: fields.as_str().to_string(),
                 });
             }
         }
@@ -390,6 +362,7 @@ async fn run_phases(
         acked: &acked,
         outcomes: Outcomes {
             ledger: ledger.is_some().then(Vec::new),
+            delivered_adds: (mode == DeliveryMode::Mirror).then(Vec::new),
             ..Outcomes::default()
         },
         attempts: &attempts,
@@ -408,12 +381,11 @@ async fn run_phases(
     while let Some(record) = reader.next_record()? {
         if is_duplicate(record.key_hash) {
             if reported.insert(record.key_hash) {
-                errors.push(duplicate_error(json_text(&record.key)));
+                errors.push(duplicate_error(record.key.as_str().to_string()));
             }
             continue;
         }
         let change = record.change();
-        let key_json = json_text(&record.key);
         let fields = match record.fields {
             Ok(fields) => fields,
             Err(reason) => {
@@ -421,7 +393,7 @@ async fn run_phases(
                 sender.outcomes.rejected.push(record.key_hash);
                 errors.push(RecordError {
                     change: record_change(change),
-                    key_json,
+                    key_json: record.key.as_str().to_string(),
                     rejected: true,
                     message: reason,
                     destination_status: 0,
@@ -441,7 +413,6 @@ async fn run_phases(
             key_hash: record.key_hash,
             row_word,
             change,
-            key_json,
         };
         sender
             .push(
@@ -461,7 +432,7 @@ async fn run_phases(
         }
     }
     if !deletes.is_empty() {
-        deliver_deletes(
+        deletes::deliver(
             ctx,
             run,
             &deletes,
@@ -537,10 +508,8 @@ async fn run_phases(
             // The key values of delivered additions are kept before the state says they
             // were delivered: a crash between the two then leaves extra key values
             // (harmless), never a delivered record whose later delete finds no key to send.
-            if mode == DeliveryMode::Mirror {
-                ctx.store
-                    .save_keys(&run.sync_id, &outcomes.delivered_adds)
-                    .await?;
+            if let Some(adds) = &outcomes.delivered_adds {
+                ctx.store.save_keys(&run.sync_id, adds).await?;
             }
             ctx.states
                 .commit_at(&run.sync_id, &state, expected, epoch)
@@ -617,412 +586,5 @@ impl Pending {
             Pending::Backflow { replaces, .. } => *replaces,
             Pending::Warehouse(pending) => pending.replaces(),
         }
-    }
-}
-
-/// Backflow-side: streams the extract through the diff against the state in object
-/// storage, spilling candidates as they pass.
-async fn backflow_extract(
-    ctx: &RunContext,
-    run: &RunRecord,
-    settings: &SyncSettings,
-    model: &crate::executor::resolve::ResolvedModel,
-    progress: &mut Progress<'_>,
-    errors: &mut Vec<RecordError>,
-) -> Result<Extracted, ExecError> {
-    let mode = settings.mode;
-    let loaded = ctx
-        .states
-        .load_at(&run.sync_id, settings.state_epoch)
-        .await?;
-    let expected = loaded.expected();
-    let replaces = loaded.replaces();
-    let previous = loaded.state.len() as u64;
-    let previous_delivered = loaded
-        .state
-        .entries()
-        .iter()
-        .filter(|entry| entry.is_delivered())
-        .count() as u64;
-    let spec = RowSpec {
-        key_columns: model.primary_key.clone(),
-        mapped_columns: settings.mapped_columns(),
-    };
-    let mut diff = Diff::new(loaded.state, spec, mode)?;
-    let query = ReadOnlyQuery::from_sql_for(model.connector.kind(), &model.sql)?;
-    let options = QueryOptions {
-        statement_timeout: ctx.settings.statement_timeout,
-        batch_rows: ctx.settings.batch_rows,
-        max_rows: None,
-        cancel: progress.cancel.child_token(),
-    };
-    let mut stream = model.connector.stream(&query, &options).await?;
-    let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;
-    let mut spill = SpillWriter::create(ctx.settings.spill_dir.as_deref())?;
-    // Key values of rows repeating a state key, to report each duplicated key once.
-    let mut repeated: HashMap<u64, String> = HashMap::new();
-    loop {
-        let next = tokio::select! {
-            () = progress.cancel.cancelled() => return Err(ExecError::Cancelled),
-            next = stream.batches.next() => next,
-        };
-        let Some(batch) = next else { break };
-        let batch = batch?;
-        diff.push(&batch)?;
-        for (row, column) in diff.last_null_keys() {
-            progress.counts.rejected += 1;
-            errors.push(RecordError {
-                change: RecordChange::Unspecified,
-                key_json: json_text(&mapper.key(&batch, row)),
-                rejected: true,
-                message: format!("primary key column {column:?} is null"),
-                destination_status: 0,
-                attempts: 0,
-                given_up: false,
-            });
-        }
-        for (row, key_hash) in diff.last_repeats() {
-            if repeated.len() < crate::store::runs::MAX_STORED_RECORD_ERRORS {
-                repeated
-                    .entry(key_hash)
-                    .or_insert_with(|| json_text(&mapper.key(&batch, row)));
-            }
-        }
-        for (row, change, key_hash, row_hash) in diff.last_candidates() {
-            if !mode.delivers(change) {
-                continue;
-            }
-            spill.write(&Spilled {
-                key_hash,
-                row_hash,
-                added: change == Change::Added,
-                key: mapper.key(&batch, row),
-                fields: mapper.fields(&batch, row).map_err(|refusal| refusal.reason),
-            })?;
-        }
-        progress.counts.extracted = diff.rows_pushed() as i64;
-        progress.tick().await?;
-    }
-    drop(stream);
-
-    progress.enter(RunPhase::Diffing);
-    let outcome = diff.finish();
-    let counts = outcome.counts;
-    let duplicates = outcome.duplicate_keys().to_vec();
-    let deletes: Vec<u64> = outcome.deletes().collect();
-    progress.counts.extracted = counts.extracted as i64;
-    progress.counts.rejected += counts.duplicate_keys as i64;
-    if mode.delivers(Change::Added) {
-        progress.counts.added = counts.added as i64;
-    }
-    if mode.delivers(Change::Updated) {
-        progress.counts.updated = counts.updated as i64;
-    }
-    progress.counts.deleted = deletes.len() as i64;
-    let reader = spill.finish()?;
-    Ok(Extracted {
-        previous,
-        previous_delivered,
-        extracted: counts.extracted,
-        spill: reader,
-        duplicates,
-        repeated,
-        deletes,
-        delete_keys: None,
-        pending: Pending::Backflow {
-            outcome: Box::new(outcome),
-            expected,
-            replaces,
-        },
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn deliver_deletes(
-    ctx: &RunContext,
-    run: &RunRecord,
-    deletes: &[u64],
-    known_keys: Option<&HashMap<u64, String>>,
-    sender: &mut Sender<'_>,
-    progress: &mut Progress<'_>,
-    checkpoint: &mut Checkpoint,
-    errors: &mut Vec<RecordError>,
-) -> Result<(), ExecError> {
-    let supported = sender.deliverer.destination().capabilities().deletes;
-    for chunk in deletes.chunks(500) {
-        let known: HashMap<u64, String> = match known_keys {
-            Some(keys) => chunk
-                .iter()
-                .filter_map(|key| keys.get(key).map(|json| (*key, json.clone())))
-                .collect(),
-            None => ctx
-                .store
-                .load_keys(&run.sync_id, chunk)
-                .await?
-                .into_iter()
-                .collect(),
-        };
-        for key_hash in chunk {
-            let Some(key_json) = known.get(key_hash) else {
-                sender.outcomes.failed.push(*key_hash);
-                progress.counts.failed += 1;
-                errors.push(RecordError {
-                    change: RecordChange::Deleted,
-                    key_json: format!("{{\"key_hash\":\"{key_hash:016x}\"}}"),
-                    rejected: false,
-                    message: "the key values of this record were not kept, so it cannot be deleted"
-                        .into(),
-                    destination_status: 0,
-                    attempts: 0,
-                    given_up: false,
-                });
-                continue;
-            };
-            let meta = InFlight {
-                key_hash: *key_hash,
-                row_word: 0,
-                change: Change::Deleted,
-                key_json: key_json.clone(),
-            };
-            if !supported {
-                sender.outcomes.failed.push(*key_hash);
-                progress.counts.failed += 1;
-                errors.push(RecordError {
-                    change: RecordChange::Deleted,
-                    key_json: key_json.clone(),
-                    rejected: false,
-                    message: "the destination does not support deletes".into(),
-                    destination_status: 0,
-                    attempts: 0,
-                    given_up: false,
-                });
-                continue;
-            }
-            let key = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(key_json)
-                .unwrap_or_default();
-            let record = OutboundRecord {
-                key_hash: *key_hash,
-                key,
-                fields: serde_json::Map::new(),
-            };
-            sender
-                .push(
-                    Operation::Delete,
-                    record,
-                    meta,
-                    &mut progress.counts,
-                    checkpoint,
-                    &progress.cancel,
-                )
-                .await?;
-            progress.tick().await?;
-        }
-    }
-    Ok(())
-}
-
-type BatchFuture<'a> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = (Vec<InFlight>, crate::destinations::BatchResult)>
-            + Send
-            + 'a,
-    >,
->;
-
-/// Records of one operation not yet sent, with what settles each.
-type OpenBatch = (Vec<OutboundRecord>, Vec<InFlight>);
-
-/// Batches records per operation and keeps up to `max_in_flight` batches in flight.
-///
-/// Records an earlier attempt of the run got acknowledged still take their place when
-/// batches are cut (and are settled as delivered, not sent), so a resumed run cuts the
-/// batches the interrupted attempt cut and resends an unacknowledged one whole, under its
-/// content key ([`content_key`]): a destination that deduplicates drops the resend.
-struct Sender<'a> {
-    deliverer: Arc<Deliverer>,
-    run: &'a RunRecord,
-    options: Arc<std::collections::BTreeMap<String, String>>,
-    max_records: usize,
-    max_in_flight: usize,
-    open: HashMap<Operation, OpenBatch>,
-    in_flight: FuturesUnordered<BatchFuture<'a>>,
-    /// (key hash → row word) acknowledged by earlier attempts of this run.
-    acked: &'a HashMap<u64, u64>,
-    outcomes: Outcomes,
-    attempts: &'a HashMap<u64, i32>,
-    max_attempts: i32,
-}
-
-impl<'a> Sender<'a> {
-    async fn push(
-        &mut self,
-        operation: Operation,
-        record: OutboundRecord,
-        meta: InFlight,
-        counts: &mut RunCounts,
-        checkpoint: &mut Checkpoint,
-        cancel: &CancellationToken,
-    ) -> Result<(), ExecError> {
-        let open = self.open.entry(operation).or_default();
-        open.0.push(record);
-        open.1.push(meta);
-        if open.0.len() >= self.max_records {
-            let (records, metas) = self.open.remove(&operation).unwrap_or_default();
-            self.cut(operation, records, metas, counts, cancel);
-            while self.in_flight.len() >= self.max_in_flight {
-                self.settle_next(counts, checkpoint).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Settles the batch's records acknowledged earlier and sends the rest, if any.
-    fn cut(
-        &mut self,
-        operation: Operation,
-        records: Vec<OutboundRecord>,
-        metas: Vec<InFlight>,
-        counts: &mut RunCounts,
-        cancel: &CancellationToken,
-    ) {
-        let mut to_send = (
-            Vec::with_capacity(records.len()),
-            Vec::with_capacity(metas.len()),
-        );
-        for (record, meta) in records.into_iter().zip(metas) {
-            if self.acked.get(&meta.key_hash) == Some(&meta.row_word) {
-                counts.delivered += 1;
-                self.settle_delivered(&meta);
-            } else {
-                to_send.0.push(record);
-                to_send.1.push(meta);
-            }
-        }
-        if !to_send.0.is_empty() {
-            self.dispatch(operation, to_send.0, to_send.1, cancel);
-        }
-    }
-
-    fn dispatch(
-        &mut self,
-        operation: Operation,
-        records: Vec<OutboundRecord>,
-        metas: Vec<InFlight>,
-        cancel: &CancellationToken,
-    ) {
-        let idempotency_key = content_key(
-            &self.run.id,
-            operation,
-            metas.iter().map(|meta| (meta.key_hash, meta.row_word)),
-        );
-        let batch = OutboundBatch {
-            sync_id: self.run.sync_id.clone(),
-            run_id: self.run.id.clone(),
-            operation,
-            idempotency_key,
-            options: self.options.clone(),
-            records,
-        };
-        let deliverer = self.deliverer.clone();
-        let cancel = cancel.clone();
-        self.in_flight.push(Box::pin(async move {
-            // A cancelled run stops waiting for its batches; their records count as failed.
-            tokio::select! {
-                delivered = deliverer.send(batch) => (
-                    metas,
-                    crate::destinations::BatchResult {
-                        results: delivered.results,
-                        requests: delivered.requests,
-                    },
-                ),
-                () = cancel.cancelled() => (metas, crate::destinations::BatchResult::default()),
-            }
-        }));
-    }
-
-    async fn settle_next(
-        &mut self,
-        counts: &mut RunCounts,
-        checkpoint: &mut Checkpoint,
-    ) -> Result<(), ExecError> {
-        let Some((metas, result)) = self.in_flight.next().await else {
-            return Ok(());
-        };
-        counts.requests += result.requests as i64;
-        let outcomes: HashMap<u64, RecordOutcome> = result
-            .results
-            .into_iter()
-            .map(|r| (r.key_hash, r.outcome))
-            .collect();
-        for meta in metas {
-            match outcomes.get(&meta.key_hash) {
-                Some(RecordOutcome::Delivered) => {
-                    checkpoint.ack(meta.key_hash, meta.row_word);
-                    counts.delivered += 1;
-                    self.settle_delivered(&meta);
-                }
-                failure => {
-                    let (message, status) = match failure {
-                        Some(RecordOutcome::Failed { message, status }) => {
-                            (message.clone(), i32::from(*status))
-                        }
-                        _ => (
-                            "the destination reported no result for this record".to_string(),
-                            0,
-                        ),
-                    };
-                    counts.failed += 1;
-                    self.outcomes.failed.push(meta.key_hash);
-                    let tries = self.attempts.get(&meta.key_hash).copied().unwrap_or(0) + 1;
-                    let given_up = tries >= self.max_attempts;
-                    if given_up {
-                        counts.given_up += 1;
-                    }
-                    self.outcomes.errors.push(RecordError {
-                        change: record_change(meta.change),
-                        key_json: meta.key_json,
-                        rejected: false,
-                        message,
-                        destination_status: status,
-                        attempts: tries,
-                        given_up,
-                    });
-                }
-            }
-        }
-        checkpoint.flush(false).await?;
-        Ok(())
-    }
-
-    fn settle_delivered(&mut self, meta: &InFlight) {
-        self.outcomes.delivered.push(meta.key_hash);
-        if let Some(ledger) = &mut self.outcomes.ledger {
-            ledger.push((meta.key_json.clone(), meta.change));
-        }
-        match meta.change {
-            Change::Added => self
-                .outcomes
-                .delivered_adds
-                .push((meta.key_hash, meta.key_json.clone())),
-            Change::Deleted => self.outcomes.delivered_deletes.push(meta.key_hash),
-            Change::Updated => {}
-        }
-    }
-
-    /// Sends what is still open and waits for every batch.
-    async fn drain(
-        &mut self,
-        counts: &mut RunCounts,
-        checkpoint: &mut Checkpoint,
-        cancel: &CancellationToken,
-    ) -> Result<(), ExecError> {
-        let open: Vec<(Operation, OpenBatch)> = self.open.drain().collect();
-        for (operation, (records, metas)) in open {
-            self.cut(operation, records, metas, counts, cancel);
-        }
-        while !self.in_flight.is_empty() {
-            self.settle_next(counts, checkpoint).await?;
-        }
-        Ok(())
     }
 }

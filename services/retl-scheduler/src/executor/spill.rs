@@ -1,30 +1,34 @@
 //! The rows a run may deliver, written to an anonymous temporary file as the extract
-//! streams by (one JSON line per candidate: key hash, row hash, change, key object,
-//! fields object or why the mapping refused it), and read back once the diff has settled
-//! duplicates. Only candidates are written, so a run where little changed writes little,
-//! and the extract is never held in memory.
+//! streams by, and read back once the diff has settled duplicates. Only candidates are
+//! written, so a run where little changed writes little, and the extract is never held in
+//! memory.
+//!
+//! Each record is a 25-byte header — key hash and row hash (u64 LE), a flag byte (bit 0:
+//! added, bit 1: refused by the mapping), the key's and the payload's byte lengths (u32
+//! LE) — then the key object's JSON text and the payload: the fields object's JSON text,
+//! or the reason the mapping refused the record. The JSON is the text the mapping wrote
+//! once; it goes into request bodies as is, never parsed on the way.
 
+use crate::destinations::JsonObject;
 use crate::diff::Change;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+const HEADER: usize = 25;
+const ADDED: u8 = 1;
+const REFUSED: u8 = 2;
+
 /// One candidate record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spilled {
-    #[serde(rename = "k")]
     pub key_hash: u64,
-    #[serde(rename = "r")]
     pub row_hash: u64,
     /// true: added; false: updated.
-    #[serde(rename = "a")]
     pub added: bool,
-    pub key: Map<String, Value>,
+    pub key: JsonObject,
     /// The mapped fields, or the reason the mapping refused the record.
-    #[serde(rename = "f")]
-    pub fields: Result<Map<String, Value>, String>,
+    pub fields: Result<JsonObject, String>,
 }
 
 impl Spilled {
@@ -57,8 +61,45 @@ impl SpillWriter {
     }
 
     pub fn write(&mut self, record: &Spilled) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")?;
+        let fields = match &record.fields {
+            Ok(fields) => Ok(fields.as_str().as_bytes()),
+            Err(reason) => Err(reason.as_str()),
+        };
+        self.write_encoded(
+            record.key_hash,
+            record.row_hash,
+            record.added,
+            record.key.as_str().as_bytes(),
+            fields,
+        )
+    }
+
+    /// One record from the JSON text of its key and fields objects (or the refusal).
+    pub fn write_encoded(
+        &mut self,
+        key_hash: u64,
+        row_hash: u64,
+        added: bool,
+        key: &[u8],
+        fields: Result<&[u8], &str>,
+    ) -> std::io::Result<()> {
+        let (flags, payload) = match fields {
+            Ok(fields) => (0, fields),
+            Err(reason) => (REFUSED, reason.as_bytes()),
+        };
+        let length = |bytes: &[u8]| {
+            u32::try_from(bytes.len())
+                .map_err(|_| std::io::Error::new(ErrorKind::InvalidInput, "record over 4 GiB"))
+        };
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(&key_hash.to_le_bytes());
+        header[8..16].copy_from_slice(&row_hash.to_le_bytes());
+        header[16] = flags | if added { ADDED } else { 0 };
+        header[17..21].copy_from_slice(&length(key)?.to_le_bytes());
+        header[21..].copy_from_slice(&length(payload)?.to_le_bytes());
+        self.out.write_all(&header)?;
+        self.out.write_all(key)?;
+        self.out.write_all(payload)?;
         self.records += 1;
         Ok(())
     }
@@ -72,28 +113,60 @@ impl SpillWriter {
         let mut file = self.out.into_inner().map_err(|err| err.into_error())?;
         file.seek(SeekFrom::Start(0))?;
         Ok(SpillReader {
-            lines: BufReader::with_capacity(1 << 20, file),
-            line: String::new(),
+            input: BufReader::with_capacity(1 << 20, file),
         })
     }
 }
 
 #[derive(Debug)]
 pub struct SpillReader {
-    lines: BufReader<File>,
-    line: String,
+    input: BufReader<File>,
+}
+
+fn corrupt(what: &str) -> std::io::Error {
+    std::io::Error::new(ErrorKind::InvalidData, format!("spill file: {what}"))
 }
 
 impl SpillReader {
     /// The next record, `None` at the end.
     pub fn next_record(&mut self) -> std::io::Result<Option<Spilled>> {
-        self.line.clear();
-        if self.lines.read_line(&mut self.line)? == 0 {
-            return Ok(None);
+        let mut header = [0u8; HEADER];
+        match self.input.read_exact(&mut header[..1]) {
+            Ok(()) => {}
+            Err(error) if error.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+            Err(error) => return Err(error),
         }
-        serde_json::from_str(&self.line)
-            .map(Some)
-            .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+        self.input.read_exact(&mut header[1..])?;
+        let word = |at: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&header[at..at + 8]);
+            u64::from_le_bytes(bytes)
+        };
+        let length = |at: usize| {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(&header[at..at + 4]);
+            u32::from_le_bytes(bytes) as usize
+        };
+        let flags = header[16];
+        let key = self.text(length(17))?;
+        let payload = self.text(length(21))?;
+        Ok(Some(Spilled {
+            key_hash: word(0),
+            row_hash: word(8),
+            added: flags & ADDED != 0,
+            key: JsonObject::from_encoded(key.into_boxed_str()),
+            fields: if flags & REFUSED != 0 {
+                Err(payload)
+            } else {
+                Ok(JsonObject::from_encoded(payload.into_boxed_str()))
+            },
+        }))
+    }
+
+    fn text(&mut self, len: usize) -> std::io::Result<String> {
+        let mut bytes = vec![0u8; len];
+        self.input.read_exact(&mut bytes)?;
+        String::from_utf8(bytes).map_err(|_| corrupt("text is not utf-8"))
     }
 }
 
@@ -104,29 +177,45 @@ mod tests {
     #[test]
     fn records_come_back_in_order() {
         let mut spill = SpillWriter::create(None).expect("spill");
-        let record = |k: u64, fields: Result<Map<String, Value>, String>| Spilled {
+        let record = |k: u64, fields: Result<JsonObject, String>| Spilled {
             key_hash: k,
             row_hash: k.wrapping_add(1),
             added: k.is_multiple_of(2),
-            key: serde_json::json!({"id": k})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            key: JsonObject::from_encoded(format!("{{\"id\":{k}}}").into_boxed_str()),
             fields,
         };
         let written = vec![
-            record(u64::MAX, Ok(Map::new())),
+            record(u64::MAX, Ok(JsonObject::default())),
             record(2, Err("null".into())),
+            record(4, Ok(JsonObject::from_encoded(r#"{"e":"é\n"}"#.into()))),
         ];
         for r in &written {
             spill.write(r).expect("write");
         }
-        assert_eq!(spill.records(), 2);
+        assert_eq!(spill.records(), 3);
         let mut reader = spill.finish().expect("finish");
         let mut read = Vec::new();
         while let Some(r) = reader.next_record().expect("read") {
             read.push(r);
         }
         assert_eq!(read, written);
+        assert_eq!(read[2].fields.as_ref().unwrap().as_str(), r#"{"e":"é\n"}"#);
+    }
+
+    #[test]
+    fn a_truncated_file_is_an_error() {
+        let mut spill = SpillWriter::create(None).expect("spill");
+        spill
+            .write_encoded(1, 2, true, b"{\"id\":1}", Ok(b"{}"))
+            .expect("write");
+        let mut file = spill.out.into_inner().expect("flush");
+        let len = file.seek(SeekFrom::End(0)).expect("seek");
+        file.set_len(len - 1).expect("truncate");
+        file.seek(SeekFrom::Start(0)).expect("seek");
+        let mut reader = SpillReader {
+            input: BufReader::new(file),
+        };
+        let error = reader.next_record().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::UnexpectedEof);
     }
 }

@@ -179,8 +179,12 @@ mod tests {
     fn fixture_batch() -> (OutboundBatch, String) {
         let record = |hash: u64, email: &str| OutboundRecord {
             key_hash: hash,
-            key: json!({"email": email}).as_object().cloned().unwrap(),
-            fields: json!({"firstname": "x"}).as_object().cloned().unwrap(),
+            key: json!({"email": email}).as_object().cloned().unwrap().into(),
+            fields: json!({"firstname": "x"})
+                .as_object()
+                .cloned()
+                .unwrap()
+                .into(),
         };
         let batch = OutboundBatch {
             sync_id: "s".into(),

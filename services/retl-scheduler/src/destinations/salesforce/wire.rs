@@ -85,8 +85,8 @@ mod tests {
     fn upload_csv_writes_the_external_id_first_and_null_as_na() {
         let record = |id: &str, fields: Value| OutboundRecord {
             key_hash: 1,
-            key: json!({"ext": id}).as_object().cloned().unwrap(),
-            fields: fields.as_object().cloned().unwrap(),
+            key: json!({"ext": id}).as_object().cloned().unwrap().into(),
+            fields: fields.as_object().cloned().unwrap().into(),
         };
         let batch = OutboundBatch {
             sync_id: "s".into(),

@@ -35,12 +35,13 @@ pub fn sample_records(ids: impl IntoIterator<Item = u64>, text_ids: bool) -> Vec
             };
             OutboundRecord {
                 key_hash: xxhash_rust::xxh3::xxh3_64(i.to_string().as_bytes()),
-                key: object(serde_json::json!({ "id": id })),
+                key: object(serde_json::json!({ "id": id })).into(),
                 fields: object(serde_json::json!({
                     "email": format!("user{i}@example.com"),
                     "name": format!("User {i}"),
                     "score": i,
-                })),
+                }))
+                .into(),
             }
         })
         .collect()
@@ -51,7 +52,7 @@ pub fn as_deletes(records: &[OutboundRecord]) -> Vec<OutboundRecord> {
     records
         .iter()
         .map(|r| OutboundRecord {
-            fields: serde_json::Map::new(),
+            fields: super::JsonObject::default(),
             ..r.clone()
         })
         .collect()
