@@ -5,6 +5,7 @@
 //! are flushed a few times a second, not per batch, so a crash resends at most that
 //! window (with the same idempotency keys where the destination honours them).
 
+use crate::error::RetlError;
 use crate::executor::error::ExecError;
 use crate::store::SyncStore;
 use std::collections::HashMap;
@@ -78,9 +79,26 @@ impl Checkpoint {
             return Ok(());
         }
         let bytes = encode(&self.pending);
-        self.store
+        match self
+            .store
             .save_acks(&self.run_id, self.next_chunk, &bytes)
-            .await?;
+            .await
+        {
+            Ok(()) => {}
+            // An attempt of this run whose lease lapsed while the database was away wrote
+            // this chunk after this attempt loaded the checkpoint (its entries are real
+            // acknowledgements too): this attempt's go in the next free chunk.
+            Err(RetlError::Storage(sqlx::Error::Database(error)))
+                if error.is_unique_violation() =>
+            {
+                let chunks = self.store.load_acks(&self.run_id).await?;
+                self.next_chunk = chunks.last().map(|(chunk, _)| chunk + 1).unwrap_or(0);
+                self.store
+                    .save_acks(&self.run_id, self.next_chunk, &bytes)
+                    .await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
         self.next_chunk += 1;
         self.pending.clear();
         self.last_flush = Instant::now();
