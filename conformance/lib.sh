@@ -18,6 +18,10 @@ PYTHON="${PYTHON:-python3}"
 # dbt should not phone home or nag about versions.
 export DBT_SEND_ANONYMOUS_USAGE_STATS=false
 export DBT_VERSION_CHECK=false
+# A fixed hash seed makes the dbt oracles reproducible: a template looping over `set(...)` /
+# `set_strict(...)` (a Python set of strings) otherwise comes out in a different order in
+# each dbt process (dbt_project_evaluator's int_all_graph_resources does).
+export PYTHONHASHSEED=0
 
 log() { printf '[conformance] %s\n' "$*" >&2; }
 

@@ -97,6 +97,11 @@ pub fn zip(args: &[Value]) -> Result<Value, Error> {
     ))
 }
 
+/// `set` / `set_strict`: the distinct items, in first-seen order. dbt returns a Python `set`,
+/// whose iteration order over strings follows the process's hash seed (`PYTHONHASHSEED`,
+/// random per run unless set), so dbt itself compiles a loop over a set in a different
+/// order from run to run; no order can match it every time. First-seen order is the one
+/// deterministic choice that does not depend on a hash function.
 pub fn py_set(v: Value) -> Result<Value, Error> {
     let mut out: Vec<Value> = Vec::new();
     for item in v.try_iter()? {
@@ -167,6 +172,25 @@ mod tests {
     fn json_like_python() {
         let j: Json = serde_json::from_str(r#"{"a": [1, 2], "b": "é"}"#).unwrap_or_default();
         assert_eq!(py_json_dumps(&j, false), r#"{"a": [1, 2], "b": "\u00e9"}"#);
+    }
+
+    #[test]
+    fn set_keeps_first_seen_order() {
+        // dbt_project_evaluator's int_all_graph_resources: `set_strict` over its
+        // primary-key test macros, with dbt.test_unique appended a second time
+        let items = [
+            "dbt.test_unique",
+            "dbt.test_not_null",
+            "dbt_utils.test_unique_combination_of_columns",
+            "dbt.test_unique",
+        ];
+        let got = py_set(Value::from(items.to_vec())).map(|v| v.to_string());
+        assert_eq!(
+            got.ok().as_deref(),
+            Some(
+                r#"["dbt.test_unique", "dbt.test_not_null", "dbt_utils.test_unique_combination_of_columns"]"#
+            )
+        );
     }
 
     #[test]
