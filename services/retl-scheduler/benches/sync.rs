@@ -34,22 +34,23 @@ use backflow_platform::db::Database;
 use backflow_platform::lease::{LeasePolicy, Leases};
 use backflow_platform::outbox::Outbox;
 use backflow_platform::testing;
-use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
+use backflow_proto::retl::v1::{DiffStrategy, RunStatus, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::{DestinationRecord, SecretResolver};
 use backflow_retl_scheduler::destinations::DestinationKind;
 use backflow_retl_scheduler::error::RetlError;
 use backflow_retl_scheduler::executor::error::ExecError;
-use backflow_retl_scheduler::executor::pipeline::{self, RunContext, RunSettings};
+use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
 use backflow_retl_scheduler::executor::resolve::{ModelSource, ResolvedModel, StoreDestinations};
-use backflow_retl_scheduler::run::{manual_cause, RunCounts, RunRecord};
+use backflow_retl_scheduler::run::RunCounts;
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
-use backflow_retl_scheduler::store::runs::{Claim, LEASE_KIND};
+use backflow_retl_scheduler::store::runs::LEASE_KIND;
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
 use backflow_warehouse::{SecretMaterial, WarehouseKind};
-use futures::StreamExt;
+mod support;
+
 use sqlx::Connection;
 
 const WS: &str = "ws-bench";
@@ -199,14 +200,7 @@ struct BenchModel {
 #[async_trait::async_trait]
 impl ModelSource for BenchModel {
     async fn resolve(&self, _: &str, retl_model_id: &str) -> Result<ResolvedModel, ExecError> {
-        let settings = [
-            ("host".to_string(), "127.0.0.1".to_string()),
-            ("port".to_string(), "5432".to_string()),
-            ("database".to_string(), self.database.clone()),
-            ("user".to_string(), "postgres".to_string()),
-            ("sslmode".to_string(), "disable".to_string()),
-        ]
-        .into();
+        let settings = support::local_postgres_settings(&self.database);
         let connector = backflow_warehouse::connect(
             WarehouseKind::Postgres,
             &settings,
@@ -247,24 +241,11 @@ struct Backflow {
 
 impl Backflow {
     async fn run(&self) -> anyhow::Result<Measured> {
-        let run = RunRecord::queued(
-            WS,
-            &self.sync_id,
-            RunTrigger::Manual,
-            manual_cause(&backflow_platform::new_id()),
-            backflow_platform::now_unix_ms(),
-        );
-        self.store.queue_manual_run(&run).await?;
         let requests = self.counters.requests.load(Ordering::Relaxed);
         let bytes = self.counters.bytes.load(Ordering::Relaxed);
         reset_hwm();
-        let started = Instant::now();
-        let Claim::Claimed(run) = self.store.claim_run(&self.leases, &run.id).await? else {
-            anyhow::bail!("the bench run was not claimed");
-        };
-        let finish = pipeline::execute(&self.ctx, &run, Default::default(), None).await;
-        self.store.finish_run(&self.leases, &run, &finish).await?;
-        let elapsed = started.elapsed();
+        let (elapsed, finish) =
+            support::run_manual(&self.store, &self.leases, &self.ctx, WS, &self.sync_id).await?;
         Ok(Measured {
             elapsed,
             requests: self.counters.requests.load(Ordering::Relaxed) - requests,
@@ -273,19 +254,7 @@ impl Backflow {
             counts: finish.counts,
             status: finish.status,
             error: finish.error,
-            timings: finish
-                .timings
-                .iter()
-                .map(|(phase, ms)| {
-                    (
-                        phase
-                            .as_str_name()
-                            .trim_start_matches("RUN_PHASE_")
-                            .to_lowercase(),
-                        *ms,
-                    )
-                })
-                .collect(),
+            timings: support::phase_timings(&finish.timings),
         })
     }
 }
@@ -376,19 +345,7 @@ async fn backflow(
 // COPY.
 
 async fn raw_copy(url: &str) -> anyhow::Result<(Duration, u64)> {
-    let mut conn = sqlx::PgConnection::connect(url).await?;
-    let started = Instant::now();
-    let mut stream = conn
-        .copy_out_raw(&format!("COPY ({}) TO STDOUT", query()))
-        .await?;
-    let mut bytes = 0u64;
-    while let Some(chunk) = stream.next().await {
-        bytes += chunk?.len() as u64;
-    }
-    let elapsed = started.elapsed();
-    drop(stream);
-    conn.close().await?;
-    Ok((elapsed, bytes))
+    support::raw_copy(url, &query(), "").await
 }
 
 // ---------------------------------------------------------------------------------------

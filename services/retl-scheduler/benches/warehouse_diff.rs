@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backflow_platform::bus::Bus;
 use backflow_platform::db::Database;
 use backflow_platform::lease::{LeasePolicy, Leases};
 use backflow_platform::outbox::Outbox;
 use backflow_platform::testing;
-use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
+use backflow_proto::retl::v1::{DiffStrategy, RunStatus, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::DestinationRecord;
 use backflow_retl_scheduler::destinations::{
@@ -26,18 +26,20 @@ use backflow_retl_scheduler::destinations::{
     RecordOutcome, RecordResult,
 };
 use backflow_retl_scheduler::executor::error::ExecError;
-use backflow_retl_scheduler::executor::pipeline::{self, RunContext, RunSettings};
+use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
 use backflow_retl_scheduler::executor::resolve::{
     writable, FixedDestination, ModelSource, ResolvedModel,
 };
-use backflow_retl_scheduler::run::{manual_cause, RunCounts, RunRecord};
+use backflow_retl_scheduler::run::RunCounts;
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
-use backflow_retl_scheduler::store::runs::{Claim, LEASE_KIND};
+use backflow_retl_scheduler::store::runs::LEASE_KIND;
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
 use backflow_warehouse::{SecretMaterial, WarehouseKind};
-use futures::StreamExt;
+
+mod support;
+
 use sqlx::Connection;
 
 const WS: &str = "ws-whdiff-bench";
@@ -112,16 +114,7 @@ struct Model {
 #[async_trait::async_trait]
 impl ModelSource for Model {
     async fn resolve(&self, _: &str, id: &str) -> Result<ResolvedModel, ExecError> {
-        let settings = [
-            ("host", "127.0.0.1"),
-            ("port", "5432"),
-            ("database", self.database.as_str()),
-            ("user", "postgres"),
-            ("sslmode", "disable"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let settings = support::local_postgres_settings(&self.database);
         let secret = SecretMaterial("unused".to_string().into());
         let writable = writable(WarehouseKind::Postgres, &settings, &secret, "backflow");
         Ok(ResolvedModel {
@@ -149,63 +142,30 @@ async fn run_once(
     leases: &Leases,
     sync_id: &str,
 ) -> anyhow::Result<Measured> {
-    let run = RunRecord::queued(
-        WS,
-        sync_id,
-        RunTrigger::Manual,
-        manual_cause(&backflow_platform::new_id()),
-        backflow_platform::now_unix_ms(),
-    );
-    store.queue_manual_run(&run).await?;
-    let started = Instant::now();
-    let Claim::Claimed(run) = store.claim_run(leases, &run.id).await? else {
-        anyhow::bail!("the bench run was not claimed");
-    };
-    let finish = pipeline::execute(ctx, &run, Default::default(), None).await;
-    store.finish_run(leases, &run, &finish).await?;
+    let (elapsed, finish) = support::run_manual(store, leases, ctx, WS, sync_id).await?;
     anyhow::ensure!(
         finish.status == RunStatus::Succeeded,
         "run failed: {}",
         finish.error
     );
-    let timings = finish
-        .timings
-        .iter()
-        .map(|(phase, ms)| {
-            format!(
-                "{} {ms} ms",
-                phase
-                    .as_str_name()
-                    .trim_start_matches("RUN_PHASE_")
-                    .to_lowercase()
-            )
-        })
+    let timings = support::phase_timings(&finish.timings)
+        .into_iter()
+        .map(|(phase, ms)| format!("{phase} {ms} ms"))
         .collect::<Vec<_>>()
         .join(", ");
     Ok(Measured {
-        elapsed: started.elapsed(),
+        elapsed,
         counts: finish.counts,
         timings,
     })
 }
 
 async fn raw_copy(url: &str) -> anyhow::Result<Duration> {
+    let select = format!("select {} from bench_people", COLUMNS.join(", "));
     let mut best = Duration::MAX;
     for _ in 0..3 {
-        let mut conn = sqlx::PgConnection::connect(url).await?;
-        let started = Instant::now();
-        let mut copy = conn
-            .copy_out_raw(&format!(
-                "COPY (select {} from bench_people) TO STDOUT (FORMAT binary)",
-                COLUMNS.join(", ")
-            ))
-            .await?;
-        while let Some(chunk) = copy.next().await {
-            chunk?;
-        }
-        best = best.min(started.elapsed());
-        drop(copy);
-        conn.close().await?;
+        let (elapsed, _) = support::raw_copy(url, &select, " (FORMAT binary)").await?;
+        best = best.min(elapsed);
     }
     Ok(best)
 }
