@@ -32,7 +32,7 @@ mod snowflake;
 pub use error::WarehouseError;
 pub use query::{QueryOptions, ReadOnlyQuery, RelationRef};
 pub use source::{connect, SecretMaterial, SourceSettings, WarehouseKind};
-pub use types::{Column, RowStream, TestReport};
+pub use types::{Column, KeyProof, RowStream, TestReport};
 pub use write::{schema_writer, Applied, Param, SchemaWriter, Statement};
 
 /// One warehouse, connected (lazily: nothing is dialled until the first call).
@@ -65,6 +65,19 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         query: &ReadOnlyQuery,
         options: &QueryOptions,
     ) -> Result<RowStream, WarehouseError>;
+
+    /// [`Connector::stream`], plus whether the warehouse proves, before any row is read,
+    /// that no two rows of the result share a value of the `key` columns (named as in
+    /// the result). Connectors that cannot prove it answer [`KeyProof::Unproven`].
+    async fn stream_proving_key(
+        &self,
+        query: &ReadOnlyQuery,
+        options: &QueryOptions,
+        key: &[String],
+    ) -> Result<(RowStream, KeyProof), WarehouseError> {
+        let _ = key;
+        Ok((self.stream(query, options).await?, KeyProof::Unproven))
+    }
 
     /// The first row of a small query whose columns are all integers (counts).
     /// A NULL cell is `None`.

@@ -61,3 +61,21 @@ impl std::fmt::Debug for RowStream {
             .finish_non_exhaustive()
     }
 }
+
+/// Whether the warehouse proved that no two rows of a streamed result share a key value
+/// (NULLs aside), before any row was read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum KeyProof {
+    /// Nothing is known: keys may repeat (the default of every connector).
+    #[default]
+    Unproven,
+    /// The result is one scan of `relation`, whose unique `index` covers the key
+    /// (PostgreSQL; see `postgres::unique`).
+    UniqueIndex { relation: String, index: String },
+}
+
+impl KeyProof {
+    pub fn is_proven(&self) -> bool {
+        !matches!(self, KeyProof::Unproven)
+    }
+}

@@ -16,7 +16,7 @@ use backflow_platform::lease::LeasePolicy;
 use backflow_platform::outbox::Outbox;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
-use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
+use backflow_proto::retl::v1::{DiffStrategy, RunPhase, RunStatus, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::DestinationRecord;
 use backflow_retl_scheduler::destination_config::NoSecrets;
@@ -922,7 +922,15 @@ async fn guards_stop_for_approval_and_dry_runs_send_nothing() -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_executor_died_resumes_without_losing_records() -> anyhow::Result<()> {
-    resumes_without_losing_records(DiffStrategy::Backflow, "exec_resume").await
+    resumes_without_losing_records(DiffStrategy::Backflow, "exec_resume", false).await
+}
+
+/// The same over a primary key, so the first run delivers while it extracts (the key is
+/// proven unique): the resumed run also starts from an empty state and streams again,
+/// skipping what the checkpoint says was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_delivering_while_it_extracts_resumes_without_losing_records() -> anyhow::Result<()> {
+    resumes_without_losing_records(DiffStrategy::Backflow, "exec_resume_pk", true).await
 }
 
 /// The same with the state in the warehouse: the resumed run diffs again in SQL (the
@@ -930,13 +938,21 @@ async fn a_run_whose_executor_died_resumes_without_losing_records() -> anyhow::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warehouse_side_run_whose_executor_died_resumes_without_losing_records(
 ) -> anyhow::Result<()> {
-    resumes_without_losing_records(DiffStrategy::Warehouse, "exec_resume_wh").await
+    resumes_without_losing_records(DiffStrategy::Warehouse, "exec_resume_wh", false).await
 }
 
-async fn resumes_without_losing_records(strategy: DiffStrategy, label: &str) -> anyhow::Result<()> {
+async fn resumes_without_losing_records(
+    strategy: DiffStrategy,
+    label: &str,
+    primary_key: bool,
+) -> anyhow::Result<()> {
     let h = Harness::start(label, 100).await?;
     h.sql(&[
-        "CREATE TABLE events (id bigint, email text, plan text)",
+        if primary_key {
+            "CREATE TABLE events (id bigint primary key, email text, plan text)"
+        } else {
+            "CREATE TABLE events (id bigint, email text, plan text)"
+        },
         "INSERT INTO events SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 6000) g",
     ])
     .await?;
@@ -977,6 +993,70 @@ async fn resumes_without_losing_records(strategy: DiffStrategy, label: &str) -> 
     let _ = h.receiver.records.load(Ordering::Relaxed);
     let again = h.run(&sync).await?;
     assert_eq!(again.exec.counts.requests, 0);
+    h.shutdown.cancel();
+    Ok(())
+}
+
+/// A first run over a key the warehouse proves unique (a primary key) delivers while it
+/// extracts; a first run over a model that may repeat keys (a union over the same table)
+/// waits for the end of the extract and never sends a duplicated key, not even once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_proven_unique_key_delivers_while_extracting() -> anyhow::Result<()> {
+    let h = Harness::start("exec_stream", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE uniq (id bigint primary key, email text, plan text)",
+        "INSERT INTO uniq SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 2000) g",
+        "INSERT INTO uniq VALUES (2001, 'r@x', NULL)",
+        "CREATE VIEW dups AS SELECT * FROM uniq UNION ALL SELECT * FROM uniq WHERE id <= 5",
+    ])
+    .await?;
+    h.receiver.delay_ms.store(25, Ordering::Relaxed);
+    for (table, streams) in [("uniq", true), ("dups", false)] {
+        let sync = h.sync(table, SyncMode::Upsert).await?;
+        let run_id = h.queue(&sync, false).await?;
+        // the first progress saved with a delivered record tells the phase it came in
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let run = loop {
+            let run = h.store.get_run(WS, &run_id).await?;
+            if run.exec.counts.delivered > 0 {
+                break run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{table}: nothing delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let expected_phase = if streams {
+            RunPhase::Extracting
+        } else {
+            RunPhase::Delivering
+        };
+        assert_eq!(run.exec.phase, expected_phase, "{table}");
+        let run = h
+            .wait(&run_id, &[RunStatus::Succeeded, RunStatus::Failed])
+            .await?;
+        assert_eq!(run.status, RunStatus::Succeeded, "{table}: {}", run.error);
+        let held = h.held(&sync);
+        let duplicated = if streams { 0 } else { 5 };
+        assert_eq!(held.len(), 2001 - duplicated, "{table}");
+        assert_eq!(
+            run.exec.counts.delivered,
+            2001 - duplicated as i64,
+            "{table}"
+        );
+        assert_eq!(run.exec.counts.rejected, duplicated as i64, "{table}");
+        for id in 1..=5 {
+            assert_eq!(held.contains_key(&id), streams, "{table}: id {id}");
+        }
+        assert_eq!(held[&2001], (json!("r@x"), Value::Null), "{table}");
+        let errors = h.store.list_record_errors(WS, &run.id, 100).await?;
+        assert_eq!(errors.len(), duplicated, "{table}: {errors:?}");
+        // the state holds what was delivered: nothing to send next time
+        let again = h.run(&sync).await?;
+        assert_eq!(again.exec.counts.requests, 0, "{table}");
+    }
     h.shutdown.cancel();
     Ok(())
 }

@@ -92,7 +92,7 @@ async fn query_plans_inner(
                         .unwrap_or_else(|| r.type_name.clone()),
                 ),
             };
-            plan_column(
+            let mut plan = plan_column(
                 &r.name,
                 full,
                 !not_null,
@@ -103,7 +103,9 @@ async fn query_plans_inner(
                     is_array: r.is_array,
                     is_composite: r.is_composite,
                 },
-            )
+            );
+            plan.origin = r.origin;
+            plan
         })
         .collect())
 }

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::types::{Column, RowStream, TestReport};
+use crate::types::{Column, KeyProof, RowStream, TestReport};
 use crate::{
     Connector, QueryOptions, ReadOnlyQuery, RelationRef, SecretMaterial, SourceSettings,
     WarehouseError, WarehouseKind,
@@ -56,6 +56,7 @@ pub(crate) mod settings;
 mod sql;
 mod stream;
 mod types;
+mod unique;
 pub(crate) mod write;
 
 /// Which server dialect is on the other end of the wire.
@@ -171,6 +172,47 @@ impl PgConnector {
     }
 }
 
+impl PgConnector {
+    /// Opens the stream; with a `key`, first tries to prove it unique ([`unique`]), in
+    /// the transaction the rows are then read in (PostgreSQL only: Redshift does not
+    /// enforce unique constraints).
+    async fn stream_keyed(
+        &self,
+        query: &ReadOnlyQuery,
+        options: &QueryOptions,
+        key: Option<&[String]>,
+    ) -> Result<(RowStream, KeyProof), WarehouseError> {
+        must_be_query(query)?;
+        let src = &self.source;
+        let timeout = options.statement_timeout;
+        let mut session = src.read_only(timeout).await?;
+        let plans = src
+            .guarded(
+                session.pid,
+                timeout,
+                &options.cancel,
+                describe::query_plans(&mut session.conn, query.sql()),
+            )
+            .await?;
+        let schema = types::schema(&plans);
+        let select = sql::streaming_select(src.flavor, query.sql(), &plans, options.max_rows);
+        let proof = match key {
+            Some(key) if src.flavor == Flavor::Postgres => {
+                src.guarded(
+                    session.pid,
+                    timeout,
+                    &options.cancel,
+                    unique::prove(&mut session.conn, &select, &plans, key),
+                )
+                .await?
+            }
+            _ => KeyProof::Unproven,
+        };
+        let stream = stream::spawn(self.source.clone(), session, select, plans, schema, options);
+        Ok((stream, proof))
+    }
+}
+
 /// How long describing a relation may take (it has no options of its own).
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -269,28 +311,16 @@ impl Connector for PgConnector {
         query: &ReadOnlyQuery,
         options: &QueryOptions,
     ) -> Result<RowStream, WarehouseError> {
-        must_be_query(query)?;
-        let src = &self.source;
-        let timeout = options.statement_timeout;
-        let mut session = src.read_only(timeout).await?;
-        let plans = src
-            .guarded(
-                session.pid,
-                timeout,
-                &options.cancel,
-                describe::query_plans(&mut session.conn, query.sql()),
-            )
-            .await?;
-        let schema = types::schema(&plans);
-        let select = sql::streaming_select(src.flavor, query.sql(), &plans, options.max_rows);
-        Ok(stream::spawn(
-            self.source.clone(),
-            session,
-            select,
-            plans,
-            schema,
-            options,
-        ))
+        Ok(self.stream_keyed(query, options, None).await?.0)
+    }
+
+    async fn stream_proving_key(
+        &self,
+        query: &ReadOnlyQuery,
+        options: &QueryOptions,
+        key: &[String],
+    ) -> Result<(RowStream, KeyProof), WarehouseError> {
+        self.stream_keyed(query, options, Some(key)).await
     }
 
     async fn scalar_row(

@@ -84,6 +84,11 @@ pub(crate) struct ColumnPlan {
     pub decoder: Decoder,
     pub select: Select,
     pub json: bool,
+    /// The PostgreSQL type OID.
+    pub oid: u32,
+    /// The table column a query column reads as is (table OID, attribute number), as the
+    /// server's `RowDescription` says; `None` for relations and computed columns.
+    pub origin: Option<(u32, i16)>,
 }
 
 /// What the catalog says about a column's type.
@@ -116,6 +121,8 @@ pub(crate) fn plan_column(
         decoder,
         select,
         json,
+        oid: facts.oid,
+        origin: None,
     }
 }
 

@@ -249,6 +249,14 @@ async fn run_phases(
             }
         }
     }
+    // A Backflow-side run may deliver while it extracts, when nothing it reads can stop
+    // it or repeat a key (see `backflow_side`); it opens the delivery itself then.
+    let mut early = EarlyDelivery {
+        allowed: !run.exec.dry_run,
+        destination_id: &sync.destination_id,
+        keeps_ledger: ledger.is_some(),
+        opened: None,
+    };
     let Extracted {
         previous,
         previous_delivered,
@@ -261,7 +269,8 @@ async fn run_phases(
         pending,
     } = match &strategy {
         Strategy::Backflow => {
-            backflow_side::extract(ctx, run, &settings, &model, progress, errors).await?
+            backflow_side::extract(ctx, run, &settings, &model, progress, errors, &mut early)
+                .await?
         }
         Strategy::Warehouse(writer) => {
             crate::executor::warehouse_run::extract(
@@ -332,41 +341,13 @@ async fn run_phases(
 
     progress.enter(RunPhase::Delivering);
     progress.tick().await?;
-    let resolved = ctx
-        .destinations
-        .destination(&run.workspace_id, &sync.destination_id)
-        .await?;
-    let (acked, mut checkpoint) =
-        Checkpoint::load(&ctx.store, &run.id, ctx.settings.checkpoint_every).await?;
-    let attempts: HashMap<u64, i32> = ctx
-        .store
-        .record_attempts(&run.sync_id)
-        .await?
-        .into_iter()
-        .collect();
-    let deliverer = Arc::new(Deliverer::new(
-        resolved.destination,
-        DeliveryOptions {
-            rate_limit_per_second: resolved.rate_limit_per_second,
-            ..DeliveryOptions::default()
-        },
-    ));
-    let mut sender = Sender {
-        run,
-        options: settings.destination_options.clone(),
-        max_records: deliverer.max_batch_records(),
-        max_in_flight: deliverer.concurrency(),
-        deliverer,
-        open: HashMap::new(),
-        in_flight: FuturesUnordered::new(),
-        acked: &acked,
-        outcomes: Outcomes {
-            ledger: ledger.is_some().then(Vec::new),
-            delivered_adds: (mode == DeliveryMode::Mirror).then(Vec::new),
-            ..Outcomes::default()
-        },
-        attempts: &attempts,
-        max_attempts: settings.max_record_attempts,
+    let streamed = early.opened.is_some();
+    let Delivery {
+        mut sender,
+        mut checkpoint,
+    } = match early.opened.take() {
+        Some(delivery) => delivery,
+        None => Delivery::open(ctx, run, &sync.destination_id, &settings, ledger.is_some()).await?,
     };
     let mut reported = std::collections::HashSet::new();
     let duplicate_error = |key_json: String| RecordError {
@@ -389,46 +370,54 @@ async fn run_phases(
         let fields = match record.fields {
             Ok(fields) => fields,
             Err(reason) => {
-                progress.counts.rejected += 1;
-                sender.outcomes.rejected.push(record.key_hash);
-                errors.push(RecordError {
-                    change: record_change(change),
-                    key_json: record.key.as_str().to_string(),
-                    rejected: true,
-                    message: reason,
-                    destination_status: 0,
-                    attempts: 0,
-                    given_up: false,
-                });
+                refused(
+                    &mut sender,
+                    progress,
+                    errors,
+                    record.key_hash,
+                    change,
+                    record.key.as_str().to_string(),
+                    reason,
+                );
                 continue;
             }
         };
-        let row_word = (record.row_hash & crate::diff::ROW_HASH_MASK) | DELIVERED;
-        let outbound = OutboundRecord {
-            key_hash: record.key_hash,
-            key: record.key,
-            fields,
-        };
-        let meta = InFlight {
-            key_hash: record.key_hash,
-            row_word,
+        send(
+            &mut sender,
+            &mut checkpoint,
+            progress,
+            mode,
             change,
-        };
-        sender
-            .push(
-                operation(mode, change),
-                outbound,
-                meta,
-                &mut progress.counts,
-                &mut checkpoint,
-                &progress.cancel,
-            )
-            .await?;
-        progress.tick().await?;
+            record.key_hash,
+            record.row_hash,
+            record.key,
+            fields,
+        )
+        .await?;
     }
     for (key_hash, key_json) in repeated {
         if reported.insert(key_hash) {
             errors.push(duplicate_error(key_json));
+        }
+    }
+    if streamed && !duplicates.is_empty() {
+        // Delivered as the extract went: with the key proven unique, a key hash seen twice
+        // is two different keys hashing alike. Both went out; neither enters the state
+        // (the diff dropped the hash), so the next run sends them again.
+        tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, collisions = duplicates.len(), "different keys of a unique key hashed alike; they stay out of the state");
+        if let Some(adds) = &mut sender.outcomes.delivered_adds {
+            adds.retain(|(key_hash, _)| !is_duplicate(*key_hash));
+        }
+        for key_hash in &duplicates {
+            errors.push(RecordError {
+                change: RecordChange::Added,
+                key_json: format!("{{\"key_hash\":\"{key_hash:016x}\"}}"),
+                rejected: false,
+                message: "two different keys hash alike: delivered, kept out of the state".into(),
+                destination_status: 0,
+                attempts: 0,
+                given_up: false,
+            });
         }
     }
     if !deletes.is_empty() {
@@ -461,6 +450,7 @@ async fn run_phases(
     errors.extend(outcomes.errors);
     let mut given_up = Vec::new();
     let mut still_failing = Vec::new();
+    let attempts = std::mem::take(&mut sender.attempts);
     for key in &outcomes.failed {
         let tries = attempts.get(key).copied().unwrap_or(0) + 1;
         if tries >= settings.max_record_attempts {
@@ -547,6 +537,131 @@ async fn run_phases(
         "run committed"
     );
     Ok(Ended::Succeeded)
+}
+
+/// A run's delivery, opened when the first record is about to go out.
+pub(crate) struct Delivery<'a> {
+    pub sender: Sender<'a>,
+    pub checkpoint: Checkpoint,
+}
+
+impl<'a> Delivery<'a> {
+    /// The destination, what earlier attempts of this run got acknowledged, and the
+    /// failed attempts of earlier runs.
+    pub(crate) async fn open(
+        ctx: &RunContext,
+        run: &'a RunRecord,
+        destination_id: &str,
+        settings: &SyncSettings,
+        keeps_ledger: bool,
+    ) -> Result<Self, ExecError> {
+        let resolved = ctx
+            .destinations
+            .destination(&run.workspace_id, destination_id)
+            .await?;
+        let (acked, checkpoint) =
+            Checkpoint::load(&ctx.store, &run.id, ctx.settings.checkpoint_every).await?;
+        let attempts: HashMap<u64, i32> = ctx
+            .store
+            .record_attempts(&run.sync_id)
+            .await?
+            .into_iter()
+            .collect();
+        let deliverer = Arc::new(Deliverer::new(
+            resolved.destination,
+            DeliveryOptions {
+                rate_limit_per_second: resolved.rate_limit_per_second,
+                ..DeliveryOptions::default()
+            },
+        ));
+        let sender = Sender {
+            run,
+            options: settings.destination_options.clone(),
+            max_records: deliverer.max_batch_records(),
+            max_in_flight: deliverer.concurrency(),
+            deliverer,
+            open: HashMap::new(),
+            in_flight: FuturesUnordered::new(),
+            acked,
+            outcomes: Outcomes {
+                ledger: keeps_ledger.then(Vec::new),
+                delivered_adds: (settings.mode == DeliveryMode::Mirror).then(Vec::new),
+                ..Outcomes::default()
+            },
+            attempts,
+            max_attempts: settings.max_record_attempts,
+        };
+        Ok(Self { sender, checkpoint })
+    }
+}
+
+/// Whether the extract may deliver as it goes, and the delivery it opened if it did.
+pub(crate) struct EarlyDelivery<'a, 'r> {
+    /// Not for dry runs.
+    pub allowed: bool,
+    pub destination_id: &'a str,
+    pub keeps_ledger: bool,
+    pub opened: Option<Delivery<'r>>,
+}
+
+/// A record the mapping refused (null policy): counted, reported, kept out of the state.
+pub(crate) fn refused(
+    sender: &mut Sender<'_>,
+    progress: &mut Progress<'_>,
+    errors: &mut Vec<RecordError>,
+    key_hash: u64,
+    change: Change,
+    key_json: String,
+    reason: String,
+) {
+    progress.counts.rejected += 1;
+    sender.outcomes.rejected.push(key_hash);
+    errors.push(RecordError {
+        change: record_change(change),
+        key_json,
+        rejected: true,
+        message: reason,
+        destination_status: 0,
+        attempts: 0,
+        given_up: false,
+    });
+}
+
+/// Hands one candidate to the sender (which cuts, sends and settles batches).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send(
+    sender: &mut Sender<'_>,
+    checkpoint: &mut Checkpoint,
+    progress: &mut Progress<'_>,
+    mode: DeliveryMode,
+    change: Change,
+    key_hash: u64,
+    row_hash: u64,
+    key: crate::destinations::JsonObject,
+    fields: crate::destinations::JsonObject,
+) -> Result<(), ExecError> {
+    let row_word = (row_hash & crate::diff::ROW_HASH_MASK) | DELIVERED;
+    let outbound = OutboundRecord {
+        key_hash,
+        key,
+        fields,
+    };
+    let meta = InFlight {
+        key_hash,
+        row_word,
+        change,
+    };
+    sender
+        .push(
+            operation(mode, change),
+            outbound,
+            meta,
+            &mut progress.counts,
+            checkpoint,
+            &progress.cancel,
+        )
+        .await?;
+    progress.tick().await
 }
 
 /// What the extract and diff of either strategy hand to guards, delivery and commit.

@@ -1,8 +1,30 @@
 //! The Backflow-side extract: streams the model through the diff against the state in
 //! object storage and spills each candidate as it passes — its key and fields JSON
 //! written once, straight from the batch's columns, into the spill.
+//!
+//! **Delivering while extracting.** Candidates normally wait in the spill until the
+//! extract has ended, because only then are duplicate keys known (every occurrence of a
+//! duplicated key is rejected, none is ever sent) and the guards decided. A run skips the
+//! spill and hands each candidate to the sender as it passes when all of these hold:
+//!
+//! - it is not a dry run and its state is empty (a first run, or after a reset): with no
+//!   previous entry, neither guard can stop it (the empty-extract guard needs a non-empty
+//!   state, the delete guard delivered entries) and no row can repeat a state key;
+//! - the mode delivers additions (what every row of such a run is);
+//! - the warehouse proved the key unique before any row was read
+//!   ([`backflow_warehouse::KeyProof`]: on PostgreSQL, the model is one scan of a
+//!   relation whose unique index covers the key's columns, locked for the stream's
+//!   transaction). Without the proof — any other warehouse, a join, a computed key, no
+//!   such index — the run spills and waits, as always.
+//!
+//! NULL keys are rejected per row in both ways. A key hash the diff still sees twice
+//! under the proof can only be two different keys hashing alike: both were delivered
+//! (they are different records), the hash stays out of the state and is reported.
+//! Batches are cut in extract order either way, so checkpoints and content-derived
+//! idempotency keys (crash resume) work the same.
 
-use super::{Extracted, Pending, Progress, RunContext};
+use super::{Delivery, EarlyDelivery, Extracted, Pending, Progress, RunContext};
+use crate::destinations::JsonObject;
 use crate::diff::{Change, Diff, RowSpec};
 use crate::executor::error::ExecError;
 use crate::executor::mapping::RecordMapper;
@@ -18,13 +40,14 @@ use std::collections::HashMap;
 
 /// Backflow-side: streams the extract through the diff against the state in object
 /// storage, spilling candidates as they pass.
-pub(super) async fn extract(
+pub(super) async fn extract<'r>(
     ctx: &RunContext,
-    run: &RunRecord,
+    run: &'r RunRecord,
     settings: &SyncSettings,
     model: &ResolvedModel,
     progress: &mut Progress<'_>,
     errors: &mut Vec<RecordError>,
+    early: &mut EarlyDelivery<'_, 'r>,
 ) -> Result<Extracted, ExecError> {
     let mode = settings.mode;
     let loaded = ctx
@@ -52,7 +75,23 @@ pub(super) async fn extract(
         max_rows: None,
         cancel: progress.cancel.child_token(),
     };
-    let mut stream = model.connector.stream(&query, &options).await?;
+    let may_stream = early.allowed && previous == 0 && mode.delivers(Change::Added);
+    let mut stream = if may_stream {
+        let (stream, proof) = model
+            .connector
+            .stream_proving_key(&query, &options, &model.primary_key)
+            .await?;
+        if proof.is_proven() {
+            tracing::debug!(run_id = %run.id, sync_id = %run.sync_id, ?proof, "key proven unique: delivering while extracting");
+            early.opened = Some(
+                Delivery::open(ctx, run, early.destination_id, settings, early.keeps_ledger)
+                    .await?,
+            );
+        }
+        stream
+    } else {
+        model.connector.stream(&query, &options).await?
+    };
     let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;
     let mut spill = SpillWriter::create(ctx.settings.spill_dir.as_deref())?;
     // Key values of rows repeating a state key, to report each duplicated key once.
@@ -87,6 +126,45 @@ pub(super) async fn extract(
             }
         }
         let rows = mapper.rows(&batch);
+        if let Some(delivery) = early.opened.as_mut() {
+            for (row, change, key_hash, row_hash) in diff.last_candidates() {
+                if !mode.delivers(change) {
+                    continue;
+                }
+                let mut key = Vec::with_capacity(key.capacity());
+                rows.key_into(row, &mut key);
+                let mut fields = Vec::with_capacity(fields.capacity());
+                let key = text(key)?;
+                match rows.fields_into(row, &mut fields) {
+                    Ok(()) => {
+                        super::send(
+                            &mut delivery.sender,
+                            &mut delivery.checkpoint,
+                            progress,
+                            mode,
+                            change,
+                            key_hash,
+                            row_hash,
+                            key,
+                            text(fields)?,
+                        )
+                        .await?;
+                    }
+                    Err(refusal) => super::refused(
+                        &mut delivery.sender,
+                        progress,
+                        errors,
+                        key_hash,
+                        change,
+                        key.as_str().to_string(),
+                        refusal.reason,
+                    ),
+                }
+            }
+            progress.counts.extracted = diff.rows_pushed() as i64;
+            progress.tick().await?;
+            continue;
+        }
         for (row, change, key_hash, row_hash) in diff.last_candidates() {
             if !mode.delivers(change) {
                 continue;
@@ -141,4 +219,11 @@ pub(super) async fn extract(
             replaces,
         },
     })
+}
+
+/// JSON text the mapping wrote (always UTF-8) as an object to send.
+fn text(bytes: Vec<u8>) -> Result<JsonObject, ExecError> {
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ExecError::Sync("a mapped record's text is not utf-8".into()))?;
+    Ok(JsonObject::from_encoded(text.into_boxed_str()))
 }

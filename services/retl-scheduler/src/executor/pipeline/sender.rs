@@ -94,9 +94,10 @@ pub(crate) struct Sender<'a> {
     pub open: HashMap<Operation, OpenBatch>,
     pub in_flight: FuturesUnordered<BatchFuture>,
     /// (key hash → row word) acknowledged by earlier attempts of this run.
-    pub acked: &'a HashMap<u64, u64>,
+    pub acked: HashMap<u64, u64>,
     pub outcomes: Outcomes,
-    pub attempts: &'a HashMap<u64, i32>,
+    /// Failed deliveries of earlier runs per key hash.
+    pub attempts: HashMap<u64, i32>,
     pub max_attempts: i32,
 }
 
@@ -138,15 +139,21 @@ impl Sender<'_> {
         counts: &mut RunCounts,
         cancel: &CancellationToken,
     ) {
-        let acked = self.acked;
-        let earlier = |meta: &InFlight| acked.get(&meta.key_hash) == Some(&meta.row_word);
-        let (records, metas) = if metas.iter().any(earlier) {
+        let earlier: Vec<bool> = if self.acked.is_empty() {
+            Vec::new()
+        } else {
+            metas
+                .iter()
+                .map(|meta| self.acked.get(&meta.key_hash) == Some(&meta.row_word))
+                .collect()
+        };
+        let (records, metas) = if earlier.contains(&true) {
             let mut to_send = (
                 Vec::with_capacity(records.len()),
                 Vec::with_capacity(metas.len()),
             );
-            for (record, meta) in records.into_iter().zip(metas) {
-                if earlier(&meta) {
+            for ((record, meta), earlier) in records.into_iter().zip(metas).zip(earlier) {
+                if earlier {
                     counts.delivered += 1;
                     self.settle_delivered(&meta, record.key.as_str());
                 } else {
