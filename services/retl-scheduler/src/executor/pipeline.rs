@@ -48,6 +48,8 @@ pub struct RunSettings {
     /// How often acknowledged records are checkpointed (what a crash may resend).
     pub checkpoint_every: Duration,
     pub spill_dir: Option<PathBuf>,
+    /// How destination batches are retried (tests shorten it).
+    pub retry: crate::destinations::RetrySchedule,
 }
 
 impl Default for RunSettings {
@@ -58,6 +60,7 @@ impl Default for RunSettings {
             progress_every: Duration::from_millis(500),
             checkpoint_every: crate::executor::checkpoint::FLUSH_EVERY,
             spill_dir: None,
+            retry: crate::destinations::RetrySchedule::default(),
         }
     }
 }
@@ -571,6 +574,7 @@ impl<'a> Delivery<'a> {
             resolved.destination,
             DeliveryOptions {
                 rate_limit_per_second: resolved.rate_limit_per_second,
+                retry: ctx.settings.retry,
                 ..DeliveryOptions::default()
             },
         ));

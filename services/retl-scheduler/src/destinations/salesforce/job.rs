@@ -105,21 +105,22 @@ impl SalesforceDestination {
             ),
             None => format!("{jobs}/{}/batches", job.id),
         };
-        self.call(
-            reqwest::Method::PUT,
-            &content,
-            Some(("text/csv", csv_body.into_bytes())),
-            requests,
-        )
-        .await?;
         let job_url = format!("{jobs}/{}", job.id);
-        self.json_call(
-            reqwest::Method::PATCH,
-            &job_url,
-            json!({"state": "UploadComplete"}),
-            requests,
-        )
-        .await?;
+        if let Err(error) = self
+            .call(
+                reqwest::Method::PUT,
+                &content,
+                Some(("text/csv", csv_body.into_bytes())),
+                requests,
+            )
+            .await
+        {
+            // Nothing was processed (a job does nothing before UploadComplete): abort it
+            // rather than leave an open job behind; the batch is resent in a new job.
+            self.abort(&job_url, requests).await;
+            return Err(error);
+        }
+        self.close(&job_url, requests).await?;
         let deadline = Instant::now() + self.poll_timeout;
         let mut backoff = Duration::from_millis(100);
         let mut errors_in_a_row = 0;
@@ -157,6 +158,91 @@ impl SalesforceDestination {
         }
     }
 
+    /// `UploadComplete`. When the answer is lost (no answer, 5xx) the job is read back:
+    /// a job no longer `Open` was closed (it is processing; closing it again, or resending
+    /// the batch in a new job, would apply the records twice), an `Open` one is closed
+    /// again. A close refused outright aborts the job.
+    async fn close(&self, job_url: &str, requests: &mut u64) -> Result<(), DestinationError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match self
+                .json_call(
+                    reqwest::Method::PATCH,
+                    job_url,
+                    json!({"state": "UploadComplete"}),
+                    requests,
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            if !matches!(error, DestinationError::Transient { .. }) || attempts >= 3 {
+                self.abort(job_url, requests).await;
+                return Err(error);
+            }
+            tracing::warn!(job = %job_url, %error, "closing a salesforce job got no answer, reading it back");
+            tokio::time::sleep(Duration::from_millis(100 * attempts)).await;
+            match self.patiently(job_url, requests).await {
+                Ok(answer) if parse_job(&answer).is_ok_and(|info| info.state != "Open") => {
+                    return Ok(())
+                }
+                Ok(_) => {}
+                Err(read) => {
+                    tracing::warn!(job = %job_url, error = %read, "reading a salesforce job back failed");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Best effort `Aborted` on a job that will not be closed (its records are resent).
+    async fn abort(&self, job_url: &str, requests: &mut u64) {
+        if let Err(error) = self
+            .json_call(
+                reqwest::Method::PATCH,
+                job_url,
+                json!({"state": "Aborted"}),
+                requests,
+            )
+            .await
+        {
+            tracing::warn!(job = %job_url, %error, "aborting a salesforce job failed; it stays open until salesforce expires it");
+        }
+    }
+
+    /// A GET retried in place on transient failures (up to 5 in a row): reading a job
+    /// that is already processing must not end in resending its records in a new job.
+    async fn patiently(
+        &self,
+        url: &str,
+        requests: &mut u64,
+    ) -> Result<bytes::Bytes, DestinationError> {
+        let mut failures = 0u32;
+        loop {
+            match self.call(reqwest::Method::GET, url, None, requests).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if crate::destinations::retry::is_retryable(&e) && failures < 5 => {
+                    failures += 1;
+                    tracing::warn!(url, error = %e, "a salesforce read failed, reading again");
+                    let wait = match &e {
+                        DestinationError::RateLimited {
+                            retry_after: Some(after),
+                        }
+                        | DestinationError::Transient {
+                            retry_after: Some(after),
+                            ..
+                        } => (*after).min(Duration::from_secs(30)),
+                        _ => Duration::from_millis(200 * u64::from(failures)),
+                    };
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Result rows of a finished job (`failedResults` or `successfulResults`), by the
     /// value of `column`, with the column `detail` (e.g. `sf__Error`).
     async fn results_by(
@@ -168,9 +254,7 @@ impl SalesforceDestination {
         requests: &mut u64,
     ) -> Result<HashMap<String, String>, DestinationError> {
         let url = format!("{}/jobs/ingest/{}/{which}/", self.api_base, job.id);
-        let answer = self
-            .call(reqwest::Method::GET, &url, None, requests)
-            .await?;
+        let answer = self.patiently(&url, requests).await?;
         let text = String::from_utf8_lossy(&answer);
         let rows = csv::parse(&text).map_err(|e| DestinationError::Transient {
             message: format!("salesforce {which} is not csv: {e}"),
@@ -202,6 +286,25 @@ impl SalesforceDestination {
         ids: &[Option<String>],
         requests: &mut u64,
     ) -> Result<Vec<RecordOutcome>, DestinationError> {
+        if job.state == "Aborted" {
+            // No result files for an aborted job (the fixture: successful and failed
+            // results once JobComplete or Failed): every record fails and is sent again
+            // next run (upserts by external id converge if some were applied).
+            let message = match &job.error_message {
+                Some(m) => format!("the salesforce job {} was aborted: {m}", job.id),
+                None => format!("the salesforce job {} was aborted", job.id),
+            };
+            return Ok(ids
+                .iter()
+                .map(|id| match id {
+                    None => RecordOutcome::Delivered,
+                    Some(_) => RecordOutcome::Failed {
+                        message: message.clone(),
+                        status: 0,
+                    },
+                })
+                .collect());
+        }
         let failed = if job.number_records_failed != Some(0) || job.state != "JobComplete" {
             self.results_by(job, "failedResults", column, "sf__Error", requests)
                 .await?
@@ -216,10 +319,10 @@ impl SalesforceDestination {
                     .await?,
             )
         };
-        let job_error = job
-            .error_message
-            .clone()
-            .unwrap_or_else(|| format!("the salesforce job ended {}", job.state));
+        let job_error = match &job.error_message {
+            Some(m) => format!("the salesforce job {} ended {}: {m}", job.id, job.state),
+            None => format!("the salesforce job {} ended {}", job.id, job.state),
+        };
         Ok(ids
             .iter()
             .map(|id| match id {

@@ -33,8 +33,19 @@
 //! job's `errorMessage`. Errors are JSON arrays `[{errorCode, message}]`: 401 credentials;
 //! **403 `REQUEST_LIMIT_EXCEEDED` is the org's rate limit** (retried on the schedule; no
 //! `Retry-After` is documented for Bulk 2.0); other 403 credentials; 5xx transient; other
-//! 4xx refuse the batch. A transient failure while polling is retried in place (up to 5
-//! in a row) so a created job is not abandoned and recreated.
+//! 4xx refuse the batch. A transient failure while polling or reading results is retried
+//! in place (up to 5 in a row) so a created job is not abandoned and recreated.
+//!
+//! Faults mid-job: once a job is closed its records are never sent in another job by this
+//! attempt (a second job would apply them twice). A lost answer to `UploadComplete` is
+//! settled by reading the job back (not `Open` any more: it was closed, poll it; still
+//! `Open`: close again). A failed upload or a refused close aborts the job (`PATCH
+//! Aborted`, best effort; nothing was processed) before the batch is resent. An
+//! `Aborted` job has no result files (the fixture: results once `JobComplete` or
+//! `Failed`), so all its records fail with the job's id and are upserted again next run.
+//! A process killed after a close cannot settle its job: the resumed run sends the
+//! batch in a new job (the external-id upsert converges; a killed-before-close job stays
+//! `Open`, unprocessed, until Salesforce expires it).
 
 mod job;
 mod wire;

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::server::{dropped, serve, Fault, FaultQueue, Holds, Kill, Running};
+use super::server::{dropped, retry_after_value, serve, Fault, FaultQueue, Holds, Kill, Running};
 
 pub const TOKEN: &str = "pat-na1-00000000-0000-0000-0000-000000000000";
 const F_429_TEN: &str =
@@ -48,6 +48,7 @@ struct Inner {
     objects: BTreeMap<String, Object>,
     next_id: u64,
     rejected_properties: BTreeSet<String>,
+    rejected_ids: BTreeSet<String>,
     upsert_inputs: Vec<Value>,
     daily_remaining: i64,
 }
@@ -108,6 +109,24 @@ impl HubspotStandIn {
             .insert(name.into());
     }
 
+    /// Inputs with this `id` (the unique property's value) fail in a 207 with HubSpot's
+    /// `INVALID_OPTION` property error (the fixture's StandardError layout).
+    pub fn reject_id(&self, id: &str) {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .rejected_ids
+            .insert(id.into());
+    }
+
+    /// Stops refusing anything.
+    pub fn accept_all(&self) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.rejected_ids.clear();
+        inner.rejected_properties.clear();
+    }
+
     pub fn push_fault(&self, fault: Fault) {
         self.shared.faults.push(fault);
     }
@@ -166,16 +185,20 @@ async fn gate(
             "INTERNAL_ERROR",
             "injected failure",
         )),
-        Some(Fault::RateLimited { retry_after_secs }) => Err((
+        Some(limited @ (Fault::RateLimited { .. } | Fault::RateLimitedUntil { .. })) => Err((
             StatusCode::TOO_MANY_REQUESTS,
             [
                 ("content-type", "application/json".to_string()),
-                ("retry-after", retry_after_secs.to_string()),
+                (
+                    "retry-after",
+                    retry_after_value(&limited).unwrap_or_default(),
+                ),
             ],
             F_429_TEN,
         )
             .into_response()),
         Some(Fault::DropConnection) => Err(dropped(kill).await),
+        Some(Fault::Hang) => Err(std::future::pending().await),
         other => Ok(other),
     }
 }
@@ -273,6 +296,17 @@ async fn upsert(
             }
             let id_property = input["idProperty"].as_str().unwrap_or_default().to_string();
             let value = input["id"].as_str().unwrap_or_default().to_string();
+            if inner.rejected_ids.contains(&value) {
+                errors.push(json!({
+                    "status": "error",
+                    "category": "VALIDATION_ERROR",
+                    "message": format!("Property values were not valid: [{{\"isValid\":false,\"message\":\"{value} was not one of the allowed options\",\"error\":\"INVALID_OPTION\",\"name\":\"{id_property}\"}}]"),
+                    "errors": [{"message": format!("{value} was not one of the allowed options"), "code": "INVALID_OPTION", "in": id_property}],
+                    "context": {"objectWriteTraceId": [trace]},
+                    "links": {}
+                }));
+                continue;
+            }
             let key = holds_key(&object, &value);
             let is_new = !inner.objects.contains_key(&key);
             if is_new {

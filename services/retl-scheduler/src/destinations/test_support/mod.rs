@@ -5,8 +5,9 @@
 //! wire contract a real API would.
 //!
 //! Each stand-in records what it holds ([`Holds`]: key → latest fields, deleted keys,
-//! request count) and can inject faults ([`Fault`]: an error status, 429 + `Retry-After`,
-//! a connection dropped before or after the batch was applied).
+//! request count, writes applied per key) and can inject faults ([`Fault`]: an error
+//! status, 429 + `Retry-After` in seconds or as an HTTP-date, a connection dropped before
+//! or after the batch was applied, a request that never gets an answer).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 

@@ -12,6 +12,14 @@
 //! arrays `[{errorCode, message}]`; [`Fault::RateLimited`] answers the org limit, 403
 //! `REQUEST_LIMIT_EXCEEDED` (no `Retry-After`: none is documented); 404 for unknown jobs.
 //!
+//! Faults: [`Fault`]s for any call, or for one [`Step`] of the flow
+//! ([`SalesforceStandIn::push_fault_at`]; a [`Fault::Hang`] there holds, say, the close of
+//! a job while a test kills the client); [`JobEnd`] makes the next job end `Failed` (with
+//! `errorMessage`, processed rows kept, the rest in `unprocessedrecords/`) or `Aborted`.
+//! Result files are served as the fixture says: successful / failed results once the job
+//! is `JobComplete` or `Failed`, unprocessed records once it is `Failed` or `Aborted`
+//! (`InvalidJobState` before).
+//!
 //! A row whose external id is in [`SalesforceStandIn::reject`] fails with
 //! `REQUIRED_FIELD_MISSING:…` (the illustrative layout of the fixture). `#N/A` sets a field
 //! to null; an empty field is ignored. Holds: key = external id value → fields merged.
@@ -44,7 +52,38 @@ struct Job {
     csv: Option<String>,
     failed: Vec<(String, String, Vec<String>)>,
     succeeded: Vec<(String, bool, Vec<String>)>,
+    /// Rows a `Failed` or `Aborted` job never processed (`unprocessedrecords/`).
+    unprocessed: Vec<Vec<String>>,
     header: Vec<String>,
+    error_message: Option<String>,
+}
+
+/// Which call of the job flow a fault queued with [`SalesforceStandIn::push_fault_at`]
+/// meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// `POST /jobs/ingest`.
+    Create,
+    /// `PUT …/batches`.
+    Upload,
+    /// `PATCH /jobs/ingest/{id}` (`UploadComplete` or `Aborted`).
+    Close,
+    /// `GET /jobs/ingest/{id}`.
+    Poll,
+    /// `GET …/successfulResults/`, `failedResults/`, `unprocessedrecords/`.
+    Results,
+    /// `GET /query`.
+    Query,
+}
+
+/// How the next closed job ends instead of `JobComplete` ([`SalesforceStandIn::end_next_job`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    /// Salesforce gave up on the job after `processed` rows: those stay applied (Bulk 2.0
+    /// does not roll back), the rest are unprocessed; `errorMessage` is `message`.
+    Failed { processed: usize, message: String },
+    /// Someone aborted the job after `processed` rows were applied.
+    Aborted { processed: usize },
 }
 
 #[derive(Debug, Default)]
@@ -56,11 +95,15 @@ struct Inner {
     next: u64,
     reject: BTreeSet<String>,
     uploads: Vec<String>,
+    ends: std::collections::VecDeque<JobEnd>,
 }
 
 #[derive(Debug)]
 struct Shared {
     faults: FaultQueue,
+    step_faults: BTreeMap<Step, FaultQueue>,
+    /// Requests answered [`Fault::Hang`] and still hanging.
+    hanging: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -74,6 +117,18 @@ impl SalesforceStandIn {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             faults: FaultQueue::default(),
+            step_faults: [
+                Step::Create,
+                Step::Upload,
+                Step::Close,
+                Step::Poll,
+                Step::Results,
+                Step::Query,
+            ]
+            .into_iter()
+            .map(|step| (step, FaultQueue::default()))
+            .collect(),
+            hanging: Default::default(),
             inner: Mutex::new(Inner {
                 next: 1,
                 ..Inner::default()
@@ -132,8 +187,37 @@ impl SalesforceStandIn {
             .insert(external_id.into());
     }
 
+    /// Stops rejecting rows.
+    pub fn accept_all(&self) {
+        self.shared.inner.lock().unwrap().reject.clear();
+    }
+
+    /// A fault for the next request of any step.
     pub fn push_fault(&self, fault: Fault) {
         self.shared.faults.push(fault);
+    }
+
+    /// A fault for the next request of `step` only (checked before [`Self::push_fault`]'s).
+    pub fn push_fault_at(&self, step: Step, fault: Fault) {
+        self.shared.step_faults[&step].push(fault);
+    }
+
+    /// The next job closed with `UploadComplete` ends as `end` says.
+    pub fn end_next_job(&self, end: JobEnd) {
+        self.shared.inner.lock().unwrap().ends.push_back(end);
+    }
+
+    /// Requests hanging on a [`Fault::Hang`].
+    pub fn hanging(&self) -> u64 {
+        self.shared
+            .hanging
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Each job's state, in id order.
+    pub fn job_states(&self) -> Vec<String> {
+        let inner = self.shared.inner.lock().unwrap();
+        inner.jobs.values().map(|j| j.state.clone()).collect()
     }
 }
 
@@ -153,6 +237,7 @@ async fn gate(
     shared: &Shared,
     kill: &Kill,
     headers: &HeaderMap,
+    step: Option<Step>,
 ) -> Result<Option<Fault>, Response> {
     shared.inner.lock().unwrap().holds.requests += 1;
     let expected = format!("Bearer {TOKEN}");
@@ -163,14 +248,25 @@ async fn gate(
             "Session expired or invalid",
         ));
     }
-    match shared.faults.next() {
+    let fault = step
+        .and_then(|step| shared.step_faults[&step].next())
+        .or_else(|| shared.faults.next());
+    match fault {
         Some(Fault::Status(status)) => Err(errors(
             StatusCode::from_u16(status).unwrap(),
             "UNKNOWN_EXCEPTION",
             "injected failure",
         )),
-        Some(Fault::RateLimited { .. }) => Err(raw(StatusCode::FORBIDDEN, F_403)),
+        Some(Fault::RateLimited { .. } | Fault::RateLimitedUntil { .. }) => {
+            Err(raw(StatusCode::FORBIDDEN, F_403))
+        }
         Some(Fault::DropConnection) => Err(dropped(kill).await),
+        Some(Fault::Hang) => {
+            shared
+                .hanging
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(std::future::pending().await)
+        }
         other => Ok(other),
     }
 }
@@ -190,9 +286,13 @@ fn job_info(id: &str, job: &Job, version: &str) -> Value {
             version.trim_start_matches('v')
         ));
     }
-    if matches!(job.state.as_str(), "JobComplete" | "Failed") {
+    if matches!(job.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
         info["numberRecordsProcessed"] = json!(job.failed.len() + job.succeeded.len());
         info["numberRecordsFailed"] = json!(job.failed.len());
+        info["retries"] = json!(0);
+    }
+    if let Some(message) = &job.error_message {
+        info["errorMessage"] = json!(message);
     }
     info
 }
@@ -202,7 +302,7 @@ async fn list(
     Extension(kill): Extension<Kill>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, None).await {
         return answer;
     }
     Json(json!({"done": true, "records": [], "nextRecordsUrl": null})).into_response()
@@ -215,7 +315,7 @@ async fn create(
     headers: HeaderMap,
     Json(spec): Json<Value>,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, Some(Step::Create)).await {
         return answer;
     }
     let operation = spec["operation"].as_str().unwrap_or_default();
@@ -246,7 +346,9 @@ async fn create(
         csv: None,
         failed: vec![],
         succeeded: vec![],
+        unprocessed: vec![],
         header: vec![],
+        error_message: None,
     };
     let info = job_info(&id, &job, &version);
     inner.jobs.insert(id, job);
@@ -260,7 +362,7 @@ async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, Some(Step::Upload)).await {
         return answer;
     }
     if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("text/csv") {
@@ -290,7 +392,7 @@ async fn close(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let fault = match gate(&shared, &kill, &headers).await {
+    let fault = match gate(&shared, &kill, &headers, Some(Step::Close)).await {
         Ok(fault) => fault,
         Err(answer) => return answer,
     };
@@ -313,7 +415,9 @@ fn process(shared: &Shared, version: &str, id: &str, body: &Value) -> Result<Val
     };
     match body["state"].as_str() {
         Some("UploadComplete") if job.state == "Open" && job.csv.is_some() => {}
-        Some("Aborted") => {
+        Some("Aborted")
+            if matches!(job.state.as_str(), "Open" | "UploadComplete" | "InProgress") =>
+        {
             job.state = "Aborted".into();
             return Ok(job_info(id, job, version));
         }
@@ -333,6 +437,11 @@ fn process(shared: &Shared, version: &str, id: &str, body: &Value) -> Result<Val
         return Ok(job_info(id, job, version));
     };
     job.header = header.clone();
+    let end = inner.ends.pop_front();
+    let processed = match &end {
+        Some(JobEnd::Failed { processed, .. } | JobEnd::Aborted { processed }) => *processed,
+        None => usize::MAX,
+    };
     let object = job.spec["object"].as_str().unwrap_or_default().to_string();
     let operation = job.spec["operation"]
         .as_str()
@@ -342,7 +451,11 @@ fn process(shared: &Shared, version: &str, id: &str, body: &Value) -> Result<Val
         .as_str()
         .unwrap_or_default()
         .to_string();
-    for row in rows {
+    for (index, row) in rows.iter().enumerate() {
+        if index >= processed {
+            job.unprocessed.push(row.clone());
+            continue;
+        }
         if operation == "delete" {
             let sf_id = row.first().cloned().unwrap_or_default();
             let found = inner
@@ -400,7 +513,20 @@ fn process(shared: &Shared, version: &str, id: &str, body: &Value) -> Result<Val
         job.succeeded.push((sf, created, row.clone()));
     }
     inner.holds.batches += 1;
-    Ok(job_info(id, job, version))
+    match end {
+        Some(JobEnd::Failed { message, .. }) => {
+            job.state = "Failed".into();
+            job.error_message = Some(message);
+        }
+        Some(JobEnd::Aborted { .. }) => job.state = "Aborted".into(),
+        None => {}
+    }
+    let mut info = job_info(id, job, version);
+    // The answer to the close shows the job as it was closed.
+    if job.state != "UploadComplete" {
+        info["state"] = json!("UploadComplete");
+    }
+    Ok(info)
 }
 
 async fn info(
@@ -409,7 +535,7 @@ async fn info(
     Path((version, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, Some(Step::Poll)).await {
         return answer;
     }
     let mut inner = shared.inner.lock().unwrap();
@@ -434,14 +560,19 @@ async fn results(
     Path((_version, id, which)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, Some(Step::Results)).await {
         return answer;
     }
     let inner = shared.inner.lock().unwrap();
     let Some(job) = inner.jobs.get(&id) else {
         return raw(StatusCode::NOT_FOUND, F_404);
     };
-    if !matches!(job.state.as_str(), "JobComplete" | "Failed") {
+    let ready = if which == "unprocessedrecords" {
+        matches!(job.state.as_str(), "Failed" | "Aborted")
+    } else {
+        matches!(job.state.as_str(), "JobComplete" | "Failed")
+    };
+    if !ready {
         return errors(
             StatusCode::BAD_REQUEST,
             "InvalidJobState",
@@ -483,6 +614,12 @@ async fn results(
                 );
             }
         }
+        "unprocessedrecords" => {
+            csv::push_line(&mut out, original);
+            for row in &job.unprocessed {
+                csv::push_line(&mut out, row.iter().map(|c| csv::quoted(c)));
+            }
+        }
         _ => return raw(StatusCode::NOT_FOUND, F_404),
     }
     (StatusCode::OK, [("content-type", "text/csv")], out).into_response()
@@ -495,7 +632,7 @@ async fn query(
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, Some(Step::Query)).await {
         return answer;
     }
     let q = params.get("q").cloned().unwrap_or_default();

@@ -27,7 +27,7 @@ use axum::{Extension, Router};
 use base64::Engine;
 use serde_json::Value;
 
-use super::server::{dropped, serve, Fault, FaultQueue, Holds, Kill, Running};
+use super::server::{dropped, http_date_in, serve, Fault, FaultQueue, Holds, Kill, Running};
 
 pub const WRITE_KEY: &str = "wk_backflow_test_0123456789";
 const RESPONSE_200: &str = include_str!("../../../../../fixtures/wire/segment/response-200.json");
@@ -118,6 +118,23 @@ fn text(status: StatusCode, body: &'static str) -> Response {
         .into_response()
 }
 
+/// A 429 as the fixture documents it: `Retry-After` and `X-RateLimit-Reset` (seconds
+/// until a retry is allowed); the body is RudderStack's `Too many requests` text (Segment's
+/// 429 body is not documented).
+fn rate_limited(flavor: Flavor, retry_after: String, reset_secs: u64) -> Response {
+    let _ = flavor;
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            ("content-type", "text/plain; charset=utf-8".to_string()),
+            ("retry-after", retry_after),
+            ("x-ratelimit-reset", reset_secs.to_string()),
+        ],
+        "Too many requests",
+    )
+        .into_response()
+}
+
 fn authorized(headers: &HeaderMap) -> bool {
     let expected = format!(
         "Basic {}",
@@ -178,17 +195,13 @@ async fn batch(
             return text(StatusCode::from_u16(*status).unwrap(), "injected failure")
         }
         Some(Fault::RateLimited { retry_after_secs }) => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [
-                    ("retry-after", retry_after_secs.to_string()),
-                    ("x-ratelimit-reset", retry_after_secs.to_string()),
-                ],
-                "Too many requests",
-            )
-                .into_response();
+            return rate_limited(flavor, retry_after_secs.to_string(), *retry_after_secs)
+        }
+        Some(Fault::RateLimitedUntil { secs_from_now }) => {
+            return rate_limited(flavor, http_date_in(*secs_from_now), *secs_from_now)
         }
         Some(Fault::DropConnection) => return dropped(&kill).await,
+        Some(Fault::Hang) => return std::future::pending().await,
         Some(Fault::DropAfterApply) | None => {}
     }
     if body.len() > 500_000 {

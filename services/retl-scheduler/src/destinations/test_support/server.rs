@@ -20,6 +20,12 @@ pub enum Fault {
     Status(u16),
     /// Answer 429 with `Retry-After: <seconds>` (and the API's rate-limit body).
     RateLimited { retry_after_secs: u64 },
+    /// Answer 429 with `Retry-After` as an HTTP-date this many seconds from now (RFC 9110
+    /// allows either form; stand-ins whose API documents only seconds send seconds).
+    RateLimitedUntil { secs_from_now: u64 },
+    /// Read the request, apply nothing and never answer (the connection stays open): a
+    /// request the client is waiting on when its process is killed.
+    Hang,
     /// Read the request, apply nothing, close the connection without an answer.
     DropConnection,
     /// Apply the batch, then close the connection without an answer (the ack is lost).
@@ -41,11 +47,15 @@ pub struct Holds {
     pub duplicates: u64,
     /// Upserts / inserts of a key already held (a resend without idempotency shows here).
     pub overwrites: u64,
+    /// Key → times a write (upsert, merge or delete) was applied for it: more than once
+    /// for one change means a resend was applied again.
+    pub applied: BTreeMap<String, u64>,
 }
 
 impl Holds {
     pub fn upsert(&mut self, key: String, fields: serde_json::Value) {
         self.deleted.remove(&key);
+        *self.applied.entry(key.clone()).or_default() += 1;
         if self.records.insert(key, fields).is_some() {
             self.overwrites += 1;
         }
@@ -54,6 +64,7 @@ impl Holds {
     /// Merges `fields` into what the key holds (APIs that update properties, not rows).
     pub fn merge(&mut self, key: String, fields: serde_json::Map<String, serde_json::Value>) {
         self.deleted.remove(&key);
+        *self.applied.entry(key.clone()).or_default() += 1;
         let entry = self
             .records
             .entry(key)
@@ -65,6 +76,7 @@ impl Holds {
 
     pub fn delete(&mut self, key: &str) {
         if self.records.remove(key).is_some() {
+            *self.applied.entry(key.to_string()).or_default() += 1;
             self.deleted.insert(key.to_string());
         }
     }
@@ -119,6 +131,21 @@ impl Kill {
 pub async fn dropped<T>(kill: &Kill) -> T {
     kill.now();
     std::future::pending().await
+}
+
+/// The value of a `Retry-After` header `secs` from now as an HTTP-date (RFC 9110).
+pub fn http_date_in(secs: u64) -> String {
+    httpdate::fmt_http_date(std::time::SystemTime::now() + std::time::Duration::from_secs(secs))
+}
+
+/// The rate-limit answer of a [`Fault::RateLimited`] / [`Fault::RateLimitedUntil`]: the
+/// `Retry-After` value it carries.
+pub fn retry_after_value(fault: &Fault) -> Option<String> {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => Some(retry_after_secs.to_string()),
+        Fault::RateLimitedUntil { secs_from_now } => Some(http_date_in(*secs_from_now)),
+        _ => None,
+    }
 }
 
 /// A running server; stops accepting when dropped.

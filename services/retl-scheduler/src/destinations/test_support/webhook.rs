@@ -16,7 +16,9 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 
-use super::server::{dropped, key_text, serve, Fault, FaultQueue, Holds, Kill, Running};
+use super::server::{
+    dropped, key_text, retry_after_value, serve, Fault, FaultQueue, Holds, Kill, Running,
+};
 use crate::destinations::standard_webhooks::SigningKey;
 
 /// One request as received.
@@ -112,6 +114,11 @@ impl WebhookReceiver {
         self.shared.inner.lock().unwrap().unauthorized
     }
 
+    /// Stops refusing records.
+    pub fn accept_all(&self) {
+        self.shared.inner.lock().unwrap().refuse.clear();
+    }
+
     pub fn push_fault(&self, fault: Fault) {
         self.shared.faults.push(fault);
     }
@@ -163,15 +170,19 @@ async fn receive(
             let status = StatusCode::from_u16(status).unwrap();
             return (status, "injected failure").into_response();
         }
-        Some(Fault::RateLimited { retry_after_secs }) => {
+        Some(limited @ (Fault::RateLimited { .. } | Fault::RateLimitedUntil { .. })) => {
             return (
                 StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", retry_after_secs.to_string())],
+                [(
+                    "retry-after",
+                    retry_after_value(&limited).unwrap_or_default(),
+                )],
                 "slow down",
             )
                 .into_response();
         }
         Some(Fault::DropConnection) => return dropped(&kill).await,
+        Some(Fault::Hang) => return std::future::pending().await,
         Some(Fault::DropAfterApply) | None => {}
     }
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
