@@ -235,7 +235,7 @@ enum Case {
     ServerErrorThenOk,
     /// The first request is rate limited the kind's documented way: webhook 429 with an
     /// HTTP-date `Retry-After`, Segment 429 `Retry-After` seconds + `X-RateLimit-Reset`,
-    /// HubSpot 429 `TEN_SECONDLY_ROLLING` + `Retry-After`, Salesforce 403
+    /// HubSpot 429 `TEN_SECONDLY_ROLLING` + `Retry-After` (an HTTP-date), Salesforce 403
     /// `REQUEST_LIMIT_EXCEEDED` (no `Retry-After` documented).
     RateLimited,
     /// The proxy reads the start of a request and closes the socket.
@@ -245,6 +245,9 @@ enum Case {
     AckLost,
     /// Some records are refused per record; then accepted by the next run.
     RefusedRecords,
+    /// The rate limit outlasts the run's retries: every record fails with the
+    /// destination's own words (and status); the next run delivers them.
+    LimitOutlastsRetries,
     /// SIGKILL of the executor mid-run, then a new executor process.
     KilledMidRun,
     /// Salesforce: the next job ends `Failed` after 20 rows.
@@ -263,6 +266,7 @@ const GENERIC: &[Case] = &[
     Case::CutMidRequest,
     Case::AckLost,
     Case::RefusedRecords,
+    Case::LimitOutlastsRetries,
     Case::KilledMidRun,
 ];
 
@@ -271,7 +275,12 @@ impl Kind {
         let skip: &[Case] = match self {
             // a PostgreSQL server answers no statuses; an ack lost after COMMIT is the
             // kill case (the transaction either committed or not)
-            Kind::Postgres => &[Case::ServerErrorThenOk, Case::RateLimited, Case::AckLost],
+            Kind::Postgres => &[
+                Case::ServerErrorThenOk,
+                Case::RateLimited,
+                Case::AckLost,
+                Case::LimitOutlastsRetries,
+            ],
             // Segment accepts with a 200 what it drops (the fixture): no per-record refusal
             Kind::Segment => &[Case::RefusedRecords],
             _ => &[],
@@ -493,7 +502,9 @@ impl Target {
     fn arm(&self, case: Case) {
         let fault = match (case, self.kind) {
             (Case::ServerErrorThenOk, _) => Fault::Status(500),
-            (Case::RateLimited, Kind::Webhook) => Fault::RateLimitedUntil { secs_from_now: 2 },
+            (Case::RateLimited, Kind::Webhook | Kind::Hubspot) => {
+                Fault::RateLimitedUntil { secs_from_now: 2 }
+            }
             (Case::RateLimited, _) => Fault::RateLimited {
                 retry_after_secs: 1,
             },
@@ -548,6 +559,20 @@ impl Target {
             }
         }
         Ok(())
+    }
+
+    /// The destination's own words and status for a rate limit.
+    fn limit_text(&self) -> (&'static str, i32) {
+        match self.kind {
+            Kind::Webhook => ("429: slow down", 429),
+            Kind::Segment => ("429: Too many requests", 429),
+            Kind::Hubspot => ("429 TEN_SECONDLY_ROLLING: You have reached", 429),
+            Kind::Salesforce => (
+                "403: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
+                403,
+            ),
+            Kind::Postgres => ("", 0),
+        }
     }
 
     /// The destination's own words for a refused record.
@@ -835,6 +860,40 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
                 "{what}"
             );
         }
+        Case::LimitOutlastsRetries => {
+            // every attempt of every batch (four batches, five attempts each) is limited
+            for _ in 0..(rows / BATCH) * 5 {
+                let fault = Fault::RateLimited {
+                    retry_after_secs: 0,
+                };
+                match &target.stand_in {
+                    StandIn::Webhook(r) => r.push_fault(fault),
+                    StandIn::Segment(s) => s.push_fault(fault),
+                    StandIn::Hubspot(h) => h.push_fault(fault),
+                    StandIn::Salesforce(s) => s.push_fault(fault),
+                    StandIn::Postgres { .. } => {}
+                }
+            }
+            let run = rig.run(&sync).await?;
+            assert_eq!(
+                (run.exec.counts.delivered, run.exec.counts.failed),
+                (0, rows as i64),
+                "{what}"
+            );
+            let errors = rig.errors(&run).await?;
+            assert_eq!(errors.len() as u64, rows, "{what}");
+            let (text, status) = target.limit_text();
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| e.message.contains(text) && e.destination_status == status),
+                "{what}: {:?}",
+                &errors[..1]
+            );
+            assert!(target.held().await?.is_empty(), "{what}");
+            let run = rig.run(&sync).await?;
+            assert_eq!(run.exec.counts.delivered, rows as i64, "{what}");
+        }
         Case::JobFailed | Case::JobAborted => {
             let (end, failed, text) = if case == Case::JobFailed {
                 (
@@ -936,12 +995,11 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
     assert!(lost.is_empty(), "{what}: never applied {lost:?}");
 
     // changes meet the fault too
-    if !killed
-        && !matches!(
-            case,
-            Case::RefusedRecords | Case::JobFailed | Case::JobAborted
-        )
-    {
+    let once = matches!(
+        case,
+        Case::RefusedRecords | Case::LimitOutlastsRetries | Case::JobFailed | Case::JobAborted
+    );
+    if !killed && !once {
         let mut statements = vec![format!("UPDATE {table} SET plan = 'pro' WHERE id % 10 = 0")];
         if kind.mode() == SyncMode::Mirror {
             statements.push(format!("DELETE FROM {table} WHERE id % 10 = 5"));

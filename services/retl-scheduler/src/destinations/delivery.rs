@@ -67,7 +67,7 @@ impl DeliveredBatch {
 /// The HTTP status an error carries (credentials: 401; 0 when not HTTP).
 pub fn error_status(error: &DestinationError) -> u16 {
     match error {
-        DestinationError::RateLimited { .. } => 429,
+        DestinationError::RateLimited { status, .. } => *status,
         DestinationError::Transient { status, .. } | DestinationError::Rejected { status, .. } => {
             *status
         }
@@ -175,6 +175,7 @@ impl Deliverer {
                     self.requests.fetch_add(1, Ordering::Relaxed);
                     if let DestinationError::RateLimited {
                         retry_after: Some(after),
+                        ..
                     } = &error
                     {
                         if *after <= self.retry.max_retry_after {

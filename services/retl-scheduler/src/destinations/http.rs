@@ -78,7 +78,11 @@ pub fn status_error(status: u16, headers: &HeaderMap, message: String) -> Destin
     let retry_after = retry_after(headers);
     match status {
         401 | 403 => DestinationError::Authentication(format!("{status}: {message}")),
-        429 => DestinationError::RateLimited { retry_after },
+        429 => DestinationError::RateLimited {
+            retry_after,
+            status,
+            message: format!("{status}: {message}"),
+        },
         408 | 500..=599 => DestinationError::Transient {
             message: format!("{status}: {message}"),
             status,
@@ -152,7 +156,11 @@ mod tests {
         ));
         assert!(matches!(
             status_error(429, &h, "x".into()),
-            DestinationError::RateLimited { retry_after: None }
+            DestinationError::RateLimited {
+                retry_after: None,
+                status: 429,
+                ..
+            }
         ));
         assert!(matches!(
             status_error(503, &h, "x".into()),

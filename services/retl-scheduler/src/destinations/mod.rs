@@ -125,9 +125,13 @@ pub enum DestinationError {
     Settings(String),
     #[error("destination refused the credentials: {0}")]
     Authentication(String),
-    #[error("destination rate limit reached (retry after {retry_after:?})")]
+    /// The API's rate limit (429, Salesforce's 403 `REQUEST_LIMIT_EXCEEDED`): `message` is
+    /// what the destination said, kept for the records when retries run out.
+    #[error("destination rate limit reached: {message}{}", retry_note(.retry_after))]
     RateLimited {
         retry_after: Option<std::time::Duration>,
+        status: u16,
+        message: String,
     },
     /// 5xx, timeouts, dropped connections: worth retrying.
     #[error("destination temporarily failed: {message}")]
@@ -141,6 +145,12 @@ pub enum DestinationError {
     Rejected { message: String, status: u16 },
     #[error("destination does not support {0}")]
     Unsupported(String),
+}
+
+fn retry_note(retry_after: &Option<std::time::Duration>) -> String {
+    retry_after
+        .map(|after| format!(" (retry after {} ms)", after.as_millis()))
+        .unwrap_or_default()
 }
 
 /// What the delivery layer needs to know about a destination.

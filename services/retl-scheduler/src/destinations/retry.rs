@@ -75,7 +75,7 @@ impl RetrySchedule {
     /// uniform draw from `[0, 1)` (a parameter so the decision is pure and testable).
     pub fn next(&self, attempt: u32, error: &DestinationError, jitter: f64) -> Next {
         let retry_after = match error {
-            DestinationError::RateLimited { retry_after } => *retry_after,
+            DestinationError::RateLimited { retry_after, .. } => *retry_after,
             DestinationError::Transient { retry_after, .. } => *retry_after,
             _ => return Next::GiveUp,
         };
@@ -145,6 +145,8 @@ mod tests {
         let s = RetrySchedule::default();
         let limited = |secs| DestinationError::RateLimited {
             retry_after: Some(Duration::from_secs(secs)),
+            status: 429,
+            message: "429: slow down".into(),
         };
         assert_eq!(
             s.next(1, &limited(7), 0.9),

@@ -141,13 +141,16 @@ impl SegmentDestination {
             return Ok(());
         }
         let mut error = http::status_error(status, &headers, http::excerpt(&answer));
-        if let DestinationError::RateLimited { retry_after: None } = error {
-            let reset = headers
+        if let DestinationError::RateLimited {
+            retry_after: retry_after @ None,
+            ..
+        } = &mut error
+        {
+            *retry_after = headers
                 .get("x-ratelimit-reset")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            error = DestinationError::RateLimited { retry_after: reset };
         }
         Err(error)
     }

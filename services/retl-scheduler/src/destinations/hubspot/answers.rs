@@ -140,11 +140,15 @@ pub(super) fn error_of(
         if body.policy_name == "TEN_SECONDLY_ROLLING" {
             return DestinationError::RateLimited {
                 retry_after: Some(header.unwrap_or(Duration::from_secs(10))),
+                status,
+                message: format!("429 {}: {message}", body.policy_name),
             };
         }
         if body.message == "You have reached your secondly limit." {
             return DestinationError::RateLimited {
                 retry_after: Some(header.unwrap_or(Duration::from_secs(1))),
+                status,
+                message: format!("429: {message}"),
             };
         }
         return DestinationError::Rejected {
@@ -246,7 +250,11 @@ mod tests {
         assert_eq!(
             error_of(429, &h, F_TEN.as_bytes()),
             DestinationError::RateLimited {
-                retry_after: Some(Duration::from_secs(10))
+                retry_after: Some(Duration::from_secs(10)),
+                status: 429,
+                message:
+                    "429 TEN_SECONDLY_ROLLING: You have reached your ten_secondly_rolling limit."
+                        .into()
             }
         );
         assert!(

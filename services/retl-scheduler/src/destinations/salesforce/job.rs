@@ -229,6 +229,7 @@ impl SalesforceDestination {
                     let wait = match &e {
                         DestinationError::RateLimited {
                             retry_after: Some(after),
+                            ..
                         }
                         | DestinationError::Transient {
                             retry_after: Some(after),
@@ -378,6 +379,8 @@ pub(super) fn error_of(
     {
         return DestinationError::RateLimited {
             retry_after: http::retry_after(headers),
+            status,
+            message: format!("{status}: {message}"),
         };
     }
     http::status_error(status, headers, message)

@@ -117,7 +117,11 @@ mod tests {
         let h = reqwest::header::HeaderMap::new();
         assert_eq!(
             error_of(403, &h, F_403.as_bytes()),
-            DestinationError::RateLimited { retry_after: None }
+            DestinationError::RateLimited {
+                retry_after: None,
+                status: 403,
+                message: "403: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.".into()
+            }
         );
         assert!(
             matches!(error_of(404, &h, F_404.as_bytes()), DestinationError::Rejected { status: 404, message } if message == "404: NOT_FOUND: The requested resource does not exist")

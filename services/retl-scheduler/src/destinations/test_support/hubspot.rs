@@ -7,10 +7,14 @@
 //! most 100 inputs (400), every input has `id` (400, the fixture's message), property
 //! values are strings (400). A property in [`HubspotStandIn::reject_property`] makes its
 //! input fail with the fixture's `PROPERTY_DOESNT_EXIST` error in a 207. Faults: a status;
-//! 429 with the `TEN_SECONDLY_ROLLING` body and `Retry-After` ([`Fault::RateLimited`]);
-//! `Fault::Status(429)` answers the `DAILY` body; dropped connections.
-//! Every answer carries `X-HubSpot-RateLimit-Daily` / `-Daily-Remaining` (private-app
-//! tokens get them; the per-interval header names are unverified and not sent).
+//! 429 with the `TEN_SECONDLY_ROLLING` body and `Retry-After` ([`Fault::RateLimited`]
+//! seconds, [`Fault::RateLimitedUntil`] an HTTP-date; whether HubSpot sends `Retry-After`
+//! is unverified — the official client does not read it — so the stand-in sends it to keep
+//! tests short, and the destination falls back to the client's 10 s without it);
+//! `Fault::Status(429)` answers the `DAILY` body; dropped connections; [`Fault::Hang`].
+//! Every answer to the right token, errors and 429s included, carries
+//! `X-HubSpot-RateLimit-Daily` / `-Daily-Remaining` (private-app tokens get them; the
+//! per-interval header names are unverified and not sent).
 //!
 //! Holds: key = the `idProperty` value (`<object>/<value>` for objects other than
 //! contacts) → properties merged; archived keys deleted.
@@ -159,6 +163,20 @@ fn raw_json(status: StatusCode, body: &'static str) -> Response {
 
 /// Auth, request count and faults; `Err` is the answer to give instead.
 async fn gate(
+    shared: &Shared,
+    kill: &Kill,
+    headers: &HeaderMap,
+) -> Result<Option<Fault>, Response> {
+    let fault = gate_faults(shared, kill, headers).await;
+    match fault {
+        Err(answer) if answer.status() != StatusCode::UNAUTHORIZED => {
+            Err(with_limits(shared, answer))
+        }
+        other => other,
+    }
+}
+
+async fn gate_faults(
     shared: &Shared,
     kill: &Kill,
     headers: &HeaderMap,

@@ -278,6 +278,8 @@ fn job_info(id: &str, job: &Job, version: &str) -> Value {
     info["apiVersion"] = json!(62.0);
     info["concurrencyMode"] = json!("Parallel");
     info["createdById"] = json!("0055fEXAMPLEtG4AAM");
+    info["createdDate"] = json!("2024-01-31T10:00:00.000+0000");
+    info["systemModstamp"] = json!("2024-01-31T10:00:01.000+0000");
     info["jobType"] = json!("V2Ingest");
     if job.state == "Open" {
         // Without the `v`, as the quick-start fixture shows it.
@@ -289,7 +291,11 @@ fn job_info(id: &str, job: &Job, version: &str) -> Value {
     if matches!(job.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
         info["numberRecordsProcessed"] = json!(job.failed.len() + job.succeeded.len());
         info["numberRecordsFailed"] = json!(job.failed.len());
+        // as job-info-complete.json has them (ms)
         info["retries"] = json!(0);
+        info["totalProcessingTime"] = json!(886);
+        info["apiActiveProcessingTime"] = json!(813);
+        info["apexProcessingTime"] = json!(0);
     }
     if let Some(message) = &job.error_message {
         info["errorMessage"] = json!(message);

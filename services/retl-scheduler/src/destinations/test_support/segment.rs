@@ -6,11 +6,15 @@
 //! application/json`, a body over 500,000 bytes is 400 (Segment) / 413 `Request size too
 //! large` (RudderStack, which allows 4000 KB — the stand-in uses Segment's limit for both
 //! so one test covers the split), invalid JSON 400. Messages over 32,000 bytes, without
-//! `type`, without `userId`/`anonymousId`, or a `track` without `event` are accepted with
-//! the 200 and dropped (counted in [`SegmentStandIn::dropped`]), as Segment documents.
+//! `type`, without `userId`/`anonymousId`, a `track` without `event`, or beyond the 2500th
+//! of a batch are accepted with the 200 and dropped (counted in
+//! [`SegmentStandIn::dropped`]), as Segment documents.
 //! Messages are deduplicated by `messageId`. Answers: Segment `{"success": true}` JSON
 //! (the fixture), RudderStack `text/plain` `OK`. 429 carries `Retry-After` and
-//! `X-RateLimit-Reset`.
+//! `X-RateLimit-Reset` (seconds until a retry is allowed), body `Too many requests` as
+//! RudderStack's table has it (Segment's 429 body is undocumented);
+//! [`Fault::RateLimitedUntil`] sends `Retry-After` as an HTTP-date instead (RFC 9110's
+//! other form; not what the fixture shows, there to test the client's parser).
 //!
 //! Holds: identify → key `userId`, traits merged; group → key `group:<groupId>`, traits
 //! merged; track → key `<userId>`, the event's properties merged, events counted per name.
@@ -30,6 +34,9 @@ use serde_json::Value;
 use super::server::{dropped, http_date_in, serve, Fault, FaultQueue, Holds, Kill, Running};
 
 pub const WRITE_KEY: &str = "wk_backflow_test_0123456789";
+/// Events per batch Segment takes (fixture: beyond, "returns a 200 response but rejects
+/// the event").
+const MAX_EVENTS: usize = 2500;
 const RESPONSE_200: &str = include_str!("../../../../../fixtures/wire/segment/response-200.json");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +226,12 @@ async fn batch(
     {
         let mut inner = shared.inner.lock().unwrap();
         inner.holds.batches += 1;
-        for message in messages {
+        for (index, message) in messages.iter().enumerate() {
+            // "At most 2500 events per batch": beyond, a 200 and the event rejected.
+            if index >= MAX_EVENTS {
+                inner.dropped.push("over 2500 events in the batch".into());
+                continue;
+            }
             let size = serde_json::to_vec(message).map(|v| v.len()).unwrap_or(0);
             if let Some(reason) = drop_reason(message, size) {
                 inner.dropped.push(reason);
