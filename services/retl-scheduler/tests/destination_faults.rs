@@ -231,12 +231,14 @@ enum Kind {
 /// The faults of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
-    /// The first request answers 500 (PostgreSQL: n/a), the resend 200.
+    /// The first request answers 500 (PostgreSQL: the first row write raises a
+    /// serialization failure, 40001), the resend 200.
     ServerErrorThenOk,
     /// The first request is rate limited the kind's documented way: webhook 429 with an
     /// HTTP-date `Retry-After`, Segment 429 `Retry-After` seconds + `X-RateLimit-Reset`,
     /// HubSpot 429 `TEN_SECONDLY_ROLLING` + `Retry-After` (an HTTP-date), Salesforce 403
-    /// `REQUEST_LIMIT_EXCEEDED` (no `Retry-After` documented).
+    /// `REQUEST_LIMIT_EXCEEDED` (no `Retry-After` documented), PostgreSQL 53300 (too many
+    /// connections).
     RateLimited,
     /// The proxy reads the start of a request and closes the socket.
     CutMidRequest,
@@ -273,14 +275,9 @@ const GENERIC: &[Case] = &[
 impl Kind {
     fn cases(self) -> Vec<Case> {
         let skip: &[Case] = match self {
-            // a PostgreSQL server answers no statuses; an ack lost after COMMIT is the
-            // kill case (the transaction either committed or not)
-            Kind::Postgres => &[
-                Case::ServerErrorThenOk,
-                Case::RateLimited,
-                Case::AckLost,
-                Case::LimitOutlastsRetries,
-            ],
+            // an ack lost after COMMIT is the kill case (the transaction either committed
+            // or not)
+            Kind::Postgres => &[Case::AckLost],
             // Segment accepts with a 200 what it drops (the fixture): no per-record refusal
             Kind::Segment => &[Case::RefusedRecords],
             _ => &[],
@@ -361,7 +358,23 @@ impl Target {
                      create function count_write() returns trigger language plpgsql as $$
                      begin insert into writes values (coalesce(new.id, old.id), tg_op); return null; end $$;
                      create trigger count_writes after insert or update or delete on people
-                       for each row execute function count_write();",
+                       for each row execute function count_write();
+                     -- armed by `Target::arm`: the first `times` row writes raise `code`
+                     -- (a sequence, so the count survives the failed transactions)
+                     create sequence fail_seq;
+                     create table fail_code (code text, times bigint);
+                     insert into fail_code values ('40001', 0);
+                     create function maybe_fail() returns trigger language plpgsql as $$
+                     declare c text; n bigint;
+                     begin
+                       select code, times into c, n from fail_code;
+                       if nextval('fail_seq') <= n then
+                         raise exception 'injected failure' using errcode = c;
+                       end if;
+                       return coalesce(new, old);
+                     end $$;
+                     create trigger maybe_fail before insert or update or delete on people
+                       for each row execute function maybe_fail();",
                 )
                 .execute(&pool)
                 .await?;
@@ -498,8 +511,32 @@ impl Target {
         })
     }
 
+    /// PostgreSQL's answers to the next `times` row writes: `code`.
+    async fn fail_writes(&self, code: &str, times: u64) -> anyhow::Result<()> {
+        if let StandIn::Postgres { pool, .. } = &self.stand_in {
+            sqlx::query("update fail_code set code = $1, times = $2")
+                .bind(code)
+                .bind(times as i64)
+                .execute(pool)
+                .await?;
+            sqlx::query("select setval('fail_seq', 1, false)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Queues `case`'s fault for the next requests.
-    fn arm(&self, case: Case) {
+    async fn arm(&self, case: Case) -> anyhow::Result<()> {
+        if self.kind == Kind::Postgres {
+            // PostgreSQL's "try again" answers: a serialization failure, too many
+            // connections (its nearest thing to a rate limit)
+            match case {
+                Case::ServerErrorThenOk => return self.fail_writes("40001", 1).await,
+                Case::RateLimited => return self.fail_writes("53300", 1).await,
+                _ => {}
+            }
+        }
         let fault = match (case, self.kind) {
             (Case::ServerErrorThenOk, _) => Fault::Status(500),
             (Case::RateLimited, Kind::Webhook | Kind::Hubspot) => {
@@ -511,9 +548,9 @@ impl Target {
             (Case::AckLost, _) => Fault::DropAfterApply,
             (Case::CutMidRequest, _) => {
                 self.proxy.cut_next(64);
-                return;
+                return Ok(());
             }
-            _ => return,
+            _ => return Ok(()),
         };
         match &self.stand_in {
             StandIn::Webhook(r) => r.push_fault(fault),
@@ -525,6 +562,7 @@ impl Target {
             StandIn::Salesforce(s) => s.push_fault(fault),
             StandIn::Postgres { .. } => {}
         }
+        Ok(())
     }
 
     /// Refuses the records with ids 3 and 7, each the destination's own way.
@@ -571,7 +609,7 @@ impl Target {
                 "403: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
                 403,
             ),
-            Kind::Postgres => ("", 0),
+            Kind::Postgres => ("injected failure (53300)", 0),
         }
     }
 
@@ -874,6 +912,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
                     StandIn::Postgres { .. } => {}
                 }
             }
+            target.fail_writes("53300", u64::MAX / 2).await?;
             let run = rig.run(&sync).await?;
             assert_eq!(
                 (run.exec.counts.delivered, run.exec.counts.failed),
@@ -891,6 +930,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
                 &errors[..1]
             );
             assert!(target.held().await?.is_empty(), "{what}");
+            target.fail_writes("53300", 0).await?;
             let run = rig.run(&sync).await?;
             assert_eq!(run.exec.counts.delivered, rows as i64, "{what}");
         }
@@ -973,7 +1013,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
             }
         }
         _ => {
-            target.arm(case);
+            target.arm(case).await?;
             let started = Instant::now();
             let run = rig.run(&sync).await?;
             assert_eq!(
@@ -981,7 +1021,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
                 (rows as i64, 0),
                 "{what}"
             );
-            if case == Case::RateLimited && kind != Kind::Salesforce {
+            if case == Case::RateLimited && !matches!(kind, Kind::Salesforce | Kind::Postgres) {
                 assert!(
                     started.elapsed() >= Duration::from_millis(900),
                     "{what}: Retry-After honoured"
@@ -1007,7 +1047,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
         rig.sql(&statements.iter().map(String::as_str).collect::<Vec<_>>())
             .await?;
         let before = target.applied().await?;
-        target.arm(case);
+        target.arm(case).await?;
         let run = rig.run(&sync).await?;
         let changes = if kind.mode() == SyncMode::Mirror {
             2 * rows / 10

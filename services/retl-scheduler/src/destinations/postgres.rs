@@ -21,7 +21,10 @@
 //! record under savepoints in the same transaction, so only the offending records fail
 //! (with PostgreSQL's message) and the rest commit. A missing table or column (42P01,
 //! 42703) or a missing unique index (42P10) refuses the batch; credentials (28xxx) are an
-//! authentication error; connection failures are transient.
+//! authentication error; connection failures and the SQLSTATEs that say "try again"
+//! (serialization failure and deadlock 40xxx, too many connections 53xxx, shutdown or
+//! starting up 57xxx, lock not available 55P03) are transient: the batch is resent whole
+//! (its transaction rolled back, nothing of it applied).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -174,7 +177,7 @@ fn classify(error: sqlx::Error) -> DestinationError {
             let message = format!("{} ({code})", db.message());
             if code.starts_with("28") {
                 DestinationError::Authentication(message)
-            } else if code.starts_with("08") || code.starts_with("57") || code.starts_with("53") {
+            } else if is_transient_code(&code) {
                 DestinationError::Transient {
                     message,
                     status: 0,
@@ -191,6 +194,17 @@ fn classify(error: sqlx::Error) -> DestinationError {
             retry_after: None,
         },
     }
+}
+
+/// SQLSTATEs worth the same batch again: connection exceptions (08), transaction
+/// rollbacks — serialization failures and deadlocks, PostgreSQL's own "try again" (40) —
+/// insufficient resources such as too many connections (53), operator intervention such as
+/// a shutdown or a server still starting (57), a lock not available (55P03).
+fn is_transient_code(code: &str) -> bool {
+    ["08", "40", "53", "57"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "55P03"
 }
 
 /// Whether a failed statement is about some rows' values (replay row by row).
@@ -364,6 +378,18 @@ impl Destination for PostgresDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn try_again_codes_are_transient() {
+        for code in [
+            "08006", "40001", "40P01", "53300", "57P01", "57P03", "55P03",
+        ] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in ["23505", "22P02", "42P01", "28P01", "55000"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
+    }
 
     #[test]
     fn statements_quote_and_match_by_key() {
