@@ -8,9 +8,12 @@
 //! upserts and PostgreSQL upserts converge instead; the webhook's `webhook-id` and
 //! Segment's `messageId` drop resends; Salesforce jobs are never resent once closed).
 //!
+//! PostgreSQL has no statuses: its 500 and 429 are the SQLSTATEs that say "try again"
+//! (40001 serialization failure, 53300 too many connections), raised by a trigger.
 //! Salesforce also meets its mid-job faults: a job ending `Failed` part way, an aborted
-//! job, the answer to `UploadComplete` lost, and the executor killed while a job is open
-//! (created, not closed) or closed but not yet read back.
+//! job, the upload cut, polls answering 503, the answer to `UploadComplete` lost, and the
+//! executor killed while a job is open (created, not closed) or closed but not yet read
+//! back.
 //!
 //! Retries use a short schedule (RunSettings::retry); waits are deadlines, not sleeps.
 
@@ -260,6 +263,11 @@ enum Case {
     KilledBeforeClose,
     /// Salesforce: killed after a job was closed, before it was read back.
     KilledAfterClose,
+    /// Salesforce: the connection drops while the CSV uploads (the job is aborted and the
+    /// batch sent in a new one).
+    UploadCut,
+    /// Salesforce: polling a closed job answers 503 twice (polled again, never resent).
+    PollFails,
 }
 
 const GENERIC: &[Case] = &[
@@ -528,6 +536,21 @@ impl Target {
 
     /// Queues `case`'s fault for the next requests.
     async fn arm(&self, case: Case) -> anyhow::Result<()> {
+        match case {
+            Case::UploadCut => {
+                self.salesforce()
+                    .push_fault_at(Step::Upload, Fault::DropConnection);
+                return Ok(());
+            }
+            Case::PollFails => {
+                for _ in 0..2 {
+                    self.salesforce()
+                        .push_fault_at(Step::Poll, Fault::Status(503));
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
         if self.kind == Kind::Postgres {
             // PostgreSQL's "try again" answers: a serialization failure, too many
             // connections (its nearest thing to a rate limit)
@@ -857,7 +880,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
         Case::KilledMidRun | Case::KilledBeforeClose | Case::KilledAfterClose
     );
     let (rows, rate) = if killed {
-        (KILLED_ROWS, 10.0)
+        (KILLED_ROWS, 5.0)
     } else {
         (ROWS, 1000.0)
     };
@@ -973,7 +996,7 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
             loop {
                 let held = target.held().await?.len() as u64;
                 let hanging = case == Case::KilledMidRun || target.salesforce().hanging() > 0;
-                // past the rate limit's first second of burst (ten batches), so the run
+                // past the rate limit's first second of burst (five batches), so the run
                 // delivers at its pace and checkpoints as it goes
                 if held >= rows * 6 / 10 && hanging {
                     break;
@@ -1021,6 +1044,21 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
                 (rows as i64, 0),
                 "{what}"
             );
+            if matches!(case, Case::UploadCut | Case::PollFails) {
+                // one job per batch, plus the one aborted after the cut upload
+                let states = target.salesforce().job_states();
+                let aborted = states.iter().filter(|s| *s == "Aborted").count();
+                assert_eq!(
+                    aborted,
+                    usize::from(case == Case::UploadCut),
+                    "{what}: {states:?}"
+                );
+                assert_eq!(
+                    states.len() - aborted,
+                    (rows / BATCH) as usize,
+                    "{what}: {states:?}"
+                );
+            }
             if case == Case::RateLimited && !matches!(kind, Kind::Salesforce | Kind::Postgres) {
                 assert!(
                     started.elapsed() >= Duration::from_millis(900),
@@ -1139,6 +1177,8 @@ async fn salesforce_jobs_under_faults() -> anyhow::Result<()> {
         &[
             Case::JobFailed,
             Case::JobAborted,
+            Case::UploadCut,
+            Case::PollFails,
             Case::KilledBeforeClose,
             Case::KilledAfterClose,
         ],
