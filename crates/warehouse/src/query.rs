@@ -108,6 +108,10 @@ pub struct QueryOptions {
     pub max_rows: Option<u64>,
     /// Fires to stop the query; the connector also cancels it in the warehouse.
     pub cancel: CancellationToken,
+    /// PostgreSQL only: memory each sort or hash of the query may use before it spills to
+    /// disk, in KiB (`SET LOCAL work_mem`, for this query's transaction alone); `None`
+    /// keeps the server's setting. Other warehouses ignore it.
+    pub work_mem_kib: Option<u64>,
 }
 
 impl Default for QueryOptions {
@@ -117,6 +121,7 @@ impl Default for QueryOptions {
             batch_rows: 8192,
             max_rows: None,
             cancel: CancellationToken::new(),
+            work_mem_kib: None,
         }
     }
 }

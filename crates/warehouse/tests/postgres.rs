@@ -453,3 +453,22 @@ async fn a_refused_password_is_an_authentication_error() {
         "the password is sent as resolved"
     );
 }
+
+#[tokio::test]
+async fn work_mem_is_set_for_the_query_transaction_only() {
+    let db = Scratch::new("workmem").await;
+    let c = db.connector();
+    let setting =
+        |batches: Vec<RecordBatch>| col::<StringArray>(&batches[0], "w").value(0).to_string();
+    let sql = "select current_setting('work_mem') as w";
+    let wide = QueryOptions {
+        work_mem_kib: Some(256 * 1024),
+        ..QueryOptions::default()
+    };
+    assert_eq!(setting(collect(&*c, sql, &wide).await.unwrap()), "256MB");
+    let server = setting(collect(&*c, sql, &QueryOptions::default()).await.unwrap());
+    assert_ne!(
+        server, "256MB",
+        "a query without the option keeps the server's setting"
+    );
+}

@@ -90,6 +90,7 @@ async fn build_executor(
             batch_rows: executor.batch_rows.max(1),
             statement_timeout: Duration::from_secs(executor.statement_timeout_seconds.max(1)),
             spill_dir: executor.spill_dir.clone(),
+            warehouse_diff_work_mem_mb: executor.warehouse_diff_work_mem_mb,
             ..RunSettings::default()
         },
     };

@@ -17,6 +17,7 @@ max_concurrent_runs = 4
 run_lease_ms = 30000
 batch_rows = 8192
 statement_timeout_seconds = 3600
+warehouse_diff_work_mem_mb = 256
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +59,9 @@ pub struct ExecutorConfig {
     pub statement_timeout_seconds: u64,
     /// Where extracts are spilled (the system's temporary directory when unset).
     pub spill_dir: Option<std::path::PathBuf>,
+    /// `work_mem` (MiB) of the warehouse-side diff query's transaction on PostgreSQL
+    /// (`SET LOCAL`); 0 keeps the server's setting.
+    pub warehouse_diff_work_mem_mb: u64,
 }
 
 impl Default for ExecutorConfig {
@@ -69,6 +73,7 @@ impl Default for ExecutorConfig {
             batch_rows: 8192,
             statement_timeout_seconds: 3600,
             spill_dir: None,
+            warehouse_diff_work_mem_mb: crate::warehouse_diff::sql::DEFAULT_WORK_MEM_MB,
         }
     }
 }

@@ -192,6 +192,7 @@ async fn model_facts(
         Err(RetlError::InvalidArgument(reason)) | Err(RetlError::NotFound(reason)) => {
             Ok(ModelFacts::Unusable(reason))
         }
+        Err(gone @ RetlError::ModelNotFound(_)) => Ok(ModelFacts::Unusable(gone.to_string())),
         Err(other) => Err(other),
     }
 }

@@ -13,6 +13,8 @@ pub enum RetlError {
     DestinationNotFound(String),
     #[error("run {0} not found")]
     RunNotFound(String),
+    #[error("reverse etl model {0} not found in this workspace")]
+    ModelNotFound(String),
     #[error("a sync named {0:?} already exists in this workspace")]
     AlreadyExists(String),
     #[error("a destination named {0:?} already exists in this workspace")]

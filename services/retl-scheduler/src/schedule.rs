@@ -123,7 +123,14 @@ fn parse_cron(expression: &str) -> Result<Cron, String> {
         .build();
     parser
         .parse(expression)
-        .map_err(|err| format!("schedule.cron.expression {expression:?} is not a valid five-field cron expression: {err}"))
+        .map_err(|err| {
+            // croner's own words are capitalized and end with a period
+            let why = err.to_string().to_lowercase();
+            format!(
+                "schedule.cron.expression {expression:?} is not a valid five-field cron expression (minute hour day-of-month month day-of-week): {}",
+                why.trim_end_matches('.')
+            )
+        })
 }
 
 fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, String> {

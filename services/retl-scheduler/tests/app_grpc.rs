@@ -171,6 +171,116 @@ async fn trigger_over_grpc_queues_a_command_on_nats() -> anyhow::Result<()> {
         refused.err().map(|status| status.code()),
         Some(Code::InvalidArgument)
     );
+    // each refusal: its code, and a lowercase message naming the bad value
+    let hourly = || pb::schedule::Kind::IntervalSeconds(3600);
+    let mut unknown_model = create_request("unknown model", &dest, hourly());
+    unknown_model.retl_model_id = "no-such-model".into();
+    let mut unknown_column = create_request("unknown column", &dest, hourly());
+    unknown_column.mappings[0].source_column = "nope".into();
+    let mut twice = create_request("twice", &dest, hourly());
+    twice.mappings.push(pb::FieldMapping {
+        destination_field: "external_id".into(),
+        constant: Some("x".into()),
+        ..Default::default()
+    });
+    let bad_cron = pb::schedule::Kind::Cron(pb::CronSchedule {
+        expression: "0 25 * * *".into(),
+        time_zone: String::new(),
+    });
+    let cases = [
+        (
+            create_request("unknown destination", "no-such-destination", hourly()),
+            Code::NotFound,
+            "destination no-such-destination not found",
+        ),
+        (
+            unknown_model,
+            Code::NotFound,
+            "reverse etl model no-such-model not found",
+        ),
+        (
+            unknown_column,
+            Code::InvalidArgument,
+            "\"nope\" is not a column",
+        ),
+        (
+            twice,
+            Code::InvalidArgument,
+            "\"external_id\" is mapped more than once",
+        ),
+        (
+            create_request("bad cron", &dest, bad_cron),
+            Code::InvalidArgument,
+            "\"0 25 * * *\" is not a valid five-field cron expression",
+        ),
+        (
+            create_request("too often", &dest, pb::schedule::Kind::IntervalSeconds(59)),
+            Code::InvalidArgument,
+            "got 59",
+        ),
+    ];
+    for (request, code, needle) in cases {
+        let name = request.name.clone();
+        let status = client
+            .create_sync(request)
+            .await
+            .err()
+            .ok_or_else(|| anyhow::anyhow!("{name} was created"))?;
+        assert_eq!(status.code(), code, "{name}: {}", status.message());
+        assert!(
+            status.message().contains(needle)
+                && status
+                    .message()
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_lowercase),
+            "{name}: {}",
+            status.message()
+        );
+    }
+    // a queued run is not awaiting approval; a cancelled one cannot be cancelled again
+    let approve = |run_id: String| pb::ApproveRunRequest {
+        workspace_id: "ws".into(),
+        run_id,
+    };
+    let status = client
+        .approve_run(approve(run.id.clone()))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a queued run was approved"))?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains(&format!("run {} is not awaiting approval (queued)", run.id)),
+        "{}",
+        status.message()
+    );
+    let cancel = |run_id: String| pb::CancelRunRequest {
+        workspace_id: "ws".into(),
+        run_id,
+    };
+    client.cancel_run(cancel(run.id.clone())).await?;
+    let status = client
+        .cancel_run(cancel(run.id.clone()))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a cancelled run was cancelled again"))?;
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains(&format!("run {} has already ended (cancelled)", run.id)),
+        "{}",
+        status.message()
+    );
+    let status = client
+        .approve_run(approve("no-such-run".into()))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unknown run was approved"))?;
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("no-such-run"));
     client
         .pause_sync(pb::PauseSyncRequest {
             workspace_id: "ws".into(),

@@ -16,7 +16,9 @@ use backflow_platform::lease::LeasePolicy;
 use backflow_platform::outbox::Outbox;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
-use backflow_proto::retl::v1::{DiffStrategy, RunPhase, RunStatus, RunTrigger, SyncMode};
+use backflow_proto::retl::v1::{
+    DiffStrategy, RecordChange, RunPhase, RunStatus, RunTrigger, SyncMode,
+};
 use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::DestinationRecord;
 use backflow_retl_scheduler::destination_config::NoSecrets;
@@ -756,6 +758,83 @@ async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Res
     // one new epoch per first commit under a strategy
     let sync = h.store.get_sync(WS, &sync_id).await?.expect("sync");
     assert_eq!(sync.state_epoch, 4);
+    h.shutdown.cancel();
+    Ok(())
+}
+
+/// A mirror sync whose diff strategy changes still deletes the records whose rows left
+/// the model since the last run under the old strategy, in both directions (the first
+/// run under the new strategy reads what the old state says was delivered); a dry run
+/// counts them; after a reset nothing is carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyhow::Result<()> {
+    let h = Harness::start("exec_strategy_mirror", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        // a primary key: a first run may deliver while it extracts, unless it carries keys
+        "CREATE TABLE leaving (id bigint PRIMARY KEY, email text, plan text)",
+        "INSERT INTO leaving SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 10) g",
+    ])
+    .await?;
+    let sync_id = h
+        .sync_with("leaving", SyncMode::Mirror, DiffStrategy::Backflow)
+        .await?;
+    let switch = |strategy: DiffStrategy| {
+        let (store, sync_id) = (h.store.clone(), sync_id.clone());
+        async move {
+            let current = store.get_sync(WS, &sync_id).await?.expect("sync");
+            let mut next = current.clone();
+            next.diff_strategy = strategy;
+            next.version += 1;
+            store.update_sync(&next, current.version, false).await?;
+            anyhow::Ok(())
+        }
+    };
+    let counts = |run: &RunRecord| {
+        assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+        (
+            run.exec.counts.added,
+            run.exec.counts.deleted,
+            run.exec.counts.delivered,
+            run.exec.counts.failed,
+        )
+    };
+    let held_ids = |sync_id: &str| h.held(sync_id).keys().copied().collect::<Vec<i64>>();
+    assert_eq!(counts(&h.run(&sync_id).await?), (10, 0, 10, 0));
+    assert_eq!(held_ids(&sync_id), (1..=10).collect::<Vec<_>>());
+    // ids 9 and 10 leave while the sync moves to the warehouse-side strategy
+    h.sql(&["DELETE FROM leaving WHERE id >= 9"]).await?;
+    switch(DiffStrategy::Warehouse).await?;
+    let dry = h.queue(&sync_id, true).await?;
+    let dry = h
+        .wait(&dry, &[RunStatus::Succeeded, RunStatus::Failed])
+        .await?;
+    assert_eq!(counts(&dry), (8, 2, 0, 0));
+    let mut deleted: Vec<&str> = dry
+        .exec
+        .samples
+        .iter()
+        .filter(|s| s.change == RecordChange::Deleted as i32)
+        .map(|s| s.key_json.as_str())
+        .collect();
+    deleted.sort_unstable();
+    assert_eq!(deleted, vec!["{\"id\":10}", "{\"id\":9}"]);
+    assert_eq!(counts(&h.run(&sync_id).await?), (8, 2, 10, 0));
+    assert_eq!(held_ids(&sync_id), (1..=8).collect::<Vec<_>>());
+    assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0, 0));
+    // and back: id 8 leaves while the sync moves to the backflow-side strategy
+    h.sql(&["DELETE FROM leaving WHERE id = 8"]).await?;
+    switch(DiffStrategy::Backflow).await?;
+    assert_eq!(counts(&h.run(&sync_id).await?), (7, 1, 8, 0));
+    assert_eq!(held_ids(&sync_id), (1..=7).collect::<Vec<_>>());
+    assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0, 0));
+    // a reset forgets what was delivered: nothing is carried into the next run
+    h.sql(&["DELETE FROM leaving WHERE id = 7"]).await?;
+    h.store.bump_state_epoch(WS, &sync_id).await?;
+    h.store.forget_sync_state(&sync_id).await?;
+    switch(DiffStrategy::Warehouse).await?;
+    assert_eq!(counts(&h.run(&sync_id).await?), (6, 0, 6, 0));
+    assert_eq!(held_ids(&sync_id), (1..=7).collect::<Vec<_>>());
     h.shutdown.cancel();
     Ok(())
 }

@@ -358,17 +358,19 @@ async fn lifecycle(scheduler: &Scheduler) -> anyhow::Result<()> {
     let mut unknown_model = new.clone();
     unknown_model.name = "unknown model".into();
     unknown_model.retl_model_id = "model-2".into();
-    invalid(
-        scheduler.create_sync(unknown_model).await,
-        "is not a reverse etl model",
-    )?;
+    let refused = scheduler.create_sync(unknown_model).await;
+    assert!(
+        matches!(&refused, Err(RetlError::ModelNotFound(id)) if id == "model-2"),
+        "{refused:?}"
+    );
     let mut other_destination = new.clone();
     other_destination.name = "foreign destination".into();
     other_destination.destination_id = "dest-ws-b".into();
-    invalid(
-        scheduler.create_sync(other_destination).await,
-        "is not a destination",
-    )?;
+    let refused = scheduler.create_sync(other_destination).await;
+    assert!(
+        matches!(&refused, Err(RetlError::DestinationNotFound(id)) if id == "dest-ws-b"),
+        "{refused:?}"
+    );
 
     // a dry run is allowed while paused and carries its flag; a trigger is not
     let dry = scheduler.dry_run("ws-a", &sync.id).await?;

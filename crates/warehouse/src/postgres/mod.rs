@@ -2,7 +2,8 @@
 //!
 //! Every operation dials its own connection (no pool: a stream owns its connection for
 //! its whole life, and a cancelled one is never reused). Queries run inside
-//! `BEGIN READ ONLY` with `SET LOCAL statement_timeout`, plus a client-side deadline
+//! `BEGIN READ ONLY` with `SET LOCAL statement_timeout` (and `SET LOCAL work_mem` when
+//! [`crate::QueryOptions::work_mem_kib`] asks), plus a client-side deadline
 //! (the timeout + 2 s) and a cancel token, both of which cancel the statement in the
 //! server (`pg_cancel_backend` from a second connection). Only queries are accepted
 //! (`select`, `with`, `values`, `table`): anything else is refused before it is sent,
@@ -185,7 +186,7 @@ impl PgConnector {
         must_be_query(query)?;
         let src = &self.source;
         let timeout = options.statement_timeout;
-        let mut session = src.read_only(timeout).await?;
+        let mut session = src.read_only_with(timeout, options.work_mem_kib).await?;
         let plans = src
             .guarded(
                 session.pid,

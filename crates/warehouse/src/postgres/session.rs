@@ -57,8 +57,18 @@ impl PgSource {
 
     /// A connection inside `BEGIN READ ONLY` with `statement_timeout` set.
     pub(crate) async fn read_only(&self, timeout: Duration) -> Result<Session, WarehouseError> {
+        self.read_only_with(timeout, None).await
+    }
+
+    /// The same with a transaction-local `work_mem` (PostgreSQL; Redshift has none).
+    pub(crate) async fn read_only_with(
+        &self,
+        timeout: Duration,
+        work_mem_kib: Option<u64>,
+    ) -> Result<Session, WarehouseError> {
         let mut conn = self.dial().await?;
-        let begin = sql::begin_read_only(timeout);
+        let work_mem_kib = work_mem_kib.filter(|_| self.flavor == super::Flavor::Postgres);
+        let begin = sql::begin_read_only(timeout, work_mem_kib);
         let rows = conn
             .fetch_all(begin.as_str())
             .await

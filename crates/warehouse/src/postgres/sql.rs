@@ -9,11 +9,22 @@ use super::Flavor;
 
 pub(crate) const CURSOR: &str = "backflow_c";
 
-/// Opens the read-only transaction with a statement timeout, and asks for the backend
-/// pid (to cancel it from another connection). One round trip.
-pub(crate) fn begin_read_only(timeout: Duration) -> String {
+/// Opens the read-only transaction with a statement timeout (and, when given, a
+/// transaction-local `work_mem` in KiB, clamped to what PostgreSQL accepts), and asks for
+/// the backend pid (to cancel it from another connection). One round trip.
+pub(crate) fn begin_read_only(timeout: Duration, work_mem_kib: Option<u64>) -> String {
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-    format!("BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}; SELECT pg_backend_pid()")
+    let work_mem = work_mem_kib
+        .map(|kib| {
+            format!(
+                " SET LOCAL work_mem = '{}kB';",
+                kib.clamp(64, i32::MAX as u64)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms};{work_mem} SELECT pg_backend_pid()"
+    )
 }
 
 /// The query as a subquery, for describing its columns (prepared, never executed).
@@ -178,13 +189,18 @@ mod tests {
     #[test]
     fn redshift_reads_through_a_cursor_in_a_read_only_transaction() {
         assert_eq!(
-            begin_read_only(Duration::from_millis(300)),
+            begin_read_only(Duration::from_millis(300), None),
             "BEGIN READ ONLY; SET LOCAL statement_timeout = 300; SELECT pg_backend_pid()"
         );
         assert_eq!(
-            begin_read_only(Duration::ZERO),
+            begin_read_only(Duration::ZERO, None),
             "BEGIN READ ONLY; SET LOCAL statement_timeout = 1; SELECT pg_backend_pid()"
         );
+        assert_eq!(
+            begin_read_only(Duration::from_secs(1), Some(262_144)),
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = 1000; SET LOCAL work_mem = '262144kB'; SELECT pg_backend_pid()"
+        );
+        assert!(begin_read_only(Duration::from_secs(1), Some(1)).contains("work_mem = '64kB'"));
         assert_eq!(
             declare_cursor("select 1"),
             "DECLARE backflow_c CURSOR FOR select 1"

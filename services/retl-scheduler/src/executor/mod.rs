@@ -12,6 +12,7 @@
 //! [`checkpoint`] and the diff; [`resolve`] and [`catalog_client`] reach the catalog,
 //! credentials, the warehouse and destinations.
 
+pub mod carried_keys;
 pub mod catalog_client;
 pub mod checkpoint;
 pub mod error;

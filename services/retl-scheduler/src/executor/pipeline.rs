@@ -15,6 +15,7 @@ mod sender;
 use crate::destinations::delivery::{Deliverer, DeliveryOptions};
 use crate::destinations::{Operation, OutboundRecord};
 use crate::diff::{Change, DeliveryMode, DELIVERED};
+use crate::executor::carried_keys::CarriedKeys;
 use crate::executor::checkpoint::Checkpoint;
 use crate::executor::error::ExecError;
 use crate::executor::guards::{self, GuardInput};
@@ -50,6 +51,8 @@ pub struct RunSettings {
     pub spill_dir: Option<PathBuf>,
     /// How destination batches are retried (tests shorten it).
     pub retry: crate::destinations::RetrySchedule,
+    /// `work_mem` of the warehouse-side diff query's transaction, in MiB (0: the server's).
+    pub warehouse_diff_work_mem_mb: u64,
 }
 
 impl Default for RunSettings {
@@ -61,6 +64,7 @@ impl Default for RunSettings {
             checkpoint_every: crate::executor::checkpoint::FLUSH_EVERY,
             spill_dir: None,
             retry: crate::destinations::RetrySchedule::default(),
+            warehouse_diff_work_mem_mb: crate::warehouse_diff::sql::DEFAULT_WORK_MEM_MB,
         }
     }
 }
@@ -252,10 +256,20 @@ async fn run_phases(
             }
         }
     }
+    // A mirror run replacing a void state also deletes what the previous diff strategy
+    // delivered and the extract no longer holds (`carried_keys`). Backflow-side, whether
+    // there is such a state (in the warehouse) is known before the extract, which then
+    // spills every key to be crossed off instead of delivering as it reads.
+    let mut carried = match (&strategy, mode) {
+        (Strategy::Backflow, DeliveryMode::Mirror) => {
+            CarriedKeys::load(ctx, run, &settings, &strategy, &model).await?
+        }
+        _ => None,
+    };
     // A Backflow-side run may deliver while it extracts, when nothing it reads can stop
     // it or repeat a key (see `backflow_side`); it opens the delivery itself then.
     let mut early = EarlyDelivery {
-        allowed: !run.exec.dry_run,
+        allowed: !run.exec.dry_run && carried.is_none(),
         destination_id: &sync.destination_id,
         keeps_ledger: ledger.is_some(),
         opened: None,
@@ -301,11 +315,19 @@ async fn run_phases(
             return Ok(Ended::AwaitingApproval(reason));
         }
     }
+    if !pending.replaces() {
+        carried = None;
+    } else if let (Strategy::Warehouse(_), DeliveryMode::Mirror) = (&strategy, mode) {
+        carried = CarriedKeys::load(ctx, run, &settings, &strategy, &model).await?;
+    }
     let mut reader = spill;
     let is_duplicate = |key: u64| duplicates.binary_search(&key).is_ok();
     if run.exec.dry_run {
         let mut per_change: HashMap<Change, usize> = HashMap::new();
         while let Some(record) = reader.next_record()? {
+            if let Some(carried) = carried.as_mut() {
+                carried.seen(record.key.as_str());
+            }
             if is_duplicate(record.key_hash) {
                 continue;
             }
@@ -332,7 +354,22 @@ async fn run_phases(
                 .collect(),
             None => ctx.store.load_keys(&run.sync_id, &sample_deletes).await?,
         };
-        for (_, key_json) in sampled {
+        let mut deleted: Vec<String> = sampled.into_iter().map(|(_, json)| json).collect();
+        if let Some(mut carried) = carried.take() {
+            for json in repeated.values() {
+                carried.seen(json);
+            }
+            let (orphans, keys) = carried.into_orphans();
+            progress.counts.deleted += orphans.len() as i64;
+            let room = SAMPLES_PER_CHANGE.saturating_sub(deleted.len());
+            deleted.extend(
+                orphans
+                    .iter()
+                    .take(room)
+                    .filter_map(|key| keys.get(key).cloned()),
+            );
+        }
+        for key_json in deleted {
             samples.push(Sample {
                 change: RecordChange::Deleted as i32,
                 key_json,
@@ -363,6 +400,9 @@ async fn run_phases(
         given_up: false,
     };
     while let Some(record) = reader.next_record()? {
+        if let Some(carried) = carried.as_mut() {
+            carried.seen(record.key.as_str());
+        }
         if is_duplicate(record.key_hash) {
             if reported.insert(record.key_hash) {
                 errors.push(duplicate_error(record.key.as_str().to_string()));
@@ -399,6 +439,9 @@ async fn run_phases(
         .await?;
     }
     for (key_hash, key_json) in repeated {
+        if let Some(carried) = carried.as_mut() {
+            carried.seen(&key_json);
+        }
         if reported.insert(key_hash) {
             errors.push(duplicate_error(key_json));
         }
@@ -421,6 +464,29 @@ async fn run_phases(
                 attempts: 0,
                 given_up: false,
             });
+        }
+    }
+    // deletes carried over a diff strategy change: tried in this run only (the old state
+    // is void once this run commits), a refused one is reported like any failed record
+    let mut carried_deletes = Vec::new();
+    if let Some(carried) = carried.take() {
+        let (orphans, keys) = carried.into_orphans();
+        if !orphans.is_empty() {
+            tracing::info!(run_id = %run.id, sync_id = %run.sync_id, deletes = orphans.len(),
+                "deleting records whose rows left the model while the diff strategy changed");
+            progress.counts.deleted += orphans.len() as i64;
+            deletes::deliver(
+                ctx,
+                run,
+                &orphans,
+                Some(&keys),
+                &mut sender,
+                progress,
+                &mut checkpoint,
+                errors,
+            )
+            .await?;
+            carried_deletes = orphans;
         }
     }
     if !deletes.is_empty() {
@@ -451,6 +517,10 @@ async fn run_phases(
         sink.delivered = delivered;
     }
     errors.extend(outcomes.errors);
+    // carried deletes belong to no state: nothing to commit or count attempts of
+    outcomes
+        .failed
+        .retain(|key| carried_deletes.binary_search(key).is_err());
     let mut given_up = Vec::new();
     let mut still_failing = Vec::new();
     let attempts = std::mem::take(&mut sender.attempts);

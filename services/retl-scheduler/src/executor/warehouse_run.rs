@@ -124,6 +124,7 @@ pub(crate) async fn extract(
         batch_rows: ctx.settings.batch_rows,
         max_rows: None,
         cancel: cancel.child_token(),
+        work_mem_kib: sql::work_mem_kib(ctx.settings.warehouse_diff_work_mem_mb),
     };
     let mut stream = model.connector.stream(&query, &options()).await?;
     let mapper = RecordMapper::new(&stream.schema, &model.primary_key, &settings.fields)?;

@@ -47,7 +47,8 @@ impl backflow_platform::request_error::RequestError for RetlError {
             RetlError::InvalidArgument(_) => Kind::InvalidArgument,
             RetlError::NotFound(_)
             | RetlError::DestinationNotFound(_)
-            | RetlError::RunNotFound(_) => Kind::NotFound,
+            | RetlError::RunNotFound(_)
+            | RetlError::ModelNotFound(_) => Kind::NotFound,
             RetlError::AlreadyExists(_) | RetlError::DestinationExists(_) => Kind::AlreadyExists,
             RetlError::FailedPrecondition(_) => Kind::FailedPrecondition,
             RetlError::Unavailable(_) => Kind::Unavailable,

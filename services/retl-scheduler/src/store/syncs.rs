@@ -132,9 +132,7 @@ impl SyncStore {
                 .await?;
         match found {
             Some(_) => Ok(()),
-            None => Err(RetlError::InvalidArgument(format!(
-                "destination_id {destination_id:?} is not a destination of this workspace"
-            ))),
+            None => Err(RetlError::DestinationNotFound(destination_id.to_string())),
         }
     }
 

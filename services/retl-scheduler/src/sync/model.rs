@@ -26,7 +26,7 @@ pub struct ModelShape {
 }
 
 /// Finds a Reverse ETL model of a workspace. A model that does not exist is
-/// [`RetlError::InvalidArgument`] naming it; an unreachable catalog
+/// [`RetlError::ModelNotFound`] naming it; an unreachable catalog
 /// [`RetlError::Unavailable`].
 #[async_trait::async_trait]
 pub trait RetlModelLookup: Send + Sync + std::fmt::Debug {
@@ -93,9 +93,7 @@ impl RetlModelLookup for UnconfiguredModels {
 
 /// The error for a model id the workspace does not have.
 pub fn model_not_found(retl_model_id: &str) -> RetlError {
-    invalid(format!(
-        "retl_model_id {retl_model_id:?} is not a reverse etl model of this workspace"
-    ))
+    RetlError::ModelNotFound(retl_model_id.to_string())
 }
 
 /// Checks mappings against the model: not broken, has a primary key, every mapped
@@ -190,7 +188,7 @@ mod tests {
         assert_eq!(models.resolve("ws", "m").await.ok(), Some(shape()));
         assert!(matches!(
             models.resolve("other", "m").await,
-            Err(RetlError::InvalidArgument(_))
+            Err(RetlError::ModelNotFound(id)) if id == "m"
         ));
         assert!(matches!(
             UnconfiguredModels.resolve("ws", "m").await,

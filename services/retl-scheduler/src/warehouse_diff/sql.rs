@@ -24,7 +24,8 @@
 //! deletes), and one `t` row with the model's row count. Duplicate keys are found from the
 //! pulled rows and the counts, and named by a second query only when there are some.
 //! A replacing commit (first run, reset, strategy change) loads a new state table and
-//! builds its primary key after the rows are in.
+//! builds its primary key after the rows are in. The diff query's transaction sets
+//! `work_mem` ([`work_mem_kib`]), so the hash join keeps the state side in memory.
 
 use crate::diff::{Change, DeliveryMode, RowSpec};
 use arrow_schema::DataType;
@@ -40,6 +41,18 @@ pub const RECORDS_TABLE: &str = "backflow_run_records";
 pub const STATE_PREFIX: &str = "backflow_state_";
 /// Rows per bound array in commit and ledger statements.
 pub const CHUNK: usize = 50_000;
+
+/// `work_mem` (MiB) the diff query runs with unless `[retl_scheduler.executor]
+/// warehouse_diff_work_mem_mb` says otherwise. The hash full join holds the state side
+/// (key hash, row hash, flag, key values: ~100 MB for 1M entries) in memory; at
+/// PostgreSQL's default 4 MB it is split into batches written to and re-read from disk.
+/// Set per transaction (`SET LOCAL`), so nothing else on the warehouse is affected.
+pub const DEFAULT_WORK_MEM_MB: u64 = 256;
+
+/// The diff query's `work_mem` in KiB from the configured MiB; 0 keeps the server's.
+pub fn work_mem_kib(mb: u64) -> Option<u64> {
+    (mb > 0).then(|| mb.saturating_mul(1024))
+}
 
 /// Output column names the diff query adds to the model's.
 pub const CLASS: &str = "__bf_class";
@@ -95,6 +108,31 @@ pub fn read_meta(schema: &str, state_table: &str) -> String {
          FROM {syncs} m WHERE m.sync_id = $1",
         syncs = qualified(schema, SYNCS_TABLE),
         state = qualified(schema, state_table),
+    )
+}
+
+/// The qualified name of the syncs table, to bind to [`TABLE_EXISTS`].
+pub fn syncs_table(schema: &str) -> String {
+    qualified(schema, SYNCS_TABLE)
+}
+
+/// One row: the table named by `$1` if it exists, else NULL.
+pub const TABLE_EXISTS: &str = "SELECT to_regclass($1)::text";
+
+/// The epoch of the sync's warehouse-side state (no row before its first run there).
+pub fn state_epoch(schema: &str) -> String {
+    format!(
+        "SELECT state_epoch::text FROM {} WHERE sync_id = $1",
+        qualified(schema, SYNCS_TABLE)
+    )
+}
+
+/// Key hash and key values of every delivered entry that kept its key values (mirror):
+/// what a first run under the Backflow-side strategy carries over (`executor::carried_keys`).
+pub fn delivered_keys(schema: &str, state_table: &str) -> String {
+    format!(
+        "SELECT key_hash::text, key_json FROM {} WHERE delivered AND key_json IS NOT NULL",
+        qualified(schema, state_table)
     )
 }
 
@@ -546,6 +584,30 @@ mod tests {
         assert!(mirror.contains("s.key_json AS __bf_state_key"));
         let dups = duplicates_query("select 1", &columns(), &spec()).unwrap();
         assert!(dups.contains("HAVING count(*) > 1"));
+    }
+
+    #[test]
+    fn a_strategy_change_reads_the_epoch_and_the_delivered_keys() {
+        assert_eq!(
+            state_epoch("bf"),
+            "SELECT state_epoch::text FROM \"bf\".\"backflow_syncs\" WHERE sync_id = $1"
+        );
+        assert_eq!(
+            delivered_keys("bf", "backflow_state_s1"),
+            "SELECT key_hash::text, key_json FROM \"bf\".\"backflow_state_s1\" WHERE delivered AND key_json IS NOT NULL"
+        );
+    }
+
+    #[test]
+    fn the_diff_query_asks_for_work_mem_unless_turned_off() {
+        assert_eq!(work_mem_kib(DEFAULT_WORK_MEM_MB), Some(262_144));
+        assert_eq!(work_mem_kib(1), Some(1024));
+        assert_eq!(work_mem_kib(0), None, "0 keeps the server's setting");
+        assert_eq!(
+            work_mem_kib(u64::MAX),
+            Some(u64::MAX),
+            "clamped by the connector"
+        );
     }
 
     #[test]

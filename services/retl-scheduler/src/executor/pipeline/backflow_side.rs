@@ -74,6 +74,7 @@ pub(super) async fn extract<'r>(
         batch_rows: ctx.settings.batch_rows,
         max_rows: None,
         cancel: progress.cancel.child_token(),
+        work_mem_kib: None,
     };
     let may_stream = early.allowed && previous == 0 && mode.delivers(Change::Added);
     let mut stream = if may_stream {

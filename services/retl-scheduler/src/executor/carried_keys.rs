@@ -1,0 +1,192 @@
+//! Mirror deletes across a diff strategy change. A state belongs to one strategy (their
+//! hashes differ), so the first run under a new strategy starts from an empty state and
+//! sends every row again; on its own it would never delete the records whose rows left
+//! the model between the last run under the old strategy and this one. The old
+//! strategy's state is still whole at the sync's epoch (the first commit under the new
+//! strategy is what moves the sync on), so the run reads from it which records the
+//! destination was delivered, with their key values ([`CarriedKeys::load`]), crosses off
+//! every key the extract still holds ([`CarriedKeys::seen`]), and deletes the rest.
+//!
+//! After a reset nothing is carried: the reset removed the Backflow-side state and its
+//! key values and moved the epoch past the warehouse-side one. Keys are compared as
+//! JSON objects (member order aside), as both strategies write them from the same cells.
+
+use crate::executor::error::ExecError;
+use crate::executor::pipeline::RunContext;
+use crate::executor::resolve::ResolvedModel;
+use crate::executor::settings::SyncSettings;
+use crate::run::RunRecord;
+use crate::warehouse_diff::sql;
+use crate::warehouse_diff::Strategy;
+use backflow_warehouse::write::{table_name, Param};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Reading the old warehouse-side state's delivered keys.
+const READ_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The records the old strategy's state says were delivered, not yet seen in the extract.
+#[derive(Debug, Default)]
+pub(crate) struct CarriedKeys {
+    /// Canonical key text → (the old state's key hash, the key values as kept).
+    delivered: HashMap<String, (u64, String)>,
+}
+
+/// The key as compared: members sorted, no whitespace; the text itself when not JSON.
+fn canonical(key_json: &str) -> String {
+    match serde_json::from_str::<BTreeMap<String, serde_json::Value>>(key_json) {
+        Ok(members) => serde_json::to_string(&members).unwrap_or_else(|_| key_json.to_string()),
+        Err(_) => key_json.to_string(),
+    }
+}
+
+impl CarriedKeys {
+    /// From (old key hash, key values) pairs.
+    pub(crate) fn of(keys: impl IntoIterator<Item = (u64, String)>) -> Self {
+        Self {
+            delivered: keys
+                .into_iter()
+                .map(|(hash, json)| (canonical(&json), (hash, json)))
+                .collect(),
+        }
+    }
+
+    /// What the other strategy's state (if current at the sync's epoch) says was delivered;
+    /// `None` when there is nothing to carry. For mirror runs: warehouse-side once the run's
+    /// own state proved void; Backflow-side before the extract (cheap: two small queries),
+    /// as a warehouse-side state at the sync's epoch implies the Backflow-side one is void
+    /// (the first commit under a strategy moves the sync past the other's epoch) and the
+    /// extract must then spill every key instead of delivering as it reads.
+    pub(crate) async fn load(
+        ctx: &RunContext,
+        run: &RunRecord,
+        settings: &SyncSettings,
+        strategy: &Strategy,
+        model: &ResolvedModel,
+    ) -> Result<Option<Self>, ExecError> {
+        let keys = match strategy {
+            // the old state is Backflow-side: its delivered entries, with the key values
+            // the service kept when they were added
+            Strategy::Warehouse(_) => {
+                let loaded = ctx
+                    .states
+                    .load_at(&run.sync_id, settings.state_epoch)
+                    .await?;
+                let delivered: Vec<u64> = loaded
+                    .state
+                    .entries()
+                    .iter()
+                    .filter(|entry| entry.is_delivered())
+                    .map(|entry| entry.key)
+                    .collect();
+                ctx.store.load_keys(&run.sync_id, &delivered).await?
+            }
+            // the old state is in the warehouse, if the source still lets Backflow read it
+            Strategy::Backflow => {
+                let writer = match &model.writable {
+                    Ok(writer) => writer.clone(),
+                    Err(why) => {
+                        tracing::debug!(run_id = %run.id, sync_id = %run.sync_id, %why, "no warehouse-side state to carry deleted keys from");
+                        return Ok(None);
+                    }
+                };
+                // no bookkeeping table, or no row: the sync never ran warehouse-side
+                let exists = writer
+                    .query_text(
+                        sql::TABLE_EXISTS,
+                        &[Param::Text(sql::syncs_table(writer.schema()))],
+                        1,
+                        READ_TIMEOUT,
+                    )
+                    .await?;
+                if exists
+                    .first()
+                    .and_then(|row| row.first())
+                    .is_none_or(Option::is_none)
+                {
+                    return Ok(None);
+                }
+                let epoch = writer
+                    .query_text(
+                        &sql::state_epoch(writer.schema()),
+                        &[Param::Text(run.sync_id.clone())],
+                        1,
+                        READ_TIMEOUT,
+                    )
+                    .await?
+                    .first()
+                    .and_then(|row| row.first().cloned().flatten())
+                    .and_then(|text| text.parse::<i64>().ok());
+                if epoch != Some(settings.state_epoch) {
+                    return Ok(None);
+                }
+                let table = table_name(sql::STATE_PREFIX, &run.sync_id);
+                let rows = writer
+                    .query_text(
+                        &sql::delivered_keys(writer.schema(), &table),
+                        &[],
+                        usize::MAX,
+                        READ_TIMEOUT,
+                    )
+                    .await?;
+                rows.into_iter()
+                    .filter_map(|row| {
+                        let mut cells = row.into_iter();
+                        let hash = cells.next().flatten()?.parse::<i64>().ok()? as u64;
+                        Some((hash, cells.next().flatten()?))
+                    })
+                    .collect()
+            }
+        };
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        tracing::info!(run_id = %run.id, sync_id = %run.sync_id, delivered = keys.len(), "carrying the delivered keys of the previous diff strategy");
+        Ok(Some(Self::of(keys)))
+    }
+
+    /// A key the extract holds: its record is not deleted.
+    pub(crate) fn seen(&mut self, key_json: &str) {
+        if !self.delivered.is_empty() {
+            self.delivered.remove(&canonical(key_json));
+        }
+    }
+
+    /// The delivered records the extract no longer holds: their old key hashes (in
+    /// ascending order) and key values.
+    pub(crate) fn into_orphans(self) -> (Vec<u64>, HashMap<u64, String>) {
+        let keys: HashMap<u64, String> = self.delivered.into_values().collect();
+        let mut hashes: Vec<u64> = keys.keys().copied().collect();
+        hashes.sort_unstable();
+        (hashes, keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_left_unseen_are_the_ones_to_delete() {
+        let mut carried = CarriedKeys::of([
+            (1, r#"{"id":1}"#.to_string()),
+            (2, r#"{"id":2}"#.to_string()),
+            (3, r#"{"a":"x","b":2}"#.to_string()),
+        ]);
+        carried.seen(r#"{"id":1}"#);
+        // member order and spacing do not matter
+        carried.seen(r#"{"b": 2, "a": "x"}"#);
+        carried.seen(r#"{"id":4}"#);
+        let (hashes, keys) = carried.into_orphans();
+        assert_eq!(hashes, vec![2]);
+        assert_eq!(keys[&2], r#"{"id":2}"#);
+    }
+
+    #[test]
+    fn values_of_another_type_are_another_key() {
+        let mut carried = CarriedKeys::of([(7, r#"{"id":7}"#.to_string())]);
+        carried.seen(r#"{"id":"7"}"#);
+        assert_eq!(carried.into_orphans().0, vec![7]);
+        assert_eq!(canonical("not json"), "not json");
+    }
+}
