@@ -9,6 +9,12 @@ pub enum CatalogError {
     InvalidArgument(String),
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
+    /// A commit given by the caller that the catalog has no models of for the connection.
+    #[error("commit {commit} not found in connection {connection_id}: the catalog has no models parsed at it (`backflow runs list --connection {connection_id}` shows the commits it synced)")]
+    CommitNotFound {
+        commit: String,
+        connection_id: String,
+    },
     #[error("{kind} named {name:?} already exists in this workspace")]
     AlreadyExists { kind: &'static str, name: String },
     #[error("stored data is corrupt: {0}")]

@@ -60,7 +60,7 @@ impl backflow_platform::request_error::RequestError for CatalogError {
         use backflow_platform::request_error::RequestErrorKind as Kind;
         match self {
             CatalogError::InvalidArgument(_) => Kind::InvalidArgument,
-            CatalogError::NotFound { .. } => Kind::NotFound,
+            CatalogError::NotFound { .. } | CatalogError::CommitNotFound { .. } => Kind::NotFound,
             CatalogError::AlreadyExists { .. } => Kind::AlreadyExists,
             CatalogError::Conflict { .. } => Kind::Conflict,
             CatalogError::FailedPrecondition(_) => Kind::FailedPrecondition,

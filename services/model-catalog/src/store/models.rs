@@ -177,17 +177,63 @@ impl CatalogStore {
         }
     }
 
+    /// The commit to read: the latest synced one when `commit_sha` is empty, else the
+    /// commit it names in full or by a prefix of at least 4 hex digits (the 12 the CLI's
+    /// tables show). A commit the catalog holds no models of for the connection is
+    /// [`CatalogError::CommitNotFound`] (an unknown connection `NotFound`); a prefix that
+    /// fits two commits is refused.
     async fn resolve_commit(
         &self,
         workspace_id: &str,
         connection_id: &str,
         commit_sha: &str,
     ) -> Result<String, CatalogError> {
-        if !commit_sha.is_empty() {
-            return Ok(commit_sha.to_string());
-        }
         let project = self.get_project(workspace_id, connection_id).await?;
-        Ok(project.latest_commit_sha)
+        let wanted = commit_sha.trim();
+        if wanted.is_empty() {
+            return Ok(project.latest_commit_sha);
+        }
+        if project.latest_commit_sha == wanted {
+            return Ok(project.latest_commit_sha);
+        }
+        let exact: Option<(String,)> = sqlx::query_as(
+            "SELECT commit_sha FROM model_versions WHERE workspace_id = $1 AND connection_id = $2 AND commit_sha = $3 LIMIT 1",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(wanted)
+        .fetch_optional(self.db.pool())
+        .await?;
+        if let Some((commit,)) = exact {
+            return Ok(commit);
+        }
+        let not_found = || CatalogError::CommitNotFound {
+            commit: wanted.to_string(),
+            connection_id: connection_id.to_string(),
+        };
+        if wanted.len() < 4 || !wanted.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let prefix = wanted.to_ascii_lowercase();
+        if project.latest_commit_sha.starts_with(&prefix) {
+            return Ok(project.latest_commit_sha);
+        }
+        // hex digits only, so the pattern holds no LIKE wildcard but its own
+        let found: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT commit_sha FROM model_versions WHERE workspace_id = $1 AND connection_id = $2 AND commit_sha LIKE $3 ORDER BY commit_sha LIMIT 2",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(format!("{prefix}%"))
+        .fetch_all(self.db.pool())
+        .await?;
+        match found.as_slice() {
+            [(only,)] => Ok(only.clone()),
+            [] => Err(not_found()),
+            _ => Err(CatalogError::InvalidArgument(format!(
+                "commit_sha {wanted} is the start of more than one commit of connection {connection_id}; give more digits"
+            ))),
+        }
     }
 }
 
