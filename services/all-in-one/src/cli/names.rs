@@ -104,10 +104,6 @@ pub fn run_status(value: i32) -> String {
     of::<backflow_proto::retl::v1::RunStatus>(value, "RUN_STATUS_")
 }
 
-pub fn run_trigger(value: i32) -> String {
-    of::<backflow_proto::retl::v1::RunTrigger>(value, "RUN_TRIGGER_")
-}
-
 pub fn destination_kind(value: i32) -> String {
     of::<backflow_proto::retl::v1::DestinationKind>(value, "DESTINATION_KIND_")
 }

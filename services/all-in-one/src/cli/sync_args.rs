@@ -3,7 +3,8 @@
 //! server: `--map COLUMN[=FIELD]`, `--constant FIELD=VALUE`, `--null-policy
 //! FIELD=send-null|omit|reject` (the field, or the column feeding it), one schedule
 //! flag (`--manual`, `--every 15m`, `--cron EXPR [--time-zone TZ]`,
-//! `--after-dbt-job ACCOUNT:JOB`, `--after-dbt-core-run [PROJECT]`).
+//! `--after-dbt-job ACCOUNT:JOB`, `--after-dbt-core-run [PROJECT]`). Runs print as
+//! `sync_runs::SyncRunJson`, the one shape of a run.
 
 use super::names;
 use backflow_proto::retl::v1 as pb;
@@ -76,9 +77,15 @@ pub fn parse_every(text: &str) -> Result<i64, String> {
             ))
         }
     };
-    value
+    let seconds = value
         .checked_mul(factor)
-        .ok_or_else(|| format!("duration {text:?} is too long"))
+        .ok_or_else(|| format!("duration {text:?} is too long"))?;
+    if seconds < 60 {
+        return Err(format!(
+            "a sync runs at most once a minute: {text:?} is shorter than 1m"
+        ));
+    }
+    Ok(seconds)
 }
 
 /// `ACCOUNT:JOB` of `--after-dbt-job`.
@@ -267,38 +274,6 @@ impl From<pb::Sync> for SyncJson {
     }
 }
 
-/// `--output json` shape of a run (as queued or changed by a sync command).
-#[derive(Debug, Serialize)]
-pub struct RunJson {
-    pub id: String,
-    pub sync_id: String,
-    pub status: String,
-    pub trigger: String,
-    pub cause_id: String,
-    pub dry_run: bool,
-    pub queued_at_unix_ms: i64,
-    pub finished_at_unix_ms: i64,
-    pub error: String,
-    pub approval_reason: String,
-}
-
-impl From<pb::Run> for RunJson {
-    fn from(run: pb::Run) -> Self {
-        Self {
-            id: run.id,
-            sync_id: run.sync_id,
-            status: names::run_status(run.status),
-            trigger: names::run_trigger(run.trigger),
-            cause_id: run.cause_id,
-            dry_run: run.dry_run,
-            queued_at_unix_ms: run.queued_at_unix_ms,
-            finished_at_unix_ms: run.finished_at_unix_ms,
-            error: run.error,
-            approval_reason: run.approval_reason,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +320,11 @@ mod tests {
         assert_eq!(parse_every("1d"), Ok(86_400));
         assert_eq!(parse_every("300"), Ok(300));
         assert!(parse_every("5w").is_err() && parse_every("m").is_err());
+        assert_eq!(
+            parse_every("30s"),
+            Err("a sync runs at most once a minute: \"30s\" is shorter than 1m".into())
+        );
+        assert!(parse_every("0").is_err() && parse_every("1m").is_ok());
         assert_eq!(parse_dbt_job("42:123"), Ok((42, 123)));
         assert!(parse_dbt_job("42").is_err());
         assert_eq!(

@@ -64,13 +64,16 @@ fn change_name(value: i32) -> String {
         .unwrap_or_else(|_| format!("unknown({value})"))
 }
 
-/// `--output json` shape of a sync run.
+/// `--output json` shape of a sync run: the one shape every command prints a run in
+/// (`sync-runs get|list|watch|approve|reject|cancel`, `syncs trigger|dry-run|approve|…`).
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncRunJson {
     pub id: String,
     pub sync_id: String,
     /// `manual`, `schedule`, `dbt-cloud-job`, `dbt-core`
     pub trigger: String,
+    /// What caused it (a manual request, a schedule tick, a dbt run).
+    pub cause_id: String,
     /// `queued`, `running`, `succeeded`, `failed`, `cancelled`, `awaiting-approval`, `rejected`, `skipped`
     pub status: String,
     pub phase: String,
@@ -118,6 +121,7 @@ impl From<pb::Run> for SyncRunJson {
             trigger: pb::RunTrigger::try_from(run.trigger)
                 .map(|t| enum_name(t.as_str_name(), "RUN_TRIGGER_"))
                 .unwrap_or_else(|_| format!("unknown({})", run.trigger)),
+            cause_id: run.cause_id,
             status: status_name(run.status),
             phase: phase_name(run.phase),
             dry_run: run.dry_run,
@@ -187,6 +191,7 @@ pub fn details(run: &SyncRunJson) -> Details {
         .field("id", &run.id)
         .field("sync", &run.sync_id)
         .field("trigger", &run.trigger)
+        .field("cause", &run.cause_id)
         .field("status", &run.status)
         .field("phase", &run.phase)
         .field("dry run", run.dry_run.to_string())

@@ -6,8 +6,9 @@
 use super::client::CliError;
 use super::output::{cell, timestamp, Details, OutputFormat, Table, View};
 use super::sync_args::{
-    mappings, parse_map, parse_null_policy, NullPolicyArg, RunJson, ScheduleArgs, SyncJson,
+    mappings, parse_map, parse_null_policy, NullPolicyArg, ScheduleArgs, SyncJson,
 };
+use super::sync_runs::{self, SyncRunJson};
 use super::Ctx;
 use backflow_proto::retl::v1 as pb;
 
@@ -15,8 +16,14 @@ use backflow_proto::retl::v1 as pb;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct MappingArgs {
     /// Column to field, repeatable: `email=email_address` (a bare `email` keeps the name).
+    /// `syncs create` needs at least one `--map`, `--constant` or `--map-all`.
     #[arg(long = "map", value_name = "COLUMN=FIELD", value_parser = parse_map)]
     pub maps: Vec<(String, String)>,
+    /// Map every column of the model except its primary key (the key is always sent as
+    /// the record's key) to a field of the same name; `--map` flags rename or add to that.
+    /// The mapping made is printed.
+    #[arg(long)]
+    pub map_all: bool,
     /// Field with a fixed value, repeatable: `source=backflow`.
     #[arg(long = "constant", value_name = "FIELD=VALUE", value_parser = super::parse_key_value)]
     pub constants: Vec<(String, String)>,
@@ -31,8 +38,67 @@ impl MappingArgs {
     }
 
     fn is_empty(&self) -> bool {
-        self.maps.is_empty() && self.constants.is_empty()
+        self.maps.is_empty() && self.constants.is_empty() && !self.map_all
     }
+}
+
+/// What `syncs create` says when no mapping flag is given: a sync without a mapping would
+/// send nothing but each record's key.
+const NO_MAPPING: &str = "syncs create needs a field mapping: --map COLUMN[=FIELD] (repeatable) \
+     for the columns to send, --constant FIELD=VALUE for fixed values, or --map-all to send \
+     every model column under its own name (`backflow models columns` lists them)";
+
+/// `--map-all`: every model column that is not a key column and not already fed by a
+/// `--map`, as `COLUMN=COLUMN`, after the explicit maps.
+pub fn map_all(
+    columns: &[String],
+    primary_key: &[String],
+    maps: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out = maps.to_vec();
+    for column in columns {
+        let named = maps.iter().any(|(from, to)| from == column || to == column);
+        if !primary_key.contains(column) && !named {
+            out.push((column.clone(), column.clone()));
+        }
+    }
+    out
+}
+
+/// The columns of a Reverse ETL model's dbt model (at the commit it follows) and its key.
+async fn model_columns(
+    ctx: &Ctx,
+    retl_model_id: &str,
+) -> Result<(Vec<String>, Vec<String>), CliError> {
+    use backflow_proto::catalog::v1 as catalog;
+    let mut api = ctx.client.catalog()?;
+    let call = api
+        .inner
+        .get_retl_model(catalog::GetRetlModelRequest {
+            workspace_id: ctx.workspace(),
+            retl_model_id: retl_model_id.to_string(),
+        })
+        .await;
+    let model = api.done(call)?.model.ok_or_else(|| {
+        CliError::Failed("the server answered without the reverse etl model".into())
+    })?;
+    let call = api
+        .inner
+        .describe_model_columns(catalog::DescribeModelColumnsRequest {
+            workspace_id: ctx.workspace(),
+            connection_id: model.connection_id.clone(),
+            unique_id: model.model_unique_id.clone(),
+            commit_sha: model.commit_sha.clone(),
+            refresh: false,
+        })
+        .await;
+    let columns = api
+        .done(call)?
+        .columns
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    Ok((columns, model.primary_key))
 }
 
 /// Guard flags, shared by create and update.
@@ -99,6 +165,8 @@ impl Strategy {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Create a sync (checked against the Reverse ETL model; schedule default: manual).
+    /// It sends each record's key plus the fields its mapping names: give `--map`,
+    /// `--constant` or `--map-all` (there is no silent default).
     Create {
         /// A name unique in the workspace.
         name: String,
@@ -245,27 +313,59 @@ fn details(sync: &SyncJson) -> String {
     text.section("mappings", table.render()).render()
 }
 
-fn run_details(run: &RunJson) -> String {
-    Details::new()
-        .field("run", &run.id)
-        .field("sync", &run.sync_id)
-        .field("status", &run.status)
-        .field("trigger", &run.trigger)
-        .field("cause", &run.cause_id)
-        .field("dry run", run.dry_run.to_string())
-        .field("queued", timestamp(run.queued_at_unix_ms))
-        .field("approval reason", &run.approval_reason)
-        .field("error", &run.error)
-        .render()
-}
-
 /// `--watch`: the queued run (table output only, so JSON stays one document), then its
 /// progress on stderr until it ends, and the run as it ended.
-async fn watch_queued(ctx: &Ctx, run: RunJson) -> Result<(), CliError> {
+async fn watch_queued(ctx: &Ctx, run: SyncRunJson) -> Result<(), CliError> {
     if ctx.format == OutputFormat::Table {
-        ctx.print(&View::new(&run, run_details(&run)));
+        ctx.print(&View::new(&run, sync_runs::details(&run).render()));
     }
-    super::sync_runs::watch(ctx, &run.id).await
+    sync_runs::watch(ctx, &run.id).await
+}
+
+/// Request fields the scheduler's messages name, and the flags of `syncs create|update`.
+const SYNC_FLAGS: [(&str, &str); 9] = [
+    ("schedule.cron.expression ", "--cron "),
+    ("schedule.cron.time_zone ", "--time-zone "),
+    ("schedule.interval_seconds ", "--every (in seconds) "),
+    (
+        "schedule.after_dbt_core_run.project_name ",
+        "--after-dbt-core-run ",
+    ),
+    ("guards.max_delete_share ", "--max-delete-share "),
+    ("max_record_attempts ", "--max-record-attempts "),
+    ("diff_strategy warehouse:", "--diff-strategy warehouse:"),
+    ("destination_options has", "--option has"),
+    ("source_column ", "column "),
+];
+
+/// A refused `syncs create|update` in the words of its flags: `mappings[1].destination_field
+/// "f"` is `field "f"`, `schedule.cron.time_zone` is `--time-zone`.
+fn in_flag_words(error: CliError) -> CliError {
+    let CliError::Call { status, addr } = error else {
+        return error;
+    };
+    let mut text = SYNC_FLAGS
+        .iter()
+        .fold(status.message().to_string(), |text, (field, flag)| {
+            text.replace(field, flag)
+        });
+    // `mappings[3].destination_field "x"` → `field "x"`; `mappings[3].` → ``
+    while let Some(start) = text.find("mappings[") {
+        let rest = &text[start + "mappings[".len()..];
+        let Some(close) = rest.find("].") else { break };
+        if !rest[..close].chars().all(|c| c.is_ascii_digit()) {
+            break;
+        }
+        let after = &rest[close + 2..];
+        let after = after
+            .strip_prefix("destination_field ")
+            .map_or_else(|| after.to_string(), |tail| format!("field {tail}"));
+        text = format!("{}{after}", &text[..start]);
+    }
+    CliError::Call {
+        status: tonic::Status::new(status.code(), text),
+        addr,
+    }
 }
 
 fn sync_of(sync: Option<pb::Sync>) -> Result<SyncJson, CliError> {
@@ -273,8 +373,9 @@ fn sync_of(sync: Option<pb::Sync>) -> Result<SyncJson, CliError> {
         .ok_or_else(|| CliError::Failed("the server answered without the sync".into()))
 }
 
-fn run_of(run: Option<pb::Run>) -> Result<RunJson, CliError> {
-    run.map(RunJson::from)
+/// A run as every command prints it (`sync-runs get` shows the same shape).
+fn run_of(run: Option<pb::Run>) -> Result<SyncRunJson, CliError> {
+    run.map(SyncRunJson::from)
         .ok_or_else(|| CliError::Failed("the server answered without the run".into()))
 }
 
@@ -282,7 +383,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
     let mut api = ctx.client.retl()?;
     let workspace_id = ctx.workspace();
     let print_sync = |sync: SyncJson| ctx.print(&View::new(&sync, details(&sync)));
-    let print_run = |run: RunJson| ctx.print(&View::new(&run, run_details(&run)));
+    let print_run =
+        |run: SyncRunJson| ctx.print(&View::new(&run, sync_runs::details(&run).render()));
     match command {
         Command::Create {
             name,
@@ -298,6 +400,32 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             only_if_model_rebuilt,
             paused,
         } => {
+            if mapping.is_empty() {
+                return Err(CliError::Usage(NO_MAPPING.into()));
+            }
+            let mut mapping = mapping;
+            if mapping.map_all {
+                let (columns, primary_key) = model_columns(ctx, &retl_model_id).await?;
+                mapping.maps = map_all(&columns, &primary_key, &mapping.maps);
+                if mapping.maps.is_empty() && mapping.constants.is_empty() {
+                    return Err(CliError::Failed(format!(
+                        "--map-all: reverse etl model {retl_model_id} has no columns besides its key ({}); map the key with --map",
+                        primary_key.join(", ")
+                    )));
+                }
+                let made: Vec<String> = mapping
+                    .maps
+                    .iter()
+                    .map(|(column, field)| {
+                        if column == field {
+                            column.clone()
+                        } else {
+                            format!("{column}={field}")
+                        }
+                    })
+                    .collect();
+                eprintln!("note: --map-all maps {}", made.join(", "));
+            }
             let request = pb::CreateSyncRequest {
                 workspace_id,
                 name,
@@ -318,7 +446,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                 paused,
             };
             let call = api.inner.create_sync(request).await;
-            print_sync(sync_of(api.done(call)?.sync)?);
+            print_sync(sync_of(api.done(call).map_err(in_flag_words)?.sync)?);
         }
         Command::Update {
             sync_id,
@@ -334,6 +462,11 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             only_if_model_rebuilt,
             diff_strategy,
         } => {
+            if mapping.map_all {
+                return Err(CliError::Usage(
+                    "--map-all is for syncs create; to change the mapping of a sync give --map/--constant (with --replace-mappings to drop the others)".into(),
+                ));
+            }
             if replace_mappings && mapping.is_empty() {
                 return Err(CliError::Usage(
                     "--replace-mappings needs the new --map/--constant flags".into(),
@@ -356,7 +489,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             };
             let call = api.inner.update_sync(request).await;
             let strategy_given = diff_strategy.is_some();
-            let sync = sync_of(api.done(call)?.sync)?;
+            let sync = sync_of(api.done(call).map_err(in_flag_words)?.sync)?;
             if strategy_given {
                 eprintln!(
                     "note: if the diff state now lives elsewhere (backflow-side or in the warehouse), the next run starts from an empty state and sends every row again, as after `backflow syncs reset`"
@@ -509,4 +642,75 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn map_all_maps_every_non_key_column_once_after_the_explicit_maps() {
+        let columns: Vec<String> = ["id", "email", "name", "score"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let key = vec!["id".to_string()];
+        assert_eq!(
+            map_all(&columns, &key, &[]),
+            pairs(&[("email", "email"), ("name", "name"), ("score", "score")])
+        );
+        // a renamed column is not mapped a second time, nor is a field already fed
+        assert_eq!(
+            map_all(
+                &columns,
+                &key,
+                &pairs(&[("email", "Email"), ("id", "name")])
+            ),
+            pairs(&[("email", "Email"), ("id", "name"), ("score", "score")])
+        );
+        assert!(map_all(&key, &key, &[]).is_empty());
+    }
+
+    #[test]
+    fn refusals_name_the_flags() {
+        let said = |message: &str| match in_flag_words(CliError::Call {
+            status: tonic::Status::invalid_argument(message),
+            addr: "a".into(),
+        }) {
+            CliError::Call { status, .. } => status.message().to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            said("invalid argument: mappings[1].destination_field \"f\" is mapped more than once"),
+            "invalid argument: field \"f\" is mapped more than once"
+        );
+        assert_eq!(
+            said("invalid argument: mappings[0].source_column \"x\" is not a column of reverse etl model m"),
+            "invalid argument: column \"x\" is not a column of reverse etl model m"
+        );
+        assert_eq!(
+            said("invalid argument: schedule.cron.time_zone \"Mars\" is not an IANA time zone"),
+            "invalid argument: --time-zone \"Mars\" is not an IANA time zone"
+        );
+        assert_eq!(said("mappings[x].y"), "mappings[x].y");
+    }
+
+    #[test]
+    fn a_create_without_a_mapping_says_how_to_map() {
+        assert!(MappingArgs::default().is_empty());
+        assert!(!MappingArgs {
+            map_all: true,
+            ..Default::default()
+        }
+        .is_empty());
+        assert!(NO_MAPPING.contains("--map COLUMN[=FIELD]") && NO_MAPPING.contains("--map-all"));
+        assert!(!NO_MAPPING.contains("  "), "{NO_MAPPING}");
+    }
 }
