@@ -401,6 +401,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             paused,
         } => {
             if mapping.is_empty() {
+                // a `--null-policy` naming nothing says so first
+                mapping.to_proto()?;
                 return Err(CliError::Usage(NO_MAPPING.into()));
             }
             let mut mapping = mapping;
