@@ -226,6 +226,9 @@ impl Drop for ExecutorProcess {
 enum Kind {
     Webhook,
     Segment,
+    /// The Segment destination against RudderStack's `/v1/batch` (text/plain answers, no
+    /// `messageId` deduplication documented: resends are applied again).
+    RudderStack,
     Hubspot,
     Salesforce,
     Postgres,
@@ -287,7 +290,7 @@ impl Kind {
             // or not)
             Kind::Postgres => &[Case::AckLost],
             // Segment accepts with a 200 what it drops (the fixture): no per-record refusal
-            Kind::Segment => &[Case::RefusedRecords],
+            Kind::Segment | Kind::RudderStack => &[Case::RefusedRecords],
             _ => &[],
         };
         GENERIC
@@ -299,7 +302,7 @@ impl Kind {
 
     fn mode(self) -> SyncMode {
         match self {
-            Kind::Segment => SyncMode::Upsert,
+            Kind::Segment | Kind::RudderStack => SyncMode::Upsert,
             _ => SyncMode::Mirror,
         }
     }
@@ -342,8 +345,13 @@ impl Target {
                 let addr = addr_of(&r.url());
                 (StandIn::Webhook(r), addr)
             }
-            Kind::Segment => {
-                let s = SegmentStandIn::start(Flavor::Segment).await;
+            Kind::Segment | Kind::RudderStack => {
+                let flavor = if kind == Kind::Segment {
+                    Flavor::Segment
+                } else {
+                    Flavor::RudderStack
+                };
+                let s = SegmentStandIn::start(flavor).await;
                 let addr = addr_of(&s.endpoint());
                 (StandIn::Segment(s), addr)
             }
@@ -461,7 +469,7 @@ impl Target {
 
     fn options(&self) -> BTreeMap<String, String> {
         let pairs: &[(&str, &str)] = match self.kind {
-            Kind::Webhook | Kind::Segment => &[],
+            Kind::Webhook | Kind::Segment | Kind::RudderStack => &[],
             Kind::Hubspot => &[
                 ("object", "contacts"),
                 ("id_property", "backflow_id"),
@@ -626,7 +634,7 @@ impl Target {
     fn limit_text(&self) -> (&'static str, i32) {
         match self.kind {
             Kind::Webhook => ("429: slow down", 429),
-            Kind::Segment => ("429: Too many requests", 429),
+            Kind::Segment | Kind::RudderStack => ("429: Too many requests", 429),
             Kind::Hubspot => ("429 TEN_SECONDLY_ROLLING: You have reached", 429),
             Kind::Salesforce => (
                 "403: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
@@ -643,7 +651,7 @@ impl Target {
             Kind::Hubspot => "INVALID_OPTION",
             Kind::Salesforce => "REQUIRED_FIELD_MISSING",
             Kind::Postgres => "23514",
-            Kind::Segment => "",
+            Kind::Segment | Kind::RudderStack => "",
         }
     }
 
@@ -1158,6 +1166,11 @@ async fn webhook_under_faults() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segment_under_faults() -> anyhow::Result<()> {
     faults(Kind::Segment, &Kind::Segment.cases()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rudderstack_under_faults() -> anyhow::Result<()> {
+    faults(Kind::RudderStack, &Kind::RudderStack.cases()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,9 @@
 //!
 //! `messageId` = `<idempotency key>:<key hash>` (under 100 characters, or
 //! `bf-<hash of the key>:<key hash>` when longer): deterministic, so a resent batch is
-//! deduplicated by the API. A message over 32,000 bytes fails alone (Segment drops it
+//! deduplicated by the API (Segment documents it; the fixture documents none for RudderStack,
+//! where a resend after a lost answer repeats the events — identify traits converge,
+//! track events count twice). A message over 32,000 bytes fails alone (Segment drops it
 //! with a 200); a batch is split into requests of at most 500,000 bytes (both decimal, as
 //! analytics-go counts). There is no delete: deletes are unsupported.
 //!

@@ -9,7 +9,8 @@
 //! `type`, without `userId`/`anonymousId`, a `track` without `event`, or beyond the 2500th
 //! of a batch are accepted with the 200 and dropped (counted in
 //! [`SegmentStandIn::dropped`]), as Segment documents.
-//! Messages are deduplicated by `messageId`. Answers: Segment `{"success": true}` JSON
+//! Segment deduplicates messages by `messageId` ([G1]); the fixture documents no
+//! deduplication for RudderStack, so that flavour applies every message it gets. Answers: Segment `{"success": true}` JSON
 //! (the fixture), RudderStack `text/plain` `OK`. 429 carries `Retry-After` and
 //! `X-RateLimit-Reset` (seconds until a retry is allowed), body `Too many requests` as
 //! RudderStack's table has it (Segment's 429 body is undocumented);
@@ -237,7 +238,11 @@ async fn batch(
                 inner.dropped.push(reason);
                 continue;
             }
-            if let Some(id) = message["messageId"].as_str() {
+            // Deduplication by messageId is documented for Segment [G1] only.
+            if let Some(id) = message["messageId"]
+                .as_str()
+                .filter(|_| flavor == Flavor::Segment)
+            {
                 if !inner.message_ids.insert(id.to_string()) {
                     inner.holds.duplicates += 1;
                     continue;
