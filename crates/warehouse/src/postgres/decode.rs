@@ -367,30 +367,49 @@ pub(crate) mod numeric {
                 0
             }
         };
-        let mut out = String::new();
+        if (0..p.digits.len() / 2).any(|i| digit(p.digits, i) > 9999) {
+            return Err("numeric digit out of range".into());
+        }
+        // digits are written by hand: this runs once per numeric cell of an extract
+        let mut out =
+            String::with_capacity(4 * (p.weight.max(0) as usize + 1) + p.dscale as usize + 2);
         if p.sign == NEG {
             out.push('-');
         }
         if p.weight < 0 {
             out.push('0');
         } else {
-            out.push_str(&group(p.weight).to_string());
+            let first = group(p.weight);
+            let mut started = false;
+            for divisor in [1000, 100, 10, 1] {
+                let d = (first / divisor) % 10;
+                if d != 0 || started || divisor == 1 {
+                    started = true;
+                    out.push(char::from(b'0' + d as u8));
+                }
+            }
             for e in (0..p.weight).rev() {
-                out.push_str(&format!("{:04}", group(e)));
+                push4(&mut out, group(e));
             }
         }
         if p.dscale > 0 {
-            let mut frac = String::new();
+            out.push('.');
+            let end = out.len() + p.dscale as usize;
             let mut e = -1;
-            while (frac.len() as i32) < p.dscale {
-                frac.push_str(&format!("{:04}", group(e)));
+            while out.len() < end {
+                push4(&mut out, group(e));
                 e -= 1;
             }
-            frac.truncate(p.dscale as usize);
-            out.push('.');
-            out.push_str(&frac);
+            out.truncate(end);
         }
         Ok(out)
+    }
+
+    /// A base-10000 digit group as exactly four decimal digits.
+    fn push4(out: &mut String, group: i128) {
+        for divisor in [1000, 100, 10, 1] {
+            out.push(char::from(b'0' + ((group / divisor) % 10) as u8));
+        }
     }
 }
 

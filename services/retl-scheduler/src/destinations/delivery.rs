@@ -247,6 +247,15 @@ impl Deliverer {
 /// One result per record in the batch's order; records the destination said nothing
 /// about failed (never silently delivered).
 fn complete(records: &[OutboundRecord], results: Vec<RecordResult>) -> Vec<RecordResult> {
+    // What destinations answer: one result per record, in order (no map needed).
+    if results.len() == records.len()
+        && results
+            .iter()
+            .zip(records)
+            .all(|(result, record)| result.key_hash == record.key_hash)
+    {
+        return results;
+    }
     let mut by_hash: HashMap<u64, RecordOutcome> = results
         .into_iter()
         .map(|r| (r.key_hash, r.outcome))
@@ -396,6 +405,31 @@ mod tests {
         );
         assert!(key(&[(1, 10)]).starts_with("r:upsert:"));
         assert_eq!(key(&[(1, 10)]).len(), "r:upsert:".len() + 16);
+    }
+
+    #[test]
+    fn results_in_order_are_kept_as_answered() {
+        let failed = RecordOutcome::Failed {
+            message: "no".into(),
+            status: 422,
+        };
+        let answered = vec![
+            RecordResult {
+                key_hash: 1,
+                outcome: RecordOutcome::Delivered,
+            },
+            RecordResult {
+                key_hash: 2,
+                outcome: failed.clone(),
+            },
+        ];
+        assert_eq!(
+            complete(&[record(1), record(2)], answered.clone()),
+            answered
+        );
+        // out of order: matched by key hash
+        let swapped: Vec<RecordResult> = answered.iter().rev().cloned().collect();
+        assert_eq!(complete(&[record(1), record(2)], swapped), answered);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! acknowledged) → commit the new state minus the failed records. A dry run stops after
 //! the diff with samples. What the run did comes back as a [`Finish`] for the store.
 //!
+//! One exception to that order: a first run (empty state) whose key the warehouse proves
+//! unique delivers each candidate as the extract passes it, since neither guard nor a
+//! duplicate can then stop a record (see [`backflow_side`] for the proof and why it is
+//! exact); the spill stays empty and delivery only drains what is still in flight.
+//!
 //! I/O (catalog, warehouse, destination, state store, database) is reached only through
 //! [`RunContext`]; the decisions (diff, mapping, guards, commit) are the pure modules.
 //! The Backflow-side extract is [`backflow_side`], delivery [`sender`] (and [`deletes`]).

@@ -36,6 +36,17 @@ fn numeric_to_decimal_and_text() {
     assert!(numeric::to_i128(&num(-1, 0, 4, &[1]), 2).is_err());
     assert!(numeric::to_i128(&num(0, 0xC000, 0, &[]), 2).is_err());
     assert_eq!(numeric::to_text(&num(0, 0xC000, 0, &[])).unwrap(), "NaN");
+    // inner and leading groups with zeros, a fraction ending mid-group
+    assert_eq!(
+        numeric::to_text(&num(2, 0, 5, &[7, 0, 30, 1200, 4])).unwrap(),
+        "700000030.12000"
+    );
+    assert_eq!(
+        numeric::to_text(&num(0, 0x4000, 2, &[9999, 5000])).unwrap(),
+        "-9999.50"
+    );
+    assert_eq!(numeric::to_text(&num(-2, 0, 8, &[12])).unwrap(), "0.00000012");
+    assert!(numeric::to_text(&num(0, 0, 0, &[10000])).is_err());
 }
 
 #[test]

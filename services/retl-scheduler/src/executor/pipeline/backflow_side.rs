@@ -132,10 +132,10 @@ pub(super) async fn extract<'r>(
                 if !mode.delivers(change) {
                     continue;
                 }
-                let mut key = Vec::with_capacity(key.capacity());
+                key.clear();
+                fields.clear();
                 rows.key_into(row, &mut key);
-                let mut fields = Vec::with_capacity(fields.capacity());
-                let key = text(key)?;
+                let key = text(&key)?;
                 match rows.fields_into(row, &mut fields) {
                     Ok(()) => {
                         super::send(
@@ -147,7 +147,7 @@ pub(super) async fn extract<'r>(
                             key_hash,
                             row_hash,
                             key,
-                            text(fields)?,
+                            text(&fields)?,
                         )
                         .await?;
                     }
@@ -222,9 +222,10 @@ pub(super) async fn extract<'r>(
     })
 }
 
-/// JSON text the mapping wrote (always UTF-8) as an object to send.
-fn text(bytes: Vec<u8>) -> Result<JsonObject, ExecError> {
-    let text = String::from_utf8(bytes)
+/// JSON text the mapping wrote (always UTF-8) as an object to send, in an allocation of
+/// its exact size.
+fn text(bytes: &[u8]) -> Result<JsonObject, ExecError> {
+    let text = std::str::from_utf8(bytes)
         .map_err(|_| ExecError::Sync("a mapped record's text is not utf-8".into()))?;
-    Ok(JsonObject::from_encoded(text.into_boxed_str()))
+    Ok(JsonObject::from_encoded(Box::from(text)))
 }
