@@ -192,6 +192,33 @@ fn what_a_demanding_user_tries() -> anyhow::Result<()> {
         (vec!["sync-runs", "get", "no-such-run"], "no-such-run"),
         (vec!["syncs", "approve", "no-such-run"], "no-such-run"),
         (vec!["syncs", "cancel", "no-such-run"], "no-such-run"),
+        (vec!["sync-runs", "errors", "no-such-run"], "no-such-run"),
+        (vec!["sync-runs", "watch", "no-such-run"], "no-such-run"),
+        (
+            vec!["sync-runs", "list", "--sync", "no-such-sync"],
+            "no-such-sync",
+        ),
+        (vec!["syncs", "delete", "no-such-sync"], "no-such-sync"),
+        (vec!["syncs", "pause", "no-such-sync"], "no-such-sync"),
+        (vec!["syncs", "resume", "no-such-sync"], "no-such-sync"),
+        (vec!["syncs", "reset", "no-such-sync"], "no-such-sync"),
+        (vec!["syncs", "dry-run", "no-such-sync"], "no-such-sync"),
+        (
+            vec!["syncs", "update", "no-such-sync", "--name", "x"],
+            "no-such-sync",
+        ),
+        (
+            vec!["models", "list", "no-such-connection"],
+            "connection no-such-connection not found",
+        ),
+        (
+            vec!["retl-models", "get", "no-such-model"],
+            "reverse etl model no-such-model not found",
+        ),
+        (
+            vec!["destinations", "get", "no-such-destination"],
+            "no-such-destination",
+        ),
     ];
     for (args, id) in unknown_ids {
         let stderr = fails(dev, token, &args, 1);

@@ -62,7 +62,7 @@ impl CatalogStore {
         .fetch_optional(&mut *tx)
         .await?;
         if project.is_none() {
-            return Err(not_found("project", connection_id));
+            return Err(not_found("connection", connection_id));
         }
         sqlx::query("DELETE FROM model_versions WHERE connection_id = $1 AND commit_sha = $2")
             .bind(connection_id)

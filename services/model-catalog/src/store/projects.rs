@@ -170,7 +170,7 @@ pub(crate) async fn write_run_outcome(
     .await?;
     match known {
         Some(_) => Ok(false),
-        None => Err(not_found("project", connection_id)),
+        None => Err(not_found("connection", connection_id)),
     }
 }
 
@@ -296,7 +296,7 @@ impl CatalogStore {
         .fetch_optional(self.db.pool())
         .await?;
         row.map(record_of)
-            .ok_or_else(|| not_found("project", connection_id))
+            .ok_or_else(|| not_found("connection", connection_id))
     }
 
     /// The warehouse source a connection names (from its newest connection event);
@@ -314,7 +314,7 @@ impl CatalogStore {
         .fetch_optional(self.db.pool())
         .await?;
         match row {
-            None => Err(not_found("project", connection_id)),
+            None => Err(not_found("connection", connection_id)),
             Some((source_id,)) if source_id.is_empty() => Err(CatalogError::FailedPrecondition(
                 format!("git connection {connection_id} names no warehouse source"),
             )),

@@ -153,7 +153,7 @@ fn encode_key(primary_key: &[String]) -> Result<String, CatalogError> {
 fn name_taken(error: sqlx::Error, name: &str) -> CatalogError {
     if backflow_platform::db::is_unique_violation(&error) {
         CatalogError::AlreadyExists {
-            kind: "retl model",
+            kind: "reverse etl model",
             name: name.to_string(),
         }
     } else {
@@ -207,7 +207,7 @@ impl CatalogStore {
         .await?;
         row.map(record_of)
             .transpose()?
-            .ok_or_else(|| not_found("retl model", id))
+            .ok_or_else(|| not_found("reverse etl model", id))
     }
 
     pub async fn list_retl_models(
@@ -355,7 +355,7 @@ pub(super) async fn lock_retl_model(
     .execute(&mut **tx)
     .await?;
     if locked.rows_affected() == 0 {
-        return Err(not_found("retl model", id));
+        return Err(not_found("reverse etl model", id));
     }
     let row: RetlRow = sqlx::query_as(&format!(
         "SELECT {RETL_COLUMNS} FROM retl_models WHERE workspace_id = $1 AND id = $2"
