@@ -4,8 +4,8 @@
 //! the model between the last run under the old strategy and this one. The old
 //! strategy's state is still whole at the sync's epoch (the first commit under the new
 //! strategy is what moves the sync on), so the run reads from it which records the
-//! destination was delivered, with their key values ([`CarriedKeys::load`]), crosses off
-//! every key the extract still holds ([`CarriedKeys::seen`]), and deletes the rest.
+//! destination was delivered, with their key values (`CarriedKeys::load`), crosses off
+//! every key the extract still holds (`CarriedKeys::seen`), and deletes the rest.
 //!
 //! After a reset nothing is carried: the reset removed the Backflow-side state and its
 //! key values and moved the epoch past the warehouse-side one. Keys are compared as

@@ -45,7 +45,10 @@ fn numeric_to_decimal_and_text() {
         numeric::to_text(&num(0, 0x4000, 2, &[9999, 5000])).unwrap(),
         "-9999.50"
     );
-    assert_eq!(numeric::to_text(&num(-2, 0, 8, &[12])).unwrap(), "0.00000012");
+    assert_eq!(
+        numeric::to_text(&num(-2, 0, 8, &[12])).unwrap(),
+        "0.00000012"
+    );
     assert!(numeric::to_text(&num(0, 0, 0, &[10000])).is_err());
 }
 

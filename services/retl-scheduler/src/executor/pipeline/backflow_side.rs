@@ -10,6 +10,9 @@
 //! - it is not a dry run and its state is empty (a first run, or after a reset): with no
 //!   previous entry, neither guard can stop it (the empty-extract guard needs a non-empty
 //!   state, the delete guard delivered entries) and no row can repeat a state key;
+//! - it carries no delivered keys of a warehouse-side state (`executor::carried_keys`: a
+//!   mirror sync's first run after its diff strategy changed crosses every extracted key
+//!   off that set, from the spill);
 //! - the mode delivers additions (what every row of such a run is);
 //! - the warehouse proved the key unique before any row was read
 //!   ([`backflow_warehouse::KeyProof`]: on PostgreSQL, the model is one scan of a
