@@ -30,6 +30,7 @@ use backflow_platform::testing::cut_proxy::CutProxy;
 use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
 use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::{DestinationRecord, SecretResolver};
+use backflow_retl_scheduler::destinations::test_support::hubspot::Step as HubspotStep;
 use backflow_retl_scheduler::destinations::test_support::hubspot::{self, HubspotStandIn};
 use backflow_retl_scheduler::destinations::test_support::salesforce::{
     self, JobEnd, SalesforceStandIn, Step,
@@ -271,6 +272,10 @@ enum Case {
     UploadCut,
     /// Salesforce: polling a closed job answers 503 twice (polled again, never resent).
     PollFails,
+    /// Deletes meet faults in their look-up and their delete call: HubSpot batch/read 500
+    /// then batch/archive ack lost; Salesforce Id query 500 then the delete job's
+    /// `UploadComplete` answer lost.
+    DeletesUnderFaults,
 }
 
 const GENERIC: &[Case] = &[
@@ -548,6 +553,20 @@ impl Target {
             Case::UploadCut => {
                 self.salesforce()
                     .push_fault_at(Step::Upload, Fault::DropConnection);
+                return Ok(());
+            }
+            Case::DeletesUnderFaults => {
+                match &self.stand_in {
+                    StandIn::Hubspot(h) => {
+                        h.push_fault_at(HubspotStep::Read, Fault::Status(500));
+                        h.push_fault_at(HubspotStep::Archive, Fault::DropAfterApply);
+                    }
+                    StandIn::Salesforce(s) => {
+                        s.push_fault_at(Step::Query, Fault::Status(500));
+                        s.push_fault_at(Step::Close, Fault::DropAfterApply);
+                    }
+                    _ => {}
+                }
                 return Ok(());
             }
             Case::PollFails => {
@@ -1044,7 +1063,9 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
             }
         }
         _ => {
-            target.arm(case).await?;
+            if case != Case::DeletesUnderFaults {
+                target.arm(case).await?;
+            }
             let started = Instant::now();
             let run = rig.run(&sync).await?;
             assert_eq!(
@@ -1086,7 +1107,11 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
         Case::RefusedRecords | Case::LimitOutlastsRetries | Case::JobFailed | Case::JobAborted
     );
     if !killed && !once {
-        let mut statements = vec![format!("UPDATE {table} SET plan = 'pro' WHERE id % 10 = 0")];
+        let deletes_only = case == Case::DeletesUnderFaults;
+        let mut statements = vec![];
+        if !deletes_only {
+            statements.push(format!("UPDATE {table} SET plan = 'pro' WHERE id % 10 = 0"));
+        }
         if kind.mode() == SyncMode::Mirror {
             statements.push(format!("DELETE FROM {table} WHERE id % 10 = 5"));
         }
@@ -1095,10 +1120,9 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
         let before = target.applied().await?;
         target.arm(case).await?;
         let run = rig.run(&sync).await?;
-        let changes = if kind.mode() == SyncMode::Mirror {
-            2 * rows / 10
-        } else {
-            rows / 10
+        let changes = match (kind.mode(), deletes_only) {
+            (SyncMode::Mirror, false) => 2 * rows / 10,
+            _ => rows / 10,
         };
         assert_eq!(
             (run.exec.counts.delivered, run.exec.counts.failed),
@@ -1106,9 +1130,18 @@ async fn run_case(rig: &mut Rig, kind: Kind, case: Case) -> anyhow::Result<u64> 
             "{what}: changes"
         );
         rig.holds_exactly(&what, &table, &target).await?;
+        if deletes_only {
+            let pending = match &target.stand_in {
+                StandIn::Hubspot(h) => h.pending_faults(),
+                StandIn::Salesforce(s) => s.pending_faults(),
+                _ => 0,
+            };
+            assert_eq!(pending, 0, "{what}: the deletes met every fault");
+        }
         let changed = |key: &str| {
             let id: u64 = key.parse().unwrap_or(0);
-            id.is_multiple_of(10) || (kind.mode() == SyncMode::Mirror && id % 10 == 5)
+            (id.is_multiple_of(10) && !deletes_only)
+                || (kind.mode() == SyncMode::Mirror && id % 10 == 5)
         };
         let (more, lost) = reapplied(&before, &target.applied().await?, &changed);
         assert!(lost.is_empty(), "{what}: changes never applied {lost:?}");
@@ -1175,7 +1208,9 @@ async fn rudderstack_under_faults() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubspot_under_faults() -> anyhow::Result<()> {
-    faults(Kind::Hubspot, &Kind::Hubspot.cases()).await
+    let mut cases = Kind::Hubspot.cases();
+    cases.push(Case::DeletesUnderFaults);
+    faults(Kind::Hubspot, &cases).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1192,6 +1227,7 @@ async fn salesforce_jobs_under_faults() -> anyhow::Result<()> {
             Case::JobAborted,
             Case::UploadCut,
             Case::PollFails,
+            Case::DeletesUnderFaults,
             Case::KilledBeforeClose,
             Case::KilledAfterClose,
         ],

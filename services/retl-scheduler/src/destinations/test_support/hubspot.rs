@@ -60,7 +60,19 @@ struct Inner {
 #[derive(Debug)]
 struct Shared {
     faults: FaultQueue,
+    step_faults: BTreeMap<Step, FaultQueue>,
     inner: Mutex<Inner>,
+}
+
+/// Which call a fault queued with [`HubspotStandIn::push_fault_at`] meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// `POST …/batch/upsert`.
+    Upsert,
+    /// `POST …/batch/read` (deletes look object ids up).
+    Read,
+    /// `POST …/batch/archive`.
+    Archive,
 }
 
 #[derive(Debug)]
@@ -73,6 +85,10 @@ impl HubspotStandIn {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             faults: FaultQueue::default(),
+            step_faults: [Step::Upsert, Step::Read, Step::Archive]
+                .into_iter()
+                .map(|step| (step, FaultQueue::default()))
+                .collect(),
             inner: Mutex::new(Inner {
                 next_id: 51,
                 daily_remaining: 250_000,
@@ -134,6 +150,22 @@ impl HubspotStandIn {
     pub fn push_fault(&self, fault: Fault) {
         self.shared.faults.push(fault);
     }
+
+    /// Faults queued and not met yet (any step).
+    pub fn pending_faults(&self) -> usize {
+        self.shared.faults.len()
+            + self
+                .shared
+                .step_faults
+                .values()
+                .map(FaultQueue::len)
+                .sum::<usize>()
+    }
+
+    /// A fault for the next request of `step` only (checked before [`Self::push_fault`]'s).
+    pub fn push_fault_at(&self, step: Step, fault: Fault) {
+        self.shared.step_faults[&step].push(fault);
+    }
 }
 
 fn holds_key(object: &str, value: &str) -> String {
@@ -166,8 +198,9 @@ async fn gate(
     shared: &Shared,
     kill: &Kill,
     headers: &HeaderMap,
+    step: Option<Step>,
 ) -> Result<Option<Fault>, Response> {
-    let fault = gate_faults(shared, kill, headers).await;
+    let fault = gate_faults(shared, kill, headers, step).await;
     match fault {
         Err(answer) if answer.status() != StatusCode::UNAUTHORIZED => {
             Err(with_limits(shared, answer))
@@ -180,6 +213,7 @@ async fn gate_faults(
     shared: &Shared,
     kill: &Kill,
     headers: &HeaderMap,
+    step: Option<Step>,
 ) -> Result<Option<Fault>, Response> {
     let remaining = {
         let mut inner = shared.inner.lock().unwrap();
@@ -196,7 +230,10 @@ async fn gate_faults(
             "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
         ));
     }
-    match shared.faults.next() {
+    let fault = step
+        .and_then(|step| shared.step_faults[&step].next())
+        .or_else(|| shared.faults.next());
+    match fault {
         Some(Fault::Status(429)) => Err(raw_json(StatusCode::TOO_MANY_REQUESTS, F_429_DAILY)),
         Some(Fault::Status(status)) => Err(model_error(
             StatusCode::from_u16(status).unwrap(),
@@ -238,7 +275,7 @@ async fn list(
     Extension(kill): Extension<Kill>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, None).await {
         return answer;
     }
     with_limits(&shared, Json(json!({"results": []})).into_response())
@@ -268,7 +305,7 @@ async fn upsert(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let fault = match gate(&shared, &kill, &headers).await {
+    let fault = match gate(&shared, &kill, &headers, Some(Step::Upsert)).await {
         Ok(fault) => fault,
         Err(answer) => return answer,
     };
@@ -379,7 +416,7 @@ async fn read(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(answer) = gate(&shared, &kill, &headers).await {
+    if let Err(answer) = gate(&shared, &kill, &headers, Some(Step::Read)).await {
         return answer;
     }
     let inputs = match inputs(&body) {
@@ -424,7 +461,7 @@ async fn archive(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let fault = match gate(&shared, &kill, &headers).await {
+    let fault = match gate(&shared, &kill, &headers, Some(Step::Archive)).await {
         Ok(fault) => fault,
         Err(answer) => return answer,
     };

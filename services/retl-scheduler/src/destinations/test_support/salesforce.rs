@@ -197,6 +197,17 @@ impl SalesforceStandIn {
         self.shared.faults.push(fault);
     }
 
+    /// Faults queued and not met yet (any step).
+    pub fn pending_faults(&self) -> usize {
+        self.shared.faults.len()
+            + self
+                .shared
+                .step_faults
+                .values()
+                .map(FaultQueue::len)
+                .sum::<usize>()
+    }
+
     /// A fault for the next request of `step` only (checked before [`Self::push_fault`]'s).
     pub fn push_fault_at(&self, step: Step, fault: Fault) {
         self.shared.step_faults[&step].push(fault);

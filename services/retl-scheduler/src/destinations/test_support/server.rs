@@ -113,6 +113,15 @@ impl FaultQueue {
     pub fn next(&self) -> Option<Fault> {
         self.0.lock().unwrap().pop_front()
     }
+
+    /// Faults not met yet.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Lets a handler close its own connection without answering.
