@@ -17,6 +17,12 @@
 //!
 //! Start-up errors end the process with one line naming the setting, exit code 2.
 
+/// A sync moves every record through a few short-lived allocations (key and fields text,
+/// request bodies, Arrow buffers) on several threads; mimalloc serves them markedly cheaper
+/// than glibc's malloc (the sync bench showed ~7% of its samples in malloc/free).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod config;
 mod front_door;
