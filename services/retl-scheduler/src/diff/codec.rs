@@ -10,7 +10,11 @@
 //!
 //! Decoding checks the magic, version, both checksums, the exact length and that keys
 //! strictly increase across the whole state.
+//!
+//! A [`Delta`] (what one commit changed) is stored as two such encodings back to back: its
+//! puts, then its removed keys as entries with a zero row word.
 
+use super::commit::Delta;
 use super::error::DiffError;
 use super::state::{Entry, State};
 use xxhash_rust::xxh3::xxh3_64;
@@ -53,8 +57,13 @@ impl<'a> Encoder<'a> {
     }
 
     pub fn with_chunk(state: &'a State, per_chunk: u32) -> Self {
+        Self::over(state.entries(), per_chunk)
+    }
+
+    /// Encodes `entries` (strictly increasing keys) as a state.
+    pub fn over(entries: &'a [Entry], per_chunk: u32) -> Self {
         Self {
-            entries: state.entries(),
+            entries,
             per_chunk: per_chunk.max(1),
             next: 0,
             header_done: false,
@@ -110,20 +119,35 @@ impl Decoder {
         Self::default()
     }
 
-    pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), DiffError> {
-        while !bytes.is_empty() {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), DiffError> {
+        let used = self.push_some(bytes)?;
+        if used < bytes.len() {
+            return Err(corrupt("bytes after the last chunk"));
+        }
+        Ok(())
+    }
+
+    /// Takes bytes until the state is complete; returns how many it took.
+    pub fn push_some(&mut self, bytes: &[u8]) -> Result<usize, DiffError> {
+        let mut used = 0;
+        while used < bytes.len() {
             let want = self.want();
             if want == 0 {
-                return Err(corrupt("bytes after the last chunk"));
+                break;
             }
-            let take = (want - self.pending.len()).min(bytes.len());
-            self.pending.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
+            let take = (want - self.pending.len()).min(bytes.len() - used);
+            self.pending.extend_from_slice(&bytes[used..used + take]);
+            used += take;
             if self.pending.len() == want {
                 self.consume()?;
             }
         }
-        Ok(())
+        Ok(used)
+    }
+
+    /// Whether the header and every chunk it announced were read.
+    pub fn is_complete(&self) -> bool {
+        self.count.is_some() && self.want() == 0
     }
 
     /// Bytes of the piece being collected (header or the next chunk); 0 when complete.
@@ -215,6 +239,66 @@ impl Decoder {
     }
 }
 
+/// The removed keys of `delta` as the entries its encoding stores.
+pub fn removed_entries(delta: &Delta) -> Vec<Entry> {
+    delta
+        .removed
+        .iter()
+        .map(|&key| Entry { key, row: 0 })
+        .collect()
+}
+
+/// Whole encoding of a delta in one buffer (tests, small deltas).
+pub fn encode_delta(delta: &Delta) -> Vec<u8> {
+    let removed = removed_entries(delta);
+    let mut out = Vec::new();
+    for entries in [&delta.puts[..], &removed[..]] {
+        let mut encoder = Encoder::over(entries, ENTRIES_PER_CHUNK);
+        while encoder.next_piece(&mut out) {}
+    }
+    out
+}
+
+/// Rebuilds a delta from bytes fed in any split.
+#[derive(Debug, Default)]
+pub struct DeltaDecoder {
+    puts: Decoder,
+    removed: Decoder,
+}
+
+impl DeltaDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), DiffError> {
+        let used = if self.puts.is_complete() {
+            0
+        } else {
+            self.puts.push_some(bytes)?
+        };
+        self.removed.push(&bytes[used..])
+    }
+
+    pub fn finish(self) -> Result<Delta, DiffError> {
+        let puts = self.puts.finish()?.into_entries();
+        let removed = self.removed.finish()?;
+        let delta = Delta {
+            puts,
+            removed: removed.entries().iter().map(|entry| entry.key).collect(),
+        };
+        delta.check()?;
+        Ok(delta)
+    }
+}
+
+/// Decodes a whole delta encoding.
+pub fn decode_delta(bytes: &[u8]) -> Result<Delta, DiffError> {
+    let mut decoder = DeltaDecoder::new();
+    decoder.push(bytes)?;
+    decoder.finish()
+}
+
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
@@ -287,6 +371,38 @@ mod tests {
         assert!(
             matches!(decode(b"not a state, not at all, no.....xx"), Err(DiffError::Corrupt(m)) if m.contains("magic"))
         );
+    }
+
+    #[test]
+    fn deltas_round_trip_in_any_split() {
+        for (puts, removed) in [(0u64, 0u64), (3, 0), (0, 4), (70_000, 65_537)] {
+            let delta = Delta {
+                puts: (0..puts)
+                    .map(|i| Entry::delivered(i * 2 + 1, i + 1))
+                    .collect(),
+                removed: (0..removed).map(|i| i * 2 + 2).collect(),
+            };
+            let bytes = encode_delta(&delta);
+            for split in [1usize, 7, 4096, bytes.len().max(1)] {
+                if split == 1 && bytes.len() > 10_000 {
+                    continue;
+                }
+                let mut decoder = DeltaDecoder::new();
+                for piece in bytes.chunks(split) {
+                    decoder.push(piece).unwrap_or_else(|err| panic!("{err}"));
+                }
+                assert_eq!(
+                    decoder.finish().unwrap_or_else(|err| panic!("{err}")),
+                    delta
+                );
+            }
+            assert!(decode_delta(&bytes[..bytes.len() - 1]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode_delta(&longer).is_err());
+        }
+        // A whole state is not a delta (its removed part is missing).
+        assert!(decode_delta(&encode(&state(5))).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod rules;
 pub mod select;
 pub mod state;
 
+pub use commit::Delta;
 pub use encode::{BatchHashes, RowHasher, RowSpec};
 pub use engine::{BatchSummary, Counts, Diff, DiffOutcome};
 pub use error::DiffError;

@@ -572,10 +572,9 @@ async fn run_phases(
         settings.state_epoch
     };
     match pending {
-        Pending::Backflow {
-            outcome, expected, ..
-        } => {
-            let state = outcome.commit_giving_up(not_committed, given_up);
+        Pending::Backflow { outcome, base, .. } => {
+            // A run that changed few records commits only what it changed.
+            let (state, delta) = outcome.commit_noting(not_committed, given_up, base.delta_room());
             // The key values of delivered additions are kept before the state says they
             // were delivered: a crash between the two then leaves extra key values
             // (harmless), never a delivered record whose later delete finds no key to send.
@@ -583,7 +582,7 @@ async fn run_phases(
                 ctx.store.save_keys(&run.sync_id, adds).await?;
             }
             ctx.states
-                .commit_at(&run.sync_id, &state, expected, epoch)
+                .commit_after(&run.sync_id, &state, delta.as_ref(), &base, epoch)
                 .await?;
             if mode == DeliveryMode::Mirror {
                 ctx.store
@@ -768,7 +767,9 @@ pub(crate) struct Extracted {
 pub(crate) enum Pending {
     Backflow {
         outcome: Box<crate::diff::DiffOutcome>,
-        expected: crate::store::diff_state::Expected,
+        /// What was loaded: the pointer the commit compares and sets, and the version a
+        /// delta builds on.
+        base: crate::store::diff_state::Base,
         /// No current state was loaded (see `Pending::replaces`).
         replaces: bool,
     },

@@ -5,13 +5,20 @@
 //! leaves either the old or the new state readable and never a mix; objects a crash
 //! orphaned are removed by the next commit of that sync.
 //!
+//! A run that changed few records commits a delta instead of the whole state: a small
+//! object of what it changed, appended to the pointer's list on top of the same base object
+//! ([`DiffStateStore::commit_after`]); the same write-then-compare-and-set applies, and
+//! loading reads the base and applies its deltas in order. Past [`MAX_DELTAS`] deltas, or
+//! more changes than an eighth of the state, the commit writes the whole state again (and
+//! the base and deltas become stale).
+//!
 //! One bucket pair serves every sync: objects `<sync id>/<version id>` in bucket
 //! `RETL_DIFF_STATE` and pointers keyed by sync id in `RETL_DIFF_STATE_PTR` (names carry the
 //! bus namespace, see [`bucket_name`]). States are encoded by [`crate::diff::codec`] and
 //! streamed both ways, so neither side holds a second copy of a state.
 
-use crate::diff::codec::{Decoder, Encoder};
-use crate::diff::{DiffError, State};
+use crate::diff::codec::{removed_entries, Decoder, DeltaDecoder, Encoder, ENTRIES_PER_CHUNK};
+use crate::diff::{Delta, DiffError, State};
 use async_nats::jetstream::{self, kv, object_store};
 use backflow_platform::bus::{Bus, StreamSpec};
 use futures::StreamExt;
@@ -51,6 +58,9 @@ pub fn bucket_name(bus: &Bus) -> String {
     })
 }
 
+/// Deltas a pointer may list before a commit writes the whole state again.
+pub const MAX_DELTAS: usize = 8;
+
 /// How long a listing of state objects may go without an answer.
 const LIST_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -63,15 +73,36 @@ struct Pointer {
     /// before epochs were stamped: those count as current).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     epoch: Option<i64>,
+    /// Deltas applied in order on top of `object` (absent: none). A reader that does not
+    /// know them would find `entries` wrong and refuse the state as corrupt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    deltas: Vec<DeltaRef>,
+}
+
+/// A delta object a pointer lists, with how many changes it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaRef {
+    pub object: String,
+    pub changes: u64,
 }
 
 /// The committed version a state was loaded from (what the next commit must replace).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
+    /// The base object (a whole state).
     pub object: String,
     pub entries: u64,
     /// Revision of the pointer entry.
     pub revision: u64,
+    /// Deltas on top of the base, oldest first.
+    pub deltas: Vec<DeltaRef>,
+}
+
+impl Version {
+    /// Every object the version reads: the base, then its deltas.
+    pub fn objects(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.object.as_str()).chain(self.deltas.iter().map(|d| d.object.as_str()))
+    }
 }
 
 #[derive(Debug)]
@@ -98,6 +129,38 @@ impl Loaded {
             (None, None) => Expected::Absent,
         }
     }
+
+    /// What the next commit starts from (see [`DiffStateStore::commit_after`]).
+    pub fn base(&self) -> Base {
+        Base {
+            expected: self.expected(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// The committed version a run loaded, kept until its commit: the pointer it expects and,
+/// when it loaded a state of its epoch, that state's objects (a delta builds on them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub expected: Expected,
+    pub version: Option<Version>,
+}
+
+impl Base {
+    /// Changes a delta on top of this base may hold; 0 when the commit must write the whole
+    /// state (no base, or the base has enough deltas already).
+    pub fn delta_room(&self) -> usize {
+        let Some(version) = &self.version else {
+            return 0;
+        };
+        if version.deltas.len() >= MAX_DELTAS {
+            return 0;
+        }
+        let used: u64 = version.deltas.iter().map(|delta| delta.changes).sum();
+        let budget = (version.entries / 8).max(1024);
+        usize::try_from(budget.saturating_sub(used)).unwrap_or(usize::MAX)
+    }
 }
 
 /// The pointer state a switch requires.
@@ -115,6 +178,11 @@ pub struct Written {
     pub entries: u64,
     /// Stamped on the pointer.
     pub epoch: Option<i64>,
+    /// Deltas on top of `object` (empty for a whole state).
+    pub deltas: Vec<DeltaRef>,
+    /// The object this write created (the whole state, or the delta; none for an empty
+    /// delta): what a refused switch deletes again.
+    pub fresh: Option<String>,
 }
 
 #[derive(Clone)]
@@ -229,7 +297,11 @@ impl DiffStateStore {
                 });
             }
         }
-        let state = self.read_object(&pointer.object).await?;
+        let mut state = self.read_object(&pointer.object).await?;
+        for delta in &pointer.deltas {
+            let delta = self.read_delta(&delta.object).await?;
+            state = delta.apply(state)?;
+        }
         if state.len() as u64 != pointer.entries {
             return Err(DiffError::Corrupt(format!(
                 "object {} holds {} entries, its pointer says {}",
@@ -245,18 +317,35 @@ impl DiffStateStore {
                 object: pointer.object,
                 entries: pointer.entries,
                 revision: entry.revision,
+                deltas: pointer.deltas,
             }),
             deleted_revision: None,
         })
     }
 
     async fn read_object(&self, name: &str) -> Result<State, StateStoreError> {
+        let mut decoder = Decoder::new();
+        self.read_into(name, |bytes| decoder.push(bytes)).await?;
+        Ok(decoder.finish()?)
+    }
+
+    async fn read_delta(&self, name: &str) -> Result<Delta, StateStoreError> {
+        let mut decoder = DeltaDecoder::new();
+        self.read_into(name, |bytes| decoder.push(bytes)).await?;
+        Ok(decoder.finish()?)
+    }
+
+    /// Streams object `name` into `sink` in 256 KiB reads.
+    async fn read_into(
+        &self,
+        name: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<(), DiffError>,
+    ) -> Result<(), StateStoreError> {
         let mut object = self
             .objects
             .get(name)
             .await
             .map_err(|err| nats("open state object")(err.to_string()))?;
-        let mut decoder = Decoder::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let read = object
@@ -264,27 +353,76 @@ impl DiffStateStore {
                 .await
                 .map_err(|err| nats("read state object")(err.to_string()))?;
             if read == 0 {
-                break;
+                return Ok(());
             }
-            decoder.push(&buf[..read])?;
+            sink(&buf[..read])?;
         }
-        Ok(decoder.finish()?)
     }
 
     /// Step 1 of a commit: stores `state` as a new object nothing points to yet.
     pub async fn write(&self, sync_id: &str, state: &State) -> Result<Written, StateStoreError> {
+        let object = self.put(sync_id, vec![Encoder::new(state)]).await?;
+        Ok(Written {
+            sync_id: sync_id.to_string(),
+            fresh: Some(object.clone()),
+            object,
+            entries: state.len() as u64,
+            epoch: None,
+            deltas: Vec::new(),
+        })
+    }
+
+    /// Step 1 of a delta commit: stores `delta` as a new object nothing points to yet; the
+    /// written version is `base` plus the delta, holding `entries` entries.
+    pub async fn write_delta(
+        &self,
+        sync_id: &str,
+        base: &Version,
+        delta: &Delta,
+        entries: u64,
+    ) -> Result<Written, StateStoreError> {
+        let mut deltas = base.deltas.clone();
+        let mut fresh = None;
+        if !delta.is_empty() {
+            let removed = removed_entries(delta);
+            let object = self
+                .put(
+                    sync_id,
+                    vec![
+                        Encoder::over(&delta.puts, ENTRIES_PER_CHUNK),
+                        Encoder::over(&removed, ENTRIES_PER_CHUNK),
+                    ],
+                )
+                .await?;
+            fresh = Some(object.clone());
+            deltas.push(DeltaRef {
+                object,
+                changes: delta.len() as u64,
+            });
+        }
+        Ok(Written {
+            sync_id: sync_id.to_string(),
+            object: base.object.clone(),
+            entries,
+            epoch: None,
+            deltas,
+            fresh,
+        })
+    }
+
+    /// A new object `<sync id>/<new id>` holding the encoders' pieces in turn.
+    async fn put(
+        &self,
+        sync_id: &str,
+        encoders: Vec<Encoder<'_>>,
+    ) -> Result<String, StateStoreError> {
         let object = format!("{sync_id}/{}", backflow_platform::new_id());
-        let mut reader = EncodeReader::new(Encoder::new(state));
+        let mut reader = EncodeReader::new(encoders);
         self.objects
             .put(object.as_str(), &mut reader)
             .await
             .map_err(|err| nats("write state object")(err.to_string()))?;
-        Ok(Written {
-            sync_id: sync_id.to_string(),
-            object,
-            entries: state.len() as u64,
-            epoch: None,
-        })
+        Ok(object)
     }
 
     /// Step 2: points the sync at `written`, if the pointer is still as `expected`.
@@ -297,6 +435,7 @@ impl DiffStateStore {
             object: written.object.clone(),
             entries: written.entries,
             epoch: written.epoch,
+            deltas: written.deltas.clone(),
         };
         let value = serde_json::to_vec(&pointer).map_err(|err| StateStoreError::Pointer {
             sync_id: written.sync_id.clone(),
@@ -327,6 +466,7 @@ impl DiffStateStore {
             object: pointer.object,
             entries: pointer.entries,
             revision,
+            deltas: pointer.deltas,
         })
     }
 
@@ -337,9 +477,28 @@ impl DiffStateStore {
         sync_id: &str,
         keep: Option<&str>,
     ) -> Result<usize, StateStoreError> {
+        self.remove_unused(sync_id, keep.into_iter().collect())
+            .await
+    }
+
+    /// [`Self::remove_stale`] keeping every object of `version` (its base and deltas).
+    pub async fn remove_unused_by(
+        &self,
+        sync_id: &str,
+        version: &Version,
+    ) -> Result<usize, StateStoreError> {
+        self.remove_unused(sync_id, version.objects().collect())
+            .await
+    }
+
+    async fn remove_unused(
+        &self,
+        sync_id: &str,
+        keep: Vec<&str>,
+    ) -> Result<usize, StateStoreError> {
         let mut removed = 0;
         for name in self.object_names(sync_id).await? {
-            if Some(name.as_str()) != keep {
+            if !keep.contains(&name.as_str()) {
                 self.objects
                     .delete(&name)
                     .await
@@ -381,18 +540,56 @@ impl DiffStateStore {
     ) -> Result<Version, StateStoreError> {
         let mut written = self.write(sync_id, state).await?;
         written.epoch = epoch;
+        self.finish_commit(written, expected).await
+    }
+
+    /// The commit of a run that loaded `base` and computed `state`, knowing (when it fit
+    /// [`Base::delta_room`]) the `delta` between them: with a base and a delta, only the
+    /// delta is written (nothing at all when it is empty), else the whole state. Either
+    /// way the pointer moves by compare and set from `base.expected`, stamped with `epoch`,
+    /// so a crash at any step leaves the base or the new version, never a mix.
+    pub async fn commit_after(
+        &self,
+        sync_id: &str,
+        state: &State,
+        delta: Option<&Delta>,
+        base: &Base,
+        epoch: i64,
+    ) -> Result<Version, StateStoreError> {
+        let (Some(version), Some(delta)) = (&base.version, delta) else {
+            return self
+                .commit_stamped(sync_id, state, base.expected, Some(epoch))
+                .await;
+        };
+        let mut written = self
+            .write_delta(sync_id, version, delta, state.len() as u64)
+            .await?;
+        written.epoch = Some(epoch);
+        self.finish_commit(written, base.expected).await
+    }
+
+    /// Steps 2 and 3 of a commit whose objects are written.
+    async fn finish_commit(
+        &self,
+        written: Written,
+        expected: Expected,
+    ) -> Result<Version, StateStoreError> {
         let version = match self.switch(&written, expected).await {
             Ok(version) => version,
             Err(err) => {
-                if let Err(cleanup) = self.objects.delete(&written.object).await {
-                    tracing::warn!(object = %written.object, error = %cleanup, "could not delete an unused diff state object");
+                // Only what this commit wrote goes: a delta commit's base and earlier
+                // deltas are the loaded version's.
+                if let Some(object) = written.fresh.as_deref() {
+                    if let Err(cleanup) = self.objects.delete(object).await {
+                        tracing::warn!(object, error = %cleanup, "could not delete an unused diff state object");
+                    }
                 }
                 return Err(err);
             }
         };
-        if let Err(err) = self.remove_stale(sync_id, Some(&version.object)).await {
+        if let Err(err) = self.remove_unused_by(&written.sync_id, &version).await {
             // The new state is committed; stale objects go with the next commit.
-            tracing::warn!(sync_id, error = %err, "could not delete stale diff state objects");
+            tracing::warn!(sync_id = %written.sync_id, error = %err, "could not delete stale diff state objects");
         }
         Ok(version)
     }
@@ -439,20 +636,32 @@ impl DiffStateStore {
     }
 }
 
-/// Feeds an [`Encoder`]'s pieces to the object store as it reads.
+/// Feeds [`Encoder`]s' pieces, one encoder after the other, to the object store as it
+/// reads.
 struct EncodeReader<'a> {
-    encoder: Encoder<'a>,
+    encoders: std::collections::VecDeque<Encoder<'a>>,
     piece: Vec<u8>,
     at: usize,
 }
 
 impl<'a> EncodeReader<'a> {
-    fn new(encoder: Encoder<'a>) -> Self {
+    fn new(encoders: Vec<Encoder<'a>>) -> Self {
         Self {
-            encoder,
+            encoders: encoders.into(),
             piece: Vec::new(),
             at: 0,
         }
+    }
+
+    /// The next piece into `self.piece`; `false` once every encoder is done.
+    fn next_piece(&mut self) -> bool {
+        while let Some(encoder) = self.encoders.front_mut() {
+            if encoder.next_piece(&mut self.piece) {
+                return true;
+            }
+            self.encoders.pop_front();
+        }
+        false
     }
 }
 
@@ -466,7 +675,7 @@ impl AsyncRead for EncodeReader<'_> {
         if this.at == this.piece.len() {
             this.piece.clear();
             this.at = 0;
-            if !this.encoder.next_piece(&mut this.piece) {
+            if !this.next_piece() {
                 return Poll::Ready(Ok(()));
             }
         }

@@ -57,7 +57,7 @@ pub(super) async fn extract<'r>(
         .states
         .load_at(&run.sync_id, settings.state_epoch)
         .await?;
-    let expected = loaded.expected();
+    let base = loaded.base();
     let replaces = loaded.replaces();
     let previous = loaded.state.len() as u64;
     let previous_delivered = loaded
@@ -219,7 +219,7 @@ pub(super) async fn extract<'r>(
         delete_keys: None,
         pending: Pending::Backflow {
             outcome: Box::new(outcome),
-            expected,
+            base,
             replaces,
         },
     })
