@@ -2,9 +2,12 @@
 //! local no-op HTTP receiver (reads each request body, answers 200), measured in one run:
 //!
 //! - raw `COPY (query) TO STDOUT` of the model's query (best of 3, bytes discarded): the
-//!   yardstick every other line is a ratio to;
-//! - Backflow's full first sync, a sync with nothing changed and a sync with 1% of rows
-//!   changed, each a real run (claim → `pipeline::execute` → `finish_run`) on the real
+//!   yardstick every other line is a ratio to; the 1% line's yardstick is COPY of the
+//!   changed table, measured right before each of its runs (same table state);
+//! - Backflow's full first sync, a sync with nothing changed (best of 3 runs, like COPY) and
+//!   a sync with 1% of rows changed (best of 3 rounds, each changing another 1% of rows,
+//!   `VACUUM ANALYZE`, COPY, run), each a real run (claim → `pipeline::execute` →
+//!   `finish_run`) on the real
 //!   store (PostgreSQL), diff state (NATS object store) and webhook destination (Standard
 //!   Webhooks JSON batches signed with a `whsec_` secret as a user's would be, its largest
 //!   batch, 10,000 records, its default 8 requests in flight); requests the receiver
@@ -552,7 +555,16 @@ async fn measure(rows: u64, warehouse_url: &str, warehouse_db: &str) -> anyhow::
     }
 
     let full = flow.run().await?;
-    let unchanged = flow.run().await?;
+    // The same statistic as COPY's: best of 3 (each a real run; every request counts).
+    let mut unchanged = flow.run().await?;
+    for _ in 0..2 {
+        let again = flow.run().await?;
+        let requests = unchanged.requests + again.requests;
+        if again.elapsed < unchanged.elapsed {
+            unchanged = again;
+        }
+        unchanged.requests = requests;
+    }
 
     // drt, on the same rows, before they change.
     let drt = match drt_bin() {
@@ -570,20 +582,41 @@ async fn measure(rows: u64, warehouse_url: &str, warehouse_db: &str) -> anyhow::
         Err(why) => Err(why),
     };
 
-    {
+    // 1% changed, three rounds of: another 1% of rows changed, VACUUM ANALYZE, COPY of the
+    // table as it now is, the run. Best run against best COPY, both of the changed table.
+    let mut rounds: Vec<(Duration, Measured)> = Vec::new();
+    for round in 0..3 {
         let mut conn = sqlx::PgConnection::connect(warehouse_url).await?;
-        sqlx::raw_sql(
+        sqlx::raw_sql(&format!(
             "update bench_model set email = 'changed.' || email, updated_at = updated_at + interval '1 day' \
-             where id % 100 = 0",
-        )
+             where id % 100 = {round}"
+        ))
         .execute(&mut conn)
         .await?;
         sqlx::raw_sql("vacuum analyze bench_model")
             .execute(&mut conn)
             .await?;
         conn.close().await?;
+        let (copy_now, _) = raw_copy(warehouse_url).await?;
+        rounds.push((copy_now, flow.run().await?));
     }
-    let changed = flow.run().await?;
+    let copy_changed = rounds.iter().map(|(copy, _)| *copy).min().unwrap_or(copy);
+    let round_lines: Vec<String> = rounds
+        .iter()
+        .map(|(copy, run)| {
+            format!(
+                "COPY {:.1} ms → run {:.1} ms ({:.2}×)",
+                ms(*copy),
+                ms(run.elapsed),
+                run.elapsed.as_secs_f64() / copy.as_secs_f64()
+            )
+        })
+        .collect();
+    let changed = rounds
+        .into_iter()
+        .map(|(_, run)| run)
+        .min_by_key(|run| run.elapsed)
+        .expect("three rounds");
 
     let ratio = |d: Duration| d.as_secs_f64() / copy.as_secs_f64();
     println!(
@@ -602,14 +635,15 @@ async fn measure(rows: u64, warehouse_url: &str, warehouse_db: &str) -> anyhow::
         "body MiB",
         "peak RSS"
     );
-    let line = |name: &str, m: &Measured, target: f64, zero_requests: bool| {
+    let line = |name: &str, m: &Measured, yardstick: Duration, target: f64, zero_requests: bool| {
         let sent = m.counts.delivered;
-        let ok = ratio(m.elapsed) <= target && (!zero_requests || m.requests == 0);
+        let ratio = m.elapsed.as_secs_f64() / yardstick.as_secs_f64();
+        let ok = ratio <= target && (!zero_requests || m.requests == 0);
         println!(
             "{:<34} {:>10.1} {:>7.2}× {:>9} {:>9} {:>10.1} {:>6.0} MiB  ≤ {target}×{}: {}",
             name,
             ms(m.elapsed),
-            ratio(m.elapsed),
+            ratio,
             sent,
             m.requests,
             m.bytes as f64 / 1048576.0,
@@ -618,9 +652,20 @@ async fn measure(rows: u64, warehouse_url: &str, warehouse_db: &str) -> anyhow::
             verdict(ok)
         );
     };
-    line("full first sync", &full, 1.5, false);
-    line("nothing changed", &unchanged, 1.2, true);
-    line("1% changed", &changed, 1.25, false);
+    line("full first sync", &full, copy, 1.5, false);
+    line("nothing changed (best of 3)", &unchanged, copy, 1.2, true);
+    line(
+        "1% changed (best of 3)",
+        &changed,
+        copy_changed,
+        1.25,
+        false,
+    );
+    println!(
+        "  (1% changed is a ratio to COPY of the changed table, best of its 3 rounds: {:.1} ms; rounds: {})",
+        ms(copy_changed),
+        round_lines.join("; ")
+    );
     for (name, m) in [
         ("full", &full),
         ("nothing changed", &unchanged),
