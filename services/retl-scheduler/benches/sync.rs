@@ -11,7 +11,9 @@
 //!   store (PostgreSQL), diff state (NATS object store) and webhook destination (Standard
 //!   Webhooks JSON batches signed with a `whsec_` secret as a user's would be, its largest
 //!   batch, 10,000 records, its default 8 requests in flight); requests the receiver
-//!   got and peak RSS (VmHWM, reset before each run; the whole process, receiver included);
+//!   got, peak RSS (VmHWM, reset before each run; the whole process, receiver included)
+//!   and CPU time of the process during the run (utime + stime, receiver included: what
+//!   a loaded machine cannot blur, unlike the wall time);
 //! - the open-source peer drt (PyPI `drt-core`, `make bench` installs it into `.venv-drt`)
 //!   as Postgres source → `rest_api` destination in batch mode, same rows and receiver, its
 //!   largest batch (every row in one batch: `sync.batch_size` has no upper bound), in two
@@ -178,6 +180,21 @@ fn own_hwm_kib() -> u64 {
     )
 }
 
+/// CPU time of this whole process (every thread, the receiver's included), from
+/// `/proc/self/stat` utime + stime (clock ticks of 10 ms).
+fn own_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the parenthesised command name; utime and stime are fields 14 and 15
+    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// Resets VmHWM to the current RSS (Linux ≥ 4.0; best effort).
 fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -229,6 +246,8 @@ impl ModelSource for BenchModel {
 
 struct Measured {
     elapsed: Duration,
+    /// CPU time of this process during the run (Backflow and the receiver).
+    cpu: Duration,
     requests: u64,
     bytes: u64,
     peak_rss_kib: u64,
@@ -251,10 +270,12 @@ impl Backflow {
         let requests = self.counters.requests.load(Ordering::Relaxed);
         let bytes = self.counters.bytes.load(Ordering::Relaxed);
         reset_hwm();
+        let cpu = own_cpu();
         let (elapsed, finish) =
             support::run_manual(&self.store, &self.leases, &self.ctx, WS, &self.sync_id).await?;
         Ok(Measured {
             elapsed,
+            cpu: own_cpu().saturating_sub(cpu),
             requests: self.counters.requests.load(Ordering::Relaxed) - requests,
             bytes: self.counters.bytes.load(Ordering::Relaxed) - bytes,
             peak_rss_kib: own_hwm_kib(),
@@ -683,7 +704,8 @@ async fn measure(rows: u64, warehouse_url: &str, warehouse_db: &str) -> anyhow::
             .map(|(phase, ms)| format!("{phase} {ms} ms"))
             .collect();
         println!(
-            "  {name}: extracted {}, added {}, updated {}, delivered {}, failed {}; phases: {}",
+            "  {name}: cpu {:.0} ms (this process: backflow and the receiver); extracted {}, added {}, updated {}, delivered {}, failed {}; phases: {}",
+            ms(m.cpu),
             m.counts.extracted,
             m.counts.added,
             m.counts.updated,
