@@ -73,6 +73,18 @@ fn cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// This thread's minor page faults so far (field 10 of /proc/thread-self/stat).
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|s| {
+            // the command name (field 2) may hold spaces; count fields after its ')'
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(7).and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -153,12 +165,14 @@ fn batch(
 struct Spent {
     cpu_ns: u64,
     wall_ns: u64,
+    faults: u64,
 }
 
 impl Spent {
     fn add(&mut self, other: Spent) {
         self.cpu_ns += other.cpu_ns;
         self.wall_ns += other.wall_ns;
+        self.faults += other.faults;
     }
 
     fn ms(&self) -> (f64, f64) {
@@ -168,12 +182,14 @@ impl Spent {
 
 /// Runs `work`, adding its CPU and wall time to `into`.
 fn timed<T>(into: &mut Spent, work: impl FnOnce() -> T) -> T {
+    let faults = minor_faults();
     let cpu = cpu_ns();
     let wall = std::time::Instant::now();
     let out = work();
     into.add(Spent {
         cpu_ns: cpu_ns() - cpu,
         wall_ns: wall.elapsed().as_nanos() as u64,
+        faults: minor_faults() - faults,
     });
     out
 }
@@ -359,7 +375,10 @@ fn run(
         ("store (encode new state)", times.encode),
     ] {
         let (cpu, wall) = spent.ms();
-        println!("    {phase:<30} cpu {cpu:>7.1} ms  wall {wall:>7.1} ms");
+        println!(
+            "    {phase:<30} cpu {cpu:>7.1} ms  wall {wall:>7.1} ms  page faults {:>7}",
+            spent.faults
+        );
     }
     let (cpu, wall) = times.hash.ms();
     println!("  hash cpu   {cpu:>7.1} ms  wall {wall:>7.1} ms  (canonical encoding + XXH3 of key and mapped columns; not in the target)");

@@ -379,3 +379,141 @@ impl DiffOutcome {
         self.diff.heap_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> RowSpec {
+        RowSpec {
+            key_columns: vec!["id".into()],
+            mapped_columns: vec!["name".into()],
+        }
+    }
+
+    fn hashes(rows: &[(u64, u64)]) -> BatchHashes {
+        BatchHashes {
+            keys: rows.iter().map(|row| row.0).collect(),
+            rows: rows.iter().map(|row| row.1).collect(),
+            null_keys: Vec::new(),
+        }
+    }
+
+    /// Pushes `rows` as one batch, keeping its hashes where [`Diff::push`] keeps them (what
+    /// `last_candidates` and `last_repeats` read).
+    fn push(diff: &mut Diff, rows: &[(u64, u64)]) -> BatchSummary {
+        let batch = hashes(rows);
+        let summary = diff.push_hashes(&batch).expect("push");
+        diff.hashes = batch;
+        summary
+    }
+
+    fn state(keys: &[u64]) -> State {
+        let entries = keys.iter().map(|&k| Entry::delivered(k, 7)).collect();
+        State::from_unsorted(entries).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn candidates(diff: &Diff) -> Vec<(usize, Change, u64)> {
+        diff.last_candidates()
+            .into_iter()
+            .map(|(row, change, key, _)| (row, change, key))
+            .collect()
+    }
+
+    #[test]
+    fn empty_state_adds_every_key_including_the_extreme_hashes() {
+        let mut diff = Diff::new(State::default(), spec(), DeliveryMode::Mirror).expect("diff");
+        push(&mut diff, &[(u64::MAX, 1), (0, 2), (5, 3)]);
+        assert_eq!(
+            candidates(&diff),
+            vec![
+                (0, Change::Added, u64::MAX),
+                (1, Change::Added, 0),
+                (2, Change::Added, 5)
+            ]
+        );
+        let outcome = diff.finish();
+        assert_eq!((outcome.counts.added, outcome.counts.missing), (3, 0));
+    }
+
+    #[test]
+    fn keys_at_both_ends_of_the_hash_range_are_found() {
+        // a state big enough for a many-slot directory, with 0 and u64::MAX in it
+        let mut keys: Vec<u64> = (1..5000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        keys.extend([0, u64::MAX]);
+        keys.sort_unstable();
+        keys.dedup();
+        let total = keys.len() as u64;
+        let mut diff = Diff::new(state(&keys), spec(), DeliveryMode::Mirror).expect("diff");
+        // every key unchanged except 0 (updated) and u64::MAX (updated); one new key
+        let mut rows: Vec<(u64, u64)> = keys.iter().map(|&k| (k, 7)).collect();
+        rows[0].1 = 8;
+        let last = rows.len() - 1;
+        rows[last].1 = 9;
+        let new_key = (1u64 << 63) + 12_345;
+        assert!(keys.binary_search(&new_key).is_err());
+        rows.push((new_key, 1));
+        push(&mut diff, &rows);
+        assert_eq!(
+            candidates(&diff),
+            vec![
+                (0, Change::Updated, 0),
+                (last, Change::Updated, u64::MAX),
+                (last + 1, Change::Added, new_key)
+            ]
+        );
+        let outcome = diff.finish();
+        let counts = outcome.counts;
+        assert_eq!(
+            (
+                counts.added,
+                counts.updated,
+                counts.unchanged,
+                counts.missing
+            ),
+            (1, 2, total - 2, 0)
+        );
+    }
+
+    #[test]
+    fn all_keys_new_against_a_large_state() {
+        let keys: Vec<u64> = (0..3000u64).map(|i| i * 4 + 2).collect();
+        let mut diff = Diff::new(state(&keys), spec(), DeliveryMode::Mirror).expect("diff");
+        let rows: Vec<(u64, u64)> = (0..3000u64).map(|i| (i * 4 + 3, 1)).collect();
+        push(&mut diff, &rows);
+        assert_eq!(diff.last_candidates().len(), 3000);
+        let outcome = diff.finish();
+        assert_eq!(
+            (
+                outcome.counts.added,
+                outcome.counts.missing,
+                outcome.deletes().count()
+            ),
+            (3000, 3000, 3000)
+        );
+    }
+
+    #[test]
+    fn duplicates_within_a_batch_and_across_batches_are_rejected() {
+        let mut diff = Diff::new(state(&[10, 20, 30]), spec(), DeliveryMode::Mirror).expect("diff");
+        // 10 twice in one batch, 20 in both batches, 40 (new) twice across batches
+        push(&mut diff, &[(10, 7), (40, 1), (10, 7), (20, 8)]);
+        assert_eq!(diff.last_repeats(), vec![(2, 10)]);
+        push(&mut diff, &[(40, 1), (20, 8), (30, 7)]);
+        assert_eq!(diff.last_repeats(), vec![(1, 20)]);
+        let outcome = diff.finish();
+        assert_eq!(outcome.duplicate_keys(), &[10, 20, 40]);
+        let counts = outcome.counts;
+        assert_eq!(
+            (
+                counts.added,
+                counts.updated,
+                counts.unchanged,
+                counts.missing
+            ),
+            (0, 0, 1, 0)
+        );
+    }
+}
