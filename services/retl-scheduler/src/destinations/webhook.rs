@@ -120,12 +120,7 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 /// fields objects are spliced in as their encoded text.
 pub fn body(batch: &OutboundBatch) -> Result<Vec<u8>, DestinationError> {
     let operation = operation_name(batch.operation);
-    let records: usize = batch
-        .records
-        .iter()
-        .map(|r| r.key.as_str().len() + r.fields.as_str().len() + 48)
-        .sum();
-    let mut out = Vec::with_capacity(records + 160 + batch.idempotency_key.len());
+    let mut out = Vec::with_capacity(body_capacity(batch));
     out.extend_from_slice(b"{\"type\":\"backflow.records.");
     out.extend_from_slice(operation.as_bytes());
     out.extend_from_slice(b"\",\"data\":{\"sync_id\":");
@@ -151,6 +146,27 @@ pub fn body(batch: &OutboundBatch) -> Result<Vec<u8>, DestinationError> {
     }
     out.extend_from_slice(b"]}}");
     Ok(out)
+}
+
+/// An upper bound of [`body`]'s length, so the body is written into one allocation: a
+/// batch body is megabytes, and growing it copies all of it into freshly zeroed pages.
+fn body_capacity(batch: &OutboundBatch) -> usize {
+    // `{"key_hash":"` + 16 hex digits + `","key":` + `,"fields":` + `}` + `,`
+    const PER_RECORD: usize = 13 + 16 + 8 + 10 + 1 + 1;
+    // the fixed text around the records, with room for the longest operation name
+    const FRAME: usize = 128;
+    // a JSON string of n bytes is at most 6n bytes escaped (`\u00XX`) plus its quotes
+    let escaped = |text: &str| 6 * text.len() + 2;
+    let records: usize = batch
+        .records
+        .iter()
+        .map(|r| r.key.as_str().len() + r.fields.as_str().len() + PER_RECORD)
+        .sum();
+    records
+        + FRAME
+        + escaped(&batch.sync_id)
+        + escaped(&batch.run_id)
+        + escaped(&batch.idempotency_key)
 }
 
 /// `value` as 16 lower-case hex digits.
@@ -311,6 +327,34 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_body_is_written_into_the_one_allocation_its_bound_reserves() {
+        let mut b = batch();
+        for operation in [
+            Operation::Upsert,
+            Operation::Insert,
+            Operation::Update,
+            Operation::Delete,
+        ] {
+            b.operation = operation;
+            for ids in [("s1", "r1"), ("s\u{1}\"\n", "\u{7f}\\r"), ("", "")] {
+                (b.sync_id, b.run_id) = (ids.0.into(), ids.1.into());
+                let text = body(&b).unwrap();
+                assert!(text.len() <= body_capacity(&b), "{operation:?} {ids:?}");
+                assert_eq!(
+                    text.capacity(),
+                    body_capacity(&b),
+                    "{operation:?} {ids:?}: grown"
+                );
+            }
+        }
+        let empty = OutboundBatch {
+            records: Vec::new(),
+            ..batch()
+        };
+        assert!(body(&empty).unwrap().len() <= body_capacity(&empty));
     }
 
     #[test]
