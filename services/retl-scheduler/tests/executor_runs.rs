@@ -840,6 +840,79 @@ async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_count_the_deletes_carried_across_a_strategy_change() -> anyhow::Result<()> {
+    let h = Harness::start("exec_strategy_guard", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE carried (id bigint PRIMARY KEY, email text, plan text)",
+        "INSERT INTO carried SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 10) g",
+    ])
+    .await?;
+    let sync_id = h
+        .sync_with("carried", SyncMode::Mirror, DiffStrategy::Backflow)
+        .await?;
+    let switch = |strategy: DiffStrategy| {
+        let (store, sync_id) = (h.store.clone(), sync_id.clone());
+        async move {
+            let current = store.get_sync(WS, &sync_id).await?.expect("sync");
+            let mut next = current.clone();
+            next.diff_strategy = strategy;
+            next.version += 1;
+            store.update_sync(&next, current.version, false).await?;
+            anyhow::Ok(())
+        }
+    };
+    let first = h.run(&sync_id).await?;
+    assert_eq!(first.status, RunStatus::Succeeded, "{}", first.error);
+    assert_eq!(h.held(&sync_id).len(), 10);
+    // 9 of the 10 delivered rows leave while the sync moves to the warehouse-side strategy
+    h.sql(&["DELETE FROM carried WHERE id > 1"]).await?;
+    switch(DiffStrategy::Warehouse).await?;
+    let stopped = h.run(&sync_id).await?;
+    assert_eq!(
+        stopped.status,
+        RunStatus::AwaitingApproval,
+        "{}",
+        stopped.error
+    );
+    assert_eq!(
+        stopped.exec.approval_reason,
+        "would delete 9 of 10 records (90%), more than the sync allows (50%)"
+    );
+    assert_eq!(
+        h.held(&sync_id).len(),
+        10,
+        "nothing was deleted before approval"
+    );
+    h.store.approve_run(WS, &stopped.id).await?;
+    let approved = h
+        .wait(&stopped.id, &[RunStatus::Succeeded, RunStatus::Failed])
+        .await?;
+    assert_eq!(approved.status, RunStatus::Succeeded, "{}", approved.error);
+    assert_eq!(
+        h.held(&sync_id).keys().copied().collect::<Vec<i64>>(),
+        vec![1]
+    );
+    // and back: the model is emptied while the sync moves to the backflow-side strategy
+    h.sql(&["DELETE FROM carried"]).await?;
+    switch(DiffStrategy::Backflow).await?;
+    let empty = h.run(&sync_id).await?;
+    assert_eq!(empty.status, RunStatus::AwaitingApproval, "{}", empty.error);
+    assert!(
+        empty.exec.approval_reason.contains("no rows"),
+        "{}",
+        empty.exec.approval_reason
+    );
+    assert_eq!(
+        h.held(&sync_id).len(),
+        1,
+        "nothing was deleted before approval"
+    );
+    h.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_ledger_in_the_warehouse_holds_each_run_and_record() -> anyhow::Result<()> {
     let h = Harness::start("exec_ledger", 10).await?;
     let _executor = h.executor();

@@ -26,7 +26,7 @@ use std::time::Duration;
 const READ_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The records the old strategy's state says were delivered, not yet seen in the extract.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct CarriedKeys {
     /// Canonical key text → (the old state's key hash, the key values as kept).
     delivered: HashMap<String, (u64, String)>,
@@ -150,6 +150,11 @@ impl CarriedKeys {
         if !self.delivered.is_empty() {
             self.delivered.remove(&canonical(key_json));
         }
+    }
+
+    /// Delivered records not seen yet.
+    pub(crate) fn unseen(&self) -> usize {
+        self.delivered.len()
     }
 
     /// The delivered records the extract no longer holds: their old key hashes (in

@@ -311,24 +311,27 @@ async fn run_phases(
         }
     };
     progress.counts.deleted = deletes.len() as i64;
-    if !run.exec.dry_run && !run.exec.approved {
-        let input = GuardInput {
-            previous,
-            previous_delivered,
-            extracted,
-            deletes: deletes.len() as u64,
-        };
-        if let Some(reason) = guards::check(&settings.guards, &input) {
-            tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, %reason, "run stopped for approval");
-            return Ok(Ended::AwaitingApproval(reason));
-        }
-    }
     if !pending.replaces() {
         carried = None;
     } else if let (Strategy::Warehouse(_), DeliveryMode::Mirror) = (&strategy, mode) {
         carried = CarriedKeys::load(ctx, run, &settings, &strategy, &model).await?;
     }
     let mut reader = spill;
+    if !run.exec.dry_run && !run.exec.approved {
+        let mut input = GuardInput {
+            previous,
+            previous_delivered,
+            extracted,
+            deletes: deletes.len() as u64,
+        };
+        if let Some(carried) = &carried {
+            input = carried_guard_input(input, carried.clone(), &mut reader, &repeated)?;
+        }
+        if let Some(reason) = guards::check(&settings.guards, &input) {
+            tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, %reason, "run stopped for approval");
+            return Ok(Ended::AwaitingApproval(reason));
+        }
+    }
     let is_duplicate = |key: u64| duplicates.binary_search(&key).is_ok();
     if run.exec.dry_run {
         let mut per_change: HashMap<Change, usize> = HashMap::new();
@@ -743,6 +746,32 @@ pub(crate) async fn send(
         )
         .await?;
     progress.tick().await
+}
+
+/// The guards' view of a run that carries the previous diff strategy's delivered keys: the
+/// old state is the last committed one, and the keys the extract no longer holds are
+/// deletes. Counting them reads the spill once before delivery (then rewinds it), so a
+/// model emptied or mostly deleted across a strategy change still stops for approval.
+fn carried_guard_input(
+    input: GuardInput,
+    mut carried: CarriedKeys,
+    reader: &mut SpillReader,
+    repeated: &HashMap<u64, String>,
+) -> Result<GuardInput, ExecError> {
+    let delivered = carried.unseen() as u64;
+    while let Some(record) = reader.next_record()? {
+        carried.seen(record.key.as_str());
+    }
+    for json in repeated.values() {
+        carried.seen(json);
+    }
+    reader.rewind()?;
+    Ok(GuardInput {
+        previous: input.previous.max(delivered),
+        previous_delivered: input.previous_delivered.max(delivered),
+        extracted: input.extracted,
+        deletes: input.deletes + carried.unseen() as u64,
+    })
 }
 
 /// What the extract and diff of either strategy hand to guards, delivery and commit.

@@ -128,6 +128,11 @@ fn corrupt(what: &str) -> std::io::Error {
 }
 
 impl SpillReader {
+    /// Back to the first record (a run that must count before it delivers reads twice).
+    pub fn rewind(&mut self) -> std::io::Result<()> {
+        self.input.seek(SeekFrom::Start(0)).map(|_| ())
+    }
+
     /// The next record, `None` at the end.
     pub fn next_record(&mut self) -> std::io::Result<Option<Spilled>> {
         let mut header = [0u8; HEADER];
