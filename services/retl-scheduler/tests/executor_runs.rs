@@ -339,6 +339,18 @@ impl Harness {
         Ok(())
     }
 
+    /// Moves the sync to another diff strategy, as `syncs update --diff-strategy` does.
+    async fn switch_strategy(&self, sync_id: &str, strategy: DiffStrategy) -> anyhow::Result<()> {
+        let current = self.store.get_sync(WS, sync_id).await?.expect("sync");
+        let mut next = current.clone();
+        next.diff_strategy = strategy;
+        next.version += 1;
+        self.store
+            .update_sync(&next, current.version, false)
+            .await?;
+        Ok(())
+    }
+
     async fn sync(&self, table: &str, mode: SyncMode) -> anyhow::Result<String> {
         self.sync_with(table, mode, DiffStrategy::Backflow).await
     }
@@ -706,17 +718,6 @@ async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Res
     let sync_id = h
         .sync_with("switching", SyncMode::Upsert, DiffStrategy::Backflow)
         .await?;
-    let switch = |strategy: DiffStrategy| {
-        let (store, sync_id) = (h.store.clone(), sync_id.clone());
-        async move {
-            let current = store.get_sync(WS, &sync_id).await?.expect("sync");
-            let mut next = current.clone();
-            next.diff_strategy = strategy;
-            next.version += 1;
-            store.update_sync(&next, current.version, false).await?;
-            anyhow::Ok(())
-        }
-    };
     let counts = |run: &RunRecord| {
         assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
         (
@@ -731,7 +732,7 @@ async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Res
     // to the warehouse: no state there yet, every row again
     h.sql(&["UPDATE switching SET plan = 'pro' WHERE id = 1"])
         .await?;
-    switch(DiffStrategy::Warehouse).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
     h.sql(&["UPDATE switching SET plan = 'team' WHERE id = 2"])
         .await?;
@@ -741,13 +742,13 @@ async fn a_diff_strategy_change_starts_from_an_empty_state_once() -> anyhow::Res
     // 'pro'; that state is void, so every row is sent again
     h.sql(&["UPDATE switching SET plan = 'free' WHERE id = 1"])
         .await?;
-    switch(DiffStrategy::Backflow).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Backflow).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
     assert_eq!(h.held(&sync_id)[&1].1, json!("free"));
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
 
     // and the warehouse state of before is void too
-    switch(DiffStrategy::Warehouse).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (20, 0, 20));
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0));
     let rows = h.rows("switching").await?;
@@ -779,17 +780,6 @@ async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyh
     let sync_id = h
         .sync_with("leaving", SyncMode::Mirror, DiffStrategy::Backflow)
         .await?;
-    let switch = |strategy: DiffStrategy| {
-        let (store, sync_id) = (h.store.clone(), sync_id.clone());
-        async move {
-            let current = store.get_sync(WS, &sync_id).await?.expect("sync");
-            let mut next = current.clone();
-            next.diff_strategy = strategy;
-            next.version += 1;
-            store.update_sync(&next, current.version, false).await?;
-            anyhow::Ok(())
-        }
-    };
     let counts = |run: &RunRecord| {
         assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
         (
@@ -804,7 +794,7 @@ async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyh
     assert_eq!(held_ids(&sync_id), (1..=10).collect::<Vec<_>>());
     // ids 9 and 10 leave while the sync moves to the warehouse-side strategy
     h.sql(&["DELETE FROM leaving WHERE id >= 9"]).await?;
-    switch(DiffStrategy::Warehouse).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
     let dry = h.queue(&sync_id, true).await?;
     let dry = h
         .wait(&dry, &[RunStatus::Succeeded, RunStatus::Failed])
@@ -824,7 +814,7 @@ async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyh
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0, 0));
     // and back: id 8 leaves while the sync moves to the backflow-side strategy
     h.sql(&["DELETE FROM leaving WHERE id = 8"]).await?;
-    switch(DiffStrategy::Backflow).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Backflow).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (7, 1, 8, 0));
     assert_eq!(held_ids(&sync_id), (1..=7).collect::<Vec<_>>());
     assert_eq!(counts(&h.run(&sync_id).await?), (0, 0, 0, 0));
@@ -832,7 +822,7 @@ async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyh
     h.sql(&["DELETE FROM leaving WHERE id = 7"]).await?;
     h.store.bump_state_epoch(WS, &sync_id).await?;
     h.store.forget_sync_state(&sync_id).await?;
-    switch(DiffStrategy::Warehouse).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (6, 0, 6, 0));
     assert_eq!(held_ids(&sync_id), (1..=7).collect::<Vec<_>>());
     h.shutdown.cancel();
@@ -851,23 +841,12 @@ async fn guards_count_the_deletes_carried_across_a_strategy_change() -> anyhow::
     let sync_id = h
         .sync_with("carried", SyncMode::Mirror, DiffStrategy::Backflow)
         .await?;
-    let switch = |strategy: DiffStrategy| {
-        let (store, sync_id) = (h.store.clone(), sync_id.clone());
-        async move {
-            let current = store.get_sync(WS, &sync_id).await?.expect("sync");
-            let mut next = current.clone();
-            next.diff_strategy = strategy;
-            next.version += 1;
-            store.update_sync(&next, current.version, false).await?;
-            anyhow::Ok(())
-        }
-    };
     let first = h.run(&sync_id).await?;
     assert_eq!(first.status, RunStatus::Succeeded, "{}", first.error);
     assert_eq!(h.held(&sync_id).len(), 10);
     // 9 of the 10 delivered rows leave while the sync moves to the warehouse-side strategy
     h.sql(&["DELETE FROM carried WHERE id > 1"]).await?;
-    switch(DiffStrategy::Warehouse).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
     let stopped = h.run(&sync_id).await?;
     assert_eq!(
         stopped.status,
@@ -895,7 +874,7 @@ async fn guards_count_the_deletes_carried_across_a_strategy_change() -> anyhow::
     );
     // and back: the model is emptied while the sync moves to the backflow-side strategy
     h.sql(&["DELETE FROM carried"]).await?;
-    switch(DiffStrategy::Backflow).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Backflow).await?;
     let empty = h.run(&sync_id).await?;
     assert_eq!(empty.status, RunStatus::AwaitingApproval, "{}", empty.error);
     assert!(

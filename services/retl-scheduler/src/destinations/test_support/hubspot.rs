@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::server::{dropped, retry_after_value, serve, Fault, FaultQueue, Holds, Kill, Running};
+use super::server::{dropped, retry_after_value, serve, Fault, Holds, Kill, Running, StepFaults};
 
 pub const TOKEN: &str = "pat-na1-00000000-0000-0000-0000-000000000000";
 const F_429_TEN: &str =
@@ -59,8 +59,7 @@ struct Inner {
 
 #[derive(Debug)]
 struct Shared {
-    faults: FaultQueue,
-    step_faults: BTreeMap<Step, FaultQueue>,
+    faults: StepFaults<Step>,
     inner: Mutex<Inner>,
 }
 
@@ -84,11 +83,7 @@ pub struct HubspotStandIn {
 impl HubspotStandIn {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
-            faults: FaultQueue::default(),
-            step_faults: [Step::Upsert, Step::Read, Step::Archive]
-                .into_iter()
-                .map(|step| (step, FaultQueue::default()))
-                .collect(),
+            faults: StepFaults::default(),
             inner: Mutex::new(Inner {
                 next_id: 51,
                 daily_remaining: 250_000,
@@ -153,18 +148,12 @@ impl HubspotStandIn {
 
     /// Faults queued and not met yet (any step).
     pub fn pending_faults(&self) -> usize {
-        self.shared.faults.len()
-            + self
-                .shared
-                .step_faults
-                .values()
-                .map(FaultQueue::len)
-                .sum::<usize>()
+        self.shared.faults.pending()
     }
 
     /// A fault for the next request of `step` only (checked before [`Self::push_fault`]'s).
     pub fn push_fault_at(&self, step: Step, fault: Fault) {
-        self.shared.step_faults[&step].push(fault);
+        self.shared.faults.push_at(step, fault);
     }
 }
 
@@ -230,9 +219,7 @@ async fn gate_faults(
             "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
         ));
     }
-    let fault = step
-        .and_then(|step| shared.step_faults[&step].next())
-        .or_else(|| shared.faults.next());
+    let fault = shared.faults.next(step);
     match fault {
         Some(Fault::Status(429)) => Err(raw_json(StatusCode::TOO_MANY_REQUESTS, F_429_DAILY)),
         Some(Fault::Status(status)) => Err(model_error(

@@ -35,7 +35,7 @@ use axum::routing::{get, patch, put};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
-use super::server::{dropped, serve, Fault, FaultQueue, Holds, Kill, Running};
+use super::server::{dropped, serve, Fault, Holds, Kill, Running, StepFaults};
 use crate::destinations::csv;
 
 pub const TOKEN: &str = "00D5fORGID!AQ0AQexampleaccesstoken";
@@ -100,8 +100,7 @@ struct Inner {
 
 #[derive(Debug)]
 struct Shared {
-    faults: FaultQueue,
-    step_faults: BTreeMap<Step, FaultQueue>,
+    faults: StepFaults<Step>,
     /// Requests answered [`Fault::Hang`] and still hanging.
     hanging: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
@@ -116,18 +115,7 @@ pub struct SalesforceStandIn {
 impl SalesforceStandIn {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
-            faults: FaultQueue::default(),
-            step_faults: [
-                Step::Create,
-                Step::Upload,
-                Step::Close,
-                Step::Poll,
-                Step::Results,
-                Step::Query,
-            ]
-            .into_iter()
-            .map(|step| (step, FaultQueue::default()))
-            .collect(),
+            faults: StepFaults::default(),
             hanging: Default::default(),
             inner: Mutex::new(Inner {
                 next: 1,
@@ -199,18 +187,12 @@ impl SalesforceStandIn {
 
     /// Faults queued and not met yet (any step).
     pub fn pending_faults(&self) -> usize {
-        self.shared.faults.len()
-            + self
-                .shared
-                .step_faults
-                .values()
-                .map(FaultQueue::len)
-                .sum::<usize>()
+        self.shared.faults.pending()
     }
 
     /// A fault for the next request of `step` only (checked before [`Self::push_fault`]'s).
     pub fn push_fault_at(&self, step: Step, fault: Fault) {
-        self.shared.step_faults[&step].push(fault);
+        self.shared.faults.push_at(step, fault);
     }
 
     /// The next job closed with `UploadComplete` ends as `end` says.
@@ -259,9 +241,7 @@ async fn gate(
             "Session expired or invalid",
         ));
     }
-    let fault = step
-        .and_then(|step| shared.step_faults[&step].next())
-        .or_else(|| shared.faults.next());
+    let fault = shared.faults.next(step);
     match fault {
         Some(Fault::Status(status)) => Err(errors(
             StatusCode::from_u16(status).unwrap(),

@@ -124,6 +124,65 @@ impl FaultQueue {
     }
 }
 
+/// Faults for any request, and faults for the next request of one step of an API only
+/// (checked first), for stand-ins whose calls differ (HubSpot's upsert/read/archive,
+/// Salesforce's job steps).
+#[derive(Debug)]
+pub struct StepFaults<S> {
+    any: FaultQueue,
+    at: Mutex<BTreeMap<S, VecDeque<Fault>>>,
+}
+
+impl<S> Default for StepFaults<S> {
+    fn default() -> Self {
+        Self {
+            any: FaultQueue::default(),
+            at: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<S: Ord> StepFaults<S> {
+    /// A fault for the next request, whatever its step.
+    pub fn push(&self, fault: Fault) {
+        self.any.push(fault);
+    }
+
+    /// A fault for the next request of `step` only.
+    pub fn push_at(&self, step: S, fault: Fault) {
+        self.at
+            .lock()
+            .unwrap()
+            .entry(step)
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// The fault a request of `step` meets: its step's first, else any request's.
+    pub fn next(&self, step: Option<S>) -> Option<Fault> {
+        step.and_then(|step| {
+            self.at
+                .lock()
+                .unwrap()
+                .get_mut(&step)
+                .and_then(VecDeque::pop_front)
+        })
+        .or_else(|| self.any.next())
+    }
+
+    /// Faults queued and not met yet (any step).
+    pub fn pending(&self) -> usize {
+        self.any.len()
+            + self
+                .at
+                .lock()
+                .unwrap()
+                .values()
+                .map(VecDeque::len)
+                .sum::<usize>()
+    }
+}
+
 /// Lets a handler close its own connection without answering.
 #[derive(Debug, Clone)]
 pub struct Kill(Arc<Notify>);
