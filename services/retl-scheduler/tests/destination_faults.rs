@@ -19,16 +19,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use backflow_platform::bus::{streams, Bus};
-use backflow_platform::config::NatsConfig;
-use backflow_platform::db::Database;
+use backflow_platform::bus::Bus;
 use backflow_platform::lease::LeasePolicy;
-use backflow_platform::outbox::Outbox;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
 use backflow_platform::testing::cut_proxy::CutProxy;
 use backflow_proto::retl::v1::{DiffStrategy, RunStatus, RunTrigger, SyncMode};
-use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::{DestinationRecord, SecretResolver};
 use backflow_retl_scheduler::destinations::test_support::hubspot::Step as HubspotStep;
 use backflow_retl_scheduler::destinations::test_support::hubspot::{self, HubspotStandIn};
@@ -41,11 +37,9 @@ use backflow_retl_scheduler::destinations::test_support::Fault;
 use backflow_retl_scheduler::destinations::{DestinationKind, RetrySchedule};
 use backflow_retl_scheduler::error::RetlError;
 use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
-use backflow_retl_scheduler::executor::resolve::StoreDestinations;
 use backflow_retl_scheduler::executor::Executor;
 use backflow_retl_scheduler::run::{manual_cause, RunRecord};
 use backflow_retl_scheduler::schedule::Schedule;
-use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
 use backflow_retl_scheduler::store::runs::RecordError;
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
@@ -59,7 +53,7 @@ use tokio::time::Instant;
 
 mod support;
 
-use support::Tables;
+use support::places::Places;
 
 const WS: &str = "ws-dest-faults";
 /// Set (to the child's settings) when this binary runs as the executor child.
@@ -91,86 +85,26 @@ impl SecretResolver for LiteralSecrets {
     }
 }
 
-/// Where the executor's parts live (also what the executor child is told).
-#[derive(Debug, Clone)]
-struct Places {
-    store_url: String,
-    warehouse_url: String,
-    nats: NatsConfig,
-}
-
-impl Places {
-    fn to_env(&self) -> String {
-        json!({
-            "store_url": self.store_url, "warehouse_url": self.warehouse_url,
-            "nats_url": self.nats.url, "namespace": self.nats.namespace,
-        })
-        .to_string()
-    }
-
-    fn from_env(text: &str) -> Self {
-        let value: Value = serde_json::from_str(text).unwrap();
-        let text = |name: &str| value[name].as_str().unwrap().to_string();
-        Self {
-            store_url: text("store_url"),
-            warehouse_url: text("warehouse_url"),
-            nats: NatsConfig {
-                url: text("nats_url"),
-                namespace: text("namespace"),
-                connect_timeout_ms: 5_000,
-            },
-        }
-    }
-}
-
-/// The store, the bus (with the outbox relay) and a run context over `places`.
+/// The store, the bus (with the outbox relay) and a run context over `places`, with a
+/// short retry schedule.
 async fn connect(
     places: &Places,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(SyncStore, Bus, RunContext)> {
-    let db = Database::connect(&places.store_url, &MIGRATIONS).await?;
-    let bus = Bus::connect(&places.nats).await?;
-    for spec in [streams::CMD_RETL, streams::EVT_RETL] {
-        bus.ensure_stream(&spec).await?;
-    }
-    let outbox = Outbox::new();
-    {
-        let (outbox, db, bus, shutdown) =
-            (outbox.clone(), db.clone(), bus.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            outbox
-                .run_relay_for("retl_scheduler", db, bus, shutdown)
-                .await
-        });
-    }
-    let store = SyncStore::new(db, outbox);
-    let states = DiffStateStore::open(bus.jetstream(), &bucket_name(&bus)).await?;
-    let ctx = RunContext {
-        store: store.clone(),
-        states,
-        models: Arc::new(Tables::of_url(
-            &places.warehouse_url,
-            &["id", "email", "plan"],
-        )),
-        destinations: Arc::new(StoreDestinations {
-            store: store.clone(),
-            secrets: Arc::new(LiteralSecrets),
-        }),
-        settings: RunSettings {
-            batch_rows: 500,
-            progress_every: Duration::from_millis(100),
-            checkpoint_every: Duration::from_millis(50),
-            retry: RetrySchedule {
-                max_attempts: 5,
-                initial: Duration::from_millis(20),
-                multiplier: 2.0,
-                max_delay: Duration::from_millis(100),
-                max_retry_after: Duration::from_secs(5),
-            },
-            ..RunSettings::default()
+    let settings = RunSettings {
+        batch_rows: 500,
+        progress_every: Duration::from_millis(100),
+        checkpoint_every: Duration::from_millis(50),
+        retry: RetrySchedule {
+            max_attempts: 5,
+            initial: Duration::from_millis(20),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(5),
         },
+        ..RunSettings::default()
     };
-    Ok((store, bus, ctx))
+    support::places::connect(places, shutdown, Arc::new(LiteralSecrets), settings).await
 }
 
 /// The executor child: runs an executor over the places in `$CHILD` until killed.

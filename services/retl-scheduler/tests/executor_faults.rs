@@ -12,26 +12,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use backflow_platform::bus::{streams, Bus};
-use backflow_platform::config::NatsConfig;
-use backflow_platform::db::Database;
+use backflow_platform::bus::Bus;
 use backflow_platform::lease::LeasePolicy;
-use backflow_platform::outbox::Outbox;
 use backflow_platform::shutdown::Shutdown;
 use backflow_platform::testing;
 use backflow_platform::testing::cut_proxy::CutProxy;
 use backflow_platform::testing::servers::{OwnNats, OwnPostgres};
 use backflow_proto::retl::v1::{DiffStrategy, RunPhase, RunStatus, RunTrigger, SyncMode};
-use backflow_retl_scheduler::app::MIGRATIONS;
 use backflow_retl_scheduler::destination_config::{DestinationRecord, NoSecrets};
 use backflow_retl_scheduler::destinations::test_support::webhook::WebhookReceiver;
 use backflow_retl_scheduler::destinations::DestinationKind;
 use backflow_retl_scheduler::executor::pipeline::{RunContext, RunSettings};
-use backflow_retl_scheduler::executor::resolve::StoreDestinations;
 use backflow_retl_scheduler::executor::Executor;
 use backflow_retl_scheduler::run::{manual_cause, RunRecord};
 use backflow_retl_scheduler::schedule::Schedule;
-use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
 use serde_json::{json, Value};
@@ -43,89 +37,25 @@ use tokio::time::Instant;
 
 mod support;
 
-use support::Tables;
+use support::places::Places;
 
 const WS: &str = "ws-faults";
 /// Set (to the child's settings) when this binary runs as the executor child.
 const CHILD: &str = "BACKFLOW_FAULTS_EXECUTOR_CHILD";
 const LEASE_MS: u64 = 1200;
 
-/// Where the executor's parts live (also what the executor child is told).
-#[derive(Debug, Clone)]
-struct Places {
-    store_url: String,
-    warehouse_url: String,
-    nats: NatsConfig,
-}
-
-impl Places {
-    fn warehouse(&self) -> Tables {
-        Tables::of_url(&self.warehouse_url, &["id", "email", "plan"])
-    }
-
-    fn to_env(&self) -> String {
-        json!({
-            "store_url": self.store_url,
-            "warehouse_url": self.warehouse_url,
-            "nats_url": self.nats.url,
-            "namespace": self.nats.namespace,
-        })
-        .to_string()
-    }
-
-    fn from_env(text: &str) -> Self {
-        let value: Value = serde_json::from_str(text).unwrap();
-        let text = |name: &str| value[name].as_str().unwrap().to_string();
-        Self {
-            store_url: text("store_url"),
-            warehouse_url: text("warehouse_url"),
-            nats: NatsConfig {
-                url: text("nats_url"),
-                namespace: text("namespace"),
-                connect_timeout_ms: 5_000,
-            },
-        }
-    }
-}
-
 /// The store, the bus (with the outbox relay) and a run context over `places`.
 async fn connect(
     places: &Places,
     shutdown: &Shutdown,
 ) -> anyhow::Result<(SyncStore, Bus, RunContext)> {
-    let db = Database::connect(&places.store_url, &MIGRATIONS).await?;
-    let bus = Bus::connect(&places.nats).await?;
-    for spec in [streams::CMD_RETL, streams::EVT_RETL] {
-        bus.ensure_stream(&spec).await?;
-    }
-    let outbox = Outbox::new();
-    {
-        let (outbox, db, bus, shutdown) =
-            (outbox.clone(), db.clone(), bus.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            outbox
-                .run_relay_for("retl_scheduler", db, bus, shutdown)
-                .await
-        });
-    }
-    let store = SyncStore::new(db, outbox);
-    let states = DiffStateStore::open(bus.jetstream(), &bucket_name(&bus)).await?;
-    let ctx = RunContext {
-        store: store.clone(),
-        states,
-        models: Arc::new(places.warehouse()),
-        destinations: Arc::new(StoreDestinations {
-            store: store.clone(),
-            secrets: Arc::new(NoSecrets),
-        }),
-        settings: RunSettings {
-            batch_rows: 500,
-            progress_every: Duration::from_millis(100),
-            checkpoint_every: Duration::from_millis(50),
-            ..RunSettings::default()
-        },
+    let settings = RunSettings {
+        batch_rows: 500,
+        progress_every: Duration::from_millis(100),
+        checkpoint_every: Duration::from_millis(50),
+        ..RunSettings::default()
     };
-    Ok((store, bus, ctx))
+    support::places::connect(places, shutdown, Arc::new(NoSecrets), settings).await
 }
 
 fn executor(ctx: &RunContext) -> Executor {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod places;
+
 use backflow_retl_scheduler::destination_config::DestinationRecord;
 use backflow_retl_scheduler::destinations::DestinationKind;
 use backflow_retl_scheduler::executor::error::ExecError;
