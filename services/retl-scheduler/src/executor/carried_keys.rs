@@ -26,7 +26,7 @@ use std::time::Duration;
 const READ_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The records the old strategy's state says were delivered, not yet seen in the extract.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct CarriedKeys {
     /// Canonical key text → (the old state's key hash, the key values as kept).
     delivered: HashMap<String, (u64, String)>,

@@ -324,8 +324,8 @@ async fn run_phases(
             extracted,
             deletes: deletes.len() as u64,
         };
-        if let Some(carried) = &carried {
-            input = carried_guard_input(input, carried.clone(), &mut reader, &repeated)?;
+        if let Some(carried) = carried.as_mut() {
+            input = carried_guard_input(input, carried, &mut reader, &repeated)?;
         }
         if let Some(reason) = guards::check(&settings.guards, &input) {
             tracing::warn!(run_id = %run.id, sync_id = %run.sync_id, %reason, "run stopped for approval");
@@ -750,11 +750,12 @@ pub(crate) async fn send(
 
 /// The guards' view of a run that carries the previous diff strategy's delivered keys: the
 /// old state is the last committed one, and the keys the extract no longer holds are
-/// deletes. Counting them reads the spill once before delivery (then rewinds it), so a
-/// model emptied or mostly deleted across a strategy change still stops for approval.
+/// deletes. Counting them reads the spill once before delivery (then rewinds it; the keys
+/// it crossed off stay crossed off), so a model emptied or mostly deleted across a
+/// strategy change still stops for approval.
 fn carried_guard_input(
     input: GuardInput,
-    mut carried: CarriedKeys,
+    carried: &mut CarriedKeys,
     reader: &mut SpillReader,
     repeated: &HashMap<u64, String>,
 ) -> Result<GuardInput, ExecError> {
