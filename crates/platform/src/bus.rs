@@ -363,15 +363,46 @@ impl Bus {
             subject: wire_subject.clone(),
             message: err,
         };
+        // A stream created a moment ago on another connection may not take messages
+        // yet: nats-server 2.9 answers "no responders" until the stream's subjects are
+        // wired up (seen in CI right after `ensure_stream`). That answer means nothing
+        // was stored, so trying again for a short while cannot duplicate.
+        let deadline = Instant::now() + STREAM_NOT_READY_GRACE;
+        let mut delay = Duration::from_millis(20);
+        loop {
+            match self
+                .publish_once(&wire_subject, headers.clone(), payload.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(PublishFailure::StreamNotFound(message)) => {
+                    if Instant::now() + delay > deadline {
+                        return Err(failed(message));
+                    }
+                    tracing::debug!(subject = %wire_subject, retry_in_ms = delay.as_millis() as u64, "stream not ready, publishing again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                Err(PublishFailure::Other(message)) => return Err(failed(message)),
+            }
+        }
+    }
+
+    async fn publish_once(
+        &self,
+        wire_subject: &str,
+        headers: async_nats::HeaderMap,
+        payload: bytes::Bytes,
+    ) -> Result<(), PublishFailure> {
         let ack = self
             .jetstream
-            .publish_with_headers(wire_subject.clone(), headers, payload)
+            .publish_with_headers(wire_subject.to_string(), headers, payload)
             .await
-            .map_err(|err| failed(err.to_string()))?;
+            .map_err(PublishFailure::from)?;
         tokio::time::timeout(Duration::from_secs(5), ack)
             .await
-            .map_err(|_| failed("no acknowledgement within 5 s".into()))?
-            .map_err(|err| failed(err.to_string()))?;
+            .map_err(|_| PublishFailure::Other("no acknowledgement within 5 s".into()))?
+            .map_err(PublishFailure::from)?;
         Ok(())
     }
 
@@ -602,6 +633,27 @@ fn parse_server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError
             url: url.to_string(),
             message: err.to_string(),
         }),
+    }
+}
+
+/// How long a publish keeps trying while JetStream says no stream takes the subject.
+const STREAM_NOT_READY_GRACE: Duration = Duration::from_secs(3);
+
+/// One publish attempt's failure: "no stream for the subject" (nothing stored, safe to
+/// try again while a new stream comes up) or anything else.
+enum PublishFailure {
+    StreamNotFound(String),
+    Other(String),
+}
+
+impl From<jetstream::context::PublishError> for PublishFailure {
+    fn from(err: jetstream::context::PublishError) -> Self {
+        match err.kind() {
+            jetstream::context::PublishErrorKind::StreamNotFound => {
+                Self::StreamNotFound(err.to_string())
+            }
+            _ => Self::Other(err.to_string()),
+        }
     }
 }
 
