@@ -7,7 +7,6 @@ use backflow_proto::credentials::v1 as credentials;
 use backflow_proto::gitsync::v1 as gitsync;
 use backflow_test_git::http::GitHttpServer;
 use backflow_test_git::repo::BareRepo;
-use backflow_tests::eventually;
 use backflow_tests::stack::{start_stack_polling, Stack};
 use std::time::Duration;
 
@@ -28,34 +27,45 @@ async fn runs(stack: &mut Stack, connection_id: &str) -> anyhow::Result<Vec<gits
         .runs)
 }
 
-/// Waits until every run is finished and there are `count` of them.
+/// Waits until every run is finished and there are `count` of them; on timeout the
+/// error lists the runs last seen (a wrong count and a stuck run look alike otherwise).
 async fn settled(
     stack: &Stack,
     connection_id: &str,
     count: usize,
 ) -> anyhow::Result<Vec<gitsync::SyncRun>> {
-    let client = stack.git_sync.clone();
-    eventually(
-        Duration::from_secs(60),
-        &format!("{count} finished runs"),
-        || {
-            let mut client = client.clone();
-            let request = gitsync::ListRunsRequest {
-                workspace_id: WORKSPACE.into(),
-                connection_id: connection_id.into(),
-                limit: 100,
-            };
-            async move {
-                let runs = client.list_runs(request).await.ok()?.into_inner().runs;
-                let done = runs.iter().all(|r| {
-                    r.status == gitsync::SyncStatus::Succeeded as i32
-                        || r.status == gitsync::SyncStatus::Failed as i32
-                });
-                (done && runs.len() == count).then_some(runs)
+    let mut client = stack.git_sync.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let request = gitsync::ListRunsRequest {
+            workspace_id: WORKSPACE.into(),
+            connection_id: connection_id.into(),
+            limit: 100,
+        };
+        let runs = match client.list_runs(request).await {
+            Ok(response) => response.into_inner().runs,
+            Err(status) => {
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out waiting for {count} finished runs; last listing failed: {status}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        },
-    )
-    .await
+        };
+        let done = runs.iter().all(|r| {
+            r.status == gitsync::SyncStatus::Succeeded as i32
+                || r.status == gitsync::SyncStatus::Failed as i32
+        });
+        if done && runs.len() == count {
+            return Ok(runs);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} finished runs; runs: {runs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until the server has answered `n` more ref listings (poll head checks).
