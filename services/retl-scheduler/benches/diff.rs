@@ -329,7 +329,7 @@ fn run(
     for b in 0..extract.batches() {
         let rows = extract.batch(&schema, b)?;
         timed(&mut times.hash, || hasher.hash_batch(&rows, &mut hashes))?;
-        timed(&mut times.classify, || diff.push_hashes(&hashes))?;
+        timed(&mut times.classify, || diff.push_hashes(&mut hashes))?;
     }
     let mut outcome = timed(&mut times.finish, || diff.finish());
     let heap_after_diff = outcome.heap_bytes();

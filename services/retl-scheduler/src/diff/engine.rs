@@ -76,7 +76,11 @@ pub struct Diff {
     pub(super) dup_keys: Vec<u64>,
     pub(super) null_keys: u64,
     pub(super) hasher: RowHasher,
+    /// Hashes of the batch classified last (what `last_*` read), reused for the next one.
     hashes: BatchHashes,
+    /// The batch `hashes` belong to: the last one pushed, `None` before the first push and
+    /// after a failed one (the `last_*` accessors then answer nothing, never stale rows).
+    hashes_of: Option<usize>,
     /// Directory buckets of the batch being classified (reused).
     buckets: Vec<Bucket>,
     /// Rows of the batch pushed last that repeated a state key seen earlier.
@@ -102,6 +106,7 @@ impl Diff {
             null_keys: 0,
             hasher: RowHasher::new(spec)?,
             hashes: BatchHashes::default(),
+            hashes_of: None,
             buckets: Vec::new(),
             last_repeats: Vec::new(),
         })
@@ -110,14 +115,28 @@ impl Diff {
     /// Hashes and classifies the next batch of the extract.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<BatchSummary, DiffError> {
         let mut hashes = std::mem::take(&mut self.hashes);
-        let hashed = self.hasher.hash_batch(batch, &mut hashes);
-        let summary = hashed.and_then(|()| self.push_hashes(&hashes));
+        let summary = self
+            .hasher
+            .hash_batch(batch, &mut hashes)
+            .and_then(|()| self.classify(&hashes));
         self.hashes = hashes;
+        self.hashes_of = summary.as_ref().ok().map(|summary| summary.batch);
         summary
     }
 
-    /// Classifies the next batch from its hashes (what [`Diff::push`] does after hashing).
-    pub fn push_hashes(&mut self, hashes: &BatchHashes) -> Result<BatchSummary, DiffError> {
+    /// Classifies the next batch from hashes computed elsewhere (what [`Diff::push`] does
+    /// after hashing). The diff keeps them for the `last_*` accessors by swapping buffers,
+    /// so nothing is copied: `hashes` comes back holding the vectors of the batch before
+    /// (empty at first), for the next `RowHasher::hash_batch` to overwrite.
+    pub fn push_hashes(&mut self, hashes: &mut BatchHashes) -> Result<BatchSummary, DiffError> {
+        let summary = self.classify(hashes);
+        std::mem::swap(&mut self.hashes, hashes);
+        self.hashes_of = summary.as_ref().ok().map(|summary| summary.batch);
+        summary
+    }
+
+    /// Classifies one batch from its hashes.
+    fn classify(&mut self, hashes: &BatchHashes) -> Result<BatchSummary, DiffError> {
         let batch = self.batch_starts.len() - 1;
         let start = self.batch_starts[batch] as usize;
         let rows = hashes.keys.len();
@@ -200,12 +219,11 @@ impl Diff {
     /// [`DiffOutcome::duplicate_keys`]); an executor that spills candidates as it goes
     /// uses this instead of a second pass with [`DiffOutcome::select`].
     pub fn last_candidates(&self) -> Vec<(usize, Change, u64, u64)> {
-        let batches = self.batch_starts.len();
-        if batches < 2 {
+        let Some(batch) = self.hashes_of else {
             return Vec::new();
-        }
-        let start = self.batch_starts[batches - 2] as usize;
-        let end = self.batch_starts[batches - 1] as usize;
+        };
+        let start = self.batch_starts[batch] as usize;
+        let end = self.batch_starts[batch + 1] as usize;
         let mut found = Vec::new();
         for global in start..end {
             let change = if self.added_rows.get(global) {
@@ -223,6 +241,9 @@ impl Diff {
 
     /// Rows of the batch pushed last with a NULL key column, and that column's name.
     pub fn last_null_keys(&self) -> Vec<(usize, String)> {
+        if self.hashes_of.is_none() {
+            return Vec::new();
+        }
         self.hashes
             .null_keys
             .iter()
@@ -238,6 +259,9 @@ impl Diff {
     /// Rows of the batch pushed last whose key repeats a state key seen earlier in this
     /// extract, with the key hash (every occurrence of such a key is rejected).
     pub fn last_repeats(&self) -> Vec<(usize, u64)> {
+        if self.hashes_of.is_none() {
+            return Vec::new();
+        }
         self.last_repeats
             .iter()
             .map(|&row| (row, self.hashes.keys[row]))
@@ -399,13 +423,9 @@ mod tests {
         }
     }
 
-    /// Pushes `rows` as one batch, keeping its hashes where [`Diff::push`] keeps them (what
-    /// `last_candidates` and `last_repeats` read).
+    /// Pushes `rows` as one batch of external hashes.
     fn push(diff: &mut Diff, rows: &[(u64, u64)]) -> BatchSummary {
-        let batch = hashes(rows);
-        let summary = diff.push_hashes(&batch).expect("push");
-        diff.hashes = batch;
-        summary
+        diff.push_hashes(&mut hashes(rows)).expect("push")
     }
 
     fn state(keys: &[u64]) -> State {
@@ -515,5 +535,70 @@ mod tests {
             ),
             (0, 0, 1, 0)
         );
+    }
+
+    #[test]
+    fn the_last_batch_accessors_read_the_hashes_push_hashes_was_given() {
+        use crate::diff::encode::NullKey;
+        let mut diff = Diff::new(state(&[10, 20]), spec(), DeliveryMode::Mirror).expect("diff");
+        // 10 unchanged then repeated, 30 new
+        let mut first = hashes(&[(10, 7), (30, 1), (10, 7)]);
+        diff.push_hashes(&mut first).expect("push");
+        assert_eq!(
+            diff.last_candidates(),
+            vec![(1, Change::Added, 30, 1)],
+            "the batch just classified, not the diff's own (empty) hash buffers"
+        );
+        assert_eq!(diff.last_repeats(), vec![(2, 10)]);
+        assert_eq!(diff.last_null_keys(), Vec::<(usize, String)>::new());
+        // a shorter batch: 20 updated, a NULL key; the caller's buffer came back for reuse
+        let mut second = first;
+        second.keys = vec![20, 0];
+        second.rows = vec![8, 5];
+        second.null_keys = vec![NullKey {
+            row: 1,
+            key_column: 0,
+        }];
+        diff.push_hashes(&mut second).expect("push");
+        assert_eq!(diff.last_candidates(), vec![(0, Change::Updated, 20, 8)]);
+        assert_eq!(diff.last_null_keys(), vec![(1, "id".to_string())]);
+        assert_eq!(diff.last_repeats(), Vec::<(usize, u64)>::new());
+        let outcome = diff.finish();
+        assert_eq!(
+            (
+                outcome.counts.added,
+                outcome.counts.updated,
+                outcome.counts.null_keys
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn after_a_failed_push_the_last_batch_accessors_answer_nothing() {
+        use arrow_array::{ArrayRef, Int64Array, StringArray};
+        use std::sync::Arc;
+        let mut diff = Diff::new(State::default(), spec(), DeliveryMode::Mirror).expect("diff");
+        let three = RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+            ("name", Arc::new(StringArray::from(vec!["a", "b", "c"])) as _),
+        ])
+        .expect("batch");
+        diff.push(&three).expect("push");
+        assert_eq!(diff.last_candidates().len(), 3);
+        // the key hashes a shorter batch, then its mapped column is missing
+        let no_name = RecordBatch::try_from_iter(vec![(
+            "id",
+            Arc::new(Int64Array::from(vec![4])) as ArrayRef,
+        )])
+        .expect("batch");
+        assert!(diff.push(&no_name).is_err());
+        assert_eq!(diff.last_candidates(), Vec::new());
+        assert_eq!(diff.last_repeats(), Vec::new());
+        assert_eq!(diff.last_null_keys(), Vec::new());
+        // the diff goes on from what it classified
+        diff.push(&three).expect("push");
+        assert_eq!(diff.last_repeats().len(), 0);
+        assert_eq!(diff.finish().duplicate_keys().len(), 3);
     }
 }
