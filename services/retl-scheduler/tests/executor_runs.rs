@@ -34,14 +34,15 @@ use backflow_retl_scheduler::executor::resolve::{
     writable, DestinationSource, FixedDestination, ModelSource, ResolvedModel, StoreDestinations,
 };
 use backflow_retl_scheduler::executor::Executor;
-use backflow_retl_scheduler::run::{manual_cause, RunRecord};
+use backflow_retl_scheduler::run::{manual_cause, RunCounts, RunRecord};
 use backflow_retl_scheduler::schedule::Schedule;
 use backflow_retl_scheduler::store::diff_state::{bucket_name, DiffStateStore};
+use backflow_retl_scheduler::store::runs::RecordError;
 use backflow_retl_scheduler::store::SyncStore;
 use backflow_retl_scheduler::sync::{Guards, Mapping, SyncRecord};
 use backflow_warehouse::{SecretMaterial, WarehouseKind};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +57,9 @@ struct Receiver {
     records: AtomicU64,
     /// Milliseconds each request waits before answering.
     delay_ms: AtomicU64,
+    /// Key texts (`{"id":5}`) whose deletes are refused, like a record whose plan is
+    /// `refused`.
+    refused_deletes: Mutex<HashSet<String>>,
 }
 
 async fn receive(
@@ -70,13 +74,15 @@ async fn receive(
     let sync = body["sync_id"].as_str().unwrap_or_default().to_string();
     let operation = body["operation"].as_str().unwrap_or_default().to_string();
     let mut results = Vec::new();
+    let refused_deletes = receiver.refused_deletes.lock().unwrap().clone();
     let mut held = receiver.held.lock().unwrap();
     let entry = held.entry(sync).or_default();
     for record in body["records"].as_array().cloned().unwrap_or_default() {
         receiver.records.fetch_add(1, Ordering::Relaxed);
         let key = record["key"].to_string();
         let fields = record["fields"].clone();
-        let ok = fields["plan"] != json!("refused");
+        let ok = fields["plan"] != json!("refused")
+            && !(operation == "delete" && refused_deletes.contains(&key));
         if ok {
             match operation.as_str() {
                 "upsert" => {
@@ -336,6 +342,18 @@ impl Harness {
         for statement in statements {
             sqlx::query(statement).execute(&self.warehouse).await?;
         }
+        Ok(())
+    }
+
+    /// Sets how many runs in a row a record may fail before it is given up.
+    async fn set_max_attempts(&self, sync_id: &str, attempts: i32) -> anyhow::Result<()> {
+        let current = self.store.get_sync(WS, sync_id).await?.expect("sync");
+        let mut next = current.clone();
+        next.max_record_attempts = attempts;
+        next.version += 1;
+        self.store
+            .update_sync(&next, current.version, false)
+            .await?;
         Ok(())
     }
 
@@ -825,6 +843,100 @@ async fn a_mirror_sync_deletes_rows_that_left_across_a_strategy_change() -> anyh
     h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
     assert_eq!(counts(&h.run(&sync_id).await?), (6, 0, 6, 0));
     assert_eq!(held_ids(&sync_id), (1..=7).collect::<Vec<_>>());
+    h.shutdown.cancel();
+    Ok(())
+}
+
+/// A delete carried across a diff strategy change that the destination refuses is not
+/// lost with the old strategy's state: the next runs try it again (counting its attempts)
+/// until it goes through, is given up, or its row comes back to the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_carried_delete_is_retried_by_the_next_runs() -> anyhow::Result<()> {
+    let h = Harness::start("exec_strategy_owed", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE owed (id bigint PRIMARY KEY, email text, plan text)",
+        "INSERT INTO owed SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 5) g",
+    ])
+    .await?;
+    let sync_id = h
+        .sync_with("owed", SyncMode::Mirror, DiffStrategy::Backflow)
+        .await?;
+    let run = |expected: RunCounts| {
+        let h = &h;
+        let sync_id = sync_id.clone();
+        async move {
+            let run = h.run(&sync_id).await?;
+            assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+            let mut counts = run.exec.counts;
+            counts.requests = 0;
+            assert_eq!(counts, expected);
+            anyhow::Ok(h.store.list_record_errors(WS, &run.id, 100).await?)
+        }
+    };
+    let counts = |extracted, added, deleted, delivered, failed, given_up| RunCounts {
+        extracted,
+        added,
+        deleted,
+        delivered,
+        failed,
+        given_up,
+        ..RunCounts::default()
+    };
+    let refused = |id: i64, attempts: i32, given_up: bool| RecordError {
+        change: RecordChange::Deleted,
+        key_json: format!("{{\"id\":{id}}}"),
+        rejected: false,
+        message: "plan refused by the receiver".into(),
+        destination_status: 422,
+        attempts,
+        given_up,
+    };
+    let refuse = |ids: &[i64]| {
+        *h.receiver.refused_deletes.lock().unwrap() =
+            ids.iter().map(|id| format!("{{\"id\":{id}}}")).collect();
+    };
+    let held_ids = || h.held(&sync_id).keys().copied().collect::<Vec<i64>>();
+    assert_eq!(run(counts(5, 5, 0, 5, 0, 0)).await?, vec![]);
+
+    // id 5 leaves while the sync moves to the warehouse-side strategy; its delete is refused
+    h.sql(&["DELETE FROM owed WHERE id = 5"]).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
+    refuse(&[5]);
+    assert_eq!(
+        run(counts(4, 4, 1, 4, 1, 0)).await?,
+        vec![refused(5, 1, false)]
+    );
+    assert_eq!(held_ids(), vec![1, 2, 3, 4, 5]);
+    // the next run tries it again, and the destination takes it
+    refuse(&[]);
+    assert_eq!(run(counts(4, 0, 1, 1, 0, 0)).await?, vec![]);
+    assert_eq!(held_ids(), vec![1, 2, 3, 4]);
+    assert_eq!(run(counts(4, 0, 0, 0, 0, 0)).await?, vec![]);
+
+    // and back: ids 3 and 4 leave while the sync moves to the backflow-side strategy,
+    // both deletes refused; a record gets two runs
+    h.set_max_attempts(&sync_id, 2).await?;
+    h.sql(&["DELETE FROM owed WHERE id >= 3"]).await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Backflow).await?;
+    refuse(&[3, 4]);
+    let mut errors = run(counts(2, 2, 2, 2, 2, 0)).await?;
+    errors.sort_by(|a, b| a.key_json.cmp(&b.key_json));
+    assert_eq!(errors, vec![refused(3, 1, false), refused(4, 1, false)]);
+    assert_eq!(held_ids(), vec![1, 2, 3, 4]);
+    // id 3 comes back: sent again, and no longer deleted; id 4 fails its second run
+    h.sql(&["INSERT INTO owed VALUES (3, 'u3@x', 'pro')"])
+        .await?;
+    assert_eq!(
+        run(counts(3, 1, 1, 1, 1, 1)).await?,
+        vec![refused(4, 2, true)]
+    );
+    assert_eq!(held_ids(), vec![1, 2, 3, 4]);
+    assert_eq!(h.held(&sync_id)[&3].1, json!("pro"));
+    // given up: not tried again
+    refuse(&[]);
+    assert_eq!(run(counts(3, 0, 0, 0, 0, 0)).await?, vec![]);
+    assert_eq!(held_ids(), vec![1, 2, 3, 4]);
     h.shutdown.cancel();
     Ok(())
 }

@@ -191,7 +191,75 @@ async fn contract(url: &str) -> anyhow::Result<()> {
     sync_changes(&scheduler, &created.id).await?;
     dbt_runs(&scheduler).await?;
     lifecycle(&scheduler).await?;
-    ticks(&scheduler).await
+    ticks(&scheduler).await?;
+    carried_deletes(&scheduler).await
+}
+
+/// The deletes a mirror run owes after carrying them across a diff strategy change:
+/// written with the epoch move (or alone), replacing the earlier ones, read at their epoch
+/// only, refused (nothing written) once the epoch moved on, forgotten with the state.
+async fn carried_deletes(scheduler: &Scheduler) -> anyhow::Result<()> {
+    let sync = scheduler
+        .create_sync(new_sync("ws-a", "owed", Schedule::Manual))
+        .await?;
+    let store = scheduler.store();
+    let epoch = sync.state_epoch;
+    let epoch_now = || async {
+        anyhow::Ok(
+            store
+                .get_sync("ws-a", &sync.id)
+                .await?
+                .expect("sync")
+                .state_epoch,
+        )
+    };
+    // more than one insert's worth, a key hash with the top bit set
+    let mut owed: Vec<(u64, String)> = (0..450u64)
+        .map(|id| {
+            (
+                id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                format!("{{\"id\":{id}}}"),
+            )
+        })
+        .collect();
+    owed.push((u64::MAX, r#"{"id":"max"}"#.to_string()));
+    owed.sort();
+    let sync_id = sync.id.as_str();
+    let read = |epoch: i64| async move {
+        let mut read = store.carried_deletes(sync_id, epoch).await?;
+        read.sort();
+        anyhow::Ok(read)
+    };
+    assert_eq!(
+        store
+            .settle_carried_deletes("ws-a", &sync.id, epoch, true, &owed)
+            .await?,
+        epoch + 1
+    );
+    assert_eq!(epoch_now().await?, epoch + 1);
+    assert_eq!(read(epoch + 1).await?, owed);
+    assert!(read(epoch).await?.is_empty());
+    // the next run keeps the epoch; what it still owes replaces the rest
+    let still = vec![owed[3].clone()];
+    assert_eq!(
+        store
+            .settle_carried_deletes("ws-a", &sync.id, epoch + 1, false, &still)
+            .await?,
+        epoch + 1
+    );
+    assert_eq!(read(epoch + 1).await?, still);
+    // a run of before a reset writes nothing
+    assert!(matches!(
+        store
+            .settle_carried_deletes("ws-a", &sync.id, epoch, true, &[])
+            .await,
+        Err(RetlError::FailedPrecondition(_))
+    ));
+    assert_eq!(epoch_now().await?, epoch + 1);
+    assert_eq!(read(epoch + 1).await?, still);
+    store.forget_sync_state(&sync.id).await?;
+    assert!(read(epoch + 1).await?.is_empty());
+    Ok(())
 }
 
 /// Fires the due tick of `sync_id` at `now_ms` as the ticker does (read, plan, fire);

@@ -581,7 +581,10 @@ mod tests {
         let mut diff = Diff::new(State::default(), spec(), DeliveryMode::Mirror).expect("diff");
         let three = RecordBatch::try_from_iter(vec![
             ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
-            ("name", Arc::new(StringArray::from(vec!["a", "b", "c"])) as _),
+            (
+                "name",
+                Arc::new(StringArray::from(vec!["a", "b", "c"])) as _,
+            ),
         ])
         .expect("batch");
         diff.push(&three).expect("push");

@@ -7,6 +7,17 @@
 //! destination was delivered, with their key values (`CarriedKeys::load`), crosses off
 //! every key the extract still holds (`CarriedKeys::seen`), and deletes the rest.
 //!
+//! A carried delete the destination does not take (refused, or failing past the retry
+//! schedule) cannot wait in the old state, which that first commit voids, nor in the new
+//! one, which keys records by another hash and holds only what the extract held. It is
+//! owed instead (`retl_carried_deletes`, written with the epoch move, see
+//! `SyncStore::settle_carried_deletes`): the next mirror runs carry it too
+//! (`CarriedKeys::owed`), cross it off if its key is back in the model and try it again
+//! otherwise, its attempts counted by its key hash like every failed record's, until it
+//! goes through or is given up. Crossing off still sees every key that matters: an owed
+//! key is in no later state (it was not extracted since), so an extract holding it again
+//! holds it as an addition, which every mirror run spills.
+//!
 //! After a reset nothing is carried: the reset removed the Backflow-side state and its
 //! key values and moved the epoch past the warehouse-side one. Keys are compared as
 //! JSON objects (member order aside), as both strategies write them from the same cells.
@@ -145,6 +156,39 @@ impl CarriedKeys {
         Ok(Some(Self::of(keys)))
     }
 
+    /// The deletes owed since a refused carried delete (see the module docs), when any.
+    pub(crate) async fn owed(
+        ctx: &RunContext,
+        run: &RunRecord,
+        settings: &SyncSettings,
+    ) -> Result<Option<Self>, ExecError> {
+        let keys = ctx
+            .store
+            .carried_deletes(&run.sync_id, settings.state_epoch)
+            .await?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        tracing::info!(run_id = %run.id, sync_id = %run.sync_id, owed = keys.len(), "carrying the deletes owed since a diff strategy change");
+        Ok(Some(Self::of(keys)))
+    }
+
+    /// Both sets; for a key in both, `owed`'s key hash (the one its attempts count under).
+    pub(crate) fn join(carried: Option<Self>, owed: Option<Self>) -> Option<Self> {
+        match (carried, owed) {
+            (Some(mut carried), Some(owed)) => {
+                carried.delivered.extend(owed.delivered);
+                Some(carried)
+            }
+            (carried, owed) => carried.or(owed),
+        }
+    }
+
+    /// The key hashes of the set, as loaded (before anything was crossed off).
+    pub(crate) fn key_hashes(&self) -> Vec<u64> {
+        self.delivered.values().map(|(hash, _)| *hash).collect()
+    }
+
     /// A key the extract holds: its record is not deleted.
     pub(crate) fn seen(&mut self, key_json: &str) {
         if !self.delivered.is_empty() {
@@ -185,6 +229,26 @@ mod tests {
         let (hashes, keys) = carried.into_orphans();
         assert_eq!(hashes, vec![2]);
         assert_eq!(keys[&2], r#"{"id":2}"#);
+    }
+
+    #[test]
+    fn an_owed_delete_joins_the_carried_keys_under_its_own_hash() {
+        let carried = CarriedKeys::of([
+            (1, r#"{"id":1}"#.to_string()),
+            (2, r#"{"id":2}"#.to_string()),
+        ]);
+        let owed = CarriedKeys::of([(20, r#"{ "id": 2 }"#.to_string())]);
+        let mut joined = CarriedKeys::join(Some(carried), Some(owed)).expect("joined");
+        let mut hashes = joined.key_hashes();
+        hashes.sort_unstable();
+        assert_eq!(hashes, vec![1, 20]);
+        joined.seen(r#"{"id":1}"#);
+        let (hashes, keys) = joined.into_orphans();
+        assert_eq!(hashes, vec![20]);
+        assert_eq!(keys[&20], r#"{ "id": 2 }"#);
+        assert!(CarriedKeys::join(None, None).is_none());
+        let only = CarriedKeys::join(None, Some(CarriedKeys::of([(3, "{}".to_string())])));
+        assert_eq!(only.map(|keys| keys.unseen()), Some(1));
     }
 
     #[test]

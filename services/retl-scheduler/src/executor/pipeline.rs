@@ -265,9 +265,18 @@ async fn run_phases(
         }
     }
     // A mirror run replacing a void state also deletes what the previous diff strategy
-    // delivered and the extract no longer holds (`carried_keys`). Backflow-side, whether
-    // there is such a state (in the warehouse) is known before the extract, which then
-    // spills every key to be crossed off instead of delivering as it reads.
+    // delivered and the extract no longer holds (`carried_keys`), and any mirror run the
+    // carried deletes still owed since an earlier such run. Backflow-side, whether there
+    // is such a state (in the warehouse) is known before the extract, which then spills
+    // every key to be crossed off instead of delivering as it reads.
+    let owed = match mode {
+        DeliveryMode::Mirror => CarriedKeys::owed(ctx, run, &settings).await?,
+        _ => None,
+    };
+    let owed_hashes = owed
+        .as_ref()
+        .map(CarriedKeys::key_hashes)
+        .unwrap_or_default();
     let mut carried = match (&strategy, mode) {
         (Strategy::Backflow, DeliveryMode::Mirror) => {
             CarriedKeys::load(ctx, run, &settings, &strategy, &model).await?
@@ -277,7 +286,7 @@ async fn run_phases(
     // A Backflow-side run may deliver while it extracts, when nothing it reads can stop
     // it or repeat a key (see `backflow_side`); it opens the delivery itself then.
     let mut early = EarlyDelivery {
-        allowed: !run.exec.dry_run && carried.is_none(),
+        allowed: !run.exec.dry_run && carried.is_none() && owed.is_none(),
         destination_id: &sync.destination_id,
         keeps_ledger: ledger.is_some(),
         opened: None,
@@ -316,6 +325,9 @@ async fn run_phases(
     } else if let (Strategy::Warehouse(_), DeliveryMode::Mirror) = (&strategy, mode) {
         carried = CarriedKeys::load(ctx, run, &settings, &strategy, &model).await?;
     }
+    let mut carried = CarriedKeys::join(carried, owed);
+    // what was carried is settled with the commit (`settle_carried_deletes`)
+    let settles_carried = carried.is_some();
     let mut reader = spill;
     if !run.exec.dry_run && !run.exec.approved {
         let mut input = GuardInput {
@@ -477,9 +489,11 @@ async fn run_phases(
             });
         }
     }
-    // deletes carried over a diff strategy change: tried in this run only (the old state
-    // is void once this run commits), a refused one is reported like any failed record
+    // deletes carried over a diff strategy change: a failed one is reported like any
+    // failed record, and owed to the next runs (the old state is void once this run
+    // commits)
     let mut carried_deletes = Vec::new();
+    let mut carried_key_values = HashMap::new();
     if let Some(carried) = carried.take() {
         let (orphans, keys) = carried.into_orphans();
         if !orphans.is_empty() {
@@ -498,6 +512,7 @@ async fn run_phases(
             )
             .await?;
             carried_deletes = orphans;
+            carried_key_values = keys;
         }
     }
     if !deletes.is_empty() {
@@ -528,10 +543,8 @@ async fn run_phases(
         sink.delivered = delivered;
     }
     errors.extend(outcomes.errors);
-    // carried deletes belong to no state: nothing to commit or count attempts of
-    outcomes
-        .failed
-        .retain(|key| carried_deletes.binary_search(key).is_err());
+    // Carried deletes belong to no state (their key hashes are the old state's, or of an
+    // earlier owed delete): the commits pass over them, their attempts are counted.
     let mut given_up = Vec::new();
     let mut still_failing = Vec::new();
     let attempts = std::mem::take(&mut sender.attempts);
@@ -543,12 +556,22 @@ async fn run_phases(
             still_failing.push((*key, tries));
         }
     }
+    // failed carried deletes not given up are owed to the next runs
+    let owed_next: Vec<(u64, String)> = still_failing
+        .iter()
+        .filter(|(key, _)| carried_deletes.binary_search(key).is_ok())
+        .filter_map(|(key, _)| carried_key_values.remove(key).map(|json| (*key, json)))
+        .collect();
     let cleared: Vec<u64> = outcomes
         .delivered
         .iter()
         .filter(|key| attempts.contains_key(key))
         .copied()
         .chain(given_up.iter().copied())
+        // owed deletes crossed off: their keys are back in the model
+        .chain(owed_hashes.iter().copied().filter(|key| {
+            attempts.contains_key(key) && carried_deletes.binary_search(key).is_err()
+        }))
         .collect();
     let mut not_committed = outcomes.failed.clone();
     not_committed.extend(&outcomes.rejected);
@@ -566,8 +589,19 @@ async fn run_phases(
         )));
     }
     // A commit replacing a void state moves the sync to a new epoch first, so the other
-    // strategy's state (if any) is void from then on (`store::diff_state::load_at`).
-    let epoch = if pending.replaces() {
+    // strategy's state (if any) is void from then on (`store::diff_state::load_at`); a run
+    // that carried deletes writes the ones it still owes in the same transaction.
+    let epoch = if settles_carried {
+        ctx.store
+            .settle_carried_deletes(
+                &run.workspace_id,
+                &run.sync_id,
+                settings.state_epoch,
+                pending.replaces(),
+                &owed_next,
+            )
+            .await?
+    } else if pending.replaces() {
         ctx.store
             .advance_state_epoch(&run.workspace_id, &run.sync_id, settings.state_epoch)
             .await?

@@ -722,10 +722,32 @@ impl SyncStore {
         Ok(())
     }
 
-    /// Forgets every stored key value and attempt count of a sync (its state was reset).
+    /// The deletes carried across a diff strategy change that are still owed at state
+    /// epoch `state_epoch`: (key hash, key values).
+    pub async fn carried_deletes(
+        &self,
+        sync_id: &str,
+        state_epoch: i64,
+    ) -> Result<Vec<(u64, String)>, RetlError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT key_hash, key_json FROM retl_carried_deletes WHERE sync_id = $1 AND state_epoch = $2",
+        )
+        .bind(sync_id)
+        .bind(state_epoch)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(k, json)| (k as u64, json)).collect())
+    }
+
+    /// Forgets every stored key value, attempt count and owed carried delete of a sync
+    /// (its state was reset).
     pub async fn forget_sync_state(&self, sync_id: &str) -> Result<(), RetlError> {
         let mut tx = self.db.begin().await?;
-        for table in ["retl_sync_keys", "retl_record_attempts"] {
+        for table in [
+            "retl_sync_keys",
+            "retl_record_attempts",
+            "retl_carried_deletes",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE sync_id = $1"))
                 .bind(sync_id)
                 .execute(&mut *tx)

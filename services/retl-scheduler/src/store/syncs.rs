@@ -303,7 +303,11 @@ impl SyncStore {
             )
             .await?;
         }
-        for table in ["retl_sync_keys", "retl_record_attempts"] {
+        for table in [
+            "retl_sync_keys",
+            "retl_record_attempts",
+            "retl_carried_deletes",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE sync_id = $1"))
                 .bind(sync_id)
                 .execute(&mut *tx)
@@ -375,6 +379,71 @@ impl SyncStore {
             )));
         }
         Ok(from + 1)
+    }
+
+    /// What a mirror run that carried deletes across a diff strategy change writes before
+    /// its commit, in one transaction: the deletes still owed (`owed`: key hash, key values;
+    /// they replace every earlier one), at the epoch the run commits at, which is `from`
+    /// moved on by one when `advance` (as [`Self::advance_state_epoch`]). So the first run
+    /// under a new strategy voids the old state and keeps what it still owes at once, and a
+    /// reset meanwhile (the epoch is no longer `from`: FAILED_PRECONDITION) writes nothing.
+    pub async fn settle_carried_deletes(
+        &self,
+        workspace_id: &str,
+        sync_id: &str,
+        from: i64,
+        advance: bool,
+        owed: &[(u64, String)],
+    ) -> Result<i64, RetlError> {
+        let epoch = if advance { from + 1 } else { from };
+        let mut tx = self.db.begin().await?;
+        let done = sqlx::query(
+            "UPDATE retl_syncs SET state_epoch = $1 WHERE workspace_id = $2 AND id = $3 AND state_epoch = $4",
+        )
+        .bind(epoch)
+        .bind(workspace_id)
+        .bind(sync_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(RetlError::FailedPrecondition(format!(
+                "the state of sync {sync_id} was reset during the run; nothing was committed"
+            )));
+        }
+        sqlx::query("DELETE FROM retl_carried_deletes WHERE sync_id = $1")
+            .bind(sync_id)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in owed.chunks(200) {
+            let mut sql = String::from(
+                "INSERT INTO retl_carried_deletes (sync_id, key_json, key_hash, state_epoch) VALUES ",
+            );
+            for at in 0..chunk.len() {
+                if at > 0 {
+                    sql.push_str(", ");
+                }
+                let first = at * 4;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${})",
+                    first + 1,
+                    first + 2,
+                    first + 3,
+                    first + 4
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for (key_hash, key_json) in chunk {
+                query = query
+                    .bind(sync_id)
+                    .bind(key_json.as_str())
+                    .bind(*key_hash as i64)
+                    .bind(epoch);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(epoch)
     }
 
     /// FAILED_PRECONDITION when a run of the sync is running or awaiting approval.

@@ -1,6 +1,7 @@
 //! Mirror deletes: the keys missing from the extract that Backflow delivered, sent with
 //! the key values kept when they were added (a key whose values were not kept fails, it
-//! is never guessed).
+//! is never guessed). A delete that cannot be sent fails like a refused one: counted, its
+//! attempts told (the commit counts them), given up on its last one.
 
 use super::sender::{InFlight, Sender};
 use super::{Progress, RunContext};
@@ -40,8 +41,7 @@ pub(super) async fn deliver(
         };
         for key_hash in chunk {
             let Some(key_json) = known.get(key_hash) else {
-                sender.outcomes.failed.push(*key_hash);
-                progress.counts.failed += 1;
+                let (attempts, given_up) = failed_attempt(sender, progress, *key_hash);
                 errors.push(RecordError {
                     change: RecordChange::Deleted,
                     key_json: format!("{{\"key_hash\":\"{key_hash:016x}\"}}"),
@@ -49,8 +49,8 @@ pub(super) async fn deliver(
                     message: "the key values of this record were not kept, so it cannot be deleted"
                         .into(),
                     destination_status: 0,
-                    attempts: 0,
-                    given_up: false,
+                    attempts,
+                    given_up,
                 });
                 continue;
             };
@@ -60,16 +60,15 @@ pub(super) async fn deliver(
                 change: Change::Deleted,
             };
             if !supported {
-                sender.outcomes.failed.push(*key_hash);
-                progress.counts.failed += 1;
+                let (attempts, given_up) = failed_attempt(sender, progress, *key_hash);
                 errors.push(RecordError {
                     change: RecordChange::Deleted,
                     key_json: key_json.clone(),
                     rejected: false,
                     message: "the destination does not support deletes".into(),
                     destination_status: 0,
-                    attempts: 0,
-                    given_up: false,
+                    attempts,
+                    given_up,
                 });
                 continue;
             }
@@ -92,4 +91,21 @@ pub(super) async fn deliver(
         }
     }
     Ok(())
+}
+
+/// Notes a delete that failed without being sent, as the sender notes a refused record:
+/// its attempt (this run's included) and whether it was the last one allowed.
+fn failed_attempt(
+    sender: &mut Sender<'_>,
+    progress: &mut Progress<'_>,
+    key_hash: u64,
+) -> (i32, bool) {
+    sender.outcomes.failed.push(key_hash);
+    progress.counts.failed += 1;
+    let tries = sender.attempts.get(&key_hash).copied().unwrap_or(0) + 1;
+    let given_up = tries >= sender.max_attempts;
+    if given_up {
+        progress.counts.given_up += 1;
+    }
+    (tries, given_up)
 }
