@@ -209,7 +209,7 @@ async fn carried_deletes(scheduler: &Scheduler) -> anyhow::Result<()> {
             store
                 .get_sync("ws-a", &sync.id)
                 .await?
-                .expect("sync")
+                .ok_or_else(|| anyhow::anyhow!("sync gone"))?
                 .state_epoch,
         )
     };
