@@ -941,6 +941,72 @@ async fn a_refused_carried_delete_is_retried_by_the_next_runs() -> anyhow::Resul
     Ok(())
 }
 
+/// A record carried across a diff strategy change whose row is still in the model but
+/// whose upsert the destination refuses stays out of the new state, while the destination
+/// still holds its old version: when the row leaves before it got through, it is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carried_record_that_failed_is_deleted_when_its_row_leaves() -> anyhow::Result<()> {
+    let h = Harness::start("exec_strategy_held", 50).await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE held (id bigint PRIMARY KEY, email text, plan text)",
+        "INSERT INTO held SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 3) g",
+    ])
+    .await?;
+    let sync_id = h
+        .sync_with("held", SyncMode::Mirror, DiffStrategy::Backflow)
+        .await?;
+    let run = |expected: (i64, i64, i64, i64, i64)| {
+        let h = &h;
+        let sync_id = sync_id.clone();
+        async move {
+            let run = h.run(&sync_id).await?;
+            assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+            let (extracted, added, deleted, delivered, failed) = expected;
+            let mut counts = run.exec.counts;
+            counts.requests = 0;
+            assert_eq!(
+                counts,
+                RunCounts {
+                    extracted,
+                    added,
+                    deleted,
+                    delivered,
+                    failed,
+                    ..RunCounts::default()
+                }
+            );
+            anyhow::Ok(h.store.list_record_errors(WS, &run.id, 100).await?)
+        }
+    };
+    let held_ids = || h.held(&sync_id).keys().copied().collect::<Vec<i64>>();
+    assert_eq!(run((3, 3, 0, 3, 0)).await?, vec![]);
+    // the first run under the warehouse-side strategy: id 3 changed, and is refused
+    h.sql(&["UPDATE held SET plan = 'refused' WHERE id = 3"])
+        .await?;
+    h.switch_strategy(&sync_id, DiffStrategy::Warehouse).await?;
+    assert_eq!(
+        run((3, 3, 0, 2, 1)).await?,
+        vec![RecordError {
+            change: RecordChange::Added,
+            key_json: "{\"id\":3}".into(),
+            rejected: false,
+            message: "plan refused by the receiver".into(),
+            destination_status: 422,
+            attempts: 1,
+            given_up: false,
+        }]
+    );
+    assert_eq!(h.held(&sync_id)[&3].1, json!("free"));
+    // its row leaves: the destination's old version is deleted
+    h.sql(&["DELETE FROM held WHERE id = 3"]).await?;
+    assert_eq!(run((2, 0, 1, 1, 0)).await?, vec![]);
+    assert_eq!(held_ids(), vec![1, 2]);
+    assert_eq!(run((2, 0, 0, 0, 0)).await?, vec![]);
+    h.shutdown.cancel();
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guards_count_the_deletes_carried_across_a_strategy_change() -> anyhow::Result<()> {
     let h = Harness::start("exec_strategy_guard", 50).await?;

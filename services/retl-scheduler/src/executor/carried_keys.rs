@@ -16,7 +16,10 @@
 //! otherwise, its attempts counted by its key hash like every failed record's, until it
 //! goes through or is given up. Crossing off still sees every key that matters: an owed
 //! key is in no later state (it was not extracted since), so an extract holding it again
-//! holds it as an addition, which every mirror run spills.
+//! holds it as an addition, which every mirror run spills. For the same reason a carried
+//! key the extract holds whose record does not make it into the new state (its upsert
+//! failed, the mapping refused it, its key is duplicated) stays owed: the destination holds
+//! the old version, and only a delete removes it if the row leaves later.
 //!
 //! After a reset nothing is carried: the reset removed the Backflow-side state and its
 //! key values and moved the epoch past the warehouse-side one. Keys are compared as
@@ -41,6 +44,21 @@ const READ_TIMEOUT: Duration = Duration::from_secs(600);
 pub(crate) struct CarriedKeys {
     /// Canonical key text → (the old state's key hash, the key values as kept).
     delivered: HashMap<String, (u64, String)>,
+    /// Those the extract held, by the key hash of the record it holds them as.
+    crossed: HashMap<u64, (u64, String)>,
+}
+
+/// What is left of a carried set once the extract was read.
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    /// The records to delete: their carried key hashes, ascending.
+    pub hashes: Vec<u64>,
+    /// Their key values.
+    pub keys: HashMap<u64, String>,
+    /// The carried records the extract still holds, by the key hash of the record it holds
+    /// them as. One that does not enter the new state (failed, refused, a duplicated key) is
+    /// owed again: the destination still holds the old strategy's version of it.
+    pub crossed: HashMap<u64, (u64, String)>,
 }
 
 /// The key as compared: members sorted, no whitespace; the text itself when not JSON.
@@ -59,6 +77,7 @@ impl CarriedKeys {
                 .into_iter()
                 .map(|(hash, json)| (canonical(&json), (hash, json)))
                 .collect(),
+            crossed: HashMap::new(),
         }
     }
 
@@ -189,10 +208,12 @@ impl CarriedKeys {
         self.delivered.values().map(|(hash, _)| *hash).collect()
     }
 
-    /// A key the extract holds: its record is not deleted.
-    pub(crate) fn seen(&mut self, key_json: &str) {
+    /// A key the extract holds, as the record of key hash `key_hash`: it is not deleted.
+    pub(crate) fn seen(&mut self, key_json: &str, key_hash: u64) {
         if !self.delivered.is_empty() {
-            self.delivered.remove(&canonical(key_json));
+            if let Some(carried) = self.delivered.remove(&canonical(key_json)) {
+                self.crossed.insert(key_hash, carried);
+            }
         }
     }
 
@@ -201,13 +222,16 @@ impl CarriedKeys {
         self.delivered.len()
     }
 
-    /// The delivered records the extract no longer holds: their old key hashes (in
-    /// ascending order) and key values.
-    pub(crate) fn into_orphans(self) -> (Vec<u64>, HashMap<u64, String>) {
+    /// The delivered records the extract no longer holds, and those it held.
+    pub(crate) fn into_orphans(self) -> Orphans {
         let keys: HashMap<u64, String> = self.delivered.into_values().collect();
         let mut hashes: Vec<u64> = keys.keys().copied().collect();
         hashes.sort_unstable();
-        (hashes, keys)
+        Orphans {
+            hashes,
+            keys,
+            crossed: self.crossed,
+        }
     }
 }
 
@@ -222,13 +246,22 @@ mod tests {
             (2, r#"{"id":2}"#.to_string()),
             (3, r#"{"a":"x","b":2}"#.to_string()),
         ]);
-        carried.seen(r#"{"id":1}"#);
+        carried.seen(r#"{"id":1}"#, 11);
         // member order and spacing do not matter
-        carried.seen(r#"{"b": 2, "a": "x"}"#);
-        carried.seen(r#"{"id":4}"#);
-        let (hashes, keys) = carried.into_orphans();
-        assert_eq!(hashes, vec![2]);
-        assert_eq!(keys[&2], r#"{"id":2}"#);
+        carried.seen(r#"{"b": 2, "a": "x"}"#, 13);
+        carried.seen(r#"{"id":4}"#, 14);
+        let orphans = carried.into_orphans();
+        assert_eq!(orphans.hashes, vec![2]);
+        assert_eq!(orphans.keys[&2], r#"{"id":2}"#);
+        // the held ones, by the key hash the extract holds them as
+        let mut crossed: Vec<(u64, u64)> = orphans
+            .crossed
+            .iter()
+            .map(|(new, (old, _))| (*new, *old))
+            .collect();
+        crossed.sort_unstable();
+        assert_eq!(crossed, vec![(11, 1), (13, 3)]);
+        assert_eq!(orphans.crossed[&13].1, r#"{"a":"x","b":2}"#);
     }
 
     #[test]
@@ -242,10 +275,10 @@ mod tests {
         let mut hashes = joined.key_hashes();
         hashes.sort_unstable();
         assert_eq!(hashes, vec![1, 20]);
-        joined.seen(r#"{"id":1}"#);
-        let (hashes, keys) = joined.into_orphans();
-        assert_eq!(hashes, vec![20]);
-        assert_eq!(keys[&20], r#"{ "id": 2 }"#);
+        joined.seen(r#"{"id":1}"#, 11);
+        let orphans = joined.into_orphans();
+        assert_eq!(orphans.hashes, vec![20]);
+        assert_eq!(orphans.keys[&20], r#"{ "id": 2 }"#);
         assert!(CarriedKeys::join(None, None).is_none());
         let only = CarriedKeys::join(None, Some(CarriedKeys::of([(3, "{}".to_string())])));
         assert_eq!(only.map(|keys| keys.unseen()), Some(1));
@@ -254,8 +287,8 @@ mod tests {
     #[test]
     fn values_of_another_type_are_another_key() {
         let mut carried = CarriedKeys::of([(7, r#"{"id":7}"#.to_string())]);
-        carried.seen(r#"{"id":"7"}"#);
-        assert_eq!(carried.into_orphans().0, vec![7]);
+        carried.seen(r#"{"id":"7"}"#, 8);
+        assert_eq!(carried.into_orphans().hashes, vec![7]);
         assert_eq!(canonical("not json"), "not json");
     }
 }

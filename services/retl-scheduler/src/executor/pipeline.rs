@@ -23,7 +23,7 @@ mod sender;
 use crate::destinations::delivery::{Deliverer, DeliveryOptions};
 use crate::destinations::{Operation, OutboundRecord};
 use crate::diff::{Change, DeliveryMode, DELIVERED};
-use crate::executor::carried_keys::CarriedKeys;
+use crate::executor::carried_keys::{CarriedKeys, Orphans};
 use crate::executor::checkpoint::Checkpoint;
 use crate::executor::error::ExecError;
 use crate::executor::guards::{self, GuardInput};
@@ -349,7 +349,7 @@ async fn run_phases(
         let mut per_change: HashMap<Change, usize> = HashMap::new();
         while let Some(record) = reader.next_record()? {
             if let Some(carried) = carried.as_mut() {
-                carried.seen(record.key.as_str());
+                carried.seen(record.key.as_str(), record.key_hash);
             }
             if is_duplicate(record.key_hash) {
                 continue;
@@ -379,10 +379,14 @@ async fn run_phases(
         };
         let mut deleted: Vec<String> = sampled.into_iter().map(|(_, json)| json).collect();
         if let Some(mut carried) = carried.take() {
-            for json in repeated.values() {
-                carried.seen(json);
+            for (key_hash, json) in &repeated {
+                carried.seen(json, *key_hash);
             }
-            let (orphans, keys) = carried.into_orphans();
+            let Orphans {
+                hashes: orphans,
+                keys,
+                ..
+            } = carried.into_orphans();
             progress.counts.deleted += orphans.len() as i64;
             let room = SAMPLES_PER_CHANGE.saturating_sub(deleted.len());
             deleted.extend(
@@ -424,7 +428,7 @@ async fn run_phases(
     };
     while let Some(record) = reader.next_record()? {
         if let Some(carried) = carried.as_mut() {
-            carried.seen(record.key.as_str());
+            carried.seen(record.key.as_str(), record.key_hash);
         }
         if is_duplicate(record.key_hash) {
             if reported.insert(record.key_hash) {
@@ -463,7 +467,7 @@ async fn run_phases(
     }
     for (key_hash, key_json) in repeated {
         if let Some(carried) = carried.as_mut() {
-            carried.seen(&key_json);
+            carried.seen(&key_json, key_hash);
         }
         if reported.insert(key_hash) {
             errors.push(duplicate_error(key_json));
@@ -494,8 +498,14 @@ async fn run_phases(
     // commits)
     let mut carried_deletes = Vec::new();
     let mut carried_key_values = HashMap::new();
+    let mut carried_held = HashMap::new();
     if let Some(carried) = carried.take() {
-        let (orphans, keys) = carried.into_orphans();
+        let Orphans {
+            hashes: orphans,
+            keys,
+            crossed,
+        } = carried.into_orphans();
+        carried_held = crossed;
         if !orphans.is_empty() {
             tracing::info!(run_id = %run.id, sync_id = %run.sync_id, deletes = orphans.len(),
                 "deleting records whose rows left the model while the diff strategy changed");
@@ -556,12 +566,26 @@ async fn run_phases(
             still_failing.push((*key, tries));
         }
     }
-    // failed carried deletes not given up are owed to the next runs
-    let owed_next: Vec<(u64, String)> = still_failing
+    // Owed to the next runs: failed carried deletes not given up, and carried records the
+    // extract holds that stay out of the new state (failed not given up, refused, or a
+    // duplicated key; a given-up one enters it, observed).
+    let mut owed_next: Vec<(u64, String)> = still_failing
         .iter()
         .filter(|(key, _)| carried_deletes.binary_search(key).is_ok())
         .filter_map(|(key, _)| carried_key_values.remove(key).map(|json| (*key, json)))
         .collect();
+    if !carried_held.is_empty() {
+        let out_of_state = still_failing
+            .iter()
+            .map(|(key, _)| key)
+            .chain(&outcomes.rejected)
+            .chain(&duplicates);
+        for key in out_of_state {
+            if let Some(held) = carried_held.remove(key) {
+                owed_next.push(held);
+            }
+        }
+    }
     let cleared: Vec<u64> = outcomes
         .delivered
         .iter()
@@ -795,10 +819,10 @@ fn carried_guard_input(
 ) -> Result<GuardInput, ExecError> {
     let delivered = carried.unseen() as u64;
     while let Some(record) = reader.next_record()? {
-        carried.seen(record.key.as_str());
+        carried.seen(record.key.as_str(), record.key_hash);
     }
-    for json in repeated.values() {
-        carried.seen(json);
+    for (key_hash, json) in repeated {
+        carried.seen(json, *key_hash);
     }
     reader.rewind()?;
     Ok(GuardInput {
