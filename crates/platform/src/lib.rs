@@ -15,6 +15,7 @@ pub mod front_door;
 pub mod grpc;
 pub mod inbox;
 pub mod lease;
+pub mod memory;
 pub mod metrics;
 pub mod outbox;
 pub mod request_error;

@@ -73,6 +73,7 @@ enum DbtCommand {
 }
 
 fn main() -> ExitCode {
+    backflow_platform::memory::disable_transparent_huge_pages();
     let cli = Cli::parse();
     if let Command::Client(command) = cli.command {
         return cli::main(command);

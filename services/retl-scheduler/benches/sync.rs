@@ -521,6 +521,8 @@ fn load() -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    // the process settings of the `backflow` binary the executor runs in
+    backflow_platform::memory::disable_transparent_huge_pages();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -175,6 +175,8 @@ async fn raw_copy(url: &str) -> anyhow::Result<Duration> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // the process settings of the `backflow` binary the executor runs in
+    backflow_platform::memory::disable_transparent_huge_pages();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -98,7 +98,14 @@ pub(crate) struct Progress<'a> {
     timings: Vec<(RunPhase, i64)>,
     pub(crate) cancel: CancellationToken,
     lease: Option<&'a RenewalGuard>,
+    /// Records since [`Progress::tick_record`] last looked.
+    records_unchecked: u32,
 }
+
+/// Records between two looks of [`Progress::tick_record`]: a cancel or a lost lease
+/// stops a run within this many records (a look reads the clock and locks the cancel
+/// token; per record that was ~3% of a first sync's CPU).
+const RECORDS_PER_LOOK: u32 = 256;
 
 impl Progress<'_> {
     pub(crate) fn enter(&mut self, phase: RunPhase) {
@@ -136,6 +143,16 @@ impl Progress<'_> {
             return Err(ExecError::Cancelled);
         }
         Ok(())
+    }
+
+    /// [`Progress::tick`] for per-record loops: looks every [`RECORDS_PER_LOOK`] records.
+    pub(crate) async fn tick_record(&mut self) -> Result<(), ExecError> {
+        self.records_unchecked += 1;
+        if self.records_unchecked < RECORDS_PER_LOOK {
+            return Ok(());
+        }
+        self.records_unchecked = 0;
+        self.tick().await
     }
 
     fn finish(mut self, status: RunStatus) -> (RunCounts, Vec<(RunPhase, i64)>, RunStatus) {
@@ -178,6 +195,7 @@ pub async fn execute(
         timings: Vec::new(),
         cancel,
         lease,
+        records_unchecked: 0,
     };
     let mut samples = Vec::new();
     let mut errors = Vec::new();
@@ -803,7 +821,7 @@ pub(crate) async fn send(
             &progress.cancel,
         )
         .await?;
-    progress.tick().await
+    progress.tick_record().await
 }
 
 /// The guards' view of a run that carries the previous diff strategy's delivered keys: the

@@ -17,6 +17,7 @@ use arrow_array::{Array, BooleanArray, GenericBinaryArray, GenericStringArray};
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, TimeUnit};
 use chrono::format::{Item, StrftimeItems};
+use std::cell::Cell;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
@@ -59,6 +60,10 @@ enum Cells<'a> {
 pub struct CellColumn<'a> {
     cells: Cells<'a>,
     nulls: Option<&'a NullBuffer>,
+    /// The day last written by a date or timestamp cell and its `YYYY-MM-DD`: rows of a
+    /// column mostly fall on the day of the row before, and the calendar arithmetic was
+    /// the costliest part of a timestamp.
+    last_day: Cell<(i64, [u8; 10])>,
 }
 
 impl<'a> CellColumn<'a> {
@@ -114,7 +119,20 @@ impl<'a> CellColumn<'a> {
         Self {
             cells,
             nulls: array.nulls(),
+            last_day: Cell::new((i64::MIN, [0; 10])),
         }
+    }
+
+    /// `YYYY-MM-DD` of `days` when its year has four digits (the last one remembered).
+    #[inline]
+    fn day(&self, days: i64) -> Option<[u8; 10]> {
+        let (last, text) = self.last_day.get();
+        if last == days {
+            return Some(text);
+        }
+        let text = day_text(days)?;
+        self.last_day.set((days, text));
+        Some(text)
     }
 
     /// Appends the cell of `row` as JSON; `true` when that is `null` (a NULL, a NaN or
@@ -151,9 +169,9 @@ impl<'a> CellColumn<'a> {
             }
             Cells::Text(values, is_json) => return text(values.value(row), *is_json, out),
             Cells::LargeText(values, is_json) => return text(values.value(row), *is_json, out),
-            Cells::Date(values) => return date(values[row], out),
+            Cells::Date(values) => return self.date(values[row], out),
             Cells::Timestamp(values, unit, zoned) => {
-                return timestamp(unit.micros(values[row]), *zoned, out)
+                return self.timestamp(unit.micros(values[row]), *zoned, out)
             }
             Cells::Time(values, unit) => time(unit.micros(values[row]), out),
             Cells::Binary(values) => push_hex(out, values.value(row)),
@@ -172,7 +190,24 @@ fn null(out: &mut Vec<u8>) -> bool {
 /// A JSON string literal, escaped as serde_json escapes.
 #[inline]
 pub fn push_str(out: &mut Vec<u8>, text: &str) {
-    let _ = serde::Serializer::serialize_str(&mut serde_json::Serializer::new(&mut *out), text);
+    if needs_escape(text.as_bytes()) {
+        let _ = serde::Serializer::serialize_str(&mut serde_json::Serializer::new(&mut *out), text);
+        return;
+    }
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether JSON needs any byte of `bytes` escaped (a quote, a backslash, a control
+/// character): most text needs none, and is then copied whole. No early exit, so the
+/// loop runs over whole vectors.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 fn text(value: &str, is_json: bool, out: &mut Vec<u8>) -> bool {
@@ -209,78 +244,92 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-#[inline]
-fn push2(out: &mut Vec<u8>, value: u32) {
-    out.push(b'0' + (value / 10 % 10) as u8);
-    out.push(b'0' + (value % 10) as u8);
-}
-
-/// `YYYY-MM-DD` when the year has four digits; `false` otherwise (nothing written).
-fn push_day(out: &mut Vec<u8>, days: i64) -> bool {
+/// `YYYY-MM-DD` when the year has four digits.
+fn day_text(days: i64) -> Option<[u8; 10]> {
     let (year, month, day) = civil(days);
     if !(1000..=9999).contains(&year) {
-        return false;
+        return None;
     }
     let year = year as u32;
-    push2(out, year / 100);
-    push2(out, year % 100);
-    out.push(b'-');
-    push2(out, month);
-    out.push(b'-');
-    push2(out, day);
-    true
+    let mut text = [0u8; 10];
+    put2(&mut text[0..2], year / 100);
+    put2(&mut text[2..4], year % 100);
+    text[4] = b'-';
+    put2(&mut text[5..7], month);
+    text[7] = b'-';
+    put2(&mut text[8..10], day);
+    Some(text)
 }
 
-fn date(days: i32, out: &mut Vec<u8>) -> bool {
-    out.push(b'"');
-    if push_day(out, i64::from(days)) {
-        out.push(b'"');
-        return false;
-    }
-    out.pop();
-    match chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0) {
-        Some(at) => {
-            push_str(out, &formatted(at.naive_utc(), date_items(), ""));
-            false
-        }
-        None => null(out),
-    }
+#[inline]
+fn put2(out: &mut [u8], value: u32) {
+    out[0] = b'0' + (value / 10 % 10) as u8;
+    out[1] = b'0' + (value % 10) as u8;
 }
 
-fn timestamp(micros: i64, zoned: bool, out: &mut Vec<u8>) -> bool {
-    let zone = if zoned { "Z" } else { "" };
-    out.push(b'"');
-    if push_day(out, micros.div_euclid(MICROS_PER_DAY)) {
-        let of_day = micros.rem_euclid(MICROS_PER_DAY);
-        let seconds = (of_day / 1_000_000) as u32;
-        let fraction = (of_day % 1_000_000) as u32;
-        out.push(b'T');
-        push2(out, seconds / 3600);
-        out.push(b':');
-        push2(out, seconds / 60 % 60);
-        out.push(b':');
-        push2(out, seconds % 60);
-        // chrono's `%.f`: nothing, 3 or 6 digits (microseconds have no finer part)
-        if fraction != 0 {
-            let (value, digits) = if fraction.is_multiple_of(1000) {
-                (fraction / 1000, 3)
-            } else {
-                (fraction, 6)
-            };
-            out.push(b'.');
-            let _ = write!(out, "{value:0digits$}");
+impl CellColumn<'_> {
+    fn date(&self, days: i32, out: &mut Vec<u8>) -> bool {
+        if let Some(day) = self.day(i64::from(days)) {
+            out.push(b'"');
+            out.extend_from_slice(&day);
+            out.push(b'"');
+            return false;
         }
-        out.extend_from_slice(zone.as_bytes());
-        out.push(b'"');
-        return false;
+        match chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0) {
+            Some(at) => {
+                push_str(out, &formatted(at.naive_utc(), date_items(), ""));
+                false
+            }
+            None => null(out),
+        }
     }
-    out.pop();
-    match chrono::DateTime::from_timestamp_micros(micros) {
-        Some(at) => {
-            push_str(out, &formatted(at.naive_utc(), timestamp_items(), zone));
-            false
+
+    fn timestamp(&self, micros: i64, zoned: bool, out: &mut Vec<u8>) -> bool {
+        if let Some(day) = self.day(micros.div_euclid(MICROS_PER_DAY)) {
+            // `"YYYY-MM-DDTHH:MM:SS.ffffffZ"`: at most 29 bytes, written once
+            let mut text = [0u8; 32];
+            text[0] = b'"';
+            text[1..11].copy_from_slice(&day);
+            let of_day = micros.rem_euclid(MICROS_PER_DAY);
+            let seconds = (of_day / 1_000_000) as u32;
+            let fraction = (of_day % 1_000_000) as u32;
+            text[11] = b'T';
+            put2(&mut text[12..14], seconds / 3600);
+            text[14] = b':';
+            put2(&mut text[15..17], seconds / 60 % 60);
+            text[17] = b':';
+            put2(&mut text[18..20], seconds % 60);
+            let mut len = 20;
+            // chrono's `%.f`: nothing, 3 or 6 digits (microseconds have no finer part)
+            if fraction != 0 {
+                let (mut value, digits) = if fraction.is_multiple_of(1000) {
+                    (fraction / 1000, 3)
+                } else {
+                    (fraction, 6)
+                };
+                text[len] = b'.';
+                for at in (len + 1..=len + digits).rev() {
+                    text[at] = b'0' + (value % 10) as u8;
+                    value /= 10;
+                }
+                len += 1 + digits;
+            }
+            if zoned {
+                text[len] = b'Z';
+                len += 1;
+            }
+            text[len] = b'"';
+            out.extend_from_slice(&text[..=len]);
+            return false;
         }
-        None => null(out),
+        let zone = if zoned { "Z" } else { "" };
+        match chrono::DateTime::from_timestamp_micros(micros) {
+            Some(at) => {
+                push_str(out, &formatted(at.naive_utc(), timestamp_items(), zone));
+                false
+            }
+            None => null(out),
+        }
     }
 }
 
@@ -387,26 +436,65 @@ mod tests {
             951_782_400_000_000,
             4_107_542_400_000_001,
         ];
-        for micros in samples {
-            for (zoned, zone) in [(true, "Z"), (false, "")] {
+        // each sample twice in a row, then all again (the remembered day is hit and
+        // missed both ways)
+        let rows: Vec<i64> = samples
+            .iter()
+            .flat_map(|&micros| [micros, micros])
+            .chain(samples)
+            .collect();
+        for (zone, tz) in [("Z", Some("UTC")), ("", None)] {
+            let array = arrow_array::TimestampMicrosecondArray::from(rows.clone())
+                .with_timezone_opt(tz.map(str::to_string));
+            let field = Field::new("at", array.data_type().clone(), true);
+            let column = CellColumn::new(&field, &array);
+            for (row, &micros) in rows.iter().enumerate() {
                 let mut out = Vec::new();
-                assert!(!timestamp(micros, zoned, &mut out));
+                assert!(!column.write(row, &mut out));
                 assert_eq!(
                     String::from_utf8(out).unwrap(),
                     chrono_timestamp(micros, zone)
                 );
             }
         }
-        for days in [-719_162, -1, 0, 19_723, 2_932_896, 11_016, -354_285] {
+        let days = [
+            -719_162, -1, 0, 0, 19_723, 19_723, 2_932_896, 11_016, -354_285, -1,
+        ];
+        let array = arrow_array::Date32Array::from(days.to_vec());
+        let field = Field::new("on", DataType::Date32, true);
+        let column = CellColumn::new(&field, &array);
+        for (row, &days) in days.iter().enumerate() {
             let mut out = Vec::new();
-            assert!(!date(days, &mut out));
+            assert!(!column.write(row, &mut out));
             let at = chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0).unwrap();
             let want = format!("\"{}\"", formatted(at.naive_utc(), date_items(), ""));
             assert_eq!(String::from_utf8(out).unwrap(), want, "day {days}");
         }
+        let array = arrow_array::Date32Array::from(vec![i32::MAX]);
         let mut out = Vec::new();
-        assert!(date(i32::MAX, &mut out));
+        assert!(CellColumn::new(&field, &array).write(0, &mut out));
         assert_eq!(out, b"null");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for text in [
+            "",
+            "plain",
+            "a\"quote",
+            "back\\slash",
+            "tab\tnew\nline",
+            "\u{1}",
+            "ünïcödé €",
+            "end\u{1f}",
+        ] {
+            let mut out = Vec::new();
+            push_str(&mut out, text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
+        }
     }
 
     #[test]

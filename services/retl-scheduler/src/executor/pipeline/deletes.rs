@@ -87,7 +87,7 @@ pub(super) async fn deliver(
                     &progress.cancel,
                 )
                 .await?;
-            progress.tick().await?;
+            progress.tick_record().await?;
         }
     }
     Ok(())
