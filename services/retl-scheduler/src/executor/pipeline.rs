@@ -740,7 +740,7 @@ impl<'a> Delivery<'a> {
             max_records: deliverer.max_batch_records(),
             max_in_flight: deliverer.concurrency(),
             deliverer,
-            open: HashMap::new(),
+            open: Vec::new(),
             in_flight: FuturesUnordered::new(),
             acked,
             outcomes: Outcomes {

@@ -141,6 +141,10 @@ pub(super) async fn extract<'r>(
                 let key = text(&key)?;
                 match rows.fields_into(row, &mut fields) {
                     Ok(()) => {
+                        // the record keeps the buffer it was written into (no copy); the
+                        // next one starts a buffer of about its size
+                        let next = Vec::with_capacity(fields.len() + FIELDS_SLACK);
+                        let fields = owned_text(std::mem::replace(&mut fields, next))?;
                         super::send(
                             &mut delivery.sender,
                             &mut delivery.checkpoint,
@@ -150,7 +154,7 @@ pub(super) async fn extract<'r>(
                             key_hash,
                             row_hash,
                             key,
-                            text(&fields)?,
+                            fields,
                         )
                         .await?;
                     }
@@ -223,6 +227,18 @@ pub(super) async fn extract<'r>(
             replaces,
         },
     })
+}
+
+/// Bytes a record's fields buffer starts with beyond the last record's length: a record a
+/// little longer than the last still fits, and a shrink this small stays in place.
+const FIELDS_SLACK: usize = 64;
+
+/// JSON text the mapping wrote (always UTF-8) as an object to send, keeping `bytes`'
+/// allocation (shrunk to its length: in place, as the slack is small).
+fn owned_text(bytes: Vec<u8>) -> Result<JsonObject, ExecError> {
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ExecError::Sync("a mapped record's text is not utf-8".into()))?;
+    Ok(JsonObject::from_encoded(text.into_boxed_str()))
 }
 
 /// JSON text the mapping wrote (always UTF-8) as an object to send, in an allocation of

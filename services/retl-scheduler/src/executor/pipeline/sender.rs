@@ -91,7 +91,9 @@ pub(crate) struct Sender<'a> {
     pub options: Arc<std::collections::BTreeMap<String, String>>,
     pub max_records: usize,
     pub max_in_flight: usize,
-    pub open: HashMap<Operation, OpenBatch>,
+    /// Open batches per operation (a run has one or two: a short list, searched per record,
+    /// is cheaper than hashing the operation).
+    pub open: Vec<(Operation, OpenBatch)>,
     pub in_flight: FuturesUnordered<BatchFuture>,
     /// (key hash → row word) acknowledged by earlier attempts of this run.
     pub acked: HashMap<u64, u64>,
@@ -112,16 +114,24 @@ impl Sender<'_> {
         cancel: &CancellationToken,
     ) -> Result<(), ExecError> {
         let max_records = self.max_records;
-        let open = self.open.entry(operation).or_insert_with(|| {
-            (
-                Vec::with_capacity(max_records),
-                Vec::with_capacity(max_records),
-            )
-        });
+        let at = match self.open.iter().position(|(open, _)| *open == operation) {
+            Some(at) => at,
+            None => {
+                self.open.push((
+                    operation,
+                    (
+                        Vec::with_capacity(max_records),
+                        Vec::with_capacity(max_records),
+                    ),
+                ));
+                self.open.len() - 1
+            }
+        };
+        let open = &mut self.open[at].1;
         open.0.push(record);
         open.1.push(meta);
         if open.0.len() >= self.max_records {
-            let (records, metas) = self.open.remove(&operation).unwrap_or_default();
+            let (_, (records, metas)) = self.open.swap_remove(at);
             self.cut(operation, records, metas, counts, cancel);
             while self.in_flight.len() >= self.max_in_flight {
                 self.settle_next(counts, checkpoint).await?;
@@ -309,7 +319,7 @@ impl Sender<'_> {
         checkpoint: &mut Checkpoint,
         cancel: &CancellationToken,
     ) -> Result<(), ExecError> {
-        let open: Vec<(Operation, OpenBatch)> = self.open.drain().collect();
+        let open: Vec<(Operation, OpenBatch)> = std::mem::take(&mut self.open);
         for (operation, (records, metas)) in open {
             self.cut(operation, records, metas, counts, cancel);
         }
