@@ -147,12 +147,22 @@ impl Progress<'_> {
 
     /// [`Progress::tick`] for per-record loops: looks every [`RECORDS_PER_LOOK`] records.
     pub(crate) async fn tick_record(&mut self) -> Result<(), ExecError> {
+        if self.record_due() {
+            return self.tick().await;
+        }
+        Ok(())
+    }
+
+    /// Counts a record; `true` every [`RECORDS_PER_LOOK`] records, when the loop should
+    /// [`Progress::tick`].
+    #[inline]
+    pub(crate) fn record_due(&mut self) -> bool {
         self.records_unchecked += 1;
         if self.records_unchecked < RECORDS_PER_LOOK {
-            return Ok(());
+            return false;
         }
         self.records_unchecked = 0;
-        self.tick().await
+        true
     }
 
     fn finish(mut self, status: RunStatus) -> (RunCounts, Vec<(RunPhase, i64)>, RunStatus) {
@@ -800,6 +810,28 @@ pub(crate) async fn send(
     key: crate::destinations::JsonObject,
     fields: crate::destinations::JsonObject,
 ) -> Result<(), ExecError> {
+    if let Some(full) = stage(sender, mode, change, key_hash, row_hash, key, fields) {
+        sender
+            .cut_full(full, &mut progress.counts, checkpoint, &progress.cancel)
+            .await?;
+    }
+    progress.tick_record().await
+}
+
+/// [`send`] without waiting: stages the record in its batch; `Some(operation)` when that
+/// batch is full and must be cut ([`Sender::cut_full`]) before the next record. For the
+/// per-record loop of a streamed extract, which then awaits once per batch.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn stage(
+    sender: &mut Sender<'_>,
+    mode: DeliveryMode,
+    change: Change,
+    key_hash: u64,
+    row_hash: u64,
+    key: crate::destinations::JsonObject,
+    fields: crate::destinations::JsonObject,
+) -> Option<Operation> {
     let row_word = (row_hash & crate::diff::ROW_HASH_MASK) | DELIVERED;
     let outbound = OutboundRecord {
         key_hash,
@@ -811,17 +843,8 @@ pub(crate) async fn send(
         row_word,
         change,
     };
-    sender
-        .push(
-            operation(mode, change),
-            outbound,
-            meta,
-            &mut progress.counts,
-            checkpoint,
-            &progress.cancel,
-        )
-        .await?;
-    progress.tick_record().await
+    let operation = operation(mode, change);
+    sender.stage(operation, outbound, meta).then_some(operation)
 }
 
 /// The guards' view of a run that carries the previous diff strategy's delivered keys: the

@@ -145,18 +145,29 @@ pub(super) async fn extract<'r>(
                         // next one starts a buffer of about its size
                         let next = Vec::with_capacity(fields.len() + FIELDS_SLACK);
                         let fields = owned_text(std::mem::replace(&mut fields, next))?;
-                        super::send(
+                        let full = super::stage(
                             &mut delivery.sender,
-                            &mut delivery.checkpoint,
-                            progress,
                             mode,
                             change,
                             key_hash,
                             row_hash,
                             key,
                             fields,
-                        )
-                        .await?;
+                        );
+                        if let Some(operation) = full {
+                            delivery
+                                .sender
+                                .cut_full(
+                                    operation,
+                                    &mut progress.counts,
+                                    &mut delivery.checkpoint,
+                                    &progress.cancel,
+                                )
+                                .await?;
+                        }
+                        if progress.record_due() {
+                            progress.tick().await?;
+                        }
                     }
                     Err(refusal) => super::refused(
                         &mut delivery.sender,

@@ -113,6 +113,17 @@ impl Sender<'_> {
         checkpoint: &mut Checkpoint,
         cancel: &CancellationToken,
     ) -> Result<(), ExecError> {
+        if self.stage(operation, record, meta) {
+            self.cut_full(operation, counts, checkpoint, cancel).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a record to its operation's open batch, without waiting for anything; `true`
+    /// when that batch is now full and must be cut ([`Sender::cut_full`]) before the next
+    /// record. Split from the cut so a per-record loop awaits only once per batch.
+    #[inline]
+    pub fn stage(&mut self, operation: Operation, record: OutboundRecord, meta: InFlight) -> bool {
         let max_records = self.max_records;
         let at = match self.open.iter().position(|(open, _)| *open == operation) {
             Some(at) => at,
@@ -130,12 +141,23 @@ impl Sender<'_> {
         let open = &mut self.open[at].1;
         open.0.push(record);
         open.1.push(meta);
-        if open.0.len() >= self.max_records {
+        open.0.len() >= max_records
+    }
+
+    /// Sends the open batch of `operation` and waits while too many are in flight.
+    pub async fn cut_full(
+        &mut self,
+        operation: Operation,
+        counts: &mut RunCounts,
+        checkpoint: &mut Checkpoint,
+        cancel: &CancellationToken,
+    ) -> Result<(), ExecError> {
+        if let Some(at) = self.open.iter().position(|(open, _)| *open == operation) {
             let (_, (records, metas)) = self.open.swap_remove(at);
             self.cut(operation, records, metas, counts, cancel);
-            while self.in_flight.len() >= self.max_in_flight {
-                self.settle_next(counts, checkpoint).await?;
-            }
+        }
+        while self.in_flight.len() >= self.max_in_flight {
+            self.settle_next(counts, checkpoint).await?;
         }
         Ok(())
     }
