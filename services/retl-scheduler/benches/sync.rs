@@ -331,6 +331,7 @@ async fn backflow(
         mappings: COLUMNS[1..].iter().map(|c| Mapping::column(c, c)).collect(),
         schedule: Schedule::Manual,
         paused: false,
+        paused_reason: String::new(),
         created_at_ms: now,
         updated_at_ms: now,
         destination_options: BTreeMap::new(),

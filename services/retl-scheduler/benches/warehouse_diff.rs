@@ -267,6 +267,7 @@ async fn measure(rows: u64, warehouse_url: &str, database: &str) -> anyhow::Resu
             mappings: COLUMNS[1..].iter().map(|c| Mapping::column(c, c)).collect(),
             schedule: Schedule::Manual,
             paused: false,
+            paused_reason: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
             destination_options: BTreeMap::new(),

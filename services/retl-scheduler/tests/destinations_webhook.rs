@@ -297,9 +297,30 @@ async fn persistent_failures_fail_every_record_after_the_last_attempt() {
         .await;
     assert_eq!(done.attempts, 1);
     assert!(matches!(
-        done.error,
-        Some(DestinationError::Rejected { status: 410, .. })
+        &done.error,
+        Some(DestinationError::EndpointGone { message, .. }) if message == "injected failure"
     ));
+    assert!(
+        matches!(&done.results[0].outcome, RecordOutcome::Failed { status: 410, .. }),
+        "{:?}",
+        done.results
+    );
+    // the deliverer remembers: a later batch fails the same way without a request
+    let later = d
+        .send(batch(
+            "r",
+            2,
+            Operation::Upsert,
+            &[],
+            sample_records(2..=3, false),
+        ))
+        .await;
+    assert_eq!((later.attempts, later.requests), (0, 0));
+    assert!(matches!(
+        later.error,
+        Some(DestinationError::EndpointGone { .. })
+    ));
+    assert_eq!(gone.holds().requests, 1);
 }
 
 #[tokio::test]

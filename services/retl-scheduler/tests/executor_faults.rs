@@ -240,6 +240,7 @@ impl Rig {
                 .collect(),
             schedule: Schedule::Manual,
             paused: false,
+            paused_reason: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
             destination_options: BTreeMap::new(),

@@ -412,6 +412,7 @@ impl Harness {
                 .collect(),
             schedule: Schedule::Manual,
             paused: false,
+            paused_reason: String::new(),
             created_at_ms: now,
             updated_at_ms: now,
             destination_options: BTreeMap::new(),
@@ -1465,6 +1466,111 @@ async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_
         (changed.exec.counts.updated, changed.exec.counts.failed),
         (1, 1)
     );
+    h.shutdown.cancel();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_endpoint_gone_stops_the_run_and_pauses_its_syncs_until_resumed(
+) -> anyhow::Result<()> {
+    let receiver = WebhookReceiver::start(None).await;
+    let h = Harness::start_with("exec_gone", 50, Some(receiver.url())).await?;
+    h.store
+        .create_destination(&DestinationRecord {
+            id: "hook".into(),
+            workspace_id: WS.into(),
+            name: "hook".into(),
+            kind: DestinationKind::Webhook,
+            settings: [
+                ("url".to_string(), receiver.url()),
+                ("batch_size".to_string(), "50".to_string()),
+                // one batch at a time: the 410 meets the first batch, and no other is out
+                ("max_concurrency".to_string(), "1".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            credential_id: String::new(),
+            rate_limit_per_second: 0.0,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            version: 1,
+            last_test: None,
+        })
+        .await?;
+    let _executor = h.executor();
+    h.sql(&[
+        "CREATE TABLE leads (id bigint, email text, plan text)",
+        "INSERT INTO leads SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 300) g",
+    ])
+    .await?;
+    let sync = h.sync("leads", SyncMode::Upsert).await?;
+    let other = h.sync("leads", SyncMode::Mirror).await?;
+    let endpoint = receiver
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/hook")
+        .to_string();
+    receiver.set_gone(true);
+
+    let run = h.run(&sync).await?;
+    let mut paused = vec![sync.clone(), other.clone()];
+    paused.sort();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        run.error,
+        format!(
+            "destination hook answered 410 gone at {endpoint} (endpoint disabled by its owner): \
+             the run stopped sending and committed nothing; paused its syncs {} until they are \
+             resumed (backflow syncs resume)",
+            paused.join(", ")
+        )
+    );
+    assert_eq!(
+        receiver.holds().requests,
+        1,
+        "one batch of the six was sent"
+    );
+    assert!(receiver.holds().records.is_empty());
+    let counts = &run.exec.counts;
+    assert_eq!(
+        (counts.delivered, counts.failed, counts.given_up, counts.requests),
+        (0, 50, 0, 1),
+        "{counts:?}"
+    );
+    let reason = backflow_retl_scheduler::executor::endpoint_gone::pause_reason(
+        "hook",
+        &endpoint,
+        &run.id,
+        "endpoint disabled by its owner",
+    );
+    for id in [&sync, &other] {
+        let record = h.store.get_sync(WS, id).await?.expect("sync");
+        assert_eq!(
+            (record.paused, record.paused_reason.as_str()),
+            (true, reason.as_str()),
+            "{id}"
+        );
+    }
+    // no manual run either, and the refusal says why
+    let refused = h.queue(&sync, false).await.expect_err("a paused sync");
+    assert!(refused.to_string().contains(&reason), "{refused}");
+
+    // resumed once the endpoint is back: everything is delivered, nothing was given up
+    assert!(h.store.set_paused(WS, &sync, false).await?);
+    let resumed = h.store.get_sync(WS, &sync).await?.expect("sync");
+    assert_eq!((resumed.paused, resumed.paused_reason.as_str()), (false, ""));
+    receiver.set_gone(false);
+    let run = h.run(&sync).await?;
+    assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
+    assert_eq!(
+        (run.exec.counts.delivered, run.exec.counts.failed, run.exec.counts.given_up),
+        (300, 0, 0)
+    );
+    assert_eq!(receiver.holds().records.len(), 300);
+    assert_eq!(receiver.holds().requests, 1 + 6);
+    // the other sync stays paused until it is resumed itself
+    let still = h.store.get_sync(WS, &other).await?.expect("sync");
+    assert_eq!((still.paused, still.paused_reason.as_str()), (true, reason.as_str()));
     h.shutdown.cancel();
     Ok(())
 }

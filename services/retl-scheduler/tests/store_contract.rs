@@ -30,7 +30,7 @@ async fn pending_commands(db: &backflow_platform::db::Database) -> anyhow::Resul
 
 const CONSUMER: &str = "contract";
 
-const WORKSPACES: [&str; 4] = ["ws-a", "ws-b", "ws-d", "ws-e"];
+const WORKSPACES: [&str; 5] = ["ws-a", "ws-b", "ws-d", "ws-e", "ws-g"];
 
 async fn scheduler_on(url: &str) -> anyhow::Result<Scheduler> {
     let db = Database::connect(url, &MIGRATIONS).await?;
@@ -192,7 +192,8 @@ async fn contract(url: &str) -> anyhow::Result<()> {
     dbt_runs(&scheduler).await?;
     lifecycle(&scheduler).await?;
     ticks(&scheduler).await?;
-    carried_deletes(&scheduler).await
+    carried_deletes(&scheduler).await?;
+    endpoint_gone(&scheduler).await
 }
 
 /// The deletes a mirror run owes after carrying them across a diff strategy change:
@@ -259,6 +260,76 @@ async fn carried_deletes(scheduler: &Scheduler) -> anyhow::Result<()> {
     assert_eq!(read(epoch + 1).await?, still);
     store.forget_sync_state(&sync.id).await?;
     assert!(read(epoch + 1).await?.is_empty());
+    Ok(())
+}
+
+/// Backflow pausing every enabled sync of a destination whose endpoint answered 410: with
+/// the reason shown, once (a second call, as another run or replica makes, changes
+/// nothing), leaving a sync a user paused and other destinations as they were; no tick
+/// fires and no trigger is taken until a resume, which clears the reason.
+async fn endpoint_gone(scheduler: &Scheduler) -> anyhow::Result<()> {
+    let store = scheduler.store();
+    support::webhook(store, "ws-g", "dest-other").await?;
+    let every_minute = Schedule::Interval { seconds: 60 };
+    let a = scheduler
+        .create_sync(new_sync("ws-g", "a", every_minute.clone()))
+        .await?;
+    let b = scheduler
+        .create_sync(new_sync("ws-g", "b", every_minute.clone()))
+        .await?;
+    let mut by_user = new_sync("ws-g", "paused by a user", every_minute.clone());
+    by_user.paused = true;
+    let by_user = scheduler.create_sync(by_user).await?;
+    let mut elsewhere = new_sync("ws-g", "elsewhere", every_minute);
+    elsewhere.destination_id = "dest-other".into();
+    let elsewhere = scheduler.create_sync(elsewhere).await?;
+    let reason = "destination dest-ws-g answered 410 gone at 127.0.0.1:9 in run r-1 (gone); \
+                  fix or replace the endpoint, then resume the sync";
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort();
+    assert_eq!(
+        store
+            .pause_syncs_of_destination("ws-g", "dest-ws-g", reason)
+            .await?,
+        both
+    );
+    assert!(store
+        .pause_syncs_of_destination("ws-g", "dest-ws-g", "a second 410")
+        .await?
+        .is_empty());
+    assert!(store
+        .pause_syncs_of_destination("ws-a", "dest-ws-g", reason)
+        .await?
+        .is_empty());
+    for id in &both {
+        let sync = scheduler.get_sync("ws-g", id).await?;
+        assert_eq!(
+            (sync.paused, sync.paused_reason.as_str(), sync.version),
+            (true, reason, 2)
+        );
+    }
+    let still = scheduler.get_sync("ws-g", &by_user.id).await?;
+    assert_eq!(
+        (still.paused, still.paused_reason.as_str(), still.version),
+        (true, "", 1)
+    );
+    assert!(!scheduler.get_sync("ws-g", &elsewhere.id).await?.paused);
+    assert!(matches!(
+        scheduler.trigger("ws-g", &a.id).await,
+        Err(RetlError::FailedPrecondition(message)) if message.contains(reason)
+    ));
+    let due_ids = |due: Vec<DueSync>| -> Vec<String> { due.into_iter().map(|d| d.record.id).collect() };
+    let due = due_ids(store.due_syncs(i64::MAX / 2, 10_000).await?);
+    assert!(!due.contains(&a.id) && !due.contains(&b.id), "{due:?}");
+    assert!(due.contains(&elsewhere.id), "{due:?}");
+    let resumed = scheduler.set_paused("ws-g", &a.id, false).await?;
+    assert_eq!(
+        (resumed.paused, resumed.paused_reason.as_str()),
+        (false, "")
+    );
+    let due = due_ids(store.due_syncs(i64::MAX / 2, 10_000).await?);
+    assert!(due.contains(&a.id) && !due.contains(&b.id), "{due:?}");
+    scheduler.trigger("ws-g", &a.id).await?;
     Ok(())
 }
 

@@ -227,6 +227,8 @@ pub struct SyncJson {
     pub mode: String,
     pub schedule: String,
     pub paused: bool,
+    /// Why Backflow paused it by itself (a webhook endpoint gone); empty otherwise.
+    pub paused_reason: String,
     pub mappings: Vec<MappingJson>,
     pub destination_options: BTreeMap<String, String>,
     pub max_delete_share: f64,
@@ -251,6 +253,7 @@ impl From<pb::Sync> for SyncJson {
             destination_id: sync.destination_id,
             mode: names::sync_mode(sync.mode),
             paused: sync.paused,
+            paused_reason: sync.paused_reason,
             mappings: sync
                 .mappings
                 .into_iter()

@@ -232,7 +232,8 @@ pub enum Command {
     },
     /// Stop scheduled runs (triggers are refused; dry runs still work).
     Pause { sync_id: String },
-    /// Schedule runs again (ticks missed while paused do not fire).
+    /// Schedule runs again (ticks missed while paused do not fire); also after Backflow
+    /// paused it because its webhook endpoint answered 410 Gone (fix the destination first).
     Resume { sync_id: String },
     /// Queue a run now.
     Trigger {
@@ -264,6 +265,15 @@ pub enum Command {
     Cancel { run_id: String },
 }
 
+/// `true`, `false`, or `true (<why Backflow paused it>)`.
+fn paused_text(sync: &SyncJson) -> String {
+    if sync.paused && !sync.paused_reason.is_empty() {
+        format!("true ({})", sync.paused_reason)
+    } else {
+        sync.paused.to_string()
+    }
+}
+
 fn details(sync: &SyncJson) -> String {
     let mut text = Details::new()
         .field("id", &sync.id)
@@ -272,7 +282,7 @@ fn details(sync: &SyncJson) -> String {
         .field("destination", &sync.destination_id)
         .field("mode", &sync.mode)
         .field("schedule", &sync.schedule)
-        .field("paused", sync.paused.to_string())
+        .field("paused", paused_text(sync))
         .field(
             "diff strategy",
             match sync.diff_strategy.as_str() {
@@ -637,7 +647,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
                     s.destination_id.clone(),
                     s.mode.clone(),
                     cell(&s.schedule),
-                    s.paused.to_string(),
+                    cell(&paused_text(s)),
                 ]);
             }
             ctx.print(&View::new(&syncs, table.render()));

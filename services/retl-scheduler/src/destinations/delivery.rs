@@ -13,6 +13,10 @@
 //! per failed attempt. The rate limit is taken once per attempt (a Salesforce job's few
 //! calls count as one). Dropping the stream of [`Deliverer::deliver`] cancels the batches in
 //! flight: they have no results, so a resumed run sends them again (same idempotency keys).
+//!
+//! An endpoint gone ([`DestinationError::EndpointGone`], a webhook's 410) is remembered:
+//! every later attempt of this deliverer fails with the same error without a request, so
+//! the batches already in flight stop too (the run ends after the first one settles).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +76,7 @@ pub fn error_status(error: &DestinationError) -> u16 {
             *status
         }
         DestinationError::Authentication(_) => 401,
+        DestinationError::EndpointGone { .. } => 410,
         DestinationError::Settings(_) | DestinationError::Unsupported(_) => 0,
     }
 }
@@ -84,6 +89,8 @@ pub struct Deliverer {
     retry: RetrySchedule,
     concurrency: usize,
     requests: AtomicU64,
+    /// The first endpoint-gone answer: no request is sent after it.
+    gone: std::sync::OnceLock<DestinationError>,
 }
 
 impl Deliverer {
@@ -113,6 +120,7 @@ impl Deliverer {
                 .max(1),
             destination,
             requests: AtomicU64::new(0),
+            gone: std::sync::OnceLock::new(),
         }
     }
 
@@ -154,8 +162,14 @@ impl Deliverer {
         let mut attempt = 0u32;
         let mut requests = 0u64;
         loop {
+            if let Some(gone) = self.gone.get() {
+                return self.failed(batch, gone.clone(), attempt, requests);
+            }
             attempt += 1;
             self.limiter.acquire().await;
+            if let Some(gone) = self.gone.get() {
+                return self.failed(batch, gone.clone(), attempt - 1, requests);
+            }
             match self.destination.send(&batch).await {
                 Ok(result) => {
                     requests += result.requests.max(1);
@@ -173,6 +187,11 @@ impl Deliverer {
                 Err(error) => {
                     requests += 1;
                     self.requests.fetch_add(1, Ordering::Relaxed);
+                    if let DestinationError::EndpointGone { endpoint, .. } = &error {
+                        tracing::warn!(%endpoint, error = %error, "destination endpoint gone, sending nothing more");
+                        let _ = self.gone.set(error.clone());
+                        return self.failed(batch, error, attempt, requests);
+                    }
                     if let DestinationError::RateLimited {
                         retry_after: Some(after),
                         ..

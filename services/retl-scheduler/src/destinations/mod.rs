@@ -143,6 +143,11 @@ pub enum DestinationError {
     /// 4xx other than auth/rate limit: retrying the same request will not help.
     #[error("destination refused the batch: {message}")]
     Rejected { message: String, status: u16 },
+    /// 410 Gone from a webhook endpoint: per Standard Webhooks the endpoint is to be
+    /// disabled. Never retried; the run stops sending and the syncs using the destination
+    /// are paused (`executor::endpoint_gone`). `endpoint` is the URL's `host:port`.
+    #[error("destination endpoint {endpoint} answered 410 gone: {message}")]
+    EndpointGone { endpoint: String, message: String },
     #[error("destination does not support {0}")]
     Unsupported(String),
 }

@@ -10,7 +10,8 @@
 //! are retried by the next run with fresh values instead of parking a run for hours.
 //!
 //! Only [`DestinationError::RateLimited`] and [`DestinationError::Transient`] are retried;
-//! credentials, settings and refused batches would fail the same way again.
+//! credentials, settings, refused batches and an endpoint gone (410) would fail the same
+//! way again.
 
 use std::time::Duration;
 
@@ -178,6 +179,10 @@ mod tests {
             DestinationError::Authentication("no".into()),
             DestinationError::Settings("url".into()),
             DestinationError::Unsupported("deletes".into()),
+            DestinationError::EndpointGone {
+                endpoint: "hooks.example.com:443".into(),
+                message: "gone".into(),
+            },
         ] {
             assert_eq!(s.next(1, &e, 0.5), Next::GiveUp, "{e}");
             assert!(!is_retryable(&e));

@@ -22,9 +22,15 @@
 //! Response: any 2xx accepts the batch. A receiver may refuse single records by answering
 //! 2xx with `{"failed": [{"key_hash": "<16 hex>", "message": "…"}]}`; those records fail
 //! (retried next run), the rest are delivered. Any other 2xx body means all delivered.
-//! 3xx is a failure (redirects are not followed), 401/403 credentials, 410 Gone refuses
-//! the batch ("disable the endpoint" in the spec: the user has to act), 429 rate limit,
+//! 3xx is a failure (redirects are not followed), 401/403 credentials, 429 rate limit,
 //! 408/5xx transient, honouring `Retry-After` (also on 503), other 4xx refuse the batch.
+//!
+//! 410 Gone means "disable the endpoint" in the spec, so it is its own error,
+//! [`DestinationError::EndpointGone`] (from [`status_error`], for `send` and `test`
+//! alike): it is never retried, the run sends no further batch and ends failed, committing
+//! nothing (every record not delivered is sent again by a later run, none is given up for
+//! it), and every enabled sync using the destination is paused with the 410 as its reason
+//! until `backflow syncs resume` ([`crate::executor::endpoint_gone`]).
 
 use std::time::Duration;
 
@@ -177,6 +183,28 @@ fn push_hex16(out: &mut Vec<u8>, value: u64) {
     }
 }
 
+/// What a non-2xx answer means: 410 Gone is [`DestinationError::EndpointGone`] (the spec's
+/// "disable the endpoint"), everything else as [`http::status_error`] classifies it.
+pub fn status_error(
+    url: &reqwest::Url,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    answer: &[u8],
+) -> DestinationError {
+    let message = http::excerpt(answer);
+    if status == 410 {
+        return DestinationError::EndpointGone {
+            endpoint: http::authority(url),
+            message: if message.is_empty() {
+                "the endpoint no longer exists".into()
+            } else {
+                message
+            },
+        };
+    }
+    http::status_error(status, headers, message)
+}
+
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
@@ -250,7 +278,7 @@ impl Destination for WebhookDestination {
         if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(http::status_error(status, &headers, http::excerpt(&answer)))
+            Err(status_error(&self.url, status, &headers, &answer))
         }
     }
 
@@ -258,11 +286,7 @@ impl Destination for WebhookDestination {
         let id = message_id(&batch.idempotency_key);
         let (status, headers, answer) = self.post(&id, body(batch)?).await?;
         if !(200..300).contains(&status) {
-            let mut message = http::excerpt(&answer);
-            if status == 410 {
-                message = format!("endpoint gone, disable or fix the destination: {message}");
-            }
-            return Err(http::status_error(status, &headers, message));
+            return Err(status_error(&self.url, status, &headers, &answer));
         }
         Ok(BatchResult {
             results: results(batch, status, &answer),
@@ -375,6 +399,31 @@ mod tests {
         );
         let all = results(&b, 204, b"OK");
         assert!(all.iter().all(|r| r.outcome == RecordOutcome::Delivered));
+    }
+
+    #[test]
+    fn a_410_is_the_endpoint_gone_and_nothing_else_is() {
+        let url = reqwest::Url::parse("https://hooks.example.com/x").unwrap();
+        let headers = reqwest::header::HeaderMap::new();
+        assert_eq!(
+            status_error(&url, 410, &headers, b"  unsubscribed "),
+            DestinationError::EndpointGone {
+                endpoint: "hooks.example.com:443".into(),
+                message: "unsubscribed".into(),
+            }
+        );
+        assert!(matches!(
+            status_error(&url, 410, &headers, b""),
+            DestinationError::EndpointGone { message, .. } if message == "the endpoint no longer exists"
+        ));
+        assert!(matches!(
+            status_error(&url, 404, &headers, b"no"),
+            DestinationError::Rejected { status: 404, .. }
+        ));
+        assert!(matches!(
+            status_error(&url, 503, &headers, b"busy"),
+            DestinationError::Transient { status: 503, .. }
+        ));
     }
 
     #[test]

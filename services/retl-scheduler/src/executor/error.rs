@@ -27,6 +27,15 @@ pub enum ExecError {
     State(#[from] StateStoreError),
     #[error("{0}")]
     Destination(#[from] DestinationError),
+    /// The destination's endpoint answered 410 Gone: the run stopped sending, and
+    /// `outcome` says what became of the syncs using it ([`crate::executor::endpoint_gone`]).
+    #[error("destination {destination_id} answered 410 gone at {endpoint} ({message}): the run stopped sending and committed nothing; {outcome}")]
+    EndpointGone {
+        destination_id: String,
+        endpoint: String,
+        message: String,
+        outcome: String,
+    },
     #[error("{0}")]
     Store(#[from] RetlError),
     #[error("spilling the extract to disk: {0}")]

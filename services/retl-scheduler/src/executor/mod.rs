@@ -15,6 +15,7 @@
 pub mod carried_keys;
 pub mod catalog_client;
 pub mod checkpoint;
+pub mod endpoint_gone;
 pub mod error;
 pub mod guards;
 pub mod mapping;

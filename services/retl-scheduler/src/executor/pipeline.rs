@@ -21,7 +21,7 @@ mod deletes;
 mod sender;
 
 use crate::destinations::delivery::{Deliverer, DeliveryOptions};
-use crate::destinations::{Operation, OutboundRecord};
+use crate::destinations::{DestinationError, Operation, OutboundRecord};
 use crate::diff::{Change, DeliveryMode, DELIVERED};
 use crate::executor::carried_keys::{CarriedKeys, Orphans};
 use crate::executor::checkpoint::Checkpoint;
@@ -210,6 +210,7 @@ pub async fn execute(
     let mut samples = Vec::new();
     let mut errors = Vec::new();
     let mut ledger = None;
+    let mut destination_id = String::new();
     let result = run_phases(
         ctx,
         run,
@@ -217,8 +218,16 @@ pub async fn execute(
         &mut samples,
         &mut errors,
         &mut ledger,
+        &mut destination_id,
     )
     .await;
+    // a webhook endpoint gone (410): the syncs using the destination are paused
+    let result = match result {
+        Err(error @ ExecError::Destination(DestinationError::EndpointGone { .. })) => Err(
+            crate::executor::endpoint_gone::handle(ctx, run, &destination_id, error).await,
+        ),
+        other => other,
+    };
     let outage = matches!(&result, Err(error) if error.is_outage());
     let (status, error, approval_reason) = match result {
         Ok(Ended::Succeeded) => (RunStatus::Succeeded, String::new(), String::new()),
@@ -257,12 +266,14 @@ async fn run_phases(
     samples: &mut Vec<Sample>,
     errors: &mut Vec<RecordError>,
     ledger: &mut Option<crate::store::ledger::LedgerSink>,
+    destination_id: &mut String,
 ) -> Result<Ended, ExecError> {
     let sync = ctx
         .store
         .get_sync(&run.workspace_id, &run.sync_id)
         .await?
         .ok_or_else(|| ExecError::Sync(format!("sync {} no longer exists", run.sync_id)))?;
+    destination_id.clone_from(&sync.destination_id);
     let settings = SyncSettings::of(&sync)?;
     let mode = settings.mode;
     let model = ctx

@@ -129,6 +129,7 @@ pub(crate) fn sync_of(record: SyncRecord) -> pb::Sync {
         only_if_model_rebuilt: record.only_if_model_rebuilt,
         updated_at_unix_ms: record.updated_at_ms,
         version: record.version,
+        paused_reason: record.paused_reason,
     }
 }
 

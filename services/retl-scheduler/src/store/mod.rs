@@ -60,21 +60,27 @@ impl SyncStore {
     /// is paused, except for a dry run (which sends nothing).
     pub async fn queue_manual_run(&self, run: &RunRecord) -> Result<(), RetlError> {
         let mut tx = self.db.begin().await?;
-        let paused: Option<(i32,)> =
-            sqlx::query_as("SELECT paused FROM retl_syncs WHERE workspace_id = $1 AND id = $2")
-                .bind(&run.workspace_id)
-                .bind(&run.sync_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let paused: Option<(i32, String)> = sqlx::query_as(
+            "SELECT paused, paused_reason FROM retl_syncs WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(&run.workspace_id)
+        .bind(&run.sync_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         match paused {
             None => return Err(RetlError::NotFound(run.sync_id.clone())),
-            Some((0,)) => {}
+            Some((0, _)) => {}
             Some(_) if run.exec.dry_run => {}
-            Some(_) => {
+            Some((_, reason)) => {
+                let why = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({reason})")
+                };
                 return Err(RetlError::FailedPrecondition(format!(
-                    "sync {} is paused; resume it before triggering a run",
+                    "sync {} is paused{why}; resume it before triggering a run",
                     run.sync_id
-                )))
+                )));
             }
         }
         self.queue_run(&mut tx, run, None).await?;

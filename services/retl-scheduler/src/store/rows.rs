@@ -10,7 +10,7 @@ use backflow_proto::retl::v1::{DiffStrategy, RunPhase, RunStatus, RunTrigger, Sy
 pub(super) const SYNC_COLUMNS: &str = "id, workspace_id, name, retl_model_id, destination_id, mode, mappings, \
      schedule_kind, interval_seconds, cron_expression, time_zone, dbt_account_id, dbt_job_id, paused, \
      created_at_ms, updated_at_ms, destination_options, max_delete_share, allow_empty_extract, diff_strategy, \
-     max_record_attempts, only_if_model_rebuilt, state_epoch, model_primary_key, version, dbt_project_name";
+     max_record_attempts, only_if_model_rebuilt, state_epoch, model_primary_key, version, dbt_project_name, paused_reason";
 
 pub(super) const RUN_COLUMNS: &str =
     "id, workspace_id, sync_id, run_trigger, status, cause_id, queued_at_ms, finished_at_ms, error, \
@@ -50,6 +50,7 @@ pub(super) struct SyncRow {
     model_primary_key: String,
     version: i64,
     dbt_project_name: String,
+    paused_reason: String,
 }
 
 pub(super) fn sync_of(row: SyncRow) -> Result<SyncRecord, RetlError> {
@@ -91,6 +92,7 @@ pub(super) fn sync_of(row: SyncRow) -> Result<SyncRecord, RetlError> {
         mappings,
         schedule,
         paused: row.paused != 0,
+        paused_reason: row.paused_reason,
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
         destination_options,

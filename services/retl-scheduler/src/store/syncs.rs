@@ -73,7 +73,7 @@ impl SyncStore {
         let inserted = sqlx::query(&format!(
             "INSERT INTO retl_syncs ({SYNC_COLUMNS}, schedule_anchor_ms, next_tick_ms) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-              $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+              $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
         ))
         .bind(&record.id)
         .bind(&record.workspace_id)
@@ -101,6 +101,7 @@ impl SyncStore {
         .bind(primary_key)
         .bind(record.version)
         .bind(dbt_project_name)
+        .bind(&record.paused_reason)
         .bind(anchor)
         .bind(next_tick)
         .execute(&mut *tx)
@@ -223,7 +224,7 @@ impl SyncStore {
     /// Pauses or resumes (bumping the version and announcing it in the same transaction;
     /// a sync already in that state is left alone); returns false if the sync does not
     /// exist in this workspace. Resuming restarts the ticks from now, so ticks missed while
-    /// paused do not fire.
+    /// paused do not fire, and clears the reason Backflow paused it for (if it did).
     pub async fn set_paused(
         &self,
         workspace_id: &str,
@@ -233,7 +234,7 @@ impl SyncStore {
         let mut tx = self.db.begin().await?;
         let now = backflow_platform::now_unix_ms();
         let updated = sqlx::query(
-            "UPDATE retl_syncs SET paused = $1, updated_at_ms = $2, version = version + 1 WHERE workspace_id = $3 AND id = $4 AND paused <> $1",
+            "UPDATE retl_syncs SET paused = $1, paused_reason = '', updated_at_ms = $2, version = version + 1 WHERE workspace_id = $3 AND id = $4 AND paused <> $1",
         )
         .bind(i32::from(paused))
         .bind(now)
@@ -269,6 +270,52 @@ impl SyncStore {
         tx.commit().await?;
         self.outbox.committed();
         Ok(true)
+    }
+
+    /// Pauses every enabled sync of the workspace that delivers to `destination_id`, with
+    /// `reason` shown on each (Backflow pausing them by itself: the destination's endpoint
+    /// is gone). Each one is bumped and announced as [`SyncStore::set_paused`] does; a
+    /// sync already paused keeps its state and reason, so calling it again (another run,
+    /// another replica) changes nothing. Returns the ids it paused, in id order.
+    pub async fn pause_syncs_of_destination(
+        &self,
+        workspace_id: &str,
+        destination_id: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, RetlError> {
+        let mut tx = self.db.begin().await?;
+        let now = backflow_platform::now_unix_ms();
+        let enabled: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM retl_syncs WHERE workspace_id = $1 AND destination_id = $2 AND paused = 0 ORDER BY id",
+        )
+        .bind(workspace_id)
+        .bind(destination_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut paused = Vec::with_capacity(enabled.len());
+        for (sync_id,) in enabled {
+            let updated = sqlx::query(
+                "UPDATE retl_syncs SET paused = 1, paused_reason = $1, updated_at_ms = $2, version = version + 1 \
+                 WHERE workspace_id = $3 AND id = $4 AND paused = 0",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(workspace_id)
+            .bind(&sync_id)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                continue;
+            }
+            let record = self.sync_in(&mut tx, workspace_id, &sync_id).await?;
+            events::announce(&self.outbox, &mut tx, &record, record.version, false).await?;
+            paused.push(sync_id);
+        }
+        tx.commit().await?;
+        if !paused.is_empty() {
+            self.outbox.committed();
+        }
+        Ok(paused)
     }
 
     /// Deletes a sync (refused while one of its runs is running) and announces it as

@@ -193,6 +193,9 @@ pub struct SyncRecord {
     pub mappings: Vec<Mapping>,
     pub schedule: Schedule,
     pub paused: bool,
+    /// Why Backflow paused it by itself (its webhook endpoint answered 410 Gone); empty
+    /// when a user paused it or it is not paused. Resuming clears it.
+    pub paused_reason: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
     pub destination_options: BTreeMap<String, String>,
@@ -250,6 +253,7 @@ pub fn validate_new(new: NewSync, id: String, now_ms: i64) -> Result<SyncRecord,
         mappings: new.mappings,
         schedule,
         paused: new.paused,
+        paused_reason: String::new(),
         created_at_ms: now_ms,
         updated_at_ms: now_ms,
         destination_options: clean_options(new.destination_options)?,

@@ -4,6 +4,8 @@
 //! drops duplicates by `webhook-id` as the spec asks receivers to, applies the batch body
 //! the webhook destination documents, and answers 200 `{"failed":[…]}` for records it
 //! was told to refuse. [`WebhookReceiver::noop`] only counts requests (benchmarks).
+//! [`WebhookReceiver::set_gone`] makes it answer every request 410 Gone (an endpoint its
+//! owner disabled) until told otherwise.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,7 @@ struct Inner {
 struct Shared {
     key: Option<SigningKey>,
     record: bool,
+    gone: std::sync::atomic::AtomicBool,
     faults: FaultQueue,
     inner: Mutex<Inner>,
 }
@@ -75,6 +78,7 @@ impl WebhookReceiver {
         let shared = Arc::new(Shared {
             key: secret.map(|s| SigningKey::from_secret(s).unwrap()),
             record,
+            gone: std::sync::atomic::AtomicBool::new(false),
             faults: FaultQueue::default(),
             inner: Mutex::new(Inner::default()),
         });
@@ -123,6 +127,14 @@ impl WebhookReceiver {
         self.shared.faults.push(fault);
     }
 
+    /// Answers every request (after its signature check) 410 Gone, applying nothing,
+    /// while `gone`.
+    pub fn set_gone(&self, gone: bool) {
+        self.shared
+            .gone
+            .store(gone, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Refuses the record with this key (as [`key_text`] prints it) with `message`.
     pub fn refuse(&self, key: &str, message: &str) {
         self.shared
@@ -163,6 +175,9 @@ async fn receive(
             shared.inner.lock().unwrap().unauthorized += 1;
             return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
         }
+    }
+    if shared.gone.load(std::sync::atomic::Ordering::SeqCst) {
+        return (StatusCode::GONE, "endpoint disabled by its owner").into_response();
     }
     let fault = shared.faults.next();
     match fault {

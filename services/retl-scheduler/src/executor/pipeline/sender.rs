@@ -7,9 +7,15 @@
 //! batches are cut (and are settled as delivered, not sent), so a resumed run cuts the
 //! batches the interrupted attempt cut and resends an unacknowledged one whole, under its
 //! content key ([`content_key`]): a destination that deduplicates drops the resend.
+//!
+//! A batch that met an endpoint gone (a webhook's 410) ends the delivery: its records
+//! are settled as failed (never given up for it) and settling returns the error, which
+//! stops the run; the batches still in flight are dropped (aborted).
 
 use crate::destinations::delivery::{content_key, DeliveredBatch, Deliverer};
-use crate::destinations::{Operation, OutboundBatch, OutboundRecord, RecordOutcome};
+use crate::destinations::{
+    DestinationError, Operation, OutboundBatch, OutboundRecord, RecordOutcome,
+};
 use crate::diff::Change;
 use crate::executor::checkpoint::Checkpoint;
 use crate::executor::error::ExecError;
@@ -244,12 +250,15 @@ impl Sender<'_> {
         let Some((metas, delivered)) = self.in_flight.next().await else {
             return Ok(());
         };
-        let (records, results) = match delivered {
+        let (records, results, gone) = match delivered {
             Some(delivered) => {
                 counts.requests += delivered.requests as i64;
-                (delivered.batch.records, delivered.results)
+                let gone = delivered
+                    .error
+                    .filter(|error| matches!(error, DestinationError::EndpointGone { .. }));
+                (delivered.batch.records, delivered.results, gone)
             }
-            None => (Vec::new(), Vec::new()),
+            None => (Vec::new(), Vec::new(), None),
         };
         // The deliverer answers one result per record in the batch's order; anything
         // else is matched by key hash.
@@ -296,7 +305,8 @@ impl Sender<'_> {
                     counts.failed += 1;
                     self.outcomes.failed.push(meta.key_hash);
                     let tries = self.attempts.get(&meta.key_hash).copied().unwrap_or(0) + 1;
-                    let given_up = tries >= self.max_attempts;
+                    // the endpoint being gone is no fault of the record
+                    let given_up = gone.is_none() && tries >= self.max_attempts;
                     if given_up {
                         counts.given_up += 1;
                     }
@@ -315,7 +325,10 @@ impl Sender<'_> {
             }
         }
         checkpoint.flush(false).await?;
-        Ok(())
+        match gone {
+            Some(gone) => Err(gone.into()),
+            None => Ok(()),
+        }
     }
 
     fn settle_delivered(&mut self, meta: &InFlight, key_json: &str) {
