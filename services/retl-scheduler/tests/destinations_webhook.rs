@@ -301,7 +301,10 @@ async fn persistent_failures_fail_every_record_after_the_last_attempt() {
         Some(DestinationError::EndpointGone { message, .. }) if message == "injected failure"
     ));
     assert!(
-        matches!(&done.results[0].outcome, RecordOutcome::Failed { status: 410, .. }),
+        matches!(
+            &done.results[0].outcome,
+            RecordOutcome::Failed { status: 410, .. }
+        ),
         "{:?}",
         done.results
     );

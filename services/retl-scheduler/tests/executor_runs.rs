@@ -1533,7 +1533,12 @@ async fn a_webhook_endpoint_gone_stops_the_run_and_pauses_its_syncs_until_resume
     assert!(receiver.holds().records.is_empty());
     let counts = &run.exec.counts;
     assert_eq!(
-        (counts.delivered, counts.failed, counts.given_up, counts.requests),
+        (
+            counts.delivered,
+            counts.failed,
+            counts.given_up,
+            counts.requests
+        ),
         (0, 50, 0, 1),
         "{counts:?}"
     );
@@ -1558,19 +1563,29 @@ async fn a_webhook_endpoint_gone_stops_the_run_and_pauses_its_syncs_until_resume
     // resumed once the endpoint is back: everything is delivered, nothing was given up
     assert!(h.store.set_paused(WS, &sync, false).await?);
     let resumed = h.store.get_sync(WS, &sync).await?.expect("sync");
-    assert_eq!((resumed.paused, resumed.paused_reason.as_str()), (false, ""));
+    assert_eq!(
+        (resumed.paused, resumed.paused_reason.as_str()),
+        (false, "")
+    );
     receiver.set_gone(false);
     let run = h.run(&sync).await?;
     assert_eq!(run.status, RunStatus::Succeeded, "{}", run.error);
     assert_eq!(
-        (run.exec.counts.delivered, run.exec.counts.failed, run.exec.counts.given_up),
+        (
+            run.exec.counts.delivered,
+            run.exec.counts.failed,
+            run.exec.counts.given_up
+        ),
         (300, 0, 0)
     );
     assert_eq!(receiver.holds().records.len(), 300);
     assert_eq!(receiver.holds().requests, 1 + 6);
     // the other sync stays paused until it is resumed itself
     let still = h.store.get_sync(WS, &other).await?.expect("sync");
-    assert_eq!((still.paused, still.paused_reason.as_str()), (true, reason.as_str()));
+    assert_eq!(
+        (still.paused, still.paused_reason.as_str()),
+        (true, reason.as_str())
+    );
     h.shutdown.cancel();
     Ok(())
 }

@@ -318,7 +318,8 @@ async fn endpoint_gone(scheduler: &Scheduler) -> anyhow::Result<()> {
         scheduler.trigger("ws-g", &a.id).await,
         Err(RetlError::FailedPrecondition(message)) if message.contains(reason)
     ));
-    let due_ids = |due: Vec<DueSync>| -> Vec<String> { due.into_iter().map(|d| d.record.id).collect() };
+    let due_ids =
+        |due: Vec<DueSync>| -> Vec<String> { due.into_iter().map(|d| d.record.id).collect() };
     let due = due_ids(store.due_syncs(i64::MAX / 2, 10_000).await?);
     assert!(!due.contains(&a.id) && !due.contains(&b.id), "{due:?}");
     assert!(due.contains(&elsewhere.id), "{due:?}");

@@ -691,6 +691,28 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_backflow_paused_says_why_in_both_outputs() {
+        let reason = "destination hook answered 410 gone at 127.0.0.1:80 in run r-1 (gone); \
+                      fix or replace the endpoint, then resume the sync";
+        let mut sync = SyncJson::from(pb::Sync {
+            paused: true,
+            paused_reason: reason.into(),
+            ..Default::default()
+        });
+        assert_eq!(paused_text(&sync), format!("true ({reason})"));
+        assert!(details(&sync).contains(&format!("true ({reason})")));
+        let json = serde_json::to_value(&sync).unwrap();
+        assert_eq!(
+            (&json["paused"], &json["paused_reason"]),
+            (&serde_json::json!(true), &serde_json::json!(reason))
+        );
+        sync.paused_reason.clear();
+        assert_eq!(paused_text(&sync), "true");
+        sync.paused = false;
+        assert_eq!(paused_text(&sync), "false");
+    }
+
+    #[test]
     fn refusals_name_the_flags() {
         let said = |message: &str| match in_flag_words(CliError::Call {
             status: tonic::Status::invalid_argument(message),

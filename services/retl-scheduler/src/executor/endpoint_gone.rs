@@ -31,9 +31,7 @@ pub fn outcome_text(paused: &Result<Vec<String>, String>) -> String {
             "paused its syncs {} until they are resumed (backflow syncs resume)",
             ids.join(", ")
         ),
-        Err(error) => format!(
-            "pausing its syncs failed (tried again at the next 410): {error}"
-        ),
+        Err(error) => format!("pausing its syncs failed (tried again at the next 410): {error}"),
     }
 }
 

@@ -223,9 +223,9 @@ pub async fn execute(
     .await;
     // a webhook endpoint gone (410): the syncs using the destination are paused
     let result = match result {
-        Err(error @ ExecError::Destination(DestinationError::EndpointGone { .. })) => Err(
-            crate::executor::endpoint_gone::handle(ctx, run, &destination_id, error).await,
-        ),
+        Err(error @ ExecError::Destination(DestinationError::EndpointGone { .. })) => {
+            Err(crate::executor::endpoint_gone::handle(ctx, run, &destination_id, error).await)
+        }
         other => other,
     };
     let outage = matches!(&result, Err(error) if error.is_outage());
