@@ -2,7 +2,7 @@
 //! (unless `skip_test`) and refuse one that fails with FAILED_PRECONDITION saying what is
 //! wrong; test stores its outcome; delete is refused while a sync uses the destination.
 //! Testing resolves the secret from credentials at that moment (never stored here) and
-//! builds the kind's [`Destination`] with `crate::destinations::build`.
+//! builds the kind's [`Destination`](crate::destinations::Destination) with `crate::destinations::build`.
 
 use crate::destination_config::{
     check_rate_limit, clean_settings, kind_from_wire, merged_settings, DestinationRecord,

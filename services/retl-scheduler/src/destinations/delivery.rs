@@ -9,7 +9,7 @@
 //! message and status. It always answers one result per record, in the batch's order.
 //! [`Batcher`] cuts a run's records into batches with stable idempotency keys.
 //!
-//! Requests are counted from each successful send's [`BatchResult::requests`] and as one
+//! Requests are counted from each successful send's [`BatchResult::requests`](super::BatchResult::requests) and as one
 //! per failed attempt. The rate limit is taken once per attempt (a Salesforce job's few
 //! calls count as one). Dropping the stream of [`Deliverer::deliver`] cancels the batches in
 //! flight: they have no results, so a resumed run sends them again (same idempotency keys).

@@ -1,7 +1,7 @@
 //! From an extracted row to what a destination receives: the key object (primary-key
 //! columns by source name, in key order) and the fields object (the sync's field mapping:
 //! a column or a constant per destination field, in mapping order, with a null policy per
-//! field), as JSON text written straight from the batch's columns ([`cells`]).
+//! field), as JSON text written straight from the batch's columns (`cells`).
 //!
 //! Arrow values become JSON as a destination expects them, never silently lossy:
 //! booleans, 64-bit integers and floats as numbers (a NaN or infinity as null), decimals

@@ -6,7 +6,7 @@
 //!
 //! One exception to that order: a first run (empty state) whose key the warehouse proves
 //! unique delivers each candidate as the extract passes it, since neither guard nor a
-//! duplicate can then stop a record (see [`backflow_side`] for the proof and why it is
+//! duplicate can then stop a record (see `backflow_side` for the proof and why it is
 //! exact); the spill stays empty and delivery only drains what is still in flight. Not
 //! so for a mirror run that carries the delivered keys of the other diff strategy's state
 //! (the first run after a strategy change, [`crate::executor::carried_keys`]): it must
@@ -14,7 +14,7 @@
 //!
 //! I/O (catalog, warehouse, destination, state store, database) is reached only through
 //! [`RunContext`]; the decisions (diff, mapping, guards, commit) are the pure modules.
-//! The Backflow-side extract is [`backflow_side`], delivery [`sender`] (and [`deletes`]).
+//! The Backflow-side extract is `backflow_side`, delivery `sender` (and `deletes`).
 
 mod backflow_side;
 mod deletes;
