@@ -4,7 +4,7 @@
 //! own built-in macros, `adapter.quote` and the `api.Column` type labels. The engine asks
 //! this module; no adapter name is tested anywhere else.
 //!
-//! Each adapter is one declarative [`Spec`] in its own file, written from dbt-<adapter> 1.7.x
+//! Each adapter is one declarative [`Spec`] in its own file, written from `dbt-<adapter>` 1.7.x
 //! (the conformance oracle: dbt-core 1.7.20 with dbt-postgres 1.7.20, dbt-redshift 1.7.7,
 //! dbt-snowflake 1.7.5, dbt-bigquery 1.7.9, dbt-databricks 1.7.17 on dbt-spark 1.7.1).
 

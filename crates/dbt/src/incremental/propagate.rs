@@ -2,8 +2,8 @@
 //! `GraphRunnableTask`, the way `dbt run` / `dbt build` go on past errors): every descendant
 //! of a failed node is skipped and not compiled (no compiled SQL; only the macros captured at
 //! parse time stay in `depends_on`). When the failed node is an ephemeral model, the skip has
-//! a reason — "Compilation Error in <id>, caused by compilation error in referenced ephemeral
-//! model <id>" — and counts as that node's error (dbt exits with an error for it), so a model
+//! a reason — "Compilation Error in `<id>`, caused by compilation error in referenced ephemeral
+//! model `<id>`" — and counts as that node's error (dbt exits with an error for it), so a model
 //! whose ephemeral upstream failed never looks compiled with the CTE missing. A node below a
 //! skipped one is skipped too, and a failing node that is itself skipped does not propagate
 //! its own cause (dbt never runs it).

@@ -52,6 +52,8 @@ pub struct SettingsArgs {
     #[arg(long, value_enum)]
     pub provider: Option<Provider>,
     /// [default: from the URL: ssh for ssh:// and user@host:path, else https]
+    // clap's help text, not a doc link (rustdoc reads `…user@` as a disambiguator)
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_enum)]
     pub protocol: Option<Protocol>,
     /// Branch to follow [default: main]

@@ -9,7 +9,7 @@
 //! `type`, without `userId`/`anonymousId`, a `track` without `event`, or beyond the 2500th
 //! of a batch are accepted with the 200 and dropped (counted in
 //! [`SegmentStandIn::dropped`]), as Segment documents.
-//! Segment deduplicates messages by `messageId` ([G1]); the fixture documents no
+//! Segment deduplicates messages by `messageId` (\[G1\]); the fixture documents no
 //! deduplication for RudderStack, so that flavour applies every message it gets. Answers: Segment `{"success": true}` JSON
 //! (the fixture), RudderStack `text/plain` `OK`. 429 carries `Retry-After` and
 //! `X-RateLimit-Reset` (seconds until a retry is allowed), body `Too many requests` as
