@@ -76,7 +76,6 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## API docs build without a broken intra-doc link or stray HTML tag (not part of make test).
-## backflow-warehouse still links two private modules from a public doc (postgres/mod.rs).
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p backflow-retl-scheduler --no-deps
 
