@@ -1513,7 +1513,7 @@ async fn a_webhook_endpoint_gone_stops_the_run_and_pauses_its_syncs_until_resume
     receiver.set_gone(true);
 
     let run = h.run(&sync).await?;
-    let mut paused = vec![sync.clone(), other.clone()];
+    let mut paused = [sync.clone(), other.clone()];
     paused.sort();
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(
