@@ -11,7 +11,7 @@
 //! is stopped by the read-only transaction.
 //!
 //! Streaming is binary `COPY (<wrapped query>) TO STDOUT (FORMAT binary)`, decoded
-//! straight into Arrow builders (see [`copy`] and [`decode`]); Redshift uses a cursor.
+//! straight into Arrow builders (see the `copy` and `decode` modules); Redshift uses a cursor.
 //! The columns come from preparing the query (never executing it), with typmods and
 //! nullability looked up in `pg_attribute` for columns read straight from tables.
 //!
