@@ -4,8 +4,8 @@
 //! sync paused with the reason (table and `--output json`), a trigger is refused with it,
 //! and after `syncs resume` a healthy endpoint gets every record.
 
-use serde_json::{json, Value};
-use std::io::{Read, Write};
+use serde_json::json;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -39,29 +39,7 @@ fn start_endpoint() -> anyhow::Result<Endpoint> {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buffer = [0_u8; 4096];
-            let mut wanted: Option<(usize, usize)> = None;
-            while let Ok(read) = stream.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buffer[..read]);
-                if wanted.is_none() {
-                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let headers = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-                        let length = headers
-                            .lines()
-                            .find_map(|line| line.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        wanted = Some((end + 4, end + 4 + length));
-                    }
-                }
-                if wanted.is_some_and(|(_, total)| request.len() >= total) {
-                    break;
-                }
-            }
+            let body = support::http::read_json_body(&mut stream);
             requests.fetch_add(1, Ordering::SeqCst);
             if gone.load(Ordering::SeqCst) {
                 let _ = stream.write_all(
@@ -69,10 +47,6 @@ fn start_endpoint() -> anyhow::Result<Endpoint> {
                 );
                 continue;
             }
-            let body = wanted
-                .and_then(|(start, total)| request.get(start..total))
-                .and_then(|body| serde_json::from_slice::<Value>(body).ok())
-                .unwrap_or(Value::Null);
             let records = body["data"]["records"].as_array().map_or(0, Vec::len);
             accepted.fetch_add(records, Ordering::SeqCst);
             let _ = stream

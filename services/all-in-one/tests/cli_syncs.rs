@@ -6,7 +6,7 @@
 //! errors exit 2 and refused calls exit 1 with the server's message.
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
+use std::io::Write;
 
 mod support;
 
@@ -21,30 +21,7 @@ fn start_receiver() -> anyhow::Result<(String, std::sync::Arc<std::sync::atomic:
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buffer = [0_u8; 4096];
-            // headers, then Content-Length bytes of body
-            let mut wanted: Option<usize> = None;
-            while let Ok(read) = stream.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buffer[..read]);
-                if wanted.is_none() {
-                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let headers = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-                        let length = headers
-                            .lines()
-                            .find_map(|line| line.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        wanted = Some(end + 4 + length);
-                    }
-                }
-                if wanted.is_some_and(|total| request.len() >= total) {
-                    break;
-                }
-            }
+            let _ = support::http::read_json_body(&mut stream);
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let _ = stream
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");

@@ -1371,12 +1371,9 @@ async fn only_a_proven_unique_key_delivers_while_extracting() -> anyhow::Result<
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_up(
-) -> anyhow::Result<()> {
-    // the destination as stored (settings on the row) and built at run start
-    let receiver = WebhookReceiver::start(None).await;
-    let h = Harness::start_with("exec_webhook", 50, Some(receiver.url())).await?;
+/// The webhook destination `hook` at `url` sending one batch of 50 at a time, and a
+/// 300-row `leads` table in the warehouse.
+async fn one_batch_hook_over_leads(h: &Harness, url: &str) -> anyhow::Result<()> {
     h.store
         .create_destination(&DestinationRecord {
             id: "hook".into(),
@@ -1384,9 +1381,8 @@ async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_
             name: "hook".into(),
             kind: DestinationKind::Webhook,
             settings: [
-                ("url".to_string(), receiver.url()),
+                ("url".to_string(), url.to_string()),
                 ("batch_size".to_string(), "50".to_string()),
-                // one batch at a time: every fault meets the first batch, deterministically
                 ("max_concurrency".to_string(), "1".to_string()),
             ]
             .into_iter()
@@ -1399,12 +1395,24 @@ async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_
             last_test: None,
         })
         .await?;
-    let _executor = h.executor();
     h.sql(&[
         "CREATE TABLE leads (id bigint, email text, plan text)",
         "INSERT INTO leads SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 300) g",
     ])
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_faults_lose_nothing_and_refused_records_are_retried_then_given_up(
+) -> anyhow::Result<()> {
+    // the destination as stored (settings on the row) and built at run start
+    let receiver = WebhookReceiver::start(None).await;
+    let h = Harness::start_with("exec_webhook", 50, Some(receiver.url())).await?;
+    // one batch of 50 at a time: what the receiver does meets the first batch, and no other
+    // batch is out
+    one_batch_hook_over_leads(&h, &receiver.url()).await?;
+    let _executor = h.executor();
     let sync = h.sync("leads", SyncMode::Upsert).await?;
     // 500 then 200, 429 with Retry-After, a connection dropped before and after applying
     for fault in [
@@ -1475,34 +1483,10 @@ async fn a_webhook_endpoint_gone_stops_the_run_and_pauses_its_syncs_until_resume
 ) -> anyhow::Result<()> {
     let receiver = WebhookReceiver::start(None).await;
     let h = Harness::start_with("exec_gone", 50, Some(receiver.url())).await?;
-    h.store
-        .create_destination(&DestinationRecord {
-            id: "hook".into(),
-            workspace_id: WS.into(),
-            name: "hook".into(),
-            kind: DestinationKind::Webhook,
-            settings: [
-                ("url".to_string(), receiver.url()),
-                ("batch_size".to_string(), "50".to_string()),
-                // one batch at a time: the 410 meets the first batch, and no other is out
-                ("max_concurrency".to_string(), "1".to_string()),
-            ]
-            .into_iter()
-            .collect(),
-            credential_id: String::new(),
-            rate_limit_per_second: 0.0,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            version: 1,
-            last_test: None,
-        })
-        .await?;
+    // one batch of 50 at a time: what the receiver does meets the first batch, and no other
+    // batch is out
+    one_batch_hook_over_leads(&h, &receiver.url()).await?;
     let _executor = h.executor();
-    h.sql(&[
-        "CREATE TABLE leads (id bigint, email text, plan text)",
-        "INSERT INTO leads SELECT g, 'u' || g || '@x', 'free' FROM generate_series(1, 300) g",
-    ])
-    .await?;
     let sync = h.sync("leads", SyncMode::Upsert).await?;
     let other = h.sync("leads", SyncMode::Mirror).await?;
     let endpoint = receiver

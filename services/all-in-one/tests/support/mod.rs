@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod http;
 pub mod retl;
 
 use std::collections::BTreeSet;

@@ -8,8 +8,8 @@
 use super::cli::{admin_token, eventually_json, field, ok_json, Dev};
 use backflow_test_git::http::GitHttpServer;
 use backflow_test_git::repo::BareRepo;
-use serde_json::{json, Value};
-use std::io::{Read, Write};
+use serde_json::json;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -56,33 +56,7 @@ fn start_receiver() -> anyhow::Result<(String, std::sync::Arc<std::sync::atomic:
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buffer = [0_u8; 4096];
-            let mut wanted: Option<(usize, usize)> = None;
-            while let Ok(read) = stream.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buffer[..read]);
-                if wanted.is_none() {
-                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let headers = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-                        let length = headers
-                            .lines()
-                            .find_map(|line| line.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        wanted = Some((end + 4, end + 4 + length));
-                    }
-                }
-                if wanted.is_some_and(|(_, total)| request.len() >= total) {
-                    break;
-                }
-            }
-            let body = wanted
-                .and_then(|(start, total)| request.get(start..total))
-                .and_then(|body| serde_json::from_slice::<Value>(body).ok())
-                .unwrap_or(Value::Null);
+            let body = super::http::read_json_body(&mut stream);
             let mut failed = Vec::new();
             for record in body["data"]["records"]
                 .as_array()
