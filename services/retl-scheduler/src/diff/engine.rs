@@ -3,7 +3,7 @@
 //! held in memory.
 //!
 //! Memory per key (N = state entries, M = extracted rows):
-//! - the previous state, moved in: 16 B × N (`Vec<Entry>`), plus its [`KeyIndex`] (≤ 0.5 B × N);
+//! - the previous state, moved in: 16 B × N (`Vec<Entry>`), plus its [`KeyIndex`] (≤ 0.25 B × N);
 //! - a seen bit per state entry (N / 8 B) and an added and an updated bit per extracted row
 //!   (M / 4 B): together with the batch offsets, they say which rows of which batch to deliver;
 //! - per updated row 12 B (state position `u32` + new row hash `u64`, two columns);
