@@ -180,6 +180,8 @@ impl Diff {
         for row in 0..rows {
             if let Some(ahead) = buckets.get(row + PREFETCH_AHEAD) {
                 prefetch(entries, *ahead);
+                // the seen bit of the guess: the same 64-bit word as the entry's, nearly always
+                self.seen.prefetch(ahead.guess as usize);
             }
             if nulls.peek() == Some(&row) {
                 nulls.next();
