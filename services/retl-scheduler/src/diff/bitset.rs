@@ -48,15 +48,9 @@ impl Bitset {
     /// results; an index past the end is ignored).
     #[inline]
     pub fn prefetch(&self, index: usize) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(word) = self.words.get(index / 64) {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            // SAFETY: SSE is part of every x86_64 target; a prefetch reads nothing into the
-            // program and cannot fault.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(word).cast()) };
+            super::state::prefetch_line(word);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = index;
     }
 
     /// Whether any bit in `start..end` is set.

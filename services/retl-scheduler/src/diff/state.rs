@@ -159,7 +159,11 @@ impl KeyIndex {
         let slot = prefix(key, self.bits) as usize;
         let start = self.starts[slot];
         let end = self.starts[slot + 1];
-        let below = if self.bits == 0 { key } else { key << self.bits };
+        let below = if self.bits == 0 {
+            key
+        } else {
+            key << self.bits
+        };
         let guess = start + ((u128::from(below) * u128::from(end - start)) >> 64) as u32;
         Bucket { start, end, guess }
     }
@@ -216,17 +220,19 @@ pub fn prefetch(entries: &[Entry], bucket: Bucket) {
     prefetch_line(&entries[(guess + 2).min(end - 1)]);
 }
 
+/// Asks the CPU to start loading the cache line holding `value` (a hint: no effect on
+/// results).
 #[inline]
-fn prefetch_line(entry: &Entry) {
+pub(super) fn prefetch_line<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         // SAFETY: SSE is part of every x86_64 target, and a prefetch is only a hint: it
         // reads nothing into the program and cannot fault, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(entry).cast()) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = entry;
+    let _ = value;
 }
 
 #[inline]
@@ -299,6 +305,10 @@ mod tests {
             .filter(|(at, entry)| index.bucket(entry.key).guess.abs_diff(*at as u32) <= 2)
             .count();
         // binomial ranks in slots of 16 to 32 entries: ~80% within two
-        assert!(near * 10 >= entries.len() * 7, "{near} of {}", entries.len());
+        assert!(
+            near * 10 >= entries.len() * 7,
+            "{near} of {}",
+            entries.len()
+        );
     }
 }
