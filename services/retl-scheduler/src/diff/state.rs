@@ -7,9 +7,10 @@
 //!
 //! Lookups go through a [`KeyIndex`]: key hashes are uniform, so a directory of the first
 //! position per top-bits prefix (one `u32` per 16 to 32 entries, under 0.25 byte per key)
-//! narrows any key to a slot, and the key's lower bits interpolate its place in the slot to
-//! within an entry or two: one random cache line instead of a binary search's twenty-odd. The diff looks up a whole batch at once: directory reads first, then the
-//! searches, each [`prefetch`]ing the bucket of a row a few rows ahead, so the DRAM accesses
+//! narrows any key to a slot, and the key's lower bits interpolate its place in the slot,
+//! most often to within two entries: one or two random cache lines instead of a binary
+//! search's twenty-odd. The diff looks up a whole batch at once: directory reads first, then
+//! the searches, each [`prefetch`]ing the bucket of a row a few rows ahead, so the DRAM accesses
 //! of a large state overlap instead of queueing (they are what a run with few changes spends
 //! its time on).
 
@@ -152,18 +153,15 @@ impl KeyIndex {
     /// Where `key` would be (a directory read only): its slot's entries, and a guess
     /// within them. The keys of a slot share their top `bits` bits and are uniform below,
     /// so a key's rank in its slot is about its remaining bits' share of the slot's range:
-    /// the guess is usually the entry itself or its neighbour, one cache line, where a
-    /// scan of the slot would read all of its lines.
+    /// the guess is most often within two entries of the key (one or two cache lines),
+    /// where a scan of the slot would read all of its lines.
     #[inline]
     pub fn bucket(&self, key: u64) -> Bucket {
         let slot = prefix(key, self.bits) as usize;
         let start = self.starts[slot];
         let end = self.starts[slot + 1];
-        let below = if self.bits == 0 {
-            key
-        } else {
-            key << self.bits
-        };
+        // the bits below the slot's prefix, as a fraction of the slot's key range
+        let below = key << self.bits;
         let guess = start + ((u128::from(below) * u128::from(end - start)) >> 64) as u32;
         Bucket { start, end, guess }
     }
@@ -213,8 +211,8 @@ pub fn prefetch(entries: &[Entry], bucket: Bucket) {
     if start >= end || end > entries.len() {
         return;
     }
-    // Two entries either side of the guess (where the key is nearly always, see
-    // `KeyIndex::bucket`): 80 bytes, so at most two 64-byte lines, its first and last.
+    // Two entries either side of the guess (where the key most often is, see
+    // `KeyIndex::bucket`; a key further away is still found, from memory not yet loaded): 80 bytes, so at most two 64-byte lines, its first and last.
     let guess = (bucket.guess as usize).min(end - 1);
     prefetch_line(&entries[guess.saturating_sub(2).max(start)]);
     prefetch_line(&entries[(guess + 2).min(end - 1)]);
