@@ -198,8 +198,8 @@ backflow syncs get "$sync_id"
 step "8. first run: every row arrives"
 say "backflow syncs trigger $sync_id"
 run1=$(backflow_field id syncs trigger "$sync_id")
-say "backflow sync-runs watch $run1"
-backflow sync-runs watch "$run1"
+say "backflow runs watch $run1"
+backflow runs watch "$run1"
 echo "the receiver got:"
 show_received
 
@@ -210,8 +210,8 @@ psql -q -v ON_ERROR_STOP=1 -d "$DEMO_DB" -f "$here/change.sql"
 step "10. second run: only the change arrives"
 say "backflow syncs trigger $sync_id"
 run2=$(backflow_field id syncs trigger "$sync_id")
-say "backflow sync-runs watch $run2"
-backflow sync-runs watch "$run2"
+say "backflow runs watch $run2"
+backflow runs watch "$run2"
 echo "the receiver got:"
 show_received
 

@@ -3,7 +3,7 @@
 //! project (smart-HTTP server), a PostgreSQL warehouse source holding the model's table,
 //! a Reverse ETL model, a webhook destination (a local receiver that refuses one record),
 //! a sync, `syncs trigger` → `sync-runs watch` to the end → `sync-runs get|list|errors`
-//! (tables and `--output json`). Deleting the sync keeps its run history. The setup is
+//! (tables and `--output json`), and the same through `backflow runs`. Deleting the sync keeps its run history. The setup is
 //! `support::retl`.
 
 use serde_json::json;
@@ -100,6 +100,39 @@ fn a_sync_run_from_the_cli() -> anyhow::Result<()> {
     assert!(table.contains("email bounced"), "{table}");
     let stderr = fails(dev, token, &["sync-runs", "get", "no-such-run"], 1);
     assert!(stderr.contains("not found"), "{stderr}");
+
+    // the same through `backflow runs` (the spelling): get and watch take either
+    // kind of run id, --sync / --reverse-etl list Reverse ETL runs, errors is theirs
+    let via_runs = ok_json(dev, token, &["runs", "get", &run_id])?;
+    assert_eq!(via_runs, run, "runs get answers what sync-runs get does");
+    let git_run = ok_json(dev, token, &["runs", "get", &field(&all[0], "id")?])?;
+    assert_eq!(
+        git_run["connection_id"],
+        json!(setup.connection_id),
+        "{git_run}"
+    );
+    let watched = ok_json(dev, token, &["runs", "watch", &run_id])?;
+    assert_eq!(field(&watched, "status")?, "succeeded", "{watched}");
+    assert_eq!(watched["sync_id"], json!(sync_id), "{watched}");
+    let listed_via_runs = ok_json(dev, token, &["runs", "list", "--sync", &sync_id])?;
+    assert_eq!(listed_via_runs, listed);
+    let every = ok_json(dev, token, &["runs", "list", "--reverse-etl"])?;
+    assert_eq!(every.as_array().map(Vec::len), Some(1), "{every}");
+    assert_eq!(every[0]["id"], json!(run_id), "{every}");
+    let errors_via_runs = ok_json(dev, token, &["runs", "errors", &run_id])?;
+    assert_eq!(
+        errors_via_runs.as_array().cloned().unwrap_or_default(),
+        errors
+    );
+    let stderr = fails(dev, token, &["runs", "get", "no-such-run"], 1);
+    assert!(stderr.contains("run no-such-run not found"), "{stderr}");
+    let stderr = fails(
+        dev,
+        token,
+        &["runs", "list", "--connection", "c", "--sync", "s"],
+        2,
+    );
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 
     // a dry run followed to its end: one JSON document (the run as it ended), nothing sent
     let dry = ok_json(dev, token, &["syncs", "dry-run", &sync_id, "--watch"])?;

@@ -1,35 +1,73 @@
-//! `backflow runs`: sync runs of Git connections. `watch` polls one run until it
-//! ends, with a spinner when stderr is a terminal and one plain line per status
-//! change otherwise (CI logs), then prints the run; its exit code is the run's
-//! outcome (0 succeeded, 1 failed).
+//! `backflow runs`: sync runs of Git connections, and the door to Reverse ETL sync runs
+//! too (the spelling issue 10 asks for, `backflow runs list|get|watch|errors`): `get` and
+//! `watch` take either kind of run id — a Git sync run is looked up first, and an id the
+//! Git sync service does not know is handed to `sync-runs` — `list --sync ID` (or
+//! `--reverse-etl`) lists Reverse ETL runs, and `errors` is a Reverse ETL run's records.
+//! `watch` polls a Git sync run until it ends, with a spinner when stderr is a terminal
+//! and one plain line per status change otherwise (CI logs), then prints the run; its
+//! exit code is the run's outcome (0 succeeded, 1 failed).
 
 use super::client::CliError;
 use super::output::{cell, counted, duration, short_sha, timestamp, Details, Table, View};
 use super::progress::{Progress, Step};
-use super::{names, Ctx};
+use super::{names, sync_runs, Ctx};
 use backflow_proto::gitsync::v1 as pb;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Recent runs, newest first.
+    /// Recent runs, newest first: Git sync runs, or Reverse ETL sync runs with `--sync`
+    /// or `--reverse-etl`.
     List {
         /// Only this connection's runs.
-        #[arg(long = "connection", value_name = "ID")]
+        #[arg(long = "connection", value_name = "ID", conflicts_with_all = ["sync_id", "reverse_etl"])]
         connection_id: Option<String>,
+        /// Only this Reverse ETL sync's runs (as `sync-runs list --sync`).
+        #[arg(long = "sync", value_name = "ID")]
+        sync_id: Option<String>,
+        /// Runs of every Reverse ETL sync instead of Git sync runs (as `sync-runs list`).
+        #[arg(long)]
+        reverse_etl: bool,
         /// At most this many runs [default: 50 (the server's default), at most 500]
         #[arg(long)]
         limit: Option<u32>,
     },
-    /// Show one run, with its per-node errors.
+    /// Show one run: a Git sync run with its per-node errors, or a Reverse ETL sync run.
     Get { id: String },
-    /// Follow a run until it ends; exit 0 if it succeeded, 1 if it failed.
+    /// Follow a run until it ends; exit 0 if it succeeded, 1 if it failed. A Reverse ETL
+    /// run shows a progress bar of its records (as `sync-runs watch`).
     Watch {
         id: String,
         #[command(flatten)]
         args: WatchArgs,
     },
+    /// Records a Reverse ETL sync run rejected or the destination refused (as
+    /// `sync-runs errors`).
+    Errors {
+        id: String,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+/// Which service knows a run id.
+enum Found {
+    Git(Box<RunJson>),
+    /// Not a Git sync run: the Reverse ETL scheduler's to answer (or to say not found).
+    NotGit,
+}
+
+/// Looks `id` up as a Git sync run; an id the Git sync service does not know is
+/// [`Found::NotGit`], any other failure is the error.
+async fn find(ctx: &Ctx, id: &str) -> Result<Found, CliError> {
+    match get_run(ctx, id).await {
+        Ok(run) => Ok(Found::Git(Box::new(run))),
+        Err(CliError::Call { status, .. }) if status.code() == tonic::Code::NotFound => {
+            Ok(Found::NotGit)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -203,8 +241,26 @@ pub fn outcome(run: &RunJson) -> Result<(), CliError> {
 pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
     match command {
         Command::List {
+            sync_id,
+            reverse_etl: true,
+            limit,
+            ..
+        } => sync_runs::run(ctx, sync_runs::Command::List { sync_id, limit }).await,
+        Command::List {
+            sync_id: Some(sync_id),
+            limit,
+            ..
+        } => {
+            let command = sync_runs::Command::List {
+                sync_id: Some(sync_id),
+                limit,
+            };
+            sync_runs::run(ctx, command).await
+        }
+        Command::List {
             connection_id,
             limit,
+            ..
         } => {
             let mut api = ctx.client.git_sync()?;
             let call = api
@@ -259,12 +315,20 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             ctx.print(&View::new(&runs, table.render()));
             Ok(())
         }
-        Command::Get { id } => {
-            let run = get_run(ctx, &id).await?;
-            let text = details(&run).render();
-            ctx.print(&View::new(&run, text));
-            Ok(())
+        Command::Get { id } => match find(ctx, &id).await? {
+            Found::Git(run) => {
+                let text = details(&run).render();
+                ctx.print(&View::new(&*run, text));
+                Ok(())
+            }
+            Found::NotGit => sync_runs::run(ctx, sync_runs::Command::Get { id }).await,
+        },
+        Command::Watch { id, args } => match find(ctx, &id).await? {
+            Found::Git(_) => watch(ctx, &id, args).await,
+            Found::NotGit => sync_runs::run(ctx, sync_runs::Command::Watch { id }).await,
+        },
+        Command::Errors { id, limit } => {
+            sync_runs::run(ctx, sync_runs::Command::Errors { id, limit }).await
         }
-        Command::Watch { id, args } => watch(ctx, &id, args).await,
     }
 }

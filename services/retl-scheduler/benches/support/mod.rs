@@ -73,7 +73,12 @@ pub fn phase_timings(timings: &[(RunPhase, i64)]) -> Vec<(String, i64)> {
 
 /// One `COPY (select) TO STDOUT [options]` with the bytes discarded: its time and size.
 pub async fn raw_copy(url: &str, select: &str, options: &str) -> anyhow::Result<(Duration, u64)> {
-    let mut conn = sqlx::PgConnection::connect(url).await?;
+    // the same transport as the runs' source (`local_postgres_settings`): no TLS, which
+    // the URL's default (`prefer`) would negotiate with a server that has it on
+    let connect = url
+        .parse::<sqlx::postgres::PgConnectOptions>()?
+        .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
     let started = Instant::now();
     let mut stream = conn
         .copy_out_raw(&format!("COPY ({select}) TO STDOUT{options}"))
