@@ -3,8 +3,8 @@
 //! project (smart-HTTP server), a PostgreSQL warehouse source holding the model's table,
 //! a Reverse ETL model, a webhook destination (a local receiver that refuses one record),
 //! a sync, `syncs trigger` → `sync-runs watch` to the end → `sync-runs get|list|errors`
-//! (tables and `--output json`), and the same through `backflow runs`. Deleting the sync keeps its run history. The setup is
-//! `support::retl`.
+//! (tables and `--output json`), and the same through `backflow runs`. Deleting the sync
+//! keeps its run history. The setup is `support::retl`.
 
 use serde_json::json;
 

@@ -428,8 +428,8 @@ fn main() -> anyhow::Result<()> {
     };
     // The run with changes, three times from the same stored first state: classifying is
     // one random access into the state per row, so what shares the machine's memory moves
-    // it (classify measured 0.41-1.19 s on one machine within an hour); the target is checked on
-    // the best, as the sync bench takes the best of 3, and every round is printed.
+    // it (classify measured 0.41-1.19 s on one machine within an hour); the target is
+    // checked on the best, as the sync bench takes the best of 3; every round is printed.
     let mut cpus = Vec::new();
     let mut stored = None;
     for round in 1..=CHANGED_ROUNDS {

@@ -242,20 +242,11 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<(), CliError> {
     match command {
         Command::List {
             sync_id,
-            reverse_etl: true,
+            reverse_etl,
             limit,
             ..
-        } => sync_runs::run(ctx, sync_runs::Command::List { sync_id, limit }).await,
-        Command::List {
-            sync_id: Some(sync_id),
-            limit,
-            ..
-        } => {
-            let command = sync_runs::Command::List {
-                sync_id: Some(sync_id),
-                limit,
-            };
-            sync_runs::run(ctx, command).await
+        } if reverse_etl || sync_id.is_some() => {
+            sync_runs::run(ctx, sync_runs::Command::List { sync_id, limit }).await
         }
         Command::List {
             connection_id,
